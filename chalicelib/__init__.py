@@ -1,0 +1,26 @@
+"""The notification service behind app.py.
+
+`send_notification(user_id, payload)` is the one call backend code needs::
+
+    from chalicelib import send_notification
+
+    send_notification("alice", {"message": "Your case status has been updated",
+                                "type": "info", "case_id": "12345", "status": "in_review"})
+
+Keys other than message, type, priority, category and data go into `data`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.models import Notification, NotificationContent
+from chalicelib.service import get_service
+
+__all__ = ["send_notification"]
+
+
+def send_notification(user_id: str, payload: dict[str, Any]) -> Notification:
+    """Store a notification for `user_id` and push it to every live session of the user."""
+    content = NotificationContent.from_payload(payload)
+    return get_service().send_notification(user_id, content).notification

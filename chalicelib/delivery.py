@@ -1,0 +1,185 @@
+"""Pushes to WebSocket connections through the API Gateway management API (@connections)."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+
+from chalicelib.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
+
+    from chalicelib.storage import Storage
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_CODES = frozenset(
+    {
+        "LimitExceededException",
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "InternalServerError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+    }
+)
+
+ClientFactory = Callable[[str], "ApiGatewayManagementApiClient"]
+
+
+class Outcome(Enum):
+    DELIVERED = "delivered"
+    GONE = "gone"
+    FAILED = "failed"
+
+
+@dataclass(slots=True)
+class PushReport:
+    delivered: int = 0
+    pruned: int = 0
+    failed: int = 0
+    gone: list[str] = field(default_factory=list)
+
+    def add(self, outcome: Outcome, connection_id: str, pruned: bool) -> None:
+        if outcome is Outcome.DELIVERED:
+            self.delivered += 1
+        elif outcome is Outcome.GONE:
+            self.gone.append(connection_id)
+            self.pruned += pruned
+        else:
+            self.failed += 1
+
+
+def endpoint_from_request_context(context: dict[str, Any], region: str) -> str:
+    """The management endpoint of the API that sent this event, as Chalice derives it."""
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"https://{context['apiId']}.execute-api.{region}.{suffix}/{context['stage']}"
+
+
+class Sender:
+    """Posts frames to connections with bounded, jittered retries; prunes connections that 410.
+
+    The endpoint comes from settings (`WEBSOCKET_ENDPOINT`) or, inside WebSocket handlers, from
+    the event. Retries use exponential backoff with full jitter on throttling and 5xx answers.
+    """
+
+    def __init__(
+        self,
+        client_factory: ClientFactory,
+        storage: Storage,
+        *,
+        endpoint: str | None = None,
+        region: str = "us-east-1",
+        max_attempts: int = 4,
+        base_delay: float = 0.05,
+        max_delay: float = 1.0,
+        concurrency: int = 16,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._client_factory = client_factory
+        self._storage = storage
+        self._endpoint = endpoint
+        self._region = region
+        self._client: ApiGatewayManagementApiClient | None = None
+        self._max_attempts = max_attempts
+        self._base_delay = base_delay
+        self._max_delay = max_delay
+        self._concurrency = concurrency
+        self._pool: ThreadPoolExecutor | None = None
+        self._sleep = sleep
+
+    def configure_from_request_context(self, context: dict[str, Any]) -> None:
+        """Use the event's API unless an endpoint is configured already (the first one wins)."""
+        if self._endpoint is None and "apiId" in context:
+            self._endpoint = endpoint_from_request_context(context, self._region)
+
+    @property
+    def client(self) -> ApiGatewayManagementApiClient:
+        if self._client is None:
+            if self._endpoint is None:
+                raise ConfigurationError(
+                    "WEBSOCKET_ENDPOINT must be set to push outside WebSocket handlers"
+                )
+            self._client = self._client_factory(self._endpoint)
+        return self._client
+
+    def send(self, connection_id: str, payload: bytes) -> Outcome:
+        outcome, _ = self._send(connection_id, payload)
+        return outcome
+
+    def send_many(self, connection_ids: Iterable[str], payload: bytes) -> PushReport:
+        """Push one payload to many connections concurrently, with a bounded pool."""
+        ids = list(connection_ids)
+        report = PushReport()
+        if len(ids) <= 1:
+            results = [self._send(connection_id, payload) for connection_id in ids]
+        else:
+            results = list(self._executor().map(lambda cid: self._send(cid, payload), ids))
+        for connection_id, (outcome, pruned) in zip(ids, results, strict=True):
+            report.add(outcome, connection_id, pruned)
+        return report
+
+    def delete(self, connection_id: str) -> bool:
+        """Close a connection; False when it was already gone."""
+        try:
+            self.client.delete_connection(ConnectionId=connection_id)
+        except ClientError as exc:
+            if _is_gone(exc):
+                return False
+            raise
+        return True
+
+    def _send(self, connection_id: str, payload: bytes) -> tuple[Outcome, bool]:
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                self.client.post_to_connection(ConnectionId=connection_id, Data=payload)
+                return Outcome.DELIVERED, False
+            except ClientError as exc:
+                if _is_gone(exc):
+                    return Outcome.GONE, self._storage.remove_connection(connection_id)
+                if not _is_retryable(exc) or attempt == self._max_attempts:
+                    log.warning(
+                        "push failed",
+                        extra={"connection_id": connection_id, "error": _code(exc)},
+                    )
+                    return Outcome.FAILED, False
+            except (ConnectionError, HTTPClientError) as exc:
+                if attempt == self._max_attempts:
+                    log.warning(
+                        "push failed",
+                        extra={"connection_id": connection_id, "error": type(exc).__name__},
+                    )
+                    return Outcome.FAILED, False
+            self._sleep(random.uniform(0, min(self._max_delay, self._base_delay * 2**attempt)))
+        raise AssertionError("unreachable")
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="push")
+        return self._pool
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _status(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+
+
+def _is_gone(exc: ClientError) -> bool:
+    return _code(exc) == "GoneException" or _status(exc) == 410
+
+
+def _is_retryable(exc: ClientError) -> bool:
+    return _code(exc) in RETRYABLE_CODES or _status(exc) == 429 or _status(exc) >= 500

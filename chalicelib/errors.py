@@ -1,0 +1,91 @@
+"""Domain errors, each carrying its WebSocket error code and HTTP status.
+
+ServiceError                    internal_error      500
+├── ConfigurationError          internal_error      500  (a deployment mistake, never input)
+├── InvalidJSON                 invalid_json        400
+├── UnknownAction               unknown_action      400
+├── ValidationFailed            validation_error    422
+├── Unauthorized                unauthorized        401
+├── Forbidden                   forbidden           403
+├── NotFound                    not_found           404
+├── ConnectionGone              gone                410
+├── PayloadTooLarge             payload_too_large   413
+└── RateLimited                 rate_limited        429  (carries retry_after seconds)
+"""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    code = "internal_error"
+    status = 500
+    default_message = "Internal error"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.default_message)
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class ConfigurationError(ServiceError):
+    default_message = "The service is misconfigured"
+
+
+class InvalidJSON(ServiceError):
+    code = "invalid_json"
+    status = 400
+    default_message = "Body is not valid JSON"
+
+
+class UnknownAction(ServiceError):
+    code = "unknown_action"
+    status = 400
+    default_message = "Unknown action"
+
+
+class ValidationFailed(ServiceError):
+    code = "validation_error"
+    status = 422
+    default_message = "Invalid fields"
+
+
+class Unauthorized(ServiceError):
+    code = "unauthorized"
+    status = 401
+    default_message = "Missing, invalid or expired token"
+
+
+class Forbidden(ServiceError):
+    code = "forbidden"
+    status = 403
+    default_message = "Not allowed"
+
+
+class NotFound(ServiceError):
+    code = "not_found"
+    status = 404
+    default_message = "Not found"
+
+
+class ConnectionGone(ServiceError):
+    code = "gone"
+    status = 410
+    default_message = "The connection is gone"
+
+
+class PayloadTooLarge(ServiceError):
+    code = "payload_too_large"
+    status = 413
+    default_message = "Payload too large"
+
+
+class RateLimited(ServiceError):
+    code = "rate_limited"
+    status = 429
+    default_message = "Too many requests"
+
+    def __init__(self, retry_after: int, message: str | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

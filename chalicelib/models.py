@@ -1,0 +1,196 @@
+"""Pydantic models for everything that crosses the edge: frames, bodies, events, notifications.
+
+Frames and JSON bodies are validated strictly (no "5" for 5, no "true" for true) so that a client
+bug surfaces as a clear `validation_error` instead of a silent coercion.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+ULID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{26}$"
+MAX_DATA_BYTES = 8 * 1024
+
+NotificationId = Annotated[str, StringConstraints(pattern=ULID_PATTERN)]
+RequestId = Annotated[str, StringConstraints(max_length=64)]
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^#\s]+$")]
+Category = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Message = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+NotificationType = Literal["info", "success", "warning", "error"]
+Priority = Literal["low", "normal", "high"]
+IdList = Annotated[list[NotificationId], Field(min_length=1, max_length=100)]
+
+
+def compact_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _bounded_data(data: dict[str, Any]) -> dict[str, Any]:
+    if len(compact_json(data).encode()) > MAX_DATA_BYTES:
+        raise ValueError(f"data must serialize to at most {MAX_DATA_BYTES} bytes")
+    return data
+
+
+Data = Annotated[dict[str, Any], AfterValidator(_bounded_data)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class NotificationContent(Strict):
+    """What a sender supplies; the service adds id, user, timestamps and state."""
+
+    message: Message
+    type: NotificationType = "info"
+    priority: Priority = "normal"
+    category: Category | None = None
+    data: Data = Field(default_factory=dict)
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> NotificationContent:
+        """Build from a loose payload: keys other than the known fields go into `data`."""
+        known = {name: payload[name] for name in cls.model_fields if name in payload}
+        extra = {key: value for key, value in payload.items() if key not in cls.model_fields}
+        if extra:
+            known["data"] = {**known.get("data", {}), **extra}
+        return cls.model_validate(known)
+
+
+class Notification(BaseModel):
+    """The notification object of DESIGN.md §2, identical in pushes, REST and the web client."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    user_id: str
+    type: NotificationType
+    message: str
+    category: str | None
+    priority: Priority
+    data: dict[str, Any]
+    created_at: str
+    read: bool = False
+    read_at: str | None = None
+    delivered: bool = False
+
+
+def iso_timestamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+# --- WebSocket frames (client -> server) -------------------------------------------------
+
+
+class Frame(Strict):
+    request_id: RequestId | None = None
+
+
+class RegisterFrame(Frame):
+    action: Literal["register"]
+    token: Annotated[str, StringConstraints(min_length=1, max_length=8192)] | None = None
+    since: NotificationId | None = None
+
+
+class PageQuery(Strict):
+    limit: int = Field(20, ge=1, le=100)
+    cursor: NotificationId | None = None
+    unread_only: bool = False
+    category: Category | None = None
+
+
+class GetNotificationsFrame(Frame, PageQuery):
+    action: Literal["get_notifications"]
+
+
+class MarkRead(Strict):
+    ids: IdList | None = None
+    all: Literal[True] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> MarkRead:
+        if (self.ids is None) == (self.all is None):
+            raise ValueError("give exactly one of ids or all: true")
+        return self
+
+
+class MarkReadFrame(Frame, MarkRead):
+    action: Literal["mark_read"]
+
+
+class AckFrame(Frame):
+    action: Literal["ack"]
+    ids: IdList
+
+
+class PingFrame(Frame):
+    action: Literal["ping"]
+
+
+# --- Events (server -> client) -----------------------------------------------------------
+
+
+class Event(BaseModel):
+    request_id: str | None = None
+
+    def to_wire(self) -> bytes:
+        body = self.model_dump(mode="json")
+        if body.get("request_id") is None:
+            body.pop("request_id", None)
+        return compact_json(body).encode()
+
+
+class RegisteredEvent(Event):
+    event: Literal["registered"] = "registered"
+    user_id: str
+    connection_id: str
+    unread_count: int
+
+
+class NotificationEvent(Event):
+    event: Literal["notification"] = "notification"
+    notification: Notification
+
+
+class NotificationsEvent(Event):
+    event: Literal["notifications"] = "notifications"
+    items: list[Notification]
+    next_cursor: str | None
+    unread_count: int
+
+
+class MarkedReadEvent(Event):
+    event: Literal["marked_read"] = "marked_read"
+    ids: list[str]
+    unread_count: int
+
+
+class AckedEvent(Event):
+    event: Literal["acked"] = "acked"
+    ids: list[str]
+
+
+class PongEvent(Event):
+    event: Literal["pong"] = "pong"
+
+
+class MessageEvent(Event):
+    event: Literal["message"] = "message"
+    data: Any
+
+
+class ErrorEvent(Event):
+    event: Literal["error"] = "error"
+    code: str
+    message: str

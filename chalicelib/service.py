@@ -1,0 +1,369 @@
+"""The notification service: one code path per behaviour, shared by WebSocket and REST."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from chalicelib.auth import Principal, TokenVerifier
+from chalicelib.delivery import Sender
+from chalicelib.errors import (
+    Forbidden,
+    InvalidJSON,
+    PayloadTooLarge,
+    RateLimited,
+    ServiceError,
+    Unauthorized,
+    UnknownAction,
+    ValidationFailed,
+)
+from chalicelib.models import (
+    AckedEvent,
+    AckFrame,
+    ErrorEvent,
+    Event,
+    GetNotificationsFrame,
+    MarkedReadEvent,
+    MarkReadFrame,
+    Notification,
+    NotificationContent,
+    NotificationEvent,
+    NotificationsEvent,
+    PingFrame,
+    PongEvent,
+    RegisteredEvent,
+    RegisterFrame,
+)
+from chalicelib.settings import Settings, get_settings
+from chalicelib.storage import ConnectionRecord, Page, Storage
+
+log = logging.getLogger(__name__)
+
+MAX_FRAME_BYTES = 32 * 1024
+MAX_MESSAGE_BYTES = 128 * 1024
+# Room for the envelope around a page of notifications (event name, cursor, counts).
+PAGE_BYTES = MAX_MESSAGE_BYTES - 1024
+REPLAY_LIMIT = 100
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    notification: Notification
+    created: bool
+    delivered_to: int
+
+
+def validation_message(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in error["loc"])
+        parts.append(f"{where}: {error['msg']}" if where else error["msg"])
+    return "; ".join(parts)
+
+
+def parse[M: BaseModel](model: type[M], data: Any) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed(validation_message(exc)) from None
+
+
+class NotificationService:
+    def __init__(
+        self,
+        storage: Storage,
+        sender: Sender,
+        verifier: TokenVerifier,
+        settings: Settings,
+    ) -> None:
+        self.storage = storage
+        self.sender = sender
+        self.verifier = verifier
+        self.settings = settings
+        self._actions: dict[str, tuple[type[BaseModel], Callable[..., None]]] = {
+            "register": (RegisterFrame, self._register),
+            "get_notifications": (GetNotificationsFrame, self._get_notifications),
+            "mark_read": (MarkReadFrame, self._mark_read),
+            "ack": (AckFrame, self._ack),
+            "ping": (PingFrame, self._ping),
+        }
+
+    # --- sending ---------------------------------------------------------------------------
+
+    def send_notification(
+        self,
+        user_id: str,
+        content: NotificationContent,
+        *,
+        idempotency_key: str | None = None,
+    ) -> SendResult:
+        """Store a notification and push it at once to every live session of the user."""
+        notification, created = self.storage.put_notification(
+            user_id, content, idempotency=idempotency_key
+        )
+        if not created:
+            return SendResult(notification, created=False, delivered_to=0)
+        report = self.sender.send_many(
+            self.storage.connections_of(user_id),
+            NotificationEvent(notification=notification).to_wire(),
+        )
+        self.storage.bump_stats(
+            notifications_sent=1,
+            pushes_delivered=report.delivered,
+            pushes_failed=report.failed,
+            stale_pruned=report.pruned,
+        )
+        return SendResult(notification, created=True, delivered_to=report.delivered)
+
+    # --- reading and state (shared by WebSocket and REST) --------------------------------
+
+    def list_notifications(
+        self,
+        principal: Principal,
+        *,
+        limit: int,
+        cursor: str | None,
+        unread_only: bool,
+        category: str | None,
+    ) -> Page:
+        return self.storage.list_notifications(
+            principal.user_id,
+            limit=limit,
+            cursor=cursor,
+            unread_only=unread_only,
+            category=category,
+            max_bytes=PAGE_BYTES,
+        )
+
+    def mark_read(
+        self,
+        principal: Principal,
+        ids: list[str] | None,
+        *,
+        origin: str | None = None,
+    ) -> tuple[list[str], int]:
+        """Mark read (`ids=None`: all) and tell the user's other sessions what changed."""
+        user_id = principal.user_id
+        wanted = self.storage.unread_ids(user_id) if ids is None else ids
+        changed = self.storage.mark_read(user_id, wanted) if wanted else []
+        unread = self.storage.unread_count(user_id)
+        if changed:
+            others = [cid for cid in self.storage.connections_of(user_id) if cid != origin]
+            report = self.sender.send_many(
+                others, MarkedReadEvent(ids=changed, unread_count=unread).to_wire()
+            )
+            self.storage.bump_stats(
+                notifications_read=len(changed),
+                pushes_failed=report.failed,
+                stale_pruned=report.pruned,
+            )
+        return changed, unread
+
+    def check_rate(self, principal: Principal) -> None:
+        if principal.is_admin:
+            return
+        retry_after = self.storage.hit_rate_limit(
+            principal.user_id, self.settings.rate_limit_per_minute
+        )
+        if retry_after is not None:
+            raise RateLimited(
+                retry_after,
+                f"More than {self.settings.rate_limit_per_minute} requests a minute; "
+                f"retry in {retry_after} s",
+            )
+
+    # --- WebSocket lifecycle ---------------------------------------------------------------
+
+    def connect(self, connection_id: str, token: str | None) -> None:
+        """Accept a connection; a present but invalid token raises Unauthorized."""
+        principal = self.verifier.verify(token) if token is not None else None
+        self.storage.add_connection(connection_id, principal)
+        self.storage.bump_stats(connections_opened=1)
+
+    def disconnect(self, connection_id: str, status_code: int | None, reason: str | None) -> None:
+        existed = self.storage.remove_connection(connection_id)
+        log.info(
+            "disconnected",
+            extra={
+                "connection_id": connection_id,
+                "disconnect_status_code": status_code,
+                "disconnect_reason": reason,
+            },
+        )
+        if existed:
+            self.storage.bump_stats(connections_closed=1)
+
+    def handle_message(
+        self, connection_id: str, body: str | None, request_context: dict[str, Any]
+    ) -> None:
+        """Handle one client frame; every outcome, errors included, is a frame back."""
+        self.sender.configure_from_request_context(request_context)
+        request_id: str | None = None
+        try:
+            raw = body or ""
+            try:
+                frame = json.loads(raw)
+            except ValueError:
+                raise InvalidJSON("Frames must be JSON objects") from None
+            if not isinstance(frame, dict):
+                raise ValidationFailed("A frame must be a JSON object")
+            candidate = frame.get("request_id")
+            if isinstance(candidate, str) and len(candidate) <= 64:
+                request_id = candidate
+            if len(raw.encode()) > MAX_FRAME_BYTES:
+                raise PayloadTooLarge(f"Frames are limited to {MAX_FRAME_BYTES} bytes")
+            action = frame.get("action")
+            if not isinstance(action, str) or action not in self._actions:
+                raise UnknownAction(
+                    f"Unknown action {action!r}; expected one of {', '.join(self._actions)}"
+                )
+            model, handler = self._actions[action]
+            handler(connection_id, parse(model, frame))
+        except ServiceError as exc:
+            self._reply(connection_id, ErrorEvent(code=exc.code, message=exc.message), request_id)
+        except Exception:
+            log.exception("message failed", extra={"connection_id": connection_id})
+            self._reply(
+                connection_id,
+                ErrorEvent(code="internal_error", message="Internal error"),
+                request_id,
+            )
+
+    # --- actions ---------------------------------------------------------------------------
+
+    def _principal(self, connection_id: str) -> Principal:
+        record = self._connection(connection_id)
+        if record.principal is None:
+            raise Unauthorized("Register with a token first")
+        if record.principal.expires_at <= self.storage.now():
+            raise Unauthorized("Token expired: register again with a fresh token")
+        self.check_rate(record.principal)
+        return record.principal
+
+    def _connection(self, connection_id: str) -> ConnectionRecord:
+        record = self.storage.get_connection(connection_id)
+        if record is None:
+            raise Unauthorized("Unknown or expired connection: reconnect")
+        return record
+
+    def _register(self, connection_id: str, frame: RegisterFrame) -> None:
+        connected_as = self._connection(connection_id).principal
+        if frame.token is not None:
+            principal = self.verifier.verify(frame.token)
+            if connected_as is not None and connected_as.user_id != principal.user_id:
+                raise Forbidden("This connection was opened by another user")
+        else:
+            principal = connected_as
+            if principal is None:
+                raise Unauthorized("register needs a token when none was given at connect")
+            if principal.expires_at <= self.storage.now():
+                raise Unauthorized("Token expired: register again with a fresh token")
+        self.check_rate(principal)
+        self.storage.register_connection(connection_id, principal)
+        self.storage.record_member(principal)
+        unread = self.storage.unread_count(principal.user_id)
+        self._reply(
+            connection_id,
+            RegisteredEvent(
+                user_id=principal.user_id, connection_id=connection_id, unread_count=unread
+            ),
+            frame.request_id,
+        )
+        # One at a time and in order: the client sees the replay oldest first.
+        for notification in self.storage.replay(principal.user_id, frame.since, REPLAY_LIMIT):
+            self.sender.send(connection_id, NotificationEvent(notification=notification).to_wire())
+
+    def _get_notifications(self, connection_id: str, frame: GetNotificationsFrame) -> None:
+        principal = self._principal(connection_id)
+        page = self.list_notifications(
+            principal,
+            limit=frame.limit,
+            cursor=frame.cursor,
+            unread_only=frame.unread_only,
+            category=frame.category,
+        )
+        event = NotificationsEvent(
+            items=page.items,
+            next_cursor=page.next_cursor,
+            unread_count=self.storage.unread_count(principal.user_id),
+        )
+        self._reply(connection_id, event, frame.request_id)
+
+    def _mark_read(self, connection_id: str, frame: MarkReadFrame) -> None:
+        principal = self._principal(connection_id)
+        changed, unread = self.mark_read(principal, frame.ids, origin=connection_id)
+        self._reply(
+            connection_id, MarkedReadEvent(ids=changed, unread_count=unread), frame.request_id
+        )
+
+    def _ack(self, connection_id: str, frame: AckFrame) -> None:
+        principal = self._principal(connection_id)
+        known, newly_acked = self.storage.ack(principal.user_id, frame.ids)
+        if newly_acked:
+            self.storage.bump_stats(notifications_acked=newly_acked)
+        self._reply(connection_id, AckedEvent(ids=known), frame.request_id)
+
+    def _ping(self, connection_id: str, frame: PingFrame) -> None:
+        self._reply(connection_id, PongEvent(), frame.request_id)
+
+    def _reply(self, connection_id: str, event: Event, request_id: str | None) -> None:
+        event.request_id = request_id
+        self.sender.send(connection_id, event.to_wire())
+
+
+def build_service(settings: Settings) -> NotificationService:
+    """Wire the service with real AWS clients (created here, once per process)."""
+    import boto3
+    from botocore.config import Config
+
+    session = boto3.session.Session()
+    dynamodb = session.client(
+        "dynamodb",
+        region_name=settings.region,
+        endpoint_url=settings.dynamodb_endpoint,
+        config=Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=32),
+    )
+    storage = Storage(
+        dynamodb,
+        connections_table=settings.connections_table,
+        notifications_table=settings.notifications_table,
+        retention_days=settings.notification_retention_days,
+        connection_ttl_seconds=settings.connection_ttl_seconds,
+    )
+    push_config = Config(
+        # Sender retries with its own jittered backoff; botocore must not retry underneath it.
+        retries={"total_max_attempts": 1},
+        connect_timeout=2,
+        read_timeout=5,
+        max_pool_connections=settings.push_concurrency,
+    )
+
+    def management_client(endpoint: str) -> Any:
+        return session.client(
+            "apigatewaymanagementapi",
+            region_name=settings.region,
+            endpoint_url=endpoint,
+            config=push_config,
+        )
+
+    sender = Sender(
+        management_client,
+        storage,
+        endpoint=settings.websocket_endpoint,
+        region=settings.region,
+        max_attempts=settings.push_max_attempts,
+        concurrency=settings.push_concurrency,
+    )
+    return NotificationService(storage, sender, TokenVerifier(settings.jwt_secret), settings)
+
+
+@cache
+def get_service() -> NotificationService:
+    """The process-wide service, built on first use (never at import)."""
+    return build_service(get_settings())

@@ -1,0 +1,74 @@
+"""Typed settings, read once from the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+
+from chalicelib.errors import ConfigurationError
+
+LOCAL_STAGES = frozenset({"local", "dev"})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    stage: str = "local"
+    region: str = "us-east-1"
+    jwt_secret: str = "local-dev-secret"
+    jwt_secret_parameter: str | None = None
+    connections_table: str = "connections"
+    notifications_table: str = "notifications"
+    dynamodb_endpoint: str | None = None
+    websocket_endpoint: str | None = None
+    rate_limit_per_minute: int = 120
+    notification_retention_days: int = 90
+    connection_ttl_seconds: int = 3 * 3600
+    push_concurrency: int = 16
+    push_max_attempts: int = 4
+    fanout_queue_url: str | None = None
+    fanout_threshold: int = 1000
+
+    @property
+    def test_routes_enabled(self) -> bool:
+        return self.stage in LOCAL_STAGES
+
+    @classmethod
+    def from_env(cls, env: os._Environ[str] | dict[str, str] = os.environ) -> Settings:
+        def integer(name: str, default: int, minimum: int = 1) -> int:
+            raw = env.get(name)
+            if raw is None or raw == "":
+                return default
+            try:
+                value = int(raw)
+            except ValueError:
+                raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from None
+            if value < minimum:
+                raise ConfigurationError(f"{name} must be at least {minimum}, got {value}")
+            return value
+
+        defaults = cls()
+        return cls(
+            stage=env.get("STAGE", defaults.stage),
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or defaults.region,
+            jwt_secret=env.get("JWT_SECRET") or defaults.jwt_secret,
+            jwt_secret_parameter=env.get("JWT_SECRET_PARAMETER") or None,
+            connections_table=env.get("CONNECTIONS_TABLE", defaults.connections_table),
+            notifications_table=env.get("NOTIFICATIONS_TABLE", defaults.notifications_table),
+            dynamodb_endpoint=env.get("DYNAMODB_ENDPOINT") or None,
+            websocket_endpoint=(env.get("WEBSOCKET_ENDPOINT") or "").rstrip("/") or None,
+            rate_limit_per_minute=integer("RATE_LIMIT_PER_MINUTE", defaults.rate_limit_per_minute),
+            notification_retention_days=integer(
+                "NOTIFICATION_RETENTION_DAYS", defaults.notification_retention_days
+            ),
+            push_concurrency=integer("PUSH_CONCURRENCY", defaults.push_concurrency),
+            push_max_attempts=integer("PUSH_MAX_ATTEMPTS", defaults.push_max_attempts),
+            fanout_queue_url=env.get("FANOUT_QUEUE_URL") or None,
+            fanout_threshold=integer("FANOUT_THRESHOLD", defaults.fanout_threshold),
+        )
+
+
+@cache
+def get_settings() -> Settings:
+    """The process-wide settings; read on first use so imports never touch the environment."""
+    return Settings.from_env()

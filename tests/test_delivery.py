@@ -1,0 +1,125 @@
+"""Pushes: retries with jittered backoff on throttling and 5xx, pruning on 410."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+
+from chalicelib.delivery import Outcome, Sender, endpoint_from_request_context
+from chalicelib.errors import ConfigurationError
+from chalicelib.models import NotificationContent
+from chalicelib.service import NotificationService
+from tests.conftest import ENDPOINT, REGION, WsClient
+
+
+@pytest.fixture
+def stubbed(service: NotificationService) -> tuple[Sender, Stubber, list[float]]:
+    """A Sender whose management client is a botocore Stubber; sleeps are recorded."""
+    client = boto3.client("apigatewaymanagementapi", endpoint_url=ENDPOINT, region_name=REGION)
+    delays: list[float] = []
+    sender = Sender(
+        lambda endpoint: client,
+        service.storage,
+        endpoint=ENDPOINT,
+        max_attempts=4,
+        base_delay=0.05,
+        max_delay=1.0,
+        sleep=delays.append,
+    )
+    return sender, Stubber(client), delays
+
+
+def test_gone_connection_is_pruned(
+    ws: type[WsClient], service: NotificationService, stubbed: Any
+) -> None:
+    sender, stubber, delays = stubbed
+    client = ws()
+    client.connect()
+    client.register("alice")
+    assert service.storage.connections_of("alice") == [client.connection_id]
+    stubber.add_client_error("post_to_connection", "GoneException", http_status_code=410)
+    with stubber:
+        assert sender.send(client.connection_id, b"{}") is Outcome.GONE
+    assert service.storage.connections_of("alice") == []
+    assert service.storage.get_connection(client.connection_id) is None
+    assert delays == []
+
+
+def test_send_notification_counts_pruned_connections(
+    ws: type[WsClient], service: NotificationService, stubbed: Any, monkeypatch: Any
+) -> None:
+    sender, stubber, _ = stubbed
+    live, stale = ws(), ws()
+    for session in (live, stale):
+        session.connect()
+        session.register("alice")
+    monkeypatch.setattr(service, "sender", sender)
+    responses = {live.connection_id: None, stale.connection_id: 410}
+    for connection_id in sorted(responses):
+        if responses[connection_id] == 410:
+            stubber.add_client_error(
+                "post_to_connection",
+                "GoneException",
+                http_status_code=410,
+                expected_params={"ConnectionId": connection_id, "Data": ANY},
+            )
+        else:
+            stubber.add_response(
+                "post_to_connection",
+                {},
+                expected_params={"ConnectionId": connection_id, "Data": ANY},
+            )
+    with stubber:
+        result = service.send_notification("alice", NotificationContent(message="hi"))
+    assert result.delivered_to == 1
+    assert service.storage.connections_of("alice") == [live.connection_id]
+    stats = service.storage.read_stats()
+    assert stats["stale_pruned"] == 1
+    assert stats["pushes_delivered"] == 1
+
+
+def test_throttling_is_retried_with_capped_jittered_backoff(stubbed: Any) -> None:
+    sender, stubber, delays = stubbed
+    stubber.add_client_error("post_to_connection", "LimitExceededException", http_status_code=429)
+    stubber.add_client_error("post_to_connection", "InternalServerError", http_status_code=500)
+    stubber.add_response("post_to_connection", {})
+    with stubber:
+        assert sender.send("conn=", b"{}") is Outcome.DELIVERED
+    stubber.assert_no_pending_responses()
+    assert len(delays) == 2
+    assert 0 <= delays[0] <= 0.1
+    assert 0 <= delays[1] <= 0.2
+
+
+def test_retries_are_bounded(stubbed: Any) -> None:
+    sender, stubber, delays = stubbed
+    for _ in range(4):
+        stubber.add_client_error("post_to_connection", "ThrottlingException", http_status_code=429)
+    with stubber:
+        assert sender.send("conn=", b"{}") is Outcome.FAILED
+    assert len(delays) == 3
+    assert all(0 <= delay <= 1.0 for delay in delays)
+
+
+def test_client_errors_are_not_retried(stubbed: Any) -> None:
+    sender, stubber, delays = stubbed
+    stubber.add_client_error("post_to_connection", "ForbiddenException", http_status_code=403)
+    with stubber:
+        assert sender.send("conn=", b"{}") is Outcome.FAILED
+    assert delays == []
+
+
+def test_endpoint_comes_from_the_event_when_not_configured(service: NotificationService) -> None:
+    sender = Sender(lambda endpoint: endpoint, service.storage, region="eu-west-1")
+    with pytest.raises(ConfigurationError):
+        _ = sender.client
+    sender.configure_from_request_context({"apiId": "abc123", "stage": "prod"})
+    assert sender.client == "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"
+    sender.configure_from_request_context({"apiId": "other", "stage": "dev"})
+    assert sender.client == "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"
+    assert endpoint_from_request_context({"apiId": "x", "stage": "s"}, "cn-north-1").endswith(
+        ".amazonaws.com.cn/s"
+    )
