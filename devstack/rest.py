@@ -1,0 +1,148 @@
+"""The REST half of the emulated API Gateway, plus the devstack's own dev routes.
+
+App routes go through ``chalice.local.LocalGateway`` (Chalice's own event translation,
+authorizers and CORS preflight), run on the Lambda thread pool. The dev routes exist
+only here, never in app.py: ``/demo/`` serves ``web/``, ``POST /dev/token`` mints a token
+with the stack's secret, ``GET /dev/config`` tells the demo page where the stack is.
+"""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from aiohttp import web
+from chalice import Chalice
+from chalice.config import Config
+from chalice.local import (
+    EventType,
+    LambdaEventConverter,
+    LocalGateway,
+    LocalGatewayException,
+    RouteMatcher,
+)
+
+from devstack.runtime import PROJECT_ROOT, Invoker
+from devstack.tokens import mint_dev_token
+
+WEB_DIR = PROJECT_ROOT / "web"
+MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's REST payload limit
+_DROPPED_RESPONSE_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
+
+
+class _DecodingEventConverter(LambdaEventConverter):
+    """chalice.local leaves path parameters percent-encoded; API Gateway decodes them."""
+
+    def create_lambda_event(
+        self, method: str, path: str, headers: dict[str, str], body: bytes | None = None
+    ) -> EventType:
+        event = super().create_lambda_event(method, path, headers, body)
+        captured = event.get("pathParameters") or {}
+        event["pathParameters"] = {key: unquote(value) for key, value in captured.items()}
+        return event
+
+
+class RestGateway:
+    """Serves the Chalice app's REST routes and the dev routes on one aiohttp app."""
+
+    def __init__(
+        self,
+        app: Chalice,
+        invoker: Invoker,
+        *,
+        jwt_secret: str,
+        web_dir: Path = WEB_DIR,
+    ) -> None:
+        self._invoker = invoker
+        self._jwt_secret = jwt_secret
+        self._web_dir = web_dir
+        self._gateway = LocalGateway(app, Config(chalice_stage="local"))
+        self._gateway.event_converter = _DecodingEventConverter(
+            RouteMatcher(list(app.routes)), app.api.binary_types
+        )
+        self.ws_url = ""
+        self.rest_url = ""
+
+    def build_app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app.router.add_get("/demo", self._demo_redirect)
+        app.router.add_get("/demo/{path:.*}", self._demo)
+        app.router.add_post("/dev/token", self._token)
+        app.router.add_get("/dev/config", self._config)
+        app.router.add_route("*", "/{tail:.*}", self._chalice)
+        return app
+
+    async def _chalice(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        try:
+            response: dict[str, Any] = await self._invoker.call(
+                self._gateway.handle_request,
+                request.method,
+                request.raw_path,
+                dict(request.headers),
+                body or None,
+            )
+        except LocalGatewayException as error:
+            return web.Response(status=error.CODE, body=error.body, headers=error.headers or {})
+        headers: list[tuple[str, str]] = []
+        for name, value in (response.get("headers") or {}).items():
+            headers.append((name, str(value)))
+        for name, values in (response.get("multiValueHeaders") or {}).items():
+            headers.extend((name, str(value)) for value in values)
+        headers = [(k, v) for k, v in headers if k.lower() not in _DROPPED_RESPONSE_HEADERS]
+        if not any(name.lower() == "content-type" for name, _ in headers):
+            headers.append(("Content-Type", "application/json"))
+        payload = response.get("body")
+        if response.get("isBase64Encoded") and payload is not None:
+            payload = base64.b64decode(payload)
+        elif isinstance(payload, str):
+            payload = payload.encode("utf-8")
+        return web.Response(status=int(response["statusCode"]), body=payload, headers=headers)
+
+    async def _demo_redirect(self, request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound("/demo/")
+
+    async def _demo(self, request: web.Request) -> web.StreamResponse:
+        root = self._web_dir.resolve()
+        relative = request.match_info["path"] or "index.html"
+        target = (root / relative).resolve()
+        if target.is_dir():
+            target = target / "index.html"
+        if not target.is_relative_to(root) or not target.is_file():
+            raise web.HTTPNotFound()
+        content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        return web.FileResponse(target, headers={"Content-Type": content_type})
+
+    async def _token(self, request: web.Request) -> web.StreamResponse:
+        try:
+            payload = await request.json()
+        except ValueError:
+            return web.json_response(
+                {"Code": "BadRequestError", "Message": "Invalid JSON"}, status=400
+            )
+        user_id = payload.get("user_id") if isinstance(payload, dict) else None
+        groups = payload.get("groups", []) if isinstance(payload, dict) else []
+        admin = payload.get("admin", False) if isinstance(payload, dict) else False
+        valid = (
+            isinstance(user_id, str)
+            and 0 < len(user_id) <= 128
+            and isinstance(admin, bool)
+            and isinstance(groups, list)
+            and all(isinstance(group, str) for group in groups)
+        )
+        if not valid:
+            return web.json_response(
+                {
+                    "Code": "UnprocessableEntityError",
+                    "Message": "Expected {user_id: str, admin?: bool, groups?: [str]}",
+                },
+                status=422,
+            )
+        token = mint_dev_token(user_id, admin=admin, groups=groups, secret=self._jwt_secret)
+        return web.json_response({"token": token})
+
+    async def _config(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response({"ws_url": self.ws_url, "rest_url": self.rest_url})

@@ -1,0 +1,254 @@
+"""The local stack in one process: embedded DynamoDB, the app, REST and WebSocket servers.
+
+``python -m devstack run`` calls :func:`run`. Settings come from the environment (see
+:class:`StackSettings`); the app's own settings (``JWT_SECRET``, ``RATE_LIMIT_PER_MINUTE``,
+…) pass through to it. The app reads its settings once per process, so one process hosts
+one stack; :class:`devstack.stack.LocalStack` starts stacks as child processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from aiohttp import web
+
+from devstack.rest import WEB_DIR, RestGateway
+from devstack.runtime import (
+    PROJECT_ROOT,
+    Invoker,
+    declared_route_keys,
+    load_app,
+    point_websocket_api_at,
+    websocket_entry_points,
+)
+from devstack.tokens import DEFAULT_SECRET
+from devstack.websocket import WebSocketGateway
+
+HOST = "127.0.0.1"
+STAGE = "local"
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+
+log = logging.getLogger("devstack")
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """The emulator's own settings; every field has an environment variable."""
+
+    rest_port: int = 8000  # REST_PORT (0 picks a free port)
+    ws_port: int = 8001  # WS_PORT
+    idle_timeout: float = 600.0  # WS_IDLE_TIMEOUT, seconds without a message either way
+    max_duration: float = 7200.0  # WS_MAX_DURATION, seconds since the handshake
+    jwt_secret: str = DEFAULT_SECRET  # JWT_SECRET, shared with the app
+    dynamodb_endpoint: str | None = None  # DYNAMODB_ENDPOINT: external DynamoDB, else moto
+    concurrency: int = 64  # DEVSTACK_CONCURRENCY: Lambda invocations at once
+    web_dir: Path = WEB_DIR  # DEVSTACK_WEB_DIR: served at /demo/
+    app_spec: str = "app:app"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ, **overrides: Any) -> StackSettings:
+        values: dict[str, Any] = {
+            "rest_port": int(environ.get("REST_PORT", cls.rest_port)),
+            "ws_port": int(environ.get("WS_PORT", cls.ws_port)),
+            "idle_timeout": float(environ.get("WS_IDLE_TIMEOUT", cls.idle_timeout)),
+            "max_duration": float(environ.get("WS_MAX_DURATION", cls.max_duration)),
+            "jwt_secret": environ.get("JWT_SECRET") or DEFAULT_SECRET,
+            "dynamodb_endpoint": environ.get("DYNAMODB_ENDPOINT") or None,
+            "concurrency": int(environ.get("DEVSTACK_CONCURRENCY", cls.concurrency)),
+            "web_dir": Path(environ.get("DEVSTACK_WEB_DIR") or WEB_DIR),
+        }
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**values)
+
+
+def _bind(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((HOST, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def _chalice_config_environment() -> dict[str, str]:
+    """Top-level ``environment_variables`` of .chalice/config.json, as Lambda would get."""
+    try:
+        config = json.loads((PROJECT_ROOT / ".chalice" / "config.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in config.get("environment_variables", {}).items()}
+
+
+def _create_tables(endpoint: str, environ: Mapping[str, str]) -> None:
+    try:
+        from devstack.tables import create_tables
+    except ImportError:
+        log.warning("devstack/tables.py is missing: no DynamoDB tables were created")
+        return
+    client = boto3.client(
+        "dynamodb", endpoint_url=endpoint, region_name=environ["AWS_DEFAULT_REGION"]
+    )
+    try:
+        create_tables(
+            client,
+            connections_table=environ["CONNECTIONS_TABLE"],
+            notifications_table=environ["NOTIFICATIONS_TABLE"],
+        )
+    except client.exceptions.ResourceInUseException:
+        log.info("tables already exist at %s", endpoint)
+
+
+class DevStack:
+    """A running stack inside this process. Use :func:`run`, or ``await start()``/``stop()``."""
+
+    def __init__(self, settings: StackSettings, environ: MutableMapping[str, str] = os.environ):
+        self.settings = settings
+        self._environ = environ
+        self._moto: Any = None
+        self._runners: list[web.AppRunner] = []
+        self._invoker: Invoker | None = None
+        self.rest_url = ""
+        self.ws_url = ""
+        self.dynamodb_url = ""
+
+    @property
+    def connections_url(self) -> str:
+        return f"{self.ws_url.replace('ws://', 'http://', 1).rstrip('/')}/@connections"
+
+    async def start(self) -> None:
+        settings = self.settings
+        rest_sock, ws_sock = _bind(settings.rest_port), _bind(settings.ws_port)
+        rest_port, ws_port = rest_sock.getsockname()[1], ws_sock.getsockname()[1]
+        self.rest_url = f"http://{HOST}:{rest_port}"
+        self.ws_url = f"ws://{HOST}:{ws_port}"
+        self.dynamodb_url = settings.dynamodb_endpoint or self._start_moto()
+        self._configure_environment(ws_port)
+        if settings.dynamodb_endpoint is None:
+            _create_tables(self.dynamodb_url, self._environ)
+
+        app = load_app(settings.app_spec)
+        point_websocket_api_at(app, self._environ["WEBSOCKET_ENDPOINT"])
+        self._invoker = Invoker(max_workers=settings.concurrency, function_name=app.app_name)
+        ws_gateway = WebSocketGateway(
+            self._invoker,
+            websocket_entry_points(app, settings.app_spec.partition(":")[0]),
+            action_routes=declared_route_keys(),
+            stage=STAGE,
+            idle_timeout=settings.idle_timeout,
+            max_duration=settings.max_duration,
+        )
+        ws_gateway.domain_name = f"{HOST}:{ws_port}"
+        rest_gateway = RestGateway(
+            app, self._invoker, jwt_secret=settings.jwt_secret, web_dir=settings.web_dir
+        )
+        rest_gateway.rest_url, rest_gateway.ws_url = self.rest_url, self.ws_url
+        for gateway, sock in ((rest_gateway, rest_sock), (ws_gateway, ws_sock)):
+            runner = web.AppRunner(gateway.build_app(), access_log=None, shutdown_timeout=5)
+            await runner.setup()
+            await web.SockSite(runner, sock).start()
+            self._runners.append(runner)
+
+    def _start_moto(self) -> str:
+        from moto.server import ThreadedMotoServer
+
+        self._moto = ThreadedMotoServer(ip_address=HOST, port=0, verbose=False)
+        self._moto.start()
+        host, port = self._moto.get_host_and_port()
+        return f"http://{host}:{port}"
+
+    def _configure_environment(self, ws_port: int) -> None:
+        """The app's settings, set before the app is imported (it reads them once)."""
+        env = self._environ
+        for key, value in _chalice_config_environment().items():
+            env.setdefault(key, value)
+        if self.settings.dynamodb_endpoint is None:
+            # Fake credentials, so that nothing the app does can reach a real AWS account.
+            env.pop("AWS_PROFILE", None)
+            env.update(FAKE_CREDENTIALS)
+        else:
+            for key, value in FAKE_CREDENTIALS.items():
+                env.setdefault(key, value)
+        env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+        env.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+        env.setdefault("CONNECTIONS_TABLE", "connections")
+        env.setdefault("NOTIFICATIONS_TABLE", "notifications")
+        env["STAGE"] = STAGE
+        env["JWT_SECRET"] = self.settings.jwt_secret
+        env["DYNAMODB_ENDPOINT"] = self.dynamodb_url
+        env["WEBSOCKET_ENDPOINT"] = f"http://{HOST}:{ws_port}"
+
+    async def stop(self) -> None:
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+        self._runners.clear()
+        if self._invoker is not None:
+            await asyncio.to_thread(self._invoker.shutdown)
+            self._invoker = None
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+
+    def banner(self) -> str:
+        database = "embedded moto" if self.settings.dynamodb_endpoint is None else "external"
+        python = os.path.relpath(sys.executable, PROJECT_ROOT)
+        if python.startswith(".."):
+            python = sys.executable
+        return "\n".join(
+            [
+                f"devstack: local API Gateway for {self.settings.app_spec} (stage {STAGE})",
+                f"  REST API      {self.rest_url}",
+                f"  WebSocket     {self.ws_url}",
+                f"  @connections  {self.connections_url}/{{connectionId}}",
+                f"  DynamoDB      {self.dynamodb_url} ({database})",
+                f"  Demo page     {self.rest_url}/demo/",
+                f"Mint a token:   {python} -m devstack token alice  (staff: --admin)",
+                "Press Ctrl-C to stop.",
+            ]
+        )
+
+
+async def serve(settings: StackSettings) -> None:
+    """Run a stack until SIGINT or SIGTERM, then stop it cleanly."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    stack = DevStack(settings)
+    try:
+        await stack.start()
+        print(stack.banner(), flush=True)
+        await stop.wait()
+        print("devstack: stopping", flush=True)
+    finally:
+        await stack.stop()
+
+
+def run(settings: StackSettings) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    try:
+        asyncio.run(serve(settings))
+    except OSError as error:
+        print(f"devstack: {error}", file=sys.stderr)
+        return 1
+    return 0
