@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from chalice.app import Chalice, WebsocketEvent
 
+from chalicelib.auth import Principal
 from chalicelib.errors import Unauthorized
+from chalicelib.models import (
+    BroadcastRequest,
+    CaseStatusUpdate,
+    CreateNotification,
+    DirectMessage,
+    DocumentRequired,
+    FormSubmission,
+    MarkRead,
+    Notification,
+    NotificationContent,
+    PageQuery,
+    PollQuery,
+    TestNotification,
+)
+from chalicelib.rest import Access, Reply, RestApi
 from chalicelib.service import get_service
 
 app = Chalice(app_name="legal-aid-notifications")
@@ -33,3 +51,135 @@ def disconnect(event: WebsocketEvent) -> None:
 def message(event: WebsocketEvent) -> None:
     context = event.to_dict()["requestContext"]
     get_service().handle_message(event.connection_id, event.body, context)
+
+
+# --- REST API (DESIGN.md §3) -----------------------------------------------------------------
+
+api = RestApi(app)
+
+
+def dump(notification: Notification) -> dict[str, Any]:
+    return notification.model_dump(mode="json")
+
+
+@app.route("/health", methods=["GET"], cors=True)
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@api.route("/api/notifications", method="POST", access=Access.ADMIN, body=CreateNotification)
+def create_notification(principal: Principal, body: CreateNotification) -> Reply:
+    result = get_service().send_notification(
+        body.user_id, body.content(), idempotency_key=body.idempotency_key
+    )
+    payload = {"notification": dump(result.notification), "delivered_to": result.delivered_to}
+    return Reply(payload, 201 if result.created else 200)
+
+
+@api.route(
+    "/api/notifications/broadcast", method="POST", access=Access.ADMIN, body=BroadcastRequest
+)
+def broadcast(principal: Principal, body: BroadcastRequest) -> Reply:
+    broadcast_id, recipients = get_service().broadcast(body.content(), body.group)
+    return Reply({"broadcast_id": broadcast_id, "recipients": recipients}, 202)
+
+
+@api.route(
+    "/api/connections/{connection_id}/messages",
+    method="POST",
+    access=Access.ADMIN,
+    body=DirectMessage,
+)
+def message_connection(principal: Principal, body: DirectMessage, connection_id: str) -> Reply:
+    get_service().message_connection(connection_id, body.data)
+    return Reply({"delivered": True})
+
+
+@api.route("/api/notifications", query=PageQuery)
+def list_notifications(principal: Principal, query: PageQuery) -> Reply:
+    service = get_service()
+    page = service.list_notifications(
+        principal,
+        limit=query.limit,
+        cursor=query.cursor,
+        unread_only=query.unread_only,
+        category=query.category,
+    )
+    return Reply(
+        {
+            "items": [dump(item) for item in page.items],
+            "next_cursor": page.next_cursor,
+            "unread_count": service.storage.unread_count(principal.user_id),
+        }
+    )
+
+
+@api.route("/api/notifications/unread-count")
+def unread_count(principal: Principal) -> Reply:
+    return Reply({"unread_count": get_service().storage.unread_count(principal.user_id)})
+
+
+@api.route("/api/notifications/read", method="POST", body=MarkRead)
+def mark_read(principal: Principal, body: MarkRead) -> Reply:
+    ids, unread = get_service().mark_read(principal, body.ids)
+    return Reply({"ids": ids, "unread_count": unread})
+
+
+@api.route("/api/notifications/poll", query=PollQuery)
+def poll(principal: Principal, query: PollQuery) -> Reply:
+    items = get_service().poll(principal, query.after, query.wait)
+    cursor = items[-1].id if items else query.after
+    return Reply({"items": [dump(item) for item in items], "cursor": cursor})
+
+
+@api.route("/api/notifications/{notification_id}", method="DELETE")
+def delete_notification(principal: Principal, notification_id: str) -> Reply:
+    get_service().delete_notification(principal, notification_id)
+    return Reply(status=204)
+
+
+@api.route(
+    "/api/immigration/notifications/case-status-update",
+    method="POST",
+    access=Access.ADMIN,
+    body=CaseStatusUpdate,
+)
+def case_status_update(principal: Principal, body: CaseStatusUpdate) -> Reply:
+    notification = get_service().case_status_update(
+        body.case_id, body.status, body.message, body.user_id
+    )
+    return Reply({"notification": dump(notification)}, 201)
+
+
+@api.route("/api/immigration/notifications/form-submission", method="POST", body=FormSubmission)
+def form_submission(principal: Principal, body: FormSubmission) -> Reply:
+    notification, admins = get_service().form_submission(
+        principal, body.form_id, body.form_type, body.notify_admins
+    )
+    return Reply({"notification": dump(notification), "admins_notified": admins}, 201)
+
+
+@api.route(
+    "/api/immigration/notifications/document-required",
+    method="POST",
+    access=Access.ADMIN,
+    body=DocumentRequired,
+)
+def document_required(principal: Principal, body: DocumentRequired) -> Reply:
+    notification = get_service().document_required(
+        body.user_id, body.case_id, body.document_type, body.message
+    )
+    return Reply({"notification": dump(notification)}, 201)
+
+
+@api.route(
+    "/api/test/notification/{user_id}", method="POST", access=Access.LOCAL, body=TestNotification
+)
+def test_notification(body: TestNotification, user_id: str) -> Reply:
+    content = NotificationContent(message=body.message, type=body.type)
+    return Reply({"notification": dump(get_service().send_test(user_id, content))}, 201)
+
+
+@api.route("/api/websocket/stats", access=Access.ADMIN)
+def stats(principal: Principal) -> Reply:
+    return Reply(get_service().stats())

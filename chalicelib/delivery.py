@@ -118,14 +118,17 @@ class Sender:
         return outcome
 
     def send_many(self, connection_ids: Iterable[str], payload: bytes) -> PushReport:
-        """Push one payload to many connections concurrently, with a bounded pool."""
-        ids = list(connection_ids)
-        report = PushReport()
-        if len(ids) <= 1:
-            results = [self._send(connection_id, payload) for connection_id in ids]
+        """Push one payload to many connections."""
+        return self.push([(connection_id, payload) for connection_id in connection_ids])
+
+    def push(self, frames: list[tuple[str, bytes]]) -> PushReport:
+        """Push each (connection, payload) pair, concurrently through a bounded pool."""
+        if len(frames) <= 1:
+            results = [self._send(connection_id, payload) for connection_id, payload in frames]
         else:
-            results = list(self._executor().map(lambda cid: self._send(cid, payload), ids))
-        for connection_id, (outcome, pruned) in zip(ids, results, strict=True):
+            results = list(self._executor().map(lambda frame: self._send(*frame), frames))
+        report = PushReport()
+        for (connection_id, _), (outcome, pruned) in zip(frames, results, strict=True):
             report.add(outcome, connection_id, pruned)
         return report
 

@@ -194,3 +194,61 @@ class ErrorEvent(Event):
     event: Literal["error"] = "error"
     code: str
     message: str
+
+
+# --- REST bodies and queries ---------------------------------------------------------------
+
+IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+GroupName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^#\s]+$")]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class CreateNotification(NotificationContent):
+    user_id: UserId
+    idempotency_key: IdempotencyKey | None = None
+
+    def content(self) -> NotificationContent:
+        return NotificationContent.model_validate(
+            self.model_dump(exclude={"user_id", "idempotency_key"})
+        )
+
+
+class BroadcastRequest(NotificationContent):
+    group: GroupName | None = None
+
+    def content(self) -> NotificationContent:
+        return NotificationContent.model_validate(self.model_dump(exclude={"group"}))
+
+
+class DirectMessage(Strict):
+    data: Any = Field(...)
+
+
+class PollQuery(Strict):
+    after: NotificationId | None = None
+    wait: float = Field(0, ge=0, le=20)
+
+
+class CaseStatusUpdate(Strict):
+    case_id: ShortText
+    status: ShortText
+    message: Message
+    user_id: UserId | None = None
+
+
+class FormSubmission(Strict):
+    form_id: ShortText
+    form_type: ShortText
+    notify_admins: bool = True
+
+
+class DocumentRequired(Strict):
+    user_id: UserId
+    case_id: ShortText
+    document_type: ShortText
+    message: Message
+
+
+class TestNotification(Strict):
+    message: Message
+    type: NotificationType = "info"

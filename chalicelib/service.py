@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -11,11 +13,13 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from chalicelib.auth import Principal, TokenVerifier
-from chalicelib.delivery import Sender
+from chalicelib.auth import ADMINS_GROUP, Principal, TokenVerifier
+from chalicelib.delivery import Outcome, Sender
 from chalicelib.errors import (
+    ConnectionGone,
     Forbidden,
     InvalidJSON,
+    NotFound,
     PayloadTooLarge,
     RateLimited,
     ServiceError,
@@ -24,6 +28,7 @@ from chalicelib.errors import (
     ValidationFailed,
 )
 from chalicelib.models import (
+    ULID_PATTERN,
     AckedEvent,
     AckFrame,
     ErrorEvent,
@@ -31,6 +36,7 @@ from chalicelib.models import (
     GetNotificationsFrame,
     MarkedReadEvent,
     MarkReadFrame,
+    MessageEvent,
     Notification,
     NotificationContent,
     NotificationEvent,
@@ -41,7 +47,7 @@ from chalicelib.models import (
     RegisterFrame,
 )
 from chalicelib.settings import Settings, get_settings
-from chalicelib.storage import ConnectionRecord, Page, Storage
+from chalicelib.storage import ConnectionRecord, Page, Storage, new_id
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +56,9 @@ MAX_MESSAGE_BYTES = 128 * 1024
 # Room for the envelope around a page of notifications (event name, cursor, counts).
 PAGE_BYTES = MAX_MESSAGE_BYTES - 1024
 REPLAY_LIMIT = 100
+POLL_INTERVAL = 0.5
+ULID_RE = re.compile(ULID_PATTERN)
+IMMIGRATION = "immigration"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +76,9 @@ def validation_message(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse[M: BaseModel](model: type[M], data: Any) -> M:
+def parse[M: BaseModel](model: type[M], data: Any, *, strict: bool | None = None) -> M:
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, strict=strict)
     except ValidationError as exc:
         raise ValidationFailed(validation_message(exc)) from None
 
@@ -120,6 +129,118 @@ class NotificationService:
             stale_pruned=report.pruned,
         )
         return SendResult(notification, created=True, delivered_to=report.delivered)
+
+    def broadcast(self, content: NotificationContent, group: str | None) -> tuple[str, int]:
+        """Store one notification per user of the audience and push to their live sessions."""
+        broadcast_id = new_id()
+        recipients = list(dict.fromkeys(self.storage.members(group)))
+        self._deliver_to_many(recipients, content)
+        return broadcast_id, len(recipients)
+
+    def _deliver_to_many(self, user_ids: list[str], content: NotificationContent) -> int:
+        stored = {n.user_id: n for n in self.storage.put_many(user_ids, content)}
+        frames = [
+            (connection_id, NotificationEvent(notification=stored[user_id]).to_wire())
+            for connection_id, user_id in self.storage.live_connections()
+            if user_id in stored
+        ]
+        report = self.sender.push(frames)
+        self.storage.bump_stats(
+            notifications_sent=len(stored),
+            pushes_delivered=report.delivered,
+            pushes_failed=report.failed,
+            stale_pruned=report.pruned,
+        )
+        return len(stored)
+
+    def message_connection(self, connection_id: str, data: Any) -> None:
+        """Send an admin's direct message to one connection."""
+        payload = MessageEvent(data=data).to_wire()
+        if len(payload) > MAX_MESSAGE_BYTES:
+            raise PayloadTooLarge(f"Messages are limited to {MAX_MESSAGE_BYTES} bytes")
+        outcome = self.sender.send(connection_id, payload)
+        if outcome is Outcome.GONE:
+            self.storage.bump_stats(stale_pruned=1)
+            raise ConnectionGone(f"Connection {connection_id} is gone")
+        if outcome is Outcome.FAILED:
+            raise ServiceError("The push failed after retries")
+        self.storage.bump_stats(pushes_delivered=1)
+
+    def poll(self, principal: Principal, after: str | None, wait: float) -> list[Notification]:
+        """Notifications newer than `after`, waiting up to `wait` seconds for the first one."""
+        deadline = time.monotonic() + wait
+        while True:
+            items = self.storage.notifications_after(principal.user_id, after, REPLAY_LIMIT)
+            remaining = deadline - time.monotonic()
+            if items or remaining <= 0:
+                return items
+            time.sleep(min(POLL_INTERVAL, remaining))
+
+    def case_status_update(
+        self, case_id: str, status: str, message: str, user_id: str | None
+    ) -> Notification:
+        case = self.storage.put_case(case_id, status, user_id)
+        content = NotificationContent(
+            message=message,
+            category=IMMIGRATION,
+            data={"case_id": case_id, "status": status},
+        )
+        return self.send_notification(case.user_id, content).notification
+
+    def form_submission(
+        self, principal: Principal, form_id: str, form_type: str, notify_admins: bool
+    ) -> tuple[Notification, int]:
+        data = {"form_id": form_id, "form_type": form_type}
+        receipt = NotificationContent(
+            message=f"We received your {form_type} form",
+            type="success",
+            category=IMMIGRATION,
+            data=data,
+        )
+        notification = self.send_notification(principal.user_id, receipt).notification
+        notified = 0
+        if notify_admins:
+            admins = list(self.storage.members(ADMINS_GROUP))
+            alert = NotificationContent(
+                message=f"{principal.user_id} submitted a {form_type} form",
+                category=IMMIGRATION,
+                data={**data, "user_id": principal.user_id},
+            )
+            notified = self._deliver_to_many(admins, alert)
+        return notification, notified
+
+    def document_required(
+        self, user_id: str, case_id: str, document_type: str, message: str
+    ) -> Notification:
+        content = NotificationContent(
+            message=message,
+            type="warning",
+            priority="high",
+            category=IMMIGRATION,
+            data={"case_id": case_id, "document_type": document_type},
+        )
+        return self.send_notification(user_id, content).notification
+
+    def send_test(self, user_id: str, content: NotificationContent) -> Notification:
+        """The local/dev test route: validate the user id as a token's `sub` would be."""
+        if not 0 < len(user_id) <= 128 or "#" in user_id:
+            raise ValidationFailed("user_id must be 1-128 characters without '#'")
+        return self.send_notification(user_id, content).notification
+
+    def delete_notification(self, principal: Principal, notification_id: str) -> None:
+        if not ULID_RE.match(notification_id) or not self.storage.delete_notification(
+            principal.user_id, notification_id
+        ):
+            raise NotFound(f"No notification {notification_id}")
+
+    def stats(self) -> dict[str, int]:
+        counters = self.storage.read_stats()
+        active = (
+            counters["connections_opened"]
+            - counters["connections_closed"]
+            - counters["stale_pruned"]
+        )
+        return {"active_connections": max(active, 0), **counters}
 
     # --- reading and state (shared by WebSocket and REST) --------------------------------
 

@@ -2,7 +2,9 @@
 
 Connections table, key `connection_id`:
     connection_id | principal (JSON, from the token) | user_id (set by `register`; GSI `by_user`
-    = user_id + connection_id, projecting expires_at) | connected_at | expires_at (TTL)
+    = user_id + connection_id) | live_shard (set by `register`; GSI `live` = live_shard +
+    connection_id, so a broadcast finds every live session in a few Queries) | connected_at |
+    expires_at (TTL)
 
 Notifications table, key `pk` + `sk`; each user has one partition, plus a few shared ones:
     USER#<user>   N#<ulid>          notification: doc (JSON of the immutable fields), category,
@@ -53,6 +55,8 @@ CASE_PREFIX = "CASE#"
 STATS_PK = "STATS"
 STATS_SHARDS = 8
 BY_USER_INDEX = "by_user"
+LIVE_INDEX = "live"
+LIVE_SHARDS = 10
 UNREAD_INDEX = "unread"
 UNACKED_INDEX = "unacked"
 TRANSACTION_LIMIT = 100
@@ -201,12 +205,14 @@ class Storage:
             Key=connection_key(connection_id),
             UpdateExpression=(
                 "SET user_id = :user, principal = :principal, registered_at = :now, "
+                "live_shard = :shard, "
                 "connected_at = if_not_exists(connected_at, :now), "
                 "expires_at = if_not_exists(expires_at, :expires)"
             ),
             ExpressionAttributeValues={
                 ":user": {"S": principal.user_id},
                 ":principal": {"S": _principal_json(principal)},
+                ":shard": {"S": str(random.randrange(LIVE_SHARDS))},
                 ":now": {"N": str(now)},
                 ":expires": {"N": str(now + self._connection_ttl)},
             },
@@ -243,6 +249,21 @@ class Storage:
                 },
             )
         ]
+
+    def live_connections(self) -> Iterator[tuple[str, str]]:
+        """(connection id, user id) of every registered, unexpired connection."""
+        for shard in range(LIVE_SHARDS):
+            for item in self._query_all(
+                TableName=self._connections,
+                IndexName=LIVE_INDEX,
+                KeyConditionExpression="live_shard = :shard",
+                FilterExpression="expires_at > :now",
+                ExpressionAttributeValues={
+                    ":shard": {"S": str(shard)},
+                    ":now": {"N": str(int(self.now()))},
+                },
+            ):
+                yield item["connection_id"]["S"], item["user_id"]["S"]
 
     # --- notifications -----------------------------------------------------------------
 
@@ -800,6 +821,11 @@ def _notification_from(item: Item) -> Notification:
         read_at=read_at,
         delivered=item.get("delivered", {}).get("BOOL", False),
     )
+
+
+def new_id() -> str:
+    """A fresh ULID, monotonic within this process."""
+    return str(_ids.generate())
 
 
 def _backoff(attempt: int) -> None:

@@ -1,0 +1,142 @@
+"""The REST edge: authentication, rate limits, parsing and error mapping for every route.
+
+Each route in app.py declares who may call it and which models parse its body and query; the
+view receives parsed models and returns a `Reply`. Errors become Chalice's `{"Code",
+"Message"}` shape here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from chalice.app import Chalice, Response
+from pydantic import BaseModel
+
+from chalicelib.auth import Principal
+from chalicelib.errors import (
+    InvalidJSON,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    ServiceError,
+    ValidationFailed,
+)
+from chalicelib.service import get_service, parse
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+ERROR_NAMES = {
+    400: "BadRequestError",
+    401: "UnauthorizedError",
+    403: "ForbiddenError",
+    404: "NotFoundError",
+    410: "GoneError",
+    413: "RequestEntityTooLargeError",
+    422: "UnprocessableEntityError",
+    429: "TooManyRequestsError",
+    500: "InternalServerError",
+}
+
+
+class Access(Enum):
+    ANYONE = "anyone"
+    USER = "user"
+    ADMIN = "admin"
+    LOCAL = "local"  # anyone, on local/dev stages only
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    body: Any = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def error_response(exc: ServiceError) -> Response:
+    headers = {"Content-Type": "application/json"}
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(exc.retry_after)
+    return Response(
+        body={"Code": ERROR_NAMES.get(exc.status, "InternalServerError"), "Message": exc.message},
+        status_code=exc.status,
+        headers=headers,
+    )
+
+
+def _json_body(raw: bytes) -> Any:
+    if len(raw) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"Bodies are limited to {MAX_BODY_BYTES} bytes")
+    try:
+        return json.loads(raw or b"null")
+    except ValueError:
+        raise InvalidJSON("Body is not valid JSON") from None
+
+
+class RestApi:
+    """Registers Chalice routes whose views get a principal and parsed models."""
+
+    def __init__(self, app: Chalice) -> None:
+        self._app = app
+
+    def route(
+        self,
+        path: str,
+        *,
+        method: str = "GET",
+        access: Access = Access.USER,
+        body: type[BaseModel] | None = None,
+        query: type[BaseModel] | None = None,
+    ) -> Callable[[Callable[..., Reply]], Callable[..., Response]]:
+        def register(view: Callable[..., Reply]) -> Callable[..., Response]:
+            def handler(**path_params: str) -> Response:
+                try:
+                    arguments = self._arguments(access, body, query)
+                    reply = view(**arguments, **path_params)
+                except ServiceError as exc:
+                    if exc.status >= 500:
+                        log.exception("request failed", extra={"path": path})
+                    return error_response(exc)
+                return Response(
+                    body=reply.body if reply.body is not None else "",
+                    status_code=reply.status,
+                    headers={"Content-Type": "application/json", **reply.headers},
+                )
+
+            handler.__name__ = view.__name__
+            handler.__doc__ = view.__doc__
+            self._app.route(path, methods=[method], cors=True)(handler)
+            return handler
+
+        return register
+
+    def _arguments(
+        self, access: Access, body: type[BaseModel] | None, query: type[BaseModel] | None
+    ) -> dict[str, Any]:
+        request = self._app.current_request
+        service = get_service()
+        arguments: dict[str, Any] = {}
+        if access is Access.LOCAL and not service.settings.test_routes_enabled:
+            raise NotFound("No such route on this stage")
+        if access in (Access.USER, Access.ADMIN):
+            principal: Principal = service.verifier.verify_header(
+                request.headers.get("authorization")
+            )
+            if access is Access.ADMIN:
+                principal.require_admin()
+            service.check_rate(principal)
+            arguments["principal"] = principal
+        if body is not None:
+            data = _json_body(request.raw_body)
+            if not isinstance(data, dict):
+                raise ValidationFailed("The body must be a JSON object")
+            arguments["body"] = parse(body, data)
+        if query is not None:
+            # Query strings are text: validate them leniently ("5" is 5, "true" is true).
+            arguments["query"] = parse(query, dict(request.query_params or {}), strict=False)
+        return arguments
