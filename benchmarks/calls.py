@@ -1,0 +1,366 @@
+"""AWS calls per operation, counted with botocore event hooks on moto (in-process).
+
+Every operation runs through the same entry points production uses: `app.connect` /
+`app.message` (the Lambda handlers) for WebSocket actions, `chalicelib.send_notification` for
+sends, `Storage.unread_count` for the counter read. A `before-call.*.*` handler on the
+service's two boto3 clients (DynamoDB, API Gateway management API) counts one per API call
+(botocore retries are not separate calls). Counters are reset right before each measured
+operation, so setup calls never show up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+REGION = "us-east-1"
+SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
+ENDPOINT = "https://benchapi.execute-api.us-east-1.amazonaws.com/bench"
+CONNECTIONS_TABLE = "connections"
+NOTIFICATIONS_TABLE = "notifications"
+ROUTES = frozenset({"register", "get_notifications", "mark_read", "ack", "ping"})
+ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "JWT_SECRET": SECRET,
+    "STAGE": "local",
+    "CONNECTIONS_TABLE": CONNECTIONS_TABLE,
+    "NOTIFICATIONS_TABLE": NOTIFICATIONS_TABLE,
+    "WEBSOCKET_ENDPOINT": ENDPOINT,
+    # The benchmark drives one user far faster than a person would.
+    "RATE_LIMIT_PER_MINUTE": "1000000",
+}
+POST = ("apigatewaymanagementapi", "PostToConnection")
+
+
+@contextmanager
+def bench_environment(**overrides: str) -> Iterator[None]:
+    """Fake credentials and the service's settings, restored afterwards."""
+    from chalicelib.service import get_service
+    from chalicelib.settings import get_settings
+
+    wanted = {**ENVIRONMENT, **overrides}
+    removed = ("DYNAMODB_ENDPOINT", "AWS_PROFILE")
+    saved = {name: os.environ.get(name) for name in (*wanted, *removed)}
+    for name in removed:
+        os.environ.pop(name, None)
+    os.environ.update(wanted)
+    get_settings.cache_clear()
+    get_service.cache_clear()
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        get_settings.cache_clear()
+        get_service.cache_clear()
+
+
+class CallCounter:
+    """Counts API calls by (service, operation) on the clients it is attached to."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[tuple[str, str]] = Counter()
+
+    def attach(self, client: Any) -> None:
+        client.meta.events.register(
+            "before-call.*.*", self._on_call, unique_id=f"bench-counter-{id(self)}"
+        )
+
+    def _on_call(self, model: Any, **_: Any) -> None:
+        # Must return None: a before-call handler's return value would replace the request.
+        key = (model.service_model.service_name, model.name)
+        with self._lock:
+            self._counts[key] += 1
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+    def snapshot(self) -> Counter[tuple[str, str]]:
+        with self._lock:
+            return Counter(self._counts)
+
+
+@contextmanager
+def moto_service() -> Iterator[tuple[Any, CallCounter]]:
+    """The service exactly as app.py gets it, on in-process moto, with counted clients."""
+    import boto3
+    from moto import mock_aws
+
+    from chalicelib.service import get_service
+    from devstack.tables import create_tables
+
+    with bench_environment(), mock_aws():
+        setup = boto3.client("dynamodb", region_name=REGION)
+        create_tables(
+            setup, connections_table=CONNECTIONS_TABLE, notifications_table=NOTIFICATIONS_TABLE
+        )
+        service = get_service()
+        counter = CallCounter()
+        counter.attach(service.storage._db)
+        counter.attach(service.sender.client)
+        yield service, counter
+
+
+def pushed(connection_id: str) -> list[dict[str, Any]]:
+    """Every frame posted to a connection, read back from moto's management-API backend."""
+    from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    backend = apigatewaymanagementapi_backends[DEFAULT_ACCOUNT_ID][REGION]
+    connection = backend.connections.get(quote(connection_id, safe=""))
+    raw = connection.data.decode() if connection is not None else ""
+    decoder, frames, position = json.JSONDecoder(), [], 0
+    while position < len(raw):
+        frame, position = decoder.raw_decode(raw, position)
+        frames.append(frame)
+    return frames
+
+
+def token(user_id: str, *, groups: tuple[str, ...] = ()) -> str:
+    from devstack.tokens import mint_token
+
+    return mint_token(user_id, groups=groups, secret=SECRET)
+
+
+class Session:
+    """One browser session driven through app.py's Lambda entry points with real events."""
+
+    def __init__(self) -> None:
+        from devstack import events
+
+        self._events = events
+        self.context = events.ConnectionContext(
+            connection_id=events.new_connection_id(),
+            connected_at=events.now_ms(),
+            source_ip="127.0.0.1",
+            user_agent="benchmarks",
+            domain_name="benchapi.execute-api.us-east-1.amazonaws.com",
+            stage="bench",
+        )
+        self._seen = 0
+
+    @property
+    def connection_id(self) -> str:
+        return self.context.connection_id
+
+    def connect(self, with_token: str | None = None) -> Any:
+        import app
+
+        query = [("token", with_token)] if with_token is not None else []
+        event = self._events.connect_event(
+            self.context, header_pairs=[("Host", self.context.domain_name)], query_pairs=query
+        )
+        return app.connect(event, None)
+
+    def send(self, frame: dict[str, Any]) -> list[dict[str, Any]]:
+        """Send a frame; returns the frames pushed to this connection since the last call."""
+        import app
+
+        action = frame.get("action")
+        route = action if action in ROUTES else "$default"
+        event = self._events.message_event(self.context, route_key=route, body=json.dumps(frame))
+        app.message(event, None)
+        return self.received()
+
+    def received(self) -> list[dict[str, Any]]:
+        frames = pushed(self.connection_id)
+        new, self._seen = frames[self._seen :], len(frames)
+        return new
+
+    def open(self, user_id: str) -> Session:
+        """Connect with a token and register: a live session of `user_id`."""
+        self.connect(token(user_id))
+        expect(self.send({"action": "register"}), "registered")
+        return self
+
+
+def expect(frames: list[dict[str, Any]], event: str, count: int = 1) -> list[dict[str, Any]]:
+    """Fail loudly when an operation did not do what it is measured for (no timing check)."""
+    errors = [frame for frame in frames if frame.get("event") == "error"]
+    matching = [frame for frame in frames if frame.get("event") == event]
+    if errors or len(matching) < count:
+        raise RuntimeError(f"expected {count} {event!r} frame(s), got {frames}")
+    return matching
+
+
+@dataclass(frozen=True)
+class Row:
+    operation: str
+    calls: Counter[tuple[str, str]]
+    note: str = ""
+
+    @property
+    def dynamodb(self) -> dict[str, int]:
+        return {op: n for (service, op), n in sorted(self.calls.items()) if service == "dynamodb"}
+
+    @property
+    def posts(self) -> int:
+        return self.calls[POST]
+
+    @property
+    def other(self) -> dict[str, int]:
+        return {
+            f"{service}:{op}": n
+            for (service, op), n in sorted(self.calls.items())
+            if service != "dynamodb" and (service, op) != POST
+        }
+
+
+def measure(counter: CallCounter, operation: str, action: Any, note: str = "") -> Row:
+    counter.reset()
+    action()
+    return Row(operation, counter.snapshot(), note)
+
+
+def send(user_id: str, message: str) -> None:
+    from chalicelib import send_notification
+
+    send_notification(user_id, {"message": message, "type": "info", "case_id": "12345"})
+
+
+def run() -> list[Row]:
+    rows: list[Row] = []
+    with moto_service() as (service, counter):
+        # Send to a user with k live (registered) sessions.
+        for k in (0, 1, 3, 10):
+            user = f"sender-k{k}"
+            sessions = [Session().open(user) for _ in range(k)]
+            row = measure(counter, f"send, k={k} live sessions", lambda u=user: send(u, "hi"))
+            for session in sessions:
+                expect(session.received(), "notification")
+            rows.append(row)
+
+        # Register with a replay of 10 (10 notifications stored while offline, none acked).
+        user = "replayer"
+        for index in range(10):
+            send(user, f"offline {index}")
+        session = Session()
+        session.connect(token(user))
+        rows.append(
+            measure(
+                counter,
+                "register (replay of 10)",
+                lambda: expect(session.send({"action": "register"}), "notification", 10),
+                "token sent at connect",
+            )
+        )
+
+        # get_notifications: the default page (20) of a user with 30 stored.
+        user = "reader"
+        for index in range(30):
+            send(user, f"stored {index}")
+        session = Session().open(user)
+        rows.append(
+            measure(
+                counter,
+                "get_notifications (limit 20)",
+                lambda: expect(session.send({"action": "get_notifications"}), "notifications"),
+            )
+        )
+
+        # mark_read of 1, 10, 100 unread ids, from one of the user's two sessions.
+        user = "marker"
+        for index in range(111):
+            send(user, f"unread {index}")
+        session, other = Session().open(user), Session().open(user)
+        unread = [item.id for item in service.storage.notifications_after(user, None, 111)]
+        offset = 0
+        for size in (1, 10, 100):
+            ids, offset = unread[offset : offset + size], offset + size
+            other.received()
+
+            def mark(ids: list[str] = ids) -> None:
+                reply = expect(session.send({"action": "mark_read", "ids": ids}), "marked_read")
+                if len(reply[0]["ids"]) != len(ids):
+                    raise RuntimeError(f"marked {len(reply[0]['ids'])} of {len(ids)}")
+
+            rows.append(
+                measure(
+                    counter,
+                    f"mark_read, {size} id" + ("s" if size > 1 else ""),
+                    mark,
+                    "2 sessions: reply + sync push",
+                )
+            )
+            expect(other.received(), "marked_read")
+
+        # ack of 10 (for completeness: the other per-message write path).
+        ids = unread[:10]
+        rows.append(
+            measure(
+                counter,
+                "ack, 10 ids",
+                lambda: expect(session.send({"action": "ack", "ids": ids}), "acked"),
+            )
+        )
+
+        # Unread count: the counter read every reply carries.
+        rows.append(
+            measure(
+                counter,
+                "unread count (storage.unread_count)",
+                lambda: service.storage.unread_count(user),
+            )
+        )
+        rows.append(
+            measure(
+                counter,
+                "ping",
+                lambda: expect(session.send({"action": "ping"}), "pong"),
+            )
+        )
+    return rows
+
+
+def render(rows: list[Row]) -> str:
+    def calls(row: Row) -> str:
+        parts = [f"{op} {n}" for op, n in row.dynamodb.items()]
+        parts += [f"{op} {n}" for op, n in row.other.items()]
+        return ", ".join(parts) or "-"
+
+    header = ("operation", "DynamoDB calls by operation", "DDB", "PostToConnection", "note")
+    lines = [
+        (r.operation, calls(r), str(sum(r.dynamodb.values())), str(r.posts), r.note) for r in rows
+    ]
+    widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header))]
+    out = []
+    for index, line in enumerate([header, *lines]):
+        out.append(
+            "  ".join(
+                cell.rjust(widths[i]) if i in (2, 3) and index else cell.ljust(widths[i])
+                for i, cell in enumerate(line)
+            ).rstrip()
+        )
+        if index == 0:
+            out.append("  ".join("-" * width for width in widths))
+    return "\n".join(out)
+
+
+def main() -> None:
+    print("== AWS calls per operation (moto in-process, counted by botocore before-call hooks) ==")
+    print("Each row counts only the calls of the measured operation; WebSocket actions go through")
+    print("app.message (the Lambda handler), sends through chalicelib.send_notification.")
+    print()
+    print(render(run()))
+    print()
+
+
+if __name__ == "__main__":
+    main()
