@@ -181,6 +181,7 @@ export function createNotificationClient(options) {
   let stopped = false;
   let socket = null;
   let socketOpened = false;
+  let registerRequest = null; // the register frame in flight: { id, since }
   let registered = false;
   let connectionId = null;
   let userId = null;
@@ -274,6 +275,15 @@ export function createNotificationClient(options) {
       return storage.getItem(storageKey()) || null;
     } catch {
       return null;
+    }
+  }
+
+  function forgetResumePoint() {
+    lastId = null;
+    try {
+      storage.removeItem(storageKey());
+    } catch {
+      // nothing stored
     }
   }
 
@@ -419,6 +429,7 @@ export function createNotificationClient(options) {
       socketOpened = true;
       const frame = { action: "register", token: registerToken, request_id: `r${++requestSeq}` };
       if (lastId) frame.since = lastId;
+      registerRequest = { id: frame.request_id, since: frame.since ?? null };
       ws.send(JSON.stringify(frame));
     };
     ws.onmessage = (event) => {
@@ -490,10 +501,22 @@ export function createNotificationClient(options) {
   }
 
   function onErrorFrame(message) {
+    const answersRegister = !registered && registerRequest?.id === message.request_id;
     const authCode = message.code === "unauthorized" || message.code === "forbidden";
     if (authCode && !registered) {
       // The register frame carried a token the server refused.
       dropSocket("unauthorized", { auth: true });
+      return;
+    }
+    if (answersRegister) {
+      emit("error", { code: message.code, message: message.message });
+      if (message.code === "validation_error" && registerRequest.since) {
+        // A resume point the server rejects (corrupt storage): forget it rather than loop.
+        forgetResumePoint();
+        dropSocket("bad since", { rotate: true });
+      } else {
+        dropSocket(`register failed: ${message.code}`);
+      }
       return;
     }
     if (!message.request_id) emit("error", { code: message.code, message: message.message });
@@ -530,6 +553,7 @@ export function createNotificationClient(options) {
     const opened = socketOpened;
     socket = null;
     registered = false;
+    registerRequest = null;
     connectionId = null;
     ackQueue = [];
     for (const name of ["registerTimeout", "ping", "pongTimeout", "rotate", "countSync", "ack"]) {

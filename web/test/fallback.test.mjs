@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { createNotificationClient } from "../notification-client.js";
-import { eventsNamed, fakeFetch, notification, setup } from "../testing/fakes.mjs";
+import { eventsNamed, fakeFetch, memoryStorage, notification, setup } from "../testing/fakes.mjs";
 
 /** A REST fake: `poll` answers the poll route (default: an empty round after `wait`). */
 function restService({ poll, status = 200, newest = null, unread = 0 } = {}) {
@@ -269,5 +269,34 @@ test("list() passes paging and filters and keeps the unread count", async () => 
     category: "immigration",
   });
   assert.equal(client.unreadCount, 7);
+  client.close();
+});
+
+test("a register refused for another reason (rate limited) backs off and retries", async () => {
+  const { client, clock, ws, events } = await setup(createNotificationClient);
+  const socket = ws.last();
+  socket.accept();
+  const [frame] = socket.frames("register");
+  socket.push({ event: "error", code: "rate_limited", message: "slow down", request_id: frame.request_id });
+  assert.ok(socket.closedWith, "the unregistered socket is dropped at once");
+  assert.equal(eventsNamed(events, "error").at(-1).code, "rate_limited");
+  assert.equal(eventsNamed(events, "status").at(-1).reason, "reconnecting");
+  await clock.advance(eventsNamed(events, "status").at(-1).retryInMs);
+  assert.equal(ws.sockets.length, 2);
+  client.close();
+});
+
+test("a resume point the server rejects is forgotten instead of retried forever", async () => {
+  const storage = memoryStorage({ "legal-aid-notifications:since:alice": "not-a-ulid" });
+  const { client, clock, ws } = await setup(createNotificationClient, { storage });
+  const socket = ws.last();
+  socket.accept();
+  const [frame] = socket.frames("register");
+  assert.equal(frame.since, "not-a-ulid");
+  socket.push({ event: "error", code: "validation_error", message: "since", request_id: frame.request_id });
+  await clock.advance(0);
+  assert.equal(storage.getItem("legal-aid-notifications:since:alice"), null);
+  ws.last().accept();
+  assert.equal(ws.last().frames("register")[0].since, undefined);
   client.close();
 });
