@@ -1,0 +1,194 @@
+"""Browser tests: the demo page on a local stack, driven in Debian's headless Chromium.
+
+Playwright's own browser download does not work here; `.ci/run` installs `chromium` with
+apt-get and these tests pass it as ``executable_path`` (override with ``CHROMIUM``). Without
+it the tests are skipped locally and fail in CI (``CI`` set), so CI never skips them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+from devstack.stack import LocalStack
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _chromium() -> str | None:
+    candidate = os.environ.get("CHROMIUM") or "/usr/bin/chromium"
+    return candidate if Path(candidate).exists() else shutil.which("chromium")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    executable = _chromium()
+    if executable is None:
+        message = "Debian's chromium is not installed (apt-get install -y chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[LocalStack]:
+    with LocalStack(env={"RATE_LIMIT_PER_MINUTE": "100000"}) as stack:
+        yield stack
+
+
+@dataclass
+class Api:
+    """REST calls against the stack, as staff (admin) unless a token is given."""
+
+    stack: LocalStack
+
+    def call(
+        self, method: str, path: str, body: Any = None, *, token: str | None = None
+    ) -> tuple[int, Any]:
+        request = urllib.request.Request(
+            self.stack.rest_url + path,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={
+                "Authorization": f"Bearer {token or self.stack.token('staff', admin=True)}",
+                "Content-Type": "application/json",
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                raw = response.read()
+                return response.status, json.loads(raw) if raw else None
+        except urllib.error.HTTPError as error:
+            raw = error.read()
+            return error.code, json.loads(raw) if raw else None
+
+    def send(self, user_id: str, message: str, **fields: Any) -> dict[str, Any]:
+        status, body = self.call(
+            "POST", "/api/notifications", {"user_id": user_id, "message": message, **fields}
+        )
+        assert status == 201, (status, body)
+        return body["notification"]
+
+    def drop_connection(self, connection_id: str) -> int:
+        url = f"{self.stack.connections_url}/{urllib.parse.quote(connection_id, safe='')}"
+        request = urllib.request.Request(url, method="DELETE")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+
+
+@pytest.fixture
+def api(stack: LocalStack) -> Api:
+    return Api(stack)
+
+
+@pytest.fixture
+def user() -> str:
+    """A fresh user per test, so tests never see each other's notifications."""
+    return f"user-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class DemoPage:
+    """One tab on the demo page, signed in as a user, with its console errors collected."""
+
+    page: Page
+    errors: list[str] = field(default_factory=list)
+
+    def client(self, expression: str) -> Any:
+        return self.page.evaluate(f"() => window.demo.client && window.demo.client.{expression}")
+
+    def wait_for_status(self, status: str, timeout: float = 10_000) -> None:
+        self.page.wait_for_function(
+            "(status) => window.demo && window.demo.client && window.demo.client.status === status",
+            arg=status,
+            timeout=timeout,
+        )
+
+    def inbox_item(self, message: str):
+        return self.page.locator("#inbox button.item", has_text=message)
+
+    def badge_count(self) -> str | None:
+        return self.page.locator("#center notification-badge").get_attribute("count")
+
+    def wait_for_badge(self, count: int, timeout: float = 5_000) -> None:
+        self.page.wait_for_function(
+            """(count) => {
+                const center = document.querySelector('#center');
+                const badge = center && center.shadowRoot.querySelector('notification-badge');
+                return badge && badge.getAttribute('count') === String(count);
+            }""",
+            arg=count,
+            timeout=timeout,
+        )
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def open_demo(stack: LocalStack, context: BrowserContext) -> Callable[..., DemoPage]:
+    """Opens the demo page signed in as `user` and waits until it is live."""
+
+    def open_demo(
+        user: str,
+        *,
+        in_context: BrowserContext | None = None,
+        status: str = "open",
+        query: str = "",
+    ) -> DemoPage:
+        page = (in_context or context).new_page()
+        demo = DemoPage(page)
+        page.on(
+            "console",
+            lambda message: demo.errors.append(message.text) if message.type == "error" else None,
+        )
+        page.on("pageerror", lambda error: demo.errors.append(str(error)))
+        page.goto(f"{stack.rest_url}/demo/?user={user}{query}")
+        demo.wait_for_status(status)
+        return demo
+
+    return open_demo
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)

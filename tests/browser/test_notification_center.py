@@ -1,0 +1,183 @@
+"""The demo page in real Chromium against a local stack: live delivery, cross-tab read sync,
+reconnect after the server drops the socket, and the long-polling fallback."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from playwright.sync_api import BrowserContext, expect
+
+from tests.browser.conftest import Api, DemoPage, wait_until
+
+# A WebSocket that never opens: what a proxy or policy that blocks WebSocket looks like to
+# the page (and, to the browser, also what a handshake refused with 401 looks like).
+BLOCK_WEBSOCKET = """
+window.WebSocket = class BlockedWebSocket extends EventTarget {
+  constructor(url) {
+    super();
+    this.url = url;
+    this.readyState = 0;
+    setTimeout(() => {
+      this.readyState = 3;
+      this.onerror && this.onerror(new Event("error"));
+      this.onclose && this.onclose({ code: 1006, reason: "", wasClean: false });
+    }, 20);
+  }
+  send() { throw new DOMException("not open", "InvalidStateError"); }
+  close() {}
+};
+"""
+
+
+def test_page_loads_live_without_console_errors(open_demo, user: str) -> None:
+    demo: DemoPage = open_demo(user)
+
+    expect(demo.page.locator("#status")).to_have_text("live (WebSocket)")
+    expect(demo.page.locator("#inbox .empty")).to_be_visible()
+    toggle = demo.page.locator("#center button.toggle")
+    expect(toggle).to_have_attribute("aria-label", "Notifications")
+    expect(toggle).to_have_attribute("aria-expanded", "false")
+    assert demo.errors == []
+
+
+def test_rest_send_shows_in_list_and_badge_within_a_second(open_demo, api: Api, user: str) -> None:
+    demo: DemoPage = open_demo(user)
+    demo.wait_for_badge(0)
+
+    started = time.monotonic()
+    api.send(user, "Your case status has been updated", type="success", data={"case_id": "7"})
+    expect(demo.inbox_item("Your case status has been updated")).to_be_visible(timeout=1_000)
+    demo.wait_for_badge(1, timeout=1_000)
+    elapsed = time.monotonic() - started
+
+    assert elapsed < 1.0, f"took {elapsed:.3f} s"
+    item = demo.inbox_item("Your case status has been updated")
+    expect(item).to_have_attribute("data-type", "success")
+    expect(item).to_contain_text("Case 7")
+    toggle = demo.page.locator("#center button.toggle")
+    expect(toggle).to_have_attribute("aria-label", "Notifications, 1 unread")
+    assert demo.errors == []
+
+
+def test_mark_read_in_one_tab_updates_the_badge_in_another(
+    open_demo, api: Api, user: str, context: BrowserContext
+) -> None:
+    first: DemoPage = open_demo(user)
+    second: DemoPage = open_demo(user, in_context=context)
+    api.send(user, "Form I-130 received")
+    api.send(user, "Document required: passport copy", type="warning", priority="high")
+    first.wait_for_badge(2)
+    second.wait_for_badge(2)
+
+    # Background tabs get throttled timers and no animation frames; act on the front one.
+    first.page.bring_to_front()
+    first.inbox_item("Form I-130 received").click()
+
+    first.wait_for_badge(1)
+    second.page.bring_to_front()
+    second.wait_for_badge(1)
+    expect(second.inbox_item("Form I-130 received")).not_to_have_class("unread")
+    expect(second.inbox_item("passport copy")).to_have_class(
+        "item type-warning priority-high unread"
+    )
+
+    # "Mark all as read" from the second tab's center clears both.
+    second.page.locator("#center button.toggle").click()
+    second.page.locator("#center button.mark-all").click()
+    second.wait_for_badge(0)
+    first.page.bring_to_front()
+    first.wait_for_badge(0)
+    assert first.errors == [] and second.errors == []
+
+
+def test_server_dropping_the_socket_loses_nothing(open_demo, api: Api, user: str) -> None:
+    demo: DemoPage = open_demo(user)
+    api.send(user, "before the drop")
+    expect(demo.inbox_item("before the drop")).to_be_visible()
+    dropped = demo.client("connectionId")
+
+    assert api.drop_connection(dropped) == 204
+    # Sent while the page is between sockets: stored, then replayed on register with `since`.
+    sent_meanwhile = [f"while reconnecting {i}" for i in range(3)]
+    for message in sent_meanwhile:
+        api.send(user, message)
+
+    wait_until(lambda: demo.client("connectionId") not in (None, dropped))
+    demo.wait_for_status("open")
+    api.send(user, "after the reconnect")
+    for message in [*sent_meanwhile, "after the reconnect"]:
+        expect(demo.inbox_item(message)).to_have_count(1)
+    expect(demo.page.locator("#inbox button.item")).to_have_count(5)
+    demo.wait_for_badge(5)
+
+
+def test_blocked_websocket_falls_back_to_long_polling(
+    open_demo, api: Api, user: str, context: BrowserContext
+) -> None:
+    context.add_init_script(BLOCK_WEBSOCKET)
+    # A short long-poll keeps the stack's shutdown from waiting on a 20 s request.
+    demo: DemoPage = open_demo(user, status="polling", query="&poll_wait=2")
+    expect(demo.page.locator("#status")).to_contain_text("live (long polling)")
+
+    api.send(user, "delivered by long polling", type="warning")
+
+    expect(demo.inbox_item("delivered by long polling")).to_be_visible(timeout=5_000)
+    demo.wait_for_badge(1)
+    assert demo.client("transport") == "polling"
+
+
+def test_screenshots_of_the_center(open_demo, api: Api, user: str, artifacts: Path) -> None:
+    demo: DemoPage = open_demo(user)
+    api.send(user, "Your case status has been updated: in review", data={"case_id": "12345"})
+    api.send(user, "Form I-130 received", type="success", category="immigration")
+    api.send(
+        user,
+        "Please upload your passport copy for case 12345",
+        type="warning",
+        priority="high",
+        category="immigration",
+        data={"case_id": "12345"},
+    )
+    api.send(user, "Payment could not be processed", type="error")
+    api.send(user, "Office closed on Friday", priority="low")
+    demo.wait_for_badge(5)
+    demo.inbox_item("Office closed on Friday").click()
+    demo.wait_for_badge(4)
+
+    demo.page.locator("#center button.toggle").click()
+    panel = demo.page.locator("#center .panel")
+    expect(panel).to_be_visible()
+    demo.page.evaluate("document.querySelector('notification-toast').remove()")
+    panel.screenshot(path=artifacts / "notification-center.png")
+    demo.page.screenshot(path=artifacts / "demo-page.png", full_page=True)
+    assert (artifacts / "notification-center.png").stat().st_size > 0
+    assert demo.errors == []
+
+
+def test_center_is_keyboard_operable(open_demo, api: Api, user: str) -> None:
+    demo: DemoPage = open_demo(user)
+    api.send(user, "older one")
+    api.send(user, "newer one")
+    demo.wait_for_badge(2)
+    page = demo.page
+    toggle = page.locator("#center button.toggle")
+
+    toggle.focus()
+    page.keyboard.press("Enter")
+    expect(toggle).to_have_attribute("aria-expanded", "true")
+    panel_items = page.locator("#center notification-list button.item")
+    expect(panel_items).to_have_count(2)
+
+    panel_items.first.focus()
+    page.keyboard.press("ArrowDown")
+    expect(panel_items.nth(1)).to_be_focused()
+    expect(panel_items.nth(1)).to_contain_text("older one")
+    page.keyboard.press("Enter")
+    demo.wait_for_badge(1)
+    expect(toggle).to_have_attribute("aria-label", "Notifications, 1 unread")
+
+    page.keyboard.press("Escape")
+    expect(toggle).to_have_attribute("aria-expanded", "false")
+    expect(toggle).to_be_focused()
+    assert demo.errors == []
