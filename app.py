@@ -97,21 +97,8 @@ def message_connection(principal: Principal, body: DirectMessage, connection_id:
 
 @api.route("/api/notifications", query=PageQuery)
 def list_notifications(principal: Principal, query: PageQuery) -> Reply:
-    service = get_service()
-    page = service.list_notifications(
-        principal,
-        limit=query.limit,
-        cursor=query.cursor,
-        unread_only=query.unread_only,
-        category=query.category,
-    )
-    return Reply(
-        {
-            "items": [dump(item) for item in page.items],
-            "next_cursor": page.next_cursor,
-            "unread_count": service.storage.unread_count(principal.user_id),
-        }
-    )
+    page = get_service().notifications_page(principal, query)
+    return Reply(page.model_dump(mode="json", include={"items", "next_cursor", "unread_count"}))
 
 
 @api.route("/api/notifications/unread-count")

@@ -41,13 +41,14 @@ from chalicelib.models import (
     NotificationContent,
     NotificationEvent,
     NotificationsEvent,
+    PageQuery,
     PingFrame,
     PongEvent,
     RegisteredEvent,
     RegisterFrame,
 )
 from chalicelib.settings import Settings, get_settings
-from chalicelib.storage import ConnectionRecord, Page, Storage, new_id
+from chalicelib.storage import ConnectionRecord, Storage, new_id
 
 log = logging.getLogger(__name__)
 
@@ -244,22 +245,20 @@ class NotificationService:
 
     # --- reading and state (shared by WebSocket and REST) --------------------------------
 
-    def list_notifications(
-        self,
-        principal: Principal,
-        *,
-        limit: int,
-        cursor: str | None,
-        unread_only: bool,
-        category: str | None,
-    ) -> Page:
-        return self.storage.list_notifications(
+    def notifications_page(self, principal: Principal, query: PageQuery) -> NotificationsEvent:
+        """A page of the user's notifications, newest first, with the unread count."""
+        page = self.storage.list_notifications(
             principal.user_id,
-            limit=limit,
-            cursor=cursor,
-            unread_only=unread_only,
-            category=category,
+            limit=query.limit,
+            cursor=query.cursor,
+            unread_only=query.unread_only,
+            category=query.category,
             max_bytes=PAGE_BYTES,
+        )
+        return NotificationsEvent(
+            items=page.items,
+            next_cursor=page.next_cursor,
+            unread_count=self.storage.unread_count(principal.user_id),
         )
 
     def mark_read(
@@ -401,19 +400,7 @@ class NotificationService:
             self.sender.send(connection_id, NotificationEvent(notification=notification).to_wire())
 
     def _get_notifications(self, connection_id: str, frame: GetNotificationsFrame) -> None:
-        principal = self._principal(connection_id)
-        page = self.list_notifications(
-            principal,
-            limit=frame.limit,
-            cursor=frame.cursor,
-            unread_only=frame.unread_only,
-            category=frame.category,
-        )
-        event = NotificationsEvent(
-            items=page.items,
-            next_cursor=page.next_cursor,
-            unread_count=self.storage.unread_count(principal.user_id),
-        )
+        event = self.notifications_page(self._principal(connection_id), frame)
         self._reply(connection_id, event, frame.request_id)
 
     def _mark_read(self, connection_id: str, frame: MarkReadFrame) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from chalice.test import Client
+from moto.dynamodb.models import DynamoDBBackend
 
 import app as lambda_app
 from chalicelib.models import NotificationContent
@@ -129,8 +130,26 @@ def test_idempotency_key_stores_once_within_24_hours(
 
 
 def test_concurrent_identical_requests_store_one_notification(
-    service: NotificationService,
+    service: NotificationService, monkeypatch: Any
 ) -> None:
+    # DynamoDB serializes transactions on an item; moto's in-process backend does not (a
+    # cancelled transaction restores a table snapshot taken before the other one wrote).
+    serialized = threading.Lock()
+    original = DynamoDBBackend.transact_write_items
+
+    def isolated(self: DynamoDBBackend, *args: Any, **kwargs: Any) -> Any:
+        with serialized:
+            return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", isolated)
+    both_ready = threading.Barrier(2)
+    put = service.storage.put_notification
+
+    def racing_put(*args: Any, **kwargs: Any) -> Any:
+        both_ready.wait(timeout=5)
+        return put(*args, **kwargs)
+
+    monkeypatch.setattr(service.storage, "put_notification", racing_put)
     results: list[Any] = []
 
     def send() -> None:
