@@ -109,9 +109,15 @@ function ensureLiveRegions() {
   return liveRegions;
 }
 
+/** True for a notification created within `maxAgeMs` (a replay of old ones is not news). */
+export function isFresh(notification, maxAgeMs = 5 * 60_000, now = Date.now()) {
+  const created = Date.parse(notification?.created_at);
+  return Number.isNaN(created) || now - created <= maxAgeMs;
+}
+
 /** Announces an arrival once, however many elements report it. */
 export function announceArrival(notification) {
-  if (!notification?.id || announced.has(notification.id)) return;
+  if (!notification?.id || announced.has(notification.id) || !isFresh(notification)) return;
   announced.add(notification.id);
   if (announced.size > 500) announced.delete(announced.values().next().value);
   const regions = ensureLiveRegions();
@@ -391,6 +397,11 @@ export class NotificationList extends ClientElement {
       }
       this.cursor = page.next_cursor ?? null;
       this.loadedOnce = true;
+      if (this.cursor && this.observer) {
+        // Re-observing reports the sentinel again, so a page that still leaves it in view loads the next.
+        this.observer.unobserve(this.sentinel);
+        this.observer.observe(this.sentinel);
+      }
     } catch (error) {
       if (generation === this.generation) this.errorEl.hidden = false;
       console.warn("notification-list: loading failed", error);
@@ -752,10 +763,16 @@ export class NotificationToast extends ClientElement {
     return Number(this.getAttribute("max")) || 3;
   }
 
+  /** Older arrivals (a replay after a long absence) get no toast; the list still has them. */
+  get maxAgeMs() {
+    const value = this.getAttribute("max-age");
+    return value === null ? 5 * 60_000 : Number(value) * 1000;
+  }
+
   bind(client) {
     return [
       client.on("notification", (notification) => {
-        if (!notification.read) this.show(notification);
+        if (!notification.read && isFresh(notification, this.maxAgeMs)) this.show(notification);
       }),
     ];
   }
