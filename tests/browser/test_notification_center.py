@@ -149,8 +149,22 @@ def test_screenshots_of_the_center(open_demo, api: Api, user: str, artifacts: Pa
     panel = demo.page.locator("#center .panel")
     expect(panel).to_be_visible()
     demo.page.evaluate("document.querySelector('notification-toast').remove()")
-    panel.screenshot(path=artifacts / "notification-center.png")
     demo.page.screenshot(path=artifacts / "demo-page.png", full_page=True)
+    # The center alone, on a plain background, with room for its shadow.
+    demo.page.add_style_tag(content="main { visibility: hidden; }")
+    box = panel.bounding_box()
+    toggle = demo.page.locator("#center button.toggle").bounding_box()
+    assert box is not None and toggle is not None
+    top = toggle["y"] - 12
+    demo.page.screenshot(
+        path=artifacts / "notification-center.png",
+        clip={
+            "x": box["x"] - 16,
+            "y": top,
+            "width": box["width"] + 32,
+            "height": box["y"] + box["height"] + 20 - top,
+        },
+    )
     assert (artifacts / "notification-center.png").stat().st_size > 0
     assert demo.errors == []
 
