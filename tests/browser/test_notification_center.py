@@ -57,6 +57,12 @@ def test_rest_send_shows_in_list_and_badge_within_a_second(open_demo, api: Api, 
     expect(item).to_contain_text("Case 7")
     toggle = demo.page.locator("#center button.toggle")
     expect(toggle).to_have_attribute("aria-label", "Notifications, 1 unread")
+    announcer = demo.page.locator("[data-notification-announcer=polite]")
+    expect(announcer).to_have_attribute("aria-live", "polite")
+    expect(announcer).to_have_text(
+        "New notification. Unread, success: Your case status has been updated"
+    )
+    expect(demo.page.locator("notification-toast .toast")).to_contain_text("Success")
     assert demo.errors == []
 
 
@@ -194,4 +200,28 @@ def test_center_is_keyboard_operable(open_demo, api: Api, user: str) -> None:
     page.keyboard.press("Escape")
     expect(toggle).to_have_attribute("aria-expanded", "false")
     expect(toggle).to_be_focused()
+    assert demo.errors == []
+
+
+def test_older_pages_load_by_cursor_as_the_list_scrolls(open_demo, api: Api, user: str) -> None:
+    for i in range(25):
+        api.send(user, f"bulk {i:02d}", type="info" if i % 2 else "success")
+    demo: DemoPage = open_demo(user)
+    items = demo.page.locator("#inbox button.item")
+    expect(items).to_have_count(20)
+
+    items.nth(19).scroll_into_view_if_needed()
+    demo.page.locator("#inbox .sentinel").scroll_into_view_if_needed()
+
+    expect(items).to_have_count(25)
+    expect(items.first).to_contain_text("bulk 24")
+    expect(items.last).to_contain_text("bulk 00")
+    expect(demo.page.locator("#inbox button.more")).to_be_hidden()
+
+    # The center's "Unread only" filter reloads the list with unread_only.
+    demo.inbox_item("bulk 24").click()
+    demo.page.locator("#center button.toggle").click()
+    demo.page.locator("#center input.unread-only").check()
+    panel_items = demo.page.locator("#center notification-list button.item")
+    expect(panel_items.first).to_contain_text("bulk 23")
     assert demo.errors == []
