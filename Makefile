@@ -29,3 +29,11 @@ lint: install
 
 bench: install
 	$(BIN)/python -m benchmarks
+
+STAGE ?= dev
+package: install
+	rm -rf build && mkdir -p build
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(BIN)/chalice package \
+		--stage $(STAGE) --merge-template infra/resources.json build/
+	$(BIN)/cfn-lint build/sam.json
+	@ls -l build/deployment.zip

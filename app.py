@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice.app import Chalice, WebsocketEvent
+from chalice.app import Chalice, SQSEvent, WebsocketEvent
 
 from chalicelib.auth import Principal
 from chalicelib.errors import Unauthorized
@@ -170,3 +170,12 @@ def test_notification(body: TestNotification, user_id: str) -> Reply:
 @api.route("/api/websocket/stats", access=Access.ADMIN)
 def stats(principal: Principal) -> Reply:
     return Reply(get_service().stats())
+
+
+# --- SQS fan-out worker ------------------------------------------------------------------------
+
+
+@app.on_sqs_message(queue="notifications-fanout", batch_size=10)
+def fanout_worker(event: SQSEvent) -> dict[str, list[dict[str, str]]]:
+    failed = get_service().process_fanout(event.to_dict()["Records"])
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}

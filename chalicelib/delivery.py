@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
 from chalicelib.errors import ConfigurationError
+from chalicelib.settings import management_endpoint
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
@@ -62,8 +63,7 @@ class PushReport:
 
 def endpoint_from_request_context(context: dict[str, Any], region: str) -> str:
     """The management endpoint of the API that sent this event, as Chalice derives it."""
-    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
-    return f"https://{context['apiId']}.execute-api.{region}.{suffix}/{context['stage']}"
+    return management_endpoint(context["apiId"], context["stage"], region)
 
 
 class Sender:

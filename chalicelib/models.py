@@ -252,3 +252,11 @@ class DocumentRequired(Strict):
 class TestNotification(Strict):
     message: Message
     type: NotificationType = "info"
+
+
+class FanoutJob(Strict):
+    """One SQS message of a large broadcast: the content and a batch of its recipients."""
+
+    broadcast_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    content: NotificationContent
+    user_ids: Annotated[list[UserId], Field(min_length=1, max_length=100)]

@@ -27,12 +27,14 @@ from chalicelib.errors import (
     UnknownAction,
     ValidationFailed,
 )
+from chalicelib.fanout import FanoutQueue
 from chalicelib.models import (
     ULID_PATTERN,
     AckedEvent,
     AckFrame,
     ErrorEvent,
     Event,
+    FanoutJob,
     GetNotificationsFrame,
     MarkedReadEvent,
     MarkReadFrame,
@@ -91,11 +93,13 @@ class NotificationService:
         sender: Sender,
         verifier: TokenVerifier,
         settings: Settings,
+        fanout: FanoutQueue | None = None,
     ) -> None:
         self.storage = storage
         self.sender = sender
         self.verifier = verifier
         self.settings = settings
+        self.fanout = fanout
         self._actions: dict[str, tuple[type[BaseModel], Callable[..., None]]] = {
             "register": (RegisterFrame, self._register),
             "get_notifications": (GetNotificationsFrame, self._get_notifications),
@@ -132,18 +136,29 @@ class NotificationService:
         return SendResult(notification, created=True, delivered_to=report.delivered)
 
     def broadcast(self, content: NotificationContent, group: str | None) -> tuple[str, int]:
-        """Store one notification per user of the audience and push to their live sessions."""
+        """Store one notification per user of the audience and push to their live sessions.
+
+        Audiences above the fan-out threshold go to SQS in batches that workers deliver.
+        """
         broadcast_id = new_id()
         recipients = list(dict.fromkeys(self.storage.members(group)))
-        self._deliver_to_many(recipients, content)
+        if self.fanout is not None and len(recipients) > self.settings.fanout_threshold:
+            self.fanout.enqueue(broadcast_id, content, recipients)
+        else:
+            self.deliver(broadcast_id, content, recipients)
         return broadcast_id, len(recipients)
 
-    def _deliver_to_many(self, user_ids: list[str], content: NotificationContent) -> int:
-        stored = {n.user_id: n for n in self.storage.put_many(user_ids, content)}
+    def deliver(self, broadcast_id: str, content: NotificationContent, user_ids: list[str]) -> int:
+        """Store and push one broadcast to `user_ids`; idempotent per broadcast and recipient."""
+        stored = {
+            notification.user_id: notification
+            for notification in self.storage.put_many(
+                user_ids, content, idempotency=f"broadcast:{broadcast_id}"
+            )
+        }
         frames = [
             (connection_id, NotificationEvent(notification=stored[user_id]).to_wire())
-            for connection_id, user_id in self.storage.live_connections()
-            if user_id in stored
+            for connection_id, user_id in self.storage.live_connections_of(list(stored))
         ]
         report = self.sender.push(frames)
         self.storage.bump_stats(
@@ -153,6 +168,18 @@ class NotificationService:
             stale_pruned=report.pruned,
         )
         return len(stored)
+
+    def process_fanout(self, records: list[dict[str, Any]]) -> list[str]:
+        """Deliver SQS fan-out jobs; returns the message ids that failed (to be retried)."""
+        failed = []
+        for record in records:
+            try:
+                job = FanoutJob.model_validate_json(record["body"])
+                self.deliver(job.broadcast_id, job.content, job.user_ids)
+            except Exception:
+                log.exception("fan-out batch failed", extra={"message_id": record["messageId"]})
+                failed.append(record["messageId"])
+        return failed
 
     def message_connection(self, connection_id: str, data: Any) -> None:
         """Send an admin's direct message to one connection."""
@@ -207,7 +234,7 @@ class NotificationService:
                 category=IMMIGRATION,
                 data={**data, "user_id": principal.user_id},
             )
-            notified = self._deliver_to_many(admins, alert)
+            notified = self.deliver(new_id(), alert, admins)
         return notification, notified
 
     def document_required(
@@ -468,7 +495,20 @@ def build_service(settings: Settings) -> NotificationService:
         max_attempts=settings.push_max_attempts,
         concurrency=settings.push_concurrency,
     )
-    return NotificationService(storage, sender, TokenVerifier(settings.jwt_secret), settings)
+    fanout = None
+    if settings.fanout_queue_url:
+        fanout = FanoutQueue(
+            lambda: session.client("sqs", region_name=settings.region),
+            settings.fanout_queue_url,
+            users_per_message=settings.fanout_batch_size,
+        )
+    secret = settings.jwt_secret
+    if settings.jwt_secret_parameter:
+        # Read once per process: a rotated secret reaches new (cold) instances first.
+        ssm = session.client("ssm", region_name=settings.region)
+        parameter = ssm.get_parameter(Name=settings.jwt_secret_parameter, WithDecryption=True)
+        secret = parameter["Parameter"]["Value"]
+    return NotificationService(storage, sender, TokenVerifier(secret), settings, fanout)
 
 
 @cache

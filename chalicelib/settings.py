@@ -28,6 +28,7 @@ class Settings:
     push_max_attempts: int = 4
     fanout_queue_url: str | None = None
     fanout_threshold: int = 1000
+    fanout_batch_size: int = 100
 
     @property
     def test_routes_enabled(self) -> bool:
@@ -48,15 +49,22 @@ class Settings:
             return value
 
         defaults = cls()
+        stage = env.get("STAGE", defaults.stage)
+        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or defaults.region
         return cls(
-            stage=env.get("STAGE", defaults.stage),
-            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or defaults.region,
+            stage=stage,
+            region=region,
             jwt_secret=env.get("JWT_SECRET") or defaults.jwt_secret,
             jwt_secret_parameter=env.get("JWT_SECRET_PARAMETER") or None,
             connections_table=env.get("CONNECTIONS_TABLE", defaults.connections_table),
             notifications_table=env.get("NOTIFICATIONS_TABLE", defaults.notifications_table),
             dynamodb_endpoint=env.get("DYNAMODB_ENDPOINT") or None,
-            websocket_endpoint=(env.get("WEBSOCKET_ENDPOINT") or "").rstrip("/") or None,
+            websocket_endpoint=(env.get("WEBSOCKET_ENDPOINT") or "").rstrip("/")
+            or (
+                management_endpoint(api_id, stage, region)
+                if (api_id := env.get("WEBSOCKET_API_ID"))
+                else None
+            ),
             rate_limit_per_minute=integer("RATE_LIMIT_PER_MINUTE", defaults.rate_limit_per_minute),
             notification_retention_days=integer(
                 "NOTIFICATION_RETENTION_DAYS", defaults.notification_retention_days
@@ -64,8 +72,15 @@ class Settings:
             push_concurrency=integer("PUSH_CONCURRENCY", defaults.push_concurrency),
             push_max_attempts=integer("PUSH_MAX_ATTEMPTS", defaults.push_max_attempts),
             fanout_queue_url=env.get("FANOUT_QUEUE_URL") or None,
-            fanout_threshold=integer("FANOUT_THRESHOLD", defaults.fanout_threshold),
+            fanout_threshold=integer("FANOUT_THRESHOLD", defaults.fanout_threshold, minimum=0),
+            fanout_batch_size=min(100, integer("FANOUT_BATCH_SIZE", defaults.fanout_batch_size)),
         )
+
+
+def management_endpoint(api_id: str, stage: str, region: str) -> str:
+    """The @connections endpoint of a WebSocket API, as Chalice derives it."""
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"https://{api_id}.execute-api.{region}.{suffix}/{stage}"
 
 
 @cache

@@ -57,6 +57,7 @@ STATS_SHARDS = 8
 BY_USER_INDEX = "by_user"
 LIVE_INDEX = "live"
 LIVE_SHARDS = 10
+FEW_USERS = LIVE_SHARDS
 UNREAD_INDEX = "unread"
 UNACKED_INDEX = "unacked"
 TRANSACTION_LIMIT = 100
@@ -265,6 +266,17 @@ class Storage:
             ):
                 yield item["connection_id"]["S"], item["user_id"]["S"]
 
+    def live_connections_of(self, user_ids: list[str]) -> list[tuple[str, str]]:
+        """(connection id, user id) of the live sessions of `user_ids`.
+
+        A few users: one Query each. Many: one pass over the sharded `live` index, which
+        costs the same whatever the audience.
+        """
+        if len(user_ids) <= FEW_USERS:
+            return [(cid, user_id) for user_id in user_ids for cid in self.connections_of(user_id)]
+        audience = set(user_ids)
+        return [(cid, user_id) for cid, user_id in self.live_connections() if user_id in audience]
+
     # --- notifications -----------------------------------------------------------------
 
     def put_notification(
@@ -280,19 +292,7 @@ class Storage:
         notification with `False`; the conditional write makes concurrent repeats safe.
         """
         for attempt in range(MAX_TRANSACTION_ATTEMPTS):
-            notification, item = self._new_notification(user_id, content)
-            actions = [
-                {
-                    "Put": {
-                        "TableName": self._notifications,
-                        "Item": item,
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                },
-                self._counter_update(user_id, {_bucket(int(item["expires_at"]["N"])): 1}),
-            ]
-            if idempotency is not None:
-                actions.append(self._idempotency_put(user_id, idempotency, notification.id))
+            notification, actions = self._put_actions(user_id, content, idempotency)
             try:
                 self._db.transact_write_items(TransactItems=actions)
                 return notification, True
@@ -315,31 +315,43 @@ class Storage:
                 _backoff(attempt)
         raise RuntimeError("put_notification: transaction kept conflicting")
 
-    def put_many(self, user_ids: list[str], content: NotificationContent) -> list[Notification]:
+    def put_many(
+        self, user_ids: list[str], content: NotificationContent, *, idempotency: str
+    ) -> list[Notification]:
         """Store one notification per user (a broadcast), each counted unread for its user.
 
-        Batches of users share one transaction: a notification and its counter update are
-        written together or not at all.
+        Users share transactions, a third of a transaction each: the notification, its
+        counter update and the idempotency record. A user who already has this broadcast (a
+        redelivered batch) is skipped, so nobody gets it twice. Returns what was stored now.
         """
         stored: list[Notification] = []
-        for batch in _chunks(user_ids, TRANSACTION_LIMIT // 2):
+        per_user = 3
+        for batch in _chunks(user_ids, TRANSACTION_LIMIT // per_user):
+            pending = batch
             for attempt in range(MAX_TRANSACTION_ATTEMPTS):
-                created = [self._new_notification(user_id, content) for user_id in batch]
-                actions: list[Item] = []
-                for notification, item in created:
-                    actions.append({"Put": {"TableName": self._notifications, "Item": item}})
-                    bucket = _bucket(int(item["expires_at"]["N"]))
-                    actions.append(self._counter_update(notification.user_id, {bucket: 1}))
+                prepared = [self._put_actions(user, content, idempotency) for user in pending]
                 try:
-                    self._db.transact_write_items(TransactItems=actions)
+                    self._db.transact_write_items(
+                        TransactItems=[action for _, actions in prepared for action in actions]
+                    )
+                    stored.extend(notification for notification, _ in prepared)
                     break
                 except ClientError as exc:
                     if not _is_error(exc, "TransactionCanceledException"):
                         raise
-                    _backoff(attempt)
+                    codes = _cancellation_codes(exc)
+                    repeated = {
+                        pending[index // per_user]
+                        for index, code in enumerate(codes)
+                        if index % per_user == per_user - 1 and code == "ConditionalCheckFailed"
+                    }
+                    pending = [user for user in pending if user not in repeated]
+                    if not pending:
+                        break
+                    if not repeated:
+                        _backoff(attempt)
             else:
                 raise RuntimeError("put_many: transaction kept conflicting")
-            stored.extend(notification for notification, _ in created)
         return stored
 
     def get_notification(self, user_id: str, notification_id: str) -> Notification | None:
@@ -712,6 +724,24 @@ class Storage:
         if content.category is not None:
             item["category"] = {"S": content.category}
         return notification, item
+
+    def _put_actions(
+        self, user_id: str, content: NotificationContent, idempotency: str | None
+    ) -> tuple[Notification, list[Item]]:
+        notification, item = self._new_notification(user_id, content)
+        actions = [
+            {
+                "Put": {
+                    "TableName": self._notifications,
+                    "Item": item,
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            self._counter_update(user_id, {_bucket(int(item["expires_at"]["N"])): 1}),
+        ]
+        if idempotency is not None:
+            actions.append(self._idempotency_put(user_id, idempotency, notification.id))
+        return notification, actions
 
     def _counter_update(self, user_id: str, deltas: dict[str, int]) -> Item:
         names = {f"#d{i}": bucket for i, bucket in enumerate(deltas)}
