@@ -234,6 +234,7 @@ export class NotificationList extends ClientElement {
   constructor() {
     super();
     this.items = new Map();
+    this.rows = new Map(); // id -> <li>
     this.cursor = null;
     this.loading = false;
     this.loadedOnce = false;
@@ -351,6 +352,7 @@ export class NotificationList extends ClientElement {
   }
 
   clientChanged() {
+    this.#clearRows();
     this.items.clear();
     this.cursor = null;
     this.loadedOnce = false;
@@ -363,7 +365,13 @@ export class NotificationList extends ClientElement {
     return [...this.items.values()].sort((a, b) => (a.id < b.id ? 1 : -1));
   }
 
+  #clearRows() {
+    this.rows.clear();
+    this.listEl.replaceChildren();
+  }
+
   async reload() {
+    this.#clearRows();
     this.items.clear();
     this.cursor = null;
     this.loadedOnce = false;
@@ -484,15 +492,44 @@ export class NotificationList extends ClientElement {
     event.preventDefault();
   }
 
+  /** Keyed update: rows are created once per id and only patched, so focus, hover and a
+   * screen reader's place survive arrivals and read-state changes. */
   #render() {
-    const focusedId = this.shadowRoot.activeElement?.dataset?.id;
-    const fragment = document.createDocumentFragment();
-    for (const notification of this.notifications) fragment.append(this.#renderItem(notification));
-    this.listEl.replaceChildren(fragment);
-    if (focusedId) this.listEl.querySelector(`[data-id="${CSS.escape(focusedId)}"]`)?.focus();
+    const ordered = this.notifications;
+    const wanted = new Set(ordered.map((notification) => notification.id));
+    for (const [id, row] of this.rows) {
+      if (!wanted.has(id)) {
+        row.remove();
+        this.rows.delete(id);
+      }
+    }
+    let previous = null;
+    for (const notification of ordered) {
+      let row = this.rows.get(notification.id);
+      if (!row) {
+        row = this.#renderItem(notification);
+        this.rows.set(notification.id, row);
+      } else {
+        this.#patchItem(row, notification);
+      }
+      const expected = previous ? previous.nextSibling : this.listEl.firstChild;
+      if (row !== expected) this.listEl.insertBefore(row, expected);
+      previous = row;
+    }
     this.emptyEl.hidden = !(this.loadedOnce && this.items.size === 0);
     this.moreEl.hidden = !(this.loadedOnce && this.cursor);
     this.setAttribute("count", String(this.items.size));
+  }
+
+  #patchItem(row, notification) {
+    const button = row.firstElementChild;
+    const unread = !notification.read;
+    if (button.classList.contains("unread") === unread) return;
+    button.classList.toggle("unread", unread);
+    button.setAttribute("part", `item ${unread ? "unread" : "read"}`);
+    button.querySelector(".sr-only").textContent = describe(notification);
+    if (unread) button.title = "Mark as read";
+    else button.removeAttribute("title");
   }
 
   #renderItem(notification) {
