@@ -45,8 +45,12 @@ def _bounded_data(data: dict[str, Any]) -> dict[str, Any]:
 Data = Annotated[dict[str, Any], AfterValidator(_bounded_data)]
 
 
+# Every model defers building its schema to first use: a cold $connect validates none, and
+# importing this module stays cheap.
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, defer_build=True)
 
 
 class NotificationContent(Strict):
@@ -71,7 +75,7 @@ class NotificationContent(Strict):
 class Notification(BaseModel):
     """The notification object of DESIGN.md §2, identical in pushes, REST and the web client."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     id: str
     user_id: str
@@ -142,6 +146,8 @@ class PingFrame(Frame):
 
 
 class Event(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     request_id: str | None = None
 
     def to_wire(self) -> bytes:
