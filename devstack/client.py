@@ -22,6 +22,8 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 Output = Callable[[dict[str, Any]], None]
+ACK_DELAY = 0.05  # seconds of quiet before acking what arrived
+MAX_ACK_IDS = 100  # the protocol's limit per ack
 
 
 class ListenError(Exception):
@@ -102,24 +104,46 @@ async def _session(
         if state.since is not None:
             register["since"] = state.since
         await socket.send(json.dumps(register))
+        unacked: list[str] = []
         stopper = asyncio.ensure_future(stop.wait())
         try:
             while True:
                 receiver = asyncio.ensure_future(socket.recv())
                 done, _ = await asyncio.wait(
-                    {receiver, stopper}, return_when=asyncio.FIRST_COMPLETED
+                    {receiver, stopper},
+                    timeout=ACK_DELAY if unacked else None,
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
                 if receiver not in done:
-                    receiver.cancel()
-                    return
+                    receiver.cancel()  # websockets' recv() is safe to cancel
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await receiver
+                    await _ack(socket, unacked)
+                    if stopper in done:
+                        return
+                    continue
                 frame = json.loads(receiver.result())
-                await _handle(socket, frame, output=output, state=state, backoff=backoff)
+                _handle(frame, output=output, state=state, backoff=backoff, unacked=unacked)
+                if len(unacked) >= MAX_ACK_IDS:
+                    await _ack(socket, unacked)
         finally:
             stopper.cancel()
 
 
-async def _handle(
-    socket: Any, frame: dict[str, Any], *, output: Output, state: ListenState, backoff: Backoff
+async def _ack(socket: Any, unacked: list[str]) -> None:
+    """Ack in batches: one frame per burst keeps a busy listener under the rate limit."""
+    if unacked:
+        await socket.send(json.dumps({"action": "ack", "ids": unacked[:MAX_ACK_IDS]}))
+        del unacked[:MAX_ACK_IDS]
+
+
+def _handle(
+    frame: dict[str, Any],
+    *,
+    output: Output,
+    state: ListenState,
+    backoff: Backoff,
+    unacked: list[str],
 ) -> None:
     event = frame.get("event")
     if event == "registered":
@@ -135,7 +159,8 @@ async def _handle(
             output(frame)
         if state.since is None or notification_id > state.since:
             state.since = notification_id
-        await socket.send(json.dumps({"action": "ack", "ids": [notification_id]}))
+        if notification_id not in unacked:
+            unacked.append(notification_id)
     elif event == "error" and frame.get("code") in ("unauthorized", "forbidden"):
         output(frame)
         raise ListenError(f"{frame.get('code')}: {frame.get('message')}")

@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,13 +118,55 @@ def _create_tables(endpoint: str, environ: Mapping[str, str]) -> None:
         log.info("tables already exist at %s", endpoint)
 
 
+class EmbeddedDynamoDB:
+    """moto's server on a free port, in a thread, one request at a time.
+
+    moto's backends are not thread-safe: two concurrent conditional updates of one item
+    can both pass their condition, where DynamoDB guarantees one fails (rate limits and
+    counters depend on it). Requests are parsed concurrently but run under one lock.
+    """
+
+    def __init__(self) -> None:
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> str:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        dispatcher = DomainDispatcherApplication(create_backend_app)
+        lock = threading.Lock()
+
+        def serialized(environ: dict[str, Any], start_response: Any) -> Any:
+            with lock:
+                return list(dispatcher(environ, start_response))
+
+        self._server = make_server(
+            HOST, 0, serialized, threaded=True, request_handler=MotoRequestHandler
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
+        self._thread.start()
+        return f"http://{HOST}:{self._server.server_port}"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+
+
 class DevStack:
     """A running stack inside this process. Use :func:`run`, or ``await start()``/``stop()``."""
 
     def __init__(self, settings: StackSettings, environ: MutableMapping[str, str] = os.environ):
         self.settings = settings
         self._environ = environ
-        self._moto: Any = None
+        self._moto: EmbeddedDynamoDB | None = None
         self._runners: list[web.AppRunner] = []
         self._invoker: Invoker | None = None
         self.rest_url = ""
@@ -168,12 +211,8 @@ class DevStack:
             self._runners.append(runner)
 
     def _start_moto(self) -> str:
-        from moto.server import ThreadedMotoServer
-
-        self._moto = ThreadedMotoServer(ip_address=HOST, port=0, verbose=False)
-        self._moto.start()
-        host, port = self._moto.get_host_and_port()
-        return f"http://{host}:{port}"
+        self._moto = EmbeddedDynamoDB()
+        return self._moto.start()
 
     def _configure_environment(self, ws_port: int) -> None:
         """The app's settings, set before the app is imported (it reads them once)."""

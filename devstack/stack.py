@@ -42,6 +42,7 @@ STACK_SETTINGS = frozenset(
         "WS_MAX_DURATION",
         "DEVSTACK_CONCURRENCY",
         "DEVSTACK_WEB_DIR",
+        "DEVSTACK_LOG_LEVEL",
         "STAGE",
         "JWT_SECRET",
         "JWT_SECRET_PARAMETER",

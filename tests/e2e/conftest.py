@@ -16,3 +16,14 @@ def probe_stack() -> Iterator[LocalStack]:
     with LocalStack(app=PROBE_APP) as stack:
         yield stack
     assert stack.stop() == 0
+
+
+SERVICE_RATE_LIMIT = 30
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[LocalStack]:
+    """The emulator running app.py, as ``make run`` does, with a low rate limit to test."""
+    with LocalStack(env={"RATE_LIMIT_PER_MINUTE": str(SERVICE_RATE_LIMIT)}) as stack:
+        yield stack
+    assert stack.stop() == 0
