@@ -1,5 +1,6 @@
 // The demo page: sign in with a dev token, watch the center live, drive it from the admin panel.
-// URL parameters: ?user=alice&groups=a,b&open=1&transport=polling&poll_wait=20 (connects at once).
+// URL parameters: ?user=alice&groups=a,b&open=1&transport=polling&poll_wait=20&ws_probe=30
+// (connects at once; the last two tune the long-polling fallback, in seconds).
 import {
   addSocketEventHandler,
   devTokenProvider,
@@ -49,6 +50,7 @@ export async function connect(user, { groups = [], polling = false } = {}) {
   const options = { wsUrl: config.ws_url, restUrl: config.rest_url, getToken: userToken };
   if (polling) options.WebSocket = undefined;
   if (params.has("poll_wait")) options.pollWaitSeconds = Number(params.get("poll_wait"));
+  if (params.has("ws_probe")) options.wsProbeIntervalMs = Number(params.get("ws_probe")) * 1000;
   client = await initializeSocket(options);
   $("session").hidden = false;
   $("session-user").textContent = user;

@@ -196,6 +196,10 @@ export function createNotificationClient(options) {
   let ackQueue = [];
   let pollGeneration = 0;
   let pollAbort = null;
+  // Where polling starts when nothing was seen yet: the newest id when the client started.
+  // Taken at start, not when polling begins, so what arrives while the socket is failing
+  // is not skipped; and older ones are not re-announced as arrivals.
+  let baseline = null; // Promise<string | null> (null: the user had none)
 
   // ---- events -------------------------------------------------------------------------
 
@@ -276,6 +280,19 @@ export function createNotificationClient(options) {
     } catch {
       return null;
     }
+  }
+
+  function takeBaseline() {
+    if (lastId || baseline) return baseline;
+    baseline = list({ limit: 1 }).then(
+      (page) => page?.items?.[0]?.id ?? null,
+      (error) => {
+        baseline = null; // try again when polling needs it
+        throw error;
+      },
+    );
+    baseline.catch(() => {}); // awaited later by the poll loop, if it ever runs
+    return baseline;
   }
 
   function forgetResumePoint() {
@@ -401,6 +418,7 @@ export function createNotificationClient(options) {
     try {
       registerToken = await obtainToken({ forceRefresh: forceRefreshNext });
       forceRefreshNext = false;
+      takeBaseline();
     } catch (error) {
       emit("error", { code: "token_error", message: String(error?.message ?? error) });
       if (error instanceof HttpError && error.isAuthError) {
@@ -663,10 +681,9 @@ export function createNotificationClient(options) {
     while (alive()) {
       try {
         if (!lastId) {
-          // Start from the newest stored one; older ones belong to list(), not to arrivals.
-          const page = await list({ limit: 1 });
+          const newestAtStart = await takeBaseline();
           if (!alive()) return;
-          lastId = maxId(lastId, page.items?.[0]?.id ?? null);
+          lastId = maxId(lastId, newestAtStart);
         }
         if (status !== STATUS.POLLING) setStatus(STATUS.POLLING);
         pollAbort = typeof AbortController === "function" ? new AbortController() : null;

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from playwright.sync_api import BrowserContext, expect
+from playwright.sync_api import BrowserContext, WebSocketRoute, expect
 
 from tests.browser.conftest import Api, DemoPage, wait_until
 
@@ -133,6 +133,30 @@ def test_blocked_websocket_falls_back_to_long_polling(
     assert demo.client("transport") == "polling"
 
 
+def test_polling_switches_back_to_websocket_when_it_recovers(
+    open_demo, api: Api, user: str, context: BrowserContext
+) -> None:
+    blocked = True
+
+    def gateway(route: WebSocketRoute) -> None:
+        if blocked:
+            route.close(code=1011)
+        else:
+            route.connect_to_server()
+
+    context.route_web_socket(lambda url: True, gateway)
+    demo: DemoPage = open_demo(user, status="polling", query="&poll_wait=2&ws_probe=1")
+    api.send(user, "while polling")
+    expect(demo.inbox_item("while polling")).to_be_visible(timeout=5_000)
+
+    blocked = False
+    demo.wait_for_status("open", timeout=5_000)
+    assert demo.client("transport") == "ws"
+    api.send(user, "over the socket again")
+    expect(demo.inbox_item("over the socket again")).to_be_visible(timeout=1_000)
+    expect(demo.page.locator("#inbox button.item")).to_have_count(2)
+
+
 def test_screenshots_of_the_center(open_demo, api: Api, user: str, artifacts: Path) -> None:
     demo: DemoPage = open_demo(user)
     api.send(user, "Your case status has been updated: in review", data={"case_id": "12345"})
@@ -207,15 +231,15 @@ def test_older_pages_load_by_cursor_as_the_list_scrolls(
     open_demo, api: Api, stack, user: str
 ) -> None:
     demo: DemoPage = open_demo(user)
-    for i in range(25):
+    for i in range(22):
         api.send(user, f"bulk {i:02d}", type="info" if i % 2 else "success")
     items = demo.page.locator("#inbox button.item")
-    expect(items).to_have_count(25)
+    expect(items).to_have_count(22)
 
     # Once acked (and behind `since`), a reload does not replay them: the list pages by cursor.
     def all_acked() -> bool:
-        _, page = api.call("GET", "/api/notifications?limit=25", token=stack.token(user))
-        return len(page["items"]) == 25 and all(item["delivered"] for item in page["items"])
+        _, page = api.call("GET", "/api/notifications?limit=22", token=stack.token(user))
+        return len(page["items"]) == 22 and all(item["delivered"] for item in page["items"])
 
     wait_until(all_acked)
     demo.page.reload()
@@ -225,15 +249,15 @@ def test_older_pages_load_by_cursor_as_the_list_scrolls(
 
     demo.page.locator("#inbox .scroller").evaluate("(el) => { el.scrollTop = el.scrollHeight; }")
 
-    expect(items).to_have_count(25)
-    expect(items.first).to_contain_text("bulk 24")
+    expect(items).to_have_count(22)
+    expect(items.first).to_contain_text("bulk 21")
     expect(items.last).to_contain_text("bulk 00")
     expect(demo.page.locator("#inbox button.more")).to_be_hidden()
 
     # The center's "Unread only" filter reloads the list with unread_only.
-    demo.inbox_item("bulk 24").click()
+    demo.inbox_item("bulk 21").click()
     demo.page.locator("#center button.toggle").click()
     demo.page.locator("#center input.unread-only").check()
     panel_items = demo.page.locator("#center notification-list button.item")
-    expect(panel_items.first).to_contain_text("bulk 23")
+    expect(panel_items.first).to_contain_text("bulk 20")
     assert demo.errors == []

@@ -56,11 +56,19 @@ test("a refused register token is refreshed once, then the client stops", async 
 });
 
 test("pre-open closes: retry, then refresh the token, then ask REST whether it is auth", async () => {
-  const fetch = restService({ status: 401 });
+  // The start-up list works; the token is refused by the time the client checks it.
+  let refuse = false;
+  const fetch = fakeFetch((request) =>
+    refuse
+      ? { status: 401, body: { Code: "UnauthorizedError", Message: "expired" } }
+      : { body: { items: [], next_cursor: null, unread_count: 0 } },
+  );
   const { client, clock, ws, tokens, events } = await setup(createNotificationClient, { fetch });
+  refuse = true;
   ws.last().drop(1006); // 1st: a handshake that never opened
   assert.deepEqual(tokens, [{ forceRefresh: false }]);
   await clock.advance(1_000);
+  assert.deepEqual(tokens, [{ forceRefresh: false }, { forceRefresh: false }]);
   ws.last().drop(1006); // 2nd: the next attempt refreshes the token
   await clock.advance(2_000);
   assert.deepEqual(tokens.at(-1), { forceRefresh: true });
@@ -298,5 +306,39 @@ test("a resume point the server rejects is forgotten instead of retried forever"
   assert.equal(storage.getItem("legal-aid-notifications:since:alice"), null);
   ws.last().accept();
   assert.equal(ws.last().frames("register")[0].since, undefined);
+  client.close();
+});
+
+test("polling starts from the newest id at start-up, not at the switch, so nothing is skipped", async () => {
+  const polls = pollQueue();
+  let newest = "01A";
+  const fetch = fakeFetch((request) => {
+    if (request.path === "/api/notifications/poll") return polls.handler(request);
+    if (request.path === "/api/notifications/unread-count") return { body: { unread_count: 0 } };
+    const items = newest ? [notification(newest)] : [];
+    return { body: { items, next_cursor: null, unread_count: 0 } };
+  });
+  const { client, clock, ws, events } = await setup(createNotificationClient, { fetch });
+  // The socket fails for a while; meanwhile 01B is stored.
+  for (let i = 0; i < 3; i += 1) {
+    if (i === 1) newest = "01B";
+    ws.last().accept();
+    ws.last().drop(1011);
+    await clock.advance(eventsNamed(events, "status").at(-1).retryInMs ?? 0);
+  }
+  assert.equal(client.status, "polling");
+  assert.equal(polls.waiting[0].request.query.after, "01A");
+  client.close();
+});
+
+test("a user with no notifications at start-up polls without `after`", async () => {
+  const polls = pollQueue();
+  const fetch = restService({ poll: polls.handler });
+  const { client, clock } = await setup(createNotificationClient, {
+    fetch,
+    options: { WebSocket: undefined },
+  });
+  await clock.advance(0);
+  assert.deepEqual(polls.waiting[0].request.query, { wait: "20" });
   client.close();
 });
