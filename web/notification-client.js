@@ -153,7 +153,8 @@ function joinUrl(base, path) {
  * @param {string} options.restUrl  e.g. "http://127.0.0.1:8000"
  * @param {(opts: {forceRefresh: boolean}) => string|Promise<string>} options.getToken
  * @param {boolean} [options.autoConnect=true]
- * Seams: WebSocket, fetch, setTimeout, clearTimeout, now, random, storage, eventTarget.
+ * Seams: WebSocket, fetch, setTimeout, clearTimeout, random, storage, eventTarget,
+ * BroadcastChannel (null turns tab-to-tab sync off).
  */
 export function createNotificationClient(options) {
   const { wsUrl, restUrl, getToken } = options ?? {};
@@ -169,6 +170,8 @@ export function createNotificationClient(options) {
   const random = options.random ?? Math.random;
   const storage = options.storage ?? defaultStorage();
   const eventTarget = "eventTarget" in options ? options.eventTarget : globalThis.window;
+  const ChannelImpl =
+    "BroadcastChannel" in options ? options.BroadcastChannel : globalThis.BroadcastChannel;
 
   const listeners = new Map();
   const seen = new RecentIds(cfg.dedupCapacity);
@@ -200,6 +203,7 @@ export function createNotificationClient(options) {
   // Taken at start, not when polling begins, so what arrives while the socket is failing
   // is not skipped; and older ones are not re-announced as arrivals.
   let baseline = null; // Promise<string | null> (null: the user had none)
+  let channel = null; // BroadcastChannel to this user's other tabs
 
   // ---- events -------------------------------------------------------------------------
 
@@ -266,6 +270,7 @@ export function createNotificationClient(options) {
     if (subject && subject !== userId) {
       userId = subject;
       lastId = maxId(lastId, readStoredSince());
+      openChannel();
     }
     return value;
   }
@@ -336,6 +341,30 @@ export function createNotificationClient(options) {
   function applyMarkedRead(ids, count) {
     setUnread(count);
     emit("marked_read", { ids: ids ?? [], unread_count: count });
+  }
+
+  // Tabs on a socket hear about reads from the server; a polling tab does not, so the tab
+  // that marked something read tells its siblings. Only a polling tab applies the message:
+  // on a socket the server's push is the one ordered source.
+  function openChannel() {
+    channel?.close();
+    channel = null;
+    if (typeof ChannelImpl !== "function" || !userId) return;
+    channel = new ChannelImpl(`legal-aid-notifications:${userId}`);
+    channel.onmessage = (event) => {
+      const message = event.data;
+      if (mode === "polling" && message?.type === "marked_read") {
+        applyMarkedRead(message.ids, message.unread_count);
+      }
+    };
+  }
+
+  function tellOtherTabs(ids, count) {
+    try {
+      channel?.postMessage({ type: "marked_read", ids, unread_count: count });
+    } catch {
+      // a closed channel: nothing to tell
+    }
   }
 
   function queueAck(id) {
@@ -540,11 +569,17 @@ export function createNotificationClient(options) {
     if (!message.request_id) emit("error", { code: message.code, message: message.message });
   }
 
+  function ping() {
+    if (!registered) return;
+    sendFrame({ action: "ping" });
+    if (!timers.has("pongTimeout")) {
+      schedule("pongTimeout", cfg.pongTimeoutMs, () => dropSocket("pong timeout"));
+    }
+  }
+
   function schedulePing() {
     schedule("ping", cfg.pingIntervalMs, () => {
-      if (!registered) return;
-      sendFrame({ action: "ping" });
-      schedule("pongTimeout", cfg.pongTimeoutMs, () => dropSocket("pong timeout"));
+      ping();
       schedulePing();
     });
   }
@@ -777,6 +812,7 @@ export function createNotificationClient(options) {
     if (registered) {
       try {
         const reply = await request("mark_read", fields);
+        tellOtherTabs(reply.ids, reply.unread_count);
         return { ids: reply.ids, unread_count: reply.unread_count };
       } catch (error) {
         if (error instanceof ProtocolError && error.code === "validation_error") throw error;
@@ -785,6 +821,7 @@ export function createNotificationClient(options) {
     }
     const reply = await rest("POST", "/api/notifications/read", { body: fields });
     applyMarkedRead(reply.ids, reply.unread_count);
+    tellOtherTabs(reply.ids, reply.unread_count);
     return reply;
   }
 
@@ -817,20 +854,23 @@ export function createNotificationClient(options) {
     stopPolling();
     if (socket) dropSocket("client closed");
     for (const name of [...timers.keys()]) cancel(name);
-    eventTarget?.removeEventListener?.("online", onOnline);
-    eventTarget?.removeEventListener?.("visibilitychange", onOnline);
+    eventTarget?.removeEventListener?.("online", onWake);
+    eventTarget?.removeEventListener?.("visibilitychange", onWake);
+    channel?.close();
+    channel = null;
     setStatus(STATUS.OFFLINE, { reason: "closed" });
   }
 
-  function onOnline() {
-    // The browser says the network is back (or the tab is visible again): don't wait out a backoff.
-    if (stopped || socket) return;
-    if (globalThis.document?.visibilityState === "hidden") return;
-    if (timers.has("reconnect")) connect();
+  function onWake() {
+    // The network is back or the tab is visible again: don't wait out a backoff, and check
+    // at once that a socket which slept with the laptop still answers.
+    if (stopped || globalThis.document?.visibilityState === "hidden") return;
+    if (registered) ping();
+    else if (!socket && (timers.has("reconnect") || timers.has("probe"))) connect();
   }
 
-  eventTarget?.addEventListener?.("online", onOnline);
-  eventTarget?.addEventListener?.("visibilitychange", onOnline);
+  eventTarget?.addEventListener?.("online", onWake);
+  eventTarget?.addEventListener?.("visibilitychange", onWake);
 
   const client = {
     on,

@@ -342,3 +342,45 @@ test("a user with no notifications at start-up polls without `after`", async () 
   assert.deepEqual(polls.waiting[0].request.query, { wait: "20" });
   client.close();
 });
+
+test("a polling tab learns of reads made in a sibling tab; a socket tab trusts the server", async () => {
+  const polls = pollQueue();
+  const fetch = restService({ poll: polls.handler, newest: "01A", unread: 2 });
+  const shared = { BroadcastChannel: globalThis.BroadcastChannel };
+  const socketTab = await setup(createNotificationClient, { fetch, options: shared });
+  const pollingTab = await setup(createNotificationClient, {
+    fetch,
+    options: { ...shared, WebSocket: undefined },
+  });
+  const otherSocketTab = await setup(createNotificationClient, { fetch, options: shared });
+  await pollingTab.clock.advance(0);
+  assert.equal(pollingTab.client.unreadCount, 2);
+  socketTab.ws.last().register({ unreadCount: 2 });
+  otherSocketTab.ws.last().register({ unreadCount: 2 });
+
+  const done = socketTab.client.markRead(["01A"]);
+  const [frame] = socketTab.ws.last().frames("mark_read");
+  socketTab.ws.last().push({ event: "marked_read", ids: ["01A"], unread_count: 1, request_id: frame.request_id });
+  await done;
+  await pollingTab.clock.advance(0);
+
+  assert.equal(pollingTab.client.unreadCount, 1);
+  assert.deepEqual(eventsNamed(pollingTab.events, "marked_read"), [{ ids: ["01A"], unread_count: 1 }]);
+  assert.deepEqual(eventsNamed(otherSocketTab.events, "marked_read"), [], "waits for the server's push");
+  for (const tab of [socketTab, pollingTab, otherSocketTab]) tab.client.close();
+});
+
+test("waking up (online, tab visible) pings a registered socket and replaces it if silent", async () => {
+  const target = new EventTarget();
+  const { client, clock, ws } = await setup(createNotificationClient, {
+    options: { eventTarget: target },
+  });
+  ws.last().register();
+  target.dispatchEvent(new Event("visibilitychange"));
+  assert.equal(ws.last().frames("ping").length, 1);
+  await clock.advance(10_000);
+  assert.ok(ws.sockets[0].closedWith, "no pong: the socket is replaced");
+  await clock.advance(1_000);
+  assert.equal(ws.sockets.length, 2);
+  client.close();
+});

@@ -27,6 +27,7 @@ function seams() {
       clearTimeout: clock.clearTimeout,
       storage: memoryStorage(),
       eventTarget: null,
+      BroadcastChannel: null,
     },
   };
 }

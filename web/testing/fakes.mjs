@@ -207,6 +207,7 @@ export async function setup(createNotificationClient, overrides = {}) {
     storage,
     random: () => 0.5,
     eventTarget: null,
+    BroadcastChannel: null,
     ...overrides.options,
   });
   for (const name of ["notification", "marked_read", "message", "status", "unread_count", "error"]) {
