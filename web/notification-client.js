@@ -162,7 +162,8 @@ export function createNotificationClient(options) {
   if (typeof getToken !== "function") {
     throw new TypeError("createNotificationClient: getToken must be a function");
   }
-  const cfg = { ...DEFAULT_OPTIONS, ...options };
+  const cfg = { ...DEFAULT_OPTIONS };
+  for (const [key, value] of Object.entries(options)) if (value !== undefined) cfg[key] = value;
   const WebSocketImpl = "WebSocket" in options ? options.WebSocket : globalThis.WebSocket;
   const fetchImpl = options.fetch ?? globalThis.fetch?.bind(globalThis);
   const setTimer = options.setTimeout ?? globalThis.setTimeout.bind(globalThis);
