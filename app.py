@@ -24,9 +24,11 @@ from chalicelib.models import (
 )
 from chalicelib.rest import Access, Reply, RestApi
 from chalicelib.service import get_service
+from chalicelib.telemetry import instrument
 
 app = Chalice(app_name="legal-aid-notifications")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
+app.register_middleware(instrument, "all")
 
 
 @app.on_ws_connect()

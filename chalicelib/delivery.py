@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -15,13 +14,13 @@ from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
 from chalicelib.errors import ConfigurationError
 from chalicelib.settings import management_endpoint
+from chalicelib.telemetry import logger as log
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
 
     from chalicelib.storage import Storage
 
-log = logging.getLogger(__name__)
 
 RETRYABLE_CODES = frozenset(
     {

@@ -8,7 +8,6 @@ view receives parsed models and returns a `Reply`. Errors become Chalice's `{"Co
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -27,8 +26,7 @@ from chalicelib.errors import (
     ValidationFailed,
 )
 from chalicelib.service import get_service, parse
-
-log = logging.getLogger(__name__)
+from chalicelib.telemetry import logger as log
 
 MAX_BODY_BYTES = 64 * 1024
 ERROR_NAMES = {

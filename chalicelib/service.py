@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import re
 import time
 from collections.abc import Callable
@@ -13,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from chalicelib import telemetry
 from chalicelib.auth import ADMINS_GROUP, Principal, TokenVerifier
 from chalicelib.delivery import Outcome, Sender
 from chalicelib.errors import (
@@ -50,9 +50,8 @@ from chalicelib.models import (
     RegisterFrame,
 )
 from chalicelib.settings import Settings, get_settings
-from chalicelib.storage import ConnectionRecord, Storage, new_id
-
-log = logging.getLogger(__name__)
+from chalicelib.storage import STAT_NAMES, ConnectionRecord, Storage, new_id
+from chalicelib.telemetry import logger as log
 
 MAX_FRAME_BYTES = 32 * 1024
 MAX_MESSAGE_BYTES = 128 * 1024
@@ -127,7 +126,7 @@ class NotificationService:
             self.storage.connections_of(user_id),
             NotificationEvent(notification=notification).to_wire(),
         )
-        self.storage.bump_stats(
+        self._record(
             notifications_sent=1,
             pushes_delivered=report.delivered,
             pushes_failed=report.failed,
@@ -161,7 +160,7 @@ class NotificationService:
             for connection_id, user_id in self.storage.live_connections_of(list(stored))
         ]
         report = self.sender.push(frames)
-        self.storage.bump_stats(
+        self._record(
             notifications_sent=len(stored),
             pushes_delivered=report.delivered,
             pushes_failed=report.failed,
@@ -188,11 +187,11 @@ class NotificationService:
             raise PayloadTooLarge(f"Messages are limited to {MAX_MESSAGE_BYTES} bytes")
         outcome = self.sender.send(connection_id, payload)
         if outcome is Outcome.GONE:
-            self.storage.bump_stats(stale_pruned=1)
+            self._record(stale_pruned=1)
             raise ConnectionGone(f"Connection {connection_id} is gone")
         if outcome is Outcome.FAILED:
             raise ServiceError("The push failed after retries")
-        self.storage.bump_stats(pushes_delivered=1)
+        self._record(pushes_delivered=1)
 
     def poll(self, principal: Principal, after: str | None, wait: float) -> list[Notification]:
         """Notifications newer than `after`, waiting up to `wait` seconds for the first one."""
@@ -305,7 +304,7 @@ class NotificationService:
             report = self.sender.send_many(
                 others, MarkedReadEvent(ids=changed, unread_count=unread).to_wire()
             )
-            self.storage.bump_stats(
+            self._record(
                 notifications_read=len(changed),
                 pushes_failed=report.failed,
                 stale_pruned=report.pruned,
@@ -319,6 +318,7 @@ class NotificationService:
             principal.user_id, self.settings.rate_limit_per_minute
         )
         if retry_after is not None:
+            telemetry.count(rate_limited=1)
             raise RateLimited(
                 retry_after,
                 f"More than {self.settings.rate_limit_per_minute} requests a minute; "
@@ -331,7 +331,7 @@ class NotificationService:
         """Accept a connection; a present but invalid token raises Unauthorized."""
         principal = self.verifier.verify(token) if token is not None else None
         self.storage.add_connection(connection_id, principal)
-        self.storage.bump_stats(connections_opened=1)
+        self._record(connections_opened=1)
 
     def disconnect(self, connection_id: str, status_code: int | None, reason: str | None) -> None:
         existed = self.storage.remove_connection(connection_id)
@@ -344,7 +344,7 @@ class NotificationService:
             },
         )
         if existed:
-            self.storage.bump_stats(connections_closed=1)
+            self._record(connections_closed=1)
 
     def handle_message(
         self, connection_id: str, body: str | None, request_context: dict[str, Any]
@@ -423,8 +423,10 @@ class NotificationService:
             frame.request_id,
         )
         # One at a time and in order: the client sees the replay oldest first.
-        for notification in self.storage.replay(principal.user_id, frame.since, REPLAY_LIMIT):
+        replay = self.storage.replay(principal.user_id, frame.since, REPLAY_LIMIT)
+        for notification in replay:
             self.sender.send(connection_id, NotificationEvent(notification=notification).to_wire())
+        telemetry.count(notifications_replayed=len(replay))
 
     def _get_notifications(self, connection_id: str, frame: GetNotificationsFrame) -> None:
         event = self.notifications_page(self._principal(connection_id), frame)
@@ -441,11 +443,17 @@ class NotificationService:
         principal = self._principal(connection_id)
         known, newly_acked = self.storage.ack(principal.user_id, frame.ids)
         if newly_acked:
-            self.storage.bump_stats(notifications_acked=newly_acked)
+            self._record(notifications_acked=newly_acked)
         self._reply(connection_id, AckedEvent(ids=known), frame.request_id)
 
     def _ping(self, connection_id: str, frame: PingFrame) -> None:
         self._reply(connection_id, PongEvent(), frame.request_id)
+
+    def _record(self, **counts: int) -> None:
+        """Count an outcome twice: in the stats counters and in this invocation's metrics."""
+        stats = {name: value for name, value in counts.items() if name in STAT_NAMES}
+        self.storage.bump_stats(**stats)
+        telemetry.count(**counts)
 
     def _reply(self, connection_id: str, event: Event, request_id: str | None) -> None:
         event.request_id = request_id

@@ -1,0 +1,62 @@
+"""Structured JSON logs and CloudWatch metrics (Embedded Metric Format) via Powertools.
+
+Every invocation's log lines carry its request id and, on WebSocket events, its connection
+id. Metrics are buffered during an invocation and flushed as one EMF line at its end. Tokens
+are never logged: only ids and counts are ever passed here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.logging import Logger
+from aws_lambda_powertools.metrics import Metrics, MetricUnit
+
+SERVICE = "legal-aid-notifications"
+NAMESPACE = "LegalAidNotifications"
+METRIC_NAMES = {
+    "connections_opened": "Connects",
+    "connections_closed": "Disconnects",
+    "notifications_sent": "NotificationsSent",
+    "pushes_delivered": "Pushes",
+    "pushes_failed": "PushFailures",
+    "stale_pruned": "StaleConnectionsPruned",
+    "notifications_replayed": "NotificationsReplayed",
+    "rate_limited": "RateLimited",
+    "notifications_read": "NotificationsRead",
+    "notifications_acked": "NotificationsAcked",
+}
+
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+
+
+def count(**deltas: int) -> None:
+    """Add counts (by stat name) to this invocation's metrics."""
+    for name, value in deltas.items():
+        if value:
+            metrics.add_metric(name=METRIC_NAMES[name], unit=MetricUnit.Count, value=value)
+
+
+def invocation_keys(event: Any) -> dict[str, str]:
+    """The ids worth tagging every log line of an invocation with."""
+    raw = event.to_dict() if hasattr(event, "to_dict") else {}
+    context = raw.get("requestContext") or getattr(event, "context", None) or {}
+    keys = {
+        "request_id": context.get("requestId"),
+        "connection_id": context.get("connectionId"),
+        "route": context.get("routeKey") or context.get("resourcePath"),
+    }
+    return {name: value for name, value in keys.items() if value}
+
+
+def instrument(event: Any, get_response: Callable[[Any], Any]) -> Any:
+    """Chalice middleware for every handler: tag the logs, flush the metrics."""
+    logger.clear_state()
+    logger.append_keys(**invocation_keys(event))
+    try:
+        return get_response(event)
+    finally:
+        if metrics.metric_set:
+            metrics.flush_metrics()
