@@ -6,8 +6,10 @@ import asyncio
 import json
 import re
 import time
+import uuid
 from typing import Any
 
+import boto3
 import jwt
 import pytest
 from botocore.exceptions import ClientError
@@ -351,3 +353,34 @@ def test_idle_timeout_and_max_duration_close_with_1001() -> None:
             assert event["requestContext"]["disconnectStatusCode"] == 1001
     assert stack.returncode == 0
     assert "devstack: stopping" in stack.output()
+
+
+def test_embedded_dynamodb_transactions_stay_atomic(probe_stack: LocalStack) -> None:
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=probe_stack.dynamodb_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    table = f"tx-{uuid.uuid4().hex[:8]}"
+    client.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.put_item(TableName=table, Item={"k": {"S": "taken"}})
+    puts = [{"Put": {"TableName": table, "Item": {"k": {"S": f"new-{n}"}}}} for n in range(3)]
+    failing = {
+        "ConditionCheck": {
+            "TableName": table,
+            "Key": {"k": {"S": "taken"}},
+            "ConditionExpression": "attribute_not_exists(k)",
+        }
+    }
+    with pytest.raises(client.exceptions.TransactionCanceledException):
+        client.transact_write_items(TransactItems=[*puts, failing])
+    assert client.scan(TableName=table)["Count"] == 1
+    client.transact_write_items(TransactItems=puts)
+    assert client.scan(TableName=table)["Count"] == 4
