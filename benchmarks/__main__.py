@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks import calls, coldstart
+from benchmarks import broadcast, calls, coldstart
 
 HERE = Path(__file__).resolve().parent
 
@@ -12,6 +12,7 @@ HERE = Path(__file__).resolve().parent
 def main() -> None:
     calls.main()
     coldstart.main()
+    broadcast.main()
     # benchmarks/e2e.py is written separately; run it only once it exists.
     if (HERE / "e2e.py").is_file():
         from benchmarks import e2e
