@@ -281,7 +281,7 @@ export class NotificationList extends ClientElement {
         .sentinel { height: 1px; }
       </style>
       <div class="scroller" part="scroller">
-        <ul part="list" aria-label="Notifications"></ul>
+        <ul part="list" role="list" aria-label="Notifications"></ul>
         <p class="note empty" part="empty" hidden>You have no notifications.</p>
         <p class="note loading" part="loading" role="status" hidden>Loading…</p>
         <p class="note error" part="error" role="alert" hidden>
