@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
 
-from benchmarks.calls import POST, CallCounter, moto_service, pushed
+from benchmarks.calls import POST, CallCounter, moto_service, pushed, quiet_stdout
 
 USERS = 2000
 LIVE = 500
@@ -204,7 +204,11 @@ def main() -> None:
         f"== Broadcast: {USERS} users, {LIVE} live (one session each), moto in-process: "
         "service.broadcast vs a sequential baseline =="
     )
-    with moto_service() as (service, counter), moto_without_transaction_snapshots() as failed:
+    with (
+        quiet_stdout(),
+        moto_service() as (service, counter),
+        moto_without_transaction_snapshots() as failed,
+    ):
         started = time.perf_counter()
         live = setup(service)
         setup_seconds = time.perf_counter() - started

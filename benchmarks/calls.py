@@ -10,6 +10,8 @@ operation, so setup calls never show up.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import threading
@@ -95,6 +97,14 @@ class CallCounter:
     def snapshot(self) -> Counter[tuple[str, str]]:
         with self._lock:
             return Counter(self._counts)
+
+
+@contextmanager
+def quiet_stdout() -> Iterator[io.StringIO]:
+    """Keep what the service prints (its EMF metric lines, one per handler invocation) out of
+    the benchmark's output."""
+    with contextlib.redirect_stdout(io.StringIO()) as captured:
+        yield captured
 
 
 @contextmanager
@@ -358,7 +368,11 @@ def main() -> None:
     print("Each row counts only the calls of the measured operation; WebSocket actions go through")
     print("app.message (the Lambda handler), sends through chalicelib.send_notification.")
     print()
-    print(render(run()))
+    with quiet_stdout() as printed:
+        rows = run()
+    print(render(rows))
+    lines = printed.getvalue().count("\n")
+    print(f"({lines} lines the service printed while measured, e.g. EMF metrics, not shown)")
     print()
 
 

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ HIDE_CRYPTOGRAPHY = (
 
 APP_CHILD = """\
 import time
-_t0 = time.perf_counter()
+_t0, _c0 = time.perf_counter(), time.process_time()
 {shim}
 import app
 _t1 = time.perf_counter()
@@ -59,26 +60,29 @@ get_service()
 _t2 = time.perf_counter()
 import json, os
 _result = app.connect(json.loads(os.environ["BENCH_EVENT"]), None)
-_t3 = time.perf_counter()
+_t3, _c3 = time.perf_counter(), time.process_time()
 import sys
 print(json.dumps({{
-    "total": _t3 - _t0, "import": _t1 - _t0, "service": _t2 - _t1, "connect": _t3 - _t2,
+    "total": _t3 - _t0, "cpu": _c3 - _c0,
+    "import": _t1 - _t0, "service": _t2 - _t1, "connect": _t3 - _t2,
     "result": _result, "cryptography": sys.modules.get("cryptography") is not None,
 }}))
 """
 
 BOTO3_CHILD = """\
 import time
-_t0 = time.perf_counter()
+_t0, _c0 = time.perf_counter(), time.process_time()
 import boto3
 _t1 = time.perf_counter()
 import os
 _client = boto3.client(
     "dynamodb", region_name=os.environ["AWS_REGION"], endpoint_url=os.environ["DYNAMODB_ENDPOINT"]
 )
-_t2 = time.perf_counter()
+_t2, _c2 = time.perf_counter(), time.process_time()
 import json
-print(json.dumps({"total": _t2 - _t0, "import": _t1 - _t0, "client": _t2 - _t1}))
+print(json.dumps({
+    "total": _t2 - _t0, "cpu": _c2 - _c0, "import": _t1 - _t0, "client": _t2 - _t1,
+}))
 """
 
 
@@ -154,19 +158,33 @@ def run_child(
     return figures, wall, done.stderr
 
 
-def import_costs(stderr: str) -> list[tuple[str, float, int, str, float]]:
-    """Self time of every import, summed per top-level package: (package, s, modules,
-    heaviest module, its self s), heaviest first."""
+def imported_modules(stderr: str) -> Iterator[tuple[str, float]]:
+    """(module, self time in s) of every line of `-X importtime` output."""
+    for line in stderr.splitlines():
+        if line.startswith("import time:") and "self [us]" not in line:
+            own, _cumulative, name = line.removeprefix("import time:").split("|", 2)
+            yield name.strip(), int(own) / 1e6
+
+
+def startup_modules(env: dict[str, str]) -> set[str]:
+    """What the interpreter imports before any of the measured code runs."""
+    command = [sys.executable, "-X", "importtime", "-c", "pass"]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    return {module for module, _ in imported_modules(done.stderr)}
+
+
+def import_costs(
+    stderr: str, skip: set[str] = frozenset()
+) -> list[tuple[str, float, int, str, float]]:
+    """Self time of every import but `skip`, summed per top-level package: (package, s,
+    modules, heaviest module, its self s), heaviest first."""
     totals: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
     heaviest: dict[str, tuple[float, str]] = {}
-    for line in stderr.splitlines():
-        if not line.startswith("import time:") or "self [us]" in line:
+    for module, seconds in imported_modules(stderr):
+        if module in skip:
             continue
-        own, _cumulative, name = line.removeprefix("import time:").split("|", 2)
-        module = name.strip()
         package = module.split(".")[0]
-        seconds = int(own) / 1e6
         totals[package] += seconds
         counts[package] += 1
         if seconds > heaviest.get(package, (-1.0, ""))[0]:
@@ -221,6 +239,7 @@ def main() -> None:
         connections = setup.describe_table(TableName=CONNECTIONS_TABLE)["Table"]
         _, _, importtime = run_child(as_is, env, importtime=True)
         _, _, baseline_importtime = run_child(baseline, env, importtime=True)
+        startup = startup_modules(env)
     finally:
         server.stop()
 
@@ -228,18 +247,20 @@ def main() -> None:
         f"python {sys.version.split()[0]}; DynamoDB = moto server on {endpoint}; "
         f"{connections.get('ItemCount', '?')} connection items after the runs"
     )
-    print("times in ms: median [min-max]; 'in-process' = perf_counter from the child's first")
-    print("statement; 'whole process' = spawn to exit, as seen by the parent")
+    print("times in ms, median [min-max]. in-process: from the child's first statement, wall")
+    print("(perf_counter) and CPU (process_time, less disturbed by other load on the machine);")
+    print("whole process: spawn to exit, as the parent sees it")
     print()
     rows = [
-        ("boto3 baseline: import boto3 + 1 DynamoDB client", baseline),
-        ("app as-is: import app + first $connect", as_is),
-        ("app, cryptography hidden (Lambda-like)", no_crypto),
+        ("boto3: import + 1 DynamoDB client", baseline),
+        ("app as-is: import + first $connect", as_is),
+        ("app, no cryptography (Lambda-like)", no_crypto),
     ]
     width = max(len(label) for label, _ in rows) + 2
-    print(f"{'':{width}}{'in-process':>20}  {'whole process':>20}")
+    columns = (("total", "in-process wall"), ("cpu", "in-process CPU"), ("wall", "whole process"))
+    print(f"{'':{width}}" + "".join(f"{title:>18}" for _, title in columns))
     for label, variant in rows:
-        print(f"{label:{width}}{variant.spread('total'):>20}  {variant.spread('wall'):>20}")
+        print(f"{label:{width}}" + "".join(f"{variant.spread(key):>18}" for key, _ in columns))
     print()
     print("phases (median ms):")
     print(
@@ -255,22 +276,25 @@ def main() -> None:
             f"; cryptography loaded: {loaded.get(variant.name)}"
         )
     print()
-    print("ratio app / boto3 baseline: medians (and minimums, less sensitive to other load):")
+    print("ratio app / boto3 baseline, of medians [of minimums]:")
     for label, variant in rows[1:]:
         ratios = []
-        for phase in ("total", "wall"):
-            ours, theirs = variant.samples[phase], baseline.samples[phase]
+        for key, title in columns:
+            ours, theirs = variant.samples[key], baseline.samples[key]
             median = statistics.median(ours) / statistics.median(theirs)
-            ratios.append(f"{median:.2f}x (min {min(ours) / min(theirs):.2f}x)")
-        print(f"  {label:{width}}in-process {ratios[0]}   whole process {ratios[1]}")
+            ratios.append(f"{title} {median:.2f}x [{min(ours) / min(theirs):.2f}x]")
+        print(f"  {label:{width}}" + ", ".join(ratios))
     print()
-    costs = import_costs(importtime)
+    costs = import_costs(importtime, startup)
     total = sum(cost for _, cost, _, _, _ in costs)
-    shared = {package for package, *_ in import_costs(baseline_importtime)}
+    shared = {package for package, *_ in import_costs(baseline_importtime, startup)}
     print(
-        f"top {TOP_IMPORTS} import costs of the app process (as-is, one extra run with "
-        f"-X importtime, which inflates times; self time summed per top-level package; "
-        f"all imports {total * 1000:.0f} ms):"
+        f"top {TOP_IMPORTS} import costs of the app process (as-is; one extra run with "
+        "-X importtime, which inflates times;"
+    )
+    print(
+        "self time summed per top-level package, interpreter start-up imports left out; "
+        f"all: {total * 1000:.0f} ms):"
     )
     print(f"  {'package':<22}{'ms':>7}{'modules':>9}  {'boto3 too':<10}heaviest module (ms)")
     for package, cost, count, module, module_cost in costs[:TOP_IMPORTS]:
