@@ -54,18 +54,24 @@ function normalizedPriority(notification) {
   return PRIORITIES.has(notification?.priority) ? notification.priority : "normal";
 }
 
-const relativeTime =
-  typeof Intl !== "undefined" && Intl.RelativeTimeFormat
-    ? new Intl.RelativeTimeFormat(undefined, { numeric: "auto", style: "short" })
-    : null;
+const formatters = new Map();
 
-/** "just now", "5 min. ago", "yesterday" … */
-export function formatRelative(iso, now = Date.now()) {
+function relativeTimeFormat(locale) {
+  if (typeof Intl === "undefined" || !Intl.RelativeTimeFormat) return null;
+  if (!formatters.has(locale)) {
+    formatters.set(locale, new Intl.RelativeTimeFormat(locale, { numeric: "auto", style: "short" }));
+  }
+  return formatters.get(locale);
+}
+
+/** "just now", "5 min. ago", "yesterday" … in `locale` (default: the user's). */
+export function formatRelative(iso, now = Date.now(), locale = undefined) {
   const then = Date.parse(iso);
   if (Number.isNaN(then)) return "";
   const seconds = Math.round((then - now) / 1000);
   if (Math.abs(seconds) < 45) return "just now";
-  if (!relativeTime) return new Date(then).toLocaleString();
+  const relativeTime = relativeTimeFormat(locale);
+  if (!relativeTime) return new Date(then).toLocaleString(locale);
   const steps = [
     [60, "minute", 60],
     [3600, "hour", 24],
@@ -76,7 +82,7 @@ export function formatRelative(iso, now = Date.now()) {
     const value = Math.round(seconds / size);
     if (Math.abs(value) < limit) return relativeTime.format(value, unit);
   }
-  return new Date(then).toLocaleDateString();
+  return new Date(then).toLocaleDateString(locale);
 }
 
 /** The sentence a screen reader hears for a notification. */

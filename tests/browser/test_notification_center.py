@@ -6,15 +6,18 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from playwright.sync_api import BrowserContext, WebSocketRoute, expect
+from playwright.sync_api import BrowserContext, expect
 
 from tests.browser.conftest import Api, DemoPage, wait_until
 
-# A WebSocket that never opens: what a proxy or policy that blocks WebSocket looks like to
-# the page (and, to the browser, also what a handshake refused with 401 looks like).
+# While blocked, a WebSocket that never opens: what a proxy or policy that blocks WebSocket
+# looks like to the page (and, to the browser, also what a handshake refused with 401 looks
+# like). Setting `window.allowWebSocket` lets new sockets through to the real one.
 BLOCK_WEBSOCKET = """
-window.WebSocket = class BlockedWebSocket extends EventTarget {
+const RealWebSocket = window.WebSocket;
+window.WebSocket = class GatedWebSocket extends EventTarget {
   constructor(url) {
+    if (window.allowWebSocket) return new RealWebSocket(url);
     super();
     this.url = url;
     this.readyState = 0;
@@ -118,12 +121,12 @@ def test_server_dropping_the_socket_loses_nothing(open_demo, api: Api, user: str
     demo.wait_for_badge(5)
 
 
-def test_blocked_websocket_falls_back_to_long_polling(
+def test_blocked_websocket_falls_back_to_polling_and_back(
     open_demo, api: Api, user: str, context: BrowserContext
 ) -> None:
     context.add_init_script(BLOCK_WEBSOCKET)
     # A short long-poll keeps the stack's shutdown from waiting on a 20 s request.
-    demo: DemoPage = open_demo(user, status="polling", query="&poll_wait=2")
+    demo: DemoPage = open_demo(user, status="polling", query="&poll_wait=2&ws_probe=1")
     expect(demo.page.locator("#status")).to_contain_text("live (long polling)")
 
     api.send(user, "delivered by long polling", type="warning")
@@ -132,29 +135,14 @@ def test_blocked_websocket_falls_back_to_long_polling(
     demo.wait_for_badge(1)
     assert demo.client("transport") == "polling"
 
-
-def test_polling_switches_back_to_websocket_when_it_recovers(
-    open_demo, api: Api, user: str, context: BrowserContext
-) -> None:
-    blocked = True
-
-    def gateway(route: WebSocketRoute) -> None:
-        if blocked:
-            route.close(code=1011)
-        else:
-            route.connect_to_server()
-
-    context.route_web_socket(lambda url: True, gateway)
-    demo: DemoPage = open_demo(user, status="polling", query="&poll_wait=2&ws_probe=1")
-    api.send(user, "while polling")
-    expect(demo.inbox_item("while polling")).to_be_visible(timeout=5_000)
-
-    blocked = False
+    # WebSocket works again: the next probe registers and polling stops.
+    demo.page.evaluate("window.allowWebSocket = true")
     demo.wait_for_status("open", timeout=5_000)
     assert demo.client("transport") == "ws"
     api.send(user, "over the socket again")
     expect(demo.inbox_item("over the socket again")).to_be_visible(timeout=1_000)
     expect(demo.page.locator("#inbox button.item")).to_have_count(2)
+    demo.wait_for_badge(2)
 
 
 def test_screenshots_of_the_center(open_demo, api: Api, user: str, artifacts: Path) -> None:
@@ -261,3 +249,40 @@ def test_older_pages_load_by_cursor_as_the_list_scrolls(
     panel_items = demo.page.locator("#center notification-list button.item")
     expect(panel_items.first).to_contain_text("bulk 20")
     assert demo.errors == []
+
+
+def test_refused_credentials_stop_the_retries(stack, context: BrowserContext) -> None:
+    # The emulator refuses a handshake with a bad `?token=` (HTTP 401), which the browser sees
+    # only as a close before open; REST refuses the same token. The client must ask getToken
+    # for a fresh one, then stop instead of retrying forever.
+    page = context.new_page()
+    page.goto(f"{stack.rest_url}/demo/")
+    page.evaluate(
+        """async ({ wsUrl, restUrl }) => {
+            const { createNotificationClient } = await import("./notification-client.js");
+            window.statuses = [];
+            window.tokenRequests = [];
+            window.sockets = 0;
+            const RealWebSocket = window.WebSocket;
+            const client = createNotificationClient({
+                wsUrl: `${wsUrl}/?token=expired`,
+                restUrl,
+                getToken: ({ forceRefresh }) => {
+                    window.tokenRequests.push(forceRefresh);
+                    return "expired.token.value";
+                },
+                WebSocket: class extends RealWebSocket {
+                    constructor(url) { super(url); window.sockets += 1; }
+                },
+            });
+            client.on("status", (s) => window.statuses.push(`${s.status}:${s.reason ?? ""}`));
+        }""",
+        {"wsUrl": stack.ws_url, "restUrl": stack.rest_url},
+    )
+
+    page.wait_for_function("() => window.statuses.includes('offline:unauthorized')", timeout=10_000)
+    assert page.evaluate("window.sockets") == 3
+    assert True in page.evaluate("window.tokenRequests")
+    page.wait_for_timeout(1_500)
+    assert page.evaluate("window.sockets") == 3, "no retries after the refusal"
+    assert page.evaluate("window.statuses.at(-1)") == "offline:unauthorized"
