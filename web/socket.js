@@ -29,7 +29,7 @@ function attach(client) {
 }
 
 /** A getToken backed by the local stack's `POST /dev/token` (never available in AWS). */
-export function devTokenProvider(devServer, { userId, admin = false, groups = [] }) {
+export function devTokenProvider(devServer, { userId, admin = false, groups = [], fetch = globalThis.fetch }) {
   let cached = null;
   return async ({ forceRefresh = false } = {}) => {
     if (cached && !forceRefresh) return cached;
@@ -45,7 +45,7 @@ export function devTokenProvider(devServer, { userId, admin = false, groups = []
 }
 
 /** `GET /dev/config` of the local stack: `{ ws_url, rest_url }`. */
-export async function fetchDevConfig(devServer) {
+export async function fetchDevConfig(devServer, { fetch = globalThis.fetch } = {}) {
   const response = await fetch(new URL("/dev/config", devServer));
   if (!response.ok) throw new Error(`dev config: HTTP ${response.status}`);
   return response.json();
@@ -64,7 +64,7 @@ export async function initializeSocket(userIdOrOptions) {
     if (!options.userId) throw new TypeError("initializeSocket: pass a user id or getToken");
     const devServer = options.devServer ?? globalThis.location?.origin;
     if (!options.wsUrl || !options.restUrl) {
-      const config = await fetchDevConfig(devServer);
+      const config = await fetchDevConfig(devServer, options);
       options.wsUrl ??= config.ws_url;
       options.restUrl ??= config.rest_url;
     }

@@ -92,3 +92,33 @@ test("WebSocketClient connects on demand and sends actions, resolving with the r
   socket.disconnect();
   assert.equal(socket.status, "offline");
 });
+
+test("initializeSocket(userId) gets its URLs and a token from the local stack's dev routes", async () => {
+  const { ws, options } = seams();
+  const requests = [];
+  const fetch = async (url, init = {}) => {
+    requests.push([init.method ?? "GET", String(url), init.body && JSON.parse(init.body)]);
+    if (String(url).endsWith("/dev/config")) {
+      return Response.json({ ws_url: "ws://127.0.0.1:9001", rest_url: "http://127.0.0.1:9000" });
+    }
+    return Response.json({ token: fakeJwt("alice") });
+  };
+  const { getToken, wsUrl, restUrl, ...seamsOnly } = options;
+  const client = await initializeSocket({
+    ...seamsOnly,
+    userId: "alice",
+    groups: ["clinic"],
+    devServer: "http://127.0.0.1:9000",
+    fetch,
+  });
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(ws.last().url, "ws://127.0.0.1:9001");
+  assert.deepEqual(requests.slice(0, 2), [
+    ["GET", "http://127.0.0.1:9000/dev/config", undefined],
+    ["POST", "http://127.0.0.1:9000/dev/token", { user_id: "alice", admin: false, groups: ["clinic"] }],
+  ]);
+  ws.last().accept();
+  assert.equal(ws.last().frames("register")[0].token, fakeJwt("alice"));
+  assert.equal(client.userId, "alice");
+  closeSocket();
+});
