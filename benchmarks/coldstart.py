@@ -10,8 +10,8 @@ that drift on the machine hits them alike; one discarded warm-up run of each com
 (disk cache, .pyc files).
 
 Two app variants: as-is (the dev venv), and with `cryptography` hidden from the child. The
-Lambda zip holds only requirements.txt (pydantic, PyJWT, python-ulid; boto3 comes with the
-runtime); PyJWT imports cryptography whenever it is importable, and the dev venv has it (moto
+Lambda zip holds only requirements.txt (boto3 comes with the runtime), which does not list
+cryptography; PyJWT imports cryptography whenever it is importable, and the dev venv has it (moto
 needs it), so the as-is figure overstates what Lambda pays. A `sys.modules["cryptography"] =
 None` shim, the child's first statement, makes PyJWT take its "not installed" branch
 (HS256 needs nothing from cryptography).
