@@ -915,7 +915,8 @@ export function createNotificationClient(options) {
     },
   };
 
-  if (cfg.autoConnect !== false) connect();
+  // On the next microtask, so handlers attached right after creation see every event.
+  if (cfg.autoConnect !== false) queueMicrotask(connect);
   return client;
 }
 

@@ -264,3 +264,21 @@ test("close() stops everything", async () => {
   assert.equal(ws.sockets.length, 1);
 });
 
+
+test("handlers attached right after creation see the first status", async () => {
+  const statuses = [];
+  const client = createNotificationClient({
+    wsUrl: "ws://127.0.0.1:8001/",
+    restUrl: "http://127.0.0.1:8000",
+    getToken: () => "t",
+    WebSocket: undefined,
+    fetch: () => new Promise(() => {}),
+    storage: memoryStorage(),
+    eventTarget: null,
+    BroadcastChannel: null,
+  });
+  client.on("status", ({ status }) => statuses.push(status));
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(statuses, ["polling"]);
+  client.close();
+});
