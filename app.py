@@ -166,7 +166,8 @@ def document_required(principal: Principal, body: DocumentRequired) -> Reply:
 )
 def test_notification(body: TestNotification, user_id: str) -> Reply:
     content = NotificationContent(message=body.message, type=body.type)
-    return Reply({"notification": dump(get_service().send_test(user_id, content))}, 201)
+    result = get_service().send_notification(user_id, content)
+    return Reply({"notification": dump(result.notification)}, 201)
 
 
 @api.route("/api/websocket/stats", access=Access.ADMIN)

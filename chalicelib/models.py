@@ -7,6 +7,7 @@ bug surfaces as a clear `validation_error` instead of a silent coercion.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -16,20 +17,46 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
     model_validator,
 )
+
+from chalicelib.errors import ValidationFailed
 
 ULID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{26}$"
 MAX_DATA_BYTES = 8 * 1024
 
 NotificationId = Annotated[str, StringConstraints(pattern=ULID_PATTERN)]
 RequestId = Annotated[str, StringConstraints(max_length=64)]
-UserId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^#\s]+$")]
+USER_ID_PATTERN = r"^[^#\s]{1,128}$"
+UserId = Annotated[str, StringConstraints(pattern=USER_ID_PATTERN)]
 Category = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Message = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
 NotificationType = Literal["info", "success", "warning", "error"]
 Priority = Literal["low", "normal", "high"]
 IdList = Annotated[list[NotificationId], Field(min_length=1, max_length=100)]
+
+
+def is_user_id(value: object) -> bool:
+    """A user id: 1-128 characters, no '#' (a key separator) and no whitespace."""
+    return isinstance(value, str) and re.fullmatch(USER_ID_PATTERN, value) is not None
+
+
+def validation_message(exc: ValidationError) -> str:
+    """Every problem pydantic found, one `field: message` each, for a client to read."""
+    parts = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in error["loc"])
+        parts.append(f"{where}: {error['msg']}" if where else error["msg"])
+    return "; ".join(parts)
+
+
+def parse[M: BaseModel](model: type[M], data: Any, *, strict: bool | None = None) -> M:
+    """Validate `data` into `model`, or raise ValidationFailed with a readable message."""
+    try:
+        return model.model_validate(data, strict=strict)
+    except ValidationError as exc:
+        raise ValidationFailed(validation_message(exc)) from None
 
 
 def compact_json(value: Any) -> str:
@@ -68,8 +95,9 @@ class NotificationContent(Strict):
         known = {name: payload[name] for name in cls.model_fields if name in payload}
         extra = {key: value for key, value in payload.items() if key not in cls.model_fields}
         if extra:
-            known["data"] = {**known.get("data", {}), **extra}
-        return cls.model_validate(known)
+            data = known.get("data", {})
+            known["data"] = {**data, **extra} if isinstance(data, dict) else data
+        return parse(cls, known)
 
 
 class Notification(BaseModel):

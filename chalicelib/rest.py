@@ -25,7 +25,8 @@ from chalicelib.errors import (
     ServiceError,
     ValidationFailed,
 )
-from chalicelib.service import get_service, parse
+from chalicelib.models import parse
+from chalicelib.service import get_service
 from chalicelib.telemetry import logger as log
 
 MAX_BODY_BYTES = 64 * 1024

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from chalicelib import telemetry
 from chalicelib.auth import ADMINS_GROUP, Principal, TokenVerifier
@@ -48,6 +48,8 @@ from chalicelib.models import (
     PongEvent,
     RegisteredEvent,
     RegisterFrame,
+    is_user_id,
+    parse,
 )
 from chalicelib.settings import Settings, get_settings
 from chalicelib.storage import STAT_NAMES, ConnectionRecord, Storage, new_id
@@ -68,21 +70,6 @@ class SendResult:
     notification: Notification
     created: bool
     delivered_to: int
-
-
-def validation_message(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors(include_url=False):
-        where = ".".join(str(part) for part in error["loc"])
-        parts.append(f"{where}: {error['msg']}" if where else error["msg"])
-    return "; ".join(parts)
-
-
-def parse[M: BaseModel](model: type[M], data: Any, *, strict: bool | None = None) -> M:
-    try:
-        return model.model_validate(data, strict=strict)
-    except ValidationError as exc:
-        raise ValidationFailed(validation_message(exc)) from None
 
 
 class NotificationService:
@@ -117,6 +104,8 @@ class NotificationService:
         idempotency_key: str | None = None,
     ) -> SendResult:
         """Store a notification and push it at once to every live session of the user."""
+        if not is_user_id(user_id):
+            raise ValidationFailed("user_id must be 1-128 characters without '#' or whitespace")
         notification, created = self.storage.put_notification(
             user_id, content, idempotency=idempotency_key
         )
@@ -246,12 +235,6 @@ class NotificationService:
             category=IMMIGRATION,
             data={"case_id": case_id, "document_type": document_type},
         )
-        return self.send_notification(user_id, content).notification
-
-    def send_test(self, user_id: str, content: NotificationContent) -> Notification:
-        """The local/dev test route: validate the user id as a token's `sub` would be."""
-        if not 0 < len(user_id) <= 128 or "#" in user_id:
-            raise ValidationFailed("user_id must be 1-128 characters without '#'")
         return self.send_notification(user_id, content).notification
 
     def delete_notification(self, principal: Principal, notification_id: str) -> None:

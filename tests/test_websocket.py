@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from chalicelib import send_notification
+from chalicelib.errors import ValidationFailed
 from chalicelib.models import NotificationContent
 from chalicelib.service import NotificationService
 from tests.conftest import Clock, WsClient, token
@@ -462,3 +463,19 @@ def test_the_scan_guard_sees_scans(dynamodb: Any, scans: list[str]) -> None:
     dynamodb.scan(TableName="notifications")
     assert scans == ["notifications"]
     scans.clear()
+
+
+@pytest.mark.parametrize("user_id", ["", "a#b", "has space", "x" * 129])
+def test_send_notification_rejects_bad_user_ids(service: NotificationService, user_id: str) -> None:
+    with pytest.raises(ValidationFailed):
+        send_notification(user_id, {"message": "m"})
+
+
+def test_send_notification_puts_unknown_keys_into_data(service: NotificationService) -> None:
+    notification = send_notification(
+        "alice", {"message": "m", "type": "warning", "case_id": "1", "data": {"a": 1}}
+    )
+    assert notification.type == "warning"
+    assert notification.data == {"a": 1, "case_id": "1"}
+    with pytest.raises(ValidationFailed):
+        send_notification("alice", {"message": "m", "type": "urgent"})
