@@ -18,7 +18,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -78,25 +78,64 @@ class CallCounter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str]] = Counter()
+        self._targets: Counter[tuple[str, str]] = Counter()
 
     def attach(self, client: Any) -> None:
         client.meta.events.register(
             "before-call.*.*", self._on_call, unique_id=f"bench-counter-{id(self)}"
         )
 
-    def _on_call(self, model: Any, **_: Any) -> None:
+    def _on_call(self, model: Any, params: Any = None, **_: Any) -> None:
         # Must return None: a before-call handler's return value would replace the request.
         key = (model.service_model.service_name, model.name)
+        target = target_of(params) if model.name in SINGLE_ITEM else None
         with self._lock:
             self._counts[key] += 1
+            if target is not None:
+                self._targets[(model.name, target)] += 1
 
     def reset(self) -> None:
         with self._lock:
             self._counts.clear()
+            self._targets.clear()
 
     def snapshot(self) -> Counter[tuple[str, str]]:
         with self._lock:
             return Counter(self._counts)
+
+    def targets(self) -> Counter[tuple[str, str]]:
+        """Single-item DynamoDB calls by (operation, what the item is)."""
+        with self._lock:
+            return Counter(self._targets)
+
+
+SINGLE_ITEM = frozenset({"GetItem", "PutItem", "UpdateItem", "DeleteItem"})
+
+
+def target_of(request: Any) -> str:
+    """What a single-item call touches, read from the key in its serialized request body
+    (the prefixes storage.py uses)."""
+    from chalicelib import storage
+
+    try:
+        body = json.loads((request or {}).get("body") or b"{}")
+    except ValueError:
+        return "other"
+    key = body.get("Key") or body.get("Item") or {}
+    if "connection_id" in key:
+        return "connection"
+    pk = key.get("pk", {}).get("S", "")
+    sk = key.get("sk", {}).get("S", "")
+    kinds = (
+        (pk == getattr(storage, "STATS_PK", "STATS"), "stats"),
+        (sk.startswith(getattr(storage, "LIMIT_PREFIX", "LIMIT#")), "rate limit"),
+        (sk == getattr(storage, "COUNTER_SK", "COUNT"), "unread counter"),
+        (sk.startswith(getattr(storage, "NOTIFICATION_PREFIX", "N#")), "notification"),
+        (sk.startswith(getattr(storage, "IDEMPOTENCY_PREFIX", "IDEM#")), "idempotency"),
+        (pk.startswith(getattr(storage, "GROUP_PREFIX", "GROUP#")), "directory"),
+        (pk.startswith(getattr(storage, "CASE_PREFIX", "CASE#")), "case"),
+    )
+    return next((name for matches, name in kinds if matches), "other")
 
 
 @contextmanager
@@ -215,6 +254,7 @@ class Row:
     operation: str
     calls: Counter[tuple[str, str]]
     note: str = ""
+    targets: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     @property
     def dynamodb(self) -> dict[str, int]:
@@ -236,7 +276,7 @@ class Row:
 def measure(counter: CallCounter, operation: str, action: Any, note: str = "") -> Row:
     counter.reset()
     action()
-    return Row(operation, counter.snapshot(), note)
+    return Row(operation, counter.snapshot(), note, counter.targets())
 
 
 def send(user_id: str, message: str) -> None:
@@ -360,6 +400,14 @@ def render(rows: list[Row]) -> str:
         )
         if index == 0:
             out.append("  ".join("-" * width for width in widths))
+    out.append("")
+    out.append("single-item calls by what they touch (from the item key):")
+    for row in rows:
+        by_operation: dict[str, list[str]] = {}
+        for (operation, target), n in sorted(row.targets.items()):
+            by_operation.setdefault(operation, []).append(f"{target}{f' x{n}' if n > 1 else ''}")
+        parts = [f"{operation}: {', '.join(names)}" for operation, names in by_operation.items()]
+        out.append(f"  {row.operation:<{widths[0]}}  {'; '.join(parts) or '-'}")
     return "\n".join(out)
 
 
