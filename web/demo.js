@@ -63,7 +63,8 @@ export async function connect(user, { groups = [], polling = false } = {}) {
 function showStatus({ status, reason }) {
   const text = { open: "live (WebSocket)", polling: "live (long polling)", connecting: "connecting…", offline: "offline" };
   $("status").dataset.status = status;
-  $("status").textContent = text[status] + (reason && status !== "open" ? ` (${reason})` : "");
+  const why = reason && status !== "open" ? ` (${reason.replace(/_/g, " ")})` : "";
+  $("status").textContent = text[status] + why;
   log(`status: ${status}${reason ? ` (${reason})` : ""}`);
 }
 
