@@ -59,14 +59,13 @@ async def rest_to_websocket(stack: LocalStack, http: aiohttp.ClientSession) -> l
     samples = []
     try:
         for n in range(SENDS):
+            body = {"user_id": "bench-latency", "message": f"m{n}"}
             started = time.perf_counter()
-            request = asyncio.ensure_future(
-                http.post(
-                    url, json={"user_id": "bench-latency", "message": f"m{n}"}, headers=headers
-                )
-            )
-            while json.loads(await socket.recv()).get("event") != "notification":
-                pass
+            request = asyncio.ensure_future(http.post(url, json=body, headers=headers))
+            while True:
+                frame = json.loads(await socket.recv())
+                if frame.get("notification", {}).get("message") == body["message"]:
+                    break
             samples.append(time.perf_counter() - started)
             async with await request as response:
                 assert response.status == 201, await response.text()

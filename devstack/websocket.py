@@ -37,6 +37,7 @@ from devstack.runtime import Handler, Invoker
 MAX_FRAME_BYTES = 32 * 1024
 MAX_MESSAGE_BYTES = 128 * 1024
 GOING_AWAY = (WSCloseCode.GOING_AWAY, "Going away")
+ABNORMAL_REASON = "Connection closed abnormally"
 
 log = logging.getLogger("devstack.ws")
 
@@ -147,10 +148,6 @@ class WebSocketGateway:
         self._message_tasks: set[asyncio.Task[None]] = set()
         self.domain_name = "127.0.0.1"
 
-    @property
-    def connection_count(self) -> int:
-        return len(self._connections)
-
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_MESSAGE_BYTES * 2)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
@@ -195,7 +192,11 @@ class WebSocketGateway:
         if not 200 <= status < 300:
             return web.Response(status=status, text=body, content_type="application/json")
 
-        await socket.prepare(request)
+        try:
+            await socket.prepare(request)
+        except ConnectionError:  # the client left while $connect ran
+            await self._disconnect(context, WSCloseCode.ABNORMAL_CLOSURE, ABNORMAL_REASON)
+            return web.Response(status=400)
         connection = LiveConnection(context=context, socket=socket)
         self._connections[context.connection_id] = connection
         try:
@@ -204,11 +205,14 @@ class WebSocketGateway:
             self._connections.pop(context.connection_id, None)
         if connection.server_close is not None:
             status_code, reason = connection.server_close
+        await self._disconnect(context, status_code, reason)
+        return socket
+
+    async def _disconnect(self, context: ConnectionContext, status_code: int, reason: str) -> None:
         log.info("$disconnect %s (%s %s)", context.connection_id, status_code, reason)
         disconnect = events.disconnect_event(context, status_code=status_code, reason=reason)
         with contextlib.suppress(Exception):  # already logged; the socket is gone either way
             await self._run(events.DISCONNECT, disconnect)
-        return socket
 
     async def _run_connect(self, event: dict[str, Any]) -> tuple[int, str]:
         handler = self._handlers.get(events.CONNECT)
@@ -265,7 +269,7 @@ class WebSocketGateway:
                 code = getattr(error, "code", WSCloseCode.ABNORMAL_CLOSURE)
                 return int(code), str(error)
             else:  # CLOSING / CLOSED: the transport went away or we closed it
-                return WSCloseCode.ABNORMAL_CLOSURE, "Connection closed abnormally"
+                return WSCloseCode.ABNORMAL_CLOSURE, ABNORMAL_REASON
 
     def _spawn_message(self, connection: LiveConnection, body: str) -> None:
         route_key = route_key_for(body, self._action_routes)

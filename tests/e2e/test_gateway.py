@@ -356,6 +356,8 @@ def test_idle_timeout_and_max_duration_close_with_1001() -> None:
 
 
 def test_embedded_dynamodb_transactions_stay_atomic(probe_stack: LocalStack) -> None:
+    """A cancelled transaction leaves every item as it was (the stack's moto rolls back
+    item by item); a successful one applies every write."""
     client = boto3.client(
         "dynamodb",
         endpoint_url=probe_stack.dynamodb_url,
@@ -366,21 +368,53 @@ def test_embedded_dynamodb_transactions_stay_atomic(probe_stack: LocalStack) -> 
     table = f"tx-{uuid.uuid4().hex[:8]}"
     client.create_table(
         TableName=table,
-        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
         BillingMode="PAY_PER_REQUEST",
     )
-    client.put_item(TableName=table, Item={"k": {"S": "taken"}})
-    puts = [{"Put": {"TableName": table, "Item": {"k": {"S": f"new-{n}"}}}} for n in range(3)]
+
+    def key(pk: str, sk: str) -> dict[str, Any]:
+        return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+    client.put_item(TableName=table, Item={**key("u", "counter"), "n": {"N": "1"}})
+    client.put_item(TableName=table, Item={**key("u", "old"), "v": {"S": "keep"}})
+    client.put_item(TableName=table, Item=key("u", "guard"))
+
+    def snapshot() -> list[dict[str, Any]]:
+        return sorted(client.scan(TableName=table)["Items"], key=json.dumps)
+
+    before = snapshot()
+    writes = [
+        {"Put": {"TableName": table, "Item": {**key("u", "new"), "v": {"S": "x"}}}},
+        {"Put": {"TableName": table, "Item": {**key("other", "new"), "v": {"S": "y"}}}},
+        {
+            "Update": {
+                "TableName": table,
+                "Key": key("u", "counter"),
+                "UpdateExpression": "ADD n :one",
+                "ExpressionAttributeValues": {":one": {"N": "1"}},
+            }
+        },
+        {"Delete": {"TableName": table, "Key": key("u", "old")}},
+    ]
     failing = {
         "ConditionCheck": {
             "TableName": table,
-            "Key": {"k": {"S": "taken"}},
-            "ConditionExpression": "attribute_not_exists(k)",
+            "Key": key("u", "guard"),
+            "ConditionExpression": "attribute_not_exists(pk)",
         }
     }
     with pytest.raises(client.exceptions.TransactionCanceledException):
-        client.transact_write_items(TransactItems=[*puts, failing])
-    assert client.scan(TableName=table)["Count"] == 1
-    client.transact_write_items(TransactItems=puts)
-    assert client.scan(TableName=table)["Count"] == 4
+        client.transact_write_items(TransactItems=[*writes, failing])
+    assert snapshot() == before
+
+    client.transact_write_items(TransactItems=writes)
+    after = {(i["pk"]["S"], i["sk"]["S"]): i for i in client.scan(TableName=table)["Items"]}
+    assert set(after) == {("u", "counter"), ("u", "guard"), ("u", "new"), ("other", "new")}
+    assert after[("u", "counter")]["n"] == {"N": "2"}
