@@ -3,13 +3,15 @@
 App routes go through ``chalice.local.LocalGateway`` (Chalice's own event translation,
 authorizers and CORS preflight), run on the Lambda thread pool. The dev routes exist
 only here, never in app.py: ``/demo/`` serves ``web/``, ``POST /dev/token`` mints a token
-with the stack's secret, ``GET /dev/config`` tells the demo page where the stack is.
+with the stack's secret, ``GET /dev/config`` tells the demo page where the stack is, ``GET
+/dev/stats`` counts the embedded DynamoDB's requests and time.
 """
 
 from __future__ import annotations
 
 import base64
 import mimetypes
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -65,6 +67,7 @@ class RestGateway:
         )
         self.ws_url = ""
         self.rest_url = ""
+        self.stats_sources: dict[str, Callable[[], dict[str, Any]]] = {}
 
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY_BYTES)
@@ -72,6 +75,7 @@ class RestGateway:
         app.router.add_get("/demo/{path:.*}", self._demo)
         app.router.add_post("/dev/token", self._token)
         app.router.add_get("/dev/config", self._config)
+        app.router.add_get("/dev/stats", self._stats)
         app.router.add_route("*", "/{tail:.*}", self._chalice)
         return app
 
@@ -143,6 +147,10 @@ class RestGateway:
             )
         token = mint_dev_token(user_id, admin=admin, groups=groups, secret=self._jwt_secret)
         return web.json_response({"token": token})
+
+    async def _stats(self, request: web.Request) -> web.StreamResponse:
+        """Counters of the embedded DynamoDB (requests, time inside moto) for benchmarks."""
+        return web.json_response({name: source() for name, source in self.stats_sources.items()})
 
     async def _config(self, request: web.Request) -> web.StreamResponse:
         return web.json_response({"ws_url": self.ws_url, "rest_url": self.rest_url})

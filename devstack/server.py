@@ -17,6 +17,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,6 +212,11 @@ class EmbeddedDynamoDB:
     def __init__(self) -> None:
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        self.requests = 0
+        self.busy_seconds = 0.0  # time spent inside moto, for GET /dev/stats
+
+    def stats(self) -> dict[str, Any]:
+        return {"requests": self.requests, "busy_seconds": round(self.busy_seconds, 6)}
 
     def start(self) -> str:
         from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
@@ -224,7 +230,12 @@ class EmbeddedDynamoDB:
 
         def serialized(environ: dict[str, Any], start_response: Any) -> Any:
             with lock:
-                return list(dispatcher(environ, start_response))
+                started = time.perf_counter()
+                try:
+                    return list(dispatcher(environ, start_response))
+                finally:
+                    self.requests += 1
+                    self.busy_seconds += time.perf_counter() - started
 
         self._server = make_server(
             HOST, 0, serialized, threaded=True, request_handler=MotoRequestHandler
@@ -285,6 +296,7 @@ class DevStack:
             app, self._invoker, jwt_secret=settings.jwt_secret, web_dir=settings.web_dir
         )
         rest_gateway.rest_url, rest_gateway.ws_url = self.rest_url, self.ws_url
+        rest_gateway.stats_sources = {"dynamodb": self._moto.stats if self._moto else dict}
         for gateway, sock in ((rest_gateway, rest_sock), (ws_gateway, ws_sock)):
             runner = web.AppRunner(gateway.build_app(), access_log=None, shutdown_timeout=5)
             await runner.setup()

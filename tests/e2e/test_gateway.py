@@ -304,6 +304,8 @@ def test_dev_routes_mint_tokens_and_describe_the_stack(probe_stack: LocalStack) 
     assert http("POST", f"{probe_stack.rest_url}/dev/token", {"admin": True}).status == 422
     config = http("GET", f"{probe_stack.rest_url}/dev/config").body
     assert config == {"ws_url": probe_stack.ws_url, "rest_url": probe_stack.rest_url}
+    stats = http("GET", f"{probe_stack.rest_url}/dev/stats").body["dynamodb"]
+    assert stats["requests"] >= 2 and stats["busy_seconds"] > 0  # the tables were created
 
 
 def test_demo_page_is_served_from_the_web_directory(tmp_path: Any) -> None:
