@@ -787,6 +787,7 @@ export class NotificationToast extends ClientElement {
         .type-success { --_type: var(--_success); }
         .type-warning { --_type: var(--_warning); }
         .type-error { --_type: var(--_error); }
+        .body { display: block; padding: 0; border: 0; background: none; text-align: left; cursor: pointer; }
         .kind { display: block; font-size: 0.75rem; font-weight: 700; color: var(--_type); text-transform: uppercase; }
         .message { display: block; margin-top: 0.125rem; overflow-wrap: anywhere; }
         .close { border: 0; background: none; cursor: pointer; font-size: 1.25rem; line-height: 1; padding: 0.125rem 0.375rem; }
@@ -827,7 +828,10 @@ export class NotificationToast extends ClientElement {
     toast.className = `toast type-${type}`;
     toast.setAttribute("part", "toast");
     toast.dataset.id = notification.id;
-    const text = document.createElement("div");
+    // A button, so opening a toast's notification works from the keyboard too.
+    const text = document.createElement("button");
+    text.type = "button";
+    text.className = "body";
     const kind = document.createElement("span");
     kind.className = "kind";
     kind.textContent =

@@ -49,7 +49,9 @@ def test_rest_send_shows_in_list_and_badge_within_a_second(open_demo, api: Api, 
     demo.wait_for_badge(0)
 
     started = time.monotonic()
-    api.send(user, "Your case status has been updated", type="success", data={"case_id": "7"})
+    sent = api.send(
+        user, "Your case status has been updated", type="success", data={"case_id": "7"}
+    )
     expect(demo.inbox_item("Your case status has been updated")).to_be_visible(timeout=1_000)
     demo.wait_for_badge(1, timeout=1_000)
     elapsed = time.monotonic() - started
@@ -66,6 +68,13 @@ def test_rest_send_shows_in_list_and_badge_within_a_second(open_demo, api: Api, 
         "New notification. Unread, success: Your case status has been updated"
     )
     expect(demo.page.locator("notification-toast .toast")).to_contain_text("Success")
+    # The toast opens its notification with a real button (keyboard operable).
+    demo.page.evaluate(
+        "document.addEventListener('notification-click', (e) => { window.opened = e.detail.id; })"
+    )
+    demo.page.locator("notification-toast button.body").focus()
+    demo.page.keyboard.press("Enter")
+    assert demo.page.evaluate("window.opened") == sent["id"]
     assert demo.errors == []
 
 
