@@ -171,11 +171,13 @@ def phase_timer(service: Any) -> Iterator[dict[str, float]]:
             delattr(owner, method)
 
 
-def measure(counter: CallCounter, action: Any) -> tuple[float, Counter[tuple[str, str]], int]:
+def measure(
+    counter: CallCounter, action: Any
+) -> tuple[float, Counter[tuple[str, str]], int, Counter[str]]:
     counter.reset()
     started = time.perf_counter()
     recipients = action()
-    return time.perf_counter() - started, counter.snapshot(), recipients
+    return time.perf_counter() - started, counter.snapshot(), recipients, counter.written()
 
 
 def describe(calls: Counter[tuple[str, str]]) -> str:
@@ -190,6 +192,10 @@ def check(live: list[tuple[str, str]], frames: int, label: str) -> None:
         got = len(pushed(connection_id))
         if got != frames:
             raise RuntimeError(f"{label}: {connection_id} has {got} frames, expected {frames}")
+
+
+def write_units(written: Counter[str]) -> int:
+    return sum(n * (2 if op == "TransactWriteItems" else 1) for op, n in written.items())
 
 
 def critical_path(calls: Counter[tuple[str, str]], pool: int) -> int:
@@ -232,7 +238,7 @@ def main() -> None:
     print()
     width = 44
     print(f"{'':<{width}}{'wall s':>7}  {'round trips':>11}  AWS calls")
-    for label, (seconds, calls, _) in (
+    for label, (seconds, calls, _, _) in (
         ("broadcast (service.broadcast)", fast),
         ("sequential baseline (1 PutItem, 1 post)", slow),
     ):
@@ -240,6 +246,12 @@ def main() -> None:
         print(f"{label:<{width}}{seconds:>7.2f}  {trips:>11}  {describe(calls)}")
     steps = ", ".join(f"{label} {seconds:.2f}" for label, seconds in phases.items())
     print(f"broadcast steps (s): {steps}")
+    for label, written in (("broadcast", fast[3]), ("baseline", slow[3])):
+        parts = ", ".join(f"{op} {n}" for op, n in sorted(written.items()))
+        print(
+            f"items written, {label}: {sum(written.values())} ({parts}); ~{write_units(written)} "
+            "write units in DynamoDB (items under 1 KB; a transactional write costs 2)"
+        )
     fast_calls, slow_calls = sum(fast[1].values()), sum(slow[1].values())
     fast_trips, slow_trips = critical_path(fast[1], pool), critical_path(slow[1], 1)
     print()

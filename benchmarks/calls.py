@@ -79,6 +79,7 @@ class CallCounter:
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str]] = Counter()
         self._targets: Counter[tuple[str, str]] = Counter()
+        self._written: Counter[str] = Counter()
 
     def attach(self, client: Any) -> None:
         client.meta.events.register(
@@ -89,15 +90,19 @@ class CallCounter:
         # Must return None: a before-call handler's return value would replace the request.
         key = (model.service_model.service_name, model.name)
         target = target_of(params) if model.name in SINGLE_ITEM else None
+        written = items_written(model.name, params)
         with self._lock:
             self._counts[key] += 1
             if target is not None:
                 self._targets[(model.name, target)] += 1
+            if written:
+                self._written[model.name] += written
 
     def reset(self) -> None:
         with self._lock:
             self._counts.clear()
             self._targets.clear()
+            self._written.clear()
 
     def snapshot(self) -> Counter[tuple[str, str]]:
         with self._lock:
@@ -108,8 +113,31 @@ class CallCounter:
         with self._lock:
             return Counter(self._targets)
 
+    def written(self) -> Counter[str]:
+        """Items written (put, updated, deleted or condition-checked) by DynamoDB operation."""
+        with self._lock:
+            return Counter(self._written)
+
 
 SINGLE_ITEM = frozenset({"GetItem", "PutItem", "UpdateItem", "DeleteItem"})
+SINGLE_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem"})
+
+
+def request_body(request: Any) -> dict[str, Any]:
+    try:
+        return json.loads((request or {}).get("body") or b"{}")
+    except ValueError:
+        return {}
+
+
+def items_written(operation: str, request: Any) -> int:
+    if operation in SINGLE_WRITES:
+        return 1
+    if operation == "TransactWriteItems":
+        return len(request_body(request).get("TransactItems", []))
+    if operation == "BatchWriteItem":
+        return sum(len(batch) for batch in request_body(request).get("RequestItems", {}).values())
+    return 0
 
 
 def target_of(request: Any) -> str:
@@ -117,10 +145,7 @@ def target_of(request: Any) -> str:
     (the prefixes storage.py uses)."""
     from chalicelib import storage
 
-    try:
-        body = json.loads((request or {}).get("body") or b"{}")
-    except ValueError:
-        return "other"
+    body = request_body(request)
     key = body.get("Key") or body.get("Item") or {}
     if "connection_id" in key:
         return "connection"
