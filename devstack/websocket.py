@@ -36,6 +36,9 @@ from devstack.runtime import Handler, Invoker
 
 MAX_FRAME_BYTES = 32 * 1024
 MAX_MESSAGE_BYTES = 128 * 1024
+# Pushes queue here while a client reads slowly; past it, PostToConnection answers 429
+# LimitExceededException ("the WebSocket client side buffer is full") instead of blocking.
+CLIENT_BUFFER_BYTES = 1024 * 1024
 GOING_AWAY = (WSCloseCode.GOING_AWAY, "Going away")
 ABNORMAL_REASON = "Connection closed abnormally"
 
@@ -82,6 +85,7 @@ class _GatewaySocket(web.WebSocketResponse):
 class LiveConnection:
     context: ConnectionContext
     socket: web.WebSocketResponse
+    transport: asyncio.Transport
     last_active: float = field(default_factory=time.monotonic)
     last_active_ms: int = field(default_factory=events.now_ms)
     server_close: tuple[int, str] | None = None
@@ -197,7 +201,12 @@ class WebSocketGateway:
         except ConnectionError:  # the client left while $connect ran
             await self._disconnect(context, WSCloseCode.ABNORMAL_CLOSURE, ABNORMAL_REASON)
             return web.Response(status=400)
-        connection = LiveConnection(context=context, socket=socket)
+        transport = request.transport
+        if transport is None:  # pragma: no cover - closed between prepare() and here
+            return socket
+        # Sends must never wait on a slow reader: buffer up to the limit, then answer 429.
+        transport.set_write_buffer_limits(high=CLIENT_BUFFER_BYTES + 2 * MAX_MESSAGE_BYTES)
+        connection = LiveConnection(context=context, socket=socket, transport=transport)
         self._connections[context.connection_id] = connection
         try:
             status_code, reason = await self._receive_loop(connection)
@@ -309,6 +318,8 @@ class WebSocketGateway:
                 return _error(413, "PayloadTooLargeException", "Request entity too large")
             if connection is None or connection.socket.closed:
                 return _error(410, "GoneException", None)
+            if connection.transport.get_write_buffer_size() > CLIENT_BUFFER_BYTES:
+                return _error(429, "LimitExceededException", "Client side buffer is full")
             try:
                 text = data.decode("utf-8")
             except UnicodeDecodeError:

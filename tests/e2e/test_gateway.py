@@ -420,3 +420,29 @@ def test_embedded_dynamodb_transactions_stay_atomic(probe_stack: LocalStack) -> 
     after = {(i["pk"]["S"], i["sk"]["S"]): i for i in client.scan(TableName=table)["Items"]}
     assert set(after) == {("u", "counter"), ("u", "guard"), ("u", "new"), ("other", "new")}
     assert after[("u", "counter")]["n"] == {"N": "2"}
+
+
+def test_pushes_to_a_client_that_stops_reading_get_429_not_a_hang(
+    probe_stack: LocalStack,
+) -> None:
+    base = probe_stack.connections_url.removesuffix("/@connections")
+    frame = b'"' + b"p" * (100 * 1024) + b'"'
+
+    async def scenario() -> None:
+        # max_queue=1: the client stops reading its socket once one message is pending.
+        async with connect(probe_stack.ws_url, user_agent_header="slow", max_queue=1) as socket:
+            url = f"{base}/@connections/{last_connect_id(probe_stack, 'slow')}"
+            accepted = 0
+            for _ in range(400):
+                reply = await asyncio.to_thread(http, "POST", url, raw=frame)
+                if reply.status != 200:
+                    break
+                accepted += 1
+            assert reply.status == 429
+            assert reply.headers["x-amzn-ErrorType"] == "LimitExceededException"
+            for _ in range(accepted):
+                assert len(await asyncio.wait_for(socket.recv(), 10)) == len(frame)
+            assert (await asyncio.to_thread(http, "POST", url, raw=b'"again"')).status == 200
+            assert await recv_json(socket) == "again"
+
+    asyncio.run(scenario())
