@@ -21,6 +21,7 @@ run: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	node --test web/test/
 	$(BIN)/python -m pytest
 
 lint: install
