@@ -117,6 +117,7 @@ async def broadcast(stack: LocalStack, http: aiohttp.ClientSession) -> dict[str,
             socket, _ = await open_registered(stack, f"bench-fan-{index:04d}")
             return socket
 
+    stats_before_connect = await dynamodb_stats(stack, http)
     opened = time.perf_counter()
     sockets = await asyncio.gather(*(one(index) for index in range(SOCKETS)))
     connect_seconds = time.perf_counter() - opened
@@ -128,6 +129,7 @@ async def broadcast(stack: LocalStack, http: aiohttp.ClientSession) -> dict[str,
 
     receivers = [asyncio.ensure_future(receive(socket)) for socket in sockets]
     headers = {"Authorization": f"Bearer {stack.token('bench-admin', admin=True)}"}
+    stats_before = await dynamodb_stats(stack, http)
     started = time.perf_counter()
     async with http.post(
         f"{stack.rest_url}/api/notifications/broadcast",
@@ -139,11 +141,15 @@ async def broadcast(stack: LocalStack, http: aiohttp.ClientSession) -> dict[str,
         body = await response.json()
         assert response.status == 202, body
     arrivals = await asyncio.wait_for(asyncio.gather(*receivers), 300)
+    stats_after = await dynamodb_stats(stack, http)
     await asyncio.gather(*(socket.close() for socket in sockets))
     return {
         "sockets": float(len(sockets)),
         "recipients": float(body["recipients"]),
         "connect_seconds": connect_seconds,
+        "connect_moto_seconds": stats_before["busy_seconds"] - stats_before_connect["busy_seconds"],
+        "moto_requests": stats_after["requests"] - stats_before["requests"],
+        "moto_seconds": stats_after["busy_seconds"] - stats_before["busy_seconds"],
         "first": min(arrivals) - started,
         "median": statistics.median(arrivals) - started,
         "last": max(arrivals) - started,
@@ -178,7 +184,13 @@ async def run(stack: LocalStack) -> dict[str, Any]:
             f" recipients): first {fan_out['first'] * 1000:.0f} ms, median"
             f" {fan_out['median'] * 1000:.0f} ms, last {fan_out['last'] * 1000:.0f} ms;"
             f" HTTP 202 after {fan_out['response'] * 1000:.0f} ms"
-            f" (opening and registering the sockets took {fan_out['connect_seconds']:.1f} s)",
+            f"; DynamoDB (moto): {fan_out['moto_requests']:.0f} requests,"
+            f" {fan_out['moto_seconds']:.1f} s inside moto",
+            flush=True,
+        )
+        print(
+            f"  (opening and registering the sockets took {fan_out['connect_seconds']:.1f} s,"
+            f" {fan_out['connect_moto_seconds']:.1f} s of it inside moto)",
             flush=True,
         )
     return {
