@@ -399,3 +399,24 @@ def test_wscat_registers_and_receives_a_pushed_notification(stack: LocalStack) -
     registered_frame, pushed = frames()[:2]
     assert registered_frame["user_id"] == judy
     assert pushed["notification"] == sent["notification"]
+
+
+def test_settings_come_from_the_environment_and_dynamodb_endpoint_selects_a_database(
+    stack: LocalStack,
+) -> None:
+    """A second stack with its own JWT_SECRET, on the first stack's DynamoDB."""
+    env = {"DYNAMODB_ENDPOINT": stack.dynamodb_url, "JWT_SECRET": "another-secret-" + "x" * 20}
+    kim = user()
+    with LocalStack(env=env) as other:
+        assert other.dynamodb_url.startswith(stack.dynamodb_url)
+        assert "-m devstack token" in other.output()
+        assert (
+            http("GET", f"{other.rest_url}/api/notifications", token=stack.token(kim)).status == 401
+        )
+        sent = http(
+            "POST", f"{other.rest_url}/api/test/notification/{kim}", {"message": "stage local"}
+        )
+        assert sent.status == 201
+    listed = http("GET", f"{stack.rest_url}/api/notifications", token=stack.token(kim)).body
+    assert [item["id"] for item in listed["items"]] == [sent.body["notification"]["id"]]
+    assert other.returncode == 0
