@@ -489,7 +489,9 @@ def build_service(settings: Settings) -> NotificationService:
     fanout = None
     if settings.fanout_queue_url:
         fanout = FanoutQueue(
-            lambda: session.client("sqs", region_name=settings.region),
+            lambda: session.client(
+                "sqs", region_name=settings.region, endpoint_url=settings.sqs_endpoint
+            ),
             settings.fanout_queue_url,
             users_per_message=settings.fanout_batch_size,
         )

@@ -20,6 +20,7 @@ class Settings:
     connections_table: str = "connections"
     notifications_table: str = "notifications"
     dynamodb_endpoint: str | None = None
+    sqs_endpoint: str | None = None
     websocket_endpoint: str | None = None
     rate_limit_per_minute: int = 120
     notification_retention_days: int = 90
@@ -59,6 +60,7 @@ class Settings:
             connections_table=env.get("CONNECTIONS_TABLE", defaults.connections_table),
             notifications_table=env.get("NOTIFICATIONS_TABLE", defaults.notifications_table),
             dynamodb_endpoint=env.get("DYNAMODB_ENDPOINT") or None,
+            sqs_endpoint=env.get("SQS_ENDPOINT") or None,
             websocket_endpoint=(env.get("WEBSOCKET_ENDPOINT") or "").rstrip("/")
             or (
                 management_endpoint(api_id, stage, region)

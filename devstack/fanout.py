@@ -119,5 +119,7 @@ class FanoutWorker:
             self._thread.join(timeout=5)
 
     def _run(self) -> None:
+        # Short polls: a long poll would hold the embedded server's one-request-at-a-time lock.
         while not self._stop.is_set():
-            self.poll_once(wait_seconds=1)
+            if not self.poll_once():
+                self._stop.wait(0.2)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import importlib
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ import socket
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ from typing import Any
 import boto3
 from aiohttp import web
 
+from devstack.fanout import FanoutWorker, create_fanout_queues
 from devstack.rest import WEB_DIR, RestGateway
 from devstack.runtime import (
     PROJECT_ROOT,
@@ -201,31 +204,38 @@ def _patch_moto_transactions() -> None:
     models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
-class EmbeddedDynamoDB:
-    """moto's DynamoDB server on a free port, in a thread, one request at a time.
+class EmbeddedMoto:
+    """One moto service's server on a free port, in a thread, one request at a time.
 
     moto's backends are not thread-safe: two concurrent conditional updates of one item
     can both pass their condition, where DynamoDB guarantees one fails (rate limits and
     counters depend on it). Requests are parsed concurrently but run under one lock.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, service: str = "dynamodb") -> None:
+        self.service = service
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self.requests = 0
         self.busy_seconds = 0.0  # time spent inside moto, for GET /dev/stats
+        self.operations: Counter[str] = Counter()
 
     def stats(self) -> dict[str, Any]:
-        return {"requests": self.requests, "busy_seconds": round(self.busy_seconds, 6)}
+        return {
+            "requests": self.requests,
+            "busy_seconds": round(self.busy_seconds, 6),
+            "operations": dict(self.operations),
+        }
 
     def start(self) -> str:
         from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
-        _patch_moto_transactions()
-        # DynamoDB's app alone: moto's dispatcher would match every request's host against
+        if self.service == "dynamodb":
+            _patch_moto_transactions()
+        # The service's app alone: moto's dispatcher would match every request's host against
         # every service first, a sixth of the time of a GetItem.
-        dispatcher = create_backend_app("dynamodb")
+        dispatcher = create_backend_app(self.service)
         lock = threading.Lock()
 
         def serialized(environ: dict[str, Any], start_response: Any) -> Any:
@@ -236,11 +246,16 @@ class EmbeddedDynamoDB:
                 finally:
                     self.requests += 1
                     self.busy_seconds += time.perf_counter() - started
+                    # JSON-protocol services name the operation in X-Amz-Target.
+                    target = environ.get("HTTP_X_AMZ_TARGET", "")
+                    self.operations[target.rpartition(".")[2] or "other"] += 1
 
         self._server = make_server(
             HOST, 0, serialized, threaded=True, request_handler=MotoRequestHandler
         )
-        self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name=f"moto-{self.service}", daemon=True
+        )
         self._thread.start()
         return f"http://{HOST}:{self._server.server_port}"
 
@@ -258,7 +273,9 @@ class DevStack:
     def __init__(self, settings: StackSettings, environ: MutableMapping[str, str] = os.environ):
         self.settings = settings
         self._environ = environ
-        self._moto: EmbeddedDynamoDB | None = None
+        self._moto: EmbeddedMoto | None = None
+        self._sqs: EmbeddedMoto | None = None
+        self._fanout: FanoutWorker | None = None
         self._runners: list[web.AppRunner] = []
         self._invoker: Invoker | None = None
         self.rest_url = ""
@@ -279,8 +296,11 @@ class DevStack:
         self._configure_environment(ws_port)
         if settings.dynamodb_endpoint is None:
             _create_tables(self.dynamodb_url, self._environ)
+            queue_url = self._start_fanout_queue()
 
         app = load_app(settings.app_spec)
+        if settings.dynamodb_endpoint is None:
+            self._start_fanout_worker(queue_url)
         point_websocket_api_at(app, self._environ["WEBSOCKET_ENDPOINT"])
         self._invoker = Invoker(max_workers=settings.concurrency, function_name=app.app_name)
         ws_gateway = WebSocketGateway(
@@ -296,7 +316,11 @@ class DevStack:
             app, self._invoker, jwt_secret=settings.jwt_secret, web_dir=settings.web_dir
         )
         rest_gateway.rest_url, rest_gateway.ws_url = self.rest_url, self.ws_url
-        rest_gateway.stats_sources = {"dynamodb": self._moto.stats if self._moto else dict}
+        rest_gateway.stats_sources = {
+            name: server.stats
+            for name, server in (("dynamodb", self._moto), ("sqs", self._sqs))
+            if server is not None
+        }
         for gateway, sock in ((rest_gateway, rest_sock), (ws_gateway, ws_sock)):
             runner = web.AppRunner(gateway.build_app(), access_log=None, shutdown_timeout=5)
             await runner.setup()
@@ -304,8 +328,37 @@ class DevStack:
             self._runners.append(runner)
 
     def _start_moto(self) -> str:
-        self._moto = EmbeddedDynamoDB()
+        self._moto = EmbeddedMoto("dynamodb")
         return self._moto.start()
+
+    def _start_fanout_queue(self) -> str:
+        """moto SQS with the fan-out queue and its dead-letter queue from infra/."""
+        self._sqs = EmbeddedMoto("sqs")
+        env = self._environ
+        env["SQS_ENDPOINT"] = self._sqs.start()
+        queue_url, _ = create_fanout_queues(self._sqs_client())
+        env["FANOUT_QUEUE_URL"] = queue_url
+        # Low enough that a demo broadcast takes the SQS path that large audiences take in AWS.
+        env.setdefault("FANOUT_THRESHOLD", "25")
+        return queue_url
+
+    def _start_fanout_worker(self, queue_url: str) -> None:
+        """Lambda's SQS event source, locally: app.py's own worker on the fan-out queue."""
+        module = importlib.import_module(self.settings.app_spec.partition(":")[0])
+        self._fanout = FanoutWorker(
+            self._sqs_client(),
+            queue_url,
+            module.fanout_worker,
+            region=self._environ["AWS_DEFAULT_REGION"],
+        )
+        self._fanout.start()
+
+    def _sqs_client(self) -> Any:
+        return boto3.client(
+            "sqs",
+            endpoint_url=self._environ["SQS_ENDPOINT"],
+            region_name=self._environ["AWS_DEFAULT_REGION"],
+        )
 
     def _configure_environment(self, ws_port: int) -> None:
         """The app's settings, set before the app is imported (it reads them once)."""
@@ -335,9 +388,13 @@ class DevStack:
         if self._invoker is not None:
             await asyncio.to_thread(self._invoker.shutdown)
             self._invoker = None
-        if self._moto is not None:
-            self._moto.stop()
-            self._moto = None
+        if self._fanout is not None:
+            await asyncio.to_thread(self._fanout.stop)
+            self._fanout = None
+        for server in (self._sqs, self._moto):
+            if server is not None:
+                server.stop()
+        self._moto = self._sqs = None
 
     def banner(self) -> str:
         database = "embedded moto" if self.settings.dynamodb_endpoint is None else "external"
@@ -351,6 +408,7 @@ class DevStack:
                 f"  WebSocket     {self.ws_url}",
                 f"  @connections  {self.connections_url}/{{connectionId}}",
                 f"  DynamoDB      {self.dynamodb_url} ({database})",
+                f"  SQS fan-out   {self._environ.get('FANOUT_QUEUE_URL', 'off')}",
                 f"  Demo page     {self.rest_url}/demo/",
                 f"Mint a token:   {python} -m devstack token alice  (staff: --admin)",
                 "Press Ctrl-C to stop.",
