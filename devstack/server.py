@@ -27,6 +27,7 @@ from typing import Any
 
 import boto3
 from aiohttp import web
+from chalice.app import SQSEventConfig
 
 from devstack.fanout import FanoutWorker, create_fanout_queues
 from devstack.rest import WEB_DIR, RestGateway
@@ -296,11 +297,16 @@ class DevStack:
         self._configure_environment(ws_port)
         if settings.dynamodb_endpoint is None:
             _create_tables(self.dynamodb_url, self._environ)
-            queue_url = self._start_fanout_queue()
 
         app = load_app(settings.app_spec)
-        if settings.dynamodb_endpoint is None:
-            self._start_fanout_worker(queue_url)
+        # The app reads its settings on first use, so the queue can still be set up here.
+        sqs_handlers = [
+            source.handler_string
+            for source in app.event_sources
+            if isinstance(source, SQSEventConfig)
+        ]
+        if settings.dynamodb_endpoint is None and sqs_handlers:
+            self._start_fanout(sqs_handlers[0])
         point_websocket_api_at(app, self._environ["WEBSOCKET_ENDPOINT"])
         self._invoker = Invoker(max_workers=settings.concurrency, function_name=app.app_name)
         ws_gateway = WebSocketGateway(
@@ -331,8 +337,9 @@ class DevStack:
         self._moto = EmbeddedMoto("dynamodb")
         return self._moto.start()
 
-    def _start_fanout_queue(self) -> str:
-        """moto SQS with the fan-out queue and its dead-letter queue from infra/."""
+    def _start_fanout(self, handler_string: str) -> None:
+        """moto SQS with the fan-out queue and its dead-letter queue from infra/, polled by
+        the app's own SQS handler as Lambda's event source would."""
         self._sqs = EmbeddedMoto("sqs")
         env = self._environ
         env["SQS_ENDPOINT"] = self._sqs.start()
@@ -340,16 +347,10 @@ class DevStack:
         env["FANOUT_QUEUE_URL"] = queue_url
         # Low enough that a demo broadcast takes the SQS path that large audiences take in AWS.
         env.setdefault("FANOUT_THRESHOLD", "25")
-        return queue_url
-
-    def _start_fanout_worker(self, queue_url: str) -> None:
-        """Lambda's SQS event source, locally: app.py's own worker on the fan-out queue."""
-        module = importlib.import_module(self.settings.app_spec.partition(":")[0])
+        module_name, _, function = handler_string.rpartition(".")
+        handler = getattr(importlib.import_module(module_name), function)
         self._fanout = FanoutWorker(
-            self._sqs_client(),
-            queue_url,
-            module.fanout_worker,
-            region=self._environ["AWS_DEFAULT_REGION"],
+            self._sqs_client(), queue_url, handler, region=env["AWS_DEFAULT_REGION"]
         )
         self._fanout.start()
 
