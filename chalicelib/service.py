@@ -133,16 +133,21 @@ class NotificationService:
         if self.fanout is not None and len(recipients) > self.settings.fanout_threshold:
             self.fanout.enqueue(broadcast_id, content, recipients)
         else:
-            self.deliver(broadcast_id, content, recipients)
+            self.deliver(content, recipients)
         return broadcast_id, len(recipients)
 
-    def deliver(self, broadcast_id: str, content: NotificationContent, user_ids: list[str]) -> int:
-        """Store and push one broadcast to `user_ids`; idempotent per broadcast and recipient."""
+    def deliver(
+        self, content: NotificationContent, user_ids: list[str], *, broadcast_id: str | None = None
+    ) -> int:
+        """Store and push one notification to each of `user_ids`.
+
+        With a broadcast id (an SQS job, which may arrive twice) it is idempotent per broadcast
+        and recipient; inline, nothing can repeat, so no idempotency records are written.
+        """
+        idempotency = f"broadcast:{broadcast_id}" if broadcast_id is not None else None
         stored = {
             notification.user_id: notification
-            for notification in self.storage.put_many(
-                user_ids, content, idempotency=f"broadcast:{broadcast_id}"
-            )
+            for notification in self.storage.put_many(user_ids, content, idempotency=idempotency)
         }
         frames = [
             (connection_id, NotificationEvent(notification=stored[user_id]).to_wire())
@@ -163,7 +168,7 @@ class NotificationService:
         for record in records:
             try:
                 job = FanoutJob.model_validate_json(record["body"])
-                self.deliver(job.broadcast_id, job.content, job.user_ids)
+                self.deliver(job.content, job.user_ids, broadcast_id=job.broadcast_id)
             except Exception:
                 log.exception("fan-out batch failed", extra={"message_id": record["messageId"]})
                 failed.append(record["messageId"])
@@ -222,7 +227,7 @@ class NotificationService:
                 category=IMMIGRATION,
                 data={**data, "user_id": principal.user_id},
             )
-            notified = self.deliver(new_id(), alert, admins)
+            notified = self.deliver(alert, admins)
         return notification, notified
 
     def document_required(

@@ -316,16 +316,17 @@ class Storage:
         raise RuntimeError("put_notification: transaction kept conflicting")
 
     def put_many(
-        self, user_ids: list[str], content: NotificationContent, *, idempotency: str
+        self, user_ids: list[str], content: NotificationContent, *, idempotency: str | None
     ) -> list[Notification]:
         """Store one notification per user (a broadcast), each counted unread for its user.
 
-        Users share transactions, a third of a transaction each: the notification, its
-        counter update and the idempotency record. A user who already has this broadcast (a
-        redelivered batch) is skipped, so nobody gets it twice. Returns what was stored now.
+        Users share transactions: each adds its notification and its counter update, and,
+        with an idempotency key, its idempotency record. A user who already has the keyed
+        broadcast (a redelivered batch) is skipped, so nobody gets it twice. Returns what was
+        stored now.
         """
         stored: list[Notification] = []
-        per_user = 3
+        per_user = 2 if idempotency is None else 3
         for batch in _chunks(user_ids, TRANSACTION_LIMIT // per_user):
             pending = batch
             for attempt in range(MAX_TRANSACTION_ATTEMPTS):
@@ -339,7 +340,9 @@ class Storage:
                 except ClientError as exc:
                     if not _is_error(exc, "TransactionCanceledException"):
                         raise
-                    codes = _cancellation_codes(exc)
+                    # The idempotency record is each user's last action: its check failing means
+                    # this user already has the broadcast.
+                    codes = _cancellation_codes(exc) if idempotency is not None else []
                     repeated = {
                         pending[index // per_user]
                         for index, code in enumerate(codes)
