@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks import broadcast, calls, coldstart
+from benchmarks import broadcast, calls, coldstart, package
 
 HERE = Path(__file__).resolve().parent
 
 
 def main() -> None:
+    package.main()
     calls.main()
     coldstart.main()
     broadcast.main()

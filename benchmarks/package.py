@@ -1,0 +1,56 @@
+"""The Lambda deployment package: `chalice package` into a temporary folder, its zip measured."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LIMIT_MB = 10
+
+
+def main() -> None:
+    print("\n== Lambda package (chalice package --merge-template infra/resources.json) ==")
+    with tempfile.TemporaryDirectory() as out:
+        subprocess.run(
+            [
+                Path(sys.executable).parent / "chalice",
+                "package",
+                "--stage",
+                "prod",
+                "--merge-template",
+                "infra/resources.json",
+                out,
+            ],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            env={
+                **os.environ,
+                "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+            },
+        )
+        archive = Path(out) / "deployment.zip"
+        with zipfile.ZipFile(archive) as bundle:
+            entries = bundle.infolist()
+        size = archive.stat().st_size
+        unpacked = sum(entry.file_size for entry in entries)
+        by_top = Counter()
+        for entry in entries:
+            by_top[entry.filename.split("/", 1)[0]] += entry.compress_size
+    print(
+        f"deployment.zip {size / 1e6:.2f} MB ({size / (LIMIT_MB * 1e6):.0%} of {LIMIT_MB} MB); "
+        f"{unpacked / 1e6:.2f} MB unpacked in {len(entries)} files"
+    )
+    print("largest parts (compressed):")
+    for name, compressed in by_top.most_common(8):
+        print(f"  {name:<32} {compressed / 1e6:6.2f} MB")
+
+
+if __name__ == "__main__":
+    main()
