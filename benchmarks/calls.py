@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 REGION = "us-east-1"
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
@@ -194,17 +193,9 @@ def moto_service() -> Iterator[tuple[Any, CallCounter]]:
 
 def pushed(connection_id: str) -> list[dict[str, Any]]:
     """Every frame posted to a connection, read back from moto's management-API backend."""
-    from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
-    from moto.core import DEFAULT_ACCOUNT_ID
+    from devstack.recorded import posted_frames
 
-    backend = apigatewaymanagementapi_backends[DEFAULT_ACCOUNT_ID][REGION]
-    connection = backend.connections.get(quote(connection_id, safe=""))
-    raw = connection.data.decode() if connection is not None else ""
-    decoder, frames, position = json.JSONDecoder(), [], 0
-    while position < len(raw):
-        frame, position = decoder.raw_decode(raw, position)
-        frames.append(frame)
-    return frames
+    return posted_frames(connection_id, REGION)
 
 
 def token(user_id: str, *, groups: tuple[str, ...] = ()) -> str:

@@ -6,19 +6,17 @@ import json
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote
 
 import boto3
 import pytest
 from moto import mock_aws
-from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
-from moto.core import DEFAULT_ACCOUNT_ID
 from moto.dynamodb.models import DynamoDBBackend
 
 import app as lambda_app
 from chalicelib.service import NotificationService, get_service
 from chalicelib.settings import get_settings
 from devstack import events
+from devstack.recorded import posted_frames
 from devstack.tables import create_tables
 from devstack.tokens import mint_token
 
@@ -121,15 +119,7 @@ def token(
 
 def pushed(connection_id: str) -> list[dict[str, Any]]:
     """Every frame posted to a connection, read back from moto's management-API backend."""
-    backend = apigatewaymanagementapi_backends[DEFAULT_ACCOUNT_ID][REGION]
-    # moto keys connections by the id as it appears, URL-encoded, in the request path.
-    connection = backend.connections.get(quote(connection_id, safe=""))
-    raw = connection.data.decode() if connection is not None else ""
-    decoder, frames, position = json.JSONDecoder(), [], 0
-    while position < len(raw):
-        frame, position = decoder.raw_decode(raw, position)
-        frames.append(frame)
-    return frames
+    return posted_frames(connection_id, REGION)
 
 
 class WsClient:
