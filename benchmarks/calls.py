@@ -21,12 +21,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from devstack.lambda_session import LambdaSession
+
 REGION = "us-east-1"
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 ENDPOINT = "https://benchapi.execute-api.us-east-1.amazonaws.com/bench"
 CONNECTIONS_TABLE = "connections"
 NOTIFICATIONS_TABLE = "notifications"
-ROUTES = frozenset({"register", "get_notifications", "mark_read", "ack", "ping"})
 ENVIRONMENT = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -191,63 +192,25 @@ def moto_service() -> Iterator[tuple[Any, CallCounter]]:
         yield service, counter
 
 
-def pushed(connection_id: str) -> list[dict[str, Any]]:
-    """Every frame posted to a connection, read back from moto's management-API backend."""
-    from devstack.recorded import posted_frames
-
-    return posted_frames(connection_id, REGION)
-
-
 def token(user_id: str, *, groups: tuple[str, ...] = ()) -> str:
     from devstack.tokens import mint_token
 
     return mint_token(user_id, groups=groups, secret=SECRET)
 
 
-class Session:
-    """One browser session driven through app.py's Lambda entry points with real events."""
+class Session(LambdaSession):
+    """A live browser session for a measurement (app.py's Lambda entry points, moto)."""
 
     def __init__(self) -> None:
-        from devstack import events
+        import app  # after the environment is set: the app reads its settings on first use
 
-        self._events = events
-        self.context = events.ConnectionContext(
-            connection_id=events.new_connection_id(),
-            connected_at=events.now_ms(),
-            source_ip="127.0.0.1",
-            user_agent="benchmarks",
+        super().__init__(
+            app,
+            region=REGION,
             domain_name="benchapi.execute-api.us-east-1.amazonaws.com",
             stage="bench",
+            user_agent="benchmarks",
         )
-        self._seen = 0
-
-    @property
-    def connection_id(self) -> str:
-        return self.context.connection_id
-
-    def connect(self, with_token: str | None = None) -> Any:
-        import app
-
-        query = [("token", with_token)] if with_token is not None else []
-        event = self._events.connect_event(
-            self.context, header_pairs=[("Host", self.context.domain_name)], query_pairs=query
-        )
-        return app.connect(event, None)
-
-    def send(self, frame: dict[str, Any]) -> list[dict[str, Any]]:
-        """Send a frame; returns the frames pushed to this connection since the last call."""
-        import app
-
-        action = frame.get("action")
-        route = action if action in ROUTES else "$default"
-        event = self._events.message_event(self.context, route_key=route, body=json.dumps(frame))
-        app.message(event, None)
-        return self.received()
-
-    def received(self) -> list[dict[str, Any]]:
-        frames = pushed(self.connection_id)
-        new, self._seen = frames[self._seen :], len(frames)
-        return new
 
     def open(self, user_id: str) -> Session:
         """Connect with a token and register: a live session of `user_id`."""

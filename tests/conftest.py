@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -13,15 +12,14 @@ from moto import mock_aws
 from moto.dynamodb.models import DynamoDBBackend
 
 import app as lambda_app
+from chalicelib import telemetry
 from chalicelib.service import NotificationService, get_service
 from chalicelib.settings import get_settings
-from devstack import events
-from devstack.recorded import posted_frames
+from devstack.lambda_session import LambdaSession
 from devstack.tables import create_tables
 from devstack.tokens import mint_token
 
 REGION = "us-east-1"
-ROUTES = frozenset({"register", "get_notifications", "mark_read", "ack", "ping"})
 SECRET = "test-secret"
 ENDPOINT = "https://testapi.execute-api.us-east-1.amazonaws.com/test"
 ENVIRONMENT = {
@@ -43,6 +41,8 @@ ENVIRONMENT = {
 def _reset_caches() -> None:
     get_settings.cache_clear()
     get_service.cache_clear()
+    # Metrics counted outside a handler wait for the next invocation's flush: not another test's.
+    telemetry.metrics.clear_metrics()
 
 
 @pytest.fixture(autouse=True)
@@ -117,56 +117,18 @@ def token(
     return mint_token(user_id, roles=roles, groups=groups, secret=SECRET, ttl_seconds=ttl)
 
 
-def pushed(connection_id: str) -> list[dict[str, Any]]:
-    """Every frame posted to a connection, read back from moto's management-API backend."""
-    return posted_frames(connection_id, REGION)
-
-
-class WsClient:
-    """One browser session, driven through app.py's Lambda entry points with real events."""
+class WsClient(LambdaSession):
+    """One browser session against app.py, as the tests drive it."""
 
     def __init__(self, connection_id: str | None = None) -> None:
-        self.context = events.ConnectionContext(
-            connection_id=connection_id or events.new_connection_id(),
-            connected_at=events.now_ms(),
-            source_ip="127.0.0.1",
-            user_agent="pytest",
+        super().__init__(
+            lambda_app,
+            region=REGION,
             domain_name="testapi.execute-api.us-east-1.amazonaws.com",
             stage="test",
+            user_agent="pytest",
+            connection_id=connection_id,
         )
-        self._seen = 0
-
-    @property
-    def connection_id(self) -> str:
-        return self.context.connection_id
-
-    def connect(self, token: str | None = None) -> dict[str, Any]:
-        query = [("token", token)] if token is not None else []
-        event = events.connect_event(
-            self.context, header_pairs=[("Host", self.context.domain_name)], query_pairs=query
-        )
-        return lambda_app.connect(event, None)
-
-    def send(self, frame: dict[str, Any] | str) -> list[dict[str, Any]]:
-        """Send a frame; returns the frames pushed to this connection since the last call."""
-        body = frame if isinstance(frame, str) else json.dumps(frame)
-        action = frame.get("action") if isinstance(frame, dict) else None
-        route = (
-            action
-            if action in {"register", "get_notifications", "mark_read", "ack", "ping"}
-            else "$default"
-        )
-        lambda_app.message(events.message_event(self.context, route_key=route, body=body), None)
-        return self.received()
-
-    def received(self) -> list[dict[str, Any]]:
-        frames = pushed(self.connection_id)
-        new, self._seen = frames[self._seen :], len(frames)
-        return new
-
-    def disconnect(self, status_code: int = 1000, reason: str = "Client closed") -> None:
-        event = events.disconnect_event(self.context, status_code=status_code, reason=reason)
-        lambda_app.disconnect(event, None)
 
     def register(self, user_id: str, **fields: Any) -> list[dict[str, Any]]:
         return self.send({"action": "register", "token": token(user_id), **fields})
