@@ -6,7 +6,7 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -48,21 +48,14 @@ class PushReport:
     delivered: int = 0
     pruned: int = 0
     failed: int = 0
-    gone: list[str] = field(default_factory=list)
 
-    def add(self, outcome: Outcome, connection_id: str, pruned: bool) -> None:
+    def add(self, outcome: Outcome, pruned: bool) -> None:
         if outcome is Outcome.DELIVERED:
             self.delivered += 1
         elif outcome is Outcome.GONE:
-            self.gone.append(connection_id)
             self.pruned += pruned
         else:
             self.failed += 1
-
-
-def endpoint_from_request_context(context: dict[str, Any], region: str) -> str:
-    """The management endpoint of the API that sent this event, as Chalice derives it."""
-    return management_endpoint(context["apiId"], context["stage"], region)
 
 
 class Sender:
@@ -100,7 +93,7 @@ class Sender:
     def configure_from_request_context(self, context: dict[str, Any]) -> None:
         """Use the event's API unless an endpoint is configured already (the first one wins)."""
         if self._endpoint is None and "apiId" in context:
-            self._endpoint = endpoint_from_request_context(context, self._region)
+            self._endpoint = management_endpoint(context["apiId"], context["stage"], self._region)
 
     @property
     def client(self) -> ApiGatewayManagementApiClient:
@@ -127,19 +120,9 @@ class Sender:
         else:
             results = list(self._executor().map(lambda frame: self._send(*frame), frames))
         report = PushReport()
-        for (connection_id, _), (outcome, pruned) in zip(frames, results, strict=True):
-            report.add(outcome, connection_id, pruned)
+        for outcome, pruned in results:
+            report.add(outcome, pruned)
         return report
-
-    def delete(self, connection_id: str) -> bool:
-        """Close a connection; False when it was already gone."""
-        try:
-            self.client.delete_connection(ConnectionId=connection_id)
-        except ClientError as exc:
-            if _is_gone(exc):
-                return False
-            raise
-        return True
 
     def _send(self, connection_id: str, payload: bytes) -> tuple[Outcome, bool]:
         for attempt in range(1, self._max_attempts + 1):

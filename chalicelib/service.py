@@ -372,7 +372,8 @@ class NotificationService:
 
     # --- actions ---------------------------------------------------------------------------
 
-    def _principal(self, connection_id: str) -> Principal:
+    def _admit(self, connection_id: str) -> Principal:
+        """The connection's principal, checked for expiry and counted against its rate limit."""
         record = self._connection(connection_id)
         if record.principal is None:
             raise Unauthorized("Register with a token first")
@@ -417,18 +418,18 @@ class NotificationService:
         telemetry.count(notifications_replayed=len(replay))
 
     def _get_notifications(self, connection_id: str, frame: GetNotificationsFrame) -> None:
-        event = self.notifications_page(self._principal(connection_id), frame)
+        event = self.notifications_page(self._admit(connection_id), frame)
         self._reply(connection_id, event, frame.request_id)
 
     def _mark_read(self, connection_id: str, frame: MarkReadFrame) -> None:
-        principal = self._principal(connection_id)
+        principal = self._admit(connection_id)
         changed, unread = self.mark_read(principal, frame.ids, origin=connection_id)
         self._reply(
             connection_id, MarkedReadEvent(ids=changed, unread_count=unread), frame.request_id
         )
 
     def _ack(self, connection_id: str, frame: AckFrame) -> None:
-        principal = self._principal(connection_id)
+        principal = self._admit(connection_id)
         known, newly_acked = self.storage.ack(principal.user_id, frame.ids)
         if newly_acked:
             self._record(notifications_acked=newly_acked)

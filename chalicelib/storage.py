@@ -146,7 +146,6 @@ def _is_error(exc: ClientError, *codes: str) -> bool:
 class ConnectionRecord:
     connection_id: str
     principal: Principal | None
-    registered: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +225,7 @@ class Storage:
         if item is None or int(item["expires_at"]["N"]) <= self.now():
             return None
         principal = _principal_from(item["principal"]["S"]) if "principal" in item else None
-        return ConnectionRecord(connection_id, principal, registered="user_id" in item)
+        return ConnectionRecord(connection_id, principal)
 
     def remove_connection(self, connection_id: str) -> bool:
         """Delete the connection; True when it existed (so counters count each close once)."""
@@ -434,10 +433,6 @@ class Storage:
             request["ExclusiveStartKey"] = notification_key(user_id, after)
         items, _ = self._collect(request, limit)
         return [_notification_from(item) for item in items]
-
-    def latest_id(self, user_id: str) -> str | None:
-        page = self.list_notifications(user_id, limit=1)
-        return page.items[0].id if page.items else None
 
     def replay(self, user_id: str, since: str | None, limit: int = 100) -> list[Notification]:
         """Not-yet-acked notifications, plus those newer than `since`; oldest first."""

@@ -8,10 +8,11 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from chalicelib.delivery import Outcome, Sender, endpoint_from_request_context
+from chalicelib.delivery import Outcome, Sender
 from chalicelib.errors import ConfigurationError
 from chalicelib.models import NotificationContent
 from chalicelib.service import NotificationService
+from chalicelib.settings import management_endpoint
 from tests.conftest import ENDPOINT, REGION, WsClient
 
 
@@ -120,6 +121,4 @@ def test_endpoint_comes_from_the_event_when_not_configured(service: Notification
     assert sender.client == "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"
     sender.configure_from_request_context({"apiId": "other", "stage": "dev"})
     assert sender.client == "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"
-    assert endpoint_from_request_context({"apiId": "x", "stage": "s"}, "cn-north-1").endswith(
-        ".amazonaws.com.cn/s"
-    )
+    assert management_endpoint("x", "s", "cn-north-1").endswith(".amazonaws.com.cn/s")
