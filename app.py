@@ -7,8 +7,9 @@ from typing import Any
 from chalice.app import Chalice, SQSEvent, WebsocketEvent
 
 from chalicelib.auth import Principal
-from chalicelib.errors import Unauthorized
+from chalicelib.fanout import process_records
 from chalicelib.models import (
+    PAGE_BYTES,
     BroadcastRequest,
     CaseStatusUpdate,
     CreateNotification,
@@ -21,38 +22,33 @@ from chalicelib.models import (
     PageQuery,
     PollQuery,
     TestNotification,
+    page_event,
 )
 from chalicelib.rest import Access, Reply, RestApi
-from chalicelib.service import get_service
 from chalicelib.telemetry import instrument
+from chalicelib.websocket import WebSocketApi
+from chalicelib.wiring import get_service
 
 app = Chalice(app_name="legal-aid-notifications")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 app.register_middleware(instrument, "all")
+ws = WebSocketApi(get_service)
 
 
 @app.on_ws_connect()
 def connect(event: WebsocketEvent) -> dict[str, int] | None:
     query = event.to_dict().get("queryStringParameters") or {}
-    try:
-        get_service().connect(event.connection_id, query.get("token"))
-    except Unauthorized:
-        return {"statusCode": 401}
-    return None
+    return ws.connect(event.connection_id, query.get("token"))
 
 
 @app.on_ws_disconnect()
 def disconnect(event: WebsocketEvent) -> None:
-    context = event.to_dict()["requestContext"]
-    get_service().disconnect(
-        event.connection_id, context.get("disconnectStatusCode"), context.get("disconnectReason")
-    )
+    ws.disconnect(event.connection_id, event.to_dict()["requestContext"])
 
 
 @app.on_ws_message()
 def message(event: WebsocketEvent) -> None:
-    context = event.to_dict()["requestContext"]
-    get_service().handle_message(event.connection_id, event.body, context)
+    ws.message(event.connection_id, event.body, event.to_dict()["requestContext"])
 
 
 # --- REST API (DESIGN.md §3) -----------------------------------------------------------------
@@ -71,7 +67,7 @@ def health() -> dict[str, str]:
 
 @api.route("/api/notifications", method="POST", access=Access.ADMIN, body=CreateNotification)
 def create_notification(principal: Principal, body: CreateNotification) -> Reply:
-    result = get_service().send_notification(
+    result = get_service().notifications.send(
         body.user_id, body.content(), idempotency_key=body.idempotency_key
     )
     payload = {"notification": dump(result.notification), "delivered_to": result.delivered_to}
@@ -82,7 +78,7 @@ def create_notification(principal: Principal, body: CreateNotification) -> Reply
     "/api/notifications/broadcast", method="POST", access=Access.ADMIN, body=BroadcastRequest
 )
 def broadcast(principal: Principal, body: BroadcastRequest) -> Reply:
-    broadcast_id, recipients = get_service().broadcast(body.content(), body.group)
+    broadcast_id, recipients = get_service().notifications.broadcast(body.content(), body.group)
     return Reply({"broadcast_id": broadcast_id, "recipients": recipients}, 202)
 
 
@@ -93,37 +89,38 @@ def broadcast(principal: Principal, body: BroadcastRequest) -> Reply:
     body=DirectMessage,
 )
 def message_connection(principal: Principal, body: DirectMessage, connection_id: str) -> Reply:
-    get_service().message_connection(connection_id, body.data)
+    get_service().notifications.message_connection(connection_id, body.data)
     return Reply({"delivered": True})
 
 
 @api.route("/api/notifications", query=PageQuery)
 def list_notifications(principal: Principal, query: PageQuery) -> Reply:
-    page = get_service().notifications_page(principal, query)
-    return Reply(page.model_dump(mode="json", include={"items", "next_cursor", "unread_count"}))
+    page, unread = get_service().notifications.page(principal.user_id, query)
+    event = page_event(page.items, page.more, unread, max_bytes=PAGE_BYTES)
+    return Reply(event.model_dump(mode="json", include={"items", "next_cursor", "unread_count"}))
 
 
 @api.route("/api/notifications/unread-count")
 def unread_count(principal: Principal) -> Reply:
-    return Reply({"unread_count": get_service().storage.unread_count(principal.user_id)})
+    return Reply({"unread_count": get_service().notifications.unread_count(principal.user_id)})
 
 
 @api.route("/api/notifications/read", method="POST", body=MarkRead)
 def mark_read(principal: Principal, body: MarkRead) -> Reply:
-    ids, unread = get_service().mark_read(principal, body.ids)
+    ids, unread = get_service().notifications.mark_read(principal.user_id, body.ids)
     return Reply({"ids": ids, "unread_count": unread})
 
 
 @api.route("/api/notifications/poll", query=PollQuery)
 def poll(principal: Principal, query: PollQuery) -> Reply:
-    items = get_service().poll(principal, query.after, query.wait)
+    items = get_service().notifications.poll(principal.user_id, query.after, query.wait)
     cursor = items[-1].id if items else query.after
     return Reply({"items": [dump(item) for item in items], "cursor": cursor})
 
 
 @api.route("/api/notifications/{notification_id}", method="DELETE")
 def delete_notification(principal: Principal, notification_id: str) -> Reply:
-    get_service().delete_notification(principal, notification_id)
+    get_service().notifications.delete(principal.user_id, notification_id)
     return Reply(status=204)
 
 
@@ -134,7 +131,7 @@ def delete_notification(principal: Principal, notification_id: str) -> Reply:
     body=CaseStatusUpdate,
 )
 def case_status_update(principal: Principal, body: CaseStatusUpdate) -> Reply:
-    notification = get_service().case_status_update(
+    notification = get_service().immigration.case_status_update(
         body.case_id, body.status, body.message, body.user_id
     )
     return Reply({"notification": dump(notification)}, 201)
@@ -142,7 +139,7 @@ def case_status_update(principal: Principal, body: CaseStatusUpdate) -> Reply:
 
 @api.route("/api/immigration/notifications/form-submission", method="POST", body=FormSubmission)
 def form_submission(principal: Principal, body: FormSubmission) -> Reply:
-    notification, admins = get_service().form_submission(
+    notification, admins = get_service().immigration.form_submission(
         principal, body.form_id, body.form_type, body.notify_admins
     )
     return Reply({"notification": dump(notification), "admins_notified": admins}, 201)
@@ -155,7 +152,7 @@ def form_submission(principal: Principal, body: FormSubmission) -> Reply:
     body=DocumentRequired,
 )
 def document_required(principal: Principal, body: DocumentRequired) -> Reply:
-    notification = get_service().document_required(
+    notification = get_service().immigration.document_required(
         body.user_id, body.case_id, body.document_type, body.message
     )
     return Reply({"notification": dump(notification)}, 201)
@@ -166,13 +163,13 @@ def document_required(principal: Principal, body: DocumentRequired) -> Reply:
 )
 def test_notification(body: TestNotification, user_id: str) -> Reply:
     content = NotificationContent(message=body.message, type=body.type)
-    result = get_service().send_notification(user_id, content)
+    result = get_service().notifications.send(user_id, content)
     return Reply({"notification": dump(result.notification)}, 201)
 
 
 @api.route("/api/websocket/stats", access=Access.ADMIN)
 def stats(principal: Principal) -> Reply:
-    return Reply(get_service().stats())
+    return Reply(get_service().notifications.stats())
 
 
 # --- SQS fan-out worker ------------------------------------------------------------------------
@@ -180,5 +177,5 @@ def stats(principal: Principal) -> Reply:
 
 @app.on_sqs_message(queue="notifications-fanout", batch_size=10)
 def fanout_worker(event: SQSEvent) -> dict[str, list[dict[str, str]]]:
-    failed = get_service().process_fanout(event.to_dict()["Records"])
+    failed = process_records(event.to_dict()["Records"], get_service().notifications.deliver_job)
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}

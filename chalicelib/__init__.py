@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.models import Notification, NotificationContent
-from chalicelib.service import get_service
+from chalicelib.wiring import get_service
 
 __all__ = ["send_notification"]
 
@@ -23,4 +23,4 @@ __all__ = ["send_notification"]
 def send_notification(user_id: str, payload: dict[str, Any]) -> Notification:
     """Store a notification for `user_id` and push it to every live session of the user."""
     content = NotificationContent.from_payload(payload)
-    return get_service().send_notification(user_id, content).notification
+    return get_service().notifications.send(user_id, content).notification

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -13,13 +11,14 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
 from chalicelib.errors import ConfigurationError
+from chalicelib.retry import Backoff
 from chalicelib.settings import management_endpoint
 from chalicelib.telemetry import logger as log
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
 
-    from chalicelib.storage import Storage
+    from chalicelib.storage import ConnectionStore
 
 
 RETRYABLE_CODES = frozenset(
@@ -35,6 +34,7 @@ RETRYABLE_CODES = frozenset(
 )
 
 ClientFactory = Callable[[str], "ApiGatewayManagementApiClient"]
+PUSH_RETRY = Backoff(attempts=4, base=0.05, cap=1.0)
 
 
 class Outcome(Enum):
@@ -62,33 +62,27 @@ class Sender:
     """Posts frames to connections with bounded, jittered retries; prunes connections that 410.
 
     The endpoint comes from settings (`WEBSOCKET_ENDPOINT`) or, inside WebSocket handlers, from
-    the event. Retries use exponential backoff with full jitter on throttling and 5xx answers.
+    the event. Throttling and 5xx answers are retried on the service's one backoff policy.
     """
 
     def __init__(
         self,
         client_factory: ClientFactory,
-        storage: Storage,
+        connections: ConnectionStore,
         *,
         endpoint: str | None = None,
         region: str = "us-east-1",
-        max_attempts: int = 4,
-        base_delay: float = 0.05,
-        max_delay: float = 1.0,
+        retry: Backoff = PUSH_RETRY,
         concurrency: int = 16,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._client_factory = client_factory
-        self._storage = storage
+        self._connections = connections
         self._endpoint = endpoint
         self._region = region
         self._client: ApiGatewayManagementApiClient | None = None
-        self._max_attempts = max_attempts
-        self._base_delay = base_delay
-        self._max_delay = max_delay
+        self._retry = retry
         self._concurrency = concurrency
         self._pool: ThreadPoolExecutor | None = None
-        self._sleep = sleep
 
     def configure_from_request_context(self, context: dict[str, Any]) -> None:
         """Use the event's API unless an endpoint is configured already (the first one wins)."""
@@ -125,27 +119,27 @@ class Sender:
         return report
 
     def _send(self, connection_id: str, payload: bytes) -> tuple[Outcome, bool]:
-        for attempt in range(1, self._max_attempts + 1):
+        for attempt in range(1, self._retry.attempts + 1):
             try:
                 self.client.post_to_connection(ConnectionId=connection_id, Data=payload)
                 return Outcome.DELIVERED, False
             except ClientError as exc:
                 if _is_gone(exc):
-                    return Outcome.GONE, self._storage.remove_connection(connection_id)
-                if not _is_retryable(exc) or attempt == self._max_attempts:
+                    return Outcome.GONE, self._connections.remove(connection_id)
+                if not _is_retryable(exc) or attempt == self._retry.attempts:
                     log.warning(
                         "push failed",
                         extra={"connection_id": connection_id, "error": _code(exc)},
                     )
                     return Outcome.FAILED, False
             except (ConnectionError, HTTPClientError) as exc:
-                if attempt == self._max_attempts:
+                if attempt == self._retry.attempts:
                     log.warning(
                         "push failed",
                         extra={"connection_id": connection_id, "error": type(exc).__name__},
                     )
                     return Outcome.FAILED, False
-            self._sleep(random.uniform(0, min(self._max_delay, self._base_delay * 2**attempt)))
+            self._retry.pause(attempt)
         raise AssertionError("unreachable")
 
     def _executor(self) -> ThreadPoolExecutor:

@@ -10,7 +10,11 @@ ServiceError                    internal_error      500
 ├── NotFound                    not_found           404
 ├── ConnectionGone              gone                410
 ├── PayloadTooLarge             payload_too_large   413
-└── RateLimited                 rate_limited        429  (carries retry_after seconds)
+├── RateLimited                 rate_limited        429  (carries retry_after seconds)
+└── Unavailable                 internal_error      503  (retries ran out: DynamoDB kept
+                                                          refusing; carries retry_after)
+
+Errors that carry `retry_after` answer over REST with a `Retry-After` header.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ class ServiceError(Exception):
     code = "internal_error"
     status = 500
     default_message = "Internal error"
+    retry_after: int | None = None
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or self.default_message)
@@ -87,5 +92,17 @@ class RateLimited(ServiceError):
     default_message = "Too many requests"
 
     def __init__(self, retry_after: int, message: str | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Unavailable(ServiceError):
+    """A write that kept conflicting or being throttled after the bounded retries: nothing
+    partial was reported as done, and the caller may retry."""
+
+    status = 503
+    default_message = "The service is busy: retry shortly"
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 1) -> None:
         super().__init__(message)
         self.retry_after = retry_after

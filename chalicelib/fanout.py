@@ -1,11 +1,17 @@
-"""Large broadcasts go through SQS: batches of recipients, stored and pushed by a worker."""
+"""Large broadcasts go through SQS: batches of recipients, stored and pushed by a worker.
+
+Both ends of the queue live here: `FanoutQueue` writes the jobs, `process_records` is the SQS
+edge that parses them back (one bad record fails alone) and hands each to the domain.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from chalicelib.errors import Unavailable
 from chalicelib.models import FanoutJob, NotificationContent
+from chalicelib.telemetry import logger as log
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -62,5 +68,19 @@ class FanoutQueue:
                 if not entries:
                     break
             else:
-                raise RuntimeError(f"SQS refused {len(entries)} fan-out messages")
+                raise Unavailable(f"SQS refused {len(entries)} fan-out messages")
         return len(bodies)
+
+
+def process_records(
+    records: list[dict[str, Any]], deliver: Callable[[FanoutJob], object]
+) -> list[str]:
+    """Deliver each SQS record's job; returns the message ids that failed (to be retried)."""
+    failed = []
+    for record in records:
+        try:
+            deliver(FanoutJob.model_validate_json(record["body"]))
+        except Exception:
+            log.exception("fan-out batch failed", extra={"message_id": record["messageId"]})
+            failed.append(record["messageId"])
+    return failed

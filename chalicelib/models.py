@@ -25,6 +25,10 @@ from chalicelib.errors import ValidationFailed
 
 ULID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{26}$"
 MAX_DATA_BYTES = 8 * 1024
+MAX_FRAME_BYTES = 32 * 1024
+MAX_MESSAGE_BYTES = 128 * 1024
+# Room for the envelope around a page of notifications (event name, cursor, counts).
+PAGE_BYTES = MAX_MESSAGE_BYTES - 1024
 
 NotificationId = Annotated[str, StringConstraints(pattern=ULID_PATTERN)]
 RequestId = Annotated[str, StringConstraints(max_length=64)]
@@ -202,6 +206,24 @@ class NotificationsEvent(Event):
     items: list[Notification]
     next_cursor: str | None
     unread_count: int
+
+
+def page_event(
+    items: list[Notification], more: bool, unread_count: int, *, max_bytes: int = PAGE_BYTES
+) -> NotificationsEvent:
+    """A page as the edges send it: cut where its JSON would pass `max_bytes` (always at least
+    one item), continuing after the last item kept when anything was left out."""
+    kept, size = 0, 0
+    for notification in items:
+        size += len(notification.model_dump_json()) + 1
+        if kept and size > max_bytes:
+            break
+        kept += 1
+    more = more or kept < len(items)
+    page = items[:kept]
+    return NotificationsEvent(
+        items=page, next_cursor=page[-1].id if more and page else None, unread_count=unread_count
+    )
 
 
 class MarkedReadEvent(Event):

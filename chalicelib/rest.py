@@ -21,13 +21,12 @@ from chalicelib.errors import (
     InvalidJSON,
     NotFound,
     PayloadTooLarge,
-    RateLimited,
     ServiceError,
     ValidationFailed,
 )
 from chalicelib.models import parse
-from chalicelib.service import get_service
 from chalicelib.telemetry import logger as log
+from chalicelib.wiring import get_service
 
 MAX_BODY_BYTES = 64 * 1024
 ERROR_NAMES = {
@@ -40,6 +39,7 @@ ERROR_NAMES = {
     422: "UnprocessableEntityError",
     429: "TooManyRequestsError",
     500: "InternalServerError",
+    503: "ServiceUnavailableError",
 }
 
 
@@ -59,7 +59,7 @@ class Reply:
 
 def error_response(exc: ServiceError) -> Response:
     headers = {"Content-Type": "application/json"}
-    if isinstance(exc, RateLimited):
+    if exc.retry_after is not None:
         headers["Retry-After"] = str(exc.retry_after)
     return Response(
         body={"Code": ERROR_NAMES.get(exc.status, "InternalServerError"), "Message": exc.message},

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 from moto.dynamodb.models import DynamoDBBackend
 
 import app as lambda_app
 from chalicelib import telemetry
-from chalicelib.service import NotificationService, get_service
-from chalicelib.settings import get_settings
+from chalicelib.settings import Settings, get_settings
+from chalicelib.wiring import Service, build_service, use_service
 from devstack.lambda_session import LambdaSession
 from devstack.tables import create_tables
 from devstack.tokens import mint_token
@@ -40,7 +42,7 @@ ENVIRONMENT = {
 
 def _reset_caches() -> None:
     get_settings.cache_clear()
-    get_service.cache_clear()
+    use_service(None)
     # Metrics counted outside a handler wait for the next invocation's flush: not another test's.
     telemetry.metrics.clear_metrics()
 
@@ -84,6 +86,33 @@ def dynamodb(aws: None) -> Any:
     return client
 
 
+def on_call(
+    client: Any, operation: str, handler: Callable[[dict[str, Any]], Any] = lambda _: None
+) -> list[dict[str, Any]]:
+    """Run `handler(request)` before every `operation` call of a real botocore client (a
+    `before-call` hook): None lets the call through, `aws_error(...)` answers in its place.
+    Returns the requests seen, so tests can count calls."""
+    seen: list[dict[str, Any]] = []
+    service = client.meta.service_model.service_id.hyphenize()
+
+    def hook(params: dict[str, Any], **_: Any) -> Any:
+        seen.append(params)
+        return handler(params)
+
+    client.meta.events.register(f"before-call.{service}.{operation}", hook)
+    return seen
+
+
+def aws_error(code: str, status: int = 400, **fields: Any) -> tuple[AWSResponse, dict[str, Any]]:
+    """The (http, parsed) answer botocore turns into the ClientError AWS would raise."""
+    parsed = {
+        "Error": {"Code": code, "Message": f"injected {code}"},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+        **fields,
+    }
+    return AWSResponse("https://aws.invalid/", status, {}, None), parsed
+
+
 class Clock:
     """A settable clock for storage, starting now."""
 
@@ -103,11 +132,22 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def service(dynamodb: Any, clock: Clock) -> NotificationService:
-    """The service exactly as app.py gets it, with storage on a settable clock."""
-    wired = get_service()
-    wired.storage.clock = clock
-    return wired
+def build(dynamodb: Any, clock: Clock) -> Callable[..., Service]:
+    """Build a service from the test environment's settings (with `overrides`) on the test
+    clock, and make it the one app.py uses."""
+
+    def build_and_use(**overrides: Any) -> Service:
+        built = build_service(replace(Settings.from_env(), **overrides), clock=clock)
+        use_service(built)
+        return built
+
+    return build_and_use
+
+
+@pytest.fixture
+def service(build: Callable[..., Service]) -> Service:
+    """The service app.py uses in this test, on the settable clock."""
+    return build()
 
 
 def token(
@@ -135,5 +175,5 @@ class WsClient(LambdaSession):
 
 
 @pytest.fixture
-def ws(service: NotificationService) -> type[WsClient]:
+def ws(service: Service) -> type[WsClient]:
     return WsClient

@@ -11,53 +11,46 @@ from botocore.stub import ANY, Stubber
 from chalicelib.delivery import Outcome, Sender
 from chalicelib.errors import ConfigurationError
 from chalicelib.models import NotificationContent
-from chalicelib.service import NotificationService
+from chalicelib.retry import Backoff
 from chalicelib.settings import management_endpoint
+from chalicelib.wiring import Service
 from tests.conftest import ENDPOINT, REGION, WsClient
 
 
 @pytest.fixture
-def stubbed(service: NotificationService) -> tuple[Sender, Stubber, list[float]]:
+def stubbed(service: Service) -> tuple[Sender, Stubber, list[float]]:
     """A Sender whose management client is a botocore Stubber; sleeps are recorded."""
     client = boto3.client("apigatewaymanagementapi", endpoint_url=ENDPOINT, region_name=REGION)
     delays: list[float] = []
     sender = Sender(
         lambda endpoint: client,
-        service.storage,
+        service.connections,
         endpoint=ENDPOINT,
-        max_attempts=4,
-        base_delay=0.05,
-        max_delay=1.0,
-        sleep=delays.append,
+        retry=Backoff(attempts=4, base=0.05, cap=1.0, sleep=delays.append),
     )
     return sender, Stubber(client), delays
 
 
-def test_gone_connection_is_pruned(
-    ws: type[WsClient], service: NotificationService, stubbed: Any
-) -> None:
+def test_gone_connection_is_pruned(ws: type[WsClient], service: Service, stubbed: Any) -> None:
     sender, stubber, delays = stubbed
     client = ws()
     client.connect()
     client.register("alice")
-    assert service.storage.connections_of("alice") == [client.connection_id]
+    assert service.connections.of_user("alice") == [client.connection_id]
     stubber.add_client_error("post_to_connection", "GoneException", http_status_code=410)
     with stubber:
         assert sender.send(client.connection_id, b"{}") is Outcome.GONE
-    assert service.storage.connections_of("alice") == []
-    assert service.storage.get_connection(client.connection_id) is None
+    assert service.connections.of_user("alice") == []
+    assert service.connections.get(client.connection_id) is None
     assert delays == []
 
 
-def test_send_notification_counts_pruned_connections(
-    ws: type[WsClient], service: NotificationService, stubbed: Any, monkeypatch: Any
-) -> None:
-    sender, stubber, _ = stubbed
+def test_send_notification_counts_pruned_connections(ws: type[WsClient], service: Service) -> None:
     live, stale = ws(), ws()
     for session in (live, stale):
         session.connect()
         session.register("alice")
-    monkeypatch.setattr(service, "sender", sender)
+    stubber = Stubber(service.sender.client)
     responses = {live.connection_id: None, stale.connection_id: 410}
     for connection_id in sorted(responses):
         if responses[connection_id] == 410:
@@ -74,10 +67,10 @@ def test_send_notification_counts_pruned_connections(
                 expected_params={"ConnectionId": connection_id, "Data": ANY},
             )
     with stubber:
-        result = service.send_notification("alice", NotificationContent(message="hi"))
+        result = service.notifications.send("alice", NotificationContent(message="hi"))
     assert result.delivered_to == 1
-    assert service.storage.connections_of("alice") == [live.connection_id]
-    stats = service.storage.read_stats()
+    assert service.connections.of_user("alice") == [live.connection_id]
+    stats = service.limits.read_stats()
     assert stats["stale_pruned"] == 1
     assert stats["pushes_delivered"] == 1
 
@@ -113,8 +106,8 @@ def test_client_errors_are_not_retried(stubbed: Any) -> None:
     assert delays == []
 
 
-def test_endpoint_comes_from_the_event_when_not_configured(service: NotificationService) -> None:
-    sender = Sender(lambda endpoint: endpoint, service.storage, region="eu-west-1")
+def test_endpoint_comes_from_the_event_when_not_configured(service: Service) -> None:
+    sender = Sender(lambda endpoint: endpoint, service.connections, region="eu-west-1")
     with pytest.raises(ConfigurationError):
         _ = sender.client
     sender.configure_from_request_context({"apiId": "abc123", "stage": "prod"})

@@ -11,7 +11,7 @@ import pytest
 import app as lambda_app
 from chalicelib.auth import Principal
 from chalicelib.models import NotificationContent
-from chalicelib.service import NotificationService
+from chalicelib.wiring import Service
 from devstack.fanout import FanoutWorker, create_fanout_queues
 from tests.conftest import REGION, WsClient
 
@@ -29,9 +29,9 @@ def queues(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str, st
 
 
 @pytest.fixture
-def fanout(queues: tuple[Any, str, str], service: NotificationService) -> NotificationService:
+def fanout(queues: tuple[Any, str, str], service: Service) -> Service:
     for user_id in USERS:
-        service.storage.record_member(Principal(user_id, groups=("clients",)))
+        service.directory.record_member(Principal(user_id, groups=("clients",)))
     return service
 
 
@@ -47,33 +47,35 @@ def visible(sqs: Any, queue: str) -> int:
 
 
 def test_a_large_broadcast_reaches_every_recipient_exactly_once(
-    fanout: NotificationService, queues: tuple[Any, str, str], ws: type[WsClient]
+    fanout: Service, queues: tuple[Any, str, str], ws: type[WsClient]
 ) -> None:
     sqs, queue, _ = queues
     live = ws()
     live.connect()
     live.register(USERS[0])
     live.received()
-    broadcast_id, recipients = fanout.broadcast(NotificationContent(message="Office closed"), None)
+    broadcast_id, recipients = fanout.notifications.broadcast(
+        NotificationContent(message="Office closed"), None
+    )
     assert broadcast_id
     assert recipients == len(USERS)
     assert visible(sqs, queue) == 6  # 23 users in batches of 4
-    assert all(fanout.storage.unread_count(user) == 0 for user in USERS)
+    assert all(fanout.inbox.unread_count(user) == 0 for user in USERS)
 
     assert worker(sqs, queue).drain() == 6
     for user in USERS:
-        items = fanout.storage.list_notifications(user, limit=10).items
+        items = fanout.inbox.page(user, limit=10).items
         assert [item.message for item in items] == ["Office closed"], user
-        assert fanout.storage.unread_count(user) == 1
+        assert fanout.inbox.unread_count(user) == 1
     [pushed] = live.received()
     assert pushed["notification"]["user_id"] == USERS[0]
 
 
 def test_a_redelivered_batch_stores_nothing_twice(
-    fanout: NotificationService, queues: tuple[Any, str, str]
+    fanout: Service, queues: tuple[Any, str, str]
 ) -> None:
     sqs, queue, _ = queues
-    fanout.broadcast(NotificationContent(message="Once"), "clients")
+    fanout.notifications.broadcast(NotificationContent(message="Once"), "clients")
     first = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1)["Messages"][0]
     # The same job arriving again, as SQS may deliver it at least once.
     sqs.send_message(QueueUrl=queue, MessageBody=first["Body"])
@@ -83,12 +85,12 @@ def test_a_redelivered_batch_stores_nothing_twice(
     worker(sqs, queue).drain()
     assert visible(sqs, queue) == 0
     for user in USERS:
-        assert len(fanout.storage.list_notifications(user, limit=10).items) == 1, user
-        assert fanout.storage.unread_count(user) == 1
+        assert len(fanout.inbox.page(user, limit=10).items) == 1, user
+        assert fanout.inbox.unread_count(user) == 1
 
 
 def test_a_poisoned_batch_ends_in_the_dead_letter_queue(
-    fanout: NotificationService, queues: tuple[Any, str, str]
+    fanout: Service, queues: tuple[Any, str, str]
 ) -> None:
     sqs, queue, dead_letter = queues
     good = json.dumps({"broadcast_id": "b1", "content": {"message": "fine"}, "user_ids": USERS[:2]})
@@ -100,15 +102,15 @@ def test_a_poisoned_batch_ends_in_the_dead_letter_queue(
     assert visible(sqs, queue) == 0
     [dead] = sqs.receive_message(QueueUrl=dead_letter, MaxNumberOfMessages=10)["Messages"]
     assert dead["Body"] == "{not a job"
-    assert fanout.storage.unread_count(USERS[0]) == 1
+    assert fanout.inbox.unread_count(USERS[0]) == 1
 
 
 def test_small_audiences_are_delivered_inline(
-    fanout: NotificationService, queues: tuple[Any, str, str]
+    fanout: Service, queues: tuple[Any, str, str]
 ) -> None:
     sqs, queue, _ = queues
-    fanout.storage.record_member(Principal("solo", groups=("tiny",)))
-    _, recipients = fanout.broadcast(NotificationContent(message="Just you"), "tiny")
+    fanout.directory.record_member(Principal("solo", groups=("tiny",)))
+    _, recipients = fanout.notifications.broadcast(NotificationContent(message="Just you"), "tiny")
     assert recipients == 1
     assert visible(sqs, queue) == 0
-    assert fanout.storage.unread_count("solo") == 1
+    assert fanout.inbox.unread_count("solo") == 1

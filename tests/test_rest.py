@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
-from dataclasses import replace
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,8 +14,8 @@ from moto.dynamodb.models import DynamoDBBackend
 
 import app as lambda_app
 from chalicelib.models import NotificationContent
-from chalicelib.service import NotificationService
-from tests.conftest import WsClient, token
+from chalicelib.wiring import Service
+from tests.conftest import Clock, WsClient, aws_error, on_call, token
 
 ADMIN = {"Authorization": f"Bearer {token('root', admin=True)}", "Content-Type": "application/json"}
 
@@ -27,7 +28,7 @@ def user(user_id: str, **kwargs: Any) -> dict[str, str]:
 
 
 @pytest.fixture
-def http(service: NotificationService) -> Any:
+def http(service: Service) -> Any:
     with Client(lambda_app.app, stage_name="dev") as client:
         yield client.http
 
@@ -113,24 +114,24 @@ def test_create_rejects_bad_bodies(http: Any, body: str, status: int) -> None:
 
 
 def test_idempotency_key_stores_once_within_24_hours(
-    http: Any, service: NotificationService
+    http: Any, service: Service, clock: Clock
 ) -> None:
     body = {"user_id": "alice", "message": "m", "idempotency_key": "order-7"}
     first = post(http, "/api/notifications", body, ADMIN)
     second = post(http, "/api/notifications", body, ADMIN)
     assert (first.status_code, second.status_code) == (201, 200)
     assert second.json_body["notification"] == first.json_body["notification"]
-    assert service.storage.unread_count("alice") == 1
+    assert service.inbox.unread_count("alice") == 1
     other_user = post(http, "/api/notifications", {**body, "user_id": "bob"}, ADMIN)
     assert other_user.status_code == 201
-    service.storage.clock.advance(24 * 3600 + 1)
+    clock.advance(24 * 3600 + 1)
     later = post(http, "/api/notifications", body, ADMIN)
     assert later.status_code == 201
     assert later.json_body["notification"]["id"] != first.json_body["notification"]["id"]
 
 
 def test_concurrent_identical_requests_store_one_notification(
-    service: NotificationService, monkeypatch: Any
+    service: Service, monkeypatch: Any
 ) -> None:
     # DynamoDB serializes transactions on an item; moto's in-process backend does not (a
     # cancelled transaction restores a table snapshot taken before the other one wrote).
@@ -143,18 +144,19 @@ def test_concurrent_identical_requests_store_one_notification(
 
     monkeypatch.setattr(DynamoDBBackend, "transact_write_items", isolated)
     both_ready = threading.Barrier(2)
-    put = service.storage.put_notification
+    calls = itertools.count()
 
-    def racing_put(*args: Any, **kwargs: Any) -> Any:
-        both_ready.wait(timeout=5)
-        return put(*args, **kwargs)
+    def race(request: dict[str, Any]) -> None:
+        # Both first attempts reach DynamoDB together; a retry goes straight through.
+        if next(calls) < 2:
+            both_ready.wait(timeout=5)
 
-    monkeypatch.setattr(service.storage, "put_notification", racing_put)
+    on_call(service.clients.dynamodb, "TransactWriteItems", race)
     results: list[Any] = []
 
     def send() -> None:
         results.append(
-            service.send_notification(
+            service.notifications.send(
                 "alice", NotificationContent(message="m"), idempotency_key="race"
             )
         )
@@ -166,8 +168,8 @@ def test_concurrent_identical_requests_store_one_notification(
         thread.join()
     assert sorted(result.created for result in results) == [False, True]
     assert results[0].notification.id == results[1].notification.id
-    assert service.storage.unread_count("alice") == 1
-    assert len(service.storage.list_notifications("alice", limit=10).items) == 1
+    assert service.inbox.unread_count("alice") == 1
+    assert len(service.inbox.page("alice", limit=10).items) == 1
 
 
 # --- broadcast and direct messages ----------------------------------------------------------
@@ -218,12 +220,8 @@ def test_direct_message_to_a_connection(http: Any, ws: type[WsClient]) -> None:
     assert forbidden.status_code == 403
 
 
-def test_direct_message_to_a_gone_connection_is_410(
-    http: Any, service: NotificationService, monkeypatch: Any
-) -> None:
-    from chalicelib.delivery import Outcome
-
-    monkeypatch.setattr(service.sender, "send", lambda connection_id, payload: Outcome.GONE)
+def test_direct_message_to_a_gone_connection_is_410(http: Any, service: Service) -> None:
+    on_call(service.sender.client, "PostToConnection", lambda _: aws_error("GoneException", 410))
     response = post(http, "/api/connections/gone=/messages", {"data": "x"}, ADMIN)
     assert response.status_code == 410
     assert response.json_body["Code"] == "GoneError"
@@ -315,7 +313,7 @@ def test_mark_read_body_needs_exactly_one_of_ids_or_all(http: Any) -> None:
         assert response.status_code == 422, body
 
 
-def test_delete_own_only(http: Any, service: NotificationService) -> None:
+def test_delete_own_only(http: Any, service: Service) -> None:
     mine = create(http)["id"]
     theirs = create(http, "bob")["id"]
     assert http.delete(f"/api/notifications/{theirs}", headers=user("alice")).status_code == 404
@@ -323,12 +321,12 @@ def test_delete_own_only(http: Any, service: NotificationService) -> None:
     response = http.delete(f"/api/notifications/{mine}", headers=user("alice"))
     assert response.status_code == 204
     assert http.delete(f"/api/notifications/{mine}", headers=user("alice")).status_code == 404
-    assert service.storage.get_notification("bob", theirs) is not None
-    assert service.storage.unread_count("alice") == 0
+    assert service.inbox.get("bob", theirs) is not None
+    assert service.inbox.unread_count("alice") == 0
 
 
 def test_no_user_can_touch_another_users_notifications_over_rest(
-    http: Any, service: NotificationService
+    http: Any, service: Service
 ) -> None:
     secret = create(http)["id"]
     mallory = user("mallory")
@@ -336,7 +334,7 @@ def test_no_user_can_touch_another_users_notifications_over_rest(
     assert post(http, "/api/notifications/read", {"ids": [secret]}, mallory).json_body["ids"] == []
     assert http.get("/api/notifications/poll", headers=mallory).json_body["items"] == []
     assert http.delete(f"/api/notifications/{secret}", headers=mallory).status_code == 404
-    stored = service.storage.get_notification("alice", secret)
+    stored = service.inbox.get("alice", secret)
     assert stored is not None and not stored.read
 
 
@@ -350,11 +348,11 @@ def test_poll_returns_newer_ones_oldest_first(http: Any) -> None:
     assert empty.json_body == {"items": [], "cursor": ids[2]}
 
 
-def test_poll_waits_for_the_first_new_one(http: Any, service: NotificationService) -> None:
+def test_poll_waits_for_the_first_new_one(http: Any, service: Service) -> None:
     last = create(http)["id"]
     timer = threading.Timer(
         0.3,
-        lambda: service.send_notification(
+        lambda: service.notifications.send(
             "alice",
             __import__("chalicelib.models", fromlist=["x"]).NotificationContent(message="late"),
         ),
@@ -430,13 +428,11 @@ def test_document_required_is_a_high_priority_warning(http: Any) -> None:
 # --- test route, stats, rate limits ------------------------------------------------------------
 
 
-def test_test_route_exists_on_local_and_dev_only(
-    http: Any, service: NotificationService, monkeypatch: Any
-) -> None:
+def test_test_route_exists_on_local_and_dev_only(http: Any, build: Callable[..., Service]) -> None:
     response = post(http, "/api/test/notification/alice", {"message": "hello"}, {})
     assert response.status_code == 201
     assert response.json_body["notification"]["message"] == "hello"
-    monkeypatch.setattr(service, "settings", replace(service.settings, stage="prod"))
+    build(stage="prod")
     gone = post(http, "/api/test/notification/alice", {"message": "hello"}, {})
     assert gone.status_code == 404
 
@@ -459,9 +455,9 @@ def test_stats_are_counted(http: Any, ws: type[WsClient]) -> None:
 
 
 def test_rate_limit_is_shared_by_rest_and_websocket(
-    http: Any, ws: type[WsClient], service: NotificationService, monkeypatch: Any
+    http: Any, ws: type[WsClient], build: Callable[..., Service]
 ) -> None:
-    monkeypatch.setattr(service, "settings", replace(service.settings, rate_limit_per_minute=3))
+    build(rate_limit_per_minute=3)
     session = ws()
     session.connect(token("alice"))
     session.send({"action": "get_notifications"})

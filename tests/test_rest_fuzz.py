@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import app as lambda_app
-from chalicelib.service import NotificationService
+from chalicelib.wiring import Service
 from tests.conftest import WsClient, token
 
 ADMIN = {"Authorization": f"Bearer {token('root', admin=True)}"}
@@ -60,7 +60,7 @@ bodies = st.one_of(
 )
 @given(route=st.sampled_from(POST_ROUTES), body=bodies)
 def test_no_generated_body_gets_a_5xx(
-    service: NotificationService, ws: type[WsClient], route: tuple[str, dict[str, str]], body: Any
+    service: Service, ws: type[WsClient], route: tuple[str, dict[str, str]], body: Any
 ) -> None:
     path, headers = route
     session = ws()

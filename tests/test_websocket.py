@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -10,8 +10,8 @@ import pytest
 from chalicelib import send_notification
 from chalicelib.errors import ValidationFailed
 from chalicelib.models import NotificationContent
-from chalicelib.service import NotificationService
-from tests.conftest import Clock, WsClient, token
+from chalicelib.wiring import Service
+from tests.conftest import Clock, WsClient, on_call, token
 
 
 def send(user_id: str, message: str = "Your case status has been updated", **extra: Any) -> str:
@@ -85,14 +85,12 @@ def test_register_as_another_user_than_the_connect_token_is_forbidden(
     }
 
 
-def test_disconnect_removes_the_connection(
-    ws: type[WsClient], service: NotificationService
-) -> None:
+def test_disconnect_removes_the_connection(ws: type[WsClient], service: Service) -> None:
     client = registered(ws, "alice")
-    assert service.storage.connections_of("alice") == [client.connection_id]
+    assert service.connections.of_user("alice") == [client.connection_id]
     client.disconnect(status_code=1001, reason="Going away")
-    assert service.storage.connections_of("alice") == []
-    stats = service.storage.read_stats()
+    assert service.connections.of_user("alice") == []
+    stats = service.limits.read_stats()
     assert stats["connections_closed"] == 1
     send("alice")
     assert client.received() == []
@@ -154,9 +152,9 @@ def test_oversized_frame_is_payload_too_large(ws: type[WsClient]) -> None:
 
 
 def test_rate_limited_after_the_per_minute_budget(
-    ws: type[WsClient], service: NotificationService, clock: Clock, monkeypatch: Any
+    ws: type[WsClient], build: Callable[..., Service], clock: Clock
 ) -> None:
-    monkeypatch.setattr(service, "settings", replace(service.settings, rate_limit_per_minute=3))
+    build(rate_limit_per_minute=3)
     client = ws()
     client.connect(token("alice"))
     replies = [client.send({"action": "get_notifications", "request_id": str(n)}) for n in range(4)]
@@ -167,10 +165,8 @@ def test_rate_limited_after_the_per_minute_budget(
     assert page["event"] == "notifications"
 
 
-def test_admins_are_not_rate_limited(
-    ws: type[WsClient], service: NotificationService, monkeypatch: Any
-) -> None:
-    monkeypatch.setattr(service, "settings", replace(service.settings, rate_limit_per_minute=1))
+def test_admins_are_not_rate_limited(ws: type[WsClient], build: Callable[..., Service]) -> None:
+    build(rate_limit_per_minute=1)
     client = ws()
     client.connect(token("root", admin=True))
     for _ in range(3):
@@ -178,15 +174,13 @@ def test_admins_are_not_rate_limited(
         assert page["event"] == "notifications"
 
 
-def test_unexpected_failure_is_internal_error(
-    ws: type[WsClient], service: NotificationService, monkeypatch: Any
-) -> None:
+def test_unexpected_failure_is_internal_error(ws: type[WsClient], service: Service) -> None:
     client = registered(ws, "alice")
 
-    def broken(*args: Any, **kwargs: Any) -> None:
+    def broken(request: dict[str, Any]) -> None:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(service.storage, "list_notifications", broken)
+    on_call(service.clients.dynamodb, "Query", broken)
     [error] = client.send({"action": "get_notifications", "request_id": "q"})
     assert error == {
         "event": "error",
@@ -287,9 +281,9 @@ def test_register_with_since_also_replays_newer_acked_ones(ws: type[WsClient]) -
     assert all(frame["notification"]["delivered"] for frame in frames[1:])
 
 
-def test_replay_stops_at_100(ws: type[WsClient], service: NotificationService) -> None:
+def test_replay_stops_at_100(ws: type[WsClient], service: Service) -> None:
     content = NotificationContent(message="bulk")
-    ids = [service.storage.put_notification("alice", content)[0].id for _ in range(105)]
+    ids = [service.inbox.put("alice", content)[0].id for _ in range(105)]
     client = ws()
     client.connect()
     frames = client.register("alice")
@@ -393,25 +387,23 @@ def test_mark_all_read(ws: type[WsClient]) -> None:
     assert all(item["read"] and item["read_at"] for item in page["items"])
 
 
-def test_unread_count_stays_exact_under_repeats(
-    ws: type[WsClient], service: NotificationService
-) -> None:
+def test_unread_count_stays_exact_under_repeats(ws: type[WsClient], service: Service) -> None:
     ids = [send("alice", f"n{n}") for n in range(3)]
-    assert service.storage.unread_count("alice") == 3
-    assert service.storage.mark_read("alice", [ids[0], ids[0]]) == [ids[0]]
-    assert service.storage.mark_read("alice", [ids[0]]) == []
-    assert service.storage.unread_count("alice") == 2
-    assert service.storage.delete_notification("alice", ids[1]) is True
-    assert service.storage.unread_count("alice") == 1
-    assert service.storage.delete_notification("alice", ids[0]) is True
-    assert service.storage.unread_count("alice") == 1
+    assert service.inbox.unread_count("alice") == 3
+    assert service.inbox.mark_read("alice", [ids[0], ids[0]]) == [ids[0]]
+    assert service.inbox.mark_read("alice", [ids[0]]) == []
+    assert service.inbox.unread_count("alice") == 2
+    assert service.inbox.delete("alice", ids[1]) is True
+    assert service.inbox.unread_count("alice") == 1
+    assert service.inbox.delete("alice", ids[0]) is True
+    assert service.inbox.unread_count("alice") == 1
 
 
 # --- isolation -----------------------------------------------------------------------------
 
 
 def test_a_user_cannot_see_mark_or_ack_another_users_notifications(
-    ws: type[WsClient], service: NotificationService
+    ws: type[WsClient], service: Service
 ) -> None:
     secret = send("alice", "alice's private case")
     mallory = registered(ws, "mallory")
@@ -423,18 +415,18 @@ def test_a_user_cannot_see_mark_or_ack_another_users_notifications(
     assert acked["ids"] == []
     [page] = mallory.send({"action": "get_notifications", "cursor": secret})
     assert page["items"] == []
-    stored = service.storage.get_notification("alice", secret)
+    stored = service.inbox.get("alice", secret)
     assert stored is not None
     assert stored.read is False
     assert stored.delivered is False
-    assert service.storage.unread_count("alice") == 1
+    assert service.inbox.unread_count("alice") == 1
 
 
 # --- expiry --------------------------------------------------------------------------------
 
 
 def test_expired_notifications_are_filtered_before_ttl_deletes_them(
-    ws: type[WsClient], service: NotificationService, clock: Clock
+    ws: type[WsClient], service: Service, clock: Clock
 ) -> None:
     old = send("alice", "old")
     clock.advance(91 * 86400)
@@ -446,17 +438,17 @@ def test_expired_notifications_are_filtered_before_ttl_deletes_them(
     assert [frame["notification"]["id"] for frame in frames[1:]] == [fresh]
     [page] = client.send({"action": "get_notifications"})
     assert [item["id"] for item in page["items"]] == [fresh]
-    assert service.storage.get_notification("alice", old) is None
+    assert service.inbox.get("alice", old) is None
     [marked] = client.send({"action": "mark_read", "ids": [old]})
     assert marked["ids"] == []
 
 
 def test_expired_connections_get_no_pushes(
-    ws: type[WsClient], service: NotificationService, clock: Clock
+    ws: type[WsClient], service: Service, clock: Clock
 ) -> None:
     registered(ws, "alice")
     clock.advance(4 * 3600)
-    assert service.storage.connections_of("alice") == []
+    assert service.connections.of_user("alice") == []
 
 
 def test_the_scan_guard_sees_scans(dynamodb: Any, scans: list[str]) -> None:
@@ -466,12 +458,12 @@ def test_the_scan_guard_sees_scans(dynamodb: Any, scans: list[str]) -> None:
 
 
 @pytest.mark.parametrize("user_id", ["", "a#b", "has space", "x" * 129])
-def test_send_notification_rejects_bad_user_ids(service: NotificationService, user_id: str) -> None:
+def test_send_notification_rejects_bad_user_ids(service: Service, user_id: str) -> None:
     with pytest.raises(ValidationFailed):
         send_notification(user_id, {"message": "m"})
 
 
-def test_send_notification_puts_unknown_keys_into_data(service: NotificationService) -> None:
+def test_send_notification_puts_unknown_keys_into_data(service: Service) -> None:
     notification = send_notification(
         "alice", {"message": "m", "type": "warning", "case_id": "1", "data": {"a": 1}}
     )

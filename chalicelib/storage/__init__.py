@@ -1,0 +1,31 @@
+"""DynamoDB storage, one store per aggregate over one helper. Raw items never leave it.
+
+    keys.py         the key schema of both tables, written once (docstring + key builders)
+    dynamo.py       how DynamoDB is asked: Query paging, batches, THE transaction helper
+    connections.py  connections: who is connected, as whom, until when
+    inbox.py        notifications + unread counter + idempotency records (shared transactions)
+    directory.py    audiences (groups, everyone) and immigration cases
+    limits.py       rate-limit windows and the service counters
+
+A new aggregate (receipts, escalations, preferences) gets its own module here, built on
+dynamo.py and keys.py, and its own store object wired in chalicelib/wiring.py.
+"""
+
+from chalicelib.storage.connections import ConnectionRecord, ConnectionStore
+from chalicelib.storage.directory import CaseRecord, Directory
+from chalicelib.storage.dynamo import Dynamo
+from chalicelib.storage.inbox import Inbox, Page, new_id
+from chalicelib.storage.limits import STAT_NAMES, Limits
+
+__all__ = [
+    "STAT_NAMES",
+    "CaseRecord",
+    "ConnectionRecord",
+    "ConnectionStore",
+    "Directory",
+    "Dynamo",
+    "Inbox",
+    "Limits",
+    "Page",
+    "new_id",
+]

@@ -1,0 +1,142 @@
+"""Connections: who is connected, as whom, until when (the connections table)."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from chalicelib.auth import Principal
+from chalicelib.models import compact_json
+from chalicelib.storage.dynamo import Dynamo
+from chalicelib.storage.keys import BY_USER_INDEX, LIVE_INDEX, LIVE_SHARDS, Item, connection_key
+
+FEW_USERS = LIVE_SHARDS
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionRecord:
+    connection_id: str
+    principal: Principal | None
+
+
+class ConnectionStore:
+    def __init__(
+        self,
+        db: Dynamo,
+        table: str,
+        *,
+        ttl_seconds: int = 3 * 3600,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._db = db
+        self._table = table
+        self._ttl = ttl_seconds
+        self._clock = clock
+
+    def add(self, connection_id: str, principal: Principal | None) -> None:
+        now = int(self._clock())
+        item: Item = {
+            "connection_id": {"S": connection_id},
+            "connected_at": {"N": str(now)},
+            "expires_at": {"N": str(now + self._ttl)},
+        }
+        if principal is not None:
+            item["principal"] = {"S": _principal_json(principal)}
+        self._db.client.put_item(TableName=self._table, Item=item)
+
+    def register(self, connection_id: str, principal: Principal) -> None:
+        now = int(self._clock())
+        self._db.client.update_item(
+            TableName=self._table,
+            Key=connection_key(connection_id),
+            UpdateExpression=(
+                "SET user_id = :user, principal = :principal, registered_at = :now, "
+                "live_shard = :shard, "
+                "connected_at = if_not_exists(connected_at, :now), "
+                "expires_at = if_not_exists(expires_at, :expires)"
+            ),
+            ExpressionAttributeValues={
+                ":user": {"S": principal.user_id},
+                ":principal": {"S": _principal_json(principal)},
+                ":shard": {"S": str(random.randrange(LIVE_SHARDS))},
+                ":now": {"N": str(now)},
+                ":expires": {"N": str(now + self._ttl)},
+            },
+        )
+
+    def get(self, connection_id: str) -> ConnectionRecord | None:
+        item = self._db.client.get_item(
+            TableName=self._table, Key=connection_key(connection_id), ConsistentRead=True
+        ).get("Item")
+        if item is None or int(item["expires_at"]["N"]) <= self._clock():
+            return None
+        principal = _principal_from(item["principal"]["S"]) if "principal" in item else None
+        return ConnectionRecord(connection_id, principal)
+
+    def remove(self, connection_id: str) -> bool:
+        """Delete the connection; True when it existed (so counters count each close once)."""
+        old = self._db.client.delete_item(
+            TableName=self._table, Key=connection_key(connection_id), ReturnValues="ALL_OLD"
+        ).get("Attributes")
+        return old is not None
+
+    def of_user(self, user_id: str) -> list[str]:
+        """Ids of the user's registered, unexpired connections."""
+        return [
+            item["connection_id"]["S"]
+            for item in self._db.query_all(
+                TableName=self._table,
+                IndexName=BY_USER_INDEX,
+                KeyConditionExpression="user_id = :user",
+                FilterExpression="expires_at > :now",
+                ExpressionAttributeValues={
+                    ":user": {"S": user_id},
+                    ":now": {"N": str(int(self._clock()))},
+                },
+            )
+        ]
+
+    def live(self) -> Iterator[tuple[str, str]]:
+        """(connection id, user id) of every registered, unexpired connection."""
+        for shard in range(LIVE_SHARDS):
+            for item in self._db.query_all(
+                TableName=self._table,
+                IndexName=LIVE_INDEX,
+                KeyConditionExpression="live_shard = :shard",
+                FilterExpression="expires_at > :now",
+                ExpressionAttributeValues={
+                    ":shard": {"S": str(shard)},
+                    ":now": {"N": str(int(self._clock()))},
+                },
+            ):
+                yield item["connection_id"]["S"], item["user_id"]["S"]
+
+    def live_of(self, user_ids: list[str]) -> list[tuple[str, str]]:
+        """(connection id, user id) of the live sessions of `user_ids`.
+
+        A few users: one Query each. Many: one pass over the sharded `live` index, which
+        costs the same whatever the audience.
+        """
+        if len(user_ids) <= FEW_USERS:
+            return [(cid, user_id) for user_id in user_ids for cid in self.of_user(user_id)]
+        audience = set(user_ids)
+        return [(cid, user_id) for cid, user_id in self.live() if user_id in audience]
+
+
+def _principal_json(principal: Principal) -> str:
+    return compact_json(
+        {
+            "user_id": principal.user_id,
+            "roles": principal.roles,
+            "groups": principal.groups,
+            "exp": principal.expires_at,
+        }
+    )
+
+
+def _principal_from(raw: str) -> Principal:
+    data = json.loads(raw)
+    return Principal(data["user_id"], tuple(data["roles"]), tuple(data["groups"]), data["exp"])

@@ -1,0 +1,168 @@
+"""The DynamoDB helper every store is built on: paging, batches, and THE transaction helper.
+
+Stores say what to read and write; this module says how DynamoDB is asked: a Query read to
+its end (`query_all`) or to a limit (`collect`), batch reads and writes that resubmit their
+unprocessed part, and `transact`, the one way a store makes a conditional write. Every retry
+here uses the one policy of chalicelib/retry.py, and every retry that runs out ends the same
+way: `Unavailable` (503 with Retry-After over REST, `internal_error` over WebSocket), never a
+`RuntimeError`, a partial result presented as whole, or a wrong answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.errors import Unavailable
+from chalicelib.retry import Backoff
+from chalicelib.storage.keys import Item
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+TRANSACTION_LIMIT = 100
+BATCH_GET_LIMIT = 100
+BATCH_WRITE_LIMIT = 25
+# Whole-call errors worth another attempt (botocore's own retries ran out underneath).
+RETRYABLE_ERRORS = frozenset(
+    {
+        "TransactionConflictException",
+        "TransactionInProgressException",
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+    }
+)
+SINGLE_WRITES = {"Put": "put_item", "Update": "update_item", "Delete": "delete_item"}
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def chunks[T](items: list[T], size: int) -> Iterator[list[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass(frozen=True, slots=True)
+class Cancellation:
+    """Why the last attempt was cancelled: one reason code per action, in order, and the
+    item an action's failed condition returned (`ReturnValuesOnConditionCheckFailure`)."""
+
+    codes: list[str]
+    items: list[Item | None]
+
+    def failed_condition(self, index: int) -> bool:
+        return index < len(self.codes) and self.codes[index] == "ConditionalCheckFailed"
+
+
+def _cancellation(exc: ClientError, actions: int) -> Cancellation:
+    code = error_code(exc)
+    if code == "ConditionalCheckFailedException":
+        return Cancellation(["ConditionalCheckFailed"], [exc.response.get("Item")])
+    if code == "TransactionCanceledException":
+        reasons = exc.response.get("CancellationReasons") or []
+        return Cancellation(
+            [reason.get("Code") or "None" for reason in reasons],
+            [reason.get("Item") for reason in reasons],
+        )
+    return Cancellation([code] * actions, [None] * actions)
+
+
+class Dynamo:
+    """One DynamoDB client plus the retry policy; shared by every store."""
+
+    def __init__(self, client: DynamoDBClient, *, retry: Backoff | None = None) -> None:
+        self.client = client
+        self.retry = retry or Backoff()
+
+    def transact(self, prepare: Callable[[Cancellation | None], list[Item] | None]) -> bool:
+        """Commit the actions `prepare` builds; True once they commit, False if it builds none.
+
+        `prepare` reads what it needs and returns the actions (at most 100). After a
+        cancellation it is called again with the reasons, so it can settle what they decide
+        (an idempotency record that exists, an item deleted meanwhile) and rebuild the rest.
+        One action is written as a plain conditional write (half the capacity of a
+        transaction, same outcome). Raises `Unavailable` when the attempts run out.
+        """
+        cancelled: Cancellation | None = None
+        for attempt in range(self.retry.attempts):
+            actions = prepare(cancelled)
+            if not actions:
+                return False
+            if attempt:
+                self.retry.pause(attempt)
+            try:
+                if len(actions) == 1:
+                    [(kind, request)] = actions[0].items()
+                    getattr(self.client, SINGLE_WRITES[kind])(**request)
+                else:
+                    self.client.transact_write_items(TransactItems=actions)
+                return True
+            except ClientError as exc:
+                code = error_code(exc)
+                if code not in RETRYABLE_ERRORS and code not in (
+                    "TransactionCanceledException",
+                    "ConditionalCheckFailedException",
+                ):
+                    raise
+                cancelled = _cancellation(exc, len(actions))
+        raise Unavailable("DynamoDB kept cancelling the write: retry shortly")
+
+    def query_all(self, **request: Any) -> Iterator[Item]:
+        """Every item a Query matches, page after page."""
+        while True:
+            response = self.client.query(**request)
+            yield from response["Items"]
+            if "LastEvaluatedKey" not in response:
+                return
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def collect(self, request: Item, limit: int) -> tuple[list[Item], bool]:
+        """Up to `limit` items matching the Query and its filter, and whether more exist."""
+        items: list[Item] = []
+        while True:
+            response = self.client.query(**request, Limit=limit + 1 - len(items))
+            items.extend(response["Items"])
+            if len(items) > limit or "LastEvaluatedKey" not in response:
+                return items[:limit], len(items) > limit
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def batch_get(self, table: str, keys: list[Item], projection: str) -> list[Item]:
+        """The items of `keys` that exist (strongly consistent), resubmitting unprocessed keys."""
+        found: list[Item] = []
+        for batch in chunks(keys, BATCH_GET_LIMIT):
+            request: Item = {
+                table: {"Keys": batch, "ProjectionExpression": projection, "ConsistentRead": True}
+            }
+            for attempt in range(self.retry.attempts):
+                if attempt:
+                    self.retry.pause(attempt)
+                response = self.client.batch_get_item(RequestItems=request)
+                found.extend(response["Responses"].get(table, []))
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+            else:
+                raise Unavailable("DynamoDB kept leaving reads unprocessed: retry shortly")
+        return found
+
+    def batch_write(self, table: str, requests: list[Item]) -> None:
+        """Apply Put/Delete requests, resubmitting the unprocessed ones."""
+        for batch in chunks(requests, BATCH_WRITE_LIMIT):
+            pending: Item = {table: batch}
+            for attempt in range(self.retry.attempts):
+                if attempt:
+                    self.retry.pause(attempt)
+                pending = (
+                    self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+                )
+                if not pending:
+                    break
+            else:
+                raise Unavailable("DynamoDB kept leaving writes unprocessed: retry shortly")

@@ -1,0 +1,460 @@
+"""The inbox: each user's notifications, their unread counter and the idempotency records.
+
+The three live in one partition per user and change together in transactions (a send stores
+the notification, counts it unread and records its idempotency key at once), so they are one
+store. Every update of a notification is conditional on it still existing
+(`attribute_exists(pk)`): a write racing a DELETE never brings back a stub of it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from ulid import LaxMonotonicPolicy, ULIDGenerator
+
+from chalicelib.errors import NotFound
+from chalicelib.models import Notification, NotificationContent, compact_json, iso_timestamp
+from chalicelib.storage.dynamo import TRANSACTION_LIMIT, Cancellation, Dynamo, chunks
+from chalicelib.storage.keys import (
+    NOTIFICATION_PREFIX,
+    UNACKED_INDEX,
+    UNREAD_INDEX,
+    Item,
+    counter_bucket,
+    counter_key,
+    idempotency_key,
+    notification_id_of,
+    notification_key,
+    user_pk,
+)
+
+IDEMPOTENCY_TTL = timedelta(hours=24)
+STATE = "sk, read_at, unacked_pk, expires_at"
+
+_ids = ULIDGenerator(policy=LaxMonotonicPolicy())
+
+
+def new_id() -> str:
+    """A fresh ULID, monotonic within this process."""
+    return str(_ids.generate())
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Notifications newest first, and whether more follow the last one (its id continues)."""
+
+    items: list[Notification]
+    more: bool
+
+
+class Inbox:
+    def __init__(
+        self,
+        db: Dynamo,
+        table: str,
+        *,
+        retention_days: int = 90,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._db = db
+        self._table = table
+        self._retention = timedelta(days=retention_days)
+        self._clock = clock
+
+    # --- writes ------------------------------------------------------------------------
+
+    def put(
+        self, user_id: str, content: NotificationContent, *, idempotency: str | None = None
+    ) -> tuple[Notification, bool]:
+        """Store a notification and count it unread, in one transaction.
+
+        With an idempotency key, a repeat within 24 h stores nothing and returns the first
+        notification with `False`; the conditional write makes concurrent repeats safe.
+        """
+        built: list[Notification] = []
+        first_id: list[str | None] = []
+
+        def prepare(cancelled: Cancellation | None) -> list[Item] | None:
+            # The idempotency record is the last action: its check failing means a repeat.
+            if cancelled is not None and idempotency is not None and cancelled.failed_condition(2):
+                first_id.append((cancelled.items[2] or {}).get("notification_id", {}).get("S"))
+                return None
+            notification, actions = self._put_actions(user_id, content, idempotency)
+            built.append(notification)
+            return actions
+
+        if self._db.transact(prepare):
+            return built[-1], True
+        first = first_id[0] and self.get(user_id, first_id[0])
+        if not first:
+            raise NotFound("The notification first sent with this idempotency key is gone")
+        return first, False
+
+    def put_many(
+        self, user_ids: list[str], content: NotificationContent, *, idempotency: str | None
+    ) -> list[Notification]:
+        """Store one notification per user (a broadcast), each counted unread for its user.
+
+        Users share transactions: each adds its notification and its counter update, and,
+        with an idempotency key, its idempotency record. A user who already has the keyed
+        broadcast (a redelivered batch) is skipped, so nobody gets it twice. Returns what was
+        stored now.
+        """
+        stored: list[Notification] = []
+        per_user = 2 if idempotency is None else 3
+        for batch in chunks(user_ids, TRANSACTION_LIMIT // per_user):
+            pending = list(batch)
+            prepared: list[tuple[Notification, list[Item]]] = []
+
+            def prepare(cancelled: Cancellation | None) -> list[Item] | None:
+                nonlocal pending, prepared
+                if cancelled is not None and idempotency is not None:
+                    pending = [
+                        user
+                        for index, user in enumerate(pending)
+                        if not cancelled.failed_condition(index * per_user + per_user - 1)
+                    ]
+                prepared = [self._put_actions(user, content, idempotency) for user in pending]
+                return [action for _, actions in prepared for action in actions]
+
+            if self._db.transact(prepare):
+                stored.extend(notification for notification, _ in prepared)
+        return stored
+
+    def mark_read(self, user_id: str, ids: Iterable[str]) -> list[str]:
+        """Mark the user's unread notifications among `ids` read; returns those that changed."""
+        wanted = list(dict.fromkeys(ids))
+        return [
+            notification_id
+            for batch in chunks(wanted, TRANSACTION_LIMIT - 1)
+            for notification_id in self._mark_read_batch(user_id, batch)
+        ]
+
+    def ack(self, user_id: str, ids: Iterable[str]) -> tuple[list[str], int]:
+        """Mark the user's notifications among `ids` delivered.
+
+        Returns the ids that are the user's (and still exist), and how many of them were
+        newly acked. One deleted meanwhile drops out; the others are still acked.
+        """
+        wanted = list(dict.fromkeys(ids))
+        known: list[str] = []
+        acked = 0
+        for batch in chunks(wanted, TRANSACTION_LIMIT):
+            present, newly = self._ack_batch(user_id, batch)
+            known += present
+            acked += newly
+        return known, acked
+
+    def delete(self, user_id: str, notification_id: str) -> bool:
+        """Delete one of the user's notifications, keeping the unread counter exact.
+
+        False only when it does not exist (or is not the user's).
+        """
+
+        def prepare(cancelled: Cancellation | None) -> list[Item] | None:
+            current = self._state(user_id, [notification_id]).get(notification_id)
+            if current is None:
+                return None
+            key = notification_key(user_id, notification_id)
+            if "read_at" in current:
+                return [_delete(self._table, key, "attribute_exists(read_at)")]
+            bucket = counter_bucket(int(current["expires_at"]["N"]))
+            return [
+                _delete(self._table, key, "attribute_exists(pk) AND attribute_not_exists(read_at)"),
+                self._counter_update(user_id, {bucket: -1}),
+            ]
+
+        return self._db.transact(prepare)
+
+    # --- reads -------------------------------------------------------------------------
+
+    def get(self, user_id: str, notification_id: str) -> Notification | None:
+        item = self._db.client.get_item(
+            TableName=self._table,
+            Key=notification_key(user_id, notification_id),
+            ConsistentRead=True,
+        ).get("Item")
+        if item is None or self._expired(item):
+            return None
+        return _notification_from(item)
+
+    def page(
+        self,
+        user_id: str,
+        *,
+        limit: int,
+        cursor: str | None = None,
+        unread_only: bool = False,
+        category: str | None = None,
+    ) -> Page:
+        """Up to `limit` notifications, newest first, after `cursor` (a notification id)."""
+        request: Item = {
+            "TableName": self._table,
+            "ScanIndexForward": False,
+            "ExpressionAttributeValues": {
+                ":pk": {"S": user_pk(user_id)},
+                ":now": {"N": str(int(self._clock()))},
+            },
+        }
+        filters = ["expires_at > :now"]
+        if category is not None:
+            filters.append("category = :category")
+            request["ExpressionAttributeValues"][":category"] = {"S": category}
+        request["FilterExpression"] = " AND ".join(filters)
+        if unread_only:
+            request["IndexName"] = UNREAD_INDEX
+            request["KeyConditionExpression"] = "unread_pk = :pk"
+        else:
+            request["KeyConditionExpression"] = "pk = :pk AND begins_with(sk, :prefix)"
+            request["ExpressionAttributeValues"][":prefix"] = {"S": NOTIFICATION_PREFIX}
+        if cursor is not None:
+            start = notification_key(user_id, cursor)
+            if unread_only:
+                start["unread_pk"] = start["pk"]
+            request["ExclusiveStartKey"] = start
+        items, more = self._db.collect(request, limit)
+        return Page([_notification_from(item) for item in items], more)
+
+    def after(self, user_id: str, after: str | None, limit: int) -> list[Notification]:
+        """Up to `limit` notifications with id greater than `after`, oldest first."""
+        request: Item = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "FilterExpression": "expires_at > :now",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": user_pk(user_id)},
+                ":prefix": {"S": NOTIFICATION_PREFIX},
+                ":now": {"N": str(int(self._clock()))},
+            },
+        }
+        if after is not None:
+            request["ExclusiveStartKey"] = notification_key(user_id, after)
+        items, _ = self._db.collect(request, limit)
+        return [_notification_from(item) for item in items]
+
+    def replay(self, user_id: str, since: str | None, limit: int = 100) -> list[Notification]:
+        """Not-yet-acked notifications, plus those newer than `since`; oldest first."""
+        items, _ = self._db.collect(
+            {
+                "TableName": self._table,
+                "IndexName": UNACKED_INDEX,
+                "KeyConditionExpression": "unacked_pk = :pk",
+                "FilterExpression": "expires_at > :now",
+                "ExpressionAttributeValues": {
+                    ":pk": {"S": user_pk(user_id)},
+                    ":now": {"N": str(int(self._clock()))},
+                },
+            },
+            limit,
+        )
+        notifications = [_notification_from(item) for item in items]
+        if since is not None:
+            pending = {notification.id for notification in notifications}
+            notifications += [
+                notification
+                for notification in self.after(user_id, since, limit)
+                if notification.id not in pending
+            ]
+        return sorted(notifications, key=lambda notification: notification.id)[:limit]
+
+    def unread_count(self, user_id: str) -> int:
+        item = self._db.client.get_item(
+            TableName=self._table, Key=counter_key(user_id), ConsistentRead=True
+        ).get("Item", {})
+        today = datetime.fromtimestamp(self._clock(), UTC).strftime("d%Y%m%d")
+        return sum(
+            int(value["N"])
+            for name, value in item.items()
+            if name.startswith("d") and name >= today
+        )
+
+    def unread_ids(self, user_id: str) -> list[str]:
+        return [
+            notification_id_of(item)
+            for item in self._db.query_all(
+                TableName=self._table,
+                IndexName=UNREAD_INDEX,
+                KeyConditionExpression="unread_pk = :pk",
+                FilterExpression="expires_at > :now",
+                ProjectionExpression="sk",
+                ExpressionAttributeValues={
+                    ":pk": {"S": user_pk(user_id)},
+                    ":now": {"N": str(int(self._clock()))},
+                },
+            )
+        ]
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _mark_read_batch(self, user_id: str, batch: list[str]) -> list[str]:
+        unread: list[str] = []
+
+        def prepare(cancelled: Cancellation | None) -> list[Item] | None:
+            # After a cancellation another session changed some of them: read again.
+            nonlocal unread
+            current = self._state(user_id, batch)
+            unread = [i for i in batch if i in current and "read_at" not in current[i]]
+            if not unread:
+                return None
+            stamp = iso_timestamp(datetime.fromtimestamp(self._clock(), UTC))
+            decrements: dict[str, int] = {}
+            actions: list[Item] = []
+            for notification_id in unread:
+                bucket = counter_bucket(int(current[notification_id]["expires_at"]["N"]))
+                decrements[bucket] = decrements.get(bucket, 0) - 1
+                actions.append(
+                    self._update(
+                        user_id,
+                        notification_id,
+                        "SET read_at = :at REMOVE unread_pk",
+                        {":at": {"S": stamp}},
+                        also="attribute_not_exists(read_at)",
+                    )
+                )
+            return [*actions, self._counter_update(user_id, decrements)]
+
+        return unread if self._db.transact(prepare) else []
+
+    def _ack_batch(self, user_id: str, batch: list[str]) -> tuple[list[str], int]:
+        present: list[str] = []
+        pending: list[str] = []
+
+        def prepare(cancelled: Cancellation | None) -> list[Item] | None:
+            # After a cancellation one of them was deleted meanwhile: read again.
+            nonlocal present, pending
+            current = self._state(user_id, batch)
+            present = [i for i in batch if i in current]
+            pending = [i for i in present if "unacked_pk" in current[i]]
+            return [
+                self._update(
+                    user_id,
+                    notification_id,
+                    "SET delivered = :yes REMOVE unacked_pk",
+                    {":yes": {"BOOL": True}},
+                )
+                for notification_id in pending
+            ]
+
+        committed = self._db.transact(prepare)
+        return present, len(pending) if committed else 0
+
+    def _new(self, user_id: str, content: NotificationContent) -> tuple[Notification, Item]:
+        notification_id = _ids.generate(float(self._clock()))
+        created = notification_id.datetime
+        notification = Notification(
+            id=str(notification_id),
+            user_id=user_id,
+            created_at=iso_timestamp(created),
+            **content.model_dump(),
+        )
+        expiry_day = (created + self._retention).date() + timedelta(days=1)
+        expires_at = int(datetime(*expiry_day.timetuple()[:3], tzinfo=UTC).timestamp())
+        doc = notification.model_dump(exclude={"read", "read_at", "delivered"})
+        pk = user_pk(user_id)
+        item: Item = {
+            **notification_key(user_id, notification.id),
+            "doc": {"S": compact_json(doc)},
+            "delivered": {"BOOL": False},
+            "unread_pk": {"S": pk},
+            "unacked_pk": {"S": pk},
+            "expires_at": {"N": str(expires_at)},
+        }
+        if content.category is not None:
+            item["category"] = {"S": content.category}
+        return notification, item
+
+    def _put_actions(
+        self, user_id: str, content: NotificationContent, idempotency: str | None
+    ) -> tuple[Notification, list[Item]]:
+        notification, item = self._new(user_id, content)
+        actions = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": item,
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            self._counter_update(user_id, {counter_bucket(int(item["expires_at"]["N"])): 1}),
+        ]
+        if idempotency is not None:
+            actions.append(self._idempotency_put(user_id, idempotency, notification.id))
+        return notification, actions
+
+    def _update(
+        self,
+        user_id: str,
+        notification_id: str,
+        expression: str,
+        values: Item,
+        *,
+        also: str | None = None,
+    ) -> Item:
+        """An update of an existing notification: never creates one (a DELETE may have won)."""
+        condition = "attribute_exists(pk)" + (f" AND {also}" if also else "")
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": notification_key(user_id, notification_id),
+                "UpdateExpression": expression,
+                "ConditionExpression": condition,
+                "ExpressionAttributeValues": values,
+            }
+        }
+
+    def _counter_update(self, user_id: str, deltas: dict[str, int]) -> Item:
+        names = {f"#d{i}": bucket for i, bucket in enumerate(deltas)}
+        values = {f":d{i}": {"N": str(delta)} for i, delta in enumerate(deltas.values())}
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": counter_key(user_id),
+                "UpdateExpression": "ADD " + ", ".join(f"#d{i} :d{i}" for i in range(len(deltas))),
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
+        }
+
+    def _idempotency_put(self, user_id: str, key: str, notification_id: str) -> Item:
+        now = int(self._clock())
+        return {
+            "Put": {
+                "TableName": self._table,
+                "Item": {
+                    **idempotency_key(user_id, key),
+                    "notification_id": {"S": notification_id},
+                    "expires_at": {"N": str(now + int(IDEMPOTENCY_TTL.total_seconds()))},
+                },
+                # An expired record (TTL deletes lazily) no longer counts as a repeat.
+                "ConditionExpression": "attribute_not_exists(pk) OR expires_at <= :now",
+                "ExpressionAttributeValues": {":now": {"N": str(now)}},
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
+
+    def _expired(self, item: Item) -> bool:
+        return int(item["expires_at"]["N"]) <= self._clock()
+
+    def _state(self, user_id: str, ids: list[str]) -> dict[str, Item]:
+        """The user's unexpired notifications among `ids`, by id (state attributes only)."""
+        items = self._db.batch_get(self._table, [notification_key(user_id, i) for i in ids], STATE)
+        return {notification_id_of(item): item for item in items if not self._expired(item)}
+
+
+def _notification_from(item: Item) -> Notification:
+    doc = json.loads(item["doc"]["S"])
+    read_at = item.get("read_at", {}).get("S")
+    return Notification.model_construct(
+        **doc,
+        read=read_at is not None,
+        read_at=read_at,
+        delivered=item.get("delivered", {}).get("BOOL", False),
+    )
+
+
+def _delete(table: str, key: Item, condition: str) -> Item:
+    return {"Delete": {"TableName": table, "Key": key, "ConditionExpression": condition}}

@@ -1,0 +1,102 @@
+"""The key schema of both tables, written once: every store builds its keys here.
+
+Connections table, key `connection_id`:
+    connection_id | principal (JSON, from the token) | user_id (set by `register`; GSI `by_user`
+    = user_id + connection_id) | live_shard (set by `register`; GSI `live` = live_shard +
+    connection_id, so a broadcast finds every live session in a few Queries) | connected_at |
+    expires_at (TTL)
+
+Notifications table, key `pk` + `sk`; each user has one partition, plus a few shared ones:
+    USER#<user>   N#<ulid>          notification: doc (JSON of the immutable fields), category,
+                                    read_at?, delivered, unread_pk? (sparse GSI `unread`),
+                                    unacked_pk? (sparse GSI `unacked`), expires_at (TTL)
+    USER#<user>   COUNT             unread counter: one number per expiry day, `d<yyyymmdd>`
+    USER#<user>   IDEM#<key>        idempotency record: notification_id, expires_at
+    USER#<user>   LIMIT#<minute>    rate-limit window: hits, expires_at
+    GROUP#<name>  USER#<user>       user directory (`GROUP#*` = everyone who ever registered)
+    CASE#<id>     CASE              immigration case: user_id, status, updated_at
+    STATS         SHARD#<n>         service counters, write-sharded
+
+Notifications expire at the UTC midnight after `created + retention`, so the unread counter is
+exact even though DynamoDB's TTL deletes lazily: the count is the sum of the day buckets that
+have not expired yet, and reads filter out items whose `expires_at` has passed.
+The table definitions themselves live in infra/ (tests and the local stack create them from it).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+Item = dict[str, Any]
+
+USER_PREFIX = "USER#"
+NOTIFICATION_PREFIX = "N#"
+COUNTER_SK = "COUNT"
+IDEMPOTENCY_PREFIX = "IDEM#"
+LIMIT_PREFIX = "LIMIT#"
+GROUP_PREFIX = "GROUP#"
+EVERYONE = "*"
+CASE_PREFIX = "CASE#"
+STATS_PK = "STATS"
+STATS_SHARDS = 8
+BY_USER_INDEX = "by_user"
+LIVE_INDEX = "live"
+LIVE_SHARDS = 10
+UNREAD_INDEX = "unread"
+UNACKED_INDEX = "unacked"
+
+
+def user_pk(user_id: str) -> str:
+    return USER_PREFIX + user_id
+
+
+def notification_key(user_id: str, notification_id: str) -> Item:
+    return {"pk": {"S": user_pk(user_id)}, "sk": {"S": NOTIFICATION_PREFIX + notification_id}}
+
+
+def notification_id_of(item: Item) -> str:
+    return item["sk"]["S"].removeprefix(NOTIFICATION_PREFIX)
+
+
+def counter_key(user_id: str) -> Item:
+    return {"pk": {"S": user_pk(user_id)}, "sk": {"S": COUNTER_SK}}
+
+
+def counter_bucket(expires_at: int) -> str:
+    """The counter attribute of the day whose end is `expires_at`."""
+    day = datetime.fromtimestamp(expires_at, UTC) - timedelta(days=1)
+    return day.strftime("d%Y%m%d")
+
+
+def idempotency_key(user_id: str, key: str) -> Item:
+    return {"pk": {"S": user_pk(user_id)}, "sk": {"S": IDEMPOTENCY_PREFIX + key}}
+
+
+def limit_key(user_id: str, window: int) -> Item:
+    return {"pk": {"S": user_pk(user_id)}, "sk": {"S": f"{LIMIT_PREFIX}{window}"}}
+
+
+def group_pk(group: str | None) -> str:
+    """The directory partition of a group; None is everyone."""
+    return GROUP_PREFIX + (group or EVERYONE)
+
+
+def member_key(group: str, user_id: str) -> Item:
+    return {"pk": {"S": group_pk(group)}, "sk": {"S": USER_PREFIX + user_id}}
+
+
+def member_of(item: Item) -> str:
+    return item["sk"]["S"].removeprefix(USER_PREFIX)
+
+
+def case_key(case_id: str) -> Item:
+    return {"pk": {"S": CASE_PREFIX + case_id}, "sk": {"S": "CASE"}}
+
+
+def stats_key(shard: int) -> Item:
+    return {"pk": {"S": STATS_PK}, "sk": {"S": f"SHARD#{shard}"}}
+
+
+def connection_key(connection_id: str) -> Item:
+    return {"connection_id": {"S": connection_id}}

@@ -1,0 +1,154 @@
+"""The WebSocket edge: frames in, events out, for the three ws handlers of app.py.
+
+Mirrors rest.py: it parses each frame (size, JSON, `request_id`, `action` and the action's
+model), admits the connection (a known connection, an unexpired token, the rate limit),
+dispatches through the action table, and answers every outcome, errors included, with a
+frame; domain errors become `{"event": "error", "code", ...}` here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from chalicelib.delivery import Outcome
+from chalicelib.errors import (
+    InvalidJSON,
+    PayloadTooLarge,
+    ServiceError,
+    Unauthorized,
+    UnknownAction,
+    ValidationFailed,
+)
+from chalicelib.models import (
+    MAX_FRAME_BYTES,
+    AckedEvent,
+    AckFrame,
+    ErrorEvent,
+    Event,
+    GetNotificationsFrame,
+    MarkedReadEvent,
+    MarkReadFrame,
+    PingFrame,
+    PongEvent,
+    RegisteredEvent,
+    RegisterFrame,
+    page_event,
+    parse,
+)
+from chalicelib.telemetry import logger as log
+
+if TYPE_CHECKING:
+    from chalicelib.wiring import Service
+
+MAX_REQUEST_ID = 64
+
+
+class WebSocketApi:
+    """The action table and the handlers behind `$connect`, `$disconnect` and messages."""
+
+    def __init__(self, service: Callable[[], Service]) -> None:
+        self._service = service
+        self._actions: dict[str, tuple[type[BaseModel], Callable[[Service, str, Any], None]]] = {
+            "register": (RegisterFrame, self._register),
+            "get_notifications": (GetNotificationsFrame, self._get_notifications),
+            "mark_read": (MarkReadFrame, self._mark_read),
+            "ack": (AckFrame, self._ack),
+            "ping": (PingFrame, self._ping),
+        }
+
+    def connect(self, connection_id: str, token: str | None) -> dict[str, int] | None:
+        """Accept the handshake, or reject it with 401 when a given token is bad."""
+        try:
+            self._service().sessions.connect(connection_id, token)
+        except Unauthorized:
+            return {"statusCode": 401}
+        return None
+
+    def disconnect(self, connection_id: str, request_context: dict[str, Any]) -> None:
+        self._service().sessions.disconnect(
+            connection_id,
+            request_context.get("disconnectStatusCode"),
+            request_context.get("disconnectReason"),
+        )
+
+    def message(
+        self, connection_id: str, body: str | None, request_context: dict[str, Any]
+    ) -> None:
+        """Handle one client frame; every outcome, errors included, is a frame back."""
+        service = self._service()
+        service.sender.configure_from_request_context(request_context)
+        request_id: str | None = None
+        try:
+            raw = body or ""
+            try:
+                frame = json.loads(raw)
+            except ValueError:
+                raise InvalidJSON("Frames must be JSON objects") from None
+            if not isinstance(frame, dict):
+                raise ValidationFailed("A frame must be a JSON object")
+            candidate = frame.get("request_id")
+            if isinstance(candidate, str) and len(candidate) <= MAX_REQUEST_ID:
+                request_id = candidate
+            if len(raw.encode()) > MAX_FRAME_BYTES:
+                raise PayloadTooLarge(f"Frames are limited to {MAX_FRAME_BYTES} bytes")
+            action = frame.get("action")
+            if not isinstance(action, str) or action not in self._actions:
+                raise UnknownAction(
+                    f"Unknown action {action!r}; expected one of {', '.join(self._actions)}"
+                )
+            model, handler = self._actions[action]
+            handler(service, connection_id, parse(model, frame))
+        except ServiceError as exc:
+            if exc.status >= 500:
+                log.exception("message failed", extra={"connection_id": connection_id})
+            error = ErrorEvent(code=exc.code, message=exc.message)
+            _reply(service, connection_id, error, request_id)
+        except Exception:
+            log.exception("message failed", extra={"connection_id": connection_id})
+            error = ErrorEvent(code="internal_error", message="Internal error")
+            _reply(service, connection_id, error, request_id)
+
+    # --- actions -------------------------------------------------------------------------
+
+    def _register(self, service: Service, connection_id: str, frame: RegisterFrame) -> None:
+        principal = service.sessions.register(connection_id, frame.token)
+        registered = RegisteredEvent(
+            user_id=principal.user_id,
+            connection_id=connection_id,
+            unread_count=service.notifications.unread_count(principal.user_id),
+        )
+        if _reply(service, connection_id, registered, frame.request_id) is Outcome.GONE:
+            return
+        service.notifications.replay(connection_id, principal.user_id, frame.since)
+
+    def _get_notifications(
+        self, service: Service, connection_id: str, frame: GetNotificationsFrame
+    ) -> None:
+        principal = service.sessions.admit(connection_id)
+        page, unread = service.notifications.page(principal.user_id, frame)
+        _reply(service, connection_id, page_event(page.items, page.more, unread), frame.request_id)
+
+    def _mark_read(self, service: Service, connection_id: str, frame: MarkReadFrame) -> None:
+        principal = service.sessions.admit(connection_id)
+        changed, unread = service.notifications.mark_read(
+            principal.user_id, frame.ids, origin=connection_id
+        )
+        event = MarkedReadEvent(ids=changed, unread_count=unread)
+        _reply(service, connection_id, event, frame.request_id)
+
+    def _ack(self, service: Service, connection_id: str, frame: AckFrame) -> None:
+        principal = service.sessions.admit(connection_id)
+        known = service.notifications.ack(principal.user_id, frame.ids)
+        _reply(service, connection_id, AckedEvent(ids=known), frame.request_id)
+
+    def _ping(self, service: Service, connection_id: str, frame: PingFrame) -> None:
+        _reply(service, connection_id, PongEvent(), frame.request_id)
+
+
+def _reply(service: Service, connection_id: str, event: Event, request_id: str | None) -> Outcome:
+    event.request_id = request_id
+    return service.sender.send(connection_id, event.to_wire())

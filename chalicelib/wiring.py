@@ -1,0 +1,187 @@
+"""The composition root: the only place that builds AWS clients and the service graph.
+
+`build_service(settings, clock=..., clients=...)` wires stores, sender, fan-out queue and the
+domain services from a `Settings` and a clock; tests and tools call it with their own.
+`get_service()` is the process-wide instance app.py and the edges use, built on first use
+(never at import: Lambda reuses the process, `chalice package` imports app.py).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.auth import Principal, TokenVerifier
+from chalicelib.delivery import PUSH_RETRY, Sender
+from chalicelib.fanout import FanoutQueue
+from chalicelib.immigration import Immigration
+from chalicelib.notifications import Counters, Notifications
+from chalicelib.sessions import Sessions
+from chalicelib.settings import Settings, get_settings
+from chalicelib.storage import ConnectionStore, Directory, Dynamo, Inbox, Limits
+
+if TYPE_CHECKING:
+    from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
+
+
+@dataclass(frozen=True, slots=True)
+class Clients:
+    """The AWS clients the service talks through. DynamoDB is built at once; the others when
+    first needed (a push endpoint may only be known from the first WebSocket event)."""
+
+    dynamodb: DynamoDBClient
+    management: Callable[[str], ApiGatewayManagementApiClient]
+    sqs: Callable[[], SQSClient]
+    ssm: Callable[[], Any]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Clients:
+        import boto3
+        from botocore.config import Config
+
+        session = boto3.session.Session()
+        push_config = Config(
+            # Sender retries with the service's backoff; botocore must not retry underneath it.
+            retries={"total_max_attempts": 1},
+            connect_timeout=2,
+            read_timeout=5,
+            max_pool_connections=settings.push_concurrency,
+        )
+        return cls(
+            dynamodb=session.client(
+                "dynamodb",
+                region_name=settings.region,
+                endpoint_url=settings.dynamodb_endpoint,
+                config=Config(
+                    retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=32
+                ),
+            ),
+            management=lambda endpoint: session.client(
+                "apigatewaymanagementapi",
+                region_name=settings.region,
+                endpoint_url=endpoint,
+                config=push_config,
+            ),
+            sqs=lambda: session.client(
+                "sqs", region_name=settings.region, endpoint_url=settings.sqs_endpoint
+            ),
+            ssm=lambda: session.client("ssm", region_name=settings.region),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """The service graph: what the edges (app.py, rest.py, websocket.py) call."""
+
+    settings: Settings
+    clients: Clients
+    verifier: TokenVerifier
+    sessions: Sessions
+    notifications: Notifications
+    immigration: Immigration
+    sender: Sender
+    connections: ConnectionStore
+    inbox: Inbox
+    directory: Directory
+    limits: Limits
+
+    def check_rate(self, principal: Principal) -> None:
+        self.sessions.check_rate(principal)
+
+
+def build_service(
+    settings: Settings,
+    *,
+    clock: Callable[[], float] = time.time,
+    clients: Clients | None = None,
+) -> Service:
+    """Wire the service from `settings`, on `clock`, through `clients` (real ones by default)."""
+    clients = clients or Clients.from_settings(settings)
+    db = Dynamo(clients.dynamodb)
+    table = settings.notifications_table
+    connections = ConnectionStore(
+        db, settings.connections_table, ttl_seconds=settings.connection_ttl_seconds, clock=clock
+    )
+    inbox = Inbox(db, table, retention_days=settings.notification_retention_days, clock=clock)
+    directory = Directory(db, table, clock=clock)
+    limits = Limits(db, table, clock=clock)
+    counters = Counters(limits)
+    sender = Sender(
+        clients.management,
+        connections,
+        endpoint=settings.websocket_endpoint,
+        region=settings.region,
+        retry=replace(PUSH_RETRY, attempts=settings.push_max_attempts),
+        concurrency=settings.push_concurrency,
+    )
+    fanout = None
+    if settings.fanout_queue_url:
+        fanout = FanoutQueue(
+            clients.sqs, settings.fanout_queue_url, users_per_message=settings.fanout_batch_size
+        )
+    verifier = TokenVerifier(_jwt_secret(settings, clients))
+    notifications = Notifications(
+        inbox,
+        connections,
+        directory,
+        counters,
+        sender,
+        fanout=fanout,
+        fanout_threshold=settings.fanout_threshold,
+    )
+    sessions = Sessions(
+        connections,
+        directory,
+        limits,
+        counters,
+        verifier,
+        rate_limit_per_minute=settings.rate_limit_per_minute,
+        clock=clock,
+    )
+    return Service(
+        settings=settings,
+        clients=clients,
+        verifier=verifier,
+        sessions=sessions,
+        notifications=notifications,
+        immigration=Immigration(notifications, directory),
+        sender=sender,
+        connections=connections,
+        inbox=inbox,
+        directory=directory,
+        limits=limits,
+    )
+
+
+def _jwt_secret(settings: Settings, clients: Clients) -> str:
+    if not settings.jwt_secret_parameter:
+        return settings.jwt_secret
+    # Read once per process: a rotated secret reaches new (cold) instances first.
+    parameter = clients.ssm().get_parameter(Name=settings.jwt_secret_parameter, WithDecryption=True)
+    return parameter["Parameter"]["Value"]
+
+
+_current: Service | None = None
+_lock = threading.Lock()
+
+
+def get_service() -> Service:
+    """The process-wide service, built from `get_settings()` on first use."""
+    global _current
+    if _current is None:
+        with _lock:
+            if _current is None:
+                _current = build_service(get_settings())
+    return _current
+
+
+def use_service(service: Service | None) -> None:
+    """Make `service` the process-wide one (tests, tools); None: build afresh on next use."""
+    global _current
+    with _lock:
+        _current = service
