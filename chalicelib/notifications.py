@@ -183,7 +183,6 @@ class Notifications:
         for notification in self.inbox.replay(user_id, since, REPLAY_LIMIT):
             payload = NotificationEvent(notification=notification).to_wire()
             if self.sender.send(connection_id, payload) is Outcome.GONE:
-                self.counters.record(stale_pruned=1)
                 break
             sent += 1
         telemetry.count(notifications_replayed=sent)
