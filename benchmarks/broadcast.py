@@ -79,7 +79,7 @@ def setup(service: Any) -> list[tuple[str, str]]:
     full $connect + register round trips, which would only make the setup slower.
     """
     from chalicelib.auth import Principal
-    from chalicelib.storage import EVERYONE, member_key
+    from chalicelib.storage.keys import EVERYONE, member_key
     from devstack.events import new_connection_id
 
     storage = service.storage

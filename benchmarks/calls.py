@@ -49,8 +49,8 @@ POST = ("apigatewaymanagementapi", "PostToConnection")
 @contextmanager
 def bench_environment(**overrides: str) -> Iterator[None]:
     """Fake credentials and the service's settings, restored afterwards."""
-    from chalicelib.service import get_service
     from chalicelib.settings import get_settings
+    from chalicelib.wiring import get_service
 
     wanted = {**ENVIRONMENT, **overrides}
     removed = ("DYNAMODB_ENDPOINT", "AWS_PROFILE")
@@ -143,7 +143,7 @@ def items_written(operation: str, request: Any) -> int:
 def target_of(request: Any) -> str:
     """What a single-item call touches, read from the key in its serialized request body
     (the prefixes storage.py uses)."""
-    from chalicelib import storage
+    from chalicelib.storage import keys as storage
 
     body = request_body(request)
     key = body.get("Key") or body.get("Item") or {}
@@ -177,7 +177,7 @@ def moto_service() -> Iterator[tuple[Any, CallCounter]]:
     import boto3
     from moto import mock_aws
 
-    from chalicelib.service import get_service
+    from chalicelib.wiring import get_service
     from devstack.tables import create_tables
 
     with bench_environment(), mock_aws():

@@ -55,7 +55,7 @@ _t0, _c0 = time.perf_counter(), time.process_time()
 {shim}
 import app
 _t1 = time.perf_counter()
-from chalicelib.service import get_service
+from chalicelib.wiring import get_service
 get_service()
 _t2 = time.perf_counter()
 import json, os
