@@ -9,7 +9,6 @@ from chalice.app import Chalice, SQSEvent, WebsocketEvent
 from chalicelib.auth import Principal
 from chalicelib.fanout import process_records
 from chalicelib.models import (
-    PAGE_BYTES,
     BroadcastRequest,
     CaseStatusUpdate,
     CreateNotification,
@@ -96,7 +95,7 @@ def message_connection(principal: Principal, body: DirectMessage, connection_id:
 @api.route("/api/notifications", query=PageQuery)
 def list_notifications(principal: Principal, query: PageQuery) -> Reply:
     page, unread = get_service().notifications.page(principal.user_id, query)
-    event = page_event(page.items, page.more, unread, max_bytes=PAGE_BYTES)
+    event = page_event(page.items, page.more, unread)
     return Reply(event.model_dump(mode="json", include={"items", "next_cursor", "unread_count"}))
 
 

@@ -1,9 +1,11 @@
 """The WebSocket edge: frames in, events out, for the three ws handlers of app.py.
 
 Mirrors rest.py: it parses each frame (size, JSON, `request_id`, `action` and the action's
-model), admits the connection (a known connection, an unexpired token, the rate limit),
-dispatches through the action table, and answers every outcome, errors included, with a
-frame; domain errors become `{"event": "error", "code", ...}` here and nowhere else.
+model), admits the connection before every action but `ping` and `register` (a known
+connection, an unexpired token, the rate limit: rules kept in sessions.py because register
+and the REST edge apply them too), dispatches through the action table, and answers every
+outcome, errors included, with a frame; domain errors become `{"event": "error", "code",
+...}` here and nowhere else.
 """
 
 from __future__ import annotations
