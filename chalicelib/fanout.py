@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib.errors import Unavailable
 from chalicelib.models import FanoutJob, NotificationContent
+from chalicelib.retry import Backoff
 from chalicelib.telemetry import logger as log
 
 if TYPE_CHECKING:
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
 
 USERS_PER_MESSAGE = 100
 MESSAGES_PER_CALL = 10
-MAX_SEND_ATTEMPTS = 3
 
 
 class FanoutQueue:
@@ -30,8 +30,10 @@ class FanoutQueue:
         queue_url: str,
         *,
         users_per_message: int = USERS_PER_MESSAGE,
+        retry: Backoff | None = None,
     ) -> None:
         self._client_factory = client_factory
+        self._retry = retry or Backoff(attempts=3)
         self._client: SQSClient | None = None
         self.queue_url = queue_url
         self.users_per_message = users_per_message
@@ -57,7 +59,9 @@ class FanoutQueue:
                 str(index): body
                 for index, body in enumerate(bodies[start : start + MESSAGES_PER_CALL])
             }
-            for _ in range(MAX_SEND_ATTEMPTS):
+            for attempt in range(self._retry.attempts):
+                if attempt:
+                    self._retry.pause(attempt)
                 response = self.client.send_message_batch(
                     QueueUrl=self.queue_url,
                     Entries=[{"Id": key, "MessageBody": body} for key, body in entries.items()],

@@ -1,9 +1,10 @@
 """The one retry policy: a bounded number of attempts, exponential backoff with full jitter.
 
-Pushes to @connections (delivery.py) and DynamoDB writes (storage/dynamo.py) both retry with
-it, so contention and throttling spread out the same way everywhere: before attempt n + 1 wait
-a uniform random time in [0, min(cap, base * 2**n)] ("full jitter", AWS Architecture Blog,
-"Exponential Backoff And Jitter").
+Pushes to @connections (delivery.py), DynamoDB writes and batches (storage/dynamo.py) and
+fan-out jobs refused by SQS (fanout.py) all retry with it, so contention and throttling
+spread out the same way everywhere: before attempt n + 1, wait a uniform random time in
+[0, min(cap, base * 2**n)] ("full jitter", AWS Architecture Blog, "Exponential Backoff And
+Jitter"). When the attempts run out the caller reports it (a failed push, `Unavailable`).
 """
 
 from __future__ import annotations
