@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 import pytest
+from botocore.awsrequest import AWSResponse
 from chalice.test import Client
 
 import app as lambda_app
@@ -165,3 +166,30 @@ def test_ack_racing_a_delete_acks_the_rest_and_resurrects_nothing(
     assert marked["event"] == "marked_read"
     assert marked["ids"] == []
     assert service.inbox.unread_count("alice") == 2
+
+
+def unprocessed(request: dict[str, Any]) -> Any:
+    """A BatchWriteItem answer that wrote nothing and hands every request back."""
+    body = json.loads(request["body"])
+    return AWSResponse("https://aws.invalid/", 200, {}, None), {
+        "UnprocessedItems": body["RequestItems"],
+        "ResponseMetadata": {"HTTPStatusCode": 200},
+    }
+
+
+def test_unprocessed_batch_writes_are_resubmitted(service: Service) -> None:
+    calls = on_call(
+        service.clients.dynamodb,
+        "BatchWriteItem",
+        lambda request: unprocessed(request) if len(calls) == 1 else None,
+    )
+    service.directory.record_member(Principal("alice", groups=("clients",)))
+    assert len(calls) == 2
+    assert list(service.directory.members("clients")) == ["alice"]
+
+
+def test_batch_writes_left_unprocessed_for_good_are_unavailable(service: Service) -> None:
+    calls = on_call(service.clients.dynamodb, "BatchWriteItem", unprocessed)
+    with pytest.raises(Unavailable):
+        service.directory.record_member(Principal("alice"))
+    assert len(calls) == ATTEMPTS
