@@ -92,6 +92,7 @@ class NotificationContent(Strict):
     priority: Priority = "normal"
     category: Category | None = None
     data: Data = Field(default_factory=dict)
+    requires_confirmation: bool = False
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> NotificationContent:
@@ -113,6 +114,8 @@ class Notification(BaseModel):
     user_id: str
     type: NotificationType
     message: str
+    locale: str | None = None
+    translations: dict[str, str] | None = None
     category: str | None
     priority: Priority
     data: dict[str, Any]
@@ -120,6 +123,18 @@ class Notification(BaseModel):
     read: bool = False
     read_at: str | None = None
     delivered: bool = False
+    seen_at: str | None = None
+    archived: bool = False
+    archived_at: str | None = None
+    requires_confirmation: bool = False
+    confirmed_at: str | None = None
+    deadline: str | None = None
+
+
+# What changes after a notification is stored; the rest of the object never does.
+STATE_FIELDS = frozenset(
+    {"read", "read_at", "delivered", "seen_at", "archived", "archived_at", "confirmed_at"}
+)
 
 
 def iso_timestamp(moment: datetime) -> str:

@@ -228,11 +228,14 @@ def test_notification_object_has_every_field(ws: type[WsClient]) -> None:
     )
     [frame] = client.received()
     notification = frame["notification"]
-    assert set(notification) == {
+    # Every field of DESIGN §2, in its order.
+    assert list(notification) == [
         "id",
         "user_id",
         "type",
         "message",
+        "locale",
+        "translations",
         "category",
         "priority",
         "data",
@@ -240,7 +243,17 @@ def test_notification_object_has_every_field(ws: type[WsClient]) -> None:
         "read",
         "read_at",
         "delivered",
-    }
+        "seen_at",
+        "archived",
+        "archived_at",
+        "requires_confirmation",
+        "confirmed_at",
+        "deadline",
+    ]
+    assert notification["locale"] is None
+    assert notification["translations"] is None
+    assert notification["archived"] is False
+    assert notification["requires_confirmation"] is False
     assert notification["type"] == "success"
     assert notification["priority"] == "high"
     assert notification["category"] == "forms"

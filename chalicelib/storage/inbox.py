@@ -17,7 +17,13 @@ from datetime import UTC, datetime, timedelta
 from ulid import LaxMonotonicPolicy, ULIDGenerator
 
 from chalicelib.errors import NotFound
-from chalicelib.models import Notification, NotificationContent, compact_json, iso_timestamp
+from chalicelib.models import (
+    STATE_FIELDS,
+    Notification,
+    NotificationContent,
+    compact_json,
+    iso_timestamp,
+)
 from chalicelib.storage.dynamo import TRANSACTION_LIMIT, Cancellation, Dynamo, chunks
 from chalicelib.storage.keys import (
     NOTIFICATION_PREFIX,
@@ -353,7 +359,7 @@ class Inbox:
         )
         expiry_day = (created + self._retention).date() + timedelta(days=1)
         expires_at = int(datetime(*expiry_day.timetuple()[:3], tzinfo=UTC).timestamp())
-        doc = notification.model_dump(exclude={"read", "read_at", "delivered"})
+        doc = notification.model_dump(exclude=STATE_FIELDS)
         pk = user_pk(user_id)
         item: Item = {
             **notification_key(user_id, notification.id),
