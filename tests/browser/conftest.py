@@ -202,3 +202,26 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.05)
+
+
+AXE = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "axe-core" / "axe.min.js"
+# WCAG 2.2 AA: every A and AA rule axe has up to 2.2.
+WCAG_22_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+
+
+def audit(page: Page, state: str) -> dict[str, Any]:
+    """Runs axe-core (web/package.json dev dependency) on the page; fails on any violation."""
+    assert AXE.exists(), f"{AXE} is missing: run `npm ci --prefix web`"
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.add_script_tag(path=str(AXE))
+    result = page.evaluate(
+        "(tags) => axe.run(document, { runOnly: { type: 'tag', values: tags } })", WCAG_22_AA
+    )
+    problems = [
+        f"{v['id']} ({v['impact']}): {v['help']} at "
+        + "; ".join(" >> ".join(node["target"]) for node in v["nodes"][:5])
+        for v in result["violations"]
+    ]
+    assert problems == [], f"axe, state {state!r}:\n" + "\n".join(problems)
+    assert result["passes"], "axe checked nothing"
+    return result

@@ -58,7 +58,7 @@ export class NotificationCenter extends ClientElement {
           <button type="button" class="link settings" part="settings" aria-pressed="false">${GEAR}</button></header>
         <div class="views" role="group"><button type="button" class="view-inbox" aria-pressed="true"></button><button type="button" class="view-archived" aria-pressed="false"></button></div>
         <div class="toolbar"><label><input type="checkbox" class="unread-only"> <span class="unread-only-text"></span></label>
-          <span><button type="button" class="link mark-all" part="mark-all" disabled></button><button type="button" class="link archive-all" part="archive-all"></button></span></div>
+          <span><button type="button" class="link mark-all" part="mark-all" aria-disabled="true"></button><button type="button" class="link archive-all" part="archive-all"></button></span></div>
         <notification-list part="list"></notification-list>
         <div class="prefs" part="preferences" hidden></div>
       </section>`,
@@ -176,13 +176,14 @@ export class NotificationCenter extends ClientElement {
   }
 
   async markAllRead() {
-    if (!this.client) return;
-    this.markAllEl.disabled = true;
+    // aria-disabled, not disabled: a disabled button drops the keyboard focus it holds.
+    if (!this.client || this.markAllEl.getAttribute("aria-disabled") === "true") return;
+    this.markAllEl.setAttribute("aria-disabled", "true");
     try {
       await this.client.markAllRead();
     } catch (error) {
       console.warn("notification-center: mark all read failed", error);
-      this.markAllEl.disabled = false;
+      this.#updateLabel();
     }
   }
 
@@ -201,6 +202,6 @@ export class NotificationCenter extends ClientElement {
     if (urgent) parts.push(this.t("toConfirm", { n: urgent }));
     this.toggleEl.setAttribute("aria-label", parts.join(", "));
     this.badgeEl.urgent = urgent;
-    this.markAllEl.disabled = !count;
+    this.markAllEl.setAttribute("aria-disabled", String(!count));
   }
 }

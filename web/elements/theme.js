@@ -45,7 +45,7 @@ button { cursor: pointer; }
   padding: 0.25rem 0.5rem; border: 1px solid transparent; border-radius: 6px; background: none;
   color: var(--_accent); font-weight: 600;
 }
-.link:disabled { color: var(--_muted); cursor: default; }
+.link:disabled, .link[aria-disabled="true"] { color: var(--_muted); cursor: default; }
 .primary {
   padding: 0.4rem 0.85rem; border: 1px solid var(--_accent); border-radius: 6px;
   background: var(--_accent); color: var(--_bg); font-weight: 600;
@@ -54,6 +54,6 @@ button { cursor: pointer; }
 @media (prefers-reduced-motion: reduce) { * { animation: none !important; transition: none !important; } }
 @media (forced-colors: active) {
   :focus-visible { outline-color: Highlight; }
-  .link:disabled { color: GrayText; }
+  .link:disabled, .link[aria-disabled="true"] { color: GrayText; }
 }
 `;
