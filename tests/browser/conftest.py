@@ -225,3 +225,27 @@ def audit(page: Page, state: str) -> dict[str, Any]:
     assert problems == [], f"axe, state {state!r}:\n" + "\n".join(problems)
     assert result["passes"], "axe checked nothing"
     return result
+
+
+SERVER_V2 = "needs_server_v2"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{SERVER_V2}: needs the server side of DESIGN §2, §3, §7-§9 (seen, archive, confirm, "
+        "receipts, preferences, escalation, /dev/outbox); deselected unless "
+        f"`-m {SERVER_V2}` or NOTIFICATIONS_SERVER_V2=1",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    wanted = SERVER_V2 in (config.option.markexpr or "") or os.environ.get(
+        "NOTIFICATIONS_SERVER_V2"
+    ) in {"1", "true"}
+    if wanted:
+        return
+    waiting = [item for item in items if item.get_closest_marker(SERVER_V2)]
+    if waiting:
+        config.hook.pytest_deselected(items=waiting)
+        items[:] = [item for item in items if not item.get_closest_marker(SERVER_V2)]

@@ -20,7 +20,11 @@ LANGUAGES = {
     # locale: (toggle name with 2 unread, "Mark all as read", empty list text)
     "en": ("Notifications, 2 unread", "Mark all as read", "You have no notifications."),
     "es": ("Notificaciones, 2 sin leer", "Marcar todas como leídas", "No tiene notificaciones."),
-    "fr": ("Notifications, 2 non lues", "Tout marquer comme lu", "Vous n’avez aucune notification."),
+    "fr": (
+        "Notifications, 2 non lues",
+        "Tout marquer comme lu",
+        "Vous n\u2019avez aucune notification.",
+    ),
     "ar": ("الإشعارات, غير المقروءة: 2", "تعليم الكل كمقروء", "لا توجد لديك إشعارات."),
     "zh-Hans": ("通知, 2 条未读", "全部标为已读", "您没有通知。"),
     "ht": ("Notifikasyon, 2 pa li", "Make tout li", "Ou pa gen okenn notifikasyon."),
@@ -130,14 +134,22 @@ def test_language_follows_a_lang_change_at_run_time(open_demo, api: Api, user: s
     assert demo.errors == []
 
 
+# The focused element, looking inside shadow roots.
+DEEP_FOCUS = """
+    let el = document.activeElement;
+    while (el && el.shadowRoot && el.shadowRoot.activeElement) {
+        el = el.shadowRoot.activeElement;
+    }
+"""
+
+
 def focused_outline(page: Page) -> str:
     return page.evaluate(
-        """() => {
-            let el = document.activeElement;
-            while (el && el.shadowRoot && el.shadowRoot.activeElement) el = el.shadowRoot.activeElement;
+        f"""() => {{
+            {DEEP_FOCUS}
             const style = getComputedStyle(el);
             return style.outlineStyle + " " + style.outlineWidth;
-        }"""
+        }}"""
     )
 
 
@@ -147,8 +159,7 @@ def tab_to(page: Page, predicate: str, limit: int = 40) -> None:
         page.keyboard.press("Tab")
         if page.evaluate(
             f"""() => {{
-                let el = document.activeElement;
-                while (el && el.shadowRoot && el.shadowRoot.activeElement) el = el.shadowRoot.activeElement;
+                {DEEP_FOCUS}
                 return ({predicate})(el);
             }}"""
         ):
