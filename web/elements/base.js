@@ -31,6 +31,13 @@ export class ClientElement extends Base {
     this.attachShadow({ mode: "open" }).innerHTML = `<style>${THEME}${css}</style><div class="root">${html}</div>`;
     this.root = this.shadowRoot.querySelector(".root");
     this.locale = null;
+    // A client set before the element was defined (an on-demand module, React 19) is an own
+    // property hiding the accessor: hand it to the accessor.
+    if (Object.hasOwn(this, "client")) {
+      const client = this.client;
+      delete this.client;
+      this.client = client;
+    }
   }
 
   $(selector) {

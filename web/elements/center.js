@@ -110,6 +110,7 @@ export class NotificationCenter extends ClientElement {
       this.prefsEl = document.createElement("notification-preferences");
       this.prefsEl.client = this.client;
       this.$(".prefs").append(this.prefsEl);
+      import("./preferences.js"); // defines it; the element upgrades in place
     }
     this.$(".prefs").hidden = !prefs;
     for (const selector of [".views", ".toolbar", "notification-list"]) this.$(selector).hidden = prefs;

@@ -28,7 +28,7 @@ const EN = {
   mutedHint: "Comma separated, for example: news", channels: "Also tell me by",
   email: "Email", sms: "Text message (SMS)", quiet: "Quiet hours",
   quietOn: "No email or text messages during quiet hours", from: "From", to: "To",
-  tz: "Time zone", save: "Save", saved: "Saved", saveFailed: "Could not save: {reason}",
+  tz: "Time zone", save: "Save", saved: "Saved", saveFailed: "Could not save: {reason}", loadFailed: "Could not load your preferences: {reason}",
   back: "Back to notifications",
 };
 const STRINGS = { en: EN };

@@ -72,10 +72,15 @@ export class NotificationPreferences extends ClientElement {
     for (const [key, selector] of FIELDS) this.$(`.${selector}`).textContent = this.t(key);
   }
 
+  connectedCallback() {
+    super.connectedCallback();
+    if (!this.$(".tz").options.length) this.#fill({});
+  }
+
   bind(client) {
     client.me().then(
       (profile) => this.#fill(profile.preferences ?? {}),
-      (error) => this.#result(error),
+      (error) => this.#result(error, "loadFailed"),
     );
     return [];
   }
@@ -117,15 +122,19 @@ export class NotificationPreferences extends ClientElement {
       this.#fill(await this.client.savePreferences(this.value));
       this.#result(null);
     } catch (error) {
-      this.#result(error);
+      this.#result(error, "saveFailed");
     } finally {
       this.$(".save").disabled = false;
     }
   }
 
-  #result(error) {
+  #result(error, key) {
     const result = this.$(".result");
     result.toggleAttribute("data-error", Boolean(error));
-    result.textContent = error ? this.t("saveFailed", { reason: error.message ?? String(error) }) : this.t("saved");
+    result.textContent = error ? this.t(key, { reason: error.message ?? String(error) }) : this.t("saved");
   }
+}
+
+if (globalThis.customElements && !customElements.get("notification-preferences")) {
+  customElements.define("notification-preferences", NotificationPreferences);
 }
