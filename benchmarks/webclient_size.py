@@ -69,8 +69,8 @@ def main(tiny: bool = False) -> None:
     total_raw, total_gzip = sum(r[1] for r in rows), sum(r[2] for r in rows)
     eager_raw, eager_gzip = sum(r[1] for r in eager), sum(r[2] for r in eager)
     per_locale = max((r[2] for r in rows if r[0].startswith("elements/locales/")), default=0)
-    print(f"total, every module:  {total_raw:>8,} B raw {total_gzip:>7,} B gzip ({len(rows)} modules)")
-    print(f"loaded up front:      {eager_raw:>8,} B raw {eager_gzip:>7,} B gzip ({len(eager)} modules)")
+    print(f"total, every module: {total_raw:>8,} B raw {total_gzip:>7,} B gzip ({len(rows)})")
+    print(f"loaded up front:     {eager_raw:>8,} B raw {eager_gzip:>7,} B gzip ({len(eager)})")
     print(f"a page in one non-English language: +{per_locale:,} B gzip at most")
     verdict = "within" if eager_gzip + per_locale <= BASELINE_GZIP else "OVER"
     print(

@@ -66,6 +66,7 @@ export function createNotificationClient(options) {
   const { on, off, once, emit } = createEmitter();
   const timers = createTimers(setTimer, clearTimer);
   const received = new RecentIds(cfg.dedupCapacity);
+  const reportedSeen = new RecentIds(cfg.dedupCapacity); // several lists may show the same one
   const resume = new ResumeState({
     storage: options.storage ?? defaultStorage(),
     storageKey: cfg.storageKey,
@@ -507,7 +508,7 @@ export function createNotificationClient(options) {
   }
 
   function markSeen(ids) {
-    for (const id of ids ?? []) queue("seen", id);
+    for (const id of ids ?? []) if (reportedSeen.add(id)) queue("seen", id);
   }
 
   function me({ refresh = false } = {}) {

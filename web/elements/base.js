@@ -91,6 +91,7 @@ export class ClientElement extends Base {
     this.root.lang = locale;
     this.root.dir = direction(locale);
     this.applyStrings();
+    this.directionChanged?.();
   }
 
   #use(client) {

@@ -31,6 +31,7 @@ export class NotificationCenter extends ClientElement {
         border-radius: var(--_radius); background: var(--_bg); box-shadow: 0 12px 32px rgb(0 0 0 / 0.16);
         overflow: hidden; --nc-list-max-height: var(--nc-panel-max-height, 28rem);
       }
+      .panel.flip { inset-inline-end: auto; inset-inline-start: 0; }
       header, .toolbar, .views {
         display: flex; flex-wrap: wrap; align-items: center; gap: 0.5rem 0.75rem; padding: 0.5rem 1rem;
         border-block-end: 1px solid var(--_border);
@@ -128,6 +129,7 @@ export class NotificationCenter extends ClientElement {
     if (name === "open") {
       const open = value !== null;
       this.panelEl.hidden = !open;
+      if (open) this.#keepOnScreen();
       this.toggleEl.setAttribute("aria-expanded", String(open));
       this.dispatchEvent(new CustomEvent("toggle", { detail: { open } }));
     } else {
@@ -174,6 +176,19 @@ export class NotificationCenter extends ClientElement {
     this.$(".archive-all").textContent = this.t("archiveAll");
     this.#showStatus(this.lastStatus ?? { status: "offline" });
     this.#updateLabel();
+  }
+
+  // The panel opens towards the inline end; a right-to-left center near the right edge of a
+  // left-to-right page (or the reverse) would open off screen: then it opens the other way.
+  directionChanged() {
+    if (this.open) this.#keepOnScreen();
+  }
+
+  #keepOnScreen() {
+    const panel = this.panelEl;
+    panel.classList.remove("flip");
+    const { left, right } = panel.getBoundingClientRect();
+    if (left < 0 || right > document.documentElement.clientWidth) panel.classList.add("flip");
   }
 
   async markAllRead() {

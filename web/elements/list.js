@@ -457,16 +457,17 @@ export class NotificationList extends ClientElement {
     this.seenObserver.observe(row.firstElementChild);
   }
 
+  // Timers by element, not id: a re-rendered row's old button may still report leaving.
   #onVisibility(entries) {
     for (const { target, isIntersecting } of entries) {
       const id = target.dataset.id;
-      clearTimeout(this.seenTimers.get(id));
-      this.seenTimers.delete(id);
+      clearTimeout(this.seenTimers.get(target));
+      this.seenTimers.delete(target);
       if (!isIntersecting || document.visibilityState !== "visible" || this.reported.has(id)) continue;
       this.seenTimers.set(
-        id,
+        target,
         setTimeout(() => {
-          this.seenTimers.delete(id);
+          this.seenTimers.delete(target);
           if (document.visibilityState !== "visible" || !target.isConnected) return;
           this.reported.add(id);
           this.seenObserver.unobserve(target);

@@ -34,6 +34,9 @@ test("seen ids are batched, de-duplicated and sent in frames of at most 100", as
   const frames = ws.last().frames("seen");
   assert.deepEqual(frames.map((f) => f.ids.length), [100, 50]);
   assert.deepEqual(new Set(frames.flatMap((f) => f.ids)), new Set(ids));
+  client.markSeen([ids[5]]); // another list showing the same one later: not reported twice
+  await clock.advance(500);
+  assert.equal(ws.last().frames("seen").length, 2);
   client.close();
 });
 
