@@ -153,10 +153,10 @@ def focused_outline(page: Page) -> str:
     )
 
 
-def tab_to(page: Page, predicate: str, limit: int = 40) -> None:
-    """Presses Tab until `predicate(deepest focused element)` holds; fails after `limit`."""
+def tab_to(page: Page, predicate: str, limit: int = 40, key: str = "Tab") -> None:
+    """Presses `key` until `predicate(deepest focused element)` holds; fails after `limit`."""
     for _ in range(limit):
-        page.keyboard.press("Tab")
+        page.keyboard.press(key)
         if page.evaluate(
             f"""() => {{
                 {DEEP_FOCUS}

@@ -70,6 +70,7 @@ export class NotificationPreferences extends ClientElement {
 
   applyStrings() {
     for (const [key, selector] of FIELDS) this.$(`.${selector}`).textContent = this.t(key);
+    if (this.outcome) this.#result(...this.outcome);
   }
 
   connectedCallback() {
@@ -129,6 +130,7 @@ export class NotificationPreferences extends ClientElement {
   }
 
   #result(error, key) {
+    this.outcome = [error, key]; // said again in the new language when it changes
     const result = this.$(".result");
     result.toggleAttribute("data-error", Boolean(error));
     result.textContent = error ? this.t(key, { reason: error.message ?? String(error) }) : this.t("saved");
