@@ -29,7 +29,6 @@ const EN = {
   email: "Email", sms: "Text message (SMS)", quiet: "Quiet hours",
   quietOn: "No email or text messages during quiet hours", from: "From", to: "To",
   tz: "Time zone", save: "Save", saved: "Saved", saveFailed: "Could not save: {reason}", loadFailed: "Could not load your preferences: {reason}",
-  back: "Back to notifications",
 };
 const STRINGS = { en: EN };
 const loading = new Map();

@@ -21,5 +21,5 @@ export default {
   channels: "أبلغني أيضًا عبر", email: "البريد الإلكتروني", sms: "رسالة نصية (SMS)",
   quiet: "ساعات الهدوء", quietOn: "لا بريد ولا رسائل نصية خلال ساعات الهدوء", from: "من",
   to: "إلى", tz: "المنطقة الزمنية", save: "حفظ", saved: "تم الحفظ",
-  saveFailed: "تعذّر الحفظ: {reason}", loadFailed: "تعذّر تحميل تفضيلاتك: {reason}", back: "العودة إلى الإشعارات",
+  saveFailed: "تعذّر الحفظ: {reason}", loadFailed: "تعذّر تحميل تفضيلاتك: {reason}",
 };

@@ -25,5 +25,5 @@ export default {
   channels: "Avisarme también por", email: "Correo electrónico", sms: "Mensaje de texto (SMS)",
   quiet: "Horas de silencio", quietOn: "Sin correos ni mensajes de texto en horas de silencio",
   from: "Desde", to: "Hasta", tz: "Zona horaria", save: "Guardar", saved: "Guardado",
-  saveFailed: "No se pudo guardar: {reason}", loadFailed: "No se pudieron cargar sus preferencias: {reason}", back: "Volver a las notificaciones",
+  saveFailed: "No se pudo guardar: {reason}", loadFailed: "No se pudieron cargar sus preferencias: {reason}",
 };

@@ -25,5 +25,5 @@ export default {
   channels: "Me prévenir aussi par", email: "E-mail", sms: "SMS", quiet: "Heures calmes",
   quietOn: "Ni e-mail ni SMS pendant les heures calmes", from: "De", to: "À",
   tz: "Fuseau horaire", save: "Enregistrer", saved: "Enregistré",
-  saveFailed: "Échec de l’enregistrement : {reason}", loadFailed: "Impossible de charger vos préférences : {reason}", back: "Retour aux notifications",
+  saveFailed: "Échec de l’enregistrement : {reason}", loadFailed: "Impossible de charger vos préférences : {reason}",
 };

@@ -22,6 +22,5 @@ export default {
   email: "Imèl", sms: "Mesaj tèks (SMS)", quiet: "Lè silans",
   quietOn: "Pa gen imèl ni mesaj tèks pandan lè silans", from: "Soti", to: "Rive",
   tz: "Fizo orè", save: "Anrejistre", saved: "Anrejistre", saveFailed: "Nou pa t kapab anrejistre: {reason}", loadFailed: "Nou pa t kapab chaje preferans ou yo: {reason}",
-  back: "Retounen nan notifikasyon yo",
   rel: { ago: "sa gen {n} {u}", in: "nan {n} {u}", minute: "minit", hour: "èdtan", day: "jou", week: "semèn" },
 };
