@@ -118,6 +118,14 @@ def test_arabic_lays_out_right_to_left(open_demo, api: Api, user: str) -> None:
     bell = page.locator("#center button.toggle").bounding_box()
     assert panel and bell and abs(panel["x"] - bell["x"]) < 2
     assert panel["x"] + panel["width"] <= page.viewport_size["width"]
+
+    # An Arabic center at the right edge of a left-to-right page opens leftwards instead.
+    page.keyboard.press("Escape")
+    page.evaluate("document.querySelector('.topbar').setAttribute('dir', 'ltr')")
+    open_panel(demo)
+    panel = page.locator("#center .panel").bounding_box()
+    assert panel and panel["x"] >= 0
+    assert panel["x"] + panel["width"] <= page.viewport_size["width"]
     assert demo.errors == []
 
 
