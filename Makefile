@@ -22,6 +22,7 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	node --test web/test/
+	npm ci --prefix web --no-audit --no-fund --loglevel=error
 	$(BIN)/python -m pytest
 
 lint: install

@@ -1,6 +1,7 @@
 // The demo page: sign in with a dev token, watch the center live, drive it from the admin panel.
 // URL parameters: ?user=alice&groups=a,b&open=1&transport=polling&poll_wait=20&ws_probe=30
-// (connects at once; the last two tune the long-polling fallback, in seconds).
+// &lang=ar&me=0 (connects at once; poll_wait and ws_probe tune the long-polling fallback, in
+// seconds; lang picks the elements' language; me=0 skips loading the user's preferences).
 import {
   addSocketEventHandler,
   devTokenProvider,
@@ -52,7 +53,14 @@ export async function connect(user, { groups = [], polling = false } = {}) {
   if (params.has("poll_wait")) options.pollWaitSeconds = Number(params.get("poll_wait"));
   if (params.has("ws_probe")) options.wsProbeIntervalMs = Number(params.get("ws_probe")) * 1000;
   client = await initializeSocket(options);
+  if (params.get("me") !== "0") {
+    client.me().then(
+      (me) => log(`preferences: ${JSON.stringify(me.preferences)}`),
+      (error) => log(`GET /api/me: ${error.message}`, { error: true }),
+    );
+  }
   $("session").hidden = false;
+  $("contact-user").value ||= user;
   $("session-user").textContent = user;
   $("send-user").value ||= user;
   $("connect").textContent = "Switch user";
@@ -89,10 +97,143 @@ $("signin-form").addEventListener("submit", (event) => {
   );
 });
 
+// The elements follow the nearest `lang`; the page's own chrome stays English.
+function applyLanguage(tag) {
+  const dir = tag === "ar" ? "rtl" : "ltr";
+  for (const element of [$("session"), $("inbox"), document.querySelector("notification-toast")]) {
+    if (tag) element.setAttribute("lang", tag);
+    else element.removeAttribute("lang");
+    element.setAttribute("dir", dir);
+  }
+  document.querySelector(".topbar").setAttribute("dir", dir);
+}
+
+$("language").addEventListener("change", (event) => applyLanguage(event.target.value));
+
+function escalation(form) {
+  const steps = [];
+  for (const n of [1, 2]) {
+    const channel = form[`step${n}_channel`];
+    if (channel) steps.push({ channel, [form[`step${n}_when`]]: form[`step${n}_duration`] });
+  }
+  return steps;
+}
+
 $("send-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  const { user_id, message, type, priority, category } = fields(event.target);
-  call("POST", "/api/notifications", { user_id, message, type, priority, category });
+  const form = fields(event.target);
+  const { user_id, type, priority, category } = form;
+  const body = { user_id, message: form.message, type, priority, category };
+  if (form.message_es) body.message = { en: form.message, es: form.message_es };
+  if (form.requires_confirmation) body.requires_confirmation = true;
+  if (form.deadline) body.deadline = new Date(form.deadline).toISOString();
+  const steps = escalation(form);
+  if (steps.length) body.escalation = steps;
+  call("POST", "/api/notifications", body);
+});
+
+$("contact-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const { user_id, email, phone } = fields(event.target);
+  call("PUT", `/api/users/${encodeURIComponent(user_id)}/contact`, { email, phone });
+});
+
+function table(caption, headers, rows) {
+  const element = document.createElement("table");
+  element.createCaption().textContent = caption;
+  const head = element.createTHead().insertRow();
+  for (const header of headers) {
+    const th = document.createElement("th");
+    th.scope = "col";
+    th.textContent = header;
+    head.append(th);
+  }
+  const body = element.createTBody();
+  for (const row of rows) {
+    const tr = body.insertRow();
+    for (const value of row) tr.insertCell().textContent = value ?? "";
+  }
+  return element;
+}
+
+async function staffGet(path, accept) {
+  const response = await fetch(config.rest_url + path, {
+    headers: { Authorization: `Bearer ${await adminToken()}`, ...(accept && { Accept: accept }) },
+  });
+  if (!response.ok) throw new Error(`GET ${path} → ${response.status}`);
+  return accept ? response.text() : response.json();
+}
+
+function failed(target, error) {
+  const note = document.createElement("p");
+  note.className = "error";
+  note.textContent = error.message;
+  target.replaceChildren(note);
+  log(error.message, { error: true });
+}
+
+$("receipt-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const id = $("receipt-id").value.trim();
+  try {
+    const receipt = await staffGet(`/api/notifications/${encodeURIComponent(id)}/receipt`);
+    const verdict = document.createElement("p");
+    verdict.className = receipt.verified ? "verified" : "error";
+    verdict.textContent = receipt.verified
+      ? "✓ Verified: the hash chain recomputes over every entry."
+      : "✗ NOT verified: the hash chain does not recompute.";
+    const digest = document.createElement("p");
+    digest.className = "hint";
+    digest.textContent = `user ${receipt.user_id} · content sha256 ${receipt.content_sha256}`;
+    const rows = receipt.entries.map((e) => [e.seq, e.type, e.at, e.channel, e.detail ? JSON.stringify(e.detail) : "", e.hash.slice(0, 12) + "…"]);
+    $("receipt").replaceChildren(verdict, digest, table(`Receipt of ${id}`, ["#", "entry", "at", "channel", "detail", "hash"], rows));
+  } catch (error) {
+    failed($("receipt"), error);
+  }
+});
+
+$("inbox").addEventListener("notification-click", (event) => {
+  $("receipt-id").value = event.detail.id;
+});
+
+$("notices-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const caseId = $("notices-case").value.trim();
+  try {
+    const { notices } = await staffGet(`/api/cases/${encodeURIComponent(caseId)}/notices`);
+    const rows = notices.map((n) => [n.notification_id, n.user_id, n.type, n.created_at, n.delivered_at, n.seen_at, n.read_at, n.confirmed_at, n.escalations.map((e) => `${e.channel}@${e.at}`).join("; "), n.verified ? "✓" : "✗"]);
+    $("notices").replaceChildren(table(`Notices of case ${caseId}`, ["id", "user", "type", "created", "delivered", "seen", "read", "confirmed", "escalations", "verified"], rows));
+  } catch (error) {
+    failed($("notices"), error);
+  }
+});
+
+$("export-notices").addEventListener("click", async () => {
+  const caseId = $("notices-case").value.trim();
+  try {
+    const csv = await staffGet(`/api/cases/${encodeURIComponent(caseId)}/notices`, "text/csv");
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(new Blob([csv], { type: "text/csv" }));
+    link.download = `case-${caseId}-notices.csv`;
+    link.textContent = `Download case-${caseId}-notices.csv`;
+    link.id = "notices-csv";
+    $("notices").replaceChildren(link);
+    link.click();
+  } catch (error) {
+    failed($("notices"), error);
+  }
+});
+
+$("refresh-outbox").addEventListener("click", async () => {
+  try {
+    const response = await fetch(new URL("/dev/outbox", devServer));
+    if (!response.ok) throw new Error(`GET /dev/outbox → ${response.status}`);
+    const { messages } = await response.json();
+    const rows = messages.map((m) => [m.channel, m.to, m.subject, m.text, m.notification_id, m.sent_at]);
+    $("outbox").replaceChildren(table(`${messages.length} sent, newest first`, ["channel", "to", "subject", "text", "notification", "sent at"], rows));
+  } catch (error) {
+    failed($("outbox"), error);
+  }
 });
 
 $("broadcast").addEventListener("click", () => {
@@ -149,6 +290,10 @@ window.demo = {
   },
 };
 
+if (params.get("lang")) {
+  $("language").value = params.get("lang");
+  applyLanguage(params.get("lang"));
+}
 if (params.get("user")) {
   $("user").value = params.get("user");
   $("groups").value = params.get("groups") ?? "";

@@ -16,6 +16,83 @@ export interface AppNotification {
   read: boolean;
   read_at: string | null;
   delivered: boolean;
+  /** The BCP 47 tag `message` was chosen for (multilingual sends), else null. */
+  locale: string | null;
+  /** Every text of a multilingual send, by BCP 47 tag, else null. */
+  translations: Record<string, string> | null;
+  seen_at: string | null;
+  archived: boolean;
+  archived_at: string | null;
+  requires_confirmation: boolean;
+  confirmed_at: string | null;
+  /** ISO-8601 UTC: when a response is due. */
+  deadline: string | null;
+}
+
+/** DESIGN §9. */
+export interface Preferences {
+  locale: string;
+  muted_categories: string[];
+  channels: { email: boolean; sms: boolean };
+  quiet_hours: { start: string; end: string; time_zone: string } | null;
+}
+
+export interface Me {
+  user_id: string;
+  groups: string[];
+  admin: boolean;
+  preferences: Preferences;
+  contact: { email: string | null; phone: string | null };
+}
+
+export type ReceiptEntryType =
+  | "stored" | "pushed" | "delivered" | "seen" | "read" | "confirmed" | "archived" | "reminded"
+  | "escalated" | "escalation_skipped" | "escalation_deferred" | "deleted" | "erased";
+
+/** DESIGN §7: the proof-of-notice receipt. */
+export interface Receipt {
+  notification_id: string;
+  user_id: string;
+  content_sha256: string;
+  entries: Array<{
+    seq: number;
+    type: ReceiptEntryType;
+    at: string;
+    channel?: "websocket" | "rest" | "poll" | "email" | "sms";
+    detail?: Record<string, unknown>;
+    hash: string;
+  }>;
+  verified: boolean;
+}
+
+export interface CaseNotices {
+  case_id: string;
+  notices: Array<{
+    notification_id: string;
+    user_id: string;
+    type: NotificationType;
+    category: string | null;
+    created_at: string;
+    delivered_at: string | null;
+    seen_at: string | null;
+    read_at: string | null;
+    confirmed_at: string | null;
+    escalations: Array<{ channel: "email" | "sms"; at: string }>;
+    content_sha256: string;
+    verified: boolean;
+  }>;
+}
+
+export interface ArchivedChange {
+  ids: string[];
+  archived: boolean;
+  unread_count: number;
+}
+
+export interface ConfirmedChange {
+  id: string;
+  confirmed_at: string | null;
+  unread_count: number | null;
 }
 
 export type ConnectionStatus = "connecting" | "open" | "polling" | "offline";
@@ -29,6 +106,11 @@ export interface StatusDetail {
 export interface ClientEvents {
   notification: AppNotification;
   marked_read: { ids: string[]; unread_count: number };
+  archived: ArchivedChange;
+  confirmed: ConfirmedChange;
+  /** An escalation step of channel `repush` (DESIGN §8): toast it again. */
+  reminder: AppNotification;
+  preferences: Preferences | null;
   message: unknown;
   status: StatusDetail;
   unread_count: number;
@@ -58,6 +140,7 @@ export interface ClientOptions {
   wsFailuresBeforePolling?: number;
   wsProbeIntervalMs?: number;
   ackDelayMs?: number;
+  seenDelayMs?: number;
   countSyncDelayMs?: number;
   dedupCapacity?: number;
   storageKey?: string;
@@ -80,10 +163,22 @@ export interface NotificationClient {
   connect(): Promise<void>;
   reconnect(): void;
   close(): void;
-  list(options?: { limit?: number; cursor?: string; unreadOnly?: boolean; category?: string }): Promise<Page>;
+  list(options?: { limit?: number; cursor?: string; unreadOnly?: boolean; category?: string; archived?: boolean }): Promise<Page>;
   markRead(ids: string[]): Promise<{ ids: string[]; unread_count: number | null }>;
   markAllRead(): Promise<{ ids: string[]; unread_count: number }>;
+  /** Reports ids shown on screen; batched (at most 100 per frame), best effort. */
+  markSeen(ids: string[]): void;
+  /** Archives ids (`archived: false` restores them). */
+  archive(ids: string[], options?: { archived?: boolean }): Promise<ArchivedChange>;
+  archiveAll(): Promise<ArchivedChange>;
+  confirm(id: string): Promise<ConfirmedChange>;
   refreshUnreadCount(): Promise<number>;
+  /** `GET /api/me`, once (again with `refresh`); emits `preferences`. */
+  me(options?: { refresh?: boolean }): Promise<Me>;
+  savePreferences(preferences: Partial<Preferences>): Promise<Preferences>;
+  receipt(id: string): Promise<Receipt>;
+  caseNotices(caseId: string, options?: { csv?: false }): Promise<CaseNotices>;
+  caseNotices(caseId: string, options: { csv: true }): Promise<string>;
   request(action: string, fields?: Record<string, unknown>, options?: { timeoutMs?: number }): Promise<Record<string, unknown>>;
   readonly unreadCount: number | null;
   readonly status: ConnectionStatus;
@@ -91,7 +186,12 @@ export interface NotificationClient {
   readonly userId: string | null;
   readonly lastId: string | null;
   readonly transport: "ws" | "polling";
+  /** Known once me() or savePreferences() resolved. */
+  readonly preferences: Preferences | null;
 }
+
+/** The status state machine: state -> event -> next state. */
+export const TRANSITIONS: Readonly<Record<ConnectionStatus, Readonly<Record<string, ConnectionStatus>>>>;
 
 export function createNotificationClient(options: ClientOptions): NotificationClient;
 export function setDefaultClient(client: NotificationClient | null): void;
@@ -141,19 +241,48 @@ interface ClientElement extends HTMLElement {
 }
 export interface NotificationCenterElement extends ClientElement {
   open: boolean;
+  view: "inbox" | "archived" | "preferences";
   markAllRead(): Promise<void>;
 }
 export interface NotificationListElement extends ClientElement {
+  /** Pinned notices awaiting confirmation first (deadline first), then newest first. */
   readonly notifications: AppNotification[];
+  readonly awaitingCount: number;
   reload(): Promise<void>;
   loadMore(): Promise<void>;
+  archive(ids: string[], options?: { archived?: boolean; all?: boolean }): Promise<void>;
+  /** "Archive all read". */
+  archiveRead(): Promise<void>;
+  confirm(id: string): Promise<void>;
 }
 export interface NotificationBadgeElement extends ClientElement {
   count: number;
+  /** Notices awaiting confirmation, shown apart. */
+  urgent: number;
 }
 export interface NotificationToastElement extends ClientElement {
-  show(notification: AppNotification): HTMLElement;
+  show(notification: AppNotification, options?: { reminder?: boolean }): HTMLElement;
 }
+export interface NotificationPreferencesElement extends ClientElement {
+  readonly value: Preferences;
+  save(): Promise<void>;
+}
+/** Defines <notification-preferences> (loaded on demand). */
+export function loadPreferencesElement(): Promise<unknown>;
+export function defineNotificationElements(registry?: CustomElementRegistry): void;
+
+// i18n: the UI languages.
+export const LOCALES: readonly ["en", "es", "fr", "ar", "zh-Hans", "ht"];
+export const LANGUAGE_NAMES: Readonly<Record<string, string>>;
+export function matchLocale(tag: unknown): string | null;
+export function resolveLocale(sources?: { preferred?: string | null; lang?: string | null; navigatorLanguage?: string }): string;
+export function translate(locale: string, key: string, vars?: Record<string, unknown>): string;
+export function formatRelative(iso: string, now?: number, locale?: string): string;
+export function formatDate(iso: string, locale?: string, options?: Intl.DateTimeFormatOptions): string;
+export function localizedMessage(notification: AppNotification, locale: string): { text: string; lang: string | null };
+export function describe(notification: AppNotification, locale?: string): string;
+export function isFresh(notification: AppNotification, maxAgeMs?: number, now?: number): boolean;
+export function announceArrival(notification: AppNotification, locale?: string): boolean;
 
 declare global {
   interface HTMLElementTagNameMap {
@@ -161,6 +290,7 @@ declare global {
     "notification-list": NotificationListElement;
     "notification-badge": NotificationBadgeElement;
     "notification-toast": NotificationToastElement;
+    "notification-preferences": NotificationPreferencesElement;
   }
   interface HTMLElementEventMap {
     "notification-click": CustomEvent<AppNotification>;

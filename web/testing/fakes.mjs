@@ -97,6 +97,14 @@ export function fakeWebSocketFactory() {
       return this.sent.filter((frame) => frame.action === action);
     }
 
+    /** Answers the last `action` frame the client sent with `reply` (its request_id added). */
+    reply(action, reply) {
+      const frame = this.frames(action).at(-1);
+      if (!frame) throw new Error(`no ${action} frame was sent`);
+      this.push({ ...reply, request_id: frame.request_id });
+      return frame;
+    }
+
     /** Opens and answers the register frame like the service does. */
     register({ userId = "alice", connectionId = `conn-${sockets.length}`, unreadCount = 0 } = {}) {
       this.accept();
@@ -176,6 +184,14 @@ export function notification(id, fields = {}) {
     read: false,
     read_at: null,
     delivered: false,
+    locale: null,
+    translations: null,
+    seen_at: null,
+    archived: false,
+    archived_at: null,
+    requires_confirmation: false,
+    confirmed_at: null,
+    deadline: null,
     ...fields,
   };
 }
@@ -210,7 +226,8 @@ export async function setup(createNotificationClient, overrides = {}) {
     BroadcastChannel: null,
     ...overrides.options,
   });
-  for (const name of ["notification", "marked_read", "message", "status", "unread_count", "error"]) {
+  const names = ["notification", "marked_read", "message", "status", "unread_count", "error"];
+  for (const name of [...names, "archived", "confirmed", "reminder", "preferences"]) {
     client.on(name, (payload) => events.push([name, payload]));
   }
   await flush();

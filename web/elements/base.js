@@ -1,0 +1,135 @@
+/**
+ * What every element shares: the client (its `client` property, else the default client),
+ * a shadow root with the theme, and the locale (preference, else the nearest `lang`, else the
+ * browser's), which sets `lang` and `dir` inside and re-renders the strings when it changes.
+ */
+import { watchDefaultClient } from "../notification-client.js";
+import { THEME } from "./theme.js";
+import { direction, hasLocale, loadLocale, nearestLang, resolveLocale, translate } from "./i18n.js";
+
+export const Base = globalThis.HTMLElement ?? class {};
+
+const connected = new Set();
+let langObserver = null;
+
+function watchDocumentLang() {
+  if (langObserver || typeof MutationObserver !== "function" || !globalThis.document) return;
+  langObserver = new MutationObserver(() => {
+    for (const element of connected) element.localize();
+  });
+  langObserver.observe(document.documentElement, { attributes: true, attributeFilter: ["lang"], subtree: true });
+}
+
+export class ClientElement extends Base {
+  #client = null;
+  #explicit = false;
+  #unbind = [];
+  #unwatch = null;
+
+  /** Attaches the shadow root: the theme, `css`, and `html` inside a `.root` wrapper. */
+  render(css, html) {
+    this.attachShadow({ mode: "open" }).innerHTML = `<style>${THEME}${css}</style><div class="root">${html}</div>`;
+    this.root = this.shadowRoot.querySelector(".root");
+    this.locale = null;
+    // A client set before the element was defined (an on-demand module, React 19) is an own
+    // property hiding the accessor: hand it to the accessor.
+    if (Object.hasOwn(this, "client")) {
+      const client = this.client;
+      delete this.client;
+      this.client = client;
+    }
+  }
+
+  $(selector) {
+    return this.shadowRoot.querySelector(selector);
+  }
+
+  t(key, vars) {
+    return translate(this.locale ?? "en", key, vars);
+  }
+
+  get client() {
+    return this.#client;
+  }
+
+  set client(client) {
+    this.#explicit = client != null;
+    this.#use(client ?? null);
+  }
+
+  connectedCallback() {
+    connected.add(this);
+    watchDocumentLang();
+    this.localize();
+    if (!this.#explicit && !this.#unwatch) {
+      this.#unwatch = watchDefaultClient((client) => {
+        if (!this.#explicit) this.#use(client);
+      });
+    }
+    if (this.#client && this.#unbind.length === 0) this.#bindNow();
+  }
+
+  disconnectedCallback() {
+    connected.delete(this);
+    this.#unwatch?.();
+    this.#unwatch = null;
+    this.#unbindNow();
+  }
+
+  /** Re-reads the locale; on a change sets lang/dir and calls applyStrings(). */
+  localize() {
+    const locale = resolveLocale({
+      preferred: this.#client?.preferences?.locale,
+      lang: this.parentNode ? nearestLang(this) : null,
+    });
+    if (locale === this.locale) return;
+    if (!hasLocale(locale)) {
+      loadLocale(locale).then(() => this.localize(), (error) => console.warn("notifications: locale", error));
+      if (this.locale) return; // keep the current language until the new one is here
+    }
+    this.locale = hasLocale(locale) ? locale : "en";
+    this.root.lang = locale;
+    this.root.dir = direction(locale);
+    this.applyStrings();
+    this.directionChanged?.();
+  }
+
+  #use(client) {
+    if (client === this.#client) return;
+    this.#unbindNow();
+    this.#client = client;
+    this.clientChanged(client);
+    if (client && this.isConnected) this.#bindNow();
+  }
+
+  #bindNow() {
+    this.localize();
+    this.#unbind = [
+      this.#client.on("preferences", () => {
+        for (const element of connected) element.localize();
+      }),
+      ...(this.bind(this.#client) ?? []),
+    ];
+  }
+
+  #unbindNow() {
+    for (const stop of this.#unbind) stop();
+    this.#unbind = [];
+  }
+
+  /** Subscribe to the client; return unsubscribe functions. */
+  bind() {
+    return [];
+  }
+
+  /** Called when the client changes (null when none). */
+  clientChanged() {}
+
+  /** Sets every translated text; called whenever the locale changes. */
+  applyStrings() {}
+}
+
+/** Dispatches `notification-click` (bubbles, composed; detail = the notification). */
+export function dispatchOpen(element, notification) {
+  element.dispatchEvent(new CustomEvent("notification-click", { detail: notification, bubbles: true, composed: true }));
+}

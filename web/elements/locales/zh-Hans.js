@@ -1,0 +1,21 @@
+// UI strings in zh-Hans; loaded on demand by ../i18n.js.
+export default {
+  title: "通知", unread: { other: "{n} 条未读" }, toConfirm: { other: "{n} 条待确认" },
+  archivedN: { other: "已归档 {n} 条通知" }, restoredN: { other: "已恢复 {n} 条通知" },
+  Unread: "未读", high: "高优先级", High: "高",
+  info: "信息", success: "成功", warning: "警告", error: "错误",
+  newN: "新通知。", empty: "您没有通知。", emptyArchived: "没有已归档的通知。",
+  loading: "正在加载…", failed: "无法加载通知。", retry: "重试", older: "加载更早的通知",
+  markRead: "标为已读", case: "案件 {id}", live: "已连接", polling: "已连接（轮询）",
+  connecting: "正在连接…", offline: "离线，正在重试…", signedOut: "已退出登录",
+  unreadOnly: "仅显示未读", markAll: "全部标为已读", archiveAll: "归档已读通知", inbox: "收件箱",
+  archivedView: "已归档", views: "显示", archive: "归档", restore: "恢复", undo: "撤销",
+  confirmOpen: "阅读并确认", confirmTitle: "请确认", confirmAction: "我已阅读并理解",
+  cancel: "暂不", needsConfirm: "需要您确认", confirmedAt: "已确认 {time}", due: "截止 {time}",
+  overdue: "已逾期：截止于 {time}", reminder: "提醒", toasts: "新通知", dismiss: "关闭通知",
+  justNow: "刚刚", settings: "通知设置", prefs: "偏好设置", language: "语言",
+  muted: "静音的类别", mutedHint: "用逗号分隔，例如：news", channels: "同时通过以下方式通知我",
+  email: "电子邮件", sms: "短信", quiet: "免打扰时段", quietOn: "免打扰时段内不发送电子邮件和短信",
+  from: "开始", to: "结束", tz: "时区", save: "保存", saved: "已保存",
+  saveFailed: "无法保存：{reason}", loadFailed: "无法加载您的偏好设置：{reason}",
+};

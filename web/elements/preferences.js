@@ -1,0 +1,142 @@
+/**
+ * <notification-preferences>: language, muted categories, email/SMS, quiet hours with time
+ * zone (DESIGN §9). Loads them with `GET /api/me`, saves the whole object with
+ * `PUT /api/me/preferences`.
+ */
+import { ClientElement } from "./base.js";
+import { LANGUAGE_NAMES } from "./i18n.js";
+
+const FIELDS = [
+  ["language", "label-locale"],
+  ["muted", "label-muted"],
+  ["mutedHint", "muted-hint"],
+  ["channels", "legend-channels"],
+  ["email", "label-email"],
+  ["sms", "label-sms"],
+  ["quiet", "legend-quiet"],
+  ["quietOn", "label-quiet-on"],
+  ["from", "label-start"],
+  ["to", "label-end"],
+  ["tz", "label-tz"],
+  ["save", "save"],
+];
+
+export class NotificationPreferences extends ClientElement {
+  constructor() {
+    super();
+    const languages = Object.entries(LANGUAGE_NAMES)
+      .map(([tag, name]) => `<option value="${tag}" lang="${tag}">${name}</option>`)
+      .join("");
+    this.render(
+      `:host { display: block; }
+      form { display: grid; gap: 0.75rem; font-size: 0.875rem; }
+      label { display: grid; gap: 0.25rem; }
+      label.check { display: flex; align-items: center; gap: 0.5rem; }
+      input:not([type="checkbox"]), select {
+        padding: 0.3rem 0.5rem; border: 1px solid var(--_muted); border-radius: 6px;
+        background: var(--_bg); min-width: 0;
+      }
+      fieldset { display: grid; gap: 0.5rem; margin: 0; padding: 0.5rem 0.75rem; border: 1px solid var(--_border); border-radius: 6px; }
+      legend { padding: 0 0.25rem; font-weight: 600; }
+      .times { display: flex; flex-wrap: wrap; gap: 0.5rem; }
+      .hint { color: var(--_muted); font-size: 0.8125rem; }
+      .row { display: flex; align-items: center; gap: 0.75rem; }
+      .result[data-error] { color: var(--_error); }`,
+      `<form part="form" novalidate>
+        <label><span class="label-locale"></span><select class="locale">${languages}</select></label>
+        <label><span class="label-muted"></span><input class="muted" autocomplete="off" aria-describedby="muted-hint"></label>
+        <span class="hint muted-hint" id="muted-hint"></span>
+        <fieldset><legend class="legend-channels"></legend>
+          <label class="check"><input type="checkbox" role="switch" class="email"><span class="label-email"></span></label>
+          <label class="check"><input type="checkbox" role="switch" class="sms"><span class="label-sms"></span></label>
+        </fieldset>
+        <fieldset><legend class="legend-quiet"></legend>
+          <label class="check"><input type="checkbox" class="quiet-on"><span class="label-quiet-on"></span></label>
+          <div class="times">
+            <label><span class="label-start"></span><input type="time" class="start" value="21:00"></label>
+            <label><span class="label-end"></span><input type="time" class="end" value="08:00"></label>
+            <label><span class="label-tz"></span><select class="tz"></select></label>
+          </div>
+        </fieldset>
+        <div class="row"><button type="submit" class="primary save" part="save"></button><span class="result" role="status"></span></div>
+      </form>`,
+    );
+    this.form = this.$("form");
+    this.form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.save();
+    });
+  }
+
+  applyStrings() {
+    for (const [key, selector] of FIELDS) this.$(`.${selector}`).textContent = this.t(key);
+    if (this.outcome) this.#result(...this.outcome);
+  }
+
+  connectedCallback() {
+    super.connectedCallback();
+    if (!this.$(".tz").options.length) this.#fill({});
+  }
+
+  bind(client) {
+    client.me().then(
+      (profile) => this.#fill(profile.preferences ?? {}),
+      (error) => this.#result(error, "loadFailed"),
+    );
+    return [];
+  }
+
+  /** The preferences object the form describes (DESIGN §9). */
+  get value() {
+    const $ = (selector) => this.$(selector);
+    return {
+      locale: $(".locale").value,
+      muted_categories: [...new Set($(".muted").value.split(",").map((c) => c.trim()).filter(Boolean))],
+      channels: { email: $(".email").checked, sms: $(".sms").checked },
+      quiet_hours: $(".quiet-on").checked
+        ? { start: $(".start").value, end: $(".end").value, time_zone: $(".tz").value }
+        : null,
+    };
+  }
+
+  #fill(preferences) {
+    const $ = (selector) => this.$(selector);
+    const zones = Intl.supportedValuesOf?.("timeZone") ?? ["UTC"];
+    const zone = preferences.quiet_hours?.time_zone ?? Intl.DateTimeFormat().resolvedOptions().timeZone ?? "UTC";
+    $(".tz").replaceChildren(...[...new Set([zone, ...zones])].sort().map((name) => new Option(name, name)));
+    $(".tz").value = zone;
+    $(".locale").value = preferences.locale ?? this.locale;
+    $(".muted").value = (preferences.muted_categories ?? []).join(", ");
+    $(".email").checked = preferences.channels?.email ?? true;
+    $(".sms").checked = preferences.channels?.sms ?? true;
+    $(".quiet-on").checked = Boolean(preferences.quiet_hours);
+    if (preferences.quiet_hours) {
+      $(".start").value = preferences.quiet_hours.start;
+      $(".end").value = preferences.quiet_hours.end;
+    }
+  }
+
+  async save() {
+    if (!this.client) return;
+    this.$(".save").disabled = true;
+    try {
+      this.#fill(await this.client.savePreferences(this.value));
+      this.#result(null);
+    } catch (error) {
+      this.#result(error, "saveFailed");
+    } finally {
+      this.$(".save").disabled = false;
+    }
+  }
+
+  #result(error, key) {
+    this.outcome = [error, key]; // said again in the new language when it changes
+    const result = this.$(".result");
+    result.toggleAttribute("data-error", Boolean(error));
+    result.textContent = error ? this.t(key, { reason: error.message ?? String(error) }) : this.t("saved");
+  }
+}
+
+if (globalThis.customElements && !customElements.get("notification-preferences")) {
+  customElements.define("notification-preferences", NotificationPreferences);
+}
