@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from chalicelib import telemetry
-from chalicelib.auth import ADMINS_GROUP, Principal, TokenVerifier
+from chalicelib.auth import ADMINS_GROUP, Principal, TokenVerifier, build_verifier
 from chalicelib.delivery import Outcome, Sender
 from chalicelib.errors import (
     ConnectionGone,
@@ -501,13 +501,8 @@ def build_service(settings: Settings) -> NotificationService:
             settings.fanout_queue_url,
             users_per_message=settings.fanout_batch_size,
         )
-    secret = settings.jwt_secret
-    if settings.jwt_secret_parameter:
-        # Read once per process: a rotated secret reaches new (cold) instances first.
-        ssm = session.client("ssm", region_name=settings.region)
-        parameter = ssm.get_parameter(Name=settings.jwt_secret_parameter, WithDecryption=True)
-        secret = parameter["Parameter"]["Value"]
-    return NotificationService(storage, sender, TokenVerifier(secret), settings, fanout)
+    verifier = build_verifier(settings, session)
+    return NotificationService(storage, sender, verifier, settings, fanout)
 
 
 @cache
