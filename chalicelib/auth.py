@@ -24,7 +24,6 @@ import hmac
 import json
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -174,6 +173,8 @@ class JwksKeys:
 
 def fetch_url(url: str, timeout: float = 3.0) -> bytes:
     """GET `url` with urllib (no extra dependency), bounded in time and size."""
+    import urllib.request  # only with a JWKS: HS256-only cold starts skip it
+
     request = urllib.request.Request(url, headers={"Accept": "application/json"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         body = response.read(MAX_JWKS_BYTES + 1)
