@@ -19,10 +19,23 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-WS_ROUTES = {"$connect", "$disconnect", "$default", "register", "mark_read", "get_notifications",
-             "ack", "ping"}  # fmt: skip
-FUNCTIONS = ["APIHandler", "WebsocketConnect", "WebsocketMessage", "WebsocketDisconnect",
-             "FanoutWorker"]  # fmt: skip
+WS_ROUTES = {
+    "$connect",
+    "$disconnect",
+    "$default",
+    "register",
+    "mark_read",
+    "get_notifications",
+    "ack",
+    "ping",
+}
+FUNCTIONS = [
+    "APIHandler",
+    "WebsocketConnect",
+    "WebsocketMessage",
+    "WebsocketDisconnect",
+    "FanoutWorker",
+]
 TEMPLATE_BODY_LIMIT = 51_200  # `aws cloudformation deploy` without --s3-bucket
 TEMPLATE_S3_LIMIT = 1_000_000  # with --s3-bucket
 
@@ -160,8 +173,9 @@ def function_role(template: dict[str, Any], function: str) -> str:
 
 
 def granted(template: dict[str, Any], function: str) -> set[str]:
-    return {a for s in role_statements(template, function_role(template, function))
-            for a in actions(s)}  # fmt: skip
+    return {
+        a for s in role_statements(template, function_role(template, function)) for a in actions(s)
+    }
 
 
 def test_cfn_lint_reports_nothing_including_informational(package: Path) -> None:
@@ -196,7 +210,7 @@ def test_the_sqs_mapping_is_created_after_its_receive_permissions(
             and references(statement["Resource"]) == {"FanoutQueue"}
             for statement in statements_of(expanded, resource)
         )
-    ]  # fmt: skip
+    ]
     assert grants == ["FanoutWorkerRole"]
     # No permission the mapping needs may live in a policy created beside it.
     assert not resources_of(expanded, "AWS::IAM::Policy")
@@ -250,6 +264,28 @@ def test_template_size_and_the_deploy_command_uploads_it(package: Path) -> None:
         pytest.skip("small enough to deploy inline too")
 
 
+def test_the_readme_deploy_commands_match_the_template(template: dict[str, Any]) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Deploy to AWS") : readme.index("### Capacity")]
+    [deploy] = re.findall(r"aws cloudformation deploy[^`]*", section)
+    assert "CAPABILITY_IAM" in deploy and "CAPABILITY_AUTO_EXPAND" in deploy
+    assert "CAPABILITY_NAMED_IAM" not in deploy
+    named_roles = [
+        r
+        for r in resources_of(template, "AWS::IAM::Role").values()
+        if "RoleName" in r["Properties"]
+    ]
+    assert not named_roles  # else CAPABILITY_NAMED_IAM would be needed
+    overrides = re.findall(r"(\w+)=", deploy.split("--parameter-overrides", 1)[1])
+    assert overrides and set(overrides) <= set(template["Parameters"])
+    table = section[section.index("| parameter |") :].split("\n\n")[0]
+    documented = set(re.findall(r"^\s*\| `(\w+)`", table, re.MULTILINE))
+    documented |= {"JwksUrl", "JwtIssuer", "JwtAudience"}
+    assert documented == set(template["Parameters"])
+    makefile = (ROOT / "Makefile").read_text()
+    assert "CAPABILITY_IAM CAPABILITY_AUTO_EXPAND" in makefile
+
+
 # --- 4. least privilege per function --------------------------------------------------------
 
 
@@ -263,9 +299,16 @@ def test_each_function_has_its_own_role(template: dict[str, Any], expanded: dict
 
 
 def test_only_what_each_function_uses(template: dict[str, Any]) -> None:
-    connect, disconnect, message, api, worker = (granted(template, f) for f in [
-        "WebsocketConnect", "WebsocketDisconnect", "WebsocketMessage", "APIHandler",
-        "FanoutWorker"])  # fmt: skip
+    connect, disconnect, message, api, worker = (
+        granted(template, f)
+        for f in [
+            "WebsocketConnect",
+            "WebsocketDisconnect",
+            "WebsocketMessage",
+            "APIHandler",
+            "FanoutWorker",
+        ]
+    )
     receive = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"}
     assert receive <= worker
     assert not receive & (connect | disconnect | message | api)
