@@ -533,3 +533,71 @@ def test_every_variant_expands(template: dict[str, Any]) -> None:
     variant["Parameters"]["JwtSecretParameterName"]["Default"] = ""
     variant["Parameters"]["ApiReservedConcurrency"]["Default"] = 0
     assert resources_of(expand(variant), "AWS::Cognito::UserPool")
+
+
+# --- the zip's own auth path, in a Lambda-like interpreter ----------------------------------------
+
+ZIP_CHILD = """
+import json, sys
+sys.path[:0] = sys.argv[1:3]
+import boto3
+from chalicelib.auth import build_verifier
+from chalicelib.settings import Settings
+verifier = build_verifier(Settings.from_env(), boto3.session.Session())
+principal = verifier.verify(sys.argv[3])
+crypto = sys.modules.get("cryptography")
+print(json.dumps({"user": principal.user_id, "admin": principal.is_admin,
+                  "cryptography": crypto.__file__ if crypto else None}))
+"""
+
+
+@pytest.fixture(scope="module")
+def lambda_layout(package: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The zip unpacked as /var/task, and a directory with only what the runtime ships."""
+    import boto3
+
+    task = tmp_path_factory.mktemp("task")
+    with zipfile.ZipFile(package / "deployment.zip") as opened:
+        opened.extractall(task)
+    runtime = tmp_path_factory.mktemp("runtime")
+    site = Path(boto3.__file__).resolve().parent.parent
+    for name in ("boto3", "botocore", "s3transfer", "dateutil", "jmespath", "urllib3", "six.py"):
+        (runtime / name).symlink_to(site / name)
+    return task, runtime
+
+
+def verify_in_zip(layout: tuple[Path, Path], token: str, env: dict[str, str]) -> dict[str, Any]:
+    task, runtime = layout
+    result = subprocess.run(
+        [sys.executable, "-S", "-B", "-c", ZIP_CHILD, str(task), str(runtime), token],
+        cwd=task,
+        env={"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1", **env},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_the_zip_verifies_cognito_tokens_with_its_own_cryptography(
+    lambda_layout: tuple[Path, Path],
+) -> None:
+    from tests.test_auth import AUDIENCE, ISSUER, Issuer, hs256
+
+    issuer = Issuer()
+    try:
+        env = {
+            "STAGE": "dev",
+            "JWT_SECRET": "s" * 32,
+            "JWT_JWKS_URL": issuer.url,
+            "JWT_ISSUER": ISSUER,
+            "JWT_AUDIENCE": AUDIENCE,
+        }
+        rs = verify_in_zip(lambda_layout, issuer.token(**{"cognito:groups": ["admins"]}), env)
+        assert rs["user"] == "alice" and rs["admin"]
+        assert rs["cryptography"].startswith(str(lambda_layout[0]))  # the zip's manylinux build
+        hs = verify_in_zip(lambda_layout, hs256({"sub": "svc", "exp": 2_000_000_000}), env)
+        assert hs == {"user": "svc", "admin": False, "cryptography": None}
+    finally:
+        issuer.server.shutdown()
+        issuer.server.server_close()
