@@ -22,6 +22,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from chalicelib.settings import Settings, check_secret
 ADMIN_ROLE = "admin"
 ADMINS_GROUP = "admins"
 MAX_JWKS_BYTES = 256 * 1024
+BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,7 @@ def _string_list(claims: dict[str, Any], name: str) -> tuple[str, ...]:
 
 
 def _b64decode(segment: str) -> bytes:
-    if not segment or not segment.isascii() or "=" in segment:
+    if not BASE64URL.fullmatch(segment):
         raise Unauthorized("Invalid token")
     try:
         return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))

@@ -89,8 +89,11 @@ def test_hs256_rejects_forged_expired_and_malformed_tokens(token: str) -> None:
 def test_a_padded_or_tampered_signature_is_rejected() -> None:
     token = hs256(claims())
     header, payload, signature = token.split(".")
-    with pytest.raises(Unauthorized):
-        TokenVerifier(SECRET).verify(f"{header}.{payload}.{signature}=")
+    for suffix in ("=", "!", "\n", " "):
+        with pytest.raises(Unauthorized):
+            TokenVerifier(SECRET).verify(f"{header}.{payload}.{signature}{suffix}")
+        with pytest.raises(Unauthorized):
+            TokenVerifier(SECRET).verify(f"{header}.{payload}{suffix}.{signature}")
     forged_payload = segment(claims(roles=["admin"]))
     with pytest.raises(Unauthorized):
         TokenVerifier(SECRET).verify(f"{header}.{forged_payload}.{signature}")
