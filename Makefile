@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench package
+.PHONY: install run test lint format bench package deploy
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,10 +32,22 @@ lint: install
 bench: install
 	$(BIN)/python -m benchmarks
 
-STAGE ?= dev
+# prod by default: only local/dev stages expose the unauthenticated test route.
+STAGE ?= prod
 package: install
 	rm -rf build && mkdir -p build
-	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(BIN)/chalice package \
-		--stage $(STAGE) --merge-template infra/resources.json build/
-	$(BIN)/cfn-lint build/sam.json
-	@ls -l build/deployment.zip
+	$(BIN)/python infra/package.py --stage $(STAGE) build
+	$(BIN)/cfn-lint --include-checks I -- build/sam.json
+	@ls -l build/deployment.zip build/sam.json
+
+# Deploy what `make package` built. S3_BUCKET receives the zip and the template (the template is
+# over the 51,200-byte limit of an inline deploy). Extra CloudFormation parameters: PARAMS.
+STACK ?= legal-aid-notifications-$(STAGE)
+PARAMS ?=
+deploy:
+	@test -n "$(S3_BUCKET)" || { echo "make deploy S3_BUCKET=<bucket> [STACK=...] [PARAMS='K=V ...']"; exit 2; }
+	aws cloudformation package --template-file build/sam.json \
+		--s3-bucket $(S3_BUCKET) --output-template-file build/packaged.yaml
+	aws cloudformation deploy --template-file build/packaged.yaml --s3-bucket $(S3_BUCKET) \
+		--stack-name $(STACK) --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND \
+		$(if $(PARAMS),--parameter-overrides $(PARAMS),)

@@ -1,21 +1,43 @@
-"""JWT verification: HS256 tokens signed with the configured secret.
+"""JWT verification (DESIGN.md §4): HS256 with a shared secret, RS256 from an identity provider.
 
-Claims: `sub` (user id, required), `exp` (required), `roles` (list; `admin` grants admin) and
-`groups` (list). Admins are always members of the `admins` group.
+HS256: signed with the configured secret; claims `sub` (user id, required), `exp` (required),
+`roles` (list; `admin` grants admin) and `groups` (list).
+
+RS256 (Amazon Cognito or any OIDC provider): keys from `JWT_JWKS_URL`, cached and refetched
+when a token names an unknown `kid` (at most once per `refresh_interval`); `iss` must equal
+`JWT_ISSUER`; with `JWT_AUDIENCE`, `aud` must contain it or, for tokens without `aud` (Cognito
+access tokens), `client_id` must equal it. Groups come from `groups` or `cognito:groups`; admin
+from `roles` containing `admin` or from membership of the admin group.
+
+HS256 is verified with the standard library: PyJWT imports `cryptography` as soon as it is
+imported, and the HS256-only cold start should not pay for it. PyJWT (and with it
+`cryptography`) is imported only when an RS256 token meets a configured JWKS. Both may be on.
+Admins are always members of the `admins` group.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
-
-import jwt
 
 from chalicelib.errors import Forbidden, Unauthorized
 from chalicelib.models import is_user_id
+from chalicelib.settings import Settings, check_secret
 
 ADMIN_ROLE = "admin"
 ADMINS_GROUP = "admins"
+MAX_JWKS_BYTES = 256 * 1024
+BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,32 +63,176 @@ def _string_list(claims: dict[str, Any], name: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-class TokenVerifier:
-    """Verifies tokens against one secret; stateless and safe to share between threads."""
+def _b64decode(segment: str) -> bytes:
+    if not BASE64URL.fullmatch(segment):
+        raise Unauthorized("Invalid token")
+    try:
+        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        raise Unauthorized("Invalid token") from None
 
-    def __init__(self, secret: str) -> None:
-        self._secret = secret
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise Unauthorized("Invalid token") from None
+    if not isinstance(value, dict):
+        raise Unauthorized("Invalid token")
+    return value
+
+
+def _numeric(claims: dict[str, Any], name: str) -> float | None:
+    value = claims.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Unauthorized(f"Claim {name!r} must be a number")
+    return value
+
+
+def _check_times(claims: dict[str, Any], now: float) -> int:
+    expires = _numeric(claims, "exp")
+    if expires is None:
+        raise Unauthorized("Invalid token")
+    if expires <= now:
+        raise Unauthorized("Token expired")
+    not_before = _numeric(claims, "nbf")
+    if not_before is not None and not_before > now:
+        raise Unauthorized("Token not yet valid")
+    _numeric(claims, "iat")
+    return int(expires)
+
+
+class JwksKeys:
+    """An identity provider's signing keys by `kid`, fetched over HTTPS and cached.
+
+    An unknown `kid` (the provider rotated its keys) triggers a refetch, at most once per
+    `refresh_interval`, so a flood of forged `kid`s costs one fetch, not one per token.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        fetch: Callable[[str], bytes] | None = None,
+        refresh_interval: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.url = url
+        self._fetch = fetch or fetch_url
+        self._refresh_interval = refresh_interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._keys: dict[str, Any] = {}
+        self._fetched_at: float | None = None
+        self.fetches = 0
+
+    def key(self, kid: str) -> Any:
+        """The public key for `kid`; Unauthorized when the provider does not know it."""
+        key = self._keys.get(kid)
+        if key is not None:
+            return key
+        with self._lock:
+            if kid not in self._keys and self._may_refresh():
+                self._refresh()
+            key = self._keys.get(kid)
+        if key is None:
+            raise Unauthorized("Token signed with an unknown key")
+        return key
+
+    def _may_refresh(self) -> bool:
+        return self._fetched_at is None or (
+            self._clock() - self._fetched_at >= self._refresh_interval
+        )
+
+    def _refresh(self) -> None:
+        from jwt import PyJWK, PyJWKError
+
+        self._fetched_at = self._clock()
+        self.fetches += 1
+        try:
+            document = json.loads(self._fetch(self.url))
+        except Exception as exc:
+            # Keep the keys we have: a provider hiccup must not sign everyone out.
+            from chalicelib.telemetry import logger
+
+            logger.warning("JWKS fetch failed", extra={"url": self.url, "error": repr(exc)})
+            return
+        keys: dict[str, Any] = {}
+        for entry in document.get("keys", []) if isinstance(document, dict) else []:
+            if not isinstance(entry, dict) or entry.get("kty") != "RSA" or "kid" not in entry:
+                continue
+            if entry.get("use", "sig") != "sig":
+                continue
+            try:
+                keys[str(entry["kid"])] = PyJWK(entry, algorithm="RS256").key
+            except PyJWKError:
+                continue
+        if keys:
+            self._keys = keys
+
+
+def fetch_url(url: str, timeout: float = 3.0) -> bytes:
+    """GET `url` with urllib (no extra dependency), bounded in time and size."""
+    import urllib.request  # only with a JWKS: HS256-only cold starts skip it
+
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        body = response.read(MAX_JWKS_BYTES + 1)
+    if len(body) > MAX_JWKS_BYTES:
+        raise ValueError(f"JWKS document larger than {MAX_JWKS_BYTES} bytes")
+    return body
+
+
+class TokenVerifier:
+    """Verifies HS256 and/or RS256 tokens; safe to share between threads.
+
+    `secret` may be a callable so that a secret held in SSM is read on first use (a function
+    that never verifies a token, such as the fan-out worker, never reads it).
+    """
+
+    def __init__(
+        self,
+        secret: str | Callable[[], str] | None = None,
+        *,
+        jwks: JwksKeys | None = None,
+        issuer: str | None = None,
+        audience: str | None = None,
+        admin_group: str = ADMINS_GROUP,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if jwks is not None and not issuer:
+            raise ValueError("An issuer is required with a JWKS")
+        self._secret: Callable[[], str] | None = (
+            (lambda: secret) if isinstance(secret, str) else secret
+        )
+        self._jwks = jwks
+        self._issuer = issuer
+        self._audience = audience
+        self._admin_group = admin_group
+        self._clock = clock
 
     def verify(self, token: str) -> Principal:
-        try:
-            claims = jwt.decode(
-                token,
-                self._secret,
-                algorithms=["HS256"],
-                options={"require": ["sub", "exp"]},
-            )
-        except jwt.ExpiredSignatureError:
-            raise Unauthorized("Token expired") from None
-        except jwt.PyJWTError:
-            raise Unauthorized("Invalid token") from None
-        user_id = claims["sub"]
-        if not is_user_id(user_id):
-            raise Unauthorized("Claim 'sub' must be 1-128 characters without '#' or whitespace")
-        roles = _string_list(claims, "roles")
-        groups = _string_list(claims, "groups")
-        if ADMIN_ROLE in roles and ADMINS_GROUP not in groups:
-            groups = (*groups, ADMINS_GROUP)
-        return Principal(user_id, roles, groups, int(claims["exp"]))
+        if not isinstance(token, str):
+            raise Unauthorized("Invalid token")
+        parts = token.split(".")
+        if len(parts) != 3:
+            raise Unauthorized("Invalid token")
+        header = _json_object(_b64decode(parts[0]))
+        algorithm = header.get("alg")
+        if "crit" in header:
+            raise Unauthorized("Invalid token")
+        if algorithm == "HS256" and self._secret is not None:
+            claims = self._verify_hs256(parts, self._secret())
+            return self._principal(claims, admin_from_group=False)
+        if algorithm == "RS256" and self._jwks is not None:
+            kid = header.get("kid")
+            if not isinstance(kid, str):
+                raise Unauthorized("Invalid token")
+            claims = self._verify_rs256(token, self._jwks.key(kid))
+            return self._principal(claims, admin_from_group=True)
+        raise Unauthorized("Invalid token")
 
     def verify_header(self, authorization: str | None) -> Principal:
         """Verify an `Authorization: Bearer <token>` header value."""
@@ -74,3 +240,88 @@ class TokenVerifier:
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("Send Authorization: Bearer <token>")
         return self.verify(token.strip())
+
+    def _verify_hs256(self, parts: list[str], secret: str) -> dict[str, Any]:
+        signature = _b64decode(parts[2])
+        signing_input = f"{parts[0]}.{parts[1]}".encode()
+        expected = hmac.new(secret.encode(), signing_input, hashlib.sha256).digest()
+        if not hmac.compare_digest(signature, expected):
+            raise Unauthorized("Invalid token")
+        claims = _json_object(_b64decode(parts[1]))
+        _check_times(claims, self._clock())
+        return claims
+
+    def _verify_rs256(self, token: str, key: Any) -> dict[str, Any]:
+        import jwt
+
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=["RS256"],
+                issuer=self._issuer,
+                options={"require": ["sub", "exp", "iss"], "verify_aud": False},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("Token expired") from None
+        except jwt.PyJWTError:
+            raise Unauthorized("Invalid token") from None
+        _check_times(claims, self._clock())
+        if self._audience is not None:
+            audience = claims.get("aud")
+            if audience is not None:
+                allowed = [audience] if isinstance(audience, str) else audience
+                if not isinstance(allowed, list) or self._audience not in allowed:
+                    raise Unauthorized("Token is for another audience")
+            elif claims.get("client_id") != self._audience:
+                raise Unauthorized("Token is for another client")
+        return claims
+
+    def _principal(self, claims: dict[str, Any], *, admin_from_group: bool) -> Principal:
+        user_id = claims.get("sub")
+        if not isinstance(user_id, str) or not is_user_id(user_id):
+            raise Unauthorized("Claim 'sub' must be 1-128 characters without '#' or whitespace")
+        roles = _string_list(claims, "roles")
+        groups = _string_list(claims, "groups")
+        if admin_from_group:
+            groups = tuple(dict.fromkeys((*groups, *_string_list(claims, "cognito:groups"))))
+            if self._admin_group in groups and ADMIN_ROLE not in roles:
+                roles = (*roles, ADMIN_ROLE)
+        if ADMIN_ROLE in roles and ADMINS_GROUP not in groups:
+            groups = (*groups, ADMINS_GROUP)
+        return Principal(user_id, roles, groups, int(claims["exp"]))
+
+
+def build_verifier(settings: Settings, session: Any) -> TokenVerifier:
+    """The verifier the settings describe; a secret in SSM is read on first use, once.
+
+    `session` is a boto3 Session; nothing is called on it until a token needs the secret.
+    """
+    from chalicelib.secrets import SecretSource, is_permanent_client_error, ssm_parameter
+
+    secret: str | Callable[[], str] | None = settings.jwt_secret
+    if settings.jwt_secret_parameter:
+        from botocore.config import Config
+
+        # SecretSource retries with its own backoff and deadline; botocore must not retry under it.
+        config = Config(retries={"total_max_attempts": 1}, connect_timeout=1, read_timeout=2)
+        client = cache(lambda: session.client("ssm", region_name=settings.region, config=config))
+        source = SecretSource(
+            ssm_parameter(client, settings.jwt_secret_parameter),
+            describe=f"the JWT secret in SSM parameter {settings.jwt_secret_parameter}",
+            validate=(
+                (lambda value: value)
+                if settings.is_local
+                else (lambda value: check_secret(value, "JWT_SECRET_PARAMETER"))
+            ),
+            is_permanent=is_permanent_client_error,
+        )
+        secret = source.get
+    jwks = JwksKeys(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
+    return TokenVerifier(
+        secret,
+        jwks=jwks,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        admin_group=settings.admin_group,
+    )

@@ -1,4 +1,10 @@
-"""Typed settings, read once from the environment."""
+"""Typed settings, read once from the environment.
+
+Auth fails closed (DESIGN.md §4): outside stages `local` and `dev` the settings refuse to load
+unless a JWT secret (`JWT_SECRET`, at least 32 bytes, or `JWT_SECRET_PARAMETER` naming an SSM
+parameter) or an identity provider (`JWT_JWKS_URL` with `JWT_ISSUER`) is configured. Only
+`local` and `dev` fall back to the public `local-dev-secret`.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +15,20 @@ from functools import cache
 from chalicelib.errors import ConfigurationError
 
 LOCAL_STAGES = frozenset({"local", "dev"})
+LOCAL_DEV_SECRET = "local-dev-secret"
+MIN_SECRET_BYTES = 32
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     stage: str = "local"
     region: str = "us-east-1"
-    jwt_secret: str = "local-dev-secret"
+    jwt_secret: str | None = LOCAL_DEV_SECRET
     jwt_secret_parameter: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    admin_group: str = "admins"
     connections_table: str = "connections"
     notifications_table: str = "notifications"
     dynamodb_endpoint: str | None = None
@@ -35,6 +47,28 @@ class Settings:
     def test_routes_enabled(self) -> bool:
         return self.stage in LOCAL_STAGES
 
+    @property
+    def is_local(self) -> bool:
+        return self.stage in LOCAL_STAGES
+
+    def check_auth(self) -> None:
+        """Raise ConfigurationError unless the auth settings are safe to serve with."""
+        if self.jwt_jwks_url and not self.jwt_issuer:
+            raise ConfigurationError("JWT_JWKS_URL is set without JWT_ISSUER: set both")
+        if self.jwt_issuer and not self.jwt_jwks_url:
+            raise ConfigurationError("JWT_ISSUER is set without JWT_JWKS_URL: set both")
+        if self.is_local:
+            return
+        if self.jwt_jwks_url and not self.jwt_jwks_url.startswith("https://"):
+            raise ConfigurationError(f"JWT_JWKS_URL must be https:// on stage {self.stage!r}")
+        if self.jwt_secret is not None:
+            check_secret(self.jwt_secret, "JWT_SECRET")
+        if self.jwt_secret is None and not self.jwt_secret_parameter and not self.jwt_jwks_url:
+            raise ConfigurationError(
+                f"Refusing to serve on stage {self.stage!r}: no JWT secret (JWT_SECRET or "
+                "JWT_SECRET_PARAMETER) and no identity provider (JWT_JWKS_URL) is configured"
+            )
+
     @classmethod
     def from_env(cls, env: os._Environ[str] | dict[str, str] = os.environ) -> Settings:
         def integer(name: str, default: int, minimum: int = 1) -> int:
@@ -52,11 +86,19 @@ class Settings:
         defaults = cls()
         stage = env.get("STAGE", defaults.stage)
         region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or defaults.region
-        return cls(
+        secret_parameter = env.get("JWT_SECRET_PARAMETER") or None
+        secret = env.get("JWT_SECRET") or None
+        if secret is None and secret_parameter is None and stage in LOCAL_STAGES:
+            secret = LOCAL_DEV_SECRET
+        settings = cls(
             stage=stage,
             region=region,
-            jwt_secret=env.get("JWT_SECRET") or defaults.jwt_secret,
-            jwt_secret_parameter=env.get("JWT_SECRET_PARAMETER") or None,
+            jwt_secret=secret,
+            jwt_secret_parameter=secret_parameter,
+            jwt_jwks_url=env.get("JWT_JWKS_URL") or None,
+            jwt_issuer=env.get("JWT_ISSUER") or None,
+            jwt_audience=env.get("JWT_AUDIENCE") or None,
+            admin_group=env.get("ADMIN_GROUP") or defaults.admin_group,
             connections_table=env.get("CONNECTIONS_TABLE", defaults.connections_table),
             notifications_table=env.get("NOTIFICATIONS_TABLE", defaults.notifications_table),
             dynamodb_endpoint=env.get("DYNAMODB_ENDPOINT") or None,
@@ -77,6 +119,17 @@ class Settings:
             fanout_threshold=integer("FANOUT_THRESHOLD", defaults.fanout_threshold, minimum=0),
             fanout_batch_size=min(100, integer("FANOUT_BATCH_SIZE", defaults.fanout_batch_size)),
         )
+        settings.check_auth()
+        return settings
+
+
+def check_secret(secret: str, source: str) -> str:
+    """Return `secret` if it is long enough for HS256 outside local/dev, else raise."""
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        raise ConfigurationError(
+            f"The JWT secret from {source} is shorter than {MIN_SECRET_BYTES} bytes"
+        )
+    return secret
 
 
 def management_endpoint(api_id: str, stage: str, region: str) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.auth import Principal, TokenVerifier
+from chalicelib.auth import Principal, TokenVerifier, build_verifier
 from chalicelib.delivery import PUSH_RETRY, Sender
 from chalicelib.fanout import FanoutQueue
 from chalicelib.immigration import Immigration
@@ -37,7 +37,8 @@ class Clients:
     dynamodb: DynamoDBClient
     management: Callable[[str], ApiGatewayManagementApiClient]
     sqs: Callable[[], SQSClient]
-    ssm: Callable[[], Any]
+    # The session the verifier reads the JWT secret from SSM through, on first use only.
+    session: Any
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Clients:
@@ -70,7 +71,7 @@ class Clients:
             sqs=lambda: session.client(
                 "sqs", region_name=settings.region, endpoint_url=settings.sqs_endpoint
             ),
-            ssm=lambda: session.client("ssm", region_name=settings.region),
+            session=session,
         )
 
 
@@ -124,7 +125,7 @@ def build_service(
         fanout = FanoutQueue(
             clients.sqs, settings.fanout_queue_url, users_per_message=settings.fanout_batch_size
         )
-    verifier = TokenVerifier(_jwt_secret(settings, clients))
+    verifier = build_verifier(settings, clients.session)
     notifications = Notifications(
         inbox,
         connections,
@@ -156,14 +157,6 @@ def build_service(
         directory=directory,
         limits=limits,
     )
-
-
-def _jwt_secret(settings: Settings, clients: Clients) -> str:
-    if not settings.jwt_secret_parameter:
-        return settings.jwt_secret
-    # Read once per process: a rotated secret reaches new (cold) instances first.
-    parameter = clients.ssm().get_parameter(Name=settings.jwt_secret_parameter, WithDecryption=True)
-    return parameter["Parameter"]["Value"]
 
 
 _current: Service | None = None

@@ -1,7 +1,7 @@
 """``python -m devstack``: run the local stack, mint dev tokens, listen, send.
 
 python -m devstack run                       # REST :8000, WebSocket + @connections :8001
-python -m devstack token alice [--admin] [--group g]
+python -m devstack token alice [--admin] [--group g] [--rs256]
 python -m devstack listen alice              # or: listen --token <JWT>
 python -m devstack send alice "Your case status has been updated"
 """
@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--admin", action="store_true", help="grant role admin")
     token.add_argument("--group", action="append", default=[], help="add a group (repeatable)")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (3600)")
+    token.add_argument(
+        "--rs256", action="store_true", help="an RS256 token from the stack's dev issuer (1 h)"
+    )
 
     listen = commands.add_parser("listen", help="print a user's notifications live, acking them")
     who = listen.add_mutually_exclusive_group(required=True)
@@ -80,6 +83,21 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace) -> int:
+    if args.rs256:
+        from devstack.client import post_json
+
+        # Only the running stack holds the issuer's key: ask it.
+        payload = {"user_id": args.user, "admin": args.admin, "groups": args.group, "rs256": True}
+        try:
+            result = post_json(f"{_rest_url()}/dev/token", payload, token="")
+        except OSError as error:
+            print(f"token: is the stack running at {_rest_url()}? {error}", file=sys.stderr)
+            return 1
+        if result.status != 200:
+            print(f"token: {_rest_url()}/dev/token answered {result.status}", file=sys.stderr)
+            return 1
+        print(result.body["token"])
+        return 0
     print(
         mint_dev_token(
             args.user, admin=args.admin, groups=args.group, secret=_secret(), ttl_seconds=args.ttl

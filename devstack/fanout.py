@@ -32,7 +32,8 @@ def create_fanout_queues(sqs: Any, *, prefix: str = "notifications") -> tuple[st
     queue = sqs.create_queue(
         QueueName=f"{prefix}-fanout",
         Attributes={
-            "VisibilityTimeout": str(properties["VisibilityTimeout"]),
+            # AWS derives it at package time (infra/package.py: 6 x the worker's 60 s timeout).
+            "VisibilityTimeout": str(properties.get("VisibilityTimeout", 360)),
             "RedrivePolicy": json.dumps(redrive),
         },
     )["QueueUrl"]

@@ -27,6 +27,7 @@ from chalice.local import (
     RouteMatcher,
 )
 
+from devstack.issuer import DevIssuer
 from devstack.runtime import PROJECT_ROOT, Invoker
 from devstack.tokens import mint_dev_token
 
@@ -57,8 +58,10 @@ class RestGateway:
         *,
         jwt_secret: str,
         web_dir: Path = WEB_DIR,
+        issuer: DevIssuer | None = None,
     ) -> None:
         self._invoker = invoker
+        self._issuer = issuer
         self._jwt_secret = jwt_secret
         self._web_dir = web_dir
         self._gateway = LocalGateway(app, Config(chalice_stage="local"))
@@ -74,6 +77,8 @@ class RestGateway:
         app.router.add_get("/demo", self._demo_redirect)
         app.router.add_get("/demo/{path:.*}", self._demo)
         app.router.add_post("/dev/token", self._token)
+        if self._issuer is not None:
+            app.router.add_get("/dev/jwks.json", self._issuer.jwks_handler)
         app.router.add_get("/dev/config", self._config)
         app.router.add_get("/dev/stats", self._stats)
         app.router.add_route("*", "/{tail:.*}", self._chalice)
@@ -145,7 +150,10 @@ class RestGateway:
                 },
                 status=422,
             )
-        token = mint_dev_token(user_id, admin=admin, groups=groups, secret=self._jwt_secret)
+        if isinstance(payload, dict) and payload.get("rs256") is True and self._issuer:
+            token = self._issuer.mint(user_id, admin=admin, groups=groups)
+        else:
+            token = mint_dev_token(user_id, admin=admin, groups=groups, secret=self._jwt_secret)
         return web.json_response({"token": token})
 
     async def _stats(self, request: web.Request) -> web.StreamResponse:

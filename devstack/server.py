@@ -30,6 +30,7 @@ from aiohttp import web
 from chalice.app import SQSEventConfig
 
 from devstack.fanout import FanoutWorker, create_fanout_queues
+from devstack.issuer import DevIssuer
 from devstack.rest import WEB_DIR, RestGateway
 from devstack.runtime import (
     PROJECT_ROOT,
@@ -279,6 +280,7 @@ class DevStack:
         self._fanout: FanoutWorker | None = None
         self._runners: list[web.AppRunner] = []
         self._invoker: Invoker | None = None
+        self.issuer: DevIssuer | None = None
         self.rest_url = ""
         self.ws_url = ""
         self.dynamodb_url = ""
@@ -294,6 +296,7 @@ class DevStack:
         self.rest_url = f"http://{HOST}:{rest_port}"
         self.ws_url = f"ws://{HOST}:{ws_port}"
         self.dynamodb_url = settings.dynamodb_endpoint or self._start_moto()
+        self.issuer = DevIssuer(f"{self.rest_url}/dev")
         self._configure_environment(ws_port)
         if settings.dynamodb_endpoint is None:
             _create_tables(self.dynamodb_url, self._environ)
@@ -319,7 +322,11 @@ class DevStack:
         )
         ws_gateway.domain_name = f"{HOST}:{ws_port}"
         rest_gateway = RestGateway(
-            app, self._invoker, jwt_secret=settings.jwt_secret, web_dir=settings.web_dir
+            app,
+            self._invoker,
+            jwt_secret=settings.jwt_secret,
+            web_dir=settings.web_dir,
+            issuer=self.issuer,
         )
         rest_gateway.rest_url, rest_gateway.ws_url = self.rest_url, self.ws_url
         rest_gateway.stats_sources = {
@@ -379,6 +386,7 @@ class DevStack:
         env.setdefault("NOTIFICATIONS_TABLE", "notifications")
         env["STAGE"] = STAGE
         env["JWT_SECRET"] = self.settings.jwt_secret
+        self.issuer.trust(env)
         env["DYNAMODB_ENDPOINT"] = self.dynamodb_url
         env["WEBSOCKET_ENDPOINT"] = f"http://{HOST}:{ws_port}"
 
@@ -411,7 +419,8 @@ class DevStack:
                 f"  DynamoDB      {self.dynamodb_url} ({database})",
                 f"  SQS fan-out   {self._environ.get('FANOUT_QUEUE_URL', 'off')}",
                 f"  Demo page     {self.rest_url}/demo/",
-                f"Mint a token:   {python} -m devstack token alice  (staff: --admin)",
+                f"Mint a token:   {python} -m devstack token alice  (staff: --admin;"
+                " RS256 from the dev issuer: --rs256)",
                 "Press Ctrl-C to stop.",
             ]
         )

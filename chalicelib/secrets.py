@@ -1,0 +1,124 @@
+"""The JWT secret from SSM Parameter Store: read once per process, on first use.
+
+Cold starts come in storms (a deploy, a reconnect wave), and SSM's default throughput is
+40 TPS per account and region, so the read is bounded: a few attempts with jittered backoff
+inside a deadline, then a clear ConfigurationError. A failure is not cached: the next
+invocation tries again, but not sooner than `retry_interval` after the last failure, so a
+broken parameter does not turn every request into more SSM calls.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from mypy_boto3_ssm import SSMClient
+
+# Errors that another attempt cannot fix: report them at once.
+PERMANENT_ERRORS = frozenset(
+    {
+        "ParameterNotFound",
+        "ParameterVersionNotFound",
+        "AccessDeniedException",
+        "ValidationException",
+    }
+)
+
+
+class SecretSource:
+    """A value fetched on first use and then kept for the life of the process."""
+
+    def __init__(
+        self,
+        fetch: Callable[[], str],
+        *,
+        describe: str,
+        validate: Callable[[str], str] = lambda value: value,
+        attempts: int = 3,
+        base_delay: float = 0.1,
+        deadline: float = 3.0,
+        retry_interval: float = 5.0,
+        is_permanent: Callable[[Exception], bool] = lambda exc: False,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._fetch = fetch
+        self._describe = describe
+        self._validate = validate
+        self._attempts = attempts
+        self._base_delay = base_delay
+        self._deadline = deadline
+        self._retry_interval = retry_interval
+        self._is_permanent = is_permanent
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._value: str | None = None
+        self._failed_at: float | None = None
+        self._failure = ""
+        self.fetches = 0
+
+    def get(self) -> str:
+        value = self._value
+        if value is not None:
+            return value
+        with self._lock:
+            if self._value is None:
+                self._value = self._load()
+            return self._value
+
+    def _load(self) -> str:
+        now = self._clock()
+        if self._failed_at is not None and now - self._failed_at < self._retry_interval:
+            raise ConfigurationError(f"{self._describe} is unavailable: {self._failure}")
+        give_up_at = now + self._deadline
+        error: Exception | None = None
+        for attempt in range(self._attempts):
+            self.fetches += 1
+            try:
+                value = self._fetch()
+            except Exception as exc:
+                error = exc
+                if self._is_permanent(exc):
+                    break
+                delay = self._base_delay * 2**attempt * (0.5 + random.random() / 2)
+                if attempt + 1 == self._attempts or self._clock() + delay > give_up_at:
+                    break
+                self._sleep(delay)
+                continue
+            try:
+                return self._validate(value)
+            except ConfigurationError as exc:
+                self._fail(exc)
+                raise
+        self._fail(error)
+        raise ConfigurationError(
+            f"Could not read {self._describe} ({self._failure}); the next request tries again"
+        ) from error
+
+    def _fail(self, error: Exception | None) -> None:
+        self._failed_at = self._clock()
+        self._failure = f"{type(error).__name__}: {error}"
+
+
+def ssm_parameter(client_factory: Callable[[], SSMClient], name: str) -> Callable[[], str]:
+    """A fetch function for one SecureString parameter."""
+
+    def fetch() -> str:
+        response = client_factory().get_parameter(Name=name, WithDecryption=True)
+        return response["Parameter"]["Value"]
+
+    return fetch
+
+
+def is_permanent_client_error(exc: Exception) -> bool:
+    """Whether a botocore error says retrying cannot help (missing parameter, no access)."""
+    response: Any = getattr(exc, "response", None)
+    code = (response or {}).get("Error", {}).get("Code")
+    return code in PERMANENT_ERRORS
