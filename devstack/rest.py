@@ -27,6 +27,7 @@ from chalice.local import (
     RouteMatcher,
 )
 
+from devstack.context import LambdaContext
 from devstack.runtime import PROJECT_ROOT, Invoker
 from devstack.tokens import mint_dev_token
 
@@ -47,6 +48,13 @@ class _DecodingEventConverter(LambdaEventConverter):
         return event
 
 
+class _Gateway(LocalGateway):
+    """chalice.local's gateway, handing the REST handler the runtime's context shape."""
+
+    def _generate_lambda_context(self) -> LambdaContext:  # type: ignore[override]
+        return LambdaContext(function_name=self._config.function_name)
+
+
 class RestGateway:
     """Serves the Chalice app's REST routes and the dev routes on one aiohttp app."""
 
@@ -61,7 +69,7 @@ class RestGateway:
         self._invoker = invoker
         self._jwt_secret = jwt_secret
         self._web_dir = web_dir
-        self._gateway = LocalGateway(app, Config(chalice_stage="local"))
+        self._gateway = _Gateway(app, Config(chalice_stage="local"))
         self._gateway.event_converter = _DecodingEventConverter(
             RouteMatcher(list(app.routes)), app.api.binary_types
         )
