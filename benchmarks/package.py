@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import tempfile
 import zipfile
 from collections import Counter
 from pathlib import Path
+
+from devstack.package import chalice_package
 
 ROOT = Path(__file__).resolve().parent.parent
 LIMIT_MB = 10
@@ -17,24 +16,7 @@ LIMIT_MB = 10
 def main() -> None:
     print("\n== Lambda package (chalice package --merge-template infra/resources.json) ==")
     with tempfile.TemporaryDirectory() as out:
-        subprocess.run(
-            [
-                Path(sys.executable).parent / "chalice",
-                "package",
-                "--stage",
-                "prod",
-                "--merge-template",
-                "infra/resources.json",
-                out,
-            ],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-            env={
-                **os.environ,
-                "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-            },
-        )
+        chalice_package(Path(out))
         archive = Path(out) / "deployment.zip"
         with zipfile.ZipFile(archive) as bundle:
             entries = bundle.infolist()

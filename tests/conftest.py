@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -16,6 +17,7 @@ from chalicelib import telemetry
 from chalicelib.service import NotificationService, get_service
 from chalicelib.settings import get_settings
 from devstack.lambda_session import LambdaSession
+from devstack.package import chalice_package
 from devstack.tables import create_tables
 from devstack.tokens import mint_token
 
@@ -36,6 +38,12 @@ ENVIRONMENT = {
     "WEBSOCKET_ENDPOINT": ENDPOINT,
     "RATE_LIMIT_PER_MINUTE": "1000",
 }
+
+
+@pytest.fixture(scope="session")
+def lambda_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`chalice package --stage prod` once per run: sam.json and deployment.zip."""
+    return chalice_package(tmp_path_factory.mktemp("package"))
 
 
 def _reset_caches() -> None:

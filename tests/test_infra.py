@@ -19,24 +19,8 @@ FUNCTIONS = ["APIHandler", "WebsocketConnect", "WebsocketMessage", "WebsocketDis
 
 
 @pytest.fixture(scope="module")
-def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("package")
-    subprocess.run(
-        [
-            BIN / "chalice",
-            "package",
-            "--stage",
-            "prod",
-            "--merge-template",
-            "infra/resources.json",
-            str(out),
-        ],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": str(BIN) + ":/usr/bin:/bin"},
-    )
-    return out
+def package(lambda_package: Path) -> Path:
+    return lambda_package
 
 
 @pytest.fixture(scope="module")
