@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LIMIT_MB = 10
 
 
-def main() -> None:
+def main(*, smoke: bool = False) -> None:
+    """Packaging has no smaller configuration: `smoke` runs it as is."""
     print("\n== Lambda package (chalice package --merge-template infra/resources.json) ==")
     with tempfile.TemporaryDirectory() as out:
         chalice_package(Path(out))
