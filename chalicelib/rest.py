@@ -75,6 +75,9 @@ def _json_body(raw: bytes) -> Any:
         return json.loads(raw or b"null")
     except ValueError:
         raise InvalidJSON("Body is not valid JSON") from None
+    except RecursionError:
+        # Deeper than the parser can go, far past DESIGN's 32 levels of `data`.
+        raise ValidationFailed("The body is nested too deeply") from None
 
 
 class RestApi:
