@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 from devstack.tokens import DEFAULT_SECRET, mint_dev_token
@@ -42,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--rest-port", type=int, help="REST port (env REST_PORT, 8000; 0 = free)")
     run.add_argument("--ws-port", type=int, help="WebSocket port (env WS_PORT, 8001; 0 = free)")
     run.add_argument("--app", default="app:app", help="Chalice app as module:attribute")
+    run.add_argument(
+        "--state",
+        help="keep the embedded DynamoDB in this file: loaded at start, saved as it changes "
+        "and on stop (env DEVSTACK_STATE; default: in memory only)",
+    )
 
     token = commands.add_parser("token", help="mint a dev JWT signed with JWT_SECRET")
     token.add_argument("user")
@@ -74,7 +80,10 @@ def _run(args: argparse.Namespace) -> int:
     from devstack.server import StackSettings, run
 
     settings = StackSettings.from_env(
-        rest_port=args.rest_port, ws_port=args.ws_port, app_spec=args.app
+        rest_port=args.rest_port,
+        ws_port=args.ws_port,
+        app_spec=args.app,
+        state_file=Path(args.state) if args.state else None,
     )
     return run(settings)
 

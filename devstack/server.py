@@ -39,6 +39,7 @@ from devstack.runtime import (
     point_websocket_api_at,
     websocket_entry_points,
 )
+from devstack.snapshot import Snapshotter, load_snapshot
 from devstack.tokens import DEFAULT_SECRET
 from devstack.websocket import WebSocketGateway
 
@@ -51,6 +52,7 @@ FAKE_CREDENTIALS = {
 }
 
 log = logging.getLogger("devstack")
+WRITE_OPERATIONS = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ class StackSettings:
     dynamodb_endpoint: str | None = None  # DYNAMODB_ENDPOINT: external DynamoDB, else moto
     concurrency: int = 64  # DEVSTACK_CONCURRENCY: Lambda invocations at once
     web_dir: Path = WEB_DIR  # DEVSTACK_WEB_DIR: served at /demo/
+    state_file: Path | None = None  # DEVSTACK_STATE / --state: keep the embedded DynamoDB here
+    snapshot_interval: float = 2.0  # DEVSTACK_SNAPSHOT_INTERVAL, seconds
     app_spec: str = "app:app"
 
     @classmethod
@@ -78,6 +82,12 @@ class StackSettings:
             "dynamodb_endpoint": environ.get("DYNAMODB_ENDPOINT") or None,
             "concurrency": int(environ.get("DEVSTACK_CONCURRENCY", cls.concurrency)),
             "web_dir": Path(environ.get("DEVSTACK_WEB_DIR") or WEB_DIR),
+            "state_file": Path(environ["DEVSTACK_STATE"])
+            if environ.get("DEVSTACK_STATE")
+            else None,
+            "snapshot_interval": float(
+                environ.get("DEVSTACK_SNAPSHOT_INTERVAL", cls.snapshot_interval)
+            ),
         }
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
@@ -277,6 +287,7 @@ class DevStack:
         self._moto: EmbeddedMoto | None = None
         self._sqs: EmbeddedMoto | None = None
         self._fanout: FanoutWorker | None = None
+        self._snapshots: Snapshotter | None = None
         self._runners: list[web.AppRunner] = []
         self._invoker: Invoker | None = None
         self.rest_url = ""
@@ -297,6 +308,8 @@ class DevStack:
         self._configure_environment(ws_port)
         if settings.dynamodb_endpoint is None:
             _create_tables(self.dynamodb_url, self._environ)
+            if settings.state_file is not None:
+                self._restore(settings.state_file)
 
         app = load_app(settings.app_spec)
         # The app reads its settings on first use, so the queue can still be set up here.
@@ -332,6 +345,25 @@ class DevStack:
             await runner.setup()
             await web.SockSite(runner, sock).start()
             self._runners.append(runner)
+
+    def _restore(self, path: Path) -> None:
+        """Load the state file into the fresh tables and keep it up to date from now on."""
+        assert self._moto is not None
+        moto = self._moto
+        client = boto3.client(
+            "dynamodb",
+            endpoint_url=self.dynamodb_url,
+            region_name=self._environ["AWS_DEFAULT_REGION"],
+        )
+        loaded = load_snapshot(client, path)
+        log.info("loaded %d items from %s", loaded, path)
+        self._snapshots = Snapshotter(
+            client,
+            path,
+            writes=lambda: sum(moto.operations[name] for name in WRITE_OPERATIONS),
+            interval=self.settings.snapshot_interval,
+        )
+        self._snapshots.start()
 
     def _start_moto(self) -> str:
         self._moto = EmbeddedMoto("dynamodb")
@@ -392,13 +424,22 @@ class DevStack:
         if self._fanout is not None:
             await asyncio.to_thread(self._fanout.stop)
             self._fanout = None
+        if self._snapshots is not None:
+            await asyncio.to_thread(self._snapshots.stop)
+            log.info("saved the embedded DynamoDB to %s", self._snapshots.path)
+            self._snapshots = None
         for server in (self._sqs, self._moto):
             if server is not None:
                 server.stop()
         self._moto = self._sqs = None
 
     def banner(self) -> str:
-        database = "embedded moto" if self.settings.dynamodb_endpoint is None else "external"
+        if self.settings.dynamodb_endpoint is not None:
+            database = "external"
+        elif self._snapshots is not None:
+            database = f"embedded moto, saved to {self._snapshots.path}"
+        else:
+            database = "embedded moto, in memory: lost when the stack stops"
         python = os.path.relpath(sys.executable, PROJECT_ROOT)
         if python.startswith(".."):
             python = sys.executable

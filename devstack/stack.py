@@ -43,6 +43,8 @@ STACK_SETTINGS = frozenset(
         "DEVSTACK_CONCURRENCY",
         "DEVSTACK_WEB_DIR",
         "DEVSTACK_LOG_LEVEL",
+        "DEVSTACK_STATE",
+        "DEVSTACK_SNAPSHOT_INTERVAL",
         "STAGE",
         "JWT_SECRET",
         "JWT_SECRET_PARAMETER",
@@ -146,6 +148,14 @@ class LocalStack:
         self._process = None
         self.returncode = process.returncode
         return process.returncode
+
+    def kill(self) -> int:
+        """SIGKILL the stack, as a crash or ``kill -9`` would: nothing runs on the way out."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+        return self.stop()
 
     def output(self) -> str:
         """Everything the stack printed so far (banner and logs)."""
