@@ -4,6 +4,7 @@ python -m devstack run                       # REST :8000, WebSocket + @connecti
 python -m devstack token alice [--admin] [--group g]
 python -m devstack listen alice              # or: listen --token <JWT>
 python -m devstack send alice "Your case status has been updated"
+python -m devstack openapi                   # write openapi.json from app.py's routes and models
 """
 
 from __future__ import annotations
@@ -63,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     listen.add_argument("--since", help="also replay notifications newer than this id")
     listen.add_argument("--ws-url", default=None, help="WebSocket URL (env WS_URL)")
     listen.add_argument("--json", action="store_true", help="print one JSON event per line")
+
+    openapi = commands.add_parser("openapi", help="write the REST API's OpenAPI document")
+    openapi.add_argument("--output", default=None, help="file to write (default: openapi.json)")
+    openapi.add_argument("--check", action="store_true", help="fail if the file is outdated")
 
     send = commands.add_parser("send", help="send a notification to a user through REST")
     send.add_argument("user")
@@ -141,9 +146,25 @@ def _send(args: argparse.Namespace) -> int:
     return 0 if 200 <= result.status < 300 else 1
 
 
+def _openapi(args: argparse.Namespace) -> int:
+    from devstack.openapi import DOCUMENT, build_document, render
+
+    path = Path(args.output) if args.output else DOCUMENT
+    text = render(build_document())
+    if args.check:
+        current = path.read_text(encoding="utf-8") if path.exists() else ""
+        if current != text:
+            print(f"{path} is outdated: run python -m devstack openapi", file=sys.stderr)
+            return 1
+        return 0
+    path.write_text(text, encoding="utf-8")
+    print(f"wrote {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"run": _run, "token": _token, "listen": _listen, "send": _send}
+    commands = {"run": _run, "token": _token, "listen": _listen, "send": _send, "openapi": _openapi}
     with contextlib.suppress(BrokenPipeError):
         return commands[args.command](args)
     return 1

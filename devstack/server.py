@@ -134,6 +134,16 @@ def _create_tables(endpoint: str, environ: Mapping[str, str]) -> None:
         log.info("tables already exist at %s", endpoint)
 
 
+def _openapi_document(app: Any, app_spec: str) -> dict[str, Any] | None:
+    """The OpenAPI document of an app whose module declares its routes with a RestApi."""
+    from chalicelib.rest import RestApi
+    from devstack.openapi import build_document
+
+    module = importlib.import_module(app_spec.partition(":")[0])
+    api = next((value for value in vars(module).values() if isinstance(value, RestApi)), None)
+    return build_document(app, api) if api is not None else None
+
+
 class _LiveTableAsBackup:
     """Stands in for the ``copy`` module inside moto's DynamoDB backend during one
     TransactWriteItems, whose rollback backup is a deep copy of the whole table per
@@ -335,6 +345,7 @@ class DevStack:
             app, self._invoker, jwt_secret=settings.jwt_secret, web_dir=settings.web_dir
         )
         rest_gateway.rest_url, rest_gateway.ws_url = self.rest_url, self.ws_url
+        rest_gateway.openapi = _openapi_document(app, settings.app_spec)
         rest_gateway.stats_sources = {
             name: server.stats
             for name, server in (("dynamodb", self._moto), ("sqs", self._sqs))
