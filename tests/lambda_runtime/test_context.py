@@ -7,7 +7,9 @@ dict from a friendlier fake hid a crash of every real fan-out batch.
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import time
 from typing import Any
 
@@ -15,6 +17,7 @@ import pytest
 from awslambdaric.lambda_context import LambdaContext as RuntimeContext
 
 import app as lambda_app
+from chalicelib import telemetry
 from devstack import events
 from devstack.context import LambdaContext
 from devstack.fanout import sqs_event
@@ -86,3 +89,22 @@ def test_websocket_handlers_run_with_a_runtime_context(ws: type[WsClient]) -> No
     lambda_app.disconnect(
         events.disconnect_event(context, status_code=1000, reason="bye"), runtime_context()
     )
+
+
+def test_fanout_log_lines_carry_the_invocation_request_id(ws: type[WsClient]) -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(telemetry.logger.registered_formatter)
+    target = logging.getLogger(telemetry.SERVICE)
+    target.addHandler(handler)
+    try:
+        context = runtime_context()
+        event = sqs_event([message("poison", "{not a job")], QUEUE_ARN, REGION)
+        assert lambda_app.fanout_worker(event, context) == {
+            "batchItemFailures": [{"itemIdentifier": "poison"}]
+        }
+    finally:
+        target.removeHandler(handler)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")]
+    failures = [line for line in lines if line.get("message") == "fan-out batch failed"]
+    assert failures and all(line["request_id"] == context.aws_request_id for line in failures)
