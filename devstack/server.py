@@ -476,13 +476,27 @@ async def serve(settings: StackSettings) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     stack = DevStack(settings)
+    watchdog = asyncio.create_task(_stop_when_orphaned(stop))
     try:
         await stack.start()
         print(stack.banner(), flush=True)
         await stop.wait()
         print("devstack: stopping", flush=True)
     finally:
+        watchdog.cancel()
         await stack.stop()
+
+
+async def _stop_when_orphaned(stop: asyncio.Event) -> None:
+    """A stack started by a LocalStack (DEVSTACK_PARENT_PID) stops when its parent is gone,
+    e.g. a test run that crashed, instead of holding its ports and CPU."""
+    parent = os.environ.get("DEVSTACK_PARENT_PID")
+    if not parent:
+        return
+    while os.getppid() == int(parent):
+        await asyncio.sleep(1)
+    log.warning("parent process %s is gone: stopping", parent)
+    stop.set()
 
 
 def run(settings: StackSettings) -> int:

@@ -45,6 +45,7 @@ STACK_SETTINGS = frozenset(
         "DEVSTACK_LOG_LEVEL",
         "DEVSTACK_STATE",
         "DEVSTACK_SNAPSHOT_INTERVAL",
+        "DEVSTACK_PARENT_PID",
         "STAGE",
         "JWT_SECRET",
         "JWT_SECRET_PARAMETER",
@@ -85,7 +86,12 @@ class LocalStack:
         inherited = {k: v for k, v in os.environ.items() if k not in STACK_SETTINGS}
         self._env = {**inherited, **(env or {})}
         self._env.update(
-            {"REST_PORT": str(rest_port), "WS_PORT": str(ws_port), "PYTHONUNBUFFERED": "1"}
+            {
+                "REST_PORT": str(rest_port),
+                "WS_PORT": str(ws_port),
+                "PYTHONUNBUFFERED": "1",
+                "DEVSTACK_PARENT_PID": str(os.getpid()),
+            }
         )
         self._app = app
         self._startup_timeout = startup_timeout
