@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from awslambdaric.lambda_context import LambdaContext as RuntimeContext
+from chalice.app import SQSEvent
 
 import app as lambda_app
 from chalicelib import telemetry
@@ -108,3 +109,19 @@ def test_fanout_log_lines_carry_the_invocation_request_id(ws: type[WsClient]) ->
     lines = [json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")]
     failures = [line for line in lines if line.get("message") == "fan-out batch failed"]
     assert failures and all(line["request_id"] == context.aws_request_id for line in failures)
+
+
+@pytest.mark.parametrize(
+    ("context", "expected"),
+    [
+        (runtime_context(), {"request_id": "0f1e2d3c-aaaa-bbbb-cccc-1234567890ab"}),
+        ({"requestId": "from-a-dict"}, {"request_id": "from-a-dict"}),
+        (None, {}),
+    ],
+    ids=["runtime object", "dict", "none"],
+)
+def test_invocation_keys_read_context_objects_and_dicts(context: Any, expected: Any) -> None:
+    event = SQSEvent(sqs_event([message("m1", "{}")], QUEUE_ARN, REGION), context)
+    keys = telemetry.invocation_keys(event)
+    assert {name: keys[name] for name in expected} == expected
+    assert all(isinstance(value, str) for value in keys.values())
