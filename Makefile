@@ -15,8 +15,11 @@ $(STAMP): $(BIN)/python requirements.txt requirements-dev.txt
 
 install: $(STAMP)
 
+# The embedded DynamoDB is kept in $(STATE) (loaded at start, saved as it changes and on
+# stop); `make run STATE=` keeps it in memory only.
+STATE ?= .devstack/state.json
 run: install
-	$(BIN)/python -m devstack run
+	$(BIN)/python -m devstack run $(if $(STATE),--state $(STATE))
 
 test: install
 	$(BIN)/ruff check .

@@ -1,24 +1,48 @@
-"""`make bench`: every benchmark section in turn."""
+"""`make bench`: every benchmark section in turn. `--smoke`: each in a tiny configuration,
+to check that it runs (tests/test_benchmarks.py); its figures mean nothing."""
 
 from __future__ import annotations
 
+import argparse
+import importlib
+import inspect
+import pkgutil
+from collections.abc import Callable
 from pathlib import Path
-
-from benchmarks import broadcast, calls, coldstart, package
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
+# Run order of `make bench`; a module not listed here runs after these.
+ORDER = ("package", "calls", "coldstart", "broadcast", "e2e")
 
 
-def main() -> None:
-    package.main()
-    calls.main()
-    coldstart.main()
-    broadcast.main()
-    # benchmarks/e2e.py is written separately; run it only once it exists.
-    if (HERE / "e2e.py").is_file():
-        from benchmarks import e2e
+def modules() -> list[str]:
+    """Every benchmark module of this package, in run order."""
+    found = {
+        info.name for info in pkgutil.iter_modules([str(HERE)]) if not info.name.startswith("_")
+    }
+    return [name for name in ORDER if name in found] + sorted(found - set(ORDER))
 
-        e2e.main()
+
+def entry_point(name: str) -> Callable[..., Any]:
+    return importlib.import_module(f"benchmarks.{name}").main
+
+
+def run(name: str, *, smoke: bool = False) -> Any:
+    """Run one benchmark's `main`; `smoke` is passed to those that take it."""
+    main = entry_point(name)
+    if smoke and "smoke" in inspect.signature(main).parameters:
+        return main(smoke=True)
+    return main()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="tiny configurations, figures moot")
+    parser.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
+    args = parser.parse_args(argv)
+    for name in args.names or modules():
+        run(name, smoke=args.smoke)
 
 
 if __name__ == "__main__":

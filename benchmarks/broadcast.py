@@ -33,10 +33,13 @@ from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
 
-from benchmarks.calls import POST, CallCounter, moto_service, pushed, quiet_stdout
+from benchmarks.calls import POST, REGION, CallCounter, moto_service, quiet_stdout
+from devstack.lambda_session import posted_frames
 
 USERS = 2000
 LIVE = 500
+SMOKE_USERS = 12
+SMOKE_LIVE = 3
 
 
 @contextmanager
@@ -71,8 +74,9 @@ def moto_without_transaction_snapshots() -> Iterator[list[str]]:
         models.DynamoDBBackend.transact_write_items = original
 
 
-def setup(service: Any) -> list[tuple[str, str]]:
-    """2,000 users in the directory; the first 500 with one live, registered session each.
+def setup(service: Any, user_count: int, live_count: int) -> list[tuple[str, str]]:
+    """`user_count` users in the directory; the first `live_count` with one live, registered
+    session each.
 
     Written through Storage (register_connection upserts the connection with its `live`
     shard; the directory entries use storage's own key function) rather than through 500
@@ -84,9 +88,9 @@ def setup(service: Any) -> list[tuple[str, str]]:
 
     storage = service.storage
     expires = int(time.time()) + 3600
-    users = [f"user-{index:04d}" for index in range(USERS)]
+    users = [f"user-{index:04d}" for index in range(user_count)]
     live = []
-    for user_id in users[:LIVE]:
+    for user_id in users[:live_count]:
         connection_id = new_connection_id()
         storage.register_connection(connection_id, Principal(user_id, expires_at=expires))
         live.append((connection_id, user_id))
@@ -189,7 +193,7 @@ def describe(calls: Counter[tuple[str, str]]) -> str:
 def check(live: list[tuple[str, str]], frames: int, label: str) -> None:
     """Every live session has received one more frame (no timing check)."""
     for connection_id, _ in live:
-        got = len(pushed(connection_id))
+        got = len(posted_frames(connection_id, REGION))
         if got != frames:
             raise RuntimeError(f"{label}: {connection_id} has {got} frames, expected {frames}")
 
@@ -203,11 +207,14 @@ def critical_path(calls: Counter[tuple[str, str]], pool: int) -> int:
     return dynamodb + -(-calls[POST] // pool)
 
 
-def main() -> None:
+def main(*, smoke: bool = False) -> None:
+    """`smoke`: a dozen users, to check that it runs (figures meaningless)."""
     from chalicelib.models import NotificationContent
 
+    users, live_count = (SMOKE_USERS, SMOKE_LIVE) if smoke else (USERS, LIVE)
+
     print(
-        f"== Broadcast: {USERS} users, {LIVE} live (one session each), moto in-process: "
+        f"== Broadcast: {users} users, {live_count} live (one session each), moto in-process: "
         "service.broadcast vs a sequential baseline =="
     )
     with (
@@ -216,7 +223,7 @@ def main() -> None:
         moto_without_transaction_snapshots() as failed,
     ):
         started = time.perf_counter()
-        live = setup(service)
+        live = setup(service, users, live_count)
         setup_seconds = time.perf_counter() - started
         # Touch the broadcast code path once (empty audience), outside the measurement.
         service.broadcast(NotificationContent(message="warm-up"), "nobody")
@@ -226,7 +233,7 @@ def main() -> None:
         check(live, 1, "broadcast")
         slow = measure(counter, lambda: sequential_baseline(service, content, live))
         check(live, 2, "baseline")
-        offline_unread = service.storage.unread_count(f"user-{USERS - 1:04d}")
+        offline_unread = service.storage.unread_count(f"user-{users - 1:04d}")
         pool = service.settings.push_concurrency
     if failed:
         raise RuntimeError(f"{len(failed)} transactions failed ({failed}): figures invalid")

@@ -50,7 +50,7 @@ POST = ("apigatewaymanagementapi", "PostToConnection")
 def bench_environment(**overrides: str) -> Iterator[None]:
     """Fake credentials and the service's settings, restored afterwards."""
     from chalicelib.settings import get_settings
-    from chalicelib.wiring import get_service
+    from chalicelib.wiring import use_service
 
     wanted = {**ENVIRONMENT, **overrides}
     removed = ("DYNAMODB_ENDPOINT", "AWS_PROFILE")
@@ -59,7 +59,7 @@ def bench_environment(**overrides: str) -> Iterator[None]:
         os.environ.pop(name, None)
     os.environ.update(wanted)
     get_settings.cache_clear()
-    get_service.cache_clear()
+    use_service(None)
     try:
         yield
     finally:
@@ -69,7 +69,7 @@ def bench_environment(**overrides: str) -> Iterator[None]:
             else:
                 os.environ[name] = value
         get_settings.cache_clear()
-        get_service.cache_clear()
+        use_service(None)
 
 
 class CallCounter:
@@ -187,7 +187,7 @@ def moto_service() -> Iterator[tuple[Any, CallCounter]]:
         )
         service = get_service()
         counter = CallCounter()
-        counter.attach(service.storage._db)
+        counter.attach(service.clients.dynamodb)
         counter.attach(service.sender.client)
         yield service, counter
 
@@ -264,11 +264,23 @@ def send(user_id: str, message: str) -> None:
     send_notification(user_id, {"message": message, "type": "info", "case_id": "12345"})
 
 
-def run() -> list[Row]:
+@dataclass(frozen=True)
+class Scale:
+    live_sessions: tuple[int, ...] = (0, 1, 3, 10)
+    replayed: int = 10
+    stored: int = 30
+    mark_sizes: tuple[int, ...] = (1, 10, 100)
+    acked: int = 10
+
+
+SMOKE = Scale(live_sessions=(0, 1), replayed=2, stored=3, mark_sizes=(1, 2), acked=2)
+
+
+def run(scale: Scale = Scale()) -> list[Row]:
     rows: list[Row] = []
     with moto_service() as (service, counter):
         # Send to a user with k live (registered) sessions.
-        for k in (0, 1, 3, 10):
+        for k in scale.live_sessions:
             user = f"sender-k{k}"
             sessions = [Session().open(user) for _ in range(k)]
             row = measure(counter, f"send, k={k} live sessions", lambda u=user: send(u, "hi"))
@@ -276,24 +288,26 @@ def run() -> list[Row]:
                 expect(session.received(), "notification")
             rows.append(row)
 
-        # Register with a replay of 10 (10 notifications stored while offline, none acked).
+        # Register with a replay of n (n notifications stored while offline, none acked).
         user = "replayer"
-        for index in range(10):
+        for index in range(scale.replayed):
             send(user, f"offline {index}")
         session = Session()
         session.connect(token(user))
         rows.append(
             measure(
                 counter,
-                "register (replay of 10)",
-                lambda: expect(session.send({"action": "register"}), "notification", 10),
+                f"register (replay of {scale.replayed})",
+                lambda: expect(
+                    session.send({"action": "register"}), "notification", scale.replayed
+                ),
                 "token sent at connect",
             )
         )
 
         # get_notifications: the default page (20) of a user with 30 stored.
         user = "reader"
-        for index in range(30):
+        for index in range(scale.stored):
             send(user, f"stored {index}")
         session = Session().open(user)
         rows.append(
@@ -306,12 +320,13 @@ def run() -> list[Row]:
 
         # mark_read of 1, 10, 100 unread ids, from one of the user's two sessions.
         user = "marker"
-        for index in range(111):
+        unread_total = sum(scale.mark_sizes)
+        for index in range(unread_total):
             send(user, f"unread {index}")
         session, other = Session().open(user), Session().open(user)
-        unread = [item.id for item in service.storage.notifications_after(user, None, 111)]
+        unread = [item.id for item in service.inbox.after(user, None, unread_total)]
         offset = 0
-        for size in (1, 10, 100):
+        for size in scale.mark_sizes:
             ids, offset = unread[offset : offset + size], offset + size
             other.received()
 
@@ -331,11 +346,11 @@ def run() -> list[Row]:
             expect(other.received(), "marked_read")
 
         # ack of 10 (for completeness: the other per-message write path).
-        ids = unread[:10]
+        ids = unread[: scale.acked]
         rows.append(
             measure(
                 counter,
-                "ack, 10 ids",
+                f"ack, {scale.acked} ids",
                 lambda: expect(session.send({"action": "ack", "ids": ids}), "acked"),
             )
         )
@@ -344,8 +359,8 @@ def run() -> list[Row]:
         rows.append(
             measure(
                 counter,
-                "unread count (storage.unread_count)",
-                lambda: service.storage.unread_count(user),
+                "unread count (inbox.unread_count)",
+                lambda: service.inbox.unread_count(user),
             )
         )
         rows.append(
@@ -390,13 +405,14 @@ def render(rows: list[Row]) -> str:
     return "\n".join(out)
 
 
-def main() -> None:
+def main(*, smoke: bool = False) -> None:
+    """`smoke`: the same operations on a few items, to check that it runs."""
     print("== AWS calls per operation (moto in-process, counted by botocore before-call hooks) ==")
     print("Each row counts only the calls of the measured operation; WebSocket actions go through")
     print("app.message (the Lambda handler), sends through chalicelib.send_notification.")
     print()
     with quiet_stdout() as printed:
-        rows = run()
+        rows = run(SMOKE if smoke else Scale())
     print(render(rows))
     lines = printed.getvalue().count("\n")
     print(f"({lines} lines the service printed while measured, e.g. EMF metrics, not shown)")

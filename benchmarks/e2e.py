@@ -29,6 +29,8 @@ from devstack.stack import LocalStack
 
 SENDS = 1000
 SOCKETS = 1000
+SMOKE_SENDS = 3
+SMOKE_SOCKETS = 30  # above devstack's fan-out threshold (25): the SQS path runs too
 CONNECT_CONCURRENCY = 50
 
 
@@ -52,13 +54,15 @@ async def open_registered(stack: LocalStack, user_id: str) -> tuple[Any, str]:
             return socket, frame["connection_id"]
 
 
-async def rest_to_websocket(stack: LocalStack, http: aiohttp.ClientSession) -> list[float]:
+async def rest_to_websocket(
+    stack: LocalStack, http: aiohttp.ClientSession, sends: int
+) -> list[float]:
     socket, _ = await open_registered(stack, "bench-latency")
     headers = {"Authorization": f"Bearer {stack.token('bench-admin', admin=True)}"}
     url = f"{stack.rest_url}/api/notifications"
     samples = []
     try:
-        for n in range(SENDS):
+        for n in range(sends):
             body = {"user_id": "bench-latency", "message": f"m{n}"}
             started = time.perf_counter()
             request = asyncio.ensure_future(http.post(url, json=body, headers=headers))
@@ -75,13 +79,15 @@ async def rest_to_websocket(stack: LocalStack, http: aiohttp.ClientSession) -> l
     return samples
 
 
-async def connections_floor(stack: LocalStack, http: aiohttp.ClientSession) -> list[float]:
+async def connections_floor(
+    stack: LocalStack, http: aiohttp.ClientSession, sends: int
+) -> list[float]:
     socket, connection_id = await open_registered(stack, "bench-floor")
     url = f"{stack.connections_url}/{connection_id}"
     payload = json.dumps({"event": "message", "data": "x" * 300}).encode()
     samples = []
     try:
-        for _ in range(SENDS):
+        for _ in range(sends):
             started = time.perf_counter()
             request = asyncio.ensure_future(http.post(url, data=payload))
             await socket.recv()
@@ -98,10 +104,12 @@ async def dynamodb_stats(stack: LocalStack, http: aiohttp.ClientSession) -> dict
         return (await response.json())["dynamodb"]
 
 
-async def rest_round_trip(stack: LocalStack, http: aiohttp.ClientSession) -> list[float]:
+async def rest_round_trip(
+    stack: LocalStack, http: aiohttp.ClientSession, sends: int
+) -> list[float]:
     """``GET /health``: the REST gateway and a Lambda invocation, no DynamoDB."""
     samples = []
-    for _ in range(SENDS):
+    for _ in range(sends):
         started = time.perf_counter()
         async with http.get(f"{stack.rest_url}/health") as response:
             await response.read()
@@ -109,7 +117,7 @@ async def rest_round_trip(stack: LocalStack, http: aiohttp.ClientSession) -> lis
     return samples
 
 
-async def broadcast(stack: LocalStack, http: aiohttp.ClientSession) -> dict[str, float]:
+async def broadcast(stack: LocalStack, http: aiohttp.ClientSession, count: int) -> dict[str, float]:
     gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
 
     async def one(index: int) -> Any:
@@ -119,7 +127,7 @@ async def broadcast(stack: LocalStack, http: aiohttp.ClientSession) -> dict[str,
 
     stats_before_connect = await dynamodb_stats(stack, http)
     opened = time.perf_counter()
-    sockets = await asyncio.gather(*(one(index) for index in range(SOCKETS)))
+    sockets = await asyncio.gather(*(one(index) for index in range(count)))
     connect_seconds = time.perf_counter() - opened
 
     async def receive(socket: Any) -> float:
@@ -157,20 +165,20 @@ async def broadcast(stack: LocalStack, http: aiohttp.ClientSession) -> dict[str,
     }
 
 
-async def run(stack: LocalStack) -> dict[str, Any]:
+async def run(stack: LocalStack, sends: int = SENDS, sockets: int = SOCKETS) -> dict[str, Any]:
     connector = aiohttp.TCPConnector(limit=10)
     async with aiohttp.ClientSession(connector=connector, trust_env=False) as http:
-        await warm_up(stack, http)
-        floor = await connections_floor(stack, http)
+        await warm_up(stack, http, min(20, sends))
+        floor = await connections_floor(stack, http, sends)
         report_latency("floor: POST @connections → receive", floor)
-        health = await rest_round_trip(stack, http)
+        health = await rest_round_trip(stack, http, sends)
         report_latency("REST gateway alone: GET /health", health)
         before = await dynamodb_stats(stack, http)
-        rest = await rest_to_websocket(stack, http)
+        rest = await rest_to_websocket(stack, http, sends)
         after = await dynamodb_stats(stack, http)
         report_latency("REST POST → WebSocket receive", rest)
-        requests = (after["requests"] - before["requests"]) / SENDS
-        moto_ms = (after["busy_seconds"] - before["busy_seconds"]) / SENDS * 1000
+        requests = (after["requests"] - before["requests"]) / sends
+        moto_ms = (after["busy_seconds"] - before["busy_seconds"]) / sends * 1000
         print(
             f"  of which DynamoDB (moto): {requests:.1f} requests, {moto_ms:.2f} ms inside moto"
             " per send (the rest: the app, botocore, HTTP, the emulator)",
@@ -178,7 +186,7 @@ async def run(stack: LocalStack) -> dict[str, Any]:
         )
         ratio = percentile(rest, 0.5) / percentile(floor, 0.5)
         print(f"p50 ratio to the floor: {ratio:.1f}x (goal ≤ 3)", flush=True)
-        fan_out = await broadcast(stack, http)
+        fan_out = await broadcast(stack, http, sockets)
         print(
             f"broadcast to {fan_out['sockets']:.0f} live sockets ({fan_out['recipients']:.0f}"
             f" recipients): first {fan_out['first'] * 1000:.0f} ms, median"
@@ -203,11 +211,11 @@ async def run(stack: LocalStack) -> dict[str, Any]:
     }
 
 
-async def warm_up(stack: LocalStack, http: aiohttp.ClientSession) -> None:
+async def warm_up(stack: LocalStack, http: aiohttp.ClientSession, sends: int) -> None:
     """Warm the app's clients and tables, as a Lambda after its first invocation."""
     socket, _ = await open_registered(stack, "bench-warmup")
     headers = {"Authorization": f"Bearer {stack.token('bench-admin', admin=True)}"}
-    for n in range(20):
+    for n in range(sends):
         body = {"user_id": "bench-warmup", "message": f"warm {n}"}
         async with http.post(f"{stack.rest_url}/api/notifications", json=body, headers=headers):
             pass
@@ -222,15 +230,17 @@ def report_latency(name: str, samples: list[float]) -> None:
     )
 
 
-def main() -> dict[str, Any]:
-    """Run the end-to-end benchmark on a fresh stack; print and return the figures."""
+def main(*, smoke: bool = False) -> dict[str, Any]:
+    """Run the end-to-end benchmark on a fresh stack; print and return the figures. `smoke`:
+    a few sends and sockets, to check that it runs (figures meaningless)."""
+    sends, sockets = (SMOKE_SENDS, SMOKE_SOCKETS) if smoke else (SENDS, SOCKETS)
     print(
-        f"\n== End to end over the local stack (devstack): {SENDS} sends, {SOCKETS} sockets ==",
+        f"\n== End to end over the local stack (devstack): {sends} sends, {sockets} sockets ==",
         flush=True,
     )
     env = {"RATE_LIMIT_PER_MINUTE": "1000000", "DEVSTACK_LOG_LEVEL": "WARNING"}
     with LocalStack(env=env) as stack:
-        return asyncio.run(run(stack))
+        return asyncio.run(run(stack, sends, sockets))
 
 
 if __name__ == "__main__":

@@ -2,39 +2,22 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import tempfile
 import zipfile
 from collections import Counter
 from pathlib import Path
 
+from devstack.package import package_app
+
 ROOT = Path(__file__).resolve().parent.parent
 LIMIT_MB = 10
 
 
-def main() -> None:
+def main(*, smoke: bool = False) -> None:
+    """Packaging has no smaller configuration: `smoke` runs it as is."""
     print("\n== Lambda package (chalice package --merge-template infra/resources.json) ==")
     with tempfile.TemporaryDirectory() as out:
-        subprocess.run(
-            [
-                Path(sys.executable).parent / "chalice",
-                "package",
-                "--stage",
-                "prod",
-                "--merge-template",
-                "infra/resources.json",
-                out,
-            ],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-            env={
-                **os.environ,
-                "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-            },
-        )
+        package_app(Path(out))
         archive = Path(out) / "deployment.zip"
         with zipfile.ZipFile(archive) as bundle:
             entries = bundle.infolist()

@@ -51,6 +51,19 @@ class Access(Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class RouteSpec:
+    """A route as declared, for tools that describe the API (devstack's OpenAPI document)."""
+
+    path: str
+    method: str
+    access: Access
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    status: int | None  # the success status when declared; None: the view decides
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     body: Any = None
     status: int = 200
@@ -75,6 +88,9 @@ def _json_body(raw: bytes) -> Any:
         return json.loads(raw or b"null")
     except ValueError:
         raise InvalidJSON("Body is not valid JSON") from None
+    except RecursionError:
+        # Deeper than the parser can go, far past DESIGN's 32 levels of `data`.
+        raise ValidationFailed("The body is nested too deeply") from None
 
 
 class RestApi:
@@ -82,6 +98,7 @@ class RestApi:
 
     def __init__(self, app: Chalice) -> None:
         self._app = app
+        self.routes: list[RouteSpec] = []
 
     def route(
         self,
@@ -91,6 +108,7 @@ class RestApi:
         access: Access = Access.USER,
         body: type[BaseModel] | None = None,
         query: type[BaseModel] | None = None,
+        status: int | None = None,
     ) -> Callable[[Callable[..., Reply]], Callable[..., Response]]:
         def register(view: Callable[..., Reply]) -> Callable[..., Response]:
             def handler(**path_params: str) -> Response:
@@ -110,6 +128,7 @@ class RestApi:
             handler.__name__ = view.__name__
             handler.__doc__ = view.__doc__
             self._app.route(path, methods=[method], cors=True)(handler)
+            self.routes.append(RouteSpec(path, method, access, body, query, status, view.__name__))
             return handler
 
         return register

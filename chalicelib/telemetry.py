@@ -7,7 +7,7 @@ are never logged: only ids and counts are ever passed here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aws_lambda_powertools.logging import Logger
@@ -40,15 +40,27 @@ def count(**deltas: int) -> None:
 
 
 def invocation_keys(event: Any) -> dict[str, str]:
-    """The ids worth tagging every log line of an invocation with."""
+    """The ids worth tagging every log line of an invocation with.
+
+    API Gateway events carry a `requestContext` dict (a REST `Request` exposes it as
+    `.context`); the other event sources (SQS, …) expose the Lambda runtime's context object
+    as `.context` (aws/chalice #1843), whose request id is `aws_request_id`.
+    """
     raw = event.to_dict() if hasattr(event, "to_dict") else {}
-    context = raw.get("requestContext") or getattr(event, "context", None) or {}
-    keys = {
-        "request_id": context.get("requestId"),
-        "connection_id": context.get("connectionId"),
-        "route": context.get("routeKey") or context.get("resourcePath"),
-    }
-    return {name: value for name, value in keys.items() if value}
+    request_context = raw.get("requestContext") if isinstance(raw, Mapping) else None
+    context = request_context or getattr(event, "context", None)
+    if isinstance(context, Mapping):
+        keys = {
+            "request_id": context.get("requestId"),
+            "connection_id": context.get("connectionId"),
+            "route": context.get("routeKey") or context.get("resourcePath"),
+        }
+    else:
+        keys = {
+            "request_id": getattr(context, "aws_request_id", None),
+            "function": getattr(context, "function_name", None),
+        }
+    return {name: value for name, value in keys.items() if isinstance(value, str) and value}
 
 
 def instrument(event: Any, get_response: Callable[[Any], Any]) -> Any:

@@ -4,6 +4,7 @@ python -m devstack run                       # REST :8000, WebSocket + @connecti
 python -m devstack token alice [--admin] [--group g] [--rs256]
 python -m devstack listen alice              # or: listen --token <JWT>
 python -m devstack send alice "Your case status has been updated"
+python -m devstack openapi                   # write openapi.json from app.py's routes and models
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 from devstack.tokens import DEFAULT_SECRET, mint_dev_token
@@ -42,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--rest-port", type=int, help="REST port (env REST_PORT, 8000; 0 = free)")
     run.add_argument("--ws-port", type=int, help="WebSocket port (env WS_PORT, 8001; 0 = free)")
     run.add_argument("--app", default="app:app", help="Chalice app as module:attribute")
+    run.add_argument(
+        "--state",
+        help="keep the embedded DynamoDB in this file: loaded at start, saved as it changes "
+        "and on stop (env DEVSTACK_STATE; default: in memory only)",
+    )
 
     token = commands.add_parser("token", help="mint a dev JWT signed with JWT_SECRET")
     token.add_argument("user")
@@ -61,6 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     listen.add_argument("--ws-url", default=None, help="WebSocket URL (env WS_URL)")
     listen.add_argument("--json", action="store_true", help="print one JSON event per line")
 
+    openapi = commands.add_parser("openapi", help="write the REST API's OpenAPI document")
+    openapi.add_argument("--output", default=None, help="file to write (default: openapi.json)")
+    openapi.add_argument("--check", action="store_true", help="fail if the file is outdated")
+
     send = commands.add_parser("send", help="send a notification to a user through REST")
     send.add_argument("user")
     send.add_argument("message")
@@ -77,7 +88,10 @@ def _run(args: argparse.Namespace) -> int:
     from devstack.server import StackSettings, run
 
     settings = StackSettings.from_env(
-        rest_port=args.rest_port, ws_port=args.ws_port, app_spec=args.app
+        rest_port=args.rest_port,
+        ws_port=args.ws_port,
+        app_spec=args.app,
+        state_file=Path(args.state) if args.state else None,
     )
     return run(settings)
 
@@ -150,9 +164,25 @@ def _send(args: argparse.Namespace) -> int:
     return 0 if 200 <= result.status < 300 else 1
 
 
+def _openapi(args: argparse.Namespace) -> int:
+    from devstack.openapi import DOCUMENT, build_document, render
+
+    path = Path(args.output) if args.output else DOCUMENT
+    text = render(build_document())
+    if args.check:
+        current = path.read_text(encoding="utf-8") if path.exists() else ""
+        if current != text:
+            print(f"{path} is outdated: run python -m devstack openapi", file=sys.stderr)
+            return 1
+        return 0
+    path.write_text(text, encoding="utf-8")
+    print(f"wrote {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"run": _run, "token": _token, "listen": _listen, "send": _send}
+    commands = {"run": _run, "token": _token, "listen": _listen, "send": _send, "openapi": _openapi}
     with contextlib.suppress(BrokenPipeError):
         return commands[args.command](args)
     return 1

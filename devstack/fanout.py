@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from devstack.context import LambdaContext
 from devstack.tables import INFRA
 
 QUEUE = "FanoutQueue"
@@ -63,6 +64,8 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> di
 class FanoutWorker:
     """Polls the queue and invokes the handler, deleting what succeeded."""
 
+    function_name = "fanout_worker"
+
     def __init__(self, sqs: Any, queue_url: str, handler: Handler, *, region: str) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
@@ -84,7 +87,9 @@ class FanoutWorker:
         ).get("Messages", [])
         if not messages:
             return 0
-        response = self._handler(sqs_event(messages, self._queue_arn, self._region), None) or {}
+        event = sqs_event(messages, self._queue_arn, self._region)
+        context = LambdaContext(function_name=self.function_name, region=self._region)
+        response = self._handler(event, context) or {}
         failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
         for message in messages:
             if message["MessageId"] in failed:

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from devstack import events
+from devstack.context import LambdaContext
 from devstack.runtime import declared_route_keys
 
 ROUTES = frozenset(declared_route_keys())
@@ -60,6 +61,9 @@ class LambdaSession:
         )
         self._seen = 0
 
+    def _context(self) -> LambdaContext:
+        return LambdaContext(function_name="websocket_handler", region=self._region)
+
     @property
     def connection_id(self) -> str:
         return self.context.connection_id
@@ -69,14 +73,15 @@ class LambdaSession:
         event = events.connect_event(
             self.context, header_pairs=[("Host", self.context.domain_name)], query_pairs=query
         )
-        return self._app.connect(event, None)
+        return self._app.connect(event, self._context())
 
     def send(self, frame: dict[str, Any] | str) -> list[dict[str, Any]]:
         """Send a frame; returns the frames pushed to this connection since the last call."""
         body = frame if isinstance(frame, str) else json.dumps(frame)
         action = frame.get("action") if isinstance(frame, dict) else None
         route = action if action in ROUTES else "$default"
-        self._app.message(events.message_event(self.context, route_key=route, body=body), None)
+        event = events.message_event(self.context, route_key=route, body=body)
+        self._app.message(event, self._context())
         return self.received()
 
     def received(self) -> list[dict[str, Any]]:
@@ -86,4 +91,4 @@ class LambdaSession:
 
     def disconnect(self, status_code: int = 1000, reason: str = "Client closed") -> None:
         event = events.disconnect_event(self.context, status_code=status_code, reason=reason)
-        self._app.disconnect(event, None)
+        self._app.disconnect(event, self._context())

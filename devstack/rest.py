@@ -2,7 +2,8 @@
 
 App routes go through ``chalice.local.LocalGateway`` (Chalice's own event translation,
 authorizers and CORS preflight), run on the Lambda thread pool. The dev routes exist
-only here, never in app.py: ``/demo/`` serves ``web/``, ``POST /dev/token`` mints a token
+only here, never in app.py: ``/openapi.json`` (the document of ``devstack.openapi``),
+``/demo/`` serves ``web/``, ``POST /dev/token`` mints a token
 with the stack's secret, ``GET /dev/config`` tells the demo page where the stack is, ``GET
 /dev/stats`` counts the embedded DynamoDB's requests and time.
 """
@@ -27,6 +28,7 @@ from chalice.local import (
     RouteMatcher,
 )
 
+from devstack.context import LambdaContext
 from devstack.issuer import DevIssuer
 from devstack.runtime import PROJECT_ROOT, Invoker
 from devstack.tokens import mint_dev_token
@@ -48,6 +50,13 @@ class _DecodingEventConverter(LambdaEventConverter):
         return event
 
 
+class _Gateway(LocalGateway):
+    """chalice.local's gateway, handing the REST handler the runtime's context shape."""
+
+    def _generate_lambda_context(self) -> LambdaContext:  # type: ignore[override]
+        return LambdaContext(function_name=self._config.function_name)
+
+
 class RestGateway:
     """Serves the Chalice app's REST routes and the dev routes on one aiohttp app."""
 
@@ -64,13 +73,14 @@ class RestGateway:
         self._issuer = issuer
         self._jwt_secret = jwt_secret
         self._web_dir = web_dir
-        self._gateway = LocalGateway(app, Config(chalice_stage="local"))
+        self._gateway = _Gateway(app, Config(chalice_stage="local"))
         self._gateway.event_converter = _DecodingEventConverter(
             RouteMatcher(list(app.routes)), app.api.binary_types
         )
         self.ws_url = ""
         self.rest_url = ""
         self.stats_sources: dict[str, Callable[[], dict[str, Any]]] = {}
+        self.openapi: dict[str, Any] | None = None  # served at /openapi.json when set
 
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY_BYTES)
@@ -81,6 +91,7 @@ class RestGateway:
             app.router.add_get("/dev/jwks.json", self._issuer.jwks_handler)
         app.router.add_get("/dev/config", self._config)
         app.router.add_get("/dev/stats", self._stats)
+        app.router.add_get("/openapi.json", self._openapi)
         app.router.add_route("*", "/{tail:.*}", self._chalice)
         return app
 
@@ -159,6 +170,11 @@ class RestGateway:
     async def _stats(self, request: web.Request) -> web.StreamResponse:
         """Counters of the embedded DynamoDB (requests, time inside moto) for benchmarks."""
         return web.json_response({name: source() for name, source in self.stats_sources.items()})
+
+    async def _openapi(self, request: web.Request) -> web.StreamResponse:
+        if self.openapi is None:
+            raise web.HTTPNotFound()
+        return web.json_response(self.openapi, headers={"Access-Control-Allow-Origin": "*"})
 
     async def _config(self, request: web.Request) -> web.StreamResponse:
         return web.json_response({"ws_url": self.ws_url, "rest_url": self.rest_url})

@@ -1,8 +1,8 @@
 """The Lambda side of the emulator: loading app.py and invoking its handlers.
 
 Handlers are synchronous and run in a thread pool, so invocations overlap as concurrent
-Lambda invocations do. Each invocation gets its own ``LambdaContext`` from
-``chalice.local``.
+Lambda invocations do. Each invocation gets its own context object
+(:class:`devstack.context.LambdaContext`, the runtime's shape).
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from chalice import Chalice
-from chalice.local import LambdaContext, LocalChalice
+from chalice.local import LocalChalice
+
+from devstack.context import LambdaContext
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INFRA_TEMPLATE = PROJECT_ROOT / "infra" / "resources.json"
@@ -92,12 +94,10 @@ class Invoker:
     ) -> None:
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="lambda")
         self._function_name = function_name
-        self._timeout_ms = timeout_s * 1000
+        self._timeout_s = timeout_s
 
     def context(self) -> LambdaContext:
-        return LambdaContext(
-            function_name=self._function_name, memory_size=512, max_runtime_ms=self._timeout_ms
-        )
+        return LambdaContext(function_name=self._function_name, timeout_s=self._timeout_s)
 
     async def invoke(self, handler: Handler, event: dict[str, Any]) -> Any:
         loop = asyncio.get_running_loop()

@@ -40,6 +40,7 @@ from devstack.runtime import (
     point_websocket_api_at,
     websocket_entry_points,
 )
+from devstack.snapshot import Snapshotter, load_snapshot
 from devstack.tokens import DEFAULT_SECRET
 from devstack.websocket import WebSocketGateway
 
@@ -52,6 +53,7 @@ FAKE_CREDENTIALS = {
 }
 
 log = logging.getLogger("devstack")
+WRITE_OPERATIONS = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ class StackSettings:
     dynamodb_endpoint: str | None = None  # DYNAMODB_ENDPOINT: external DynamoDB, else moto
     concurrency: int = 64  # DEVSTACK_CONCURRENCY: Lambda invocations at once
     web_dir: Path = WEB_DIR  # DEVSTACK_WEB_DIR: served at /demo/
+    state_file: Path | None = None  # DEVSTACK_STATE / --state: keep the embedded DynamoDB here
+    snapshot_interval: float = 2.0  # DEVSTACK_SNAPSHOT_INTERVAL, seconds
     app_spec: str = "app:app"
 
     @classmethod
@@ -79,6 +83,12 @@ class StackSettings:
             "dynamodb_endpoint": environ.get("DYNAMODB_ENDPOINT") or None,
             "concurrency": int(environ.get("DEVSTACK_CONCURRENCY", cls.concurrency)),
             "web_dir": Path(environ.get("DEVSTACK_WEB_DIR") or WEB_DIR),
+            "state_file": Path(environ["DEVSTACK_STATE"])
+            if environ.get("DEVSTACK_STATE")
+            else None,
+            "snapshot_interval": float(
+                environ.get("DEVSTACK_SNAPSHOT_INTERVAL", cls.snapshot_interval)
+            ),
         }
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
@@ -123,6 +133,16 @@ def _create_tables(endpoint: str, environ: Mapping[str, str]) -> None:
         )
     except client.exceptions.ResourceInUseException:
         log.info("tables already exist at %s", endpoint)
+
+
+def _openapi_document(app: Any, app_spec: str) -> dict[str, Any] | None:
+    """The OpenAPI document of an app whose module declares its routes with a RestApi."""
+    from chalicelib.rest import RestApi
+    from devstack.openapi import build_document
+
+    module = importlib.import_module(app_spec.partition(":")[0])
+    api = next((value for value in vars(module).values() if isinstance(value, RestApi)), None)
+    return build_document(app, api) if api is not None else None
 
 
 class _LiveTableAsBackup:
@@ -278,6 +298,7 @@ class DevStack:
         self._moto: EmbeddedMoto | None = None
         self._sqs: EmbeddedMoto | None = None
         self._fanout: FanoutWorker | None = None
+        self._snapshots: Snapshotter | None = None
         self._runners: list[web.AppRunner] = []
         self._invoker: Invoker | None = None
         self.issuer: DevIssuer | None = None
@@ -300,6 +321,8 @@ class DevStack:
         self._configure_environment(ws_port)
         if settings.dynamodb_endpoint is None:
             _create_tables(self.dynamodb_url, self._environ)
+            if settings.state_file is not None:
+                self._restore(settings.state_file)
 
         app = load_app(settings.app_spec)
         # The app reads its settings on first use, so the queue can still be set up here.
@@ -329,6 +352,7 @@ class DevStack:
             issuer=self.issuer,
         )
         rest_gateway.rest_url, rest_gateway.ws_url = self.rest_url, self.ws_url
+        rest_gateway.openapi = _openapi_document(app, settings.app_spec)
         rest_gateway.stats_sources = {
             name: server.stats
             for name, server in (("dynamodb", self._moto), ("sqs", self._sqs))
@@ -339,6 +363,25 @@ class DevStack:
             await runner.setup()
             await web.SockSite(runner, sock).start()
             self._runners.append(runner)
+
+    def _restore(self, path: Path) -> None:
+        """Load the state file into the fresh tables and keep it up to date from now on."""
+        assert self._moto is not None
+        moto = self._moto
+        client = boto3.client(
+            "dynamodb",
+            endpoint_url=self.dynamodb_url,
+            region_name=self._environ["AWS_DEFAULT_REGION"],
+        )
+        loaded = load_snapshot(client, path)
+        log.info("loaded %d items from %s", loaded, path)
+        self._snapshots = Snapshotter(
+            client,
+            path,
+            writes=lambda: sum(moto.operations[name] for name in WRITE_OPERATIONS),
+            interval=self.settings.snapshot_interval,
+        )
+        self._snapshots.start()
 
     def _start_moto(self) -> str:
         self._moto = EmbeddedMoto("dynamodb")
@@ -400,13 +443,22 @@ class DevStack:
         if self._fanout is not None:
             await asyncio.to_thread(self._fanout.stop)
             self._fanout = None
+        if self._snapshots is not None:
+            await asyncio.to_thread(self._snapshots.stop)
+            log.info("saved the embedded DynamoDB to %s", self._snapshots.path)
+            self._snapshots = None
         for server in (self._sqs, self._moto):
             if server is not None:
                 server.stop()
         self._moto = self._sqs = None
 
     def banner(self) -> str:
-        database = "embedded moto" if self.settings.dynamodb_endpoint is None else "external"
+        if self.settings.dynamodb_endpoint is not None:
+            database = "external"
+        elif self._snapshots is not None:
+            database = f"embedded moto, saved to {self._snapshots.path}"
+        else:
+            database = "embedded moto, in memory: lost when the stack stops"
         python = os.path.relpath(sys.executable, PROJECT_ROOT)
         if python.startswith(".."):
             python = sys.executable
@@ -433,13 +485,27 @@ async def serve(settings: StackSettings) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     stack = DevStack(settings)
+    watchdog = asyncio.create_task(_stop_when_orphaned(stop))
     try:
         await stack.start()
         print(stack.banner(), flush=True)
         await stop.wait()
         print("devstack: stopping", flush=True)
     finally:
+        watchdog.cancel()
         await stack.stop()
+
+
+async def _stop_when_orphaned(stop: asyncio.Event) -> None:
+    """A stack started by a LocalStack (DEVSTACK_PARENT_PID) stops when its parent is gone,
+    e.g. a test run that crashed, instead of holding its ports and CPU."""
+    parent = os.environ.get("DEVSTACK_PARENT_PID")
+    if not parent:
+        return
+    while os.getppid() == int(parent):
+        await asyncio.sleep(1)
+    log.warning("parent process %s is gone: stopping", parent)
+    stop.set()
 
 
 def run(settings: StackSettings) -> int:

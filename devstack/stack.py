@@ -43,6 +43,9 @@ STACK_SETTINGS = frozenset(
         "DEVSTACK_CONCURRENCY",
         "DEVSTACK_WEB_DIR",
         "DEVSTACK_LOG_LEVEL",
+        "DEVSTACK_STATE",
+        "DEVSTACK_SNAPSHOT_INTERVAL",
+        "DEVSTACK_PARENT_PID",
         "STAGE",
         "JWT_SECRET",
         "JWT_SECRET_PARAMETER",
@@ -83,7 +86,12 @@ class LocalStack:
         inherited = {k: v for k, v in os.environ.items() if k not in STACK_SETTINGS}
         self._env = {**inherited, **(env or {})}
         self._env.update(
-            {"REST_PORT": str(rest_port), "WS_PORT": str(ws_port), "PYTHONUNBUFFERED": "1"}
+            {
+                "REST_PORT": str(rest_port),
+                "WS_PORT": str(ws_port),
+                "PYTHONUNBUFFERED": "1",
+                "DEVSTACK_PARENT_PID": str(os.getpid()),
+            }
         )
         self._app = app
         self._startup_timeout = startup_timeout
@@ -146,6 +154,14 @@ class LocalStack:
         self._process = None
         self.returncode = process.returncode
         return process.returncode
+
+    def kill(self) -> int:
+        """SIGKILL the stack, as a crash or ``kill -9`` would: nothing runs on the way out."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+        return self.stop()
 
     def output(self) -> str:
         """Everything the stack printed so far (banner and logs)."""

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp._websocket import reader_py
@@ -40,6 +41,7 @@ MAX_MESSAGE_BYTES = 128 * 1024
 # LimitExceededException ("the WebSocket client side buffer is full") instead of blocking.
 CLIENT_BUFFER_BYTES = 1024 * 1024
 GOING_AWAY = (WSCloseCode.GOING_AWAY, "Going away")
+INTERNAL_ERROR = (WSCloseCode.INTERNAL_ERROR, "Internal server error")
 ABNORMAL_REASON = "Connection closed abnormally"
 
 log = logging.getLogger("devstack.ws")
@@ -108,20 +110,25 @@ def _error(status: int, error_type: str, message: str | None) -> web.Response:
     )
 
 
-def _parse_management_path(path: str) -> str | None:
-    """The connection id of ``[/{stage}]/@connections/{id}``, else None (a WebSocket path)."""
-    parts = path.split("/")
+def _parse_management_path(raw_path: str) -> str | None:
+    """The connection id of ``[/{stage}]/@connections/{id}``, else None (a WebSocket path).
+
+    Split before percent-decoding: an id holding ``%2F`` is one (unknown) id, not two path
+    segments, as boto3 quotes ``/`` in ``ConnectionId``."""
+    parts = raw_path.split("?", 1)[0].split("/")
     for index, part in enumerate(parts):
-        if part == "@connections" and index <= 2 and len(parts) == index + 2:
-            return parts[index + 1]
+        if unquote(part) == "@connections" and index <= 2 and len(parts) == index + 2:
+            return unquote(parts[index + 1])
     return None
 
 
 def route_key_for(body: str, action_routes: frozenset[str]) -> str:
-    """``$request.body.action`` if it names a declared route, else ``$default``."""
+    """``$request.body.action`` if it names a declared route, else ``$default``.
+
+    A body nested past the parser's recursion limit has no readable action: ``$default``."""
     try:
         message = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return events.DEFAULT
     action = message.get("action") if isinstance(message, dict) else None
     if isinstance(action, str) and action in action_routes:
@@ -159,7 +166,7 @@ class WebSocketGateway:
         return app
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
-        connection_id = _parse_management_path(request.path)
+        connection_id = _parse_management_path(request.raw_path)
         if connection_id is not None:
             return await self._manage(request, connection_id)
         return await self._serve_socket(request)
@@ -208,13 +215,18 @@ class WebSocketGateway:
         transport.set_write_buffer_limits(high=CLIENT_BUFFER_BYTES + 2 * MAX_MESSAGE_BYTES)
         connection = LiveConnection(context=context, socket=socket, transport=transport)
         self._connections[context.connection_id] = connection
+        status_code, reason = INTERNAL_ERROR
         try:
             status_code, reason = await self._receive_loop(connection)
+        except Exception:
+            log.exception("the gateway failed on %s", context.connection_id)
+            await socket.close(code=INTERNAL_ERROR[0], message=INTERNAL_ERROR[1].encode())
         finally:
+            # $disconnect runs for every connection that $connect accepted, however it ends.
             self._connections.pop(context.connection_id, None)
-        if connection.server_close is not None:
-            status_code, reason = connection.server_close
-        await self._disconnect(context, status_code, reason)
+            if connection.server_close is not None:
+                status_code, reason = connection.server_close
+            await self._disconnect(context, status_code, reason)
         return socket
 
     async def _disconnect(self, context: ConnectionContext, status_code: int, reason: str) -> None:

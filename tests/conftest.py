@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -18,6 +19,7 @@ from chalicelib import telemetry
 from chalicelib.settings import Settings, get_settings
 from chalicelib.wiring import Service, build_service, use_service
 from devstack.lambda_session import LambdaSession
+from devstack.package import package_app
 from devstack.tables import create_tables
 from devstack.tokens import mint_token
 
@@ -38,6 +40,12 @@ ENVIRONMENT = {
     "WEBSOCKET_ENDPOINT": ENDPOINT,
     "RATE_LIMIT_PER_MINUTE": "1000",
 }
+
+
+@pytest.fixture(scope="session")
+def lambda_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The app packaged as `make package` does, once per run: sam.json and deployment.zip."""
+    return package_app(tmp_path_factory.mktemp("package"))
 
 
 def _reset_caches() -> None:

@@ -52,16 +52,8 @@ packaging = load_package_module()
 
 
 @pytest.fixture(scope="module")
-def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("package")
-    subprocess.run(
-        [sys.executable, "infra/package.py", "--stage", "prod", str(out)],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": f"{BIN}:/usr/bin:/bin"},
-    )
-    return out
+def package(lambda_package: Path) -> Path:
+    return lambda_package
 
 
 @pytest.fixture(scope="module")

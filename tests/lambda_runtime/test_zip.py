@@ -1,0 +1,221 @@
+"""The deployment zip as Lambda runs it: `chalice package --stage prod`, unzipped, every
+function of the generated template in a clean python3.13 process (only the zip, boto3 and
+awslambdaric importable; awslambdaric's own context object), against moto server and
+devstack's WebSocket gateway and @connections endpoint, with real sockets.
+
+One scenario, in order: connect and register over a socket, REST send → push, a connection
+gone without `$disconnect` pruned on its 410, a broadcast above the fan-out threshold
+through SQS with a poison message in the batch, close → `$disconnect`.
+"""
+
+from __future__ import annotations
+
+import json
+import sysconfig
+import time
+from contextlib import ExitStack
+from typing import Any
+
+import boto3
+from chalice.local import RouteMatcher
+from websockets.sync.client import ClientConnection, connect
+
+import app as lambda_app
+from devstack import events
+from devstack.fanout import sqs_event
+from devstack.rest import _DecodingEventConverter
+from devstack.tokens import mint_token
+from tests.conftest import REGION
+from tests.lambda_runtime.conftest import API_ID, SECRET
+from tests.lambda_runtime.support import GatewayThread, LambdaFunction
+
+ROUTE_TO_FUNCTION = {"$connect": "Connect", "$disconnect": "Disconnect", "$default": "Message"}
+
+
+def token(user_id: str, *, admin: bool = False) -> str:
+    return mint_token(user_id, roles=("admin",) if admin else (), secret=SECRET)
+
+
+def websocket_handlers(
+    template: dict[str, Any], functions: dict[str, LambdaFunction]
+) -> dict[str, Any]:
+    """The function behind each route key, read from the template's routes and integrations."""
+    resources = template["Resources"]
+    handlers = {}
+    for resource in resources.values():
+        if resource["Type"] != "AWS::ApiGatewayV2::Route":
+            continue
+        route_key = resource["Properties"]["RouteKey"]
+        target = json.dumps(resource["Properties"]["Target"])
+        [integration] = [name for name in resources if json.dumps({"Ref": name}) in target]
+        uri = json.dumps(resources[integration]["Properties"]["IntegrationUri"])
+        [function] = [name for name in functions if json.dumps({"Ref": name}) in uri]
+        handlers.setdefault(route_key, functions[function])
+    assert set(ROUTE_TO_FUNCTION) <= set(handlers), handlers
+    return {key: lambda event, _context, f=handlers[key]: f.invoke(event) for key in handlers}
+
+
+class Rest:
+    """API Gateway's REST proxy events (chalice.local's converter), to the APIHandler."""
+
+    def __init__(self, function: LambdaFunction) -> None:
+        self._function = function
+        self._converter = _DecodingEventConverter(
+            RouteMatcher(list(lambda_app.app.routes)),
+            lambda_app.app.api.binary_types,
+        )
+
+    def __call__(
+        self, method: str, path: str, body: Any = None, *, user: str = "staff", admin: bool = True
+    ) -> tuple[int, Any]:
+        headers = {
+            "authorization": f"Bearer {token(user, admin=admin)}",
+            "content-type": "application/json",
+            "host": "zipapi.execute-api.us-east-1.amazonaws.com",
+        }
+        raw = json.dumps(body).encode() if body is not None else None
+        event = self._converter.create_lambda_event(method, path, headers, raw)
+        if isinstance(event.get("body"), bytes):  # API Gateway sends text
+            event["body"] = event["body"].decode()
+        response = self._function.invoke(event)
+        payload = response.get("body")
+        return response["statusCode"], json.loads(payload) if payload else None
+
+
+def next_event(socket: ClientConnection, name: str) -> dict[str, Any]:
+    """The next frame with `event == name`, skipping others; fails after 10 s without one."""
+    deadline = time.monotonic() + 10
+    while True:
+        frame = json.loads(socket.recv(timeout=max(0.1, deadline - time.monotonic())))
+        if frame.get("event") == name:
+            return frame
+        assert frame.get("event") != "error", frame
+
+
+def open_registered(
+    sockets: ExitStack, gateway: GatewayThread, user_id: str
+) -> tuple[ClientConnection, str]:
+    url = f"{gateway.ws_url}/?token={token(user_id)}"
+    socket = sockets.enter_context(connect(url, open_timeout=20))
+    socket.send(json.dumps({"action": "register", "request_id": f"reg-{user_id}"}))
+    registered = next_event(socket, "registered")
+    assert registered["request_id"] == f"reg-{user_id}"
+    return socket, registered["connection_id"]
+
+
+def ghost_registration(functions: dict[str, LambdaFunction], user_id: str) -> str:
+    """A connection whose socket went away without a `$disconnect` reaching the app: $connect
+    and register run, but the gateway never knew it, so every push to it answers 410."""
+    context = events.ConnectionContext(
+        connection_id=events.new_connection_id(),
+        connected_at=events.now_ms(),
+        source_ip="127.0.0.1",
+        user_agent="ghost",
+        domain_name=f"{API_ID}.execute-api.{REGION}.amazonaws.com",
+        stage="prod",
+    )
+    connect_event = events.connect_event(
+        context, header_pairs=[("Host", context.domain_name)], query_pairs=[]
+    )
+    assert functions["WebsocketConnect"].invoke(connect_event)["statusCode"] == 200
+    frame = json.dumps({"action": "register", "token": token(user_id)})
+    functions["WebsocketMessage"].invoke(
+        events.message_event(context, route_key="register", body=frame)
+    )
+    return context.connection_id
+
+
+def stats(rest: Rest) -> dict[str, int]:
+    status, body = rest("GET", "/api/websocket/stats")
+    assert status == 200, body
+    return body
+
+
+def wait_for(condition: Any, what: str) -> None:
+    deadline = time.monotonic() + 15
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_every_function_of_the_zip_runs_as_lambda_runs_it(
+    template: dict[str, Any],
+    functions: dict[str, LambdaFunction],
+    gateway: GatewayThread,
+    stack_refs: dict[str, str],
+    moto_url: str,
+) -> None:
+    assert set(functions) == {
+        "APIHandler",
+        "WebsocketConnect",
+        "WebsocketMessage",
+        "WebsocketDisconnect",
+        "FanoutWorker",
+    }
+    gateway.start(websocket_handlers(template, functions))
+    rest = Rest(functions["APIHandler"])
+    with ExitStack() as sockets:
+        # Connect and register over a real socket; a REST send reaches it as a push.
+        alice, _ = open_registered(sockets, gateway, "alice")
+        status, body = rest("POST", "/api/notifications", {"user_id": "alice", "message": "Hi"})
+        assert (status, body["delivered_to"]) == (201, 1), body
+        pushed = next_event(alice, "notification")
+        assert pushed["notification"]["id"] == body["notification"]["id"]
+
+        # A connection gone without $disconnect: its 410 prunes it, and then it is left alone.
+        pruned_before = stats(rest)["stale_pruned"]
+        ghost = ghost_registration(functions, "bob")
+        status, body = rest("POST", f"/api/connections/{ghost}/messages", {"data": {"x": 1}})
+        assert status == 410, body
+        status, body = rest("POST", "/api/notifications", {"user_id": "bob", "message": "Later"})
+        assert (status, body["delivered_to"]) == (201, 0), body
+        assert stats(rest)["stale_pruned"] > pruned_before
+
+        # A broadcast above the threshold goes through SQS; one poison message in the batch.
+        live = [open_registered(sockets, gateway, user) for user in ("carol", "dan", "erin")]
+        status, body = rest("POST", "/api/notifications/broadcast", {"message": "Office closed"})
+        assert status == 202 and body["recipients"] >= 5, body
+        sqs = boto3.client("sqs", endpoint_url=moto_url, region_name=REGION)
+        queue = stack_refs["FanoutQueue"]
+        poison_id = sqs.send_message(QueueUrl=queue, MessageBody="{not a job")["MessageId"]
+        messages: list[dict[str, Any]] = []
+        while batch := sqs.receive_message(
+            QueueUrl=queue, MaxNumberOfMessages=10, AttributeNames=["All"]
+        ).get("Messages", []):
+            messages.extend(batch)
+        assert poison_id in {message["MessageId"] for message in messages}
+        assert len(messages) >= 4  # 5+ recipients in jobs of 2, and the poison
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        result = functions["FanoutWorker"].invoke(sqs_event(messages[:10], queue_arn, REGION))
+        assert result == {"batchItemFailures": [{"itemIdentifier": poison_id}]}
+        for socket in [alice] + [socket for socket, _ in live]:
+            assert next_event(socket, "notification")["notification"]["message"] == "Office closed"
+
+        # Closing a socket runs $disconnect: nothing is pushed to it any more.
+        closed_before = stats(rest)["connections_closed"]
+        alice.close()
+        wait_for(lambda: stats(rest)["connections_closed"] > closed_before, "$disconnect")
+        status, body = rest("POST", "/api/notifications", {"user_id": "alice", "message": "Bye"})
+        assert (status, body["delivered_to"]) == (201, 0), body
+
+
+def test_functions_import_nothing_beyond_the_zip_and_the_runtime(
+    functions: dict[str, LambdaFunction],
+) -> None:
+    stdlib = tuple({sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib")})
+    for function in functions.values():
+        files = function.module_files()
+        for bootstrap in ("__main__", "__mp_main__"):  # the stand-in for awslambdaric's loop
+            files.pop(bootstrap, None)
+        task, runtime = f"{function.task_root}/", f"{function.runtime_dir}/"
+        assert files["app"].startswith(task), function.logical_id
+        assert files["pydantic_core"].startswith(task), function.logical_id
+        assert files["botocore"].startswith(runtime), function.logical_id
+        outside = {
+            name: path
+            for name, path in files.items()
+            if not path.startswith((task, runtime, *stdlib))
+        }
+        assert outside == {}, function.logical_id
