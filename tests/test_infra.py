@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 WS_ROUTES = {"$connect", "$disconnect", "$default", "register", "mark_read", "get_notifications",
-             "ack", "ping"}  # fmt: skip
+             "ack", "ping", "seen", "archive", "confirm"}  # fmt: skip
 FUNCTIONS = ["APIHandler", "WebsocketConnect", "WebsocketMessage", "WebsocketDisconnect",
              "FanoutWorker"]  # fmt: skip
 
@@ -78,7 +78,7 @@ def test_the_lambda_zip_is_small(package: Path) -> None:
 
 def test_tables_have_ttl_pitr_and_encryption(template: dict[str, Any]) -> None:
     tables = resources_of(template, "AWS::DynamoDB::Table")
-    assert set(tables) == {"ConnectionsTable", "NotificationsTable"}
+    assert set(tables) == {"ConnectionsTable", "NotificationsTable", "ReceiptsTable"}
     for table in tables.values():
         properties = table["Properties"]
         assert properties["TimeToLiveSpecification"] == {
