@@ -648,15 +648,15 @@ class Inbox:
     ) -> Item:
         """An update of an existing notification: never creates one (a DELETE may have won)."""
         condition = "attribute_exists(pk)" + (f" AND {also}" if also else "")
-        return {
-            "Update": {
-                "TableName": self._table,
-                "Key": notification_key(user_id, notification_id),
-                "UpdateExpression": expression,
-                "ConditionExpression": condition,
-                "ExpressionAttributeValues": values,
-            }
+        update: Item = {
+            "TableName": self._table,
+            "Key": notification_key(user_id, notification_id),
+            "UpdateExpression": expression,
+            "ConditionExpression": condition,
         }
+        if values:
+            update["ExpressionAttributeValues"] = values
+        return {"Update": update}
 
     def _counter_update(
         self, user_id: str, deltas: dict[str, int], *, unless_erasing: bool = False
