@@ -290,3 +290,40 @@ def test_unread_counter_stays_exact_when_archive_confirm_read_and_delete_race(
     remaining = inbox.everything("alice")
     assert inbox.unread_count("alice") == sum(not n.read for n in remaining) == 0
     assert all(n.read for n in remaining if n.archived)
+
+
+# --- auth on the new routes ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/api/notifications/seen"),
+        ("POST", "/api/notifications/archive"),
+        ("POST", f"/api/notifications/{UNKNOWN}/confirm"),
+        ("GET", f"/api/notifications/{UNKNOWN}/receipt"),
+        ("GET", "/api/me/export"),
+        ("GET", "/api/cases/C-1/notices"),
+        ("DELETE", "/api/users/alice"),
+    ],
+)
+def test_new_routes_need_a_token(http: Any, method: str, path: str) -> None:
+    response = http.request(method, path, body=b"{}", headers={"Content-Type": "application/json"})
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("GET", "/api/cases/C-1/notices"), ("DELETE", "/api/users/bob")]
+)
+def test_new_admin_routes_forbid_users(http: Any, method: str, path: str) -> None:
+    response = http.request(method, path, body=b"", headers=headers("alice"))
+    assert response.status_code == 403
+
+
+def test_confirmations_are_counted_in_the_stats(http: Any) -> None:
+    notice = send(requires_confirmation=True)
+    post(http, f"/api/notifications/{notice}/confirm")
+    post(http, f"/api/notifications/{notice}/confirm")
+    admin = headers("root", admin=True)
+    stats = http.get("/api/websocket/stats", headers=admin).json_body
+    assert stats["notifications_confirmed"] == 1
