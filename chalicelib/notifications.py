@@ -18,6 +18,7 @@ from chalicelib.errors import (
     NotFound,
     PayloadTooLarge,
     ServiceError,
+    Unavailable,
     ValidationFailed,
 )
 from chalicelib.fanout import FanoutQueue
@@ -46,6 +47,7 @@ from chalicelib.storage import (
     new_id,
 )
 from chalicelib.storage.inbox import Change
+from chalicelib.telemetry import logger as log
 
 REPLAY_LIMIT = 100
 POLL_INTERVAL = 0.5
@@ -122,16 +124,8 @@ class Notifications:
             pushes_failed=report.failed,
             stale_pruned=report.pruned,
         )
-        if report.delivered and self.receipts is not None:
-            # The receipt's tail is the `stored` entry just written: append without reading.
-            self.receipts.append(
-                user_id,
-                notification.id,
-                "pushed",
-                channel="websocket",
-                detail={"connections": report.delivered},
-                after=self.receipts.first_tail(notification),
-            )
+        if report.delivered:
+            self._record_push(notification, report.delivered)
         return SendResult(notification, created=True, delivered_to=report.delivered)
 
     def broadcast(self, content: NotificationContent, group: str | None) -> tuple[str, int]:
@@ -374,15 +368,25 @@ class Notifications:
             user_id = owners[connection_id]
             per_user[user_id] = per_user.get(user_id, 0) + 1
         for user_id, connections in per_user.items():
-            notification = stored[user_id]
+            self._record_push(stored[user_id], connections)
+
+    def _record_push(self, notification: Notification, connections: int) -> None:
+        """The `pushed` entry, on the tail the send just wrote (no read). The notification is
+        stored and pushed already: a receipt write that keeps failing is logged, not turned
+        into a failed send that a caller would repeat."""
+        if self.receipts is None:
+            return
+        try:
             self.receipts.append(
-                user_id,
+                notification.user_id,
                 notification.id,
                 "pushed",
                 channel="websocket",
                 detail={"connections": connections},
                 after=self.receipts.first_tail(notification),
             )
+        except Unavailable:
+            log.exception("pushed entry not written", extra={"notification_id": notification.id})
 
     def _tell_others(self, user_id: str, origin: str | None, payload: bytes) -> None:
         others = [cid for cid in self.connections.of_user(user_id) if cid != origin]

@@ -17,7 +17,7 @@ import app as lambda_app
 from chalicelib import send_notification
 from chalicelib.models import NotificationContent
 from chalicelib.wiring import Service
-from tests.conftest import WsClient, on_call, token
+from tests.conftest import WsClient, aws_error, on_call, token
 from tests.serial import serialized_moto  # noqa: F401 - a fixture
 
 ADMIN = {"Authorization": f"Bearer {token('root', admin=True)}", "Content-Type": "application/json"}
@@ -377,3 +377,23 @@ def test_case_notices_join_escalations_with_semicolons(http: Any, service: Servi
     [_, row] = list(csv.reader(io.StringIO(response.body.decode())))
     parts = row[9].split(";")
     assert [part.split("@")[0] for part in parts] == ["email", "sms"]
+
+
+def test_a_pushed_entry_that_cannot_be_written_does_not_fail_the_send(
+    http: Any, ws: type[WsClient], service: Service
+) -> None:
+    registered(ws)
+    receipts_table = service.settings.receipts_table
+
+    def throttled(request: dict[str, Any]) -> Any:
+        if table_of(request) == receipts_table:
+            return aws_error("ProvisionedThroughputExceededException")
+        return None
+
+    on_call(service.clients.dynamodb, "PutItem", throttled)
+    created = http.post(
+        "/api/notifications", body=json.dumps({"user_id": "alice", "message": "m"}), headers=ADMIN
+    )
+    assert created.status_code == 201 and created.json_body["delivered_to"] == 1
+    notification_id = created.json_body["notification"]["id"]
+    assert [e.type for e in service.receipts.get(notification_id).entries] == ["stored"]
