@@ -9,6 +9,7 @@ from chalice.app import Chalice, SQSEvent, WebsocketEvent
 from chalicelib.auth import Principal
 from chalicelib.fanout import process_records
 from chalicelib.models import (
+    ArchiveRequest,
     BroadcastRequest,
     CaseStatusUpdate,
     CreateNotification,
@@ -20,9 +21,11 @@ from chalicelib.models import (
     NotificationContent,
     PageQuery,
     PollQuery,
+    SeenRequest,
     TestNotification,
     page_event,
 )
+from chalicelib.receipts import notices_csv
 from chalicelib.rest import Access, Reply, RestApi
 from chalicelib.telemetry import instrument
 from chalicelib.websocket import WebSocketApi
@@ -108,6 +111,49 @@ def unread_count(principal: Principal) -> Reply:
 def mark_read(principal: Principal, body: MarkRead) -> Reply:
     ids, unread = get_service().notifications.mark_read(principal.user_id, body.ids)
     return Reply({"ids": ids, "unread_count": unread})
+
+
+@api.route("/api/notifications/seen", method="POST", body=SeenRequest)
+def seen(principal: Principal, body: SeenRequest) -> Reply:
+    return Reply({"ids": get_service().notifications.seen(principal.user_id, body.ids)})
+
+
+@api.route("/api/notifications/archive", method="POST", body=ArchiveRequest)
+def archive(principal: Principal, body: ArchiveRequest) -> Reply:
+    ids, unread = get_service().notifications.archive(principal.user_id, body.ids, body.archived)
+    return Reply({"ids": ids, "archived": body.archived, "unread_count": unread})
+
+
+@api.route("/api/notifications/{notification_id}/confirm", method="POST")
+def confirm(principal: Principal, notification_id: str) -> Reply:
+    notifications = get_service().notifications
+    notifications.confirm(principal.user_id, notification_id)
+    return Reply({"notification": dump(notifications.get(principal.user_id, notification_id))})
+
+
+@api.route("/api/notifications/{notification_id}/receipt")
+def receipt(principal: Principal, notification_id: str) -> Reply:
+    return Reply(get_service().receipts.document_for(principal, notification_id))
+
+
+@api.route("/api/cases/{case_id}/notices", access=Access.ADMIN)
+def case_notices(principal: Principal, case_id: str) -> Reply:
+    accept = app.current_request.headers.get("accept", "")
+    notices = get_service().receipts.case_notices(case_id)
+    if "text/csv" in accept:
+        return Reply(notices_csv(notices), headers={"Content-Type": "text/csv; charset=utf-8"})
+    return Reply({"case_id": case_id, "notices": notices})
+
+
+@api.route("/api/me/export")
+def export(principal: Principal) -> Reply:
+    return Reply(get_service().rights.export(principal))
+
+
+@api.route("/api/users/{user_id}", method="DELETE", access=Access.ADMIN)
+def erase_user(principal: Principal, user_id: str) -> Reply:
+    get_service().rights.erase(user_id)
+    return Reply({"erased": True}, 202)
 
 
 @api.route("/api/notifications/poll", query=PollQuery)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,7 @@ class PushReport:
     delivered: int = 0
     pruned: int = 0
     failed: int = 0
+    reached: list[str] = field(default_factory=list)  # connection ids delivered to
 
     def add(self, outcome: Outcome, pruned: bool) -> None:
         if outcome is Outcome.DELIVERED:
@@ -114,9 +115,21 @@ class Sender:
         else:
             results = list(self._executor().map(lambda frame: self._send(*frame), frames))
         report = PushReport()
-        for outcome, pruned in results:
+        for (connection_id, _), (outcome, pruned) in zip(frames, results, strict=True):
             report.add(outcome, pruned)
+            if outcome is Outcome.DELIVERED:
+                report.reached.append(connection_id)
         return report
+
+    def close(self, connection_id: str) -> None:
+        """Close a connection as API Gateway's DeleteConnection does (gone already is fine),
+        and forget it."""
+        try:
+            self.client.delete_connection(ConnectionId=connection_id)
+        except ClientError as exc:
+            if not _is_gone(exc):
+                raise
+        self._connections.remove(connection_id)
 
     def _send(self, connection_id: str, payload: bytes) -> tuple[Outcome, bool]:
         for attempt in range(1, self._retry.attempts + 1):

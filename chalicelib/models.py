@@ -159,6 +159,7 @@ class PageQuery(Strict):
     cursor: NotificationId | None = None
     unread_only: bool = False
     category: Category | None = None
+    archived: bool = False
 
 
 class GetNotificationsFrame(Frame, PageQuery):
@@ -187,6 +188,28 @@ class AckFrame(Frame):
 
 class PingFrame(Frame):
     action: Literal["ping"]
+
+
+class SeenRequest(Strict):
+    ids: IdList
+
+
+class SeenFrame(Frame, SeenRequest):
+    action: Literal["seen"]
+
+
+class ArchiveRequest(MarkRead):
+    archived: bool = True
+
+
+class ArchiveFrame(Frame, ArchiveRequest):
+    action: Literal["archive"]
+
+
+class ConfirmFrame(Frame):
+    action: Literal["confirm"]
+    # Any id a client may hold: one that is not a ULID is simply unknown (not_found).
+    id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
 # --- Events (server -> client) -----------------------------------------------------------
@@ -250,6 +273,25 @@ class MarkedReadEvent(Event):
 class AckedEvent(Event):
     event: Literal["acked"] = "acked"
     ids: list[str]
+
+
+class SeenEvent(Event):
+    event: Literal["seen"] = "seen"
+    ids: list[str]
+
+
+class ArchivedEvent(Event):
+    event: Literal["archived"] = "archived"
+    ids: list[str]
+    archived: bool
+    unread_count: int
+
+
+class ConfirmedEvent(Event):
+    event: Literal["confirmed"] = "confirmed"
+    id: str
+    confirmed_at: str
+    unread_count: int
 
 
 class PongEvent(Event):

@@ -18,12 +18,15 @@ from chalicelib.errors import (
     NotFound,
     PayloadTooLarge,
     ServiceError,
+    Unavailable,
     ValidationFailed,
 )
 from chalicelib.fanout import FanoutQueue
 from chalicelib.models import (
     MAX_MESSAGE_BYTES,
     ULID_PATTERN,
+    ArchivedEvent,
+    ConfirmedEvent,
     FanoutJob,
     MarkedReadEvent,
     MessageEvent,
@@ -33,6 +36,7 @@ from chalicelib.models import (
     PageQuery,
     is_user_id,
 )
+from chalicelib.receipts import Receipts
 from chalicelib.storage import (
     STAT_NAMES,
     ConnectionStore,
@@ -42,6 +46,8 @@ from chalicelib.storage import (
     Page,
     new_id,
 )
+from chalicelib.storage.inbox import Change
+from chalicelib.telemetry import logger as log
 
 REPLAY_LIMIT = 100
 POLL_INTERVAL = 0.5
@@ -86,7 +92,9 @@ class Notifications:
         *,
         fanout: FanoutQueue | None = None,
         fanout_threshold: int = 1000,
+        receipts: Receipts | None = None,
     ) -> None:
+        self.receipts = receipts
         self.inbox = inbox
         self.connections = connections
         self.directory = directory
@@ -116,6 +124,8 @@ class Notifications:
             pushes_failed=report.failed,
             stale_pruned=report.pruned,
         )
+        if report.delivered:
+            self._record_push(notification, report.delivered)
         return SendResult(notification, created=True, delivered_to=report.delivered)
 
     def broadcast(self, content: NotificationContent, group: str | None) -> tuple[str, int]:
@@ -144,9 +154,10 @@ class Notifications:
             notification.user_id: notification
             for notification in self.inbox.put_many(user_ids, content, idempotency=idempotency)
         }
+        targets = self.connections.live_of(list(stored))
         frames = [
             (connection_id, NotificationEvent(notification=stored[user_id]).to_wire())
-            for connection_id, user_id in self.connections.live_of(list(stored))
+            for connection_id, user_id in targets
         ]
         report = self.sender.push(frames)
         self.counters.record(
@@ -155,6 +166,7 @@ class Notifications:
             pushes_failed=report.failed,
             stale_pruned=report.pruned,
         )
+        self._record_pushes(stored, dict(targets), report.reached)
         return len(stored)
 
     def deliver_job(self, job: FanoutJob) -> int:
@@ -198,6 +210,7 @@ class Notifications:
             cursor=query.cursor,
             unread_only=query.unread_only,
             category=query.category,
+            archived=query.archived,
         )
         return page, self.inbox.unread_count(user_id)
 
@@ -215,11 +228,18 @@ class Notifications:
             time.sleep(min(POLL_INTERVAL, remaining))
 
     def mark_read(
-        self, user_id: str, ids: list[str] | None, *, origin: str | None = None
+        self,
+        user_id: str,
+        ids: list[str] | None,
+        *,
+        origin: str | None = None,
+        channel: str = "rest",
     ) -> tuple[list[str], int]:
         """Mark read (`ids=None`: all) and tell the user's other sessions what changed."""
         wanted = self.inbox.unread_ids(user_id) if ids is None else ids
-        changed = self.inbox.mark_read(user_id, wanted) if wanted else []
+        changes = self.inbox.mark_read_changes(user_id, wanted) if wanted else []
+        self._read(user_id, changes, channel)
+        changed = [change.id for change in changes]
         unread = self.inbox.unread_count(user_id)
         if changed:
             others = [cid for cid in self.connections.of_user(user_id) if cid != origin]
@@ -237,12 +257,141 @@ class Notifications:
         """Mark delivered; returns the ids that are the user's."""
         known, newly_acked = self.inbox.ack(user_id, ids)
         if newly_acked:
-            self.counters.record(notifications_acked=newly_acked)
+            self.counters.record(notifications_acked=len(newly_acked))
+            self._record(user_id, newly_acked, "delivered", "websocket")
         return known
 
-    def delete(self, user_id: str, notification_id: str) -> None:
+    def delete(self, user_id: str, notification_id: str, *, channel: str = "rest") -> None:
         if not _ULID.match(notification_id) or not self.inbox.delete(user_id, notification_id):
             raise NotFound(f"No notification {notification_id}")
+        self._closed(user_id, [notification_id], "deleted", channel=channel)
+
+    def seen(self, user_id: str, ids: list[str], *, channel: str = "rest") -> list[str]:
+        """Stamp the first time each was shown on screen; nothing else changes (not read)."""
+        fresh = self.inbox.seen(user_id, ids)
+        self._record(user_id, fresh, "seen", channel)
+        return fresh
+
+    def archive(
+        self,
+        user_id: str,
+        ids: list[str] | None,
+        archived: bool = True,
+        *,
+        origin: str | None = None,
+        channel: str = "rest",
+    ) -> tuple[list[str], int]:
+        """Archive (and mark read) or restore (`ids=None`: all); tells the other sessions."""
+        changes = self.inbox.archive(user_id, ids, archived)
+        if archived:
+            newly_read = [change for change in changes if change.was_unread]
+            self._read(user_id, newly_read, channel)
+            self.counters.record(notifications_read=len(newly_read))
+            self._record(user_id, [change.id for change in changes], "archived", channel)
+        changed = [change.id for change in changes]
+        unread = self.inbox.unread_count(user_id)
+        if changed:
+            event = ArchivedEvent(ids=changed, archived=archived, unread_count=unread)
+            self._tell_others(user_id, origin, event.to_wire())
+        return changed, unread
+
+    def confirm(
+        self,
+        user_id: str,
+        notification_id: str,
+        *,
+        origin: str | None = None,
+        channel: str = "rest",
+    ) -> tuple[str, int]:
+        """Confirm a notification that requires it (marking it read): its first
+        `confirmed_at` and the unread count. The other sessions are told when it changed."""
+        if not _ULID.match(notification_id):
+            raise NotFound(f"No notification {notification_id}")
+        confirmed_at, change = self.inbox.confirm(user_id, notification_id)
+        unread = self.inbox.unread_count(user_id)
+        if change is not None:
+            if change.was_unread:
+                self._record(user_id, [notification_id], "read", channel)
+            self._closed(user_id, [notification_id], "confirmed", channel=channel)
+            self.counters.record(notifications_confirmed=1)
+            event = ConfirmedEvent(
+                id=notification_id, confirmed_at=confirmed_at, unread_count=unread
+            )
+            self._tell_others(user_id, origin, event.to_wire())
+        return confirmed_at, unread
+
+    def get(self, user_id: str, notification_id: str) -> Notification:
+        found = _ULID.match(notification_id) and self.inbox.get(user_id, notification_id)
+        if not found:
+            raise NotFound(f"No notification {notification_id}")
+        return found
+
+    def erased(self, user_id: str, ids: list[str]) -> None:
+        """The user's data is erased: their notifications `ids` are closed for good."""
+        self._closed(user_id, list(dict.fromkeys(ids)), "erased")
+
+    # --- proof of notice -------------------------------------------------------------------
+
+    def _closed(
+        self, user_id: str, ids: list[str], reason: str, *, channel: str | None = None
+    ) -> None:
+        """The notifications `ids` stopped being open: confirmed, read (when they need no
+        confirmation; archiving marks read), deleted or erased. THE place where pending
+        escalation steps are cancelled; `reason` is also the receipt entry appended."""
+        self._record(user_id, ids, reason, channel)
+
+    def _read(self, user_id: str, changes: list[Change], channel: str) -> None:
+        """Receipt entries of notifications just marked read; reading closes those that need
+        no confirmation."""
+        self._closed(
+            user_id, [c.id for c in changes if not c.needs_confirmation], "read", channel=channel
+        )
+        self._record(user_id, [c.id for c in changes if c.needs_confirmation], "read", channel)
+
+    def _record(self, user_id: str, ids: list[str], kind: str, channel: str | None) -> None:
+        if self.receipts is None:
+            return
+        if kind == "erased":
+            self.receipts.erase(user_id, ids)  # once per receipt, however often erasure runs
+            return
+        for notification_id in ids:
+            self.receipts.append(user_id, notification_id, kind, channel=channel)
+
+    def _record_pushes(
+        self, stored: dict[str, Notification], owners: dict[str, str], reached: list[str]
+    ) -> None:
+        """A `pushed` entry for each user of a broadcast that reached a live session."""
+        if self.receipts is None:
+            return
+        per_user: dict[str, int] = {}
+        for connection_id in reached:
+            user_id = owners[connection_id]
+            per_user[user_id] = per_user.get(user_id, 0) + 1
+        for user_id, connections in per_user.items():
+            self._record_push(stored[user_id], connections)
+
+    def _record_push(self, notification: Notification, connections: int) -> None:
+        """The `pushed` entry, on the tail the send just wrote (no read). The notification is
+        stored and pushed already: a receipt write that keeps failing is logged, not turned
+        into a failed send that a caller would repeat."""
+        if self.receipts is None:
+            return
+        try:
+            self.receipts.append(
+                notification.user_id,
+                notification.id,
+                "pushed",
+                channel="websocket",
+                detail={"connections": connections},
+                after=self.receipts.first_tail(notification),
+            )
+        except Unavailable:
+            log.exception("pushed entry not written", extra={"notification_id": notification.id})
+
+    def _tell_others(self, user_id: str, origin: str | None, payload: bytes) -> None:
+        others = [cid for cid in self.connections.of_user(user_id) if cid != origin]
+        report = self.sender.send_many(others, payload)
+        self.counters.record(pushes_failed=report.failed, stale_pruned=report.pruned)
 
     def stats(self) -> dict[str, int]:
         return self.counters.snapshot()

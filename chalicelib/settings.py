@@ -31,11 +31,13 @@ class Settings:
     admin_group: str = "admins"
     connections_table: str = "connections"
     notifications_table: str = "notifications"
+    receipts_table: str = "receipts"
     dynamodb_endpoint: str | None = None
     sqs_endpoint: str | None = None
     websocket_endpoint: str | None = None
     rate_limit_per_minute: int = 120
     notification_retention_days: int = 90
+    receipt_retention_days: int = 2555
     connection_ttl_seconds: int = 3 * 3600
     push_concurrency: int = 16
     push_max_attempts: int = 4
@@ -101,6 +103,7 @@ class Settings:
             admin_group=env.get("ADMIN_GROUP") or defaults.admin_group,
             connections_table=env.get("CONNECTIONS_TABLE", defaults.connections_table),
             notifications_table=env.get("NOTIFICATIONS_TABLE", defaults.notifications_table),
+            receipts_table=env.get("RECEIPTS_TABLE", defaults.receipts_table),
             dynamodb_endpoint=env.get("DYNAMODB_ENDPOINT") or None,
             sqs_endpoint=env.get("SQS_ENDPOINT") or None,
             websocket_endpoint=(env.get("WEBSOCKET_ENDPOINT") or "").rstrip("/")
@@ -112,6 +115,9 @@ class Settings:
             rate_limit_per_minute=integer("RATE_LIMIT_PER_MINUTE", defaults.rate_limit_per_minute),
             notification_retention_days=integer(
                 "NOTIFICATION_RETENTION_DAYS", defaults.notification_retention_days
+            ),
+            receipt_retention_days=integer(
+                "RECEIPT_RETENTION_DAYS", defaults.receipt_retention_days
             ),
             push_concurrency=integer("PUSH_CONCURRENCY", defaults.push_concurrency),
             push_max_attempts=integer("PUSH_MAX_ATTEMPTS", defaults.push_max_attempts),

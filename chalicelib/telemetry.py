@@ -26,6 +26,7 @@ METRIC_NAMES = {
     "rate_limited": "RateLimited",
     "notifications_read": "NotificationsRead",
     "notifications_acked": "NotificationsAcked",
+    "notifications_confirmed": "NotificationsConfirmed",
 }
 
 logger = Logger(service=SERVICE)

@@ -29,6 +29,10 @@ from chalicelib.models import (
     MAX_FRAME_BYTES,
     AckedEvent,
     AckFrame,
+    ArchivedEvent,
+    ArchiveFrame,
+    ConfirmedEvent,
+    ConfirmFrame,
     ErrorEvent,
     Event,
     GetNotificationsFrame,
@@ -38,6 +42,8 @@ from chalicelib.models import (
     PongEvent,
     RegisteredEvent,
     RegisterFrame,
+    SeenEvent,
+    SeenFrame,
     page_event,
     parse,
 )
@@ -60,6 +66,9 @@ class WebSocketApi:
             "mark_read": (MarkReadFrame, self._mark_read),
             "ack": (AckFrame, self._ack),
             "ping": (PingFrame, self._ping),
+            "seen": (SeenFrame, self._seen),
+            "archive": (ArchiveFrame, self._archive),
+            "confirm": (ConfirmFrame, self._confirm),
         }
 
     def connect(self, connection_id: str, token: str | None) -> dict[str, int] | None:
@@ -137,7 +146,7 @@ class WebSocketApi:
     def _mark_read(self, service: Service, connection_id: str, frame: MarkReadFrame) -> None:
         principal = service.sessions.admit(connection_id)
         changed, unread = service.notifications.mark_read(
-            principal.user_id, frame.ids, origin=connection_id
+            principal.user_id, frame.ids, origin=connection_id, channel="websocket"
         )
         event = MarkedReadEvent(ids=changed, unread_count=unread)
         _reply(service, connection_id, event, frame.request_id)
@@ -149,6 +158,31 @@ class WebSocketApi:
 
     def _ping(self, service: Service, connection_id: str, frame: PingFrame) -> None:
         _reply(service, connection_id, PongEvent(), frame.request_id)
+
+    def _seen(self, service: Service, connection_id: str, frame: SeenFrame) -> None:
+        principal = service.sessions.admit(connection_id)
+        fresh = service.notifications.seen(principal.user_id, frame.ids, channel="websocket")
+        _reply(service, connection_id, SeenEvent(ids=fresh), frame.request_id)
+
+    def _archive(self, service: Service, connection_id: str, frame: ArchiveFrame) -> None:
+        principal = service.sessions.admit(connection_id)
+        changed, unread = service.notifications.archive(
+            principal.user_id,
+            frame.ids,
+            frame.archived,
+            origin=connection_id,
+            channel="websocket",
+        )
+        event = ArchivedEvent(ids=changed, archived=frame.archived, unread_count=unread)
+        _reply(service, connection_id, event, frame.request_id)
+
+    def _confirm(self, service: Service, connection_id: str, frame: ConfirmFrame) -> None:
+        principal = service.sessions.admit(connection_id)
+        confirmed_at, unread = service.notifications.confirm(
+            principal.user_id, frame.id, origin=connection_id, channel="websocket"
+        )
+        event = ConfirmedEvent(id=frame.id, confirmed_at=confirmed_at, unread_count=unread)
+        _reply(service, connection_id, event, frame.request_id)
 
 
 def _reply(service: Service, connection_id: str, event: Event, request_id: str | None) -> Outcome:

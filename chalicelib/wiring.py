@@ -19,9 +19,12 @@ from chalicelib.delivery import PUSH_RETRY, Sender
 from chalicelib.fanout import FanoutQueue
 from chalicelib.immigration import Immigration
 from chalicelib.notifications import Counters, Notifications
+from chalicelib.receipts import Receipts
+from chalicelib.rights import DataRights
 from chalicelib.sessions import Sessions
 from chalicelib.settings import Settings, get_settings
 from chalicelib.storage import ConnectionStore, Directory, Dynamo, Inbox, Limits
+from chalicelib.storage.receipts import ReceiptStore
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
@@ -90,6 +93,8 @@ class Service:
     inbox: Inbox
     directory: Directory
     limits: Limits
+    receipts: Receipts
+    rights: DataRights
 
     def check_rate(self, principal: Principal) -> None:
         self.sessions.check_rate(principal)
@@ -108,7 +113,18 @@ def build_service(
     connections = ConnectionStore(
         db, settings.connections_table, ttl_seconds=settings.connection_ttl_seconds, clock=clock
     )
-    inbox = Inbox(db, table, retention_days=settings.notification_retention_days, clock=clock)
+    receipts = Receipts(
+        ReceiptStore(db, settings.receipts_table, clock=clock),
+        retention_days=settings.receipt_retention_days,
+        clock=clock,
+    )
+    inbox = Inbox(
+        db,
+        table,
+        retention_days=settings.notification_retention_days,
+        clock=clock,
+        first_action=receipts.first_action,
+    )
     directory = Directory(db, table, clock=clock)
     limits = Limits(db, table, clock=clock)
     counters = Counters(limits)
@@ -134,6 +150,7 @@ def build_service(
         sender,
         fanout=fanout,
         fanout_threshold=settings.fanout_threshold,
+        receipts=receipts,
     )
     sessions = Sessions(
         connections,
@@ -156,6 +173,8 @@ def build_service(
         inbox=inbox,
         directory=directory,
         limits=limits,
+        receipts=receipts,
+        rights=DataRights(notifications, directory, receipts),
     )
 
 

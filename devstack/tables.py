@@ -7,7 +7,11 @@ from pathlib import Path
 from typing import Any
 
 INFRA = Path(__file__).resolve().parent.parent / "infra" / "resources.json"
-TABLE_RESOURCES = {"connections": "ConnectionsTable", "notifications": "NotificationsTable"}
+TABLE_RESOURCES = {
+    "connections": "ConnectionsTable",
+    "notifications": "NotificationsTable",
+    "receipts": "ReceiptsTable",
+}
 CREATE_TABLE_FIELDS = (
     "AttributeDefinitions",
     "KeySchema",
@@ -22,9 +26,19 @@ def table_definitions() -> dict[str, dict[str, Any]]:
     return {name: resources[logical]["Properties"] for name, logical in TABLE_RESOURCES.items()}
 
 
-def create_tables(client: Any, *, connections_table: str, notifications_table: str) -> None:
-    """Create both tables (with TTL on) through a boto3 DynamoDB client; existing ones stay."""
-    names = {"connections": connections_table, "notifications": notifications_table}
+def create_tables(
+    client: Any,
+    *,
+    connections_table: str,
+    notifications_table: str,
+    receipts_table: str = "receipts",
+) -> None:
+    """Create the tables (with TTL on) through a boto3 DynamoDB client; existing ones stay."""
+    names = {
+        "connections": connections_table,
+        "notifications": notifications_table,
+        "receipts": receipts_table,
+    }
     existing = set(client.list_tables()["TableNames"])
     for name, properties in table_definitions().items():
         table_name = names[name]

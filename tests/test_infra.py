@@ -28,6 +28,9 @@ WS_ROUTES = {
     "get_notifications",
     "ack",
     "ping",
+    "seen",
+    "archive",
+    "confirm",
 }
 FUNCTIONS = [
     "APIHandler",
@@ -432,7 +435,7 @@ def test_access_logs_on_both_apis(expanded: dict[str, Any]) -> None:
 
 def test_tables_are_retained(template: dict[str, Any]) -> None:
     tables = resources_of(template, "AWS::DynamoDB::Table")
-    assert set(tables) == {"ConnectionsTable", "NotificationsTable"}
+    assert set(tables) == {"ConnectionsTable", "NotificationsTable", "ReceiptsTable"}
     for table in tables.values():
         assert table["DeletionPolicy"] == "Retain"
         assert table["UpdateReplacePolicy"] == "Retain"

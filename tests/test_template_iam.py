@@ -24,7 +24,11 @@ from devstack.fanout import create_fanout_queues
 from tests.conftest import REGION, WsClient, token
 
 ROOT = Path(__file__).resolve().parent.parent
-TABLES = {"connections": "ConnectionsTable", "notifications": "NotificationsTable"}
+TABLES = {
+    "connections": "ConnectionsTable",
+    "notifications": "NotificationsTable",
+    "receipts": "ReceiptsTable",
+}
 TRANSACT = {
     "Put": "PutItem",
     "Update": "UpdateItem",
@@ -195,6 +199,11 @@ def exercise(recorder: Recorder, service: Service) -> None:
         session.send({"action": "ack", "ids": [notification_id]})
         session.send({"action": "mark_read", "ids": [notification_id]})
         session.send({"action": "mark_read", "all": True})
+        session.send({"action": "seen", "ids": [notification_id]})
+        session.send({"action": "archive", "ids": [notification_id]})
+        session.send({"action": "archive", "ids": [notification_id], "archived": False})
+        session.send({"action": "archive", "all": True})
+        session.send({"action": "confirm", "id": notification_id})
         session.send({"action": "ping"})
         session.send("not json")
 
@@ -212,6 +221,19 @@ def exercise(recorder: Recorder, service: Service) -> None:
         post("/api/notifications/read", {"ids": [notification_id]}, alice)
         post("/api/notifications/read", {"all": True}, alice)
         http.get(f"/api/notifications/poll?after={notification_id}&wait=0", headers=alice)
+        confirmable = post(
+            "/api/notifications",
+            {"user_id": "alice", "message": "sign", "requires_confirmation": True},
+            admin,
+        ).json_body["notification"]["id"]
+        post("/api/notifications/seen", {"ids": [confirmable]}, alice)
+        post(f"/api/notifications/{confirmable}/confirm", {}, alice)
+        post("/api/notifications/archive", {"ids": [confirmable]}, alice)
+        post("/api/notifications/archive", {"all": True, "archived": False}, alice)
+        http.get("/api/notifications?archived=true", headers=alice)
+        http.get(f"/api/notifications/{confirmable}/receipt", headers=alice)
+        http.get(f"/api/notifications/{confirmable}/receipt", headers=admin)
+        http.get("/api/me/export", headers=alice)
         http.delete(f"/api/notifications/{notification_id}", headers=alice)
         post(
             "/api/immigration/notifications/case-status-update",
@@ -234,6 +256,8 @@ def exercise(recorder: Recorder, service: Service) -> None:
             admin,
         )
         post("/api/test/notification/alice", {"message": "t"}, {})
+        http.get("/api/cases/c1/notices", headers=admin)
+        http.get("/api/cases/c1/notices", headers={**admin, "Accept": "text/csv"})
         http.get("/api/websocket/stats", headers=admin)
 
     as_function(recorder, "FanoutWorker")
@@ -243,6 +267,11 @@ def exercise(recorder: Recorder, service: Service) -> None:
     )["Messages"]
     records = [{"messageId": m["MessageId"], "body": m["Body"]} for m in received]
     assert process_records(records, service.notifications.deliver_job) == []
+
+    as_function(recorder, "APIHandler")
+    with Client(lambda_app.app, stage_name="dev") as client:
+        # Erasure closes bob's live session (DeleteConnection) after the fan-out reached it.
+        assert client.http.delete("/api/users/bob", headers=admin).status_code == 202
 
     as_function(recorder, "WebsocketDisconnect")
     session.disconnect()

@@ -13,7 +13,15 @@ from chalicelib.auth import Principal
 from chalicelib.errors import NotFound
 from chalicelib.models import iso_timestamp
 from chalicelib.storage.dynamo import Dynamo, error_code
-from chalicelib.storage.keys import EVERYONE, Item, case_key, group_pk, member_key, member_of
+from chalicelib.storage.keys import (
+    EVERYONE,
+    Item,
+    case_key,
+    group_pk,
+    member_key,
+    member_of,
+    memberships_key,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +47,36 @@ class Directory:
             [
                 {"PutRequest": {"Item": {**member_key(group, principal.user_id), "seen_at": now}}}
                 for group in dict.fromkeys(groups)
+            ]
+            + [self._memberships_put(principal.user_id, groups)],
+        )
+
+    def groups_of(self, user_id: str) -> list[str] | None:
+        """The groups the directory lists the user in (None: never registered)."""
+        item = self._db.client.get_item(
+            TableName=self._table, Key=memberships_key(user_id), ConsistentRead=True
+        ).get("Item")
+        if item is None:
+            return None
+        return [value["S"] for value in item["groups"]["L"] if value["S"] != EVERYONE]
+
+    def erase(self, user_id: str) -> None:
+        """Take the user out of every audience they were recorded in."""
+        groups = self.groups_of(user_id) or []
+        self._db.batch_write(
+            self._table,
+            [
+                {"DeleteRequest": {"Key": key}}
+                for key in (
+                    *(member_key(group, user_id) for group in dict.fromkeys((EVERYONE, *groups))),
+                    memberships_key(user_id),
+                )
             ],
         )
+
+    def _memberships_put(self, user_id: str, groups: tuple[str, ...]) -> Item:
+        listed = [{"S": group} for group in dict.fromkeys(groups)]
+        return {"PutRequest": {"Item": {**memberships_key(user_id), "groups": {"L": listed}}}}
 
     def members(self, group: str | None) -> Iterator[str]:
         """User ids of a group (all users when None), page by page."""

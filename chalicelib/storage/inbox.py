@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from ulid import LaxMonotonicPolicy, ULIDGenerator
 
-from chalicelib.errors import NotFound
+from chalicelib.errors import NotFound, Unavailable, ValidationFailed
 from chalicelib.models import (
     STATE_FIELDS,
     Notification,
@@ -39,7 +39,11 @@ from chalicelib.storage.keys import (
 )
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
-STATE = "sk, read_at, unacked_pk, expires_at"
+STATE = (
+    "sk, read_at, unacked_pk, expires_at, seen_at, archived_at, confirmed_at, needs_confirmation"
+)
+# How long an erasure holds off sends to the user if it dies before lifting its tombstone.
+ERASURE_HOLD = timedelta(minutes=15)
 
 _ids = ULIDGenerator(policy=LaxMonotonicPolicy())
 
@@ -47,6 +51,15 @@ _ids = ULIDGenerator(policy=LaxMonotonicPolicy())
 def new_id() -> str:
     """A fresh ULID, monotonic within this process."""
     return str(_ids.generate())
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A notification whose state an action changed, and what else that action did to it."""
+
+    id: str
+    was_unread: bool = False
+    needs_confirmation: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +78,15 @@ class Inbox:
         *,
         retention_days: int = 90,
         clock: Callable[[], float] = time.time,
+        first_action: Callable[[Notification], Item] | None = None,
     ) -> None:
         self._db = db
         self._table = table
         self._retention = timedelta(days=retention_days)
         self._clock = clock
+        # A write that rides in the transaction storing a notification (its receipt's first
+        # entry), so proof of notice costs a send no extra call.
+        self._first_action = first_action
 
     # --- writes ------------------------------------------------------------------------
 
@@ -85,9 +102,13 @@ class Inbox:
         first_id: list[str | None] = []
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
+            if cancelled is not None and cancelled.failed_condition(1):
+                raise Unavailable("The user's data is being erased: retry shortly")
             # The idempotency record is the last action: its check failing means a repeat.
-            if cancelled is not None and idempotency is not None and cancelled.failed_condition(2):
-                first_id.append((cancelled.items[2] or {}).get("notification_id", {}).get("S"))
+            last = self._actions_per_user(idempotency) - 1
+            repeat = cancelled is not None and cancelled.failed_condition(last)
+            if cancelled is not None and idempotency is not None and repeat:
+                first_id.append((cancelled.items[last] or {}).get("notification_id", {}).get("S"))
                 return None
             notification, actions = self._put_actions(user_id, content, idempotency)
             built.append(notification)
@@ -111,18 +132,22 @@ class Inbox:
         stored now.
         """
         stored: list[Notification] = []
-        per_user = 2 if idempotency is None else 3
+        per_user = self._actions_per_user(idempotency)
         for batch in chunks(user_ids, TRANSACTION_LIMIT // per_user):
             pending = list(batch)
             prepared: list[tuple[Notification, list[Item]]] = []
 
             def prepare(cancelled: Cancellation | None) -> list[Item] | None:
                 nonlocal pending, prepared
-                if cancelled is not None and idempotency is not None:
+                if cancelled is not None:
+                    # Skipped: users who have this broadcast already, and users being erased.
                     pending = [
                         user
                         for index, user in enumerate(pending)
-                        if not cancelled.failed_condition(index * per_user + per_user - 1)
+                        if not any(
+                            cancelled.failed_condition(index * per_user + offset)
+                            for offset in range(1, per_user)
+                        )
                     ]
                 prepared = [self._put_actions(user, content, idempotency) for user in pending]
                 return [action for _, actions in prepared for action in actions]
@@ -133,22 +158,86 @@ class Inbox:
 
     def mark_read(self, user_id: str, ids: Iterable[str]) -> list[str]:
         """Mark the user's unread notifications among `ids` read; returns those that changed."""
+        return [change.id for change in self.mark_read_changes(user_id, ids)]
+
+    def mark_read_changes(self, user_id: str, ids: Iterable[str]) -> list[Change]:
+        """`mark_read`, saying of each change whether the notification needs confirmation."""
+        wanted = list(dict.fromkeys(ids))
+        return [
+            change
+            for batch in chunks(wanted, TRANSACTION_LIMIT - 1)
+            for change in self._mark_read_batch(user_id, batch)
+        ]
+
+    def seen(self, user_id: str, ids: Iterable[str]) -> list[str]:
+        """Stamp `seen_at` on the user's notifications among `ids` not seen before."""
         wanted = list(dict.fromkeys(ids))
         return [
             notification_id
-            for batch in chunks(wanted, TRANSACTION_LIMIT - 1)
-            for notification_id in self._mark_read_batch(user_id, batch)
+            for batch in chunks(wanted, TRANSACTION_LIMIT)
+            for notification_id in self._seen_batch(user_id, batch)
         ]
 
-    def ack(self, user_id: str, ids: Iterable[str]) -> tuple[list[str], int]:
+    def archive(self, user_id: str, ids: list[str] | None, archived: bool) -> list[Change]:
+        """Archive (marking read) or restore the user's notifications among `ids` (None: all).
+
+        A notification that needs confirmation is archived only once confirmed; restoring
+        clears `archived_at` and leaves it read.
+        """
+        wanted = self._unarchived_ids(user_id, archived) if ids is None else ids
+        wanted = list(dict.fromkeys(wanted))
+        return [
+            change
+            for batch in chunks(wanted, TRANSACTION_LIMIT - 1)
+            for change in self._archive_batch(user_id, batch, archived)
+        ]
+
+    def confirm(self, user_id: str, notification_id: str) -> tuple[str, Change | None]:
+        """Confirm one of the user's notifications that needs it: its `confirmed_at` (the
+        first one, on a repeat) and the change made now (None on a repeat).
+
+        NotFound when it is not the user's; ValidationFailed when it needs no confirmation.
+        """
+        outcome: list[tuple[str, Change | None]] = []
+
+        def prepare(cancelled: Cancellation | None) -> list[Item] | None:
+            current = self._state(user_id, [notification_id]).get(notification_id)
+            if current is None:
+                raise NotFound(f"No notification {notification_id}")
+            if "needs_confirmation" not in current:
+                raise ValidationFailed("This notification does not require confirmation")
+            if "confirmed_at" in current:
+                outcome.append((current["confirmed_at"]["S"], None))
+                return None
+            stamp = self._stamp()
+            unread = "read_at" not in current
+            outcome.append(
+                (stamp, Change(notification_id, was_unread=unread, needs_confirmation=True))
+            )
+            confirm = self._update(
+                user_id,
+                notification_id,
+                "SET confirmed_at = :at, read_at = if_not_exists(read_at, :at) REMOVE unread_pk",
+                {":at": {"S": stamp}},
+                also="attribute_not_exists(confirmed_at) AND " + _read_condition(unread),
+            )
+            if not unread:
+                return [confirm]
+            bucket = counter_bucket(int(current["expires_at"]["N"]))
+            return [confirm, self._counter_update(user_id, {bucket: -1})]
+
+        self._db.transact(prepare)
+        return outcome[-1]
+
+    def ack(self, user_id: str, ids: Iterable[str]) -> tuple[list[str], list[str]]:
         """Mark the user's notifications among `ids` delivered.
 
-        Returns the ids that are the user's (and still exist), and how many of them were
-        newly acked. One deleted meanwhile drops out; the others are still acked.
+        Returns the ids that are the user's (and still exist), and those of them newly acked.
+        One deleted meanwhile drops out; the others are still acked.
         """
         wanted = list(dict.fromkeys(ids))
         known: list[str] = []
-        acked = 0
+        acked: list[str] = []
         for batch in chunks(wanted, TRANSACTION_LIMIT):
             present, newly = self._ack_batch(user_id, batch)
             known += present
@@ -176,6 +265,46 @@ class Inbox:
 
         return self._db.transact(prepare)
 
+    # --- erasure (DESIGN §10) -----------------------------------------------------------
+
+    def hold_sends(self, user_id: str) -> None:
+        """Put the erasure tombstone on the user's counter: from now until `erase_rest`, every
+        send to the user fails its transaction's condition, so nothing new is stored."""
+        until = self._clock() + ERASURE_HOLD.total_seconds()
+        self._db.client.update_item(
+            TableName=self._table,
+            Key=counter_key(user_id),
+            UpdateExpression="SET erasing_until = :until",
+            ExpressionAttributeValues={":until": {"N": str(int(until))}},
+        )
+
+    def erase(self, user_id: str) -> list[str]:
+        """Delete everything in the user's partition but the tombstone: notifications,
+        idempotency records, rate-limit windows and whatever else lives there. Returns the ids
+        of the notifications deleted. Run after `hold_sends`: a consistent Query then sees
+        every send that committed before the tombstone, and none can commit after it."""
+        deleted: list[str] = []
+        requests: list[Item] = []
+        counter = counter_key(user_id)
+        for item in self._db.query_all(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk",
+            ProjectionExpression="pk, sk",
+            ExpressionAttributeValues={":pk": {"S": user_pk(user_id)}},
+            ConsistentRead=True,
+        ):
+            if item["sk"] == counter["sk"]:
+                continue
+            if item["sk"]["S"].startswith(NOTIFICATION_PREFIX):
+                deleted.append(notification_id_of(item))
+            requests.append({"DeleteRequest": {"Key": {"pk": item["pk"], "sk": item["sk"]}}})
+        self._db.batch_write(self._table, requests)
+        return deleted
+
+    def lift_hold(self, user_id: str) -> None:
+        """Delete the counter with its tombstone: the user starts again from an empty inbox."""
+        self._db.client.delete_item(TableName=self._table, Key=counter_key(user_id))
+
     # --- reads -------------------------------------------------------------------------
 
     def get(self, user_id: str, notification_id: str) -> Notification | None:
@@ -196,8 +325,10 @@ class Inbox:
         cursor: str | None = None,
         unread_only: bool = False,
         category: str | None = None,
+        archived: bool = False,
     ) -> Page:
-        """Up to `limit` notifications, newest first, after `cursor` (a notification id)."""
+        """Up to `limit` notifications, newest first, after `cursor` (a notification id);
+        the archived ones only when `archived`, and then only they."""
         request: Item = {
             "TableName": self._table,
             "ScanIndexForward": False,
@@ -207,6 +338,9 @@ class Inbox:
             },
         }
         filters = ["expires_at > :now"]
+        filters.append(
+            "attribute_exists(archived_at)" if archived else "attribute_not_exists(archived_at)"
+        )
         if category is not None:
             filters.append("category = :category")
             request["ExpressionAttributeValues"][":category"] = {"S": category}
@@ -241,6 +375,22 @@ class Inbox:
             request["ExclusiveStartKey"] = notification_key(user_id, after)
         items, _ = self._db.collect(request, limit)
         return [_notification_from(item) for item in items]
+
+    def everything(self, user_id: str) -> list[Notification]:
+        """All of the user's unexpired notifications, archived too, oldest first."""
+        return [
+            _notification_from(item)
+            for item in self._db.query_all(
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+                FilterExpression="expires_at > :now",
+                ExpressionAttributeValues={
+                    ":pk": {"S": user_pk(user_id)},
+                    ":prefix": {"S": NOTIFICATION_PREFIX},
+                    ":now": {"N": str(int(self._clock()))},
+                },
+            )
+        ]
 
     def replay(self, user_id: str, since: str | None, limit: int = 100) -> list[Notification]:
         """Not-yet-acked notifications, plus those newer than `since`; oldest first."""
@@ -296,14 +446,16 @@ class Inbox:
 
     # --- internals -----------------------------------------------------------------------
 
-    def _mark_read_batch(self, user_id: str, batch: list[str]) -> list[str]:
+    def _mark_read_batch(self, user_id: str, batch: list[str]) -> list[Change]:
         unread: list[str] = []
+        needs: set[str] = set()
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
             # After a cancellation another session changed some of them: read again.
-            nonlocal unread
+            nonlocal unread, needs
             current = self._state(user_id, batch)
             unread = [i for i in batch if i in current and "read_at" not in current[i]]
+            needs = {i for i in unread if "needs_confirmation" in current[i]}
             if not unread:
                 return None
             stamp = iso_timestamp(datetime.fromtimestamp(self._clock(), UTC))
@@ -323,9 +475,11 @@ class Inbox:
                 )
             return [*actions, self._counter_update(user_id, decrements)]
 
-        return unread if self._db.transact(prepare) else []
+        if not self._db.transact(prepare):
+            return []
+        return [Change(i, was_unread=True, needs_confirmation=i in needs) for i in unread]
 
-    def _ack_batch(self, user_id: str, batch: list[str]) -> tuple[list[str], int]:
+    def _ack_batch(self, user_id: str, batch: list[str]) -> tuple[list[str], list[str]]:
         present: list[str] = []
         pending: list[str] = []
 
@@ -346,7 +500,93 @@ class Inbox:
             ]
 
         committed = self._db.transact(prepare)
-        return present, len(pending) if committed else 0
+        return present, pending if committed else []
+
+    def _seen_batch(self, user_id: str, batch: list[str]) -> list[str]:
+        fresh: list[str] = []
+
+        def prepare(cancelled: Cancellation | None) -> list[Item] | None:
+            nonlocal fresh
+            current = self._state(user_id, batch)
+            fresh = [i for i in batch if i in current and "seen_at" not in current[i]]
+            stamp = {":at": {"S": self._stamp()}}
+            return [
+                self._update(
+                    user_id, i, "SET seen_at = :at", stamp, also="attribute_not_exists(seen_at)"
+                )
+                for i in fresh
+            ]
+
+        return fresh if self._db.transact(prepare) else []
+
+    def _archive_batch(self, user_id: str, batch: list[str], archived: bool) -> list[Change]:
+        changes: list[Change] = []
+
+        def prepare(cancelled: Cancellation | None) -> list[Item] | None:
+            # After a cancellation another session changed some of them: read again.
+            nonlocal changes
+            current = self._state(user_id, batch)
+            stamp = {":at": {"S": self._stamp()}}
+            changes, actions = [], []
+            decrements: dict[str, int] = {}
+            for i in batch:
+                state = current.get(i)
+                if state is None:
+                    continue
+                needs = "needs_confirmation" in state
+                if not archived:
+                    if "archived_at" in state:
+                        changes.append(Change(i, needs_confirmation=needs))
+                        actions.append(
+                            self._update(
+                                user_id, i, "REMOVE archived_at", {},
+                                also="attribute_exists(archived_at)",
+                            )
+                        )  # fmt: skip
+                    continue
+                if "archived_at" in state or (needs and "confirmed_at" not in state):
+                    continue
+                unread = "read_at" not in state
+                changes.append(Change(i, was_unread=unread, needs_confirmation=needs))
+                actions.append(
+                    self._update(
+                        user_id,
+                        i,
+                        "SET archived_at = :at, read_at = if_not_exists(read_at, :at) "
+                        "REMOVE unread_pk",
+                        stamp,
+                        also="attribute_not_exists(archived_at) AND " + _read_condition(unread),
+                    )
+                )
+                if unread:
+                    bucket = counter_bucket(int(state["expires_at"]["N"]))
+                    decrements[bucket] = decrements.get(bucket, 0) - 1
+            if decrements:
+                actions.append(self._counter_update(user_id, decrements))
+            return actions
+
+        return changes if self._db.transact(prepare) else []
+
+    def _unarchived_ids(self, user_id: str, archived: bool) -> list[str]:
+        """Ids of the user's notifications that `archive(all)` may change."""
+        condition = ("attribute_not_exists" if archived else "attribute_exists") + "(archived_at)"
+        return [
+            notification_id_of(item)
+            for item in self._db.query_all(
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+                FilterExpression=f"expires_at > :now AND {condition}",
+                ProjectionExpression="sk",
+                ExpressionAttributeValues={
+                    ":pk": {"S": user_pk(user_id)},
+                    ":prefix": {"S": NOTIFICATION_PREFIX},
+                    ":now": {"N": str(int(self._clock()))},
+                },
+            )
+        ]
+
+    def _stamp(self) -> str:
+        return iso_timestamp(datetime.fromtimestamp(self._clock(), UTC))
 
     def _new(self, user_id: str, content: NotificationContent) -> tuple[Notification, Item]:
         notification_id = _ids.generate(float(self._clock()))
@@ -371,6 +611,8 @@ class Inbox:
         }
         if content.category is not None:
             item["category"] = {"S": content.category}
+        if content.requires_confirmation:
+            item["needs_confirmation"] = {"BOOL": True}
         return notification, item
 
     def _put_actions(
@@ -385,8 +627,12 @@ class Inbox:
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }
             },
-            self._counter_update(user_id, {counter_bucket(int(item["expires_at"]["N"])): 1}),
+            self._counter_update(
+                user_id, {counter_bucket(int(item["expires_at"]["N"])): 1}, unless_erasing=True
+            ),
         ]
+        if self._first_action is not None:
+            actions.append(self._first_action(notification))
         if idempotency is not None:
             actions.append(self._idempotency_put(user_id, idempotency, notification.id))
         return notification, actions
@@ -402,28 +648,39 @@ class Inbox:
     ) -> Item:
         """An update of an existing notification: never creates one (a DELETE may have won)."""
         condition = "attribute_exists(pk)" + (f" AND {also}" if also else "")
-        return {
-            "Update": {
-                "TableName": self._table,
-                "Key": notification_key(user_id, notification_id),
-                "UpdateExpression": expression,
-                "ConditionExpression": condition,
-                "ExpressionAttributeValues": values,
-            }
+        update: Item = {
+            "TableName": self._table,
+            "Key": notification_key(user_id, notification_id),
+            "UpdateExpression": expression,
+            "ConditionExpression": condition,
         }
+        if values:
+            update["ExpressionAttributeValues"] = values
+        return {"Update": update}
 
-    def _counter_update(self, user_id: str, deltas: dict[str, int]) -> Item:
+    def _counter_update(
+        self, user_id: str, deltas: dict[str, int], *, unless_erasing: bool = False
+    ) -> Item:
         names = {f"#d{i}": bucket for i, bucket in enumerate(deltas)}
         values = {f":d{i}": {"N": str(delta)} for i, delta in enumerate(deltas.values())}
-        return {
-            "Update": {
-                "TableName": self._table,
-                "Key": counter_key(user_id),
-                "UpdateExpression": "ADD " + ", ".join(f"#d{i} :d{i}" for i in range(len(deltas))),
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": values,
-            }
+        update: Item = {
+            "TableName": self._table,
+            "Key": counter_key(user_id),
+            "UpdateExpression": "ADD " + ", ".join(f"#d{i} :d{i}" for i in range(len(deltas))),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
         }
+        if unless_erasing:
+            # The erasure tombstone lives on the counter a send updates anyway: no extra write.
+            update["ConditionExpression"] = (
+                "attribute_not_exists(erasing_until) OR erasing_until < :now"
+            )
+            values[":now"] = {"N": str(int(self._clock()))}
+        return {"Update": update}
+
+    def _actions_per_user(self, idempotency: str | None) -> int:
+        """How many actions `_put_actions` makes for one notification."""
+        return 2 + (self._first_action is not None) + (idempotency is not None)
 
     def _idempotency_put(self, user_id: str, key: str, notification_id: str) -> Item:
         now = int(self._clock())
@@ -454,12 +711,22 @@ class Inbox:
 def _notification_from(item: Item) -> Notification:
     doc = json.loads(item["doc"]["S"])
     read_at = item.get("read_at", {}).get("S")
+    archived_at = item.get("archived_at", {}).get("S")
     return Notification.model_construct(
         **doc,
         read=read_at is not None,
         read_at=read_at,
         delivered=item.get("delivered", {}).get("BOOL", False),
+        seen_at=item.get("seen_at", {}).get("S"),
+        archived=archived_at is not None,
+        archived_at=archived_at,
+        confirmed_at=item.get("confirmed_at", {}).get("S"),
     )
+
+
+def _read_condition(unread: bool) -> str:
+    """That the notification is still as unread (or read) as the action found it."""
+    return "attribute_not_exists(read_at)" if unread else "attribute_exists(read_at)"
 
 
 def _delete(table: str, key: Item, condition: str) -> Item:

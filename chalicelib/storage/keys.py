@@ -13,6 +13,7 @@ Notifications table, key `pk` + `sk`; each user has one partition, plus a few sh
     USER#<user>   COUNT             unread counter: one number per expiry day, `d<yyyymmdd>`
     USER#<user>   IDEM#<key>        idempotency record: notification_id, expires_at
     USER#<user>   LIMIT#<minute>    rate-limit window: hits, expires_at
+    USER#<user>   GROUPS            the groups the directory lists the user in (for erasure)
     GROUP#<name>  USER#<user>       user directory (`GROUP#*` = everyone who ever registered)
     CASE#<id>     CASE              immigration case: user_id, status, updated_at
     STATS         SHARD#<n>         service counters, write-sharded
@@ -88,6 +89,10 @@ def member_key(group: str, user_id: str) -> Item:
 
 def member_of(item: Item) -> str:
     return item["sk"]["S"].removeprefix(USER_PREFIX)
+
+
+def memberships_key(user_id: str) -> Item:
+    return {"pk": {"S": user_pk(user_id)}, "sk": {"S": "GROUPS"}}
 
 
 def case_key(case_id: str) -> Item:

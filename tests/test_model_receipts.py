@@ -1,0 +1,185 @@
+"""A model-based test of the notification lifecycle and its receipts (hypothesis stateful).
+
+A tiny reference model (one dict per notification) runs beside the real service on moto;
+after every step the invariants of DESIGN §2 and §7 are checked against both.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from chalicelib.errors import NotFound, ValidationFailed
+from chalicelib.models import NotificationContent
+from chalicelib.receipts import verify
+from chalicelib.wiring import Service
+from tests.conftest import WsClient
+
+_users = itertools.count()
+
+
+@dataclass
+class Model:
+    needs_confirmation: bool
+    receipt: list[str] = field(default_factory=lambda: ["stored", "pushed"])
+    delivered: bool = False
+    seen: bool = False
+    read: bool = False
+    archived: bool = False
+    confirmed: bool = False
+    deleted: bool = False
+
+
+def test_lifecycle_against_a_model(service: Service, ws: type[WsClient]) -> None:
+    notifications = service.notifications
+
+    class Lifecycle(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.user = f"model-{next(_users)}"
+            self.session = ws()
+            self.session.connect()
+            assert self.session.register(self.user)[0]["event"] == "registered"
+            self.model: dict[str, Model] = {}
+
+        def pick(self, index: int) -> tuple[str, Model]:
+            notification_id = sorted(self.model)[index % len(self.model)]
+            return notification_id, self.model[notification_id]
+
+        @rule(requires_confirmation=st.booleans())
+        def send(self, requires_confirmation: bool) -> None:
+            content = NotificationContent(message="m", requires_confirmation=requires_confirmation)
+            result = notifications.send(self.user, content)
+            assert result.delivered_to == 1
+            self.model[result.notification.id] = Model(requires_confirmation)
+
+        @precondition(lambda self: self.model)
+        @rule(index=st.integers(0, 50))
+        def ack(self, index: int) -> None:
+            notification_id, model = self.pick(index)
+            known = notifications.ack(self.user, [notification_id])
+            assert known == ([] if model.deleted else [notification_id])
+            if not model.deleted and not model.delivered:
+                model.delivered = True
+                model.receipt.append("delivered")
+
+        @precondition(lambda self: self.model)
+        @rule(index=st.integers(0, 50))
+        def seen(self, index: int) -> None:
+            notification_id, model = self.pick(index)
+            fresh = notifications.seen(self.user, [notification_id])
+            expected = not model.deleted and not model.seen
+            assert fresh == ([notification_id] if expected else [])
+            if expected:
+                model.seen = True
+                model.receipt.append("seen")
+
+        @precondition(lambda self: self.model)
+        @rule(index=st.integers(0, 50))
+        def read(self, index: int) -> None:
+            notification_id, model = self.pick(index)
+            changed, _ = notifications.mark_read(self.user, [notification_id])
+            expected = not model.deleted and not model.read
+            assert changed == ([notification_id] if expected else [])
+            if expected:
+                model.read = True
+                model.receipt.append("read")
+
+        @precondition(lambda self: self.model)
+        @rule(index=st.integers(0, 50), archived=st.booleans())
+        def archive(self, index: int, archived: bool) -> None:
+            notification_id, model = self.pick(index)
+            changed, _ = notifications.archive(self.user, [notification_id], archived)
+            if model.deleted:
+                expected = False
+            elif archived:
+                closed = not model.needs_confirmation or model.confirmed
+                expected = not model.archived and closed
+            else:
+                expected = model.archived
+            assert changed == ([notification_id] if expected else [])
+            if expected and archived:
+                if not model.read:
+                    model.read = True
+                    model.receipt.append("read")
+                model.receipt.append("archived")
+            if expected:
+                model.archived = archived
+
+        @precondition(lambda self: self.model)
+        @rule(index=st.integers(0, 50))
+        def confirm(self, index: int) -> None:
+            notification_id, model = self.pick(index)
+            try:
+                notifications.confirm(self.user, notification_id)
+            except NotFound:
+                assert model.deleted
+                return
+            except ValidationFailed:
+                assert not model.needs_confirmation
+                return
+            assert model.needs_confirmation and not model.deleted
+            if not model.confirmed:
+                if not model.read:
+                    model.read = True
+                    model.receipt.append("read")
+                model.confirmed = True
+                model.receipt.append("confirmed")
+
+        @precondition(lambda self: self.model)
+        @rule(index=st.integers(0, 50))
+        def delete(self, index: int) -> None:
+            notification_id, model = self.pick(index)
+            try:
+                notifications.delete(self.user, notification_id)
+            except NotFound:
+                assert model.deleted
+                return
+            assert not model.deleted
+            model.deleted = True
+            model.receipt.append("deleted")
+
+        @invariant()
+        def every_notification_has_its_receipt_starting_with_stored(self) -> None:
+            for notification_id, model in self.model.items():
+                stored = service.receipts.get(notification_id)
+                assert stored is not None
+                types = [entry.type for entry in stored.entries]
+                assert types[0] == "stored"
+                assert types == model.receipt
+                assert verify(stored.header.content_sha256, stored.entries)
+
+        @invariant()
+        def archived_means_read_and_the_counter_is_exact(self) -> None:
+            items = service.inbox.everything(self.user)
+            assert all(item.read for item in items if item.archived)
+            unread = sum(not item.read for item in items)
+            assert service.inbox.unread_count(self.user) == unread
+            expected = sum(not m.read for m in self.model.values() if not m.deleted)
+            assert unread == expected
+            live = {item.id: item for item in items}
+            assert set(live) == {i for i, m in self.model.items() if not m.deleted}
+            for notification_id, item in live.items():
+                model: Any = self.model[notification_id]
+                assert (item.archived, bool(item.confirmed_at)) == (model.archived, model.confirmed)
+
+    run_state_machine_as_test(
+        Lifecycle,
+        settings=settings(
+            max_examples=8,
+            stateful_step_count=15,
+            deadline=None,
+            suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        ),
+    )
