@@ -26,6 +26,7 @@ from chalicelib.errors import (
     ValidationFailed,
 )
 from chalicelib.models import (
+    MAX_DATA_DEPTH,
     MAX_FRAME_BYTES,
     AckedEvent,
     AckFrame,
@@ -38,6 +39,7 @@ from chalicelib.models import (
     PongEvent,
     RegisteredEvent,
     RegisterFrame,
+    check_json,
     page_event,
     parse,
 )
@@ -47,6 +49,8 @@ if TYPE_CHECKING:
     from chalicelib.wiring import Service
 
 MAX_REQUEST_ID = 64
+# A frame is an object around the fields of its action, one of which may be a `data` object.
+MAX_FRAME_DEPTH = MAX_DATA_DEPTH + 2
 
 
 class WebSocketApi:
@@ -88,15 +92,21 @@ class WebSocketApi:
             raw = body or ""
             try:
                 frame = json.loads(raw)
+            except RecursionError:
+                raise ValidationFailed(f"Frames nest at most {MAX_FRAME_DEPTH} levels") from None
             except ValueError:
                 raise InvalidJSON("Frames must be JSON objects") from None
             if not isinstance(frame, dict):
                 raise ValidationFailed("A frame must be a JSON object")
             candidate = frame.get("request_id")
             if isinstance(candidate, str) and len(candidate) <= MAX_REQUEST_ID:
-                request_id = candidate
-            if len(raw.encode()) > MAX_FRAME_BYTES:
+                request_id = candidate if _encodable(candidate) else None
+            if len(raw.encode(errors="surrogatepass")) > MAX_FRAME_BYTES:
                 raise PayloadTooLarge(f"Frames are limited to {MAX_FRAME_BYTES} bytes")
+            try:
+                check_json(frame, max_depth=MAX_FRAME_DEPTH)
+            except ValueError as exc:
+                raise ValidationFailed(f"Invalid frame: {exc}") from None
             action = frame.get("action")
             if not isinstance(action, str) or action not in self._actions:
                 raise UnknownAction(
@@ -149,6 +159,14 @@ class WebSocketApi:
 
     def _ping(self, service: Service, connection_id: str, frame: PingFrame) -> None:
         _reply(service, connection_id, PongEvent(), frame.request_id)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _reply(service: Service, connection_id: str, event: Event, request_id: str | None) -> Outcome:

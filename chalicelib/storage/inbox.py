@@ -4,6 +4,19 @@ The three live in one partition per user and change together in transactions (a 
 the notification, counts it unread and records its idempotency key at once), so they are one
 store. Every update of a notification is conditional on it still existing
 (`attribute_exists(pk)`): a write racing a DELETE never brings back a stub of it.
+
+Commit order is id order, per user. Ids are generated before the write commits, so two
+concurrent sends could commit out of id order and a reader that had seen the later id would
+skip the earlier one. The counter item therefore holds `latest_id`, the greatest id committed
+for the user, and every transaction that stores a notification sets it to its own id on the
+condition that it is greater (`latest_id < :id`). A send whose id was overtaken is cancelled and
+retried with a fresh id above the `latest_id` the cancellation returns. Invariant: when a
+strongly consistent read has returned id X, every notification committed later has an id
+greater than X. Hence `after(X)` (the poll cursor) and register's `since` never skip one, and
+neither needs a settle delay; the cost is a retry for the rare send that loses such a race.
+
+Reads skip an item they cannot read (a corrupt `doc`, data no client could be sent) with a
+logged error and return the rest: one bad item never takes down a page, poll or replay.
 """
 
 from __future__ import annotations
@@ -14,13 +27,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from ulid import LaxMonotonicPolicy, ULIDGenerator
+from pydantic import ValidationError
+from ulid import ULID, LaxMonotonicPolicy, ULIDGenerator
 
 from chalicelib.errors import NotFound
 from chalicelib.models import (
+    MAX_DATA_DEPTH,
     STATE_FIELDS,
     Notification,
     NotificationContent,
+    check_json,
     compact_json,
     iso_timestamp,
 )
@@ -37,6 +53,7 @@ from chalicelib.storage.keys import (
     notification_key,
     user_pk,
 )
+from chalicelib.telemetry import logger as log
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
 STATE = "sk, read_at, unacked_pk, expires_at"
@@ -89,7 +106,9 @@ class Inbox:
             if cancelled is not None and idempotency is not None and cancelled.failed_condition(2):
                 first_id.append((cancelled.items[2] or {}).get("notification_id", {}).get("S"))
                 return None
-            notification, actions = self._put_actions(user_id, content, idempotency)
+            notification, actions = self._put_actions(
+                user_id, content, idempotency, _latest_committed(cancelled)
+            )
             built.append(notification)
             return actions
 
@@ -124,7 +143,10 @@ class Inbox:
                         for index, user in enumerate(pending)
                         if not cancelled.failed_condition(index * per_user + per_user - 1)
                     ]
-                prepared = [self._put_actions(user, content, idempotency) for user in pending]
+                floor = _latest_committed(cancelled)
+                prepared = [
+                    self._put_actions(user, content, idempotency, floor) for user in pending
+                ]
                 return [action for _, actions in prepared for action in actions]
 
             if self._db.transact(prepare):
@@ -186,7 +208,7 @@ class Inbox:
         ).get("Item")
         if item is None or self._expired(item):
             return None
-        return _notification_from(item)
+        return _readable(item)
 
     def page(
         self,
@@ -222,13 +244,18 @@ class Inbox:
             if unread_only:
                 start["unread_pk"] = start["pk"]
             request["ExclusiveStartKey"] = start
-        items, more = self._db.collect(request, limit)
-        return Page([_notification_from(item) for item in items], more)
+        items, more = self._collect(request, limit, "unread_pk" if unread_only else None)
+        return Page(items, more)
 
     def after(self, user_id: str, after: str | None, limit: int) -> list[Notification]:
-        """Up to `limit` notifications with id greater than `after`, oldest first."""
+        """Up to `limit` notifications with id greater than `after`, oldest first.
+
+        Strongly consistent, so with commit order being id order (module docstring) the last
+        id returned is a cursor that no later commit falls behind.
+        """
         request: Item = {
             "TableName": self._table,
+            "ConsistentRead": True,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
             "FilterExpression": "expires_at > :now",
             "ExpressionAttributeValues": {
@@ -239,12 +266,12 @@ class Inbox:
         }
         if after is not None:
             request["ExclusiveStartKey"] = notification_key(user_id, after)
-        items, _ = self._db.collect(request, limit)
-        return [_notification_from(item) for item in items]
+        items, _ = self._collect(request, limit, None)
+        return items
 
     def replay(self, user_id: str, since: str | None, limit: int = 100) -> list[Notification]:
         """Not-yet-acked notifications, plus those newer than `since`; oldest first."""
-        items, _ = self._db.collect(
+        notifications, _ = self._collect(
             {
                 "TableName": self._table,
                 "IndexName": UNACKED_INDEX,
@@ -256,8 +283,8 @@ class Inbox:
                 },
             },
             limit,
+            "unacked_pk",
         )
-        notifications = [_notification_from(item) for item in items]
         if since is not None:
             pending = {notification.id for notification in notifications}
             notifications += [
@@ -295,6 +322,23 @@ class Inbox:
         ]
 
     # --- internals -----------------------------------------------------------------------
+
+    def _collect(
+        self, request: Item, limit: int, index_pk: str | None
+    ) -> tuple[list[Notification], bool]:
+        """Up to `limit` readable notifications of the Query, and whether more follow; an
+        unreadable item is skipped and the Query goes on past it to fill the page."""
+        found: list[Notification] = []
+        while True:
+            items, more = self._db.collect(request, limit - len(found))
+            found += [n for n in map(_readable, items) if n is not None]
+            if not more or not items or len(found) >= limit:
+                return found, more
+            last = items[-1]
+            start = {"pk": last["pk"], "sk": last["sk"]}
+            if index_pk is not None:
+                start[index_pk] = last[index_pk]
+            request["ExclusiveStartKey"] = start
 
     def _mark_read_batch(self, user_id: str, batch: list[str]) -> list[str]:
         unread: list[str] = []
@@ -348,8 +392,13 @@ class Inbox:
         committed = self._db.transact(prepare)
         return present, len(pending) if committed else 0
 
-    def _new(self, user_id: str, content: NotificationContent) -> tuple[Notification, Item]:
+    def _new(
+        self, user_id: str, content: NotificationContent, floor: str | None = None
+    ) -> tuple[Notification, Item]:
         notification_id = _ids.generate(float(self._clock()))
+        if floor is not None and str(notification_id) <= floor:
+            # Overtaken by a commit with a greater id (another process, a clock ahead).
+            notification_id = _ids.generate(ULID.from_str(floor).milliseconds + 1)
         created = notification_id.datetime
         notification = Notification(
             id=str(notification_id),
@@ -374,9 +423,13 @@ class Inbox:
         return notification, item
 
     def _put_actions(
-        self, user_id: str, content: NotificationContent, idempotency: str | None
+        self,
+        user_id: str,
+        content: NotificationContent,
+        idempotency: str | None,
+        floor: str | None = None,
     ) -> tuple[Notification, list[Item]]:
-        notification, item = self._new(user_id, content)
+        notification, item = self._new(user_id, content, floor)
         actions = [
             {
                 "Put": {
@@ -385,7 +438,9 @@ class Inbox:
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }
             },
-            self._counter_update(user_id, {counter_bucket(int(item["expires_at"]["N"])): 1}),
+            self._counter_update(
+                user_id, {counter_bucket(int(item["expires_at"]["N"])): 1}, latest=notification.id
+            ),
         ]
         if idempotency is not None:
             actions.append(self._idempotency_put(user_id, idempotency, notification.id))
@@ -412,18 +467,26 @@ class Inbox:
             }
         }
 
-    def _counter_update(self, user_id: str, deltas: dict[str, int]) -> Item:
+    def _counter_update(
+        self, user_id: str, deltas: dict[str, int], *, latest: str | None = None
+    ) -> Item:
+        """Add `deltas` to the unread counter; a store passes its id as `latest` (see the
+        module docstring: it commits only above every id committed before it)."""
         names = {f"#d{i}": bucket for i, bucket in enumerate(deltas)}
         values = {f":d{i}": {"N": str(delta)} for i, delta in enumerate(deltas.values())}
-        return {
-            "Update": {
-                "TableName": self._table,
-                "Key": counter_key(user_id),
-                "UpdateExpression": "ADD " + ", ".join(f"#d{i} :d{i}" for i in range(len(deltas))),
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": values,
-            }
+        update: Item = {
+            "TableName": self._table,
+            "Key": counter_key(user_id),
+            "UpdateExpression": "ADD " + ", ".join(f"#d{i} :d{i}" for i in range(len(deltas))),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
         }
+        if latest is not None:
+            update["UpdateExpression"] = "SET latest_id = :latest " + update["UpdateExpression"]
+            update["ConditionExpression"] = "attribute_not_exists(latest_id) OR latest_id < :latest"
+            update["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+            values[":latest"] = {"S": latest}
+        return {"Update": update}
 
     def _idempotency_put(self, user_id: str, key: str, notification_id: str) -> Item:
         now = int(self._clock())
@@ -460,6 +523,35 @@ def _notification_from(item: Item) -> Notification:
         read_at=read_at,
         delivered=item.get("delivered", {}).get("BOOL", False),
     )
+
+
+def _readable(item: Item) -> Notification | None:
+    """The notification of a stored item, or None (logged) when it cannot be read back whole."""
+    try:
+        notification = _notification_from(item)
+        Notification.model_validate(notification.__dict__)
+        check_json(notification.data, max_depth=MAX_DATA_DEPTH)
+    except (KeyError, TypeError, ValueError, RecursionError, ValidationError) as exc:
+        log.error(
+            "unreadable notification skipped",
+            extra={
+                "pk": item.get("pk", {}).get("S"),
+                "sk": item.get("sk", {}).get("S"),
+                "error": type(exc).__name__,
+            },
+        )
+        return None
+    return notification
+
+
+def _latest_committed(cancelled: Cancellation | None) -> str | None:
+    """The greatest `latest_id` among the counter items a cancellation returned."""
+    found = [
+        item["latest_id"]["S"]
+        for item in (cancelled.items if cancelled is not None else [])
+        if item and "latest_id" in item
+    ]
+    return max(found, default=None)
 
 
 def _delete(table: str, key: Item, condition: str) -> Item:
