@@ -20,7 +20,7 @@ import app as lambda_app
 from chalicelib import send_notification
 from chalicelib.auth import Principal
 from chalicelib.errors import ValidationFailed
-from chalicelib.models import MAX_DATA_DEPTH, NotificationContent
+from chalicelib.models import MAX_DATA_DEPTH, PageQuery
 from chalicelib.storage.keys import notification_key
 from chalicelib.wiring import Service
 from tests.conftest import WsClient, token
@@ -59,19 +59,13 @@ def post(http: Any, path: str, body: Any, headers: dict[str, str] = ADMIN) -> An
 
 def inbox_is_whole(service: Service, user_id: str) -> list[str]:
     """The user's ids, after checking that list, poll and the unread count agree."""
-    page = service.notifications.page(user_id, _page_query())[0]
+    page = service.notifications.page(user_id, PageQuery(limit=100))[0]
     listed = [item.id for item in page.items]
     polled = [item.id for item in service.notifications.poll(user_id, None, 0)]
     assert sorted(listed) == polled
     unread = [item for item in page.items if not item.read]
     assert service.inbox.unread_count(user_id) == len(unread)
     return polled
-
-
-def _page_query() -> Any:
-    from chalicelib.models import PageQuery
-
-    return PageQuery(limit=100)
 
 
 # --- data depth ------------------------------------------------------------------------------
@@ -102,9 +96,7 @@ def test_deeper_data_is_422_over_rest_and_stores_nothing(
 
 
 @pytest.mark.parametrize("levels", [33, 10_000])
-def test_deeper_data_is_a_validation_error_in_the_python_api(
-    service: Service, levels: int
-) -> None:
+def test_deeper_data_is_a_validation_error_in_the_python_api(service: Service, levels: int) -> None:
     with pytest.raises(ValidationFailed, match="32 levels"):
         send_notification("alice", {"message": "m", "data": nested(levels)})
     with pytest.raises(ValidationFailed, match="32 levels"):
