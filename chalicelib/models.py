@@ -116,6 +116,15 @@ def _bounded_data(data: dict[str, Any]) -> dict[str, Any]:
 Data = Annotated[dict[str, Any], AfterValidator(_bounded_data)]
 
 
+def _json_value(value: Any) -> Any:
+    check_json(value, max_depth=MAX_DATA_DEPTH)
+    return value
+
+
+# Any JSON value (a direct message's `data`), as deep as notification data may be.
+JsonValue = Annotated[Any, AfterValidator(_json_value)]
+
+
 # Every model defers building its schema to first use: a cold $connect validates none, and
 # importing this module stays cheap.
 
@@ -336,7 +345,7 @@ class BroadcastRequest(NotificationContent):
 
 
 class DirectMessage(Strict):
-    data: Any = Field(...)
+    data: JsonValue = Field(...)
 
 
 class PollQuery(Strict):

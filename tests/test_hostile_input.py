@@ -285,3 +285,17 @@ def test_fuzzed_frames_get_one_reply_of_the_contract(
         assert reply["code"] in ERROR_CODES, reply
     assert isinstance(reply.get("request_id", ""), str)
     inbox_is_whole(service, "alice")
+
+
+@pytest.mark.parametrize("levels", [33, 300, 900])
+def test_a_direct_message_deeper_than_32_levels_is_422(
+    http: Any, ws: type[WsClient], levels: int
+) -> None:
+    client = ws()
+    client.connect()
+    client.register("alice")
+    path = f"/api/connections/{client.connection_id}/messages"
+    assert post(http, path, {"data": nested(32)}).status_code == 200
+    response = post(http, path, {"data": nested(levels)})
+    assert response.status_code == 422, response.body
+    assert [frame["event"] for frame in client.received()] == ["message"]
