@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
 from chalicelib.delivery import Outcome
@@ -22,6 +23,7 @@ from chalicelib.errors import (
     PayloadTooLarge,
     ServiceError,
     Unauthorized,
+    Unavailable,
     UnknownAction,
     ValidationFailed,
 )
@@ -43,6 +45,7 @@ from chalicelib.models import (
     page_event,
     parse,
 )
+from chalicelib.storage.dynamo import is_transient
 from chalicelib.telemetry import logger as log
 
 if TYPE_CHECKING:
@@ -119,10 +122,16 @@ class WebSocketApi:
                 log.exception("message failed", extra={"connection_id": connection_id})
             error = ErrorEvent(code=exc.code, message=exc.message)
             _reply(service, connection_id, error, request_id)
-        except Exception:
+        except Exception as exc:
             log.exception("message failed", extra={"connection_id": connection_id})
-            error = ErrorEvent(code="internal_error", message="Internal error")
-            _reply(service, connection_id, error, request_id)
+            busy = isinstance(exc, ClientError) and is_transient(exc)
+            message = Unavailable.default_message if busy else "Internal error"
+            _reply(
+                service,
+                connection_id,
+                ErrorEvent(code="internal_error", message=message),
+                request_id,
+            )
 
     # --- actions -------------------------------------------------------------------------
 
