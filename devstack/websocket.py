@@ -121,7 +121,7 @@ def route_key_for(body: str, action_routes: frozenset[str]) -> str:
     """``$request.body.action`` if it names a declared route, else ``$default``."""
     try:
         message = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # the app answers what it cannot read
         return events.DEFAULT
     action = message.get("action") if isinstance(message, dict) else None
     if isinstance(action, str) and action in action_routes:

@@ -299,3 +299,10 @@ def test_a_direct_message_deeper_than_32_levels_is_422(
     response = post(http, path, {"data": nested(levels)})
     assert response.status_code == 422, response.body
     assert [frame["event"] for frame in client.received()] == ["message"]
+
+
+def test_the_local_gateway_routes_a_10k_deep_frame_to_default() -> None:
+    from devstack.websocket import route_key_for
+
+    deep = '{"action":"ping","x":' + "[" * 10_000 + "]" * 10_000 + "}"
+    assert route_key_for(deep, frozenset({"ping"})) == "$default"
