@@ -23,6 +23,7 @@ from chalicelib.errors import ValidationFailed
 from chalicelib.models import MAX_DATA_DEPTH, PageQuery
 from chalicelib.storage.keys import notification_key
 from chalicelib.wiring import Service
+from devstack.websocket import route_key_for
 from tests.conftest import WsClient, token
 
 ADMIN = {"Authorization": f"Bearer {token('root', admin=True)}", "Content-Type": "application/json"}
@@ -302,7 +303,5 @@ def test_a_direct_message_deeper_than_32_levels_is_422(
 
 
 def test_the_local_gateway_routes_a_10k_deep_frame_to_default() -> None:
-    from devstack.websocket import route_key_for
-
     deep = '{"action":"ping","x":' + "[" * 10_000 + "]" * 10_000 + "}"
     assert route_key_for(deep, frozenset({"ping"})) == "$default"
