@@ -7,6 +7,7 @@ bug surfaces as a clear `validation_error` instead of a silent coercion.
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -25,6 +26,7 @@ from chalicelib.errors import ValidationFailed
 
 ULID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{26}$"
 MAX_DATA_BYTES = 8 * 1024
+MAX_DATA_DEPTH = 32
 MAX_FRAME_BYTES = 32 * 1024
 MAX_MESSAGE_BYTES = 128 * 1024
 # Room for the envelope around a page of notifications (event name, cursor, counts).
@@ -67,13 +69,60 @@ def compact_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def check_json(value: Any, *, max_depth: int) -> None:
+    """Raise ValueError unless `value` is JSON that nests at most `max_depth` levels (an object
+    or array is one level more than its deepest member) and encodes as UTF-8.
+
+    Walked with an explicit stack: a value nested thousands deep is refused, never a
+    RecursionError (json.dumps and pydantic's serializer both recurse).
+    """
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth >= max_depth:
+                raise ValueError(f"nested more than {max_depth} levels deep")
+            if isinstance(item, dict):
+                for key in item:
+                    if not isinstance(key, str):
+                        raise ValueError("object keys must be strings")
+                    _check_text(key)
+                stack.extend((member, depth + 1) for member in item.values())
+            else:
+                stack.extend((member, depth + 1) for member in item)
+        elif isinstance(item, str):
+            _check_text(item)
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise ValueError("numbers must be finite")
+        elif item is not None and not isinstance(item, bool | int):
+            raise ValueError(f"{type(item).__name__} is not a JSON value")
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise ValueError("text must be valid Unicode (no lone surrogates)") from None
+
+
 def _bounded_data(data: dict[str, Any]) -> dict[str, Any]:
+    check_json(data, max_depth=MAX_DATA_DEPTH)
     if len(compact_json(data).encode()) > MAX_DATA_BYTES:
         raise ValueError(f"data must serialize to at most {MAX_DATA_BYTES} bytes")
     return data
 
 
 Data = Annotated[dict[str, Any], AfterValidator(_bounded_data)]
+
+
+def _json_value(value: Any) -> Any:
+    check_json(value, max_depth=MAX_DATA_DEPTH)
+    return value
+
+
+# Any JSON value (a direct message's `data`), as deep as notification data may be.
+JsonValue = Annotated[Any, AfterValidator(_json_value)]
 
 
 # Every model defers building its schema to first use: a cold $connect validates none, and
@@ -224,7 +273,11 @@ class Event(BaseModel):
         body = self.model_dump(mode="json")
         if body.get("request_id") is None:
             body.pop("request_id", None)
-        return compact_json(body).encode()
+        try:
+            return compact_json(body).encode()
+        except UnicodeEncodeError:
+            # Text that is not valid Unicode (a lone surrogate) still goes out, escaped.
+            return json.dumps(body, separators=(",", ":")).encode()
 
 
 class RegisteredEvent(Event):
@@ -334,7 +387,7 @@ class BroadcastRequest(NotificationContent):
 
 
 class DirectMessage(Strict):
-    data: Any = Field(...)
+    data: JsonValue = Field(...)
 
 
 class PollQuery(Strict):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from botocore.exceptions import ClientError
 from chalice.app import Chalice, Response
 from pydantic import BaseModel
 
@@ -22,9 +23,11 @@ from chalicelib.errors import (
     NotFound,
     PayloadTooLarge,
     ServiceError,
+    Unavailable,
     ValidationFailed,
 )
 from chalicelib.models import parse
+from chalicelib.storage.dynamo import is_transient
 from chalicelib.telemetry import logger as log
 from chalicelib.wiring import get_service
 
@@ -119,6 +122,11 @@ class RestApi:
                     if exc.status >= 500:
                         log.exception("request failed", extra={"path": path})
                     return error_response(exc)
+                except ClientError as exc:
+                    if not is_transient(exc):
+                        raise
+                    log.exception("request failed", extra={"path": path})
+                    return error_response(Unavailable("AWS is throttling: retry shortly"))
                 return Response(
                     body=reply.body if reply.body is not None else "",
                     status_code=reply.status,

@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
 from chalicelib.delivery import Outcome
@@ -22,10 +23,12 @@ from chalicelib.errors import (
     PayloadTooLarge,
     ServiceError,
     Unauthorized,
+    Unavailable,
     UnknownAction,
     ValidationFailed,
 )
 from chalicelib.models import (
+    MAX_DATA_DEPTH,
     MAX_FRAME_BYTES,
     AckedEvent,
     AckFrame,
@@ -44,15 +47,19 @@ from chalicelib.models import (
     RegisterFrame,
     SeenEvent,
     SeenFrame,
+    check_json,
     page_event,
     parse,
 )
+from chalicelib.storage.dynamo import is_transient
 from chalicelib.telemetry import logger as log
 
 if TYPE_CHECKING:
     from chalicelib.wiring import Service
 
 MAX_REQUEST_ID = 64
+# A frame is an object around the fields of its action, one of which may be a `data` object.
+MAX_FRAME_DEPTH = MAX_DATA_DEPTH + 2
 
 
 class WebSocketApi:
@@ -97,15 +104,21 @@ class WebSocketApi:
             raw = body or ""
             try:
                 frame = json.loads(raw)
+            except RecursionError:
+                raise ValidationFailed(f"Frames nest at most {MAX_FRAME_DEPTH} levels") from None
             except ValueError:
                 raise InvalidJSON("Frames must be JSON objects") from None
             if not isinstance(frame, dict):
                 raise ValidationFailed("A frame must be a JSON object")
             candidate = frame.get("request_id")
             if isinstance(candidate, str) and len(candidate) <= MAX_REQUEST_ID:
-                request_id = candidate
-            if len(raw.encode()) > MAX_FRAME_BYTES:
+                request_id = candidate if _encodable(candidate) else None
+            if len(raw.encode(errors="surrogatepass")) > MAX_FRAME_BYTES:
                 raise PayloadTooLarge(f"Frames are limited to {MAX_FRAME_BYTES} bytes")
+            try:
+                check_json(frame, max_depth=MAX_FRAME_DEPTH)
+            except ValueError as exc:
+                raise ValidationFailed(f"Invalid frame: {exc}") from None
             action = frame.get("action")
             if not isinstance(action, str) or action not in self._actions:
                 raise UnknownAction(
@@ -118,10 +131,16 @@ class WebSocketApi:
                 log.exception("message failed", extra={"connection_id": connection_id})
             error = ErrorEvent(code=exc.code, message=exc.message)
             _reply(service, connection_id, error, request_id)
-        except Exception:
+        except Exception as exc:
             log.exception("message failed", extra={"connection_id": connection_id})
-            error = ErrorEvent(code="internal_error", message="Internal error")
-            _reply(service, connection_id, error, request_id)
+            busy = isinstance(exc, ClientError) and is_transient(exc)
+            message = Unavailable.default_message if busy else "Internal error"
+            _reply(
+                service,
+                connection_id,
+                ErrorEvent(code="internal_error", message=message),
+                request_id,
+            )
 
     # --- actions -------------------------------------------------------------------------
 
@@ -183,6 +202,14 @@ class WebSocketApi:
         )
         event = ConfirmedEvent(id=frame.id, confirmed_at=confirmed_at, unread_count=unread)
         _reply(service, connection_id, event, frame.request_id)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _reply(service: Service, connection_id: str, event: Event, request_id: str | None) -> Outcome:

@@ -82,13 +82,70 @@ def _reply_models() -> dict[str, type[BaseModel]]:
         notification: Notification
         admins_notified: int = Field(ge=0)
 
+    class Seen(Reply):
+        ids: list[str]
+
+    class Archived(Reply):
+        ids: list[str]
+        archived: bool
+        unread_count: int = Field(ge=0)
+
+    class ReceiptEntry(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        seq: int = Field(ge=1)
+        type: str
+        at: str
+        channel: str | None = None
+        detail: dict[str, Any] | None = None
+        hash: str
+
+    class Receipt(Reply):
+        notification_id: str
+        user_id: str
+        content_sha256: str
+        entries: list[ReceiptEntry]
+        verified: bool
+
+    class Escalation(Reply):
+        channel: str
+        at: str
+
+    class CaseNotice(Reply):
+        notification_id: str
+        user_id: str
+        type: str
+        category: str | None
+        created_at: str
+        delivered_at: str | None
+        seen_at: str | None
+        read_at: str | None
+        confirmed_at: str | None
+        escalations: list[Escalation]
+        content_sha256: str
+        verified: bool
+
+    class CaseNotices(Reply):
+        case_id: str
+        notices: list[CaseNotice]
+
+    class Export(BaseModel):
+        model_config = ConfigDict(extra="allow")
+        user_id: str
+        groups: list[str]
+        notifications: list[Notification]
+        receipts: list[Receipt]
+
+    class Erased(Reply):
+        erased: bool
+
     class Stats(BaseModel):
         model_config = ConfigDict(extra="allow")
         active_connections: int = Field(ge=0)
 
     return {model.__name__: model for model in (
         Health, SendResult, BroadcastAccepted, Delivered, NotificationsPage, UnreadCount,
-        MarkedRead, PollResult, OneNotification, FormSubmitted, Stats,
+        MarkedRead, PollResult, OneNotification, FormSubmitted, Stats, Seen, Archived, Receipt,
+        CaseNotices, Export, Erased,
     )}  # fmt: skip
 
 
@@ -143,6 +200,26 @@ RESPONSES: dict[tuple[str, str], Success] = {
         (201,), "OneNotification", "Send a test notification (local and dev stages only)"
     ),
     ("GET", "/api/websocket/stats"): Success((200,), "Stats", "Connection and delivery counters"),
+    ("POST", "/api/notifications/seen"): Success(
+        (200,), "Seen", "Report notifications shown on screen (ids first seen now)"
+    ),
+    ("POST", "/api/notifications/archive"): Success(
+        (200,), "Archived", "Archive (or restore) notifications: ids, or all"
+    ),
+    ("POST", "/api/notifications/{notification_id}/confirm"): Success(
+        (200,),
+        "OneNotification",
+        "Confirm a notice that requires it (404 unless own and requiring confirmation)",
+        errors=(404,),
+    ),
+    ("GET", "/api/notifications/{notification_id}/receipt"): Success(
+        (200,), "Receipt", "The proof-of-notice receipt (owner or admin)", errors=(404,)
+    ),
+    ("GET", "/api/cases/{case_id}/notices"): Success(
+        (200,), "CaseNotices", "Every notice of a case with its receipt summary (or text/csv)"
+    ),
+    ("GET", "/api/me/export"): Success((200,), "Export", "Everything stored about the caller"),
+    ("DELETE", "/api/users/{user_id}"): Success((202,), "Erased", "Erase a user's data"),
 }
 
 

@@ -128,7 +128,7 @@ def route_key_for(body: str, action_routes: frozenset[str]) -> str:
     A body nested past the parser's recursion limit has no readable action: ``$default``."""
     try:
         message = json.loads(body)
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError):  # the app answers what it cannot read
         return events.DEFAULT
     action = message.get("action") if isinstance(message, dict) else None
     if isinstance(action, str) and action in action_routes:

@@ -20,7 +20,8 @@ from chalicelib import send_notification
 from chalicelib.auth import Principal
 from chalicelib.errors import Unavailable
 from chalicelib.models import NotificationContent
-from chalicelib.storage.keys import notification_key
+from chalicelib.storage.dynamo import Dynamo
+from chalicelib.storage.keys import member_key, notification_key
 from chalicelib.wiring import Service
 from tests.conftest import WsClient, aws_error, on_call, token
 
@@ -177,19 +178,25 @@ def unprocessed(request: dict[str, Any]) -> Any:
     }
 
 
+def membership(user_id: str, group: str) -> list[dict[str, Any]]:
+    return [{"PutRequest": {"Item": member_key(group, user_id)}}]
+
+
 def test_unprocessed_batch_writes_are_resubmitted(service: Service) -> None:
     calls = on_call(
         service.clients.dynamodb,
         "BatchWriteItem",
         lambda request: unprocessed(request) if len(calls) == 1 else None,
     )
-    service.directory.record_member(Principal("alice", groups=("clients",)))
+    db = Dynamo(service.clients.dynamodb)
+    db.batch_write(service.settings.notifications_table, membership("alice", "clients"))
     assert len(calls) == 2
     assert list(service.directory.members("clients")) == ["alice"]
 
 
 def test_batch_writes_left_unprocessed_for_good_are_unavailable(service: Service) -> None:
     calls = on_call(service.clients.dynamodb, "BatchWriteItem", unprocessed)
+    db = Dynamo(service.clients.dynamodb)
     with pytest.raises(Unavailable):
-        service.directory.record_member(Principal("alice"))
+        db.batch_write(service.settings.notifications_table, membership("alice", "clients"))
     assert len(calls) == ATTEMPTS

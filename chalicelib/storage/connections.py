@@ -1,4 +1,9 @@
-"""Connections: who is connected, as whom, until when (the connections table)."""
+"""Connections: who is connected, as whom, until when (the connections table).
+
+A registered connection carries its token's expiry (`token_expires_at`); the push-target
+queries filter on it, so after the token's `exp` the connection gets no pushes until it
+registers again with a fresh token (DESIGN §2), at no extra read.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from chalicelib.storage.dynamo import Dynamo
 from chalicelib.storage.keys import BY_USER_INDEX, LIVE_INDEX, LIVE_SHARDS, Item, connection_key
 
 FEW_USERS = LIVE_SHARDS
+AUTHORIZED = "expires_at > :now AND token_expires_at > :now"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +60,7 @@ class ConnectionStore:
             Key=connection_key(connection_id),
             UpdateExpression=(
                 "SET user_id = :user, principal = :principal, registered_at = :now, "
-                "live_shard = :shard, "
+                "live_shard = :shard, token_expires_at = :token_expires, "
                 "connected_at = if_not_exists(connected_at, :now), "
                 "expires_at = if_not_exists(expires_at, :expires)"
             ),
@@ -62,6 +68,7 @@ class ConnectionStore:
                 ":user": {"S": principal.user_id},
                 ":principal": {"S": _principal_json(principal)},
                 ":shard": {"S": str(random.randrange(LIVE_SHARDS))},
+                ":token_expires": {"N": str(principal.expires_at)},
                 ":now": {"N": str(now)},
                 ":expires": {"N": str(now + self._ttl)},
             },
@@ -84,14 +91,14 @@ class ConnectionStore:
         return old is not None
 
     def of_user(self, user_id: str) -> list[str]:
-        """Ids of the user's registered, unexpired connections."""
+        """Ids of the user's registered connections whose record and token are unexpired."""
         return [
             item["connection_id"]["S"]
             for item in self._db.query_all(
                 TableName=self._table,
                 IndexName=BY_USER_INDEX,
                 KeyConditionExpression="user_id = :user",
-                FilterExpression="expires_at > :now",
+                FilterExpression=AUTHORIZED,
                 ExpressionAttributeValues={
                     ":user": {"S": user_id},
                     ":now": {"N": str(int(self._clock()))},
@@ -100,13 +107,14 @@ class ConnectionStore:
         ]
 
     def live(self) -> Iterator[tuple[str, str]]:
-        """(connection id, user id) of every registered, unexpired connection."""
+        """(connection id, user id) of every registered connection with record and token
+        unexpired."""
         for shard in range(LIVE_SHARDS):
             for item in self._db.query_all(
                 TableName=self._table,
                 IndexName=LIVE_INDEX,
                 KeyConditionExpression="live_shard = :shard",
-                FilterExpression="expires_at > :now",
+                FilterExpression=AUTHORIZED,
                 ExpressionAttributeValues={
                     ":shard": {"S": str(shard)},
                     ":now": {"N": str(int(self._clock()))},

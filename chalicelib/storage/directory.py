@@ -12,15 +12,15 @@ from botocore.exceptions import ClientError
 from chalicelib.auth import Principal
 from chalicelib.errors import NotFound
 from chalicelib.models import iso_timestamp
-from chalicelib.storage.dynamo import Dynamo, error_code
+from chalicelib.storage.dynamo import TRANSACTION_LIMIT, Cancellation, Dynamo, error_code
 from chalicelib.storage.keys import (
     EVERYONE,
     Item,
     case_key,
     group_pk,
+    groups_key,
     member_key,
     member_of,
-    memberships_key,
 )
 
 
@@ -39,26 +39,86 @@ class Directory:
         self._clock = clock
 
     def record_member(self, principal: Principal) -> None:
-        """Add the user to the directory: everyone, and each group of the token."""
-        now = {"N": str(int(self._clock()))}
-        groups = (EVERYONE, *principal.groups)
-        self._db.batch_write(
-            self._table,
-            [
-                {"PutRequest": {"Item": {**member_key(group, principal.user_id), "seen_at": now}}}
-                for group in dict.fromkeys(groups)
+        """Make the user a member of everyone and of exactly the groups of this token.
+
+        The groups of the last register are kept on the user (`GROUPS`), so the memberships
+        this register ends are known without a Scan. The record is replaced on the condition
+        that it has not changed since it was read, in one transaction with the membership
+        changes: concurrent registers apply one after the other, never a mix of both.
+        """
+        user_id = principal.user_id
+        wanted = list(dict.fromkeys((EVERYONE, *principal.groups)))
+        overflow: list[Item] = []
+
+        def prepare(cancelled: Cancellation | None) -> list[Item] | None:
+            nonlocal overflow
+            record = self._db.client.get_item(
+                TableName=self._table, Key=groups_key(user_id), ConsistentRead=True
+            ).get("Item")
+            before = _groups(record) if record is not None else None
+            if before == wanted:
+                return None
+            version = int(record["version"]["N"]) if record is not None else 0
+            condition: Item = (
+                {"ConditionExpression": "attribute_not_exists(pk)"}
+                if record is None
+                else {
+                    "ConditionExpression": "version = :version",
+                    "ExpressionAttributeValues": {":version": {"N": str(version)}},
+                }
+            )
+            put_record: Item = {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": {
+                        **groups_key(user_id),
+                        "groups": {"L": [{"S": group} for group in wanted]},
+                        "version": {"N": str(version + 1)},
+                    },
+                    **condition,
+                }
+            }
+            now = {"N": str(int(self._clock()))}
+            changes: list[Item] = [
+                {"Delete": {"TableName": self._table, "Key": member_key(group, user_id)}}
+                for group in before or []
+                if group not in wanted
+            ] + [
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": {**member_key(group, user_id), "seen_at": now},
+                    }
+                }
+                for group in wanted
+                if before is None or group not in before
             ]
-            + [self._memberships_put(principal.user_id, groups)],
-        )
+            # A token with more groups than a transaction holds: the rest follow the commit.
+            room = TRANSACTION_LIMIT - 1
+            overflow = changes[room:]
+            return [put_record, *changes[:room]]
+
+        self._db.transact(prepare)
+        if overflow:
+            self._db.batch_write(
+                self._table,
+                [
+                    {"DeleteRequest": {"Key": change["Delete"]["Key"]}}
+                    if "Delete" in change
+                    else {"PutRequest": {"Item": change["Put"]["Item"]}}
+                    for change in overflow
+                ],
+            )
 
     def groups_of(self, user_id: str) -> list[str] | None:
-        """The groups the directory lists the user in (None: never registered)."""
-        item = self._db.client.get_item(
-            TableName=self._table, Key=memberships_key(user_id), ConsistentRead=True
+        """The groups of the user's last register (None: never registered since they were
+        kept), without the everyone audience."""
+        record = self._db.client.get_item(
+            TableName=self._table, Key=groups_key(user_id), ConsistentRead=True
         ).get("Item")
-        if item is None:
+        if record is None:
             return None
-        return [value["S"] for value in item["groups"]["L"] if value["S"] != EVERYONE]
+        return [group for group in _groups(record) if group != EVERYONE]
 
     def erase(self, user_id: str) -> None:
         """Take the user out of every audience they were recorded in."""
@@ -69,14 +129,10 @@ class Directory:
                 {"DeleteRequest": {"Key": key}}
                 for key in (
                     *(member_key(group, user_id) for group in dict.fromkeys((EVERYONE, *groups))),
-                    memberships_key(user_id),
+                    groups_key(user_id),
                 )
             ],
         )
-
-    def _memberships_put(self, user_id: str, groups: tuple[str, ...]) -> Item:
-        listed = [{"S": group} for group in dict.fromkeys(groups)]
-        return {"PutRequest": {"Item": {**memberships_key(user_id), "groups": {"L": listed}}}}
 
     def members(self, group: str | None) -> Iterator[str]:
         """User ids of a group (all users when None), page by page."""
@@ -113,3 +169,7 @@ class Directory:
                 raise NotFound(f"Unknown case {case_id!r}: give its user_id") from exc
             raise
         return CaseRecord(case_id, item["user_id"]["S"], status, now)
+
+
+def _groups(record: Item) -> list[str]:
+    return [entry["S"] for entry in record["groups"]["L"]]

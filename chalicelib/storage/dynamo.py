@@ -44,6 +44,12 @@ def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
+def is_transient(exc: ClientError) -> bool:
+    """Throttling or a server error that outlasted botocore's own retries: worth a retry later."""
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+    return error_code(exc) in RETRYABLE_ERRORS or status >= 500
+
+
 def chunks[T](items: list[T], size: int) -> Iterator[list[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]

@@ -4,6 +4,19 @@ The three live in one partition per user and change together in transactions (a 
 the notification, counts it unread and records its idempotency key at once), so they are one
 store. Every update of a notification is conditional on it still existing
 (`attribute_exists(pk)`): a write racing a DELETE never brings back a stub of it.
+
+Commit order is id order, per user. Ids are generated before the write commits, so two
+concurrent sends could commit out of id order and a reader that had seen the later id would
+skip the earlier one. The counter item therefore holds `latest_id`, the greatest id committed
+for the user, and every transaction that stores a notification sets it to its own id on the
+condition that it is greater (`latest_id < :id`). A send whose id was overtaken is cancelled and
+retried with a fresh id above the `latest_id` the cancellation returns. Invariant: when a
+strongly consistent read has returned id X, every notification committed later has an id
+greater than X. Hence `after(X)` (the poll cursor) and register's `since` never skip one, and
+neither needs a settle delay; the cost is a retry for the rare send that loses such a race.
+
+Reads skip an item they cannot read (a corrupt `doc`, data no client could be sent) with a
+logged error and return the rest: one bad item never takes down a page, poll or replay.
 """
 
 from __future__ import annotations
@@ -14,13 +27,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from ulid import LaxMonotonicPolicy, ULIDGenerator
+from pydantic import ValidationError
+from ulid import ULID, LaxMonotonicPolicy, ULIDGenerator
 
 from chalicelib.errors import NotFound, Unavailable, ValidationFailed
 from chalicelib.models import (
+    MAX_DATA_DEPTH,
     STATE_FIELDS,
     Notification,
     NotificationContent,
+    check_json,
     compact_json,
     iso_timestamp,
 )
@@ -37,6 +53,7 @@ from chalicelib.storage.keys import (
     notification_key,
     user_pk,
 )
+from chalicelib.telemetry import logger as log
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
 STATE = (
@@ -102,7 +119,7 @@ class Inbox:
         first_id: list[str | None] = []
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
-            if cancelled is not None and cancelled.failed_condition(1):
+            if self._erasing(cancelled, 1):
                 raise Unavailable("The user's data is being erased: retry shortly")
             # The idempotency record is the last action: its check failing means a repeat.
             last = self._actions_per_user(idempotency) - 1
@@ -110,7 +127,9 @@ class Inbox:
             if cancelled is not None and idempotency is not None and repeat:
                 first_id.append((cancelled.items[last] or {}).get("notification_id", {}).get("S"))
                 return None
-            notification, actions = self._put_actions(user_id, content, idempotency)
+            notification, actions = self._put_actions(
+                user_id, content, idempotency, _latest_committed(cancelled)
+            )
             built.append(notification)
             return actions
 
@@ -140,16 +159,22 @@ class Inbox:
             def prepare(cancelled: Cancellation | None) -> list[Item] | None:
                 nonlocal pending, prepared
                 if cancelled is not None:
-                    # Skipped: users who have this broadcast already, and users being erased.
+                    # Skipped: users who have this broadcast already (their idempotency record,
+                    # the last action, failed) and users being erased. Users whose id was only
+                    # overtaken go again with a fresh one.
                     pending = [
                         user
                         for index, user in enumerate(pending)
-                        if not any(
-                            cancelled.failed_condition(index * per_user + offset)
-                            for offset in range(1, per_user)
+                        if not self._erasing(cancelled, index * per_user + 1)
+                        and not (
+                            idempotency is not None
+                            and cancelled.failed_condition(index * per_user + per_user - 1)
                         )
                     ]
-                prepared = [self._put_actions(user, content, idempotency) for user in pending]
+                floor = _latest_committed(cancelled)
+                prepared = [
+                    self._put_actions(user, content, idempotency, floor) for user in pending
+                ]
                 return [action for _, actions in prepared for action in actions]
 
             if self._db.transact(prepare):
@@ -315,7 +340,7 @@ class Inbox:
         ).get("Item")
         if item is None or self._expired(item):
             return None
-        return _notification_from(item)
+        return _readable(item)
 
     def page(
         self,
@@ -356,13 +381,18 @@ class Inbox:
             if unread_only:
                 start["unread_pk"] = start["pk"]
             request["ExclusiveStartKey"] = start
-        items, more = self._db.collect(request, limit)
-        return Page([_notification_from(item) for item in items], more)
+        items, more = self._collect(request, limit, "unread_pk" if unread_only else None)
+        return Page(items, more)
 
     def after(self, user_id: str, after: str | None, limit: int) -> list[Notification]:
-        """Up to `limit` notifications with id greater than `after`, oldest first."""
+        """Up to `limit` notifications with id greater than `after`, oldest first.
+
+        Strongly consistent, so with commit order being id order (module docstring) the last
+        id returned is a cursor that no later commit falls behind.
+        """
         request: Item = {
             "TableName": self._table,
+            "ConsistentRead": True,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
             "FilterExpression": "expires_at > :now",
             "ExpressionAttributeValues": {
@@ -373,8 +403,8 @@ class Inbox:
         }
         if after is not None:
             request["ExclusiveStartKey"] = notification_key(user_id, after)
-        items, _ = self._db.collect(request, limit)
-        return [_notification_from(item) for item in items]
+        items, _ = self._collect(request, limit, None)
+        return items
 
     def everything(self, user_id: str) -> list[Notification]:
         """All of the user's unexpired notifications, archived too, oldest first."""
@@ -394,7 +424,7 @@ class Inbox:
 
     def replay(self, user_id: str, since: str | None, limit: int = 100) -> list[Notification]:
         """Not-yet-acked notifications, plus those newer than `since`; oldest first."""
-        items, _ = self._db.collect(
+        notifications, _ = self._collect(
             {
                 "TableName": self._table,
                 "IndexName": UNACKED_INDEX,
@@ -406,8 +436,8 @@ class Inbox:
                 },
             },
             limit,
+            "unacked_pk",
         )
-        notifications = [_notification_from(item) for item in items]
         if since is not None:
             pending = {notification.id for notification in notifications}
             notifications += [
@@ -445,6 +475,23 @@ class Inbox:
         ]
 
     # --- internals -----------------------------------------------------------------------
+
+    def _collect(
+        self, request: Item, limit: int, index_pk: str | None
+    ) -> tuple[list[Notification], bool]:
+        """Up to `limit` readable notifications of the Query, and whether more follow; an
+        unreadable item is skipped and the Query goes on past it to fill the page."""
+        found: list[Notification] = []
+        while True:
+            items, more = self._db.collect(request, limit - len(found))
+            found += [n for n in map(_readable, items) if n is not None]
+            if not more or not items or len(found) >= limit:
+                return found, more
+            last = items[-1]
+            start = {"pk": last["pk"], "sk": last["sk"]}
+            if index_pk is not None:
+                start[index_pk] = last[index_pk]
+            request["ExclusiveStartKey"] = start
 
     def _mark_read_batch(self, user_id: str, batch: list[str]) -> list[Change]:
         unread: list[str] = []
@@ -588,8 +635,13 @@ class Inbox:
     def _stamp(self) -> str:
         return iso_timestamp(datetime.fromtimestamp(self._clock(), UTC))
 
-    def _new(self, user_id: str, content: NotificationContent) -> tuple[Notification, Item]:
+    def _new(
+        self, user_id: str, content: NotificationContent, floor: str | None = None
+    ) -> tuple[Notification, Item]:
         notification_id = _ids.generate(float(self._clock()))
+        if floor is not None and str(notification_id) <= floor:
+            # Overtaken by a commit with a greater id (another process, a clock ahead).
+            notification_id = _ids.generate(ULID.from_str(floor).milliseconds + 1)
         created = notification_id.datetime
         notification = Notification(
             id=str(notification_id),
@@ -616,9 +668,13 @@ class Inbox:
         return notification, item
 
     def _put_actions(
-        self, user_id: str, content: NotificationContent, idempotency: str | None
+        self,
+        user_id: str,
+        content: NotificationContent,
+        idempotency: str | None,
+        floor: str | None = None,
     ) -> tuple[Notification, list[Item]]:
-        notification, item = self._new(user_id, content)
+        notification, item = self._new(user_id, content, floor)
         actions = [
             {
                 "Put": {
@@ -628,7 +684,10 @@ class Inbox:
                 }
             },
             self._counter_update(
-                user_id, {counter_bucket(int(item["expires_at"]["N"])): 1}, unless_erasing=True
+                user_id,
+                {counter_bucket(int(item["expires_at"]["N"])): 1},
+                latest=notification.id,
+                unless_erasing=True,
             ),
         ]
         if self._first_action is not None:
@@ -659,8 +718,16 @@ class Inbox:
         return {"Update": update}
 
     def _counter_update(
-        self, user_id: str, deltas: dict[str, int], *, unless_erasing: bool = False
+        self,
+        user_id: str,
+        deltas: dict[str, int],
+        *,
+        latest: str | None = None,
+        unless_erasing: bool = False,
     ) -> Item:
+        """Add `deltas` to the unread counter; a store passes its id as `latest` (see the
+        module docstring: it commits only above every id committed before it) and asks
+        `unless_erasing` (the erasure tombstone lives on the counter a send updates anyway)."""
         names = {f"#d{i}": bucket for i, bucket in enumerate(deltas)}
         values = {f":d{i}": {"N": str(delta)} for i, delta in enumerate(deltas.values())}
         update: Item = {
@@ -670,13 +737,28 @@ class Inbox:
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
         }
+        conditions = []
+        if latest is not None:
+            update["UpdateExpression"] = "SET latest_id = :latest " + update["UpdateExpression"]
+            conditions.append("(attribute_not_exists(latest_id) OR latest_id < :latest)")
+            values[":latest"] = {"S": latest}
         if unless_erasing:
-            # The erasure tombstone lives on the counter a send updates anyway: no extra write.
-            update["ConditionExpression"] = (
-                "attribute_not_exists(erasing_until) OR erasing_until < :now"
-            )
+            conditions.append("(attribute_not_exists(erasing_until) OR erasing_until < :now)")
             values[":now"] = {"N": str(int(self._clock()))}
+        if conditions:
+            update["ConditionExpression"] = " AND ".join(conditions)
+            # Which condition failed is read from the counter as it was (see `_erasing`).
+            update["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         return {"Update": update}
+
+    def _erasing(self, cancelled: Cancellation | None, index: int) -> bool:
+        """Whether action `index` (a counter update) failed on the erasure tombstone rather
+        than on an overtaken id."""
+        if cancelled is None or not cancelled.failed_condition(index):
+            return False
+        counter = cancelled.items[index] or {}
+        until = counter.get("erasing_until", {}).get("N")
+        return until is not None and int(until) >= int(self._clock())
 
     def _actions_per_user(self, idempotency: str | None) -> int:
         """How many actions `_put_actions` makes for one notification."""
@@ -727,6 +809,35 @@ def _notification_from(item: Item) -> Notification:
 def _read_condition(unread: bool) -> str:
     """That the notification is still as unread (or read) as the action found it."""
     return "attribute_not_exists(read_at)" if unread else "attribute_exists(read_at)"
+
+
+def _readable(item: Item) -> Notification | None:
+    """The notification of a stored item, or None (logged) when it cannot be read back whole."""
+    try:
+        notification = _notification_from(item)
+        Notification.model_validate(notification.__dict__)
+        check_json(notification.data, max_depth=MAX_DATA_DEPTH)
+    except (KeyError, TypeError, ValueError, RecursionError, ValidationError) as exc:
+        log.error(
+            "unreadable notification skipped",
+            extra={
+                "pk": item.get("pk", {}).get("S"),
+                "sk": item.get("sk", {}).get("S"),
+                "error": type(exc).__name__,
+            },
+        )
+        return None
+    return notification
+
+
+def _latest_committed(cancelled: Cancellation | None) -> str | None:
+    """The greatest `latest_id` among the counter items a cancellation returned."""
+    found = [
+        item["latest_id"]["S"]
+        for item in (cancelled.items if cancelled is not None else [])
+        if item and "latest_id" in item
+    ]
+    return max(found, default=None)
 
 
 def _delete(table: str, key: Item, condition: str) -> Item:

@@ -10,10 +10,11 @@ Notifications table, key `pk` + `sk`; each user has one partition, plus a few sh
     USER#<user>   N#<ulid>          notification: doc (JSON of the immutable fields), category,
                                     read_at?, delivered, unread_pk? (sparse GSI `unread`),
                                     unacked_pk? (sparse GSI `unacked`), expires_at (TTL)
-    USER#<user>   COUNT             unread counter: one number per expiry day, `d<yyyymmdd>`
+    USER#<user>   COUNT             unread counter: one number per expiry day, `d<yyyymmdd>`;
+                                    latest_id (the greatest id committed, see inbox.py)
     USER#<user>   IDEM#<key>        idempotency record: notification_id, expires_at
     USER#<user>   LIMIT#<minute>    rate-limit window: hits, expires_at
-    USER#<user>   GROUPS            the groups the directory lists the user in (for erasure)
+    USER#<user>   GROUPS            the groups of the user's last register: groups, version
     GROUP#<name>  USER#<user>       user directory (`GROUP#*` = everyone who ever registered)
     CASE#<id>     CASE              immigration case: user_id, status, updated_at
     STATS         SHARD#<n>         service counters, write-sharded
@@ -87,12 +88,12 @@ def member_key(group: str, user_id: str) -> Item:
     return {"pk": {"S": group_pk(group)}, "sk": {"S": USER_PREFIX + user_id}}
 
 
+def groups_key(user_id: str) -> Item:
+    return {"pk": {"S": user_pk(user_id)}, "sk": {"S": "GROUPS"}}
+
+
 def member_of(item: Item) -> str:
     return item["sk"]["S"].removeprefix(USER_PREFIX)
-
-
-def memberships_key(user_id: str) -> Item:
-    return {"pk": {"S": user_pk(user_id)}, "sk": {"S": "GROUPS"}}
 
 
 def case_key(case_id: str) -> Item:

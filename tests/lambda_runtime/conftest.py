@@ -50,7 +50,10 @@ def stack_refs(moto_url: str, template: dict[str, Any]) -> dict[str, str]:
         for name in ("dynamodb", "sqs", "ssm")
     }
     create_tables(
-        clients["dynamodb"], connections_table="zip-connections", notifications_table="zip-notes"
+        clients["dynamodb"],
+        connections_table="zip-connections",
+        notifications_table="zip-notes",
+        receipts_table="zip-receipts",
     )
     queue, _ = create_fanout_queues(clients["sqs"], prefix="zip")
     parameter = template["Parameters"]["JwtSecretParameterName"]["Default"]
@@ -58,6 +61,7 @@ def stack_refs(moto_url: str, template: dict[str, Any]) -> dict[str, str]:
     return {
         "ConnectionsTable": "zip-connections",
         "NotificationsTable": "zip-notes",
+        "ReceiptsTable": "zip-receipts",
         "WebsocketAPI": API_ID,
         "FanoutQueue": queue,
         "JwtSecretParameterName": parameter,
