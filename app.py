@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice.app import Chalice, SQSEvent, WebsocketEvent
+from chalice.app import Chalice, CloudWatchEvent, SQSEvent, WebsocketEvent
 
 from chalicelib.auth import Principal
 from chalicelib.fanout import process_records
 from chalicelib.models import (
     BroadcastRequest,
     CaseStatusUpdate,
+    Contact,
     CreateNotification,
     DirectMessage,
     DocumentRequired,
@@ -20,6 +21,7 @@ from chalicelib.models import (
     NotificationContent,
     PageQuery,
     PollQuery,
+    Preferences,
     TestNotification,
     page_event,
 )
@@ -152,7 +154,12 @@ def form_submission(principal: Principal, body: FormSubmission) -> Reply:
 )
 def document_required(principal: Principal, body: DocumentRequired) -> Reply:
     notification = get_service().immigration.document_required(
-        body.user_id, body.case_id, body.document_type, body.message
+        body.user_id,
+        body.case_id,
+        body.document_type,
+        body.message,
+        deadline=body.deadline,
+        escalation=body.escalation,
     )
     return Reply({"notification": dump(notification)}, 201)
 
@@ -164,6 +171,22 @@ def test_notification(body: TestNotification, user_id: str) -> Reply:
     content = NotificationContent(message=body.message, type=body.type)
     result = get_service().notifications.send(user_id, content)
     return Reply({"notification": dump(result.notification)}, 201)
+
+
+@api.route("/api/me")
+def me(principal: Principal) -> Reply:
+    return Reply(get_service().accounts.me(principal))
+
+
+@api.route("/api/me/preferences", method="PUT", body=Preferences)
+def put_preferences(principal: Principal, body: Preferences) -> Reply:
+    stored = get_service().accounts.set_preferences(principal.user_id, body)
+    return Reply(stored.model_dump(mode="json"))
+
+
+@api.route("/api/users/{user_id}/contact", method="PUT", access=Access.ADMIN, body=Contact)
+def put_contact(principal: Principal, body: Contact, user_id: str) -> Reply:
+    return Reply(get_service().accounts.set_contact(user_id, body))
 
 
 @api.route("/api/websocket/stats", access=Access.ADMIN)
@@ -178,3 +201,12 @@ def stats(principal: Principal) -> Reply:
 def fanout_worker(event: SQSEvent) -> dict[str, list[dict[str, str]]]:
     failed = process_records(event.to_dict()["Records"], get_service().notifications.deliver_job)
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
+
+
+# --- escalation sweep (DESIGN §8) --------------------------------------------------------------
+
+
+@app.schedule("rate(1 minute)", name="escalation_sweep")
+def escalation_sweep(event: CloudWatchEvent) -> dict[str, Any]:
+    report = get_service().escalations.sweep()
+    return {"due": report.due, "outcomes": report.outcomes}

@@ -26,6 +26,7 @@ METRIC_NAMES = {
     "rate_limited": "RateLimited",
     "notifications_read": "NotificationsRead",
     "notifications_acked": "NotificationsAcked",
+    "escalations_sent": "EscalationsSent",
 }
 
 logger = Logger(service=SERVICE)
@@ -43,6 +44,9 @@ def invocation_keys(event: Any) -> dict[str, str]:
     """The ids worth tagging every log line of an invocation with."""
     raw = event.to_dict() if hasattr(event, "to_dict") else {}
     context = raw.get("requestContext") or getattr(event, "context", None) or {}
+    if not isinstance(context, dict):
+        # SQS and scheduled events: `context` is the Lambda context object, not a dict.
+        context = {"requestId": getattr(context, "aws_request_id", None)}
     keys = {
         "request_id": context.get("requestId"),
         "connection_id": context.get("connectionId"),

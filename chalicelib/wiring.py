@@ -16,16 +16,29 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib.auth import Principal, TokenVerifier
 from chalicelib.delivery import PUSH_RETRY, Sender
+from chalicelib.escalation import (
+    EscalationConfig,
+    Escalations,
+    LoggedReceipts,
+    Messenger,
+    Receipts,
+)
 from chalicelib.fanout import FanoutQueue
 from chalicelib.immigration import Immigration
 from chalicelib.notifications import Counters, Notifications
+from chalicelib.preferences import Accounts
 from chalicelib.sessions import Sessions
+from chalicelib.errors import ConfigurationError
 from chalicelib.settings import Settings, get_settings
 from chalicelib.storage import ConnectionStore, Directory, Dynamo, Inbox, Limits
+from chalicelib.storage.escalations import EscalationSteps
+from chalicelib.storage.profiles import Profiles
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sesv2 import SESV2Client
+    from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
 
 
@@ -38,6 +51,8 @@ class Clients:
     management: Callable[[str], ApiGatewayManagementApiClient]
     sqs: Callable[[], SQSClient]
     ssm: Callable[[], Any]
+    ses: Callable[[], SESV2Client] | None = None
+    sns: Callable[[], SNSClient] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Clients:
@@ -71,6 +86,7 @@ class Clients:
                 "sqs", region_name=settings.region, endpoint_url=settings.sqs_endpoint
             ),
             ssm=lambda: session.client("ssm", region_name=settings.region),
+            **_messaging_clients(session, settings),
         )
 
 
@@ -89,6 +105,10 @@ class Service:
     inbox: Inbox
     directory: Directory
     limits: Limits
+    escalations: Escalations
+    accounts: Accounts
+    profiles: Profiles
+    steps: EscalationSteps
 
     def check_rate(self, principal: Principal) -> None:
         self.sessions.check_rate(principal)
@@ -99,6 +119,7 @@ def build_service(
     *,
     clock: Callable[[], float] = time.time,
     clients: Clients | None = None,
+    receipts: Receipts | None = None,
 ) -> Service:
     """Wire the service from `settings`, on `clock`, through `clients` (real ones by default)."""
     clients = clients or Clients.from_settings(settings)
@@ -125,6 +146,29 @@ def build_service(
             clients.sqs, settings.fanout_queue_url, users_per_message=settings.fanout_batch_size
         )
     verifier = TokenVerifier(_jwt_secret(settings, clients))
+    profiles = Profiles(db, table)
+    steps = EscalationSteps(db, table, clock=clock)
+    escalations = Escalations(
+        steps,
+        inbox,
+        profiles,
+        connections,
+        sender,
+        Messenger(
+            _required(clients.ses, "ses"),
+            _required(clients.sns, "sns"),
+            email_from=settings.email_from,
+        ),
+        receipts or LoggedReceipts(),
+        counters,
+        config=EscalationConfig(
+            minimum=settings.shortest_escalation,
+            org_name=settings.org_name,
+            app_url=settings.app_url,
+            full_content=settings.escalation_content == "full",
+        ),
+        clock=clock,
+    )
     notifications = Notifications(
         inbox,
         connections,
@@ -133,6 +177,8 @@ def build_service(
         sender,
         fanout=fanout,
         fanout_threshold=settings.fanout_threshold,
+        escalations=escalations,
+        profiles=profiles,
     )
     sessions = Sessions(
         connections,
@@ -155,7 +201,35 @@ def build_service(
         inbox=inbox,
         directory=directory,
         limits=limits,
+        escalations=escalations,
+        accounts=Accounts(profiles),
+        profiles=profiles,
+        steps=steps,
     )
+
+
+def _messaging_clients(session: Any, settings: Settings) -> dict[str, Any]:
+    from botocore.config import Config
+
+    # Messenger retries with the service's backoff; botocore must not retry underneath it.
+    config = Config(retries={"total_max_attempts": 1}, connect_timeout=2, read_timeout=10)
+    return {
+        "ses": lambda: session.client(
+            "sesv2", region_name=settings.region, endpoint_url=settings.ses_endpoint, config=config
+        ),
+        "sns": lambda: session.client(
+            "sns", region_name=settings.region, endpoint_url=settings.sns_endpoint, config=config
+        ),
+    }
+
+
+def _required[T](factory: Callable[[], T] | None, name: str) -> Callable[[], T]:
+    def build() -> T:
+        if factory is None:
+            raise ConfigurationError(f"no {name} client was given")
+        return factory()
+
+    return build
 
 
 def _jwt_secret(settings: Settings, clients: Clients) -> str:

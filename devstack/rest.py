@@ -68,6 +68,7 @@ class RestGateway:
         self.ws_url = ""
         self.rest_url = ""
         self.stats_sources: dict[str, Callable[[], dict[str, Any]]] = {}
+        self.outbox: Callable[[], list[dict[str, Any]]] = list
 
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY_BYTES)
@@ -76,6 +77,7 @@ class RestGateway:
         app.router.add_post("/dev/token", self._token)
         app.router.add_get("/dev/config", self._config)
         app.router.add_get("/dev/stats", self._stats)
+        app.router.add_get("/dev/outbox", self._outbox)
         app.router.add_route("*", "/{tail:.*}", self._chalice)
         return app
 
@@ -151,6 +153,10 @@ class RestGateway:
     async def _stats(self, request: web.Request) -> web.StreamResponse:
         """Counters of the embedded DynamoDB (requests, time inside moto) for benchmarks."""
         return web.json_response({name: source() for name, source in self.stats_sources.items()})
+
+    async def _outbox(self, request: web.Request) -> web.StreamResponse:
+        """Emails and text messages sent through the local SES and SNS, newest first."""
+        return web.json_response({"messages": self.outbox()})
 
     async def _config(self, request: web.Request) -> web.StreamResponse:
         return web.json_response({"ws_url": self.ws_url, "rest_url": self.rest_url})

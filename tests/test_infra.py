@@ -15,7 +15,7 @@ BIN = Path(sys.executable).parent
 WS_ROUTES = {"$connect", "$disconnect", "$default", "register", "mark_read", "get_notifications",
              "ack", "ping"}  # fmt: skip
 FUNCTIONS = ["APIHandler", "WebsocketConnect", "WebsocketMessage", "WebsocketDisconnect",
-             "FanoutWorker"]  # fmt: skip
+             "FanoutWorker", "EscalationSweep"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

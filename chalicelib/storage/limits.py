@@ -20,6 +20,7 @@ STAT_NAMES = (
     "notifications_acked",
     "notifications_read",
     "pushes_failed",
+    "escalations_sent",
 )
 
 
