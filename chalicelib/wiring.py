@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib.auth import Principal, TokenVerifier
 from chalicelib.delivery import PUSH_RETRY, Sender
+from chalicelib.errors import ConfigurationError
 from chalicelib.escalation import (
     EscalationConfig,
     Escalations,
@@ -28,7 +29,6 @@ from chalicelib.immigration import Immigration
 from chalicelib.notifications import Counters, Notifications
 from chalicelib.preferences import Accounts
 from chalicelib.sessions import Sessions
-from chalicelib.errors import ConfigurationError
 from chalicelib.settings import Settings, get_settings
 from chalicelib.storage import ConnectionStore, Directory, Dynamo, Inbox, Limits
 from chalicelib.storage.escalations import EscalationSteps

@@ -118,12 +118,12 @@ class RecordingMoto:
 
             with lock:
                 answer = b"".join(dispatcher(environ, remember))
-            if self.observe and status and status[0].startswith("200"):
-                if self._is_send(environ, body):
-                    try:
-                        self.observe(body, answer)
-                    except ValueError:
-                        log.exception("outbox: could not read a %s request", self.service)
+            sent = status and status[0].startswith("200") and self._is_send(environ, body)
+            if self.observe and sent:
+                try:
+                    self.observe(body, answer)
+                except ValueError:
+                    log.exception("outbox: could not read a %s request", self.service)
             return [answer]
 
         self._server = make_server(
