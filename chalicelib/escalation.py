@@ -218,7 +218,28 @@ def quiet_until(quiet: QuietHours | None, now: datetime) -> datetime | None:
         end_day = local.date() + timedelta(days=1) if clock >= start else local.date()
     if not inside:
         return None
-    return datetime.combine(end_day, end, tzinfo=zone).astimezone(UTC)
+    return _first_instant_at(datetime.combine(end_day, end), zone)
+
+
+def _first_instant_at(wall: datetime, zone: ZoneInfo) -> datetime:
+    """The first instant (UTC) at which clocks in `zone` show `wall` or later.
+
+    Usually the one instant `wall` names (the first of two when clocks fall back); when
+    clocks spring forward over `wall`, the moment they jump.
+    """
+    first = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    second = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    if first <= second:
+        return first
+    # A gap: fold=1 lands before it, fold=0 after it. Find the jump, to the second.
+    low, high = second, first
+    while high - low > timedelta(seconds=1):
+        middle = low + (high - low) / 2
+        if middle.astimezone(zone).replace(tzinfo=None) >= wall:
+            high = middle
+        else:
+            low = middle
+    return high.replace(microsecond=0)
 
 
 @dataclass(frozen=True, slots=True)
