@@ -61,7 +61,7 @@ class RecordingReceipts:
                 "type": type,
                 "channel": channel,
                 "detail": detail,
-            }  # fmt: skip
+            }
         )
 
     def of(self, notification_id: str) -> list[tuple[str, str | None, dict[str, Any] | None]]:
