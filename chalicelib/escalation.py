@@ -53,6 +53,9 @@ MAXIMUM_DURATION = timedelta(days=90)
 SETTLE_MINUTES = 2
 # A sweep that finds its cursor far behind (an outage) catches up this many minutes per run.
 MAX_MINUTES_PER_SWEEP = 180
+# Steps one sweep takes on; the rest wait for the next (a sweep must end within its timeout:
+# a step claimed when the function is killed would never fire).
+MAX_STEPS_PER_SWEEP = 2000
 RETRY_DELAY = timedelta(seconds=30)
 MAX_RETRY_DELAY = timedelta(hours=1)
 PROVIDER_RETRYABLE = frozenset(
@@ -291,7 +294,8 @@ class Escalations:
         if not content.escalation:
             return 0
         created = datetime.fromisoformat(notification.created_at)
-        times = self._times(content, created)
+        # Validated before the notification was stored; a slow write must not fail it now.
+        times = self._times(content, created, validate=False)
         steps = [
             Step(notification.user_id, notification.id, index, step.channel, _ms(at))
             for index, (step, at) in enumerate(times)
@@ -303,15 +307,15 @@ class Escalations:
         return len(steps)
 
     def _times(
-        self, content: NotificationContent, now: datetime
+        self, content: NotificationContent, now: datetime, *, validate: bool = True
     ) -> list[tuple[EscalationStep, datetime]]:
         deadline = datetime.fromisoformat(content.deadline) if content.deadline else None
-        if deadline is not None and deadline <= now:
+        if validate and deadline is not None and deadline <= now:
             raise ValidationFailed("deadline: must be in the future")
         times: list[tuple[EscalationStep, datetime]] = []
         for number, step in enumerate(content.escalation or []):
             length = step.duration
-            if not self.config.minimum <= length <= MAXIMUM_DURATION:
+            if validate and not self.config.minimum <= length <= MAXIMUM_DURATION:
                 lowest = "PT1S" if self.config.minimum < timedelta(minutes=1) else "PT1M"
                 raise ValidationFailed(
                     f"escalation.{number}: durations run from {lowest} to P90D inclusive"
@@ -321,7 +325,7 @@ class Escalations:
                 at = deadline - length
             else:
                 at = now + length
-            if at <= now:
+            if validate and at <= now:
                 raise ValidationFailed(f"escalation.{number}: its time is already past")
             times.append((step, at))
         return times
@@ -351,29 +355,39 @@ class Escalations:
 
     # --- firing ------------------------------------------------------------------------
 
-    def sweep(self) -> SweepReport:
-        """Fire every step whose time has come (see the module docstring)."""
+    def sweep(self, *, budget: float | None = None) -> SweepReport:
+        """Fire the steps whose time has come (see the module docstring); with a `budget` in
+        seconds, start no step after it (the rest wait for the next sweep)."""
+        stop_at = None if budget is None else time.monotonic() + budget
         now = self.clock()
         now_ms = int(now * 1000)
         current = now_ms // 60_000
         cursor = self.steps.cursor()
         first = current - SETTLE_MINUTES if cursor is None else min(cursor, current)
         last = min(current, first + MAX_MINUTES_PER_SWEEP)
-        due = [
-            step
-            for minute in range(first, last + 1)
-            for shard in range(SHARDS)
-            for step in self.steps.due(minute, shard, now_ms)
-        ]
+        due: list[Step] = []
+        unfinished: list[int] = []
+        for minute in range(first, last + 1):
+            for shard in range(SHARDS):
+                room = MAX_STEPS_PER_SWEEP - len(due)
+                found, more = self.steps.due(minute, shard, now_ms, limit=max(room, 0))
+                due += found
+                if more:
+                    unfinished.append(minute)
         report = SweepReport(due=len(due))
-        failed_minutes: list[int] = []
+
+        def fire(step: Step) -> str:
+            if stop_at is not None and time.monotonic() > stop_at:
+                return "later"
+            return self._fire_safely(step)
+
         if due:
             with ThreadPoolExecutor(min(self.config.workers, len(due))) as pool:
-                for step, outcome in zip(due, pool.map(self._fire_safely, due), strict=True):
+                for step, outcome in zip(due, pool.map(fire, due), strict=True):
                     report.add(outcome)
-                    if outcome == "error":
-                        failed_minutes.append(step.minute)
-        settled = min([last - SETTLE_MINUTES, *failed_minutes])
+                    if outcome in ("error", "later"):
+                        unfinished.append(step.minute)
+        settled = min([last - SETTLE_MINUTES, *unfinished])
         if cursor is None or settled > cursor:
             self.steps.advance_cursor(settled)
         return report

@@ -509,7 +509,7 @@ def test_a_step_fires_once_when_two_sweeps_race(
         step
         for minute in range(int(clock.now // 60) - 3, int(clock.now // 60) + 1)
         for shard in range(SHARDS)
-        for step in svc.steps.due(minute, shard, now_ms)
+        for step in svc.steps.due(minute, shard, now_ms, limit=10)[0]
     ]
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
@@ -645,3 +645,59 @@ def test_quiet_hours_end_in_the_users_time_zone(
     hours: QuietHours, now: datetime, until: datetime | None
 ) -> None:
     assert quiet_until(hours, now) == until
+
+
+# --- the sweep ----------------------------------------------------------------------------------
+
+
+def test_steps_left_over_by_a_spent_budget_fire_at_the_next_sweep(
+    http: Any, svc: Service, clock: Clock
+) -> None:
+    put(http, "/api/users/alice/contact", CONTACT)
+    for _ in range(3):
+        send(http, escalation=[{"channel": "email", "after": "PT1M"}])
+    clock.advance(61)
+    assert svc.escalations.sweep(budget=-1).outcomes == {"later": 3}
+    assert emails() == []
+    clock.advance(10 * 60)  # later sweeps look back to the minute they left unfinished
+    assert svc.escalations.sweep().outcomes == {"escalated": 3}
+
+
+def test_a_sweep_costs_the_same_whatever_is_pending_later(
+    http: Any, svc: Service, clock: Clock
+) -> None:
+    calls = on_call(svc.inbox._db.client, "*")
+
+    def sweep() -> list[dict[str, Any]]:
+        start = len(calls)
+        svc.escalations.sweep()
+        return calls[start:]
+
+    sweep()
+    clock.advance(60)
+    quiet = sweep()
+    for index in range(40):
+        steps = [{"channel": "email", "after": f"P{index + 1}D"}]
+        send(http, user_id=f"u{index}", escalation=steps)
+    clock.advance(60)
+    busy = sweep()
+    assert len(busy) == len(quiet)
+    queries = [json.loads(call["body"]) for call in busy if "Query" in str(call["headers"])]
+    assert len(queries) == 4 * SHARDS  # the minutes since the cursor, each bucket once
+    assert {query["IndexName"] for query in queries} == {"due"}
+
+
+def test_the_scheduled_handler_runs_with_a_lambda_context(
+    http: Any, svc: Service, clock: Clock
+) -> None:
+    from chalice.local import LambdaContext
+
+    from devstack.messaging import scheduled_event
+
+    put(http, "/api/users/alice/contact", CONTACT)
+    send(http, escalation=[{"channel": "email", "after": "PT1M"}])
+    clock.advance(61)
+    context = LambdaContext("escalation_sweep", 128, max_runtime_ms=60_000)
+    result = lambda_app.escalation_sweep(scheduled_event(REGION, "escalation_sweep"), context)
+    assert result == {"due": 1, "outcomes": {"escalated": 1}}
+    assert len(emails()) == 1

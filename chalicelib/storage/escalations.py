@@ -120,20 +120,23 @@ class EscalationSteps:
         """Forget every pending step of the user (DESIGN §10)."""
         self.remove(self.pending(user_id))
 
-    def due(self, minute: int, shard: int, now_ms: int) -> list[Step]:
-        """The steps of one bucket whose time has come."""
-        return [
-            _step_from(item)
-            for item in self._db.query_all(
-                TableName=self._table,
-                IndexName=DUE_INDEX,
-                KeyConditionExpression="due_bucket = :bucket AND due_at <= :now",
-                ExpressionAttributeValues={
-                    ":bucket": {"S": f"{minute}#{shard}"},
-                    ":now": {"N": str(now_ms)},
-                },
-            )
-        ]
+    def due(self, minute: int, shard: int, now_ms: int, *, limit: int) -> tuple[list[Step], bool]:
+        """Up to `limit` steps of one bucket whose time has come, oldest first, and whether
+        more are due there."""
+        request: Item = {
+            "TableName": self._table,
+            "IndexName": DUE_INDEX,
+            "KeyConditionExpression": "due_bucket = :bucket AND due_at <= :now",
+            "ExpressionAttributeValues": {
+                ":bucket": {"S": f"{minute}#{shard}"},
+                ":now": {"N": str(now_ms)},
+            },
+        }
+        if limit <= 0:
+            items, more = self._db.collect(request, 1)
+            return [], bool(items)
+        items, more = self._db.collect(request, limit)
+        return [_step_from(item) for item in items], more
 
     def claim(self, step: Step, token: str) -> bool:
         """Take the step out of the due index for this sweep; False if another has it, it
