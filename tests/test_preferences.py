@@ -319,3 +319,36 @@ def test_immigration_routes_take_multilingual_messages(http: Any) -> None:
     response = post(http, "/api/immigration/notifications/case-status-update", body)
     assert response.status_code == 201
     assert response.json_body["notification"]["message"] == "Aprobado"
+
+
+def test_sqs_fanout_jobs_resolve_per_recipient(http: Any, service: Service) -> None:
+    from chalicelib.models import FanoutJob
+
+    put(http, "/api/me/preferences", {"locale": "es"}, as_user("alice"))
+    content = NotificationContent.model_validate({"message": {"en": "Closed", "es": "Cerrado"}})
+    job = FanoutJob.model_validate(
+        json.loads(
+            FanoutJob(
+                broadcast_id="b1", content=content, user_ids=["alice", "bob"]
+            ).model_dump_json()
+        )
+    )
+    assert service.notifications.deliver_job(job) == 2
+    messages = {
+        user: http.get("/api/notifications", headers=as_user(user)).json_body["items"][0]["message"]
+        for user in ("alice", "bob")
+    }
+    assert messages == {"alice": "Cerrado", "bob": "Closed"}
+
+
+def test_a_broadcast_takes_no_escalation(http: Any) -> None:
+    body = {"message": "m", "escalation": [{"channel": "email", "after": "PT1H"}]}
+    assert post(http, "/api/notifications/broadcast", body).status_code == 422
+
+
+def test_erasing_forgets_preferences_and_contact(http: Any, service: Service) -> None:
+    put(http, "/api/me/preferences", {"locale": "es"}, as_user("alice"))
+    put(http, "/api/users/alice/contact", {"email": "alice@example.com"}, ADMIN)
+    service.profiles.erase("alice")
+    me = http.get("/api/me", headers=as_user("alice")).json_body
+    assert (me["preferences"], me["contact"]) == (DEFAULTS, {"email": None, "phone": None})
