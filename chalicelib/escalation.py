@@ -58,6 +58,8 @@ MAX_MINUTES_PER_SWEEP = 180
 MAX_STEPS_PER_SWEEP = 2000
 RETRY_DELAY = timedelta(seconds=30)
 MAX_RETRY_DELAY = timedelta(hours=1)
+# SNS refuses longer text messages; a full-content SMS that would not fit goes as the summary.
+MAX_SMS_CHARACTERS = 1600
 PROVIDER_RETRYABLE = frozenset(
     {
         "Throttling",
@@ -487,6 +489,8 @@ class Escalations:
         )
         if step.channel == "email":
             return self.messenger.email(address, letter.subject, letter.text, notification.id)
+        if len(letter.text) > MAX_SMS_CHARACTERS:
+            letter = escalation_letter(locale, org=self.config.org_name, url=self.config.app_url)
         return self.messenger.sms(address, letter.text, notification.id)
 
     def _receipt(self, step: Step, entry: str, channel: str | None, detail: dict[str, Any]) -> None:

@@ -701,3 +701,19 @@ def test_the_scheduled_handler_runs_with_a_lambda_context(
     result = lambda_app.escalation_sweep(scheduled_event(REGION, "escalation_sweep"), context)
     assert result == {"due": 1, "outcomes": {"escalated": 1}}
     assert len(emails()) == 1
+
+
+def test_a_full_content_sms_too_long_for_sns_goes_as_the_summary(
+    make: Callable[..., Service], clock: Clock
+) -> None:
+    svc = make(escalation_content="full")
+    with Client(lambda_app.app, stage_name="dev") as client:
+        put(client.http, "/api/users/alice/contact", CONTACT)
+        send(client.http, message="short", escalation=[{"channel": "sms", "after": "PT1M"}])
+        send(client.http, message="x" * 2000, escalation=[{"channel": "sms", "after": "PT1M"}])
+    clock.advance(61)
+    svc.escalations.sweep()
+    bodies = sorted(text for _, text in texts())
+    assert len(bodies) == 2
+    assert "short" in bodies[1] and "x" * 100 not in bodies[0]
+    assert all(len(body) <= 1600 for body in bodies)
