@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice.app import Chalice, SQSEvent, WebsocketEvent
+from chalice.app import Chalice, CloudWatchEvent, SQSEvent, WebsocketEvent
 
 from chalicelib.auth import Principal
 from chalicelib.fanout import process_records
@@ -12,6 +12,7 @@ from chalicelib.models import (
     ArchiveRequest,
     BroadcastRequest,
     CaseStatusUpdate,
+    Contact,
     CreateNotification,
     DirectMessage,
     DocumentRequired,
@@ -21,6 +22,7 @@ from chalicelib.models import (
     NotificationContent,
     PageQuery,
     PollQuery,
+    Preferences,
     SeenRequest,
     TestNotification,
     page_event,
@@ -198,7 +200,12 @@ def form_submission(principal: Principal, body: FormSubmission) -> Reply:
 )
 def document_required(principal: Principal, body: DocumentRequired) -> Reply:
     notification = get_service().immigration.document_required(
-        body.user_id, body.case_id, body.document_type, body.message
+        body.user_id,
+        body.case_id,
+        body.document_type,
+        body.message,
+        deadline=body.deadline,
+        escalation=body.escalation,
     )
     return Reply({"notification": dump(notification)}, 201)
 
@@ -210,6 +217,22 @@ def test_notification(body: TestNotification, user_id: str) -> Reply:
     content = NotificationContent(message=body.message, type=body.type)
     result = get_service().notifications.send(user_id, content)
     return Reply({"notification": dump(result.notification)}, 201)
+
+
+@api.route("/api/me")
+def me(principal: Principal) -> Reply:
+    return Reply(get_service().accounts.me(principal))
+
+
+@api.route("/api/me/preferences", method="PUT", body=Preferences)
+def put_preferences(principal: Principal, body: Preferences) -> Reply:
+    stored = get_service().accounts.set_preferences(principal.user_id, body)
+    return Reply(stored.model_dump(mode="json"))
+
+
+@api.route("/api/users/{user_id}/contact", method="PUT", access=Access.ADMIN, body=Contact)
+def put_contact(principal: Principal, body: Contact, user_id: str) -> Reply:
+    return Reply(get_service().accounts.set_contact(user_id, body))
 
 
 @api.route("/api/websocket/stats", access=Access.ADMIN)
@@ -224,3 +247,14 @@ def stats(principal: Principal) -> Reply:
 def fanout_worker(event: SQSEvent) -> dict[str, list[dict[str, str]]]:
     failed = process_records(event.to_dict()["Records"], get_service().notifications.deliver_job)
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
+
+
+# --- escalation sweep (DESIGN §8) --------------------------------------------------------------
+
+
+@app.schedule("rate(1 minute)", name="escalation_sweep")
+def escalation_sweep(event: CloudWatchEvent) -> dict[str, Any]:
+    # Leave time to finish the steps under way: one killed mid-send would be lost.
+    budget = event.context.get_remaining_time_in_millis() / 1000 - 15
+    report = get_service().escalations.sweep(budget=max(budget, 1))
+    return {"due": report.due, "outcomes": report.outcomes}

@@ -29,10 +29,13 @@ def entry_point(name: str) -> Callable[..., Any]:
 
 
 def run(name: str, *, smoke: bool = False) -> Any:
-    """Run one benchmark's `main`; `smoke` is passed to those that take it."""
+    """Run one benchmark's `main`; `smoke` is passed to those that take it (as `smoke` or
+    `tiny`)."""
     main = entry_point(name)
-    if smoke and "smoke" in inspect.signature(main).parameters:
-        return main(smoke=True)
+    parameters = inspect.signature(main).parameters
+    for flag in ("smoke", "tiny"):
+        if smoke and flag in parameters:
+            return main(**{flag: True})
     return main()
 
 

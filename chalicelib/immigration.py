@@ -8,7 +8,7 @@ directory.
 from __future__ import annotations
 
 from chalicelib.auth import ADMINS_GROUP, Principal
-from chalicelib.models import Notification, NotificationContent
+from chalicelib.models import EscalationStep, MessageText, Notification, NotificationContent
 from chalicelib.notifications import Notifications
 from chalicelib.storage import Directory
 
@@ -21,7 +21,7 @@ class Immigration:
         self.directory = directory
 
     def case_status_update(
-        self, case_id: str, status: str, message: str, user_id: str | None
+        self, case_id: str, status: str, message: MessageText, user_id: str | None
     ) -> Notification:
         case = self.directory.put_case(case_id, status, user_id)
         content = NotificationContent(
@@ -54,7 +54,14 @@ class Immigration:
         return notification, notified
 
     def document_required(
-        self, user_id: str, case_id: str, document_type: str, message: str
+        self,
+        user_id: str,
+        case_id: str,
+        document_type: str,
+        message: MessageText,
+        *,
+        deadline: str | None = None,
+        escalation: list[EscalationStep] | None = None,
     ) -> Notification:
         content = NotificationContent(
             message=message,
@@ -62,5 +69,8 @@ class Immigration:
             priority="high",
             category=IMMIGRATION,
             data={"case_id": case_id, "document_type": document_type},
+            requires_confirmation=True,
+            deadline=deadline,
+            escalation=escalation,
         )
         return self.notifications.send(user_id, content).notification

@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import datetime
+import zoneinfo
+from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -41,6 +43,13 @@ Message = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
 NotificationType = Literal["info", "success", "warning", "error"]
 Priority = Literal["low", "normal", "high"]
 IdList = Annotated[list[NotificationId], Field(min_length=1, max_length=100)]
+LANGUAGE_TAG_PATTERN = r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$"
+LanguageTag = Annotated[str, StringConstraints(pattern=LANGUAGE_TAG_PATTERN, max_length=35)]
+# ISO-8601 durations of days, hours, minutes and whole seconds only (DESIGN §8).
+DURATION_PATTERN = (
+    r"^P(?=\d|T\d)(?:(\d{1,7})D)?(?:T(?=\d)(?:(\d{1,7})H)?(?:(\d{1,7})M)?(?:(\d{1,7})S)?)?$"
+)
+Channel = Literal["repush", "email", "sms"]
 
 
 def is_user_id(value: object) -> bool:
@@ -125,6 +134,79 @@ def _json_value(value: Any) -> Any:
 JsonValue = Annotated[Any, AfterValidator(_json_value)]
 
 
+def _distinct_tags(value: dict[str, str]) -> dict[str, str]:
+    if len({tag.lower() for tag in value}) != len(value):
+        raise ValueError("language tags must differ (they match case-insensitively)")
+    return value
+
+
+Translations = Annotated[
+    dict[LanguageTag, Message], Field(min_length=1, max_length=10), AfterValidator(_distinct_tags)
+]
+# A plain text, or a map of BCP 47 tags to texts resolved per recipient (DESIGN §2).
+MessageText = Message | Translations
+
+
+def parse_duration(text: str) -> timedelta:
+    """The length of a `PnDTnHnMnS` duration (already validated against DURATION_PATTERN)."""
+    match = re.fullmatch(DURATION_PATTERN, text)
+    if match is None:
+        raise ValueError(f"not a PnDTnHnMnS duration: {text!r}")
+    days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def _duration(value: str) -> str:
+    if re.fullmatch(DURATION_PATTERN, value) is None:
+        raise ValueError("must be an ISO-8601 duration PnDTnHnMnS (days, hours, minutes, seconds)")
+    return value
+
+
+# Python's re: pydantic's (Rust) patterns have no look-ahead.
+Duration = Annotated[str, StringConstraints(max_length=40), AfterValidator(_duration)]
+
+
+def _utc_deadline(value: str) -> str:
+    try:
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            raise ValueError
+        return iso_timestamp(moment.astimezone(UTC))
+    except (ValueError, OverflowError):
+        raise ValueError("must be an ISO-8601 date and time with Z or an offset") from None
+
+
+Deadline = Annotated[str, StringConstraints(max_length=64), AfterValidator(_utc_deadline)]
+
+
+class EscalationStep(BaseModel):
+    """One step of an escalation: a channel, and `after` (from sending) or `before_deadline`."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, defer_build=True)
+
+    channel: Channel
+    after: Duration | None = None
+    before_deadline: Duration | None = None
+
+    @model_validator(mode="after")
+    def _one_time(self) -> EscalationStep:
+        if (self.after is None) == (self.before_deadline is None):
+            raise ValueError("give exactly one of after or before_deadline")
+        return self
+
+    @property
+    def duration(self) -> timedelta:
+        return parse_duration(self.after or self.before_deadline or "")
+
+
+Escalation = Annotated[list[EscalationStep], Field(min_length=1, max_length=5)]
+
+
+def _check_escalation(escalation: list[EscalationStep] | None, deadline: str | None) -> None:
+    if escalation and deadline is None and any(s.before_deadline for s in escalation):
+        raise ValueError("a before_deadline step needs a deadline")
+
+
 # Every model defers building its schema to first use: a cold $connect validates none, and
 # importing this module stays cheap.
 
@@ -136,12 +218,36 @@ class Strict(BaseModel):
 class NotificationContent(Strict):
     """What a sender supplies; the service adds id, user, timestamps and state."""
 
-    message: Message
+    message: MessageText
     type: NotificationType = "info"
     priority: Priority = "normal"
     category: Category | None = None
     data: Data = Field(default_factory=dict)
     requires_confirmation: bool = False
+    deadline: Deadline | None = None
+    escalation: Escalation | None = None
+    # Set by the service when it resolves a multilingual message for one recipient (§2).
+    locale: str | None = None
+    translations: dict[str, str] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolution_is_the_services(cls, data: Any) -> Any:
+        if isinstance(data, dict) and (data.get("locale") or data.get("translations")):
+            raise ValueError("locale and translations are set by the service, not by senders")
+        return data
+
+    @model_validator(mode="after")
+    def _steps_fit_the_deadline(self) -> NotificationContent:
+        _check_escalation(self.escalation, self.deadline)
+        return self
+
+    @property
+    def text(self) -> str:
+        """The message as stored: resolved content holds a string."""
+        if not isinstance(self.message, str):
+            raise TypeError("resolve a multilingual message before storing it")
+        return self.message
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> NotificationContent:
@@ -292,6 +398,13 @@ class NotificationEvent(Event):
     notification: Notification
 
 
+class ReminderEvent(Event):
+    """An escalation step of channel `repush` (DESIGN §8)."""
+
+    event: Literal["reminder"] = "reminder"
+    notification: Notification
+
+
 class NotificationsEvent(Event):
     event: Literal["notifications"] = "notifications"
     items: list[Notification]
@@ -382,6 +495,12 @@ class CreateNotification(NotificationContent):
 class BroadcastRequest(NotificationContent):
     group: GroupName | None = None
 
+    @model_validator(mode="after")
+    def _no_escalation(self) -> BroadcastRequest:
+        if self.escalation is not None:
+            raise ValueError("escalation is for notifications to one user")
+        return self
+
     def content(self) -> NotificationContent:
         return NotificationContent.model_validate(self.model_dump(exclude={"group"}))
 
@@ -398,7 +517,7 @@ class PollQuery(Strict):
 class CaseStatusUpdate(Strict):
     case_id: ShortText
     status: ShortText
-    message: Message
+    message: MessageText
     user_id: UserId | None = None
 
 
@@ -412,7 +531,14 @@ class DocumentRequired(Strict):
     user_id: UserId
     case_id: ShortText
     document_type: ShortText
-    message: Message
+    message: MessageText
+    deadline: Deadline | None = None
+    escalation: Escalation | None = None
+
+    @model_validator(mode="after")
+    def _steps_fit_the_deadline(self) -> DocumentRequired:
+        _check_escalation(self.escalation, self.deadline)
+        return self
 
 
 class TestNotification(Strict):
@@ -426,3 +552,69 @@ class FanoutJob(Strict):
     broadcast_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     content: NotificationContent
     user_ids: Annotated[list[UserId], Field(min_length=1, max_length=100)]
+
+
+# --- Preferences and contact (DESIGN §9) -----------------------------------------------------
+
+HOUR_MINUTE_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+E164_PATTERN = r"^\+[1-9][0-9]{1,14}$"
+EMAIL_PATTERN = (
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@"
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
+)
+HourMinute = Annotated[str, StringConstraints(pattern=HOUR_MINUTE_PATTERN)]
+
+
+@cache
+def time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _known_time_zone(name: str) -> str:
+    if name not in time_zones():
+        raise ValueError(f"unknown IANA time zone {name!r}")
+    return name
+
+
+def _email_address(value: str) -> str:
+    if len(value) > 254 or ".." in value or value.startswith(".") or ".@" in value:
+        raise ValueError("not a valid email address")
+    return value
+
+
+TimeZone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_known_time_zone)]
+EmailAddress = Annotated[
+    str, StringConstraints(pattern=EMAIL_PATTERN, max_length=254), AfterValidator(_email_address)
+]
+PhoneNumber = Annotated[str, StringConstraints(pattern=E164_PATTERN)]
+
+
+class QuietHours(Strict):
+    start: HourMinute
+    end: HourMinute
+    time_zone: TimeZone
+
+
+class ChannelPreferences(Strict):
+    email: bool = True
+    sms: bool = True
+
+
+class Preferences(Strict):
+    locale: LanguageTag = "en"
+    muted_categories: Annotated[list[Category], Field(max_length=100)] = Field(default_factory=list)
+    channels: ChannelPreferences = Field(default_factory=ChannelPreferences)
+    quiet_hours: QuietHours | None = None
+
+    def mutes(self, notification: Notification) -> bool:
+        """Muted: its category is muted, unless high priority or requiring confirmation."""
+        return (
+            notification.category in self.muted_categories
+            and notification.priority != "high"
+            and not notification.requires_confirmation
+        )
+
+
+class Contact(Strict):
+    email: EmailAddress | None = None
+    phone: PhoneNumber | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib import telemetry
 from chalicelib.delivery import Outcome, Sender
@@ -22,6 +22,7 @@ from chalicelib.errors import (
     ValidationFailed,
 )
 from chalicelib.fanout import FanoutQueue
+from chalicelib.i18n import resolve
 from chalicelib.models import (
     MAX_MESSAGE_BYTES,
     ULID_PATTERN,
@@ -48,6 +49,11 @@ from chalicelib.storage import (
 )
 from chalicelib.storage.inbox import Change
 from chalicelib.telemetry import logger as log
+
+if TYPE_CHECKING:
+    from chalicelib.escalation import Escalations
+    from chalicelib.models import Preferences
+    from chalicelib.storage.profiles import Profiles
 
 REPLAY_LIMIT = 100
 POLL_INTERVAL = 0.5
@@ -93,6 +99,8 @@ class Notifications:
         fanout: FanoutQueue | None = None,
         fanout_threshold: int = 1000,
         receipts: Receipts | None = None,
+        escalations: Escalations | None = None,
+        profiles: Profiles | None = None,
     ) -> None:
         self.receipts = receipts
         self.inbox = inbox
@@ -102,6 +110,8 @@ class Notifications:
         self.sender = sender
         self.fanout = fanout
         self.fanout_threshold = fanout_threshold
+        self.escalations = escalations
+        self.profiles = profiles
 
     # --- sending ---------------------------------------------------------------------------
 
@@ -111,11 +121,18 @@ class Notifications:
         """Store a notification and push it at once to every live session of the user."""
         if not is_user_id(user_id):
             raise ValidationFailed("user_id must be 1-128 characters without '#' or whitespace")
-        notification, created = self.inbox.put(user_id, content, idempotency=idempotency_key)
+        if self.escalations is not None and (content.deadline or content.escalation):
+            self.escalations.check(content)
+        preferences = self._preferences(content, [user_id]).get(user_id)
+        localized = localize(content, preferences.locale if preferences else None)
+        notification, created = self.inbox.put(user_id, localized, idempotency=idempotency_key)
         if not created:
             return SendResult(notification, created=False, delivered_to=0)
+        if self.escalations is not None:
+            self.escalations.schedule(notification, content)
+        muted = preferences is not None and preferences.mutes(notification)
         report = self.sender.send_many(
-            self.connections.of_user(user_id),
+            [] if muted else self.connections.of_user(user_id),
             NotificationEvent(notification=notification).to_wire(),
         )
         self.counters.record(
@@ -150,11 +167,25 @@ class Notifications:
         and recipient; inline, nothing can repeat, so no idempotency records are written.
         """
         idempotency = f"broadcast:{broadcast_id}" if broadcast_id is not None else None
+        preferences = self._preferences(content, user_ids)
+        by_locale: dict[str | None, list[str]] = {}
+        for user_id in user_ids:
+            wanted = preferences[user_id].locale if user_id in preferences else None
+            tag = resolve(content.message, wanted) if isinstance(content.message, dict) else None
+            by_locale.setdefault(tag, []).append(user_id)
         stored = {
             notification.user_id: notification
-            for notification in self.inbox.put_many(user_ids, content, idempotency=idempotency)
+            for tag, users in by_locale.items()
+            for notification in self.inbox.put_many(
+                users, localize(content, tag, exact=True), idempotency=idempotency
+            )
         }
-        targets = self.connections.live_of(list(stored))
+        live = [
+            user_id
+            for user_id, notification in stored.items()
+            if user_id not in preferences or not preferences[user_id].mutes(notification)
+        ]
+        targets = self.connections.live_of(live)
         frames = [
             (connection_id, NotificationEvent(notification=stored[user_id]).to_wire())
             for connection_id, user_id in targets
@@ -338,6 +369,9 @@ class Notifications:
         """The notifications `ids` stopped being open: confirmed, read (when they need no
         confirmation; archiving marks read), deleted or erased. THE place where pending
         escalation steps are cancelled; `reason` is also the receipt entry appended."""
+        # Erasure cancels every step of the user at once (an erasable store).
+        if self.escalations is not None and ids and reason != "erased":
+            self.escalations.cancel_many(user_id, ids)
         self._record(user_id, ids, reason, channel)
 
     def _read(self, user_id: str, changes: list[Change], channel: str) -> None:
@@ -395,3 +429,32 @@ class Notifications:
 
     def stats(self) -> dict[str, int]:
         return self.counters.snapshot()
+
+    def _preferences(
+        self, content: NotificationContent, user_ids: list[str]
+    ) -> dict[str, Preferences]:
+        """The recipients' preferences, read only when they matter: to pick a language of a
+        multilingual message, or to hold back the live push of a muted category."""
+        mutable = (
+            content.category is not None
+            and content.priority != "high"
+            and not content.requires_confirmation
+        )
+        if self.profiles is None or not (mutable or isinstance(content.message, dict)):
+            return {}
+        if len(user_ids) == 1:
+            return {user_ids[0]: self.profiles.preferences(user_ids[0])}
+        return self.profiles.preferences_of(user_ids)
+
+
+def localize(
+    content: NotificationContent, locale: str | None, *, exact: bool = False
+) -> NotificationContent:
+    """The content as stored for a reader of `locale`: a multilingual message resolved to one
+    text, with `locale` and `translations` set (DESIGN §2). `exact`: `locale` is a tag of the
+    message already chosen by `resolve`."""
+    if not isinstance(content.message, dict):
+        return content
+    texts = dict(content.message)
+    tag = locale if exact and locale in texts else resolve(texts, locale)
+    return content.model_copy(update={"message": texts[tag], "locale": tag, "translations": texts})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cache
 
 from chalicelib.errors import ConfigurationError
@@ -44,6 +45,12 @@ class Settings:
     fanout_queue_url: str | None = None
     fanout_threshold: int = 1000
     fanout_batch_size: int = 100
+    org_name: str = "Legal Aid"
+    app_url: str = "http://127.0.0.1:8000/demo/"
+    email_from: str = "notices@example.org"
+    escalation_content: str = "summary"  # or "full": the message in the user's locale too
+    ses_endpoint: str | None = None
+    sns_endpoint: str | None = None
 
     @property
     def test_routes_enabled(self) -> bool:
@@ -70,6 +77,10 @@ class Settings:
                 f"Refusing to serve on stage {self.stage!r}: no JWT secret (JWT_SECRET or "
                 "JWT_SECRET_PARAMETER) and no identity provider (JWT_JWKS_URL) is configured"
             )
+
+    def shortest_escalation(self) -> timedelta:
+        """Steps from PT1M, or from PT1S in local/dev stages (for tests and demos)."""
+        return timedelta(seconds=1 if self.stage in LOCAL_STAGES else 60)
 
     @classmethod
     def from_env(cls, env: os._Environ[str] | dict[str, str] = os.environ) -> Settings:
@@ -124,6 +135,14 @@ class Settings:
             fanout_queue_url=env.get("FANOUT_QUEUE_URL") or None,
             fanout_threshold=integer("FANOUT_THRESHOLD", defaults.fanout_threshold, minimum=0),
             fanout_batch_size=min(100, integer("FANOUT_BATCH_SIZE", defaults.fanout_batch_size)),
+            org_name=env.get("ORG_NAME") or defaults.org_name,
+            app_url=env.get("APP_URL") or defaults.app_url,
+            email_from=env.get("EMAIL_FROM") or defaults.email_from,
+            escalation_content=_choice(
+                env, "ESCALATION_CONTENT", ("summary", "full"), defaults.escalation_content
+            ),
+            ses_endpoint=env.get("SES_ENDPOINT") or None,
+            sns_endpoint=env.get("SNS_ENDPOINT") or None,
         )
         settings.check_auth()
         return settings
@@ -136,6 +155,15 @@ def check_secret(secret: str, source: str) -> str:
             f"The JWT secret from {source} is shorter than {MIN_SECRET_BYTES} bytes"
         )
     return secret
+
+
+def _choice(
+    env: os._Environ[str] | dict[str, str], name: str, allowed: tuple[str, ...], default: str
+) -> str:
+    value = env.get(name) or default
+    if value not in allowed:
+        raise ConfigurationError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
 
 
 def management_endpoint(api_id: str, stage: str, region: str) -> str:

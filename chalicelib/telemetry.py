@@ -27,6 +27,7 @@ METRIC_NAMES = {
     "notifications_read": "NotificationsRead",
     "notifications_acked": "NotificationsAcked",
     "notifications_confirmed": "NotificationsConfirmed",
+    "escalations_sent": "EscalationsSent",
 }
 
 logger = Logger(service=SERVICE)

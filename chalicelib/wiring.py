@@ -16,19 +16,26 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib.auth import Principal, TokenVerifier, build_verifier
 from chalicelib.delivery import PUSH_RETRY, Sender
+from chalicelib.errors import ConfigurationError
+from chalicelib.escalation import EscalationConfig, Escalations, Messenger
 from chalicelib.fanout import FanoutQueue
 from chalicelib.immigration import Immigration
 from chalicelib.notifications import Counters, Notifications
+from chalicelib.preferences import Accounts
 from chalicelib.receipts import Receipts
 from chalicelib.rights import DataRights
 from chalicelib.sessions import Sessions
 from chalicelib.settings import Settings, get_settings
 from chalicelib.storage import ConnectionStore, Directory, Dynamo, Inbox, Limits
+from chalicelib.storage.escalations import EscalationSteps
+from chalicelib.storage.profiles import Profiles
 from chalicelib.storage.receipts import ReceiptStore
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sesv2 import SESV2Client
+    from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
 
 
@@ -42,6 +49,8 @@ class Clients:
     sqs: Callable[[], SQSClient]
     # The session the verifier reads the JWT secret from SSM through, on first use only.
     session: Any
+    ses: Callable[[], SESV2Client] | None = None
+    sns: Callable[[], SNSClient] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Clients:
@@ -75,6 +84,7 @@ class Clients:
                 "sqs", region_name=settings.region, endpoint_url=settings.sqs_endpoint
             ),
             session=session,
+            **_messaging_clients(session, settings),
         )
 
 
@@ -95,6 +105,10 @@ class Service:
     limits: Limits
     receipts: Receipts
     rights: DataRights
+    escalations: Escalations
+    accounts: Accounts
+    profiles: Profiles
+    steps: EscalationSteps
 
     def check_rate(self, principal: Principal) -> None:
         self.sessions.check_rate(principal)
@@ -142,6 +156,29 @@ def build_service(
             clients.sqs, settings.fanout_queue_url, users_per_message=settings.fanout_batch_size
         )
     verifier = build_verifier(settings, clients.session)
+    profiles = Profiles(db, table)
+    steps = EscalationSteps(db, table, clock=clock)
+    escalations = Escalations(
+        steps,
+        inbox,
+        profiles,
+        connections,
+        sender,
+        Messenger(
+            _required(clients.ses, "ses"),
+            _required(clients.sns, "sns"),
+            email_from=settings.email_from,
+        ),
+        receipts,
+        counters,
+        config=EscalationConfig(
+            minimum=settings.shortest_escalation,
+            org_name=settings.org_name,
+            app_url=settings.app_url,
+            full_content=settings.escalation_content == "full",
+        ),
+        clock=clock,
+    )
     notifications = Notifications(
         inbox,
         connections,
@@ -151,6 +188,8 @@ def build_service(
         fanout=fanout,
         fanout_threshold=settings.fanout_threshold,
         receipts=receipts,
+        escalations=escalations,
+        profiles=profiles,
     )
     sessions = Sessions(
         connections,
@@ -174,8 +213,47 @@ def build_service(
         directory=directory,
         limits=limits,
         receipts=receipts,
-        rights=DataRights(notifications, directory, receipts),
+        rights=DataRights(
+            notifications,
+            directory,
+            receipts,
+            erasables=(profiles, steps),
+            exporters={
+                "preferences": lambda user_id: profiles.preferences(user_id).model_dump(
+                    mode="json"
+                ),
+                "contact": lambda user_id: profiles.contact(user_id).model_dump(mode="json"),
+            },
+        ),
+        escalations=escalations,
+        accounts=Accounts(profiles),
+        profiles=profiles,
+        steps=steps,
     )
+
+
+def _messaging_clients(session: Any, settings: Settings) -> dict[str, Any]:
+    from botocore.config import Config
+
+    # Messenger retries with the service's backoff; botocore must not retry underneath it.
+    config = Config(retries={"total_max_attempts": 1}, connect_timeout=2, read_timeout=10)
+    return {
+        "ses": lambda: session.client(
+            "sesv2", region_name=settings.region, endpoint_url=settings.ses_endpoint, config=config
+        ),
+        "sns": lambda: session.client(
+            "sns", region_name=settings.region, endpoint_url=settings.sns_endpoint, config=config
+        ),
+    }
+
+
+def _required[T](factory: Callable[[], T] | None, name: str) -> Callable[[], T]:
+    def build() -> T:
+        if factory is None:
+            raise ConfigurationError(f"no {name} client was given")
+        return factory()
+
+    return build
 
 
 _current: Service | None = None

@@ -43,7 +43,7 @@ class Reply(BaseModel):
 
 # Imported lazily by `_reply_models` so that importing this module does not import the app.
 def _reply_models() -> dict[str, type[BaseModel]]:
-    from chalicelib.models import Notification
+    from chalicelib.models import Contact, Notification, Preferences
 
     class Health(Reply):
         status: str
@@ -138,6 +138,18 @@ def _reply_models() -> dict[str, type[BaseModel]]:
     class Erased(Reply):
         erased: bool
 
+    class Me(Reply):
+        user_id: str
+        groups: list[str]
+        admin: bool
+        preferences: Preferences
+        contact: Contact
+
+    class UserContact(Reply):
+        user_id: str
+        email: str | None
+        phone: str | None
+
     class Stats(BaseModel):
         model_config = ConfigDict(extra="allow")
         active_connections: int = Field(ge=0)
@@ -145,7 +157,7 @@ def _reply_models() -> dict[str, type[BaseModel]]:
     return {model.__name__: model for model in (
         Health, SendResult, BroadcastAccepted, Delivered, NotificationsPage, UnreadCount,
         MarkedRead, PollResult, OneNotification, FormSubmitted, Stats, Seen, Archived, Receipt,
-        CaseNotices, Export, Erased,
+        CaseNotices, Export, Erased, Me, Preferences, UserContact,
     )}  # fmt: skip
 
 
@@ -220,6 +232,13 @@ RESPONSES: dict[tuple[str, str], Success] = {
     ),
     ("GET", "/api/me/export"): Success((200,), "Export", "Everything stored about the caller"),
     ("DELETE", "/api/users/{user_id}"): Success((202,), "Erased", "Erase a user's data"),
+    ("GET", "/api/me"): Success((200,), "Me", "The caller: groups, admin, preferences, contact"),
+    ("PUT", "/api/me/preferences"): Success(
+        (200,), "Preferences", "Replace the caller's preferences"
+    ),
+    ("PUT", "/api/users/{user_id}/contact"): Success(
+        (200,), "UserContact", "Set a user's contact (replaces both email and phone)"
+    ),
 }
 
 

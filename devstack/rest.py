@@ -81,6 +81,7 @@ class RestGateway:
         self.rest_url = ""
         self.stats_sources: dict[str, Callable[[], dict[str, Any]]] = {}
         self.openapi: dict[str, Any] | None = None  # served at /openapi.json when set
+        self.outbox: Callable[[], list[dict[str, Any]]] = list
 
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY_BYTES)
@@ -92,6 +93,7 @@ class RestGateway:
         app.router.add_get("/dev/config", self._config)
         app.router.add_get("/dev/stats", self._stats)
         app.router.add_get("/openapi.json", self._openapi)
+        app.router.add_get("/dev/outbox", self._outbox)
         app.router.add_route("*", "/{tail:.*}", self._chalice)
         return app
 
@@ -175,6 +177,10 @@ class RestGateway:
         if self.openapi is None:
             raise web.HTTPNotFound()
         return web.json_response(self.openapi, headers={"Access-Control-Allow-Origin": "*"})
+
+    async def _outbox(self, request: web.Request) -> web.StreamResponse:
+        """Emails and text messages sent through the local SES and SNS, newest first."""
+        return web.json_response({"messages": self.outbox()})
 
     async def _config(self, request: web.Request) -> web.StreamResponse:
         return web.json_response({"ws_url": self.ws_url, "rest_url": self.rest_url})

@@ -31,6 +31,7 @@ from chalice.app import SQSEventConfig
 
 from devstack.fanout import FanoutWorker, create_fanout_queues
 from devstack.issuer import DevIssuer
+from devstack.messaging import Messaging, Scheduler, scheduled_functions
 from devstack.rest import WEB_DIR, RestGateway
 from devstack.runtime import (
     PROJECT_ROOT,
@@ -299,6 +300,8 @@ class DevStack:
         self._sqs: EmbeddedMoto | None = None
         self._fanout: FanoutWorker | None = None
         self._snapshots: Snapshotter | None = None
+        self._messaging: Messaging | None = None
+        self._scheduler: Scheduler | None = None
         self._runners: list[web.AppRunner] = []
         self._invoker: Invoker | None = None
         self.issuer: DevIssuer | None = None
@@ -323,6 +326,15 @@ class DevStack:
             _create_tables(self.dynamodb_url, self._environ)
             if settings.state_file is not None:
                 self._restore(settings.state_file)
+        self._messaging = Messaging()
+        self._environ.setdefault("APP_URL", f"{self.rest_url}/demo/")
+        self._environ.update(
+            self._messaging.start(
+                HOST,
+                email_from=self._environ.setdefault("EMAIL_FROM", "notices@example.org"),
+                region=self._environ["AWS_DEFAULT_REGION"],
+            )
+        )
 
         app = load_app(settings.app_spec)
         # The app reads its settings on first use, so the queue can still be set up here.
@@ -335,6 +347,10 @@ class DevStack:
             self._start_fanout(sqs_handlers[0])
         point_websocket_api_at(app, self._environ["WEBSOCKET_ENDPOINT"])
         self._invoker = Invoker(max_workers=settings.concurrency, function_name=app.app_name)
+        self._scheduler = Scheduler(
+            scheduled_functions(app), self._invoker, region=self._environ["AWS_DEFAULT_REGION"]
+        )
+        self._scheduler.start()
         ws_gateway = WebSocketGateway(
             self._invoker,
             websocket_entry_points(app, settings.app_spec.partition(":")[0]),
@@ -353,6 +369,7 @@ class DevStack:
         )
         rest_gateway.rest_url, rest_gateway.ws_url = self.rest_url, self.ws_url
         rest_gateway.openapi = _openapi_document(app, settings.app_spec)
+        rest_gateway.outbox = self._messaging.outbox.messages
         rest_gateway.stats_sources = {
             name: server.stats
             for name, server in (("dynamodb", self._moto), ("sqs", self._sqs))
@@ -447,6 +464,12 @@ class DevStack:
             await asyncio.to_thread(self._snapshots.stop)
             log.info("saved the embedded DynamoDB to %s", self._snapshots.path)
             self._snapshots = None
+        if self._scheduler is not None:
+            await asyncio.to_thread(self._scheduler.stop)
+            self._scheduler = None
+        if self._messaging is not None:
+            self._messaging.stop()
+            self._messaging = None
         for server in (self._sqs, self._moto):
             if server is not None:
                 server.stop()
@@ -471,6 +494,7 @@ class DevStack:
                 f"  DynamoDB      {self.dynamodb_url} ({database})",
                 f"  SQS fan-out   {self._environ.get('FANOUT_QUEUE_URL', 'off')}",
                 f"  Demo page     {self.rest_url}/demo/",
+                f"  Outbox        {self.rest_url}/dev/outbox (emails and SMS sent)",
                 f"Mint a token:   {python} -m devstack token alice  (staff: --admin;"
                 " RS256 from the dev issuer: --rs256)",
                 "Press Ctrl-C to stop.",

@@ -26,4 +26,4 @@ def test_benchmark_runs_in_a_tiny_configuration(name: str) -> None:
         timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    assert "== " in result.stdout
+    assert result.stdout.strip(), "a benchmark prints its figures"

@@ -38,6 +38,7 @@ FUNCTIONS = [
     "WebsocketMessage",
     "WebsocketDisconnect",
     "FanoutWorker",
+    "EscalationSweep",
 ]
 TEMPLATE_BODY_LIMIT = 51_200  # `aws cloudformation deploy` without --s3-bucket
 TEMPLATE_S3_LIMIT = 1_000_000  # with --s3-bucket

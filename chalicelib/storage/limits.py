@@ -21,6 +21,7 @@ STAT_NAMES = (
     "notifications_read",
     "pushes_failed",
     "notifications_confirmed",
+    "escalations_sent",
 )
 
 

@@ -1,0 +1,239 @@
+"""Escalation (DESIGN §8): AWS calls and cost per step, and what 1,000,000 pending steps cost.
+
+Measured on in-process moto with botocore `before-call` hooks on the service's own clients
+(DynamoDB, SES v2, SNS, @connections): the calls to create a step (a send with one step, minus
+the same send without), to cancel one, to fire one by email and by SMS, and the sweep's own
+calls with `PENDING` steps that are not due yet (the sweep's cost must not depend on them).
+Then a model, stated as such: the sweep's cost per hour with 1,000,000 pending steps next to
+EventBridge Scheduler one-time schedules, the engine not chosen.
+
+Prices used (us-east-1, list prices as published on the AWS pricing pages, read 2026-11; check
+them before budgeting): DynamoDB on-demand $0.625 per million write request units and $0.125
+per million read request units, storage $0.25 per GB-month; Lambda $0.20 per million requests
+and $0.0000166667 per GB-second (x86); SES $0.10 per 1,000 emails; SNS SMS to the US about
+$0.00581 per message before carrier fees; EventBridge Scheduler $1.00 per million scheduled
+invocations after 14 million free per month, schedule API calls not charged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
+
+REGION = "us-east-1"
+PENDING = 2_000
+MILLION = 1_000_000
+WRU = 0.625 / MILLION
+RRU = 0.125 / MILLION
+STORAGE_GB_MONTH = 0.25
+LAMBDA_REQUEST = 0.20 / MILLION
+LAMBDA_GB_SECOND = 0.0000166667
+EMAIL = 0.10 / 1000
+SMS = 0.00581
+SCHEDULER_INVOCATION = 1.00 / MILLION
+HOURS_PER_MONTH = 730
+# What one sweep invocation is assumed to take in AWS (128 MB, ~200 ms for the ~14 calls).
+SWEEP_GB_SECONDS = 0.125 * 0.2
+# A step's item plus its `due` index entry, in bytes (DynamoDB adds 100 bytes per item each).
+STEP_BYTES = 2 * (100 + 160)
+
+ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "STAGE": "local",
+    "WEBSOCKET_ENDPOINT": "https://benchapi.execute-api.us-east-1.amazonaws.com/bench",
+}
+
+
+class Calls:
+    """API calls by (service, operation) on the clients it is attached to."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counts: Counter[str] = Counter()
+
+    def attach(self, client: Any) -> None:
+        client.meta.events.register("before-call.*.*", self._count, unique_id=f"esc-{id(self)}")
+
+    def _count(self, model: Any, **_: Any) -> None:
+        with self._lock:
+            self.counts[f"{model.service_model.service_name}:{model.name}"] += 1
+
+    def measure(self, action: Callable[[], Any]) -> Counter[str]:
+        self.counts.clear()
+        action()
+        return Counter(self.counts)
+
+
+@contextmanager
+def moto_service() -> Iterator[tuple[Any, Calls, Any]]:
+    import boto3
+    from moto import mock_aws
+
+    from chalicelib.settings import Settings
+    from chalicelib.wiring import build_service
+    from devstack.tables import create_tables
+
+    saved = {name: os.environ.get(name) for name in ENVIRONMENT}
+    os.environ.update(ENVIRONMENT)
+    clock = _Clock()
+    try:
+        with mock_aws(), contextlib.redirect_stdout(io.StringIO()):
+            setup = boto3.client("dynamodb", region_name=REGION)
+            create_tables(
+                setup, connections_table="connections", notifications_table="notifications"
+            )
+            boto3.client("sesv2", region_name=REGION).create_email_identity(
+                EmailIdentity="notices@example.org"
+            )
+            service = build_service(replace(Settings.from_env()), clock=clock, receipts=_Quiet())
+            calls = Calls()
+            calls.attach(service.clients.dynamodb)
+            calls.attach(service.escalations.messenger._ses())
+            calls.attach(service.escalations.messenger._sns())
+            calls.attach(service.sender.client)
+            yield service, calls, clock
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+class _Quiet:
+    def append(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+class _Clock:
+    def __init__(self) -> None:
+        import time
+
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _describe(calls: Counter[str]) -> str:
+    return ", ".join(f"{name.split(':')[1]} {n}" for name, n in sorted(calls.items())) or "none"
+
+
+WRITES = {
+    "PutItem": 2,
+    "UpdateItem": 2,
+    "DeleteItem": 2,
+    "BatchWriteItem": 2,
+    "TransactWriteItems": 4,
+}
+READS = {"GetItem": 1, "Query": 1, "BatchGetItem": 1}
+
+
+def _dynamodb_cost(calls: Counter[str]) -> float:
+    """Request units, modelled per call on small items (< 1 KB) touching one item: a write is
+    2 WRU (the item and its `due` index entry; twice that in a transaction), a read 1 RRU."""
+    cost = 0.0
+    for name, count in calls.items():
+        service, operation = name.split(":")
+        if service == "dynamodb":
+            cost += count * (WRITES.get(operation, 0) * WRU + READS.get(operation, 0) * RRU)
+    return cost
+
+
+def main(tiny: bool = False) -> None:
+    from chalicelib.models import NotificationContent
+    from chalicelib.storage.escalations import Step
+
+    pending = 50 if tiny else PENDING
+    print(f"== Escalation: calls per step on moto, sweep with {pending} pending steps ==")
+    with moto_service() as (service, calls, clock):
+        profiles = service.profiles
+        from chalicelib.models import Contact
+
+        profiles.put_contact("alice", Contact(email="alice@example.com", phone="+15555550100"))
+        plain = NotificationContent(message="Bring your passport")
+
+        def with_steps(*channels: str) -> NotificationContent:
+            steps = [{"channel": channel, "after": "PT1M"} for channel in channels]
+            return NotificationContent.model_validate({"message": "m", "escalation": steps})
+
+        service.notifications.send("alice", plain)  # warm up the code paths
+        without = calls.measure(lambda: service.notifications.send("alice", plain))
+        created = calls.measure(lambda: service.notifications.send("alice", with_steps("email")))
+        create = created - without
+        last_id: list[str] = []
+        calls.measure(
+            lambda: last_id.append(
+                service.notifications.send("alice", with_steps("email")).notification.id
+            )
+        )
+        cancel = calls.measure(lambda: service.escalations.cancel("alice", last_id[0]))
+
+        # Pending steps far in the future: the sweep must not look at them. Written straight
+        # to the store (moto copies the table on every transaction a send would make).
+        now_ms = int(clock.now * 1000)
+        for index in range(pending):
+            due = now_ms + (1 + index % 80) * 86_400_000
+            step = Step(f"user-{index % 100}", f"N{index:025d}", 0, "email", due)
+            service.steps.add([step], expires_at=due // 1000 + 86_400)
+        service.escalations.sweep()
+        clock.now += 61
+        idle = calls.measure(service.escalations.sweep)  # one email step due (created above)
+        clock.now += 61
+        empty = calls.measure(service.escalations.sweep)
+        service.notifications.send("alice", with_steps("sms"))
+        clock.now += 61
+        sms = calls.measure(service.escalations.sweep)
+    fire_email = idle - empty
+    fire_sms = sms - empty
+
+    print(f"create one step      {_describe(create)}")
+    print(f"cancel one           {_describe(cancel)}")
+    print(f"fire one by email    {_describe(fire_email)}")
+    print(f"fire one by SMS      {_describe(fire_sms)}")
+    print(f"a sweep, none due    {_describe(empty)}  (with {pending} pending: independent of it)")
+    email_cost = _dynamodb_cost(create) + _dynamodb_cost(fire_email) + EMAIL
+    sms_cost = _dynamodb_cost(create) + _dynamodb_cost(fire_sms) + SMS
+    print(
+        f"cost per step: email ${email_cost:.7f} (SES ${EMAIL:.5f} of it), "
+        f"SMS ${sms_cost:.5f} (SNS ${SMS:.5f} of it); DynamoDB alone "
+        f"${_dynamodb_cost(create) + _dynamodb_cost(fire_email):.7f}"
+    )
+
+    sweeps_per_hour = 60
+    sweep_hour = sweeps_per_hour * (
+        _dynamodb_cost(empty) + LAMBDA_REQUEST + SWEEP_GB_SECONDS * LAMBDA_GB_SECOND
+    )
+    storage_hour = MILLION * STEP_BYTES / 1e9 * STORAGE_GB_MONTH / HOURS_PER_MONTH
+    print("-- model: 1,000,000 pending steps, none due this hour (prices: see module docstring)")
+    print(
+        f"due index + sweep   ${sweep_hour + storage_hour:.5f}/h = sweeps "
+        f"{sweeps_per_hour} x {sum(empty.values())} calls ${sweep_hour:.5f} + storage "
+        f"{MILLION * STEP_BYTES / 1e9:.2f} GB ${storage_hour:.5f}; creating them once "
+        f"${MILLION * _dynamodb_cost(create):.2f}"
+    )
+    print(
+        "EventBridge Sched.  $0.00000/h while pending (schedules are free to keep); creating "
+        "them once: 1,000,000 CreateSchedule calls (free; 1,000-5,000 per second by default in "
+        f"us-east-1); firing: ${SCHEDULER_INVOCATION + LAMBDA_REQUEST:.7f} "
+        "per step (one scheduler invocation + one Lambda invocation each) vs the sweep's "
+        "shared invocation"
+    )
+    due_per_hour = 10_000
+    print(
+        f"with {due_per_hour:,} steps due per hour: sweep ${sweep_hour:.4f}/h + per-step DynamoDB "
+        f"${due_per_hour * _dynamodb_cost(fire_email):.4f}; Scheduler "
+        f"${due_per_hour * (SCHEDULER_INVOCATION + LAMBDA_REQUEST):.4f} + the same per-step reads"
+    )

@@ -1,0 +1,38 @@
+"""The caller's own account (DESIGN §9): who they are, their preferences, their contact.
+
+Preferences are the user's to replace; contact is set by staff. Both are read again whenever
+an escalation step fires (chalicelib/escalation.py), so a change applies to what is pending.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.auth import Principal
+from chalicelib.errors import ValidationFailed
+from chalicelib.models import Contact, Preferences, is_user_id
+from chalicelib.storage.profiles import Profiles
+
+
+class Accounts:
+    def __init__(self, profiles: Profiles) -> None:
+        self.profiles = profiles
+
+    def me(self, principal: Principal) -> dict[str, Any]:
+        """`GET /api/me`: groups are the calling token's."""
+        return {
+            "user_id": principal.user_id,
+            "groups": list(principal.groups),
+            "admin": principal.is_admin,
+            "preferences": self.profiles.preferences(principal.user_id).model_dump(mode="json"),
+            "contact": self.profiles.contact(principal.user_id).model_dump(mode="json"),
+        }
+
+    def set_preferences(self, user_id: str, preferences: Preferences) -> Preferences:
+        return self.profiles.put_preferences(user_id, preferences)
+
+    def set_contact(self, user_id: str, contact: Contact) -> dict[str, Any]:
+        if not is_user_id(user_id):
+            raise ValidationFailed("user_id must be 1-128 characters without '#' or whitespace")
+        stored = self.profiles.put_contact(user_id, contact)
+        return {"user_id": user_id, **stored.model_dump(mode="json")}
