@@ -1,9 +1,13 @@
-"""The directory: who belongs to which audience (groups, everyone), and immigration cases."""
+"""The directory: who belongs to which audience (groups, everyone), and immigration cases.
+
+Each group keeps a member counter beside its members, changed only in the transaction that adds
+or removes a member, so a broadcast learns its audience's size from one GetItem.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -12,8 +16,20 @@ from botocore.exceptions import ClientError
 from chalicelib.auth import Principal
 from chalicelib.errors import NotFound
 from chalicelib.models import iso_timestamp
-from chalicelib.storage.dynamo import Dynamo, error_code
-from chalicelib.storage.keys import EVERYONE, Item, case_key, group_pk, member_key, member_of
+from chalicelib.storage.dynamo import TRANSACTION_LIMIT, Cancellation, Dynamo, chunks, error_code
+from chalicelib.storage.keys import (
+    EVERYONE,
+    USER_PREFIX,
+    Item,
+    case_key,
+    group_pk,
+    member_count_key,
+    member_key,
+    member_of,
+    page_claim_key,
+)
+
+MEMBERS_PER_WRITE = TRANSACTION_LIMIT // 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,25 +48,143 @@ class Directory:
 
     def record_member(self, principal: Principal) -> None:
         """Add the user to the directory: everyone, and each group of the token."""
-        now = {"N": str(int(self._clock()))}
-        groups = (EVERYONE, *principal.groups)
-        self._db.batch_write(
-            self._table,
-            [
-                {"PutRequest": {"Item": {**member_key(group, principal.user_id), "seen_at": now}}}
-                for group in dict.fromkeys(groups)
-            ],
-        )
+        self.join(principal.user_id, (EVERYONE, *principal.groups))
+
+    def join(self, user_id: str, groups: Iterable[str]) -> list[str]:
+        """Make the user a member of `groups`; returns the groups joined now.
+
+        One BatchGet finds the memberships that exist (a known user costs no write); each new
+        one is a conditional Put plus its group's counter +1 in one transaction, so concurrent
+        joins count a member once.
+        """
+        wanted = list(dict.fromkeys(groups))
+        known = {
+            item["pk"]["S"]
+            for item in self._db.batch_get(
+                self._table, [member_key(group, user_id) for group in wanted], "pk"
+            )
+        }
+        joined: list[str] = []
+        for batch in chunks([g for g in wanted if group_pk(g) not in known], MEMBERS_PER_WRITE):
+            pending = list(batch)
+
+            def prepare(cancelled: Cancellation | None) -> list[Item] | None:
+                nonlocal pending
+                if cancelled is not None:
+                    pending = [
+                        group
+                        for index, group in enumerate(pending)
+                        if not cancelled.failed_condition(2 * index)
+                    ]
+                return [
+                    action for group in pending for action in self._join_actions(group, user_id)
+                ]
+
+            if self._db.transact(prepare):
+                joined += pending
+        return joined
+
+    def leave(self, user_id: str, groups: Iterable[str]) -> None:
+        """Remove the user from `groups`, keeping each group's member counter exact."""
+        for group in dict.fromkeys(groups):
+
+            def prepare(cancelled: Cancellation | None, group: str = group) -> list[Item] | None:
+                if cancelled is not None and cancelled.failed_condition(0):
+                    return None  # not a member (any more): nothing to count down
+                return [
+                    {
+                        "Delete": {
+                            "TableName": self._table,
+                            "Key": member_key(group, user_id),
+                            "ConditionExpression": "attribute_exists(pk)",
+                        }
+                    },
+                    self._count_update(group, -1),
+                ]
+
+            self._db.transact(prepare)
+
+    def member_count(self, group: str | None) -> int:
+        """How many members the group's counter holds: one GetItem, whatever the group's size."""
+        item = self._db.client.get_item(
+            TableName=self._table, Key=member_count_key(group), ProjectionExpression="members"
+        ).get("Item")
+        return int(item["members"]["N"]) if item else 0
 
     def members(self, group: str | None) -> Iterator[str]:
         """User ids of a group (all users when None), page by page."""
-        for item in self._db.query_all(
-            TableName=self._table,
-            KeyConditionExpression="pk = :pk",
-            ProjectionExpression="sk",
-            ExpressionAttributeValues={":pk": {"S": group_pk(group)}},
-        ):
+        for item in self._db.query_all(**self._members_query(group)):
             yield member_of(item)
+
+    def members_page(
+        self, group: str | None, after: str | None, limit: int
+    ) -> tuple[list[str], str | None]:
+        """Up to `limit` members after the user id `after`, in order, and the id to continue
+        after (None at the end of the group)."""
+        request = self._members_query(group)
+        if after is not None:
+            request["ExclusiveStartKey"] = member_key(group or EVERYONE, after)
+        items, more = self._db.collect(request, limit)
+        users = [member_of(item) for item in items]
+        return users, (users[-1] if more and users else None)
+
+    def _members_query(self, group: str | None) -> Item:
+        return {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :user)",
+            "ProjectionExpression": "sk",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": group_pk(group)},
+                ":user": {"S": USER_PREFIX},
+            },
+        }
+
+    def _join_actions(self, group: str, user_id: str) -> list[Item]:
+        now = {"N": str(int(self._clock()))}
+        return [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": {**member_key(group, user_id), "seen_at": now},
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            self._count_update(group, 1),
+        ]
+
+    def _count_update(self, group: str, delta: int) -> Item:
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": member_count_key(group),
+                "UpdateExpression": "ADD members :delta",
+                "ExpressionAttributeValues": {":delta": {"N": str(delta)}},
+            }
+        }
+
+    def claim_page(self, broadcast_id: str, page: int, job_id: str, ttl_seconds: int) -> bool:
+        """Claim page `page` of a broadcast's directory walk for the job `job_id`.
+
+        True for the first job to claim it, and again for that same job (SQS redelivers a job
+        whose worker died); False for any other copy, so a page enqueued twice is walked once.
+        """
+        expires = str(int(self._clock()) + ttl_seconds)
+        try:
+            self._db.client.put_item(
+                TableName=self._table,
+                Item={
+                    **page_claim_key(broadcast_id, page),
+                    "job_id": {"S": job_id},
+                    "expires_at": {"N": expires},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR job_id = :job",
+                ExpressionAttributeValues={":job": {"S": job_id}},
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def put_case(self, case_id: str, status: str, user_id: str | None) -> CaseRecord:
         """Record a case's status; the owner is taken from the case when not given."""

@@ -14,6 +14,8 @@ Notifications table, key `pk` + `sk`; each user has one partition, plus a few sh
     USER#<user>   IDEM#<key>        idempotency record: notification_id, expires_at
     USER#<user>   LIMIT#<minute>    rate-limit window: hits, expires_at
     GROUP#<name>  USER#<user>       user directory (`GROUP#*` = everyone who ever registered)
+    GROUP#<name>  COUNT             the group's member counter: members
+    BCAST#<id>    PAGE#<n>          a broadcast's directory page n, claimed by job_id; expires_at
     CASE#<id>     CASE              immigration case: user_id, status, updated_at
     STATS         SHARD#<n>         service counters, write-sharded
 
@@ -38,6 +40,7 @@ LIMIT_PREFIX = "LIMIT#"
 GROUP_PREFIX = "GROUP#"
 EVERYONE = "*"
 CASE_PREFIX = "CASE#"
+BROADCAST_PREFIX = "BCAST#"
 STATS_PK = "STATS"
 STATS_SHARDS = 8
 BY_USER_INDEX = "by_user"
@@ -88,6 +91,14 @@ def member_key(group: str, user_id: str) -> Item:
 
 def member_of(item: Item) -> str:
     return item["sk"]["S"].removeprefix(USER_PREFIX)
+
+
+def member_count_key(group: str | None) -> Item:
+    return {"pk": {"S": group_pk(group)}, "sk": {"S": COUNTER_SK}}
+
+
+def page_claim_key(broadcast_id: str, page: int) -> Item:
+    return {"pk": {"S": BROADCAST_PREFIX + broadcast_id}, "sk": {"S": f"PAGE#{page}"}}
 
 
 def case_key(case_id: str) -> Item:
