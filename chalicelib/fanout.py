@@ -116,12 +116,24 @@ def parse_job(body: str) -> FanoutJob | FanoutPage:
 def process_records(
     records: list[dict[str, Any]], deliver: Callable[[FanoutJob | FanoutPage], object]
 ) -> list[str]:
-    """Deliver each SQS record's job; returns the message ids that failed (to be retried)."""
+    """Deliver each SQS record's job; returns the message ids that failed (to be retried).
+
+    Page jobs go first: the directory walk must not wait behind the batches SQS handed over
+    in the same invocation.
+    """
+    jobs: list[tuple[str, FanoutJob | FanoutPage]] = []
     failed = []
     for record in records:
         try:
-            deliver(parse_job(record["body"]))
+            jobs.append((record["messageId"], parse_job(record["body"])))
         except Exception:
-            log.exception("fan-out batch failed", extra={"message_id": record["messageId"]})
+            log.exception("fan-out job unreadable", extra={"message_id": record["messageId"]})
             failed.append(record["messageId"])
+    jobs.sort(key=lambda entry: not isinstance(entry[1], FanoutPage))
+    for message_id, job in jobs:
+        try:
+            deliver(job)
+        except Exception:
+            log.exception("fan-out job failed", extra={"message_id": message_id})
+            failed.append(message_id)
     return failed
