@@ -1,8 +1,8 @@
 """Large broadcasts go through SQS in two stages, so the REST request does O(1) work.
 
 The request enqueues one page job (`FanoutPage`); a worker reads that page of the audience
-from the directory and enqueues, in one SendMessageBatch, its batch jobs (`FanoutJob`, up to
-100 recipients each) and the next page job; batch workers store and push. Both ends of the
+from the directory and enqueues its batch jobs (`FanoutJob`, up to 100 recipients each) and,
+last, the next page job; batch workers store and push. Both ends of the
 queue live here: `FanoutQueue` writes the jobs, `process_records` is the SQS edge that parses
 them back (one bad record fails alone) and hands each to the domain.
 """
@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 
 USERS_PER_MESSAGE = 100
 MESSAGES_PER_CALL = 10
-# A page job fills one SendMessageBatch: its batch jobs plus the next page job.
-BATCHES_PER_PAGE = MESSAGES_PER_CALL - 1
+# A page job fills ten SendMessageBatch calls: its batch jobs plus the next page job. Pages
+# chain one after another, so they are large: 9,900 recipients a page at 100 a batch.
+BATCHES_PER_PAGE = 10 * MESSAGES_PER_CALL - 1
 
 
 class FanoutQueue:
@@ -37,6 +38,7 @@ class FanoutQueue:
         queue_url: str,
         *,
         users_per_message: int = USERS_PER_MESSAGE,
+        batches_per_page: int = BATCHES_PER_PAGE,
         retry: Backoff | None = None,
     ) -> None:
         self._client_factory = client_factory
@@ -44,6 +46,7 @@ class FanoutQueue:
         self._client: SQSClient | None = None
         self.queue_url = queue_url
         self.users_per_message = users_per_message
+        self.batches_per_page = batches_per_page
 
     @property
     def client(self) -> SQSClient:
@@ -54,7 +57,7 @@ class FanoutQueue:
     @property
     def page_size(self) -> int:
         """Members a page job reads: as many as its batch jobs hold."""
-        return self.users_per_message * BATCHES_PER_PAGE
+        return self.users_per_message * self.batches_per_page
 
     def start(self, page: FanoutPage) -> None:
         """Enqueue a broadcast's first page job (the only SQS call of the REST request)."""

@@ -36,6 +36,8 @@ def queues(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str, st
 
 @pytest.fixture
 def fanout(queues: tuple[Any, str, str], service: Service) -> Service:
+    assert service.notifications.fanout is not None
+    service.notifications.fanout.batches_per_page = 9  # pages of 36: walks of a few pages
     for user_id in USERS:
         service.directory.record_member(Principal(user_id, groups=("clients",)))
     return service
