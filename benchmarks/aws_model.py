@@ -529,7 +529,7 @@ def main(tiny: bool = False) -> None:
     for k, stage in traces.sends.items():
         base = sequential_send(k)
         print(
-            f"   k={k:<3} two-stage       {_ms(stage.time_ms(pools)):>10}{len(stage.calls):>13}"
+            f"   k={k:<3} now             {_ms(stage.time_ms(pools)):>10}{len(stage.calls):>13}"
             f"   {_calls(stage.counts)}"
         )
         print(
@@ -589,7 +589,7 @@ def main(tiny: bool = False) -> None:
     base = sequential_send(1)
     ours_cost = _send_cost(stage, stage.time_ms(pools), 1) * 1e6
     base_cost = _send_cost(base, base.time_ms(pools), 1) * 1e6
-    print(f"      two-stage ${ours_cost:,.2f}   baseline ${base_cost:,.2f}")
+    print(f"      now ${ours_cost:,.2f}   baseline ${base_cost:,.2f}")
 
 
 if __name__ == "__main__":
