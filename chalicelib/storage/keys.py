@@ -3,7 +3,8 @@
 Connections table, key `connection_id`:
     connection_id | principal (JSON, from the token) | user_id (set by `register`; GSI `by_user`
     = user_id + connection_id) | live_shard (set by `register`; GSI `live` = live_shard +
-    connection_id, so a broadcast finds every live session in a few Queries) | connected_at |
+    connection_id: every live session in a few Queries; broadcasts no longer read it, they
+    Query `by_user` per recipient) | connected_at |
     expires_at (TTL)
 
 Notifications table, key `pk` + `sk`; each user has one partition, plus a few shared ones:
