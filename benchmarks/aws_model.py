@@ -9,9 +9,11 @@ slight over-estimate). A stage's modelled time is its critical path: calls on th
 own thread add up; calls a bounded pool issues side by side (pushes at `push_concurrency`,
 session lookups at `LOOKUP_CONCURRENCY`) take ceil(n / concurrency) rounds of their latency.
 Broadcasts are then played out in a discrete-event model of SQS and Lambda: the page jobs
-chain (each enqueues the next), batch jobs spread over `concurrency` workers, an invocation
-takes up to 10 messages (the event source's batch size) and runs them one after another,
-page jobs first (as chalicelib/fanout.py does).
+chain (each enqueues the next), batch jobs spread over C concurrent workers (warm; the event
+source's scaling ramp is not modelled), an invocation takes up to B messages (the event
+source's batch size: app.py declares 10; 1 is shown beside it) and runs them one after
+another, page jobs first (as chalicelib/fanout.py does). No latency is injected into moto (in
+process here): wall time on moto would measure moto, so time comes from the model only.
 
 Latencies per call (ms), client-observed, same region:
     GetItem / PutItem / UpdateItem / DeleteItem 5, TransactWriteItems 10, Query 6,
@@ -22,8 +24,9 @@ DynamoDB's own figure is "single-digit millisecond" averages for GetItem and Put
 https://repost.aws/knowledge-center/dynamodb-high-latency); the rest, the SDK's network time
 and the event-source hand-over, are assumptions of this model, not measurements.
 
-Prices: us-east-1, AWS list prices as of 2026-11 (on-demand DynamoDB after the November 2024
-cut): DynamoDB $0.625 per million write request units, $0.125 per million read request units
+Prices: us-east-1, AWS list prices as published in 2025, the latest found (on-demand DynamoDB
+after the November 2024 cut; check the pages before quoting): DynamoDB $0.625 per million
+write request units, $0.125 per million read request units
 (aws.amazon.com/dynamodb/pricing/on-demand); Lambda x86 $0.20 per million requests and
 $0.0000166667 per GB-second (aws.amazon.com/lambda/pricing), at Chalice's default 128 MB
 (.chalice/config.json sets no lambda_memory_size); API Gateway REST $3.50 per million
@@ -34,6 +37,9 @@ requests, WebSocket $1.00 per million messages of up to 32 KB
 The sequential baseline is the design before this one, as the issue describes it: one PutItem
 and one counter UpdateItem per recipient, one post at a time, and the REST request doing the
 whole broadcast itself (directory Query, every write, the live-index Queries, every post).
+It costs less in DynamoDB: the two-stage path writes each recipient's notification, counter
+and idempotency record in transactions (2 units per item), the price of exactly-once delivery
+when SQS redelivers a batch.
 
 Hook into `make bench` by adding to benchmarks/__main__.py: `from benchmarks import aws_model`
 and `aws_model.main()`.
@@ -125,10 +131,6 @@ class Stage:
     @property
     def wru(self) -> float:
         return sum(call.wru for call in self.calls)
-
-    def scaled(self, name: str, factor: float) -> Stage:
-        """This stage's calls repeated `factor` times (a synthetic stage for the baseline)."""
-        return Stage(name, self.calls * max(0, round(factor)))
 
 
 def _bytes(value: Any) -> int:
