@@ -1,4 +1,5 @@
-"""Shared fixtures: fake AWS credentials, moto tables from infra/, a Scan guard, ws clients."""
+"""Shared fixtures: fake AWS credentials, one moto for the run (reset for each test) with fresh
+tables from infra/, a Scan guard, ws clients."""
 
 from __future__ import annotations
 
