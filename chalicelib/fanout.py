@@ -1,7 +1,10 @@
-"""Large broadcasts go through SQS: batches of recipients, stored and pushed by a worker.
+"""Large broadcasts go through SQS in two stages, so the REST request does O(1) work.
 
-Both ends of the queue live here: `FanoutQueue` writes the jobs, `process_records` is the SQS
-edge that parses them back (one bad record fails alone) and hands each to the domain.
+The request enqueues one page job (`FanoutPage`); a worker reads that page of the audience
+from the directory and enqueues its batch jobs (`FanoutJob`, up to 100 recipients each) and,
+last, the next page job; batch workers store and push. Both ends of the
+queue live here: `FanoutQueue` writes the jobs, `process_records` is the SQS edge that parses
+them back (one bad record fails alone) and hands each to the domain.
 """
 
 from __future__ import annotations
@@ -9,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from chalicelib.errors import Unavailable
-from chalicelib.models import FanoutJob, NotificationContent
+from chalicelib.models import FanoutJob, FanoutPage, NotificationContent
 from chalicelib.retry import Backoff
 from chalicelib.telemetry import logger as log
 
@@ -19,6 +24,9 @@ if TYPE_CHECKING:
 
 USERS_PER_MESSAGE = 100
 MESSAGES_PER_CALL = 10
+# A page job fills ten SendMessageBatch calls: its batch jobs plus the next page job. Pages
+# chain one after another, so they are large: 9,900 recipients a page at 100 a batch.
+BATCHES_PER_PAGE = 10 * MESSAGES_PER_CALL - 1
 
 
 class FanoutQueue:
@@ -30,6 +38,7 @@ class FanoutQueue:
         queue_url: str,
         *,
         users_per_message: int = USERS_PER_MESSAGE,
+        batches_per_page: int = BATCHES_PER_PAGE,
         retry: Backoff | None = None,
     ) -> None:
         self._client_factory = client_factory
@@ -37,6 +46,7 @@ class FanoutQueue:
         self._client: SQSClient | None = None
         self.queue_url = queue_url
         self.users_per_message = users_per_message
+        self.batches_per_page = batches_per_page
 
     @property
     def client(self) -> SQSClient:
@@ -44,8 +54,25 @@ class FanoutQueue:
             self._client = self._client_factory()
         return self._client
 
-    def enqueue(self, broadcast_id: str, content: NotificationContent, user_ids: list[str]) -> int:
-        """Enqueue every batch; returns the number of messages. Raises if SQS keeps refusing."""
+    @property
+    def page_size(self) -> int:
+        """Members a page job reads: as many as its batch jobs hold."""
+        return self.users_per_message * self.batches_per_page
+
+    def start(self, page: FanoutPage) -> None:
+        """Enqueue a broadcast's first page job (the only SQS call of the REST request)."""
+        self._send([page.model_dump_json()])
+
+    def enqueue(
+        self,
+        broadcast_id: str,
+        content: NotificationContent,
+        user_ids: list[str],
+        *,
+        next_page: FanoutPage | None = None,
+    ) -> int:
+        """Enqueue every batch (and the next page job); returns the number of messages.
+        Raises if SQS keeps refusing."""
         bodies = [
             FanoutJob(
                 broadcast_id=broadcast_id,
@@ -54,6 +81,12 @@ class FanoutQueue:
             ).model_dump_json()
             for start in range(0, len(user_ids), self.users_per_message)
         ]
+        if next_page is not None:
+            bodies.append(next_page.model_dump_json())
+        self._send(bodies)
+        return len(bodies)
+
+    def _send(self, bodies: list[str]) -> None:
         for start in range(0, len(bodies), MESSAGES_PER_CALL):
             entries = {
                 str(index): body
@@ -73,18 +106,37 @@ class FanoutQueue:
                     break
             else:
                 raise Unavailable(f"SQS refused {len(entries)} fan-out messages")
-        return len(bodies)
+
+
+def parse_job(body: str) -> FanoutJob | FanoutPage:
+    """A batch job or a page job (their fields differ; both forbid unknown ones)."""
+    try:
+        return FanoutJob.model_validate_json(body)
+    except ValidationError:
+        return FanoutPage.model_validate_json(body)
 
 
 def process_records(
-    records: list[dict[str, Any]], deliver: Callable[[FanoutJob], object]
+    records: list[dict[str, Any]], deliver: Callable[[FanoutJob | FanoutPage], object]
 ) -> list[str]:
-    """Deliver each SQS record's job; returns the message ids that failed (to be retried)."""
+    """Deliver each SQS record's job; returns the message ids that failed (to be retried).
+
+    Page jobs go first: the directory walk must not wait behind the batches SQS handed over
+    in the same invocation.
+    """
+    jobs: list[tuple[str, FanoutJob | FanoutPage]] = []
     failed = []
     for record in records:
         try:
-            deliver(FanoutJob.model_validate_json(record["body"]))
+            jobs.append((record["messageId"], parse_job(record["body"])))
         except Exception:
-            log.exception("fan-out batch failed", extra={"message_id": record["messageId"]})
+            log.exception("fan-out job unreadable", extra={"message_id": record["messageId"]})
             failed.append(record["messageId"])
+    jobs.sort(key=lambda entry: not isinstance(entry[1], FanoutPage))
+    for message_id, job in jobs:
+        try:
+            deliver(job)
+        except Exception:
+            log.exception("fan-out job failed", extra={"message_id": message_id})
+            failed.append(message_id)
     return failed

@@ -618,3 +618,16 @@ class Preferences(Strict):
 class Contact(Strict):
     email: EmailAddress | None = None
     phone: PhoneNumber | None = None
+
+
+class FanoutPage(Strict):
+    """One SQS message of a large broadcast's directory walk: read page `page` of the audience
+    (members after `after`), enqueue its batches and the next page. `job_id` is new for each
+    page job enqueued, so a page enqueued twice is walked once (see Directory.claim_page)."""
+
+    broadcast_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    job_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    content: NotificationContent
+    group: GroupName | None = None
+    page: Annotated[int, Field(ge=0)] = 0
+    after: UserId | None = None

@@ -29,6 +29,7 @@ from chalicelib.models import (
     ArchivedEvent,
     ConfirmedEvent,
     FanoutJob,
+    FanoutPage,
     MarkedReadEvent,
     MessageEvent,
     Notification,
@@ -56,6 +57,8 @@ if TYPE_CHECKING:
     from chalicelib.storage.profiles import Profiles
 
 REPLAY_LIMIT = 100
+# How long a broadcast page's claim is kept: longer than SQS keeps retrying a job.
+PAGE_CLAIM_TTL = 2 * 24 * 3600
 POLL_INTERVAL = 0.5
 _ULID = re.compile(ULID_PATTERN)
 
@@ -148,15 +151,51 @@ class Notifications:
     def broadcast(self, content: NotificationContent, group: str | None) -> tuple[str, int]:
         """Store one notification per user of the audience and push to their live sessions.
 
-        Audiences above the fan-out threshold go to SQS in batches that workers deliver.
+        Audiences above the fan-out threshold cost the request O(1) AWS calls, whatever their
+        size: the group's member counter (one GetItem) and one page job on the queue, which
+        workers walk (`deliver_page`). The count is then the counter's value at acceptance:
+        exact for the members at that moment; a user joining during the walk may get it too.
         """
         broadcast_id = new_id()
-        recipients = list(dict.fromkeys(self.directory.members(group)))
-        if self.fanout is not None and len(recipients) > self.fanout_threshold:
-            self.fanout.enqueue(broadcast_id, content, recipients)
+        if self.fanout is None:
+            recipients = list(dict.fromkeys(self.directory.members(group)))
         else:
-            self.deliver(content, recipients)
+            counted = self.directory.member_count(group)
+            members: list[str] = []
+            more: str | None = None
+            if counted <= self.fanout_threshold and self.fanout_threshold:
+                # Small by its counter: one bounded page, in case the counter lags behind.
+                members, more = self.directory.members_page(group, None, self.fanout_threshold)
+            if counted > self.fanout_threshold or not self.fanout_threshold or more is not None:
+                first = FanoutPage(
+                    broadcast_id=broadcast_id, job_id=new_id(), content=content, group=group
+                )
+                self.fanout.start(first)
+                return broadcast_id, max(counted, len(members))
+            recipients = list(dict.fromkeys(members))
+        self.deliver(content, recipients)
         return broadcast_id, len(recipients)
+
+    def deliver_page(self, job: FanoutPage) -> int:
+        """One page of a broadcast's directory walk: enqueue its batches and the next page.
+
+        A worker dying here loses nothing: SQS redelivers the same job, which reclaims its
+        page and enqueues the same batches again (delivery is idempotent per broadcast and
+        recipient); another copy of the page job is skipped. Returns the batches enqueued.
+        """
+        if self.fanout is None:
+            raise ServiceError("A fan-out page job arrived but no fan-out queue is configured")
+        if not self.directory.claim_page(job.broadcast_id, job.page, job.job_id, PAGE_CLAIM_TTL):
+            return 0
+        members, after = self.directory.members_page(job.group, job.after, self.fanout.page_size)
+        next_page = None
+        if after is not None:
+            next_page = job.model_copy(
+                update={"job_id": new_id(), "page": job.page + 1, "after": after}
+            )
+        if not members and next_page is None:
+            return 0
+        return self.fanout.enqueue(job.broadcast_id, job.content, members, next_page=next_page)
 
     def deliver(
         self, content: NotificationContent, user_ids: list[str], *, broadcast_id: str | None = None
@@ -200,8 +239,10 @@ class Notifications:
         self._record_pushes(stored, dict(targets), report.reached)
         return len(stored)
 
-    def deliver_job(self, job: FanoutJob) -> int:
-        """One SQS fan-out job (a batch of a broadcast's recipients)."""
+    def deliver_job(self, job: FanoutJob | FanoutPage) -> int:
+        """One SQS fan-out job: a page of a broadcast's audience, or a batch of recipients."""
+        if isinstance(job, FanoutPage):
+            return self.deliver_page(job)
         return self.deliver(job.content, job.user_ids, broadcast_id=job.broadcast_id)
 
     def message_connection(self, connection_id: str, data: Any) -> None:

@@ -53,11 +53,13 @@ class Clients:
     sns: Callable[[], SNSClient] | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Clients:
+    def from_settings(cls, settings: Settings, *, session: Any = None) -> Clients:
+        """The clients of `settings`, from a new boto3 session or `session` (tests share one:
+        a session parses each service's model once)."""
         import boto3
         from botocore.config import Config
 
-        session = boto3.session.Session()
+        session = session or boto3.session.Session()
         push_config = Config(
             # Sender retries with the service's backoff; botocore must not retry underneath it.
             retries={"total_max_attempts": 1},

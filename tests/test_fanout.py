@@ -1,27 +1,33 @@
-"""Large broadcasts through SQS on moto, end to end: enqueue, worker, redrive to the DLQ."""
+"""Large broadcasts through SQS on moto, end to end: the request enqueues one page job, workers
+walk the directory page by page and deliver batches; a worker dying anywhere loses nothing."""
 
 from __future__ import annotations
 
 import json
+import threading
+import uuid
 from typing import Any
 
 import boto3
 import pytest
+from chalice.test import Client
 
 import app as lambda_app
 from chalicelib.auth import Principal
-from chalicelib.models import NotificationContent
+from chalicelib.models import FanoutPage, NotificationContent
+from chalicelib.storage.keys import member_count_key, member_key
 from chalicelib.wiring import Service
 from devstack.fanout import FanoutWorker, create_fanout_queues
-from tests.conftest import REGION, WsClient
+from tests.conftest import REGION, WsClient, on_call, token
 
 USERS = [f"user{n:02d}" for n in range(23)]
+ADMIN = {"Authorization": f"Bearer {token('root', admin=True)}", "Content-Type": "application/json"}
 
 
 @pytest.fixture
 def queues(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str, str]:
     sqs = boto3.client("sqs", region_name=REGION)
-    queue, dead_letter = create_fanout_queues(sqs)
+    queue, dead_letter = create_fanout_queues(sqs, prefix=f"t{uuid.uuid4().hex[:12]}")
     monkeypatch.setenv("FANOUT_QUEUE_URL", queue)
     monkeypatch.setenv("FANOUT_THRESHOLD", "10")
     monkeypatch.setenv("FANOUT_BATCH_SIZE", "4")
@@ -30,6 +36,8 @@ def queues(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str, st
 
 @pytest.fixture
 def fanout(queues: tuple[Any, str, str], service: Service) -> Service:
+    assert service.notifications.fanout is not None
+    service.notifications.fanout.batches_per_page = 9  # pages of 36: walks of a few pages
     for user_id in USERS:
         service.directory.record_member(Principal(user_id, groups=("clients",)))
     return service
@@ -46,6 +54,27 @@ def visible(sqs: Any, queue: str) -> int:
     return int(attributes["ApproximateNumberOfMessages"])
 
 
+def seed(service: Service, group: str, count: int) -> list[str]:
+    """`count` members of `group` and its counter, written the fast way (batch writes)."""
+    users = [f"{group}{n:06d}" for n in range(count)]
+    table = service.settings.notifications_table
+    db = service.notifications.directory._db
+    db.batch_write(table, [{"PutRequest": {"Item": member_key(group, u)}} for u in users])
+    db.client.put_item(
+        TableName=table, Item={**member_count_key(group), "members": {"N": str(count)}}
+    )
+    return users
+
+
+def body(request: dict[str, Any]) -> dict[str, Any]:
+    """The API parameters of a request seen by `on_call` (both services speak JSON)."""
+    return json.loads(request["body"])
+
+
+def notifications_of(service: Service, user: str) -> list[str]:
+    return [item.message for item in service.inbox.page(user, limit=10).items]
+
+
 def test_a_large_broadcast_reaches_every_recipient_exactly_once(
     fanout: Service, queues: tuple[Any, str, str], ws: type[WsClient]
 ) -> None:
@@ -59,16 +88,30 @@ def test_a_large_broadcast_reaches_every_recipient_exactly_once(
     )
     assert broadcast_id
     assert recipients == len(USERS)
-    assert visible(sqs, queue) == 6  # 23 users in batches of 4
+    assert visible(sqs, queue) == 1  # the request enqueued one page job and nothing else
     assert all(fanout.inbox.unread_count(user) == 0 for user in USERS)
 
-    assert worker(sqs, queue).drain() == 6
+    # One page of 36 (9 batches of 4) holds all 23: 1 page job + 6 batch jobs.
+    assert worker(sqs, queue).drain() == 7
     for user in USERS:
-        items = fanout.inbox.page(user, limit=10).items
-        assert [item.message for item in items] == ["Office closed"], user
+        assert notifications_of(fanout, user) == ["Office closed"], user
         assert fanout.inbox.unread_count(user) == 1
     [pushed] = live.received()
     assert pushed["notification"]["user_id"] == USERS[0]
+
+
+def test_the_directory_is_walked_page_by_page(
+    fanout: Service, queues: tuple[Any, str, str]
+) -> None:
+    sqs, queue, _ = queues
+    users = seed(fanout, "many", 40)
+    sent = on_call(fanout.notifications.fanout.client, "SendMessageBatch")
+    _, recipients = fanout.notifications.broadcast(NotificationContent(message="All"), "many")
+    assert recipients == 40
+    # 40 members, pages of 36: 2 page jobs, 9 + 1 batch jobs, one SendMessageBatch per page.
+    assert worker(sqs, queue).drain() == 2 + 10
+    assert [len(body(call)["Entries"]) for call in sent] == [1, 10, 1]
+    assert all(notifications_of(fanout, user) == ["All"] for user in users)
 
 
 def test_a_redelivered_batch_stores_nothing_twice(
@@ -76,17 +119,172 @@ def test_a_redelivered_batch_stores_nothing_twice(
 ) -> None:
     sqs, queue, _ = queues
     fanout.notifications.broadcast(NotificationContent(message="Once"), "clients")
-    first = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1)["Messages"][0]
-    # The same job arriving again, as SQS may deliver it at least once.
+    loop = worker(sqs, queue)
+    sqs_page = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1)["Messages"][0]
+    # The page job itself arriving twice (same job) is walked again: its batches repeat.
+    sqs.send_message(QueueUrl=queue, MessageBody=sqs_page["Body"])
+    sqs.change_message_visibility(
+        QueueUrl=queue, ReceiptHandle=sqs_page["ReceiptHandle"], VisibilityTimeout=0
+    )
+    first = None
+    while first is None or "user_ids" not in first["Body"]:
+        loop.poll_once() if first else None
+        first = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1)["Messages"][0]
+        if "user_ids" not in first["Body"]:
+            sqs.change_message_visibility(
+                QueueUrl=queue, ReceiptHandle=first["ReceiptHandle"], VisibilityTimeout=0
+            )
+    # A batch job arriving again, as SQS may deliver it at least once.
     sqs.send_message(QueueUrl=queue, MessageBody=first["Body"])
     sqs.change_message_visibility(
         QueueUrl=queue, ReceiptHandle=first["ReceiptHandle"], VisibilityTimeout=0
     )
-    worker(sqs, queue).drain()
+    loop.drain()
     assert visible(sqs, queue) == 0
     for user in USERS:
         assert len(fanout.inbox.page(user, limit=10).items) == 1, user
         assert fanout.inbox.unread_count(user) == 1
+
+
+def test_a_worker_killed_between_stages_loses_and_doubles_nothing(
+    fanout: Service, queues: tuple[Any, str, str], ws: type[WsClient]
+) -> None:
+    sqs, queue, _ = queues
+    users = seed(fanout, "big", 40)
+    live = ws()
+    live.connect()
+    live.register(users[20])
+    live.received()
+    deaths = {"page": 1, "batch": 1}
+    lock = threading.Lock()
+
+    def die(stage: str) -> bool:
+        with lock:  # an invocation's jobs run side by side: exactly one dies at each stage
+            if deaths[stage] and (stage == "page" or not deaths["page"]):
+                deaths[stage] -= 1
+                return True
+            return False
+
+    def die_after_enqueueing(**_: Any) -> None:
+        # The page job's batches and next page job are on the queue; then the worker dies.
+        if die("page"):
+            raise RuntimeError("worker killed after enqueueing page 0")
+
+    def die_mid_batch(params: dict[str, Any]) -> None:
+        # A batch job's notifications are stored; the worker dies before pushing any.
+        if body(params).get("IndexName") == "by_user" and die("batch"):
+            raise RuntimeError("worker killed between storing and pushing")
+
+    _, recipients = fanout.notifications.broadcast(NotificationContent(message="Closed"), "big")
+    assert recipients == 40
+    fanout.notifications.fanout.client.meta.events.register(
+        "after-call.sqs.SendMessageBatch", die_after_enqueueing
+    )
+    queries = on_call(fanout.clients.dynamodb, "Query", die_mid_batch)
+    sends = on_call(fanout.notifications.fanout.client, "SendMessageBatch")
+
+    worker(sqs, queue).drain()
+    assert deaths == {"page": 0, "batch": 0}
+    assert visible(sqs, queue) == 0
+    for user in users:
+        assert notifications_of(fanout, user) == ["Closed"], user
+        assert fanout.inbox.unread_count(user) == 1
+    # Page 0 enqueued twice (killed, then redelivered); the second copy of page 1 was skipped.
+    assert sorted(len(body(call)["Entries"]) for call in sends) == [1, 10, 10]
+    assert queries
+    pushed = [frame for frame in live.received() if frame.get("event") == "notification"]
+    assert len(pushed) <= 1  # never twice (a push lost to the crash is replayed on register)
+
+
+def test_another_copy_of_a_page_job_is_skipped(
+    fanout: Service, queues: tuple[Any, str, str]
+) -> None:
+    content = NotificationContent(message="x")
+    original = FanoutPage(broadcast_id="b1", job_id="j1", content=content, group="clients")
+    copy = original.model_copy(update={"job_id": "j2"})
+    assert fanout.notifications.deliver_page(original) == 6
+    assert fanout.notifications.deliver_page(original) == 6  # the same job, redelivered
+    assert fanout.notifications.deliver_page(copy) == 0
+
+
+def test_the_broadcast_request_makes_as_many_aws_calls_for_100_as_for_5000(
+    fanout: Service, queues: tuple[Any, str, str]
+) -> None:
+    seed(fanout, "hundred", 100)
+    seed(fanout, "thousands", 5000)
+    calls: list[str] = []
+
+    def record(event_name: str, **_: Any) -> None:
+        calls.append(event_name.removeprefix("before-call."))
+
+    fanout.clients.dynamodb.meta.events.register("before-call", record)
+    fanout.notifications.fanout.client.meta.events.register("before-call", record)
+    seen: dict[str, tuple[list[str], int]] = {}
+    with Client(lambda_app.app, stage_name="dev") as client:
+        for group in ("hundred", "thousands"):
+            calls.clear()
+            response = client.http.post(
+                "/api/notifications/broadcast",
+                body=json.dumps({"message": "m", "group": group}),
+                headers=ADMIN,
+            )
+            assert response.status_code == 202, response.body
+            seen[group] = (list(calls), response.json_body["recipients"])
+    assert seen["hundred"][1] == 100
+    assert seen["thousands"][1] == 5000
+    assert seen["hundred"][0] == seen["thousands"][0]
+    assert "sqs.SendMessageBatch" in seen["hundred"][0]
+    assert len(seen["hundred"][0]) <= 3, seen["hundred"][0]
+
+
+def test_a_batch_finds_sessions_with_one_query_per_recipient(
+    fanout: Service, ws: type[WsClient]
+) -> None:
+    sessions = []
+    for user in USERS[:3]:
+        session = ws()
+        session.connect()
+        session.register(user)
+        session.received()
+        sessions.append(session)
+    for n in range(10):  # other live users the batch must not read
+        other = ws()
+        other.connect()
+        other.register(f"bystander{n}")
+    queries = on_call(fanout.clients.dynamodb, "Query")
+    fanout.notifications.deliver(NotificationContent(message="hi"), USERS[:5], broadcast_id="b")
+    assert len(queries) == 5
+    assert {body(q)["IndexName"] for q in queries} == {"by_user"}
+    assert {body(q)["ExpressionAttributeValues"][":user"]["S"] for q in queries} == set(USERS[:5])
+    assert [len(s.received()) for s in sessions] == [1, 1, 1]
+
+
+def test_member_counters_count_each_member_once(fanout: Service) -> None:
+    directory = fanout.directory
+    assert directory.member_count("clients") == len(USERS)
+    assert directory.member_count(None) == len(USERS)
+    directory.record_member(Principal(USERS[0], groups=("clients", "staff")))
+    assert directory.member_count("clients") == len(USERS)
+    assert directory.member_count("staff") == 1
+
+    # Another register of the same user commits between this one's read and its write.
+    racing = [True]
+
+    def concurrent_join(_: dict[str, Any]) -> None:
+        if racing[0]:
+            racing[0] = False
+            directory.join("racer", ["clients"])
+
+    on_call(fanout.clients.dynamodb, "TransactWriteItems", concurrent_join)
+    assert directory.join("racer", ["clients", "racers"]) == ["racers"]
+    assert directory.member_count("racers") == 1
+    assert directory.member_count("clients") == len(USERS) + 1
+    directory.leave("racer", ["racers", "racers", "never-joined"])
+    directory.leave("racer", ["racers"])
+    assert directory.member_count("racers") == 0
+    assert directory.member_count("never-joined") == 0
+    assert list(directory.members("racers")) == []
+    assert directory.member_count("nobody") == 0
 
 
 def test_a_poisoned_batch_ends_in_the_dead_letter_queue(
@@ -114,3 +312,16 @@ def test_small_audiences_are_delivered_inline(
     assert recipients == 1
     assert visible(sqs, queue) == 0
     assert fanout.inbox.unread_count("solo") == 1
+
+
+def test_a_lagging_counter_still_sends_a_large_audience_through_the_queue(
+    fanout: Service, queues: tuple[Any, str, str]
+) -> None:
+    sqs, queue, _ = queues
+    table = fanout.settings.notifications_table
+    fanout.clients.dynamodb.delete_item(TableName=table, Key=member_count_key("clients"))
+    _, recipients = fanout.notifications.broadcast(NotificationContent(message="m"), "clients")
+    assert recipients == 10  # the counter knew none; the bounded page saw more than 10
+    assert visible(sqs, queue) == 1
+    worker(sqs, queue).drain()
+    assert all(fanout.inbox.unread_count(user) == 1 for user in USERS)

@@ -11,6 +11,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from chalicelib.auth import Principal
@@ -20,6 +21,8 @@ from chalicelib.storage.keys import BY_USER_INDEX, LIVE_INDEX, LIVE_SHARDS, Item
 
 FEW_USERS = LIVE_SHARDS
 AUTHORIZED = "expires_at > :now AND token_expires_at > :now"
+# Concurrent by_user Queries when a fan-out batch looks up its recipients' sessions.
+LOOKUP_CONCURRENCY = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +39,10 @@ class ConnectionStore:
         *,
         ttl_seconds: int = 3 * 3600,
         clock: Callable[[], float] = time.time,
+        lookup_concurrency: int = LOOKUP_CONCURRENCY,
     ) -> None:
         self._db = db
+        self._lookup_concurrency = lookup_concurrency
         self._table = table
         self._ttl = ttl_seconds
         self._clock = clock
@@ -125,13 +130,17 @@ class ConnectionStore:
     def live_of(self, user_ids: list[str]) -> list[tuple[str, str]]:
         """(connection id, user id) of the live sessions of `user_ids`.
 
-        A few users: one Query each. Many: one pass over the sharded `live` index, which
-        costs the same whatever the audience.
+        One Query of the `by_user` index per user, `lookup_concurrency` at a time: the work is
+        proportional to the batch, not to every live connection of the service.
         """
-        if len(user_ids) <= FEW_USERS:
+        if len(user_ids) <= 1:
             return [(cid, user_id) for user_id in user_ids for cid in self.of_user(user_id)]
-        audience = set(user_ids)
-        return [(cid, user_id) for cid, user_id in self.live() if user_id in audience]
+        workers = min(self._lookup_concurrency, len(user_ids))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            found = pool.map(self.of_user, user_ids)
+            return [
+                (cid, user_id) for user_id, ids in zip(user_ids, found, strict=True) for cid in ids
+            ]
 
 
 def _principal_json(principal: Principal) -> str:

@@ -3,7 +3,8 @@
 Connections table, key `connection_id`:
     connection_id | principal (JSON, from the token) | user_id (set by `register`; GSI `by_user`
     = user_id + connection_id) | live_shard (set by `register`; GSI `live` = live_shard +
-    connection_id, so a broadcast finds every live session in a few Queries) | connected_at |
+    connection_id: every live session in a few Queries; broadcasts no longer read it, they
+    Query `by_user` per recipient) | connected_at |
     expires_at (TTL)
 
 Notifications table, key `pk` + `sk`; each user has one partition, plus a few shared ones:
@@ -16,6 +17,8 @@ Notifications table, key `pk` + `sk`; each user has one partition, plus a few sh
     USER#<user>   LIMIT#<minute>    rate-limit window: hits, expires_at
     USER#<user>   GROUPS            the groups of the user's last register: groups, version
     GROUP#<name>  USER#<user>       user directory (`GROUP#*` = everyone who ever registered)
+    GROUP#<name>  COUNT             the group's member counter: members
+    BCAST#<id>    PAGE#<n>          a broadcast's directory page n, claimed by job_id; expires_at
     CASE#<id>     CASE              immigration case: user_id, status, updated_at
     STATS         SHARD#<n>         service counters, write-sharded
 
@@ -40,6 +43,7 @@ LIMIT_PREFIX = "LIMIT#"
 GROUP_PREFIX = "GROUP#"
 EVERYONE = "*"
 CASE_PREFIX = "CASE#"
+BROADCAST_PREFIX = "BCAST#"
 STATS_PK = "STATS"
 STATS_SHARDS = 8
 BY_USER_INDEX = "by_user"
@@ -94,6 +98,14 @@ def groups_key(user_id: str) -> Item:
 
 def member_of(item: Item) -> str:
     return item["sk"]["S"].removeprefix(USER_PREFIX)
+
+
+def member_count_key(group: str | None) -> Item:
+    return {"pk": {"S": group_pk(group)}, "sk": {"S": COUNTER_SK}}
+
+
+def page_claim_key(broadcast_id: str, page: int) -> Item:
+    return {"pk": {"S": BROADCAST_PREFIX + broadcast_id}, "sk": {"S": f"PAGE#{page}"}}
 
 
 def case_key(case_id: str) -> Item:

@@ -1,0 +1,598 @@
+"""Latency and cost of sends and broadcasts as AWS would run them, modelled from counted calls.
+
+Method (the analytical one, so the figures do not move with the load of a shared 2-core box):
+the real handlers run once per stage on in-process moto (app.py's REST routes through
+chalice.test.Client, the SQS worker through `fanout_worker` with the Lambda event shape), and
+botocore hooks record every AWS call: service, operation, the thread it ran on, and the
+request and response, from which DynamoDB capacity units are counted (item bytes as JSON: a
+slight over-estimate). A stage's modelled time is its critical path: calls on the handler's
+own thread add up; calls a bounded pool issues side by side (pushes at `push_concurrency`,
+session lookups at `LOOKUP_CONCURRENCY`) take ceil(n / concurrency) rounds of their latency.
+Broadcasts are then played out in a discrete-event model of SQS and Lambda: the page jobs
+chain (each enqueues the next), batch jobs spread over C concurrent workers (warm; the event
+source's scaling ramp is not modelled), an invocation takes up to B messages (the event
+source's batch size: app.py declares 10; 1 is shown beside it) and runs them one after
+another, page jobs first (as chalicelib/fanout.py does). No latency is injected into moto (in
+process here): wall time on moto would measure moto, so time comes from the model only.
+
+Latencies per call (ms), client-observed, same region:
+    GetItem / PutItem / UpdateItem / DeleteItem 5, TransactWriteItems 10, Query 6,
+    BatchGetItem / BatchWriteItem 8, PostToConnection 15, SQS SendMessage(Batch) 8,
+    SQS -> Lambda event source hand-over 50.
+DynamoDB's own figure is "single-digit millisecond" averages for GetItem and PutItem
+(AWS Knowledge Center, "DynamoDB high latency",
+https://repost.aws/knowledge-center/dynamodb-high-latency); the rest, the SDK's network time
+and the event-source hand-over, are assumptions of this model, not measurements.
+
+Prices: us-east-1, AWS list prices as published in 2025, the latest found (on-demand DynamoDB
+after the November 2024 cut; check the pages before quoting): DynamoDB $0.625 per million
+write request units, $0.125 per million read request units
+(aws.amazon.com/dynamodb/pricing/on-demand); Lambda x86 $0.20 per million requests and
+$0.0000166667 per GB-second (aws.amazon.com/lambda/pricing), at Chalice's default 128 MB
+(.chalice/config.json sets no lambda_memory_size); API Gateway REST $3.50 per million
+requests, WebSocket $1.00 per million messages of up to 32 KB
+(aws.amazon.com/api-gateway/pricing); SQS standard $0.40 per million requests of up to
+64 KB (aws.amazon.com/sqs/pricing). Free tiers are left out.
+
+The sequential baseline is the design before this one, as the issue describes it: one PutItem
+and one counter UpdateItem per recipient, one post at a time, and the REST request doing the
+whole broadcast itself (directory Query, every write, the live-index Queries, every post).
+It costs less in DynamoDB: the two-stage path writes each recipient's notification, counter
+and idempotency record in transactions (2 units per item), the price of exactly-once delivery
+when SQS redelivers a batch.
+
+Hook into `make bench` by adding to benchmarks/__main__.py: `from benchmarks import aws_model`
+and `aws_model.main()`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import math
+import os
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+LATENCY_MS = {
+    "GetItem": 5.0,
+    "PutItem": 5.0,
+    "UpdateItem": 5.0,
+    "DeleteItem": 5.0,
+    "TransactWriteItems": 10.0,
+    "Query": 6.0,
+    "BatchGetItem": 8.0,
+    "BatchWriteItem": 8.0,
+    "PostToConnection": 15.0,
+    "SendMessage": 8.0,
+    "SendMessageBatch": 8.0,
+}
+QUEUE_HOP_MS = 50.0
+LAMBDA_MEMORY_GB = 128 / 1024
+ESM_BATCH_SIZES = (10, 1)  # app.py's fanout_worker declares 10; 1 spreads jobs over workers
+PRICE = {
+    "wru": 0.625e-6,
+    "rru": 0.125e-6,
+    "lambda_request": 0.20e-6,
+    "gb_second": 0.0000166667,
+    "rest_request": 3.50e-6,
+    "ws_message": 1.00e-6,
+    "sqs_request": 0.40e-6,
+}
+MEMBERS_PER_QUERY_PAGE = 20_000  # a 1 MB Query page of ~50-byte directory items
+REGION = "us-east-1"
+SECRET = "model-secret"
+ENDPOINT = "https://modelapi.execute-api.us-east-1.amazonaws.com/model"
+
+
+# --- the call trace ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    op: str
+    pool: str | None  # the thread pool that issued it; None: the handler's own thread
+    rru: float = 0.0
+    wru: float = 0.0
+
+
+@dataclass
+class Stage:
+    """The AWS calls of one handler invocation, and what they cost in time and capacity."""
+
+    name: str
+    calls: list[Call] = field(default_factory=list)
+
+    def time_ms(self, concurrency: dict[str, int]) -> float:
+        total, block = 0.0, Counter[tuple[str, str]]()
+        for call in [*self.calls, Call("", None)]:
+            if call.pool is not None:
+                block[(call.pool, call.op)] += 1
+                continue
+            total += sum(
+                math.ceil(n / concurrency[pool]) * LATENCY_MS[op] for (pool, op), n in block.items()
+            )
+            block.clear()
+            total += LATENCY_MS.get(call.op, 0.0)
+        return total
+
+    @property
+    def counts(self) -> Counter[str]:
+        return Counter(call.op for call in self.calls)
+
+    @property
+    def rru(self) -> float:
+        return sum(call.rru for call in self.calls)
+
+    @property
+    def wru(self) -> float:
+        return sum(call.wru for call in self.calls)
+
+
+def _bytes(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":")))
+
+
+def _read_units(items: list[Any], consistent: bool) -> float:
+    units = max(1, math.ceil(sum(_bytes(item) for item in items) / 4096))
+    return units * (1.0 if consistent else 0.5)
+
+
+def _write_units(item: Any) -> float:
+    return float(max(1, math.ceil(_bytes(item) / 1024)))
+
+
+def capacity(op: str, params: dict[str, Any], parsed: dict[str, Any]) -> tuple[float, float]:
+    """(read, write) request units of one DynamoDB call, from its request and response."""
+    consistent = bool(params.get("ConsistentRead"))
+    if op == "GetItem":
+        return _read_units([parsed.get("Item", {})], consistent), 0.0
+    if op == "Query":
+        return _read_units(parsed.get("Items", []), consistent), 0.0
+    if op == "BatchGetItem":
+        found = [item for items in parsed.get("Responses", {}).values() for item in items]
+        return sum(_read_units([item], True) for item in found), 0.0
+    if op == "PutItem":
+        return 0.0, _write_units(params.get("Item", {}))
+    if op in ("UpdateItem", "DeleteItem"):
+        return 0.0, _write_units(params.get("Key", {}))
+    if op == "TransactWriteItems":
+        actions = [next(iter(action.values())) for action in params.get("TransactItems", [])]
+        return 0.0, sum(2 * _write_units(a.get("Item") or a.get("Key", {})) for a in actions)
+    if op == "BatchWriteItem":
+        requests = [r for rs in params.get("RequestItems", {}).values() for r in rs]
+        return 0.0, sum(_write_units(r) for r in requests)
+    return 0.0, 0.0
+
+
+class Recorder:
+    """Records every call of the clients it is attached to into the current stage."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._params = threading.local()
+        self.stage: Stage | None = None
+
+    def attach(self, client: Any) -> None:
+        events = client.meta.events
+        events.register("before-parameter-build", self._remember, unique_id=f"model-{id(self)}")
+        events.register("after-call", self._record, unique_id=f"model-after-{id(self)}")
+
+    def _remember(self, params: dict[str, Any], **_: Any) -> None:
+        self._params.value = dict(params)
+
+    def _record(self, model: Any, parsed: dict[str, Any], **_: Any) -> None:
+        thread = threading.current_thread()
+        pool = None if thread is threading.main_thread() else thread.name.split("_")[0]
+        params = getattr(self._params, "value", {})
+        rru, wru = capacity(model.name, params, parsed)
+        with self._lock:
+            if self.stage is not None:
+                self.stage.calls.append(Call(model.name, pool, rru, wru))
+
+    @contextmanager
+    def recording(self, name: str) -> Iterator[Stage]:
+        stage = Stage(name)
+        self.stage = stage
+        try:
+            yield stage
+        finally:
+            self.stage = None
+
+
+# --- running the real handlers on moto -----------------------------------------------------
+
+
+@dataclass
+class Traces:
+    sends: dict[int, Stage]
+    rest_broadcast: Stage
+    page: Stage
+    batches: dict[int, Stage]  # by live recipients in the batch
+    batch_size: int
+    page_size: int
+    concurrency: dict[str, int]
+
+
+ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+}
+
+
+@contextmanager
+def _environment() -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in (*ENVIRONMENT, "AWS_PROFILE")}
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ.update(ENVIRONMENT)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def record_traces(*, batch_size: int, live_counts: tuple[int, ...], ks: tuple[int, ...]) -> Traces:
+    """Run each stage once through app.py's handlers on moto and record its calls."""
+    import boto3
+    from chalice.test import Client
+    from moto import mock_aws
+
+    import app as lambda_app
+    from chalicelib.fanout import parse_job
+    from chalicelib.models import FanoutJob, FanoutPage, NotificationContent
+    from chalicelib.settings import Settings
+    from chalicelib.storage.connections import LOOKUP_CONCURRENCY
+    from chalicelib.storage.keys import member_count_key, member_key
+    from chalicelib.wiring import build_service, use_service
+    from devstack.fanout import create_fanout_queues, sqs_event
+    from devstack.lambda_session import LambdaSession
+    from devstack.tables import create_tables
+    from devstack.tokens import mint_token
+
+    def session(user_id: str) -> None:
+        ws = LambdaSession(
+            lambda_app, region=REGION, domain_name="modelapi", stage="model", user_agent="model"
+        )
+        ws.connect()
+        ws.send({"action": "register", "token": mint_token(user_id, secret=SECRET)})
+
+    with _environment(), mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        create_tables(dynamodb, connections_table="connections", notifications_table="notes")
+        sqs = boto3.client("sqs", region_name=REGION)
+        queue, _ = create_fanout_queues(sqs, prefix="model")
+        settings = replace(
+            Settings(),
+            region=REGION,
+            jwt_secret=SECRET,
+            notifications_table="notes",
+            websocket_endpoint=ENDPOINT,
+            rate_limit_per_minute=1_000_000,
+            fanout_queue_url=queue,
+            fanout_threshold=10,
+            fanout_batch_size=batch_size,
+        )
+        service = build_service(settings)
+        use_service(service)
+        recorder = Recorder()
+        recorder.attach(service.clients.dynamodb)
+        recorder.attach(service.notifications.fanout.client)
+        recorder.attach(service.sender.client)
+        admin = {
+            "Authorization": f"Bearer {mint_token('staff', roles=('admin',), secret=SECRET)}",
+            "Content-Type": "application/json",
+        }
+        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
+        queue_arn = arn["Attributes"]["QueueArn"]
+        try:
+            sends = {}
+            with Client(lambda_app.app, stage_name="dev") as client:
+                for k in ks:
+                    for _ in range(k):
+                        session(f"reader{k}")
+                    body = json.dumps({"user_id": f"reader{k}", "message": "Case updated"})
+                    with recorder.recording(f"send k={k}") as sends[k]:
+                        response = client.http.post("/api/notifications", body=body, headers=admin)
+                    assert response.status_code == 201, response.body
+
+                # Batches before the large directory is seeded: moto copies a whole table
+                # for each transaction, and its cost is not AWS's.
+                batches = {}
+                for live in live_counts:
+                    users = [f"b{live}u{n:03d}" for n in range(batch_size)]
+                    for user in users[:live]:
+                        session(user)
+                    job = FanoutJob(
+                        broadcast_id=f"model{live}",
+                        content=NotificationContent(message="Office closed"),
+                        user_ids=users,
+                    )
+                    record = {
+                        "MessageId": f"m{live}",
+                        "ReceiptHandle": "r",
+                        "Body": job.model_dump_json(),
+                    }
+                    with recorder.recording(f"batch job, {live} live") as batches[live]:
+                        lambda_app.fanout_worker(sqs_event([record], queue_arn, REGION), None)
+
+                page_size = service.notifications.fanout.page_size
+                members = [f"member{n:06d}" for n in range(page_size + batch_size)]
+                service.directory._db.batch_write(
+                    "notes", [{"PutRequest": {"Item": member_key("all", m)}} for m in members]
+                )
+                dynamodb.put_item(
+                    TableName="notes",
+                    Item={**member_count_key("all"), "members": {"N": str(len(members))}},
+                )
+                body = json.dumps({"message": "Office closed", "group": "all"})
+                with recorder.recording("broadcast request") as rest:
+                    response = client.http.post(
+                        "/api/notifications/broadcast", body=body, headers=admin
+                    )
+                assert response.status_code == 202, response.body
+
+            [message] = sqs.receive_message(QueueUrl=queue)["Messages"]
+            assert isinstance(parse_job(message["Body"]), FanoutPage)
+            with recorder.recording("page job") as page:
+                lambda_app.fanout_worker(sqs_event([message], queue_arn, REGION), None)
+        finally:
+            use_service(None)
+        concurrency = {
+            "push": settings.push_concurrency,
+            "ThreadPoolExecutor-": LOOKUP_CONCURRENCY,
+        }
+    return Traces(sends, rest, page, batches, batch_size, page_size, _pools(concurrency))
+
+
+def _pools(known: dict[str, int]) -> dict[str, int]:
+    """Pool name prefixes (as threads name them) to their concurrency."""
+
+    class Pools(dict[str, int]):
+        def __missing__(self, pool: str) -> int:
+            for prefix, value in known.items():
+                if pool.startswith(prefix):
+                    return value
+            return 1
+
+    return Pools()
+
+
+# --- the broadcast model --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    to_202_ms: float
+    last_push_ms: float
+    invocations: int
+    busy_ms: float
+    calls: Counter[str]
+    rru: float
+    wru: float
+    ws_messages: int
+    sqs_requests: int
+    rest_requests: int = 1
+
+    def cost(self) -> float:
+        return (
+            self.wru * PRICE["wru"]
+            + self.rru * PRICE["rru"]
+            + self.invocations * PRICE["lambda_request"]
+            + self.busy_ms / 1000 * LAMBDA_MEMORY_GB * PRICE["gb_second"]
+            + self.rest_requests * PRICE["rest_request"]
+            + self.ws_messages * PRICE["ws_message"]
+            + self.sqs_requests * PRICE["sqs_request"]
+        )
+
+
+def two_stage(
+    traces: Traces, users: int, live: int, concurrency: int, per_invocation: int
+) -> Outcome:
+    """A broadcast to `users` (of whom `live` have one session) through the page/batch jobs."""
+    pools = traces.concurrency
+    rest_ms = traces.rest_broadcast.time_ms(pools)
+    page_ms = traces.page.time_ms(pools)
+    per_batch_live = live / users * traces.batch_size
+    low = max(k for k in traces.batches if k <= per_batch_live) if traces.batches else 0
+    batch = traces.batches[low]
+    batch_ms = (
+        batch.time_ms(pools)
+        + (per_batch_live - low) * LATENCY_MS["PostToConnection"] / (pools["push"])
+    )
+    pages = math.ceil(users / traces.page_size)
+    batches = math.ceil(users / traces.batch_size)
+    per_page = traces.page_size // traces.batch_size
+
+    # (visible at, order, kind, page number); a page job's products become visible one hop
+    # after it ends.
+    queue: list[tuple[float, int, str, int]] = [(rest_ms + QUEUE_HOP_MS, 0, "page", 0)]
+    order = 1
+    workers = [0.0] * concurrency
+    last_push = busy = 0.0
+    invocations = 0
+    while queue:
+        free = heapq.heappop(workers)
+        start = max(free, queue[0][0])
+        taken = []
+        while queue and queue[0][0] <= start and len(taken) < per_invocation:
+            taken.append(heapq.heappop(queue))
+        now = start
+        for _, _, kind, number in sorted(taken, key=lambda message: message[2] != "page"):
+            if kind == "page":
+                now += page_ms
+                first = number * per_page
+                for _ in range(first, min(first + per_page, batches)):
+                    heapq.heappush(queue, (now + QUEUE_HOP_MS, order, "batch", 0))
+                    order += 1
+                if number + 1 < pages:
+                    heapq.heappush(queue, (now + QUEUE_HOP_MS, order, "page", number + 1))
+                    order += 1
+            else:
+                now += batch_ms
+                last_push = max(last_push, now)
+        invocations += 1
+        busy += now - start
+        heapq.heappush(workers, now)
+
+    calls = traces.rest_broadcast.counts
+    calls.update({op: n * pages for op, n in traces.page.counts.items()})
+    calls.update({op: n * batches for op, n in batch.counts.items()})
+    calls["PostToConnection"] += round((per_batch_live - low) * batches)
+    calls["ReceiveMessage+DeleteMessageBatch"] = 2 * invocations
+    rru = traces.rest_broadcast.rru + pages * traces.page.rru + batches * batch.rru
+    wru = traces.rest_broadcast.wru + pages * traces.page.wru + batches * batch.wru
+    return Outcome(
+        to_202_ms=rest_ms,
+        last_push_ms=last_push,
+        invocations=invocations + 1,
+        busy_ms=busy + rest_ms,
+        calls=calls,
+        rru=rru,
+        wru=wru,
+        ws_messages=calls["PostToConnection"],
+        sqs_requests=calls["SendMessageBatch"] + calls["SendMessage"] + 2 * invocations,
+    )
+
+
+def sequential(users: int, live: int) -> Outcome:
+    """The baseline: the REST request stores and pushes everything, one call at a time."""
+    from chalicelib.storage.keys import LIVE_SHARDS
+
+    calls = Counter(
+        {
+            "Query": math.ceil(users / MEMBERS_PER_QUERY_PAGE) + LIVE_SHARDS,
+            "PutItem": users,
+            "UpdateItem": users + 1,  # each unread counter, then the stats
+            "PostToConnection": live,
+        }
+    )
+    total = sum(LATENCY_MS[op] * n for op, n in calls.items())
+    return Outcome(
+        to_202_ms=total,
+        last_push_ms=total,
+        invocations=1,
+        busy_ms=total,
+        calls=calls,
+        rru=0.5 * calls["Query"] + live * 0.5,
+        wru=2.0 * users + 1,
+        ws_messages=live,
+        sqs_requests=0,
+    )
+
+
+def sequential_send(k: int) -> Stage:
+    """The baseline send: PutItem, counter UpdateItem, by_user Query, k posts, stats."""
+    ops = ["UpdateItem", "PutItem", "UpdateItem", "Query", *["PostToConnection"] * k, "UpdateItem"]
+    return Stage(f"baseline k={k}", [Call(op, None, 0.5 if op == "Query" else 0, 1) for op in ops])
+
+
+# --- printing ------------------------------------------------------------------------------
+
+
+def _ms(value: float) -> str:
+    return f"{value / 1000:,.1f} s" if value >= 10_000 else f"{value:,.0f} ms"
+
+
+def _calls(counter: Counter[str]) -> str:
+    return ", ".join(f"{op} {n:,}" for op, n in sorted(counter.items()) if n)
+
+
+def _send_cost(stage: Stage, ms: float, k: int) -> float:
+    return (
+        stage.wru * PRICE["wru"]
+        + stage.rru * PRICE["rru"]
+        + PRICE["lambda_request"]
+        + ms / 1000 * LAMBDA_MEMORY_GB * PRICE["gb_second"]
+        + PRICE["rest_request"]
+        + k * PRICE["ws_message"]
+    )
+
+
+def main(tiny: bool = False) -> None:
+    batch_size = 10 if tiny else 100
+    traces = record_traces(
+        batch_size=batch_size,
+        live_counts=(2,) if tiny else (20, 25),
+        ks=(1,) if tiny else (1, 10),
+    )
+    pools = traces.concurrency
+    print("\n== AWS latency model (analytical, from counted calls; see benchmarks/aws_model.py)")
+    print(f"   {'REST send':<22}{'handler time':>14}{'round trips':>13}   calls")
+    for k, stage in traces.sends.items():
+        base = sequential_send(k)
+        print(
+            f"   k={k:<3} now             {_ms(stage.time_ms(pools)):>10}{len(stage.calls):>13}"
+            f"   {_calls(stage.counts)}"
+        )
+        print(
+            f"   k={k:<3} baseline        {_ms(base.time_ms(pools)):>10}{len(base.calls):>13}"
+            f"   {_calls(base.counts)}"
+        )
+        ratio = base.time_ms(pools) / stage.time_ms(pools)
+        print(f"         ratio {ratio:.1f}x")
+    print(
+        f"   per job: broadcast request {_ms(traces.rest_broadcast.time_ms(pools))} "
+        f"({_calls(traces.rest_broadcast.counts)}); page job of {traces.page_size} "
+        f"{_ms(traces.page.time_ms(pools))} ({_calls(traces.page.counts)})"
+    )
+    for live, stage in traces.batches.items():
+        print(
+            f"   batch job of {traces.batch_size}, {live} live: {_ms(stage.time_ms(pools))} "
+            f"({_calls(stage.counts)})"
+        )
+
+    scenarios = (
+        [(200, 50, (10,))] if tiny else [(2_000, 500, (10, 100)), (100_000, 20_000, (10, 100))]
+    )
+    print(
+        f"\n   {'broadcast (C = Lambda concurrency, B = SQS batch size)':<52}{'to 202':>10}"
+        f"{'last push':>12}{'ratio':>8}{'cost':>10}"
+    )
+    for users, live, concurrencies in scenarios:
+        base = sequential(users, live)
+        label = f"{users:,} users ({live:,} live)"
+        for concurrency in concurrencies:
+            for per_invocation in ESM_BATCH_SIZES:
+                ours = two_stage(traces, users, live, concurrency, per_invocation)
+                ratio = base.last_push_ms / ours.last_push_ms
+                print(
+                    f"   {label + f', C={concurrency}, B={per_invocation}':<52}"
+                    f"{_ms(ours.to_202_ms):>10}{_ms(ours.last_push_ms):>12}{ratio:>7.0f}x"
+                    f"{'$' + format(ours.cost(), '.4f'):>10}"
+                )
+        print(
+            f"   {label + ', sequential baseline':<52}{_ms(base.to_202_ms):>10}"
+            f"{_ms(base.last_push_ms):>12}{'1':>7}x{'$' + format(base.cost(), '.4f'):>10}"
+        )
+        pages = math.ceil(users / traces.page_size)
+        batches = math.ceil(users / traces.batch_size)
+        print(
+            f"      calls per stage: request {_calls(traces.rest_broadcast.counts)}; "
+            f"{pages:,} page jobs x ({_calls(traces.page.counts)}); {batches:,} batch jobs x "
+            f"({_calls(next(iter(traces.batches.values())).counts)}, posts pro rata)"
+        )
+        print(f"      baseline, all in the request: {_calls(base.calls)}")
+        if base.to_202_ms > 29_000:
+            print("      (the baseline outlives API Gateway's 29 s integration timeout", end="")
+            print(" and Lambda's 900 s)" if base.to_202_ms > 900_000 else ")")
+
+    print("\n   cost per million single-user sends (1 live session), us-east-1 list prices:")
+    stage = traces.sends[1]
+    base = sequential_send(1)
+    ours_cost = _send_cost(stage, stage.time_ms(pools), 1) * 1e6
+    base_cost = _send_cost(base, base.time_ms(pools), 1) * 1e6
+    print(f"      now ${ours_cost:,.2f}   baseline ${base_cost:,.2f}")
+
+
+if __name__ == "__main__":
+    main()
