@@ -78,6 +78,7 @@ class Settings:
                 "JWT_SECRET_PARAMETER) and no identity provider (JWT_JWKS_URL) is configured"
             )
 
+    @property
     def shortest_escalation(self) -> timedelta:
         """Steps from PT1M, or from PT1S in local/dev stages (for tests and demos)."""
         return timedelta(seconds=1 if self.stage in LOCAL_STAGES else 60)
