@@ -107,7 +107,7 @@ def test_fanout_log_lines_carry_the_invocation_request_id(ws: type[WsClient]) ->
     finally:
         target.removeHandler(handler)
     lines = [json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")]
-    failures = [line for line in lines if line.get("message") == "fan-out batch failed"]
+    failures = [line for line in lines if line.get("message") == "fan-out job unreadable"]
     assert failures and all(line["request_id"] == context.aws_request_id for line in failures)
 
 
