@@ -24,6 +24,7 @@ NOT_SHIPPED_DIRS = {"test", "testing", "node_modules", "docs"}
 BASELINE_GZIP = 20_250
 STATIC_IMPORT = re.compile(r"""^(?:import|export)\s[^;]*?from\s+["'](\.{1,2}/[^"']+)["']""", re.M)
 DYNAMIC_IMPORT = re.compile(r"""\bimport\(\s*["'`](\.{1,2}/[^"'`]+)["'`]""")
+BLOCK_COMMENT = re.compile(r"/\*.*?\*/", re.S)  # JSDoc types say import("./x.js") too
 
 
 def shipped_modules(web: Path = WEB) -> list[Path]:
@@ -57,7 +58,8 @@ def loaders(web: Path = WEB) -> dict[Path, str]:
     """Module -> the module whose dynamic import() fetches it (`${…}` in a path matches any)."""
     found: dict[Path, str] = {}
     for module in shipped_modules(web):
-        for target in DYNAMIC_IMPORT.findall(module.read_text(encoding="utf-8")):
+        code = BLOCK_COMMENT.sub("", module.read_text(encoding="utf-8"))
+        for target in DYNAMIC_IMPORT.findall(code):
             pattern = (module.parent / target).resolve().as_posix()
             parts = [re.escape(part) for part in re.split(r"\$\{[^}]*\}", pattern)]
             matcher = re.compile("[^/]+".join(parts) + r"\Z")
@@ -87,9 +89,10 @@ def main(tiny: bool = False) -> None:
         for title, group in (("up front", eager), ("on demand", lazy)):
             print(f"  {title + ':':<34} {'raw':>8} {'gzip':>7}")
             for name, raw, packed, _ in group:
-                how = f"  import() in {fetched_by[name]}" if name in fetched_by else ""
-                if not how and title == "on demand":
-                    how = "  only when imported directly"
+                how = ""
+                if title == "on demand":
+                    by = fetched_by.get(name)
+                    how = f"  import() in {by}" if by else "  only when imported directly"
                 print(f"    {name:<32} {raw:>8,} {packed:>7,}{how}")
     for title, group in (("up front", eager), ("on demand", lazy), ("every module", rows)):
         raw, packed = sum(r[1] for r in group), sum(r[2] for r in group)
