@@ -1,17 +1,11 @@
-/**
- * <notification-list unread-only category page-size label archived>: newest first, with the
- * notices awaiting confirmation pinned on top (deadline first). Loads older pages by cursor
- * when its end scrolls into view; click or Enter marks read; arrow keys, Home and End move
- * between items. Reports what was on screen for a second (`seen`), archives per item with
- * undo, and confirms through a dialog. `archived` shows the Archived view instead.
- */
+// <notification-list>: pinned confirmations, then newest first; seen, archive, confirm (README).
 import { ClientElement, dispatchOpen } from "./base.js";
 import { formatDate, formatRelative, localizedMessage } from "./i18n.js";
 import { announceArrival, describe } from "./live-region.js";
 import { TYPE_ICON, awaitingConfirmation, priorityOf, typeOf } from "./theme.js";
 
 const SEEN_AFTER_MS = 1_000;
-const UNDO_MS = 6_000;
+const loadActions = () => import("./list-actions.js"); // the undo bar and the confirm dialog
 const ARCHIVE_ICON = `<svg viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><rect x="3" y="4" width="18" height="4" rx="1"/><path d="M5 8v11a1 1 0 0 0 1 1h12a1 1 0 0 0 1-1V8M10 12h4"/></svg>`;
 const RESTORE_ICON = `<svg class="mirror" viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><path d="M9 14 4 9l5-5"/><path d="M4 9h10.5a5.5 5.5 0 0 1 0 11H11"/></svg>`;
 
@@ -81,44 +75,24 @@ export class NotificationList extends ClientElement {
         display: block; width: calc(100% - 2rem); margin: 0.5rem 1rem 1rem; padding: 0.5rem;
         border: 1px solid var(--_border); border-radius: var(--_radius); background: var(--_bg);
       }
-      .undo {
-        display: flex; align-items: center; justify-content: space-between; gap: 0.5rem; margin: 0;
-        padding: 0.5rem 1rem; background: var(--_fg); color: var(--_bg); font-size: 0.875rem;
-      }
-      .undo .link { color: inherit; text-decoration: underline; }
       .sentinel { height: 1px; }
-      dialog { max-width: min(30rem, 90vw); border: 1px solid var(--_border); border-radius: var(--_radius); background: var(--_bg); color: var(--_fg); }
-      dialog::backdrop { background: rgb(0 0 0 / 0.45); }
-      dialog h2 { margin: 0 0 0.5rem; font-size: 1.0625rem; }
-      dialog p { margin: 0 0 0.75rem; overflow-wrap: anywhere; }
-      .actions { display: flex; flex-wrap: wrap; gap: 0.5rem; justify-content: flex-end; }
       @media (forced-colors: active) {
         .item { border-inline-start-color: CanvasText; }
         .unread .dot { background: CanvasText; forced-color-adjust: none; }
-        .undo { border: 1px solid CanvasText; }
       }`,
-      `<p class="undo" part="undo" role="status" hidden><span class="undo-text"></span><button type="button" class="link undo-button"></button></p>
-      <div class="scroller" part="scroller">
+      `<div class="scroller" part="scroller">
         <ul part="list" role="list"></ul>
         <p class="note empty" part="empty" hidden></p>
         <p class="note loading" part="loading" role="status" hidden></p>
         <p class="note error" part="error" role="alert" hidden><span class="error-text"></span> <button type="button" class="link retry"></button></p>
         <button type="button" class="more" part="load-more" hidden></button>
         <div class="sentinel"></div>
-      </div>
-      <dialog class="confirm-dialog" part="confirm-dialog" aria-labelledby="confirm-title">
-        <h2 id="confirm-title"></h2><p class="dialog-message"></p><p class="dialog-deadline"></p>
-        <div class="actions"><button type="button" class="link confirm-no"></button><button type="button" class="primary confirm-yes"></button></div>
-      </dialog>`,
+      </div>`,
     );
     this.listEl = this.$("ul");
     this.sentinel = this.$(".sentinel");
-    this.dialog = this.$("dialog");
     this.$(".more").addEventListener("click", () => this.loadMore());
     this.$(".retry").addEventListener("click", () => (this.cursor ? this.loadMore() : this.reload()));
-    this.$(".undo-button").addEventListener("click", () => this.#undo());
-    this.$(".confirm-no").addEventListener("click", () => this.dialog.close());
-    this.$(".confirm-yes").addEventListener("click", () => this.confirm(this.dialog.dataset.id));
     this.listEl.addEventListener("click", (event) => this.#onClick(event));
     this.listEl.addEventListener("keydown", (event) => this.#onKeyDown(event));
   }
@@ -189,10 +163,7 @@ export class NotificationList extends ClientElement {
     this.$(".error-text").textContent = this.t("failed");
     this.$(".retry").textContent = this.t("retry");
     this.$(".more").textContent = this.t("older");
-    this.$(".undo-button").textContent = this.t("undo");
-    this.$("#confirm-title").textContent = this.t("confirmTitle");
-    this.$(".confirm-yes").textContent = this.t("confirmAction");
-    this.$(".confirm-no").textContent = this.t("cancel");
+    this.actions?.localize(this);
     if (this.rows) {
       this.#clearRows();
       this.#render();
@@ -351,7 +322,8 @@ export class NotificationList extends ClientElement {
     try {
       const reply = all ? await this.client.archiveAll() : await this.client.archive(ids, { archived });
       this.#onArchived({ ids: reply.ids ?? [], archived });
-      this.#offerUndo(reply.ids ?? [], archived);
+      this.actions ??= await loadActions();
+      this.actions.offerUndo(this, reply.ids ?? [], archived);
     } catch (error) {
       console.warn("notification-list: archive failed", error);
     }
@@ -364,31 +336,10 @@ export class NotificationList extends ClientElement {
     return this.archive(ids);
   }
 
-  #offerUndo(ids, archived) {
-    const bar = this.$(".undo");
-    clearTimeout(this.undoTimer);
-    if (ids.length === 0) return;
-    this.undoIds = archived ? ids : null;
-    this.$(".undo-text").textContent = this.t(archived ? "archivedN" : "restoredN", { n: ids.length });
-    this.$(".undo-button").hidden = !archived;
-    bar.hidden = false;
-    const hide = () => {
-      // Never pull the rug from under the keyboard: wait while focus is in the bar.
-      if (bar.contains(this.shadowRoot.activeElement)) this.undoTimer = setTimeout(hide, UNDO_MS);
-      else bar.hidden = true;
-    };
-    this.undoTimer = setTimeout(hide, UNDO_MS);
-  }
-
-  #undo() {
-    const ids = this.undoIds;
-    this.undoIds = null;
-    if (ids) this.archive(ids, { archived: false });
-  }
-
   /** Confirms `id` ("I have read and understand"). */
   async confirm(id) {
-    if (this.dialog.open) this.dialog.close();
+    const dialog = this.$(".confirm-dialog");
+    if (dialog?.open) dialog.close();
     if (!this.client || !id) return;
     try {
       const reply = await this.client.confirm(id);
@@ -398,12 +349,10 @@ export class NotificationList extends ClientElement {
     }
   }
 
-  #openConfirm(n, opener) {
-    this.dialog.dataset.id = n.id;
-    this.$(".dialog-message").textContent = localizedMessage(n, this.locale).text;
-    this.$(".dialog-deadline").textContent = n.deadline ? this.#deadlineText(n) : "";
-    this.dialog.addEventListener("close", () => opener.isConnected && opener.focus(), { once: true });
-    this.dialog.showModal();
+  async #openConfirm(n, opener) {
+    this.actions ??= await loadActions();
+    const message = localizedMessage(n, this.locale).text;
+    this.actions.openConfirm(this, n, { message, deadline: n.deadline ? this.#deadlineText(n) : "" }, opener);
   }
 
   async #onClick(event) {
@@ -448,7 +397,7 @@ export class NotificationList extends ClientElement {
     event.preventDefault();
   }
 
-  // ---- seen: on screen (at least half) for a second, while the page is visible ----------
+  // seen: at least half on screen for a second, while the page is visible
 
   #watchSeen(row) {
     const n = this.items.get(row.dataset.id);
@@ -477,7 +426,7 @@ export class NotificationList extends ClientElement {
     }
   }
 
-  // ---- rendering: keyed, so focus, hover and a screen reader's place survive updates ----
+  // Keyed rendering, so focus, hover and a screen reader's place survive updates.
 
   #render() {
     const ordered = this.notifications;
