@@ -1,8 +1,4 @@
-/**
- * What every element shares: the client (its `client` property, else the default client),
- * a shadow root with the theme, and the locale (preference, else the nearest `lang`, else the
- * browser's), which sets `lang` and `dir` inside and re-renders the strings when it changes.
- */
+// What every element shares.
 import { watchDefaultClient } from "../notification-client.js";
 import { THEME } from "./theme.js";
 import { direction, hasLocale, loadLocale, nearestLang, resolveLocale, translate } from "./i18n.js";

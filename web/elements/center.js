@@ -1,9 +1,4 @@
-/**
- * <notification-center open pinned label>: a bell with the unread count (and the notices
- * awaiting confirmation) in its accessible name; a panel with Inbox / Archived, "Unread only",
- * "Mark all as read", "Archive all read", the connection status and the preferences. Escape
- * closes it and returns focus to the bell.
- */
+// <notification-center open pinned label>: bell, badge and panel (README).
 import { ClientElement } from "./base.js";
 
 const BELL = `<svg viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><path d="M18 8a6 6 0 0 0-12 0c0 7-3 9-3 9h18s-3-2-3-9"/><path d="M13.73 21a2 2 0 0 1-3.46 0"/></svg>`;

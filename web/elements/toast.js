@@ -1,8 +1,4 @@
-/**
- * <notification-toast duration max max-age>: short-lived toasts for arrivals and `reminder`s.
- * High priority and reminders stay twice as long; hover or focus pauses; no toasts for old
- * replays or muted categories. A toast never takes focus: it is announced through the live region.
- */
+// <notification-toast duration max max-age>; a toast never takes focus (the live region speaks).
 import { ClientElement, dispatchOpen } from "./base.js";
 import { localizedMessage } from "./i18n.js";
 import { announceArrival, isFresh } from "./live-region.js";
