@@ -36,6 +36,16 @@ export class ClientElement extends Base {
     }
   }
 
+  /** Adds `css` to the shadow root once (the look of a part loaded on demand). */
+  addStyle(css) {
+    this.styles ??= new Set();
+    if (this.styles.has(css)) return;
+    this.styles.add(css);
+    const style = document.createElement("style");
+    style.textContent = css;
+    this.shadowRoot.append(style);
+  }
+
   $(selector) {
     return this.shadowRoot.querySelector(selector);
   }

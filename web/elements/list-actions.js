@@ -23,9 +23,7 @@ const HTML = `<p class="undo" part="undo" role="status" hidden><span class="undo
 /** Adds the undo bar and the dialog to `list`'s shadow root (once) and returns the dialog. */
 function install(list) {
   if (list.$(".confirm-dialog")) return list.$(".confirm-dialog");
-  const style = document.createElement("style");
-  style.textContent = CSS;
-  list.shadowRoot.prepend(style);
+  list.addStyle(CSS);
   list.root.insertAdjacentHTML("afterbegin", HTML);
   const dialog = list.$(".confirm-dialog");
   list.root.append(dialog);
