@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks import broadcast, calls, coldstart, package
+from benchmarks import broadcast, calls, coldstart, package, webclient_size
 
 HERE = Path(__file__).resolve().parent
 
@@ -14,6 +14,7 @@ def main() -> None:
     calls.main()
     coldstart.main()
     broadcast.main()
+    webclient_size.main()
     # benchmarks/e2e.py is written separately; run it only once it exists.
     if (HERE / "e2e.py").is_file():
         from benchmarks import e2e

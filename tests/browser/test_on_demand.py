@@ -84,8 +84,11 @@ def test_the_demo_page_leaves_on_demand_modules_until_first_use(
     assert "elements/list-view.js" in requested, requested
     center_list = "document.querySelector('#center').shadowRoot.querySelector('notification-list')"
     assert page.evaluate(f"() => {center_list}.view") is None
+    assert "elements/center-panel.js" not in requested, "the panel's chrome waits for the bell"
     page.locator("#center .toggle").click()
     page.wait_for_function(f"() => {center_list}.view")
+    expect(page.locator("#center button.mark-all")).to_be_visible()
+    assert "elements/center-panel.js" in requested, requested
     assert ON_DEMAND.isdisjoint(requested), sorted(ON_DEMAND.intersection(requested))
 
 
