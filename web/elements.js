@@ -1,15 +1,4 @@
-/**
- * The custom elements; each module holds one (elements/*.js), sharing elements/theme.js,
- * elements/live-region.js and elements/i18n.js. Importing this module defines them (a no-op
- * outside the browser).
- *
- *   <notification-center>       bell, badge and panel (Inbox, Archived, preferences)
- *   <notification-badge>        the unread count; notices awaiting confirmation apart
- *   <notification-list>         pinned confirmations, then newest first; seen, archive, confirm
- *   <notification-toast>        toasts for arrivals and reminders
- *   <notification-preferences>  language, muted categories, email/SMS, quiet hours (on demand:
- *                               loadPreferencesElement())
- */
+// Defines the custom elements (one module each in elements/); a no-op outside the browser.
 import { NotificationBadge } from "./elements/badge.js";
 import { NotificationCenter } from "./elements/center.js";
 import { NotificationList } from "./elements/list.js";

@@ -1,17 +1,6 @@
-/**
- * The notification client (DESIGN §2, §3): `createNotificationClient` composes
- * client/emitter, backoff, resume state, REST, the WebSocket and polling transports, and the
- * status state machine. Everything outside (WebSocket, fetch, timers, storage, random, the
- * window for online/visibility events, BroadcastChannel) is an option, so it runs in node.
- *
- * Events (`client.on(name, handler)` returns an unsubscribe function):
- *   notification (n)  once per id · marked_read / archived / confirmed (the §2 shapes, from
- *   any tab or device) · reminder (n) · message (data) · status ({status, reason?, retryInMs?})
- *   · unread_count (n) · registered · preferences (p) · error ({code, message})
- */
+// createNotificationClient (DESIGN §2, §3); events and options: README.md and index.d.ts.
 import { backoffDelay, createTimers } from "./client/backoff.js";
 import { createEmitter } from "./client/emitter.js";
-import { PollingTransport } from "./client/poll-transport.js";
 import { RecentIds, ResumeState, defaultStorage, maxId, tokenSubject } from "./client/resume.js";
 import { HttpError, createRest } from "./client/rest.js";
 import { STATUS, TRANSITIONS, createMachine } from "./client/state-machine.js";
@@ -95,9 +84,8 @@ export function createNotificationClient(options) {
   let seenQueue = [];
   let preferences = null;
   let mePromise = null;
-  // Where polling starts when nothing was seen yet: the newest id when the client started.
-  // Taken at start, not when polling begins, so what arrives while the socket is failing is
-  // not skipped, and older ones are not re-announced as arrivals.
+  // Polling starts after the newest id at start-up, not at fallback: what arrives while the
+  // socket fails is not skipped.
   let baseline = null;
   let channel = null; // BroadcastChannel to this user's other tabs
 
@@ -129,8 +117,6 @@ export function createNotificationClient(options) {
     baseline.catch(() => {}); // awaited later by the poll loop, if it ever runs
     return baseline;
   }
-
-  // ---- receiving ------------------------------------------------------------------------
 
   function receive(notification, { viaSocket }) {
     if (!notification || typeof notification.id !== "string") return;
@@ -192,9 +178,8 @@ export function createNotificationClient(options) {
     }
   }
 
-  // Tabs on a socket hear about changes from the server; a polling tab does not, so the tab
-  // that made one tells its siblings. Only a polling tab applies the message: on a socket the
-  // server's push is the one ordered source.
+  // A polling tab gets no pushes, so the tab that made a change tells its siblings; socket
+  // tabs ignore this (the server's push is the one ordered source).
   function openChannel() {
     channel?.close();
     channel = null;
@@ -216,7 +201,6 @@ export function createNotificationClient(options) {
     }
   }
 
-  // Acks and seen reports go out in batches of at most 100 ids.
   function queue(kind, id) {
     const ids = kind === "ack" ? ackQueue : seenQueue;
     ids.push(id);
@@ -249,8 +233,6 @@ export function createNotificationClient(options) {
     }
     countSyncPending = false;
   }
-
-  // ---- the socket -----------------------------------------------------------------------
 
   async function connect() {
     timers.cancel("reconnect");
@@ -299,7 +281,7 @@ export function createNotificationClient(options) {
     failedAttempts = 0;
     preOpenFailures = 0;
     authFailures = 0;
-    if (mode === "polling") poller.stop();
+    if (mode === "polling") poller?.stop();
     mode = "ws";
     countSyncPending = true;
     setUnread(message.unread_count);
@@ -350,8 +332,7 @@ export function createNotificationClient(options) {
     if (mode === "polling") {
       timers.schedule("probe", cfg.wsProbeIntervalMs, connect);
     } else if (preOpenFailures >= 3) {
-      // Closes before open after a token refresh: either the handshake is refused (auth) or
-      // WebSocket is blocked. The browser cannot tell which; REST can.
+      // A refused handshake (auth) and a blocked WebSocket look alike here; REST can tell.
       diagnoseSocketFailure();
     } else {
       if (preOpenFailures === 2) forceRefreshNext = true;
@@ -383,7 +364,7 @@ export function createNotificationClient(options) {
   }
 
   function stopForAuth() {
-    poller.stop();
+    poller?.stop();
     timers.cancel("reconnect");
     timers.cancel("probe");
     mode = "ws";
@@ -397,41 +378,44 @@ export function createNotificationClient(options) {
     timers.schedule("reconnect", delay, connect);
   }
 
-  // ---- long polling ---------------------------------------------------------------------
+  // The polling transport loads on the first fallback.
+  let poller = null;
 
-  const poller = new PollingTransport({
-    rest,
-    cfg,
-    random,
-    sleep: (ms) => new Promise((resolve) => timers.schedule("pollRetry", ms, resolve)),
-    handlers: {
-      async after() {
-        if (!resume.lastId) resume.lastId = maxId(resume.lastId, await takeBaseline());
-        return resume.lastId;
-      },
-      onRound: () => machine.send("polled"),
-      async onPage(page) {
-        const items = page.items ?? [];
-        for (const item of items) receive(item, { viaSocket: false });
-        if (page.cursor) resume.advance(page.cursor);
-        // Polling gets no marked_read pushes; re-read the count after a quiet round.
-        if (items.length === 0) await refreshUnreadCount();
-      },
-      onAuthError: stopForAuth,
-      onFailure: (delay) => machine.send("retry", { reason: "poll_failed", retryInMs: delay }),
+  const pollHandlers = {
+    async after() {
+      if (!resume.lastId) resume.lastId = maxId(resume.lastId, await takeBaseline());
+      return resume.lastId;
     },
-  });
+    onRound: () => machine.send("polled"),
+    async onPage(page) {
+      const items = page.items ?? [];
+      for (const item of items) receive(item, { viaSocket: false });
+      if (page.cursor) resume.advance(page.cursor);
+      // Polling gets no marked_read pushes; re-read the count after a quiet round.
+      if (items.length === 0) await refreshUnreadCount();
+    },
+    onAuthError: stopForAuth,
+    onFailure: (delay) => machine.send("retry", { reason: "poll_failed", retryInMs: delay }),
+  };
+
+  async function startPolling() {
+    if (!poller) {
+      const { PollingTransport } = await import("./client/poll-transport.js");
+      const sleep = (ms) => new Promise((resolve) => timers.schedule("pollRetry", ms, resolve));
+      poller ??= new PollingTransport({ rest, cfg, random, sleep, handlers: pollHandlers });
+    }
+    if (mode === "polling" && !stopped && !poller.active) poller.start();
+  }
 
   function enterPolling(reason) {
     if (stopped || mode === "polling") return;
     mode = "polling";
     machine.send("fallback", { reason });
-    poller.start();
+    startPolling().catch((error) => emit("error", { code: "polling_unavailable", message: String(error) }));
     if (WebSocketTransport.supported(WebSocketImpl)) timers.schedule("probe", cfg.wsProbeIntervalMs, connect);
   }
 
-  // ---- actions: over the socket when registered, else REST (which pushes to the others) --
-
+  // Actions go over the socket when registered, else REST (which pushes to the others).
   async function call(action, fields, viaRest) {
     if (registered()) {
       try {
@@ -546,7 +530,7 @@ export function createNotificationClient(options) {
 
   function close() {
     stopped = true;
-    poller.stop();
+    poller?.stop();
     socket?.close("client closed");
     timers.cancelAll();
     eventTarget?.removeEventListener?.("online", onWake);
@@ -556,9 +540,8 @@ export function createNotificationClient(options) {
     machine.send("stop", { reason: "closed" });
   }
 
+  // Back online or visible again: skip the backoff, and ping a socket that may have slept.
   function onWake() {
-    // The network is back or the tab is visible again: don't wait out a backoff, and check at
-    // once that a socket which slept with the laptop still answers.
     if (stopped || globalThis.document?.visibilityState === "hidden") return;
     if (registered()) socket.ping();
     else if (!socket && (timers.has("reconnect") || timers.has("probe"))) connect();
@@ -620,7 +603,7 @@ export function createNotificationClient(options) {
   return client;
 }
 
-// ---- a default client, so elements work without wiring (e.g. from React 18) -------------
+// The default client, so elements work without wiring (e.g. from React 18).
 
 let defaultClient = null;
 const defaultClientListeners = new Set();

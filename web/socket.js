@@ -1,14 +1,4 @@
-/**
- * The seed's integration API, kept as a thin layer over createNotificationClient:
- *
- *   await initializeSocket("alice");            // local stack only: mints a dev token
- *   await initializeSocket({ wsUrl, restUrl, getToken });   // any deployment
- *   addSocketEventHandler("notification", (n) => …);
- *   removeSocketEventHandler("notification", handler);
- *
- * Handlers may be added before initializeSocket; they follow the socket across re-inits.
- * initializeSocket also makes its client the default one the custom elements use.
- */
+// The seed's integration API, kept as a thin layer over createNotificationClient.
 import { createNotificationClient, setDefaultClient } from "./notification-client.js";
 
 const handlers = new Map(); // event name -> Set of handlers
@@ -51,12 +41,7 @@ export async function fetchDevConfig(devServer, { fetch = globalThis.fetch } = {
   return response.json();
 }
 
-/**
- * Starts (or restarts) the shared client and resolves with it.
- * @param {string | object} userIdOrOptions  a user id (local stack: dev token and config from
- *   `devServer`, default this page's origin), or createNotificationClient options, optionally
- *   with `userId`, `admin`, `groups`, `devServer` when no getToken is given.
- */
+// Starts (or restarts) the shared client and resolves with it.
 export async function initializeSocket(userIdOrOptions) {
   const options =
     typeof userIdOrOptions === "string" ? { userId: userIdOrOptions } : { ...userIdOrOptions };
@@ -103,10 +88,7 @@ export function closeSocket() {
   setDefaultClient(null);
 }
 
-/**
- * The seed's class-shaped API: `new WebSocketClient(options).connect()`, then `on`,
- * `send(action, fields)` (resolves with the reply), `markRead`, `disconnect`.
- */
+// The seed's class-shaped API.
 export class WebSocketClient {
   constructor(options) {
     this.options = { ...options, autoConnect: false };

@@ -1,19 +1,9 @@
-/**
- * Long polling (`GET /api/notifications/poll?after=…&wait=…`, DESIGN §3): the fallback when
- * WebSocket is unavailable. One loop per start(); stop() cancels the request in flight.
- */
+// Long polling (`GET /api/notifications/poll?after=…&wait=…`, DESIGN §3).
 import { backoffDelay } from "./backoff.js";
 import { HttpError } from "./rest.js";
 
 export class PollingTransport {
-  /**
-   * @param {object} o
-   * @param {ReturnType<import("./rest.js").createRest>} o.rest
-   * @param {object} o.cfg  pollWaitSeconds, backoffBaseMs, backoffMaxMs
-   * @param {(ms: number) => Promise<void>} o.sleep
-   * @param {{ after, onRound, onPage, onAuthError, onFailure }} o.handlers
-   *   after() resolves with the id to poll after; onPage(page) may be async.
-   */
+  // after() resolves with the id to poll after; onPage(page) may be async.
   constructor({ rest, cfg, random, sleep, handlers }) {
     this.rest = rest;
     this.cfg = cfg;

@@ -15,13 +15,6 @@ export class HttpError extends Error {
   }
 }
 
-/**
- * @param {object} o
- * @param {string} o.restUrl
- * @param {typeof fetch} o.fetch
- * @param {() => string | null} o.currentToken  the token in hand, if any
- * @param {(opts: {forceRefresh: boolean}) => Promise<string>} o.obtainToken
- */
 export function createRest({ restUrl, fetch, currentToken, obtainToken }) {
   const base = String(restUrl).replace(/\/+$/, "");
   async function call(method, path, { query, body, signal, accept } = {}) {

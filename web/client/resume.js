@@ -54,10 +54,8 @@ export function defaultStorage() {
   }
 }
 
-/**
- * The resume point. Storage is shared by a user's tabs and keeps the highest id, for the next
- * page load; `lastId` is this tab's own, so a tab never skips what arrived while it was away.
- */
+// The resume point: storage keeps the highest id for the next page load; lastId is this
+// tab's own, so a tab never skips what arrived while it was away.
 export class ResumeState {
   constructor({ storage, storageKey, storagePrefix }) {
     this.storage = storage;

@@ -1,16 +1,4 @@
-/**
- * The client's connection status as an explicit state machine: every allowed transition is in
- * TRANSITIONS (state -> event -> next state); an event a state does not list is ignored.
- *
- *   connect   a socket attempt starts (not while polling: that is `probe`)
- *   probe     a socket attempt while polling keeps the polling status
- *   check     the client asks REST whether a failing socket is an auth problem
- *   registered  the server answered `register`
- *   retry     waiting to retry (socket dropped, attempt failed, a poll round failed)
- *   fallback  long polling takes over
- *   polled    a poll round is under way
- *   stop      refused credentials or close(): offline until reconnect()
- */
+// The connection status: every allowed transition is in TRANSITIONS; others are ignored.
 export const STATUS = Object.freeze({
   CONNECTING: "connecting",
   OPEN: "open",
@@ -25,10 +13,7 @@ export const TRANSITIONS = Object.freeze({
   polling: { probe: "polling", check: "connecting", registered: "open", retry: "offline", fallback: "polling", polled: "polling", stop: "offline" },
 });
 
-/**
- * @param {(status: string, detail: object) => void} onChange  called on a change of state, and
- *   on a same-state transition that gives a reason (a new reason is news to the UI).
- */
+// onChange also runs for a same-state transition with a reason (news to the UI).
 export function createMachine(onChange, initial = STATUS.OFFLINE) {
   let state = initial;
   return {

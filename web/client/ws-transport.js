@@ -1,9 +1,5 @@
-/**
- * One WebSocket to the service (DESIGN §2): registers with the token in the first frame (never
- * the URL), matches replies to requests by `request_id`, pings inside API Gateway's idle
- * timeout and rotates the socket ahead of its 2 h limit. Retrying and fallback are the
- * client's business: the transport reports how it ended through `onClose`.
- */
+// One WebSocket (DESIGN §2): the token in the first frame, never the URL; retrying and
+// fallback are the client's business (onClose says how the socket ended).
 import { createTimers } from "./backoff.js";
 
 export class ProtocolError extends Error {
@@ -21,13 +17,6 @@ export class WebSocketTransport {
     return typeof WebSocketImpl === "function";
   }
 
-  /**
-   * @param {object} o
-   * @param {typeof WebSocket} o.WebSocket
-   * @param {string} o.url
-   * @param {object} o.cfg  registerTimeoutMs, requestTimeoutMs, pingIntervalMs, pongTimeoutMs, maxConnectionMs
-   * @param {{ onRegistered, onFrame, onRegisterError, onClose }} o.handlers
-   */
   constructor({ WebSocket, url, cfg, setTimeout, clearTimeout, handlers }) {
     this.cfg = cfg;
     this.handlers = handlers;

@@ -1,8 +1,4 @@
-/**
- * What every element shares: the client (its `client` property, else the default client),
- * a shadow root with the theme, and the locale (preference, else the nearest `lang`, else the
- * browser's), which sets `lang` and `dir` inside and re-renders the strings when it changes.
- */
+// What every element shares.
 import { watchDefaultClient } from "../notification-client.js";
 import { THEME } from "./theme.js";
 import { direction, hasLocale, loadLocale, nearestLang, resolveLocale, translate } from "./i18n.js";
@@ -38,6 +34,16 @@ export class ClientElement extends Base {
       delete this.client;
       this.client = client;
     }
+  }
+
+  /** Adds `css` to the shadow root once (the look of a part loaded on demand). */
+  addStyle(css) {
+    this.styles ??= new Set();
+    if (this.styles.has(css)) return;
+    this.styles.add(css);
+    const style = document.createElement("style");
+    style.textContent = css;
+    this.shadowRoot.append(style);
   }
 
   $(selector) {

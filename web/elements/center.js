@@ -1,14 +1,9 @@
-/**
- * <notification-center open pinned label>: a bell with the unread count (and the notices
- * awaiting confirmation) in its accessible name; a panel with Inbox / Archived, "Unread only",
- * "Mark all as read", "Archive all read", the connection status and the preferences. Escape
- * closes it and returns focus to the bell.
- */
+// <notification-center open pinned label>: bell, badge and panel (README). The panel's chrome
+// (center-panel.js) loads when the bell is focused or hovered, or at the latest on opening;
+// the list is here from the start, since the badge counts the notices awaiting confirmation.
 import { ClientElement } from "./base.js";
 
 const BELL = `<svg viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><path d="M18 8a6 6 0 0 0-12 0c0 7-3 9-3 9h18s-3-2-3-9"/><path d="M13.73 21a2 2 0 0 1-3.46 0"/></svg>`;
-const GEAR = `<svg viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><circle cx="12" cy="12" r="3"/><path d="M12 2v3M12 19v3M4.2 4.2l2.1 2.1M17.7 17.7l2.1 2.1M2 12h3M19 12h3M4.2 19.8l2.1-2.1M17.7 6.3l2.1-2.1"/></svg>`;
-const STATUS_KEY = { open: "live", polling: "polling", connecting: "connecting", offline: "offline" };
 
 let centerIds = 0;
 
@@ -32,53 +27,17 @@ export class NotificationCenter extends ClientElement {
         overflow: hidden; --nc-list-max-height: var(--nc-panel-max-height, 28rem);
       }
       .panel.flip { inset-inline-end: auto; inset-inline-start: 0; }
-      header, .toolbar, .views {
-        display: flex; flex-wrap: wrap; align-items: center; gap: 0.5rem 0.75rem; padding: 0.5rem 1rem;
-        border-block-end: 1px solid var(--_border);
-      }
-      h2 { margin: 0; font-size: 1rem; flex: 1 1 auto; }
-      .status { font-size: 0.8125rem; color: var(--_muted); display: inline-flex; align-items: center; gap: 0.3rem; }
-      .status::before { content: ""; width: 0.5rem; height: 0.5rem; border-radius: 50%; background: var(--_muted); }
-      .status[data-status="open"]::before, .status[data-status="polling"]::before { background: var(--_success); }
-      .status[data-status="offline"]::before { background: var(--_error); }
-      .settings { display: inline-grid; place-items: center; width: 2rem; height: 2rem; padding: 0; }
-      .settings svg { width: 1.25rem; height: 1.25rem; }
-      .views { gap: 0.25rem; padding-block: 0.375rem; }
-      .views button { padding: 0.25rem 0.75rem; border: 1px solid var(--_border); border-radius: 999px; background: var(--_bg); }
-      .views button[aria-pressed="true"] { background: var(--_accent); border-color: var(--_accent); color: var(--_bg); font-weight: 600; }
-      .toolbar { justify-content: space-between; font-size: 0.875rem; }
-      .toolbar label { display: inline-flex; align-items: center; gap: 0.375rem; cursor: pointer; }
-      .prefs { padding: 0.75rem 1rem; max-height: var(--nc-panel-max-height, 28rem); overflow-y: auto; }
-      @media (forced-colors: active) {
-        .views button[aria-pressed="true"] { border: 2px solid Highlight; }
-        .panel { border-color: CanvasText; }
-      }`,
+      @media (forced-colors: active) { .panel { border-color: CanvasText; } }`,
       `<button type="button" class="toggle" part="toggle" aria-expanded="false" aria-controls="${panelId}">${BELL}<notification-badge part="badge"></notification-badge></button>
-      <section class="panel" id="${panelId}" part="panel" role="region" hidden>
-        <header><h2 class="title"></h2><span class="status" part="status" data-status="offline"></span>
-          <button type="button" class="link settings" part="settings" aria-pressed="false">${GEAR}</button></header>
-        <div class="views" role="group"><button type="button" class="view-inbox" aria-pressed="true"></button><button type="button" class="view-archived" aria-pressed="false"></button></div>
-        <div class="toolbar"><label><input type="checkbox" class="unread-only"> <span class="unread-only-text"></span></label>
-          <span><button type="button" class="link mark-all" part="mark-all" aria-disabled="true"></button><button type="button" class="link archive-all" part="archive-all"></button></span></div>
-        <notification-list part="list"></notification-list>
-        <div class="prefs" part="preferences" hidden></div>
-      </section>`,
+      <section class="panel" id="${panelId}" part="panel" role="region" hidden><notification-list part="list"></notification-list></section>`,
     );
     this.toggleEl = this.$(".toggle");
     this.panelEl = this.$(".panel");
     this.badgeEl = this.$("notification-badge");
     this.listEl = this.$("notification-list");
-    this.markAllEl = this.$(".mark-all");
     this.toggleEl.addEventListener("click", () => (this.open = !this.open));
-    this.markAllEl.addEventListener("click", () => this.markAllRead());
-    this.$(".archive-all").addEventListener("click", () => this.listEl.archiveRead());
-    this.$(".view-inbox").addEventListener("click", () => (this.view = "inbox"));
-    this.$(".view-archived").addEventListener("click", () => (this.view = "archived"));
-    this.$(".settings").addEventListener("click", () => (this.view = this.view === "preferences" ? "inbox" : "preferences"));
-    this.$(".unread-only").addEventListener("change", (event) => {
-      this.listEl.toggleAttribute("unread-only", event.target.checked);
-    });
-    this.listEl.addEventListener("nc-change", () => this.#updateLabel());
+    for (const hint of ["focus", "pointerenter"]) this.toggleEl.addEventListener(hint, () => this.#loadPanel());
+    this.listEl.addEventListener("nc-change", () => this.updateLabel());
     this.addEventListener("keydown", (event) => {
       if (event.key !== "Escape" || !this.open || this.hasAttribute("pinned")) return;
       if (event.composedPath().some((node) => node.localName === "dialog")) return;
@@ -89,6 +48,7 @@ export class NotificationCenter extends ClientElement {
       if (this.open && !this.hasAttribute("pinned") && !event.composedPath().includes(this)) this.open = false;
     };
     this.viewName = "inbox";
+    this.panel = null;
   }
 
   get open() {
@@ -106,35 +66,30 @@ export class NotificationCenter extends ClientElement {
 
   set view(name) {
     this.viewName = name;
-    const prefs = name === "preferences";
-    if (prefs && !this.prefsEl) {
-      this.prefsEl = document.createElement("notification-preferences");
-      this.prefsEl.client = this.client;
-      this.$(".prefs").append(this.prefsEl);
-      import("./preferences.js"); // defines it; the element upgrades in place
-    }
-    this.$(".prefs").hidden = !prefs;
-    for (const selector of [".views", ".toolbar", "notification-list"]) this.$(selector).hidden = prefs;
-    this.$(".settings").setAttribute("aria-pressed", String(prefs));
-    if (!prefs) {
-      this.$(".view-inbox").setAttribute("aria-pressed", String(name === "inbox"));
-      this.$(".view-archived").setAttribute("aria-pressed", String(name === "archived"));
-      this.listEl.toggleAttribute("archived", name === "archived");
-      this.$(".unread-only").disabled = this.markAllEl.hidden = name === "archived";
-      this.$(".archive-all").hidden = name === "archived";
-    }
+    if (name !== "preferences") this.listEl.toggleAttribute("archived", name === "archived");
+    this.panel?.showView(this);
   }
 
-  attributeChangedCallback(name, _old, value) {
-    if (name === "open") {
-      const open = value !== null;
-      this.panelEl.hidden = !open;
-      if (open) this.#keepOnScreen();
-      this.toggleEl.setAttribute("aria-expanded", String(open));
-      this.dispatchEvent(new CustomEvent("toggle", { detail: { open } }));
-    } else {
+  #loadPanel() {
+    this.panelLoading ??= import("./center-panel.js").then((panel) => {
+      panel.installPanel(this);
+      this.panel = panel;
+    });
+    return this.panelLoading;
+  }
+
+  async attributeChangedCallback(name, _old, value) {
+    if (name !== "open") {
       this.applyStrings();
+      return;
     }
+    const open = value !== null;
+    if (open && !this.panel) await this.#loadPanel();
+    if (open !== this.open) return; // closed again while the chrome was loading
+    this.panelEl.hidden = !open;
+    if (open) this.#keepOnScreen();
+    this.toggleEl.setAttribute("aria-expanded", String(open));
+    this.dispatchEvent(new CustomEvent("toggle", { detail: { open } }));
   }
 
   connectedCallback() {
@@ -155,27 +110,17 @@ export class NotificationCenter extends ClientElement {
 
   bind(client) {
     this.#showStatus({ status: client.status });
-    this.#updateLabel();
+    this.updateLabel();
     return [
       client.on("status", (detail) => this.#showStatus(detail)),
-      client.on("unread_count", () => this.#updateLabel()),
+      client.on("unread_count", () => this.updateLabel()),
     ];
   }
 
   applyStrings() {
-    const title = this.getAttribute("label") || this.t("title");
-    this.$(".title").textContent = title;
-    this.panelEl.setAttribute("aria-label", title);
-    this.$(".settings").setAttribute("aria-label", this.t("settings"));
-    this.$(".settings").title = this.t("settings");
-    this.$(".views").setAttribute("aria-label", this.t("views"));
-    this.$(".view-inbox").textContent = this.t("inbox");
-    this.$(".view-archived").textContent = this.t("archivedView");
-    this.$(".unread-only-text").textContent = this.t("unreadOnly");
-    this.markAllEl.textContent = this.t("markAll");
-    this.$(".archive-all").textContent = this.t("archiveAll");
-    this.#showStatus(this.lastStatus ?? { status: "offline" });
-    this.#updateLabel();
+    this.panelEl.setAttribute("aria-label", this.getAttribute("label") || this.t("title"));
+    this.panel?.localize(this);
+    this.updateLabel();
   }
 
   // The panel opens towards the inline end; a right-to-left center near the right edge of a
@@ -193,24 +138,24 @@ export class NotificationCenter extends ClientElement {
 
   async markAllRead() {
     // aria-disabled, not disabled: a disabled button drops the keyboard focus it holds.
-    if (!this.client || this.markAllEl.getAttribute("aria-disabled") === "true") return;
-    this.markAllEl.setAttribute("aria-disabled", "true");
+    const button = this.$(".mark-all");
+    if (!this.client || button?.getAttribute("aria-disabled") === "true") return;
+    button?.setAttribute("aria-disabled", "true");
     try {
       await this.client.markAllRead();
     } catch (error) {
       console.warn("notification-center: mark all read failed", error);
-      this.#updateLabel();
+      this.updateLabel();
     }
   }
 
   #showStatus(detail) {
     this.lastStatus = detail;
-    const status = this.$(".status");
-    status.dataset.status = detail.status;
-    status.textContent = this.t(detail.reason === "unauthorized" ? "signedOut" : (STATUS_KEY[detail.status] ?? "offline"));
+    this.panel?.showStatus(this);
   }
 
-  #updateLabel() {
+  /** The bell's accessible name and the badge: unread count and notices to confirm. */
+  updateLabel() {
     const count = this.client?.unreadCount ?? 0;
     const urgent = this.listEl.awaitingCount;
     const parts = [this.getAttribute("label") || this.t("title")];
@@ -218,6 +163,6 @@ export class NotificationCenter extends ClientElement {
     if (urgent) parts.push(this.t("toConfirm", { n: urgent }));
     this.toggleEl.setAttribute("aria-label", parts.join(", "));
     this.badgeEl.urgent = urgent;
-    this.markAllEl.setAttribute("aria-disabled", String(!count));
+    this.$(".mark-all")?.setAttribute("aria-disabled", String(!count));
   }
 }

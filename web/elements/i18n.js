@@ -1,10 +1,4 @@
-/**
- * UI strings in en, es, fr, ar, zh-Hans and ht; plurals through Intl.PluralRules, times through
- * Intl.RelativeTimeFormat / DateTimeFormat (Haitian Creole, which browsers' Intl lacks, has its
- * own relative-time words and numeric dates). English is built in; the others load on demand.
- * The locale: the user's preference, else the nearest `lang` attribute, else
- * navigator.language, else en.
- */
+// UI strings (English built in, the others on demand); plurals and times through Intl.
 const EN = {
   title: "Notifications", unread: { one: "{n} unread", other: "{n} unread" },
   toConfirm: { one: "{n} to confirm", other: "{n} to confirm" },

@@ -1,19 +1,11 @@
-/**
- * <notification-list unread-only category page-size label archived>: newest first, with the
- * notices awaiting confirmation pinned on top (deadline first). Loads older pages by cursor
- * when its end scrolls into view; click or Enter marks read; arrow keys, Home and End move
- * between items. Reports what was on screen for a second (`seen`), archives per item with
- * undo, and confirms through a dialog. `archived` shows the Archived view instead.
- */
+// <notification-list>: pinned confirmations, then newest first; seen, archive, confirm (README).
+// Here the data and the actions; the rows load when the list is first on screen
+// (list-view.js), the undo bar and the confirm dialog on first use (list-actions.js).
 import { ClientElement, dispatchOpen } from "./base.js";
-import { formatDate, formatRelative, localizedMessage } from "./i18n.js";
-import { announceArrival, describe } from "./live-region.js";
-import { TYPE_ICON, awaitingConfirmation, priorityOf, typeOf } from "./theme.js";
+import { announceArrival } from "./live-region.js";
+import { awaitingConfirmation } from "./theme.js";
 
-const SEEN_AFTER_MS = 1_000;
-const UNDO_MS = 6_000;
-const ARCHIVE_ICON = `<svg viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><rect x="3" y="4" width="18" height="4" rx="1"/><path d="M5 8v11a1 1 0 0 0 1 1h12a1 1 0 0 0 1-1V8M10 12h4"/></svg>`;
-const RESTORE_ICON = `<svg class="mirror" viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><path d="M9 14 4 9l5-5"/><path d="M4 9h10.5a5.5 5.5 0 0 1 0 11H11"/></svg>`;
+const loadActions = () => import("./list-actions.js");
 
 function order(a, b) {
   const pa = awaitingConfirmation(a);
@@ -28,99 +20,27 @@ export class NotificationList extends ClientElement {
   constructor() {
     super();
     this.items = new Map();
-    this.rows = new Map(); // id -> <li>
     this.stash = new Map(); // archived here, kept for an undo
     this.cursor = null;
     this.loading = false;
     this.loadedOnce = false;
     this.generation = 0;
-    this.seenTimers = new Map();
-    this.reported = new Set();
+    this.view = null;
     this.render(
       `:host { display: block; }
-      .scroller { max-height: var(--nc-list-max-height, none); overflow-y: auto; }
-      ul { list-style: none; margin: 0; padding: 0; }
-      li { display: grid; grid-template-columns: 1fr auto; background: var(--_bg); }
-      li + li { border-block-start: 1px solid var(--_border); }
-      li.unread { background: var(--_unread); }
-      li.awaiting { box-shadow: inset 0 3px 0 var(--_warning); }
-      .item {
-        display: grid; grid-template-columns: 1.75rem 1fr 0.75rem; gap: 0.75rem; align-items: start;
-        width: 100%; padding: 0.75rem 1rem; padding-inline-end: 0.25rem; border: 0;
-        border-inline-start: 4px solid var(--_type); background: none; text-align: start;
-      }
-      .item:hover { filter: brightness(0.97); }
-      .icon {
-        display: inline-grid; place-items: center; width: 1.75rem; height: 1.75rem; border-radius: 50%;
-        background: var(--_type); color: var(--_on); font-weight: 700;
-      }
-      .message { display: block; line-height: 1.35; overflow-wrap: anywhere; }
-      .unread .message { font-weight: 600; }
-      .meta { display: block; margin-block-start: 0.25rem; color: var(--_muted); font-size: 0.8125rem; }
-      .priority {
-        display: inline-block; margin-inline-end: 0.375rem; padding: 0 0.375rem; border-radius: 4px;
-        background: var(--_error); color: var(--_on); font-size: 0.6875rem; font-weight: 700;
-        vertical-align: 1px;
-      }
-      .priority-low .message { color: var(--_muted); }
-      .dot { width: 0.625rem; height: 0.625rem; margin-block-start: 0.5rem; border-radius: 50%; }
-      .unread .dot { background: var(--_accent); }
-      .side { padding: 0.5rem; }
-      .side button { display: inline-grid; place-items: center; width: 2.25rem; height: 2.25rem; padding: 0; border-radius: 6px; border: 1px solid transparent; background: none; color: var(--_muted); }
-      .side button:hover { border-color: var(--_border); }
-      .side svg { width: 1.25rem; height: 1.25rem; }
-      .notice {
-        grid-column: 1 / -1; display: flex; flex-wrap: wrap; align-items: center; gap: 0.5rem;
-        margin: 0; padding: 0 1rem 0.75rem; padding-inline-start: calc(1rem + 4px + 2.5rem); font-size: 0.875rem;
-      }
-      .deadline { font-weight: 600; }
-      .overdue { color: var(--_error); }
-      .done { color: var(--_success); font-weight: 600; }
-      .note { margin: 0; padding: 1.5rem 1rem; color: var(--_muted); text-align: center; }
-      .more {
-        display: block; width: calc(100% - 2rem); margin: 0.5rem 1rem 1rem; padding: 0.5rem;
-        border: 1px solid var(--_border); border-radius: var(--_radius); background: var(--_bg);
-      }
-      .undo {
-        display: flex; align-items: center; justify-content: space-between; gap: 0.5rem; margin: 0;
-        padding: 0.5rem 1rem; background: var(--_fg); color: var(--_bg); font-size: 0.875rem;
-      }
-      .undo .link { color: inherit; text-decoration: underline; }
-      .sentinel { height: 1px; }
-      dialog { max-width: min(30rem, 90vw); border: 1px solid var(--_border); border-radius: var(--_radius); background: var(--_bg); color: var(--_fg); }
-      dialog::backdrop { background: rgb(0 0 0 / 0.45); }
-      dialog h2 { margin: 0 0 0.5rem; font-size: 1.0625rem; }
-      dialog p { margin: 0 0 0.75rem; overflow-wrap: anywhere; }
-      .actions { display: flex; flex-wrap: wrap; gap: 0.5rem; justify-content: flex-end; }
-      @media (forced-colors: active) {
-        .item { border-inline-start-color: CanvasText; }
-        .unread .dot { background: CanvasText; forced-color-adjust: none; }
-        .undo { border: 1px solid CanvasText; }
-      }`,
-      `<p class="undo" part="undo" role="status" hidden><span class="undo-text"></span><button type="button" class="link undo-button"></button></p>
-      <div class="scroller" part="scroller">
+      .note { margin: 0; padding: 1.5rem 1rem; color: var(--_muted); text-align: center; }`,
+      `<div class="scroller" part="scroller">
         <ul part="list" role="list"></ul>
         <p class="note empty" part="empty" hidden></p>
         <p class="note loading" part="loading" role="status" hidden></p>
         <p class="note error" part="error" role="alert" hidden><span class="error-text"></span> <button type="button" class="link retry"></button></p>
         <button type="button" class="more" part="load-more" hidden></button>
         <div class="sentinel"></div>
-      </div>
-      <dialog class="confirm-dialog" part="confirm-dialog" aria-labelledby="confirm-title">
-        <h2 id="confirm-title"></h2><p class="dialog-message"></p><p class="dialog-deadline"></p>
-        <div class="actions"><button type="button" class="link confirm-no"></button><button type="button" class="primary confirm-yes"></button></div>
-      </dialog>`,
+      </div>`,
     );
     this.listEl = this.$("ul");
-    this.sentinel = this.$(".sentinel");
-    this.dialog = this.$("dialog");
     this.$(".more").addEventListener("click", () => this.loadMore());
     this.$(".retry").addEventListener("click", () => (this.cursor ? this.loadMore() : this.reload()));
-    this.$(".undo-button").addEventListener("click", () => this.#undo());
-    this.$(".confirm-no").addEventListener("click", () => this.dialog.close());
-    this.$(".confirm-yes").addEventListener("click", () => this.confirm(this.dialog.dataset.id));
-    this.listEl.addEventListener("click", (event) => this.#onClick(event));
-    this.listEl.addEventListener("keydown", (event) => this.#onKeyDown(event));
   }
 
   attributeChangedCallback(name, oldValue) {
@@ -156,30 +76,29 @@ export class NotificationList extends ClientElement {
 
   connectedCallback() {
     super.connectedCallback();
-    if (typeof IntersectionObserver === "function") {
-      // The implicit root clips by every scrolling ancestor, so this works in a panel too.
-      this.observer = new IntersectionObserver((entries) => {
-        if (entries.some((entry) => entry.isIntersecting)) this.loadMore();
+    if (this.view) this.view.connect();
+    else if (typeof IntersectionObserver !== "function") this.#loadView();
+    else {
+      this.onScreen ??= new IntersectionObserver((entries) => {
+        if (entries.some((entry) => entry.isIntersecting)) this.#loadView();
       });
-      this.observer.observe(this.sentinel);
-      this.seenObserver = new IntersectionObserver((entries) => this.#onVisibility(entries), { threshold: 0.5 });
-      this.onVisible = () => {
-        if (document.visibilityState !== "visible") return;
-        for (const row of this.rows.values()) this.#watchSeen(row);
-      };
-      document.addEventListener("visibilitychange", this.onVisible);
+      this.onScreen.observe(this);
     }
-    this.clock = setInterval(() => this.#refreshTimes(), 60_000);
   }
 
   disconnectedCallback() {
     super.disconnectedCallback();
-    this.observer?.disconnect();
-    this.seenObserver?.disconnect();
-    document.removeEventListener?.("visibilitychange", this.onVisible);
-    for (const timer of this.seenTimers.values()) clearTimeout(timer);
-    this.seenTimers.clear();
-    clearInterval(this.clock);
+    this.onScreen?.disconnect();
+    this.view?.disconnect();
+  }
+
+  #loadView() {
+    this.onScreen?.disconnect();
+    this.viewLoading ??= import("./list-view.js").then(({ ListView }) => {
+      this.view = new ListView(this);
+      if (this.isConnected) this.view.connect();
+      this.#render();
+    });
   }
 
   applyStrings() {
@@ -189,14 +108,9 @@ export class NotificationList extends ClientElement {
     this.$(".error-text").textContent = this.t("failed");
     this.$(".retry").textContent = this.t("retry");
     this.$(".more").textContent = this.t("older");
-    this.$(".undo-button").textContent = this.t("undo");
-    this.$("#confirm-title").textContent = this.t("confirmTitle");
-    this.$(".confirm-yes").textContent = this.t("confirmAction");
-    this.$(".confirm-no").textContent = this.t("cancel");
-    if (this.rows) {
-      this.#clearRows();
-      this.#render();
-    }
+    this.actions?.localize(this);
+    this.view?.clear();
+    this.#render();
   }
 
   bind(client) {
@@ -221,17 +135,11 @@ export class NotificationList extends ClientElement {
   }
 
   #reset() {
-    this.#clearRows();
+    this.view?.clear();
     this.items.clear();
     this.cursor = null;
     this.loadedOnce = false;
     this.generation += 1;
-  }
-
-  #clearRows() {
-    for (const row of this.rows.values()) this.seenObserver?.unobserve(row.firstElementChild);
-    this.rows.clear();
-    this.listEl.replaceChildren();
   }
 
   async reload() {
@@ -268,11 +176,7 @@ export class NotificationList extends ClientElement {
       for (const item of page.items ?? []) if (!this.items.has(item.id)) this.items.set(item.id, item);
       this.cursor = page.next_cursor ?? null;
       this.loadedOnce = true;
-      if (this.cursor && this.observer) {
-        // Re-observing reports the sentinel again, so a page that still leaves it in view loads the next.
-        this.observer.unobserve(this.sentinel);
-        this.observer.observe(this.sentinel);
-      }
+      this.view?.pageLoaded();
     } catch (error) {
       if (generation === this.generation) this.$(".error").hidden = false;
       console.warn("notification-list: loading failed", error);
@@ -351,7 +255,8 @@ export class NotificationList extends ClientElement {
     try {
       const reply = all ? await this.client.archiveAll() : await this.client.archive(ids, { archived });
       this.#onArchived({ ids: reply.ids ?? [], archived });
-      this.#offerUndo(reply.ids ?? [], archived);
+      this.actions ??= await loadActions();
+      this.actions.offerUndo(this, reply.ids ?? [], archived);
     } catch (error) {
       console.warn("notification-list: archive failed", error);
     }
@@ -364,31 +269,10 @@ export class NotificationList extends ClientElement {
     return this.archive(ids);
   }
 
-  #offerUndo(ids, archived) {
-    const bar = this.$(".undo");
-    clearTimeout(this.undoTimer);
-    if (ids.length === 0) return;
-    this.undoIds = archived ? ids : null;
-    this.$(".undo-text").textContent = this.t(archived ? "archivedN" : "restoredN", { n: ids.length });
-    this.$(".undo-button").hidden = !archived;
-    bar.hidden = false;
-    const hide = () => {
-      // Never pull the rug from under the keyboard: wait while focus is in the bar.
-      if (bar.contains(this.shadowRoot.activeElement)) this.undoTimer = setTimeout(hide, UNDO_MS);
-      else bar.hidden = true;
-    };
-    this.undoTimer = setTimeout(hide, UNDO_MS);
-  }
-
-  #undo() {
-    const ids = this.undoIds;
-    this.undoIds = null;
-    if (ids) this.archive(ids, { archived: false });
-  }
-
   /** Confirms `id` ("I have read and understand"). */
   async confirm(id) {
-    if (this.dialog.open) this.dialog.close();
+    const dialog = this.$(".confirm-dialog");
+    if (dialog?.open) dialog.close();
     if (!this.client || !id) return;
     try {
       const reply = await this.client.confirm(id);
@@ -398,28 +282,14 @@ export class NotificationList extends ClientElement {
     }
   }
 
-  #openConfirm(n, opener) {
-    this.dialog.dataset.id = n.id;
-    this.$(".dialog-message").textContent = localizedMessage(n, this.locale).text;
-    this.$(".dialog-deadline").textContent = n.deadline ? this.#deadlineText(n) : "";
-    this.dialog.addEventListener("close", () => opener.isConnected && opener.focus(), { once: true });
-    this.dialog.showModal();
+  /** Opens the confirm dialog for `n` (`text`: its message and deadline); focus returns to `opener`. */
+  async askConfirm(n, text, opener) {
+    this.actions ??= await loadActions();
+    this.actions.openConfirm(this, n, text, opener);
   }
 
-  async #onClick(event) {
-    const target = event.target.closest?.("button");
-    const row = target?.closest("li");
-    const n = row && this.items.get(row.dataset.id);
-    if (!n) return;
-    if (target.classList.contains("archive") || target.classList.contains("restore")) {
-      this.#focusAfterRemoval(row);
-      this.archive([n.id], { archived: target.classList.contains("archive") });
-      return;
-    }
-    if (target.classList.contains("confirm")) {
-      this.#openConfirm(n, target);
-      return;
-    }
+  /** Opens `n` (the `notification-click` event) and marks it read. */
+  async openItem(n) {
     dispatchOpen(this, n);
     if (n.read || !this.client) return;
     this.#onMarkedRead([n.id], null);
@@ -432,189 +302,11 @@ export class NotificationList extends ClientElement {
     }
   }
 
-  #focusAfterRemoval(row) {
-    const next = row.nextElementSibling ?? row.previousElementSibling;
-    (next?.querySelector("button.item") ?? this.listEl).focus?.();
-  }
-
-  #onKeyDown(event) {
-    const keys = { ArrowDown: 1, ArrowUp: -1, Home: -Infinity, End: Infinity };
-    if (!(event.key in keys) || !event.target.classList?.contains("item")) return;
-    const buttons = [...this.listEl.querySelectorAll("button.item")];
-    const index = buttons.indexOf(this.shadowRoot.activeElement);
-    const step = keys[event.key];
-    const next = Number.isFinite(step) ? index + step : step < 0 ? 0 : buttons.length - 1;
-    buttons[Math.max(0, Math.min(buttons.length - 1, next))]?.focus();
-    event.preventDefault();
-  }
-
-  // ---- seen: on screen (at least half) for a second, while the page is visible ----------
-
-  #watchSeen(row) {
-    const n = this.items.get(row.dataset.id);
-    if (!this.seenObserver || !n || n.seen_at || this.reported.has(n.id)) return;
-    this.seenObserver.unobserve(row.firstElementChild);
-    this.seenObserver.observe(row.firstElementChild);
-  }
-
-  // Timers by element, not id: a re-rendered row's old button may still report leaving.
-  #onVisibility(entries) {
-    for (const { target, isIntersecting } of entries) {
-      const id = target.dataset.id;
-      clearTimeout(this.seenTimers.get(target));
-      this.seenTimers.delete(target);
-      if (!isIntersecting || document.visibilityState !== "visible" || this.reported.has(id)) continue;
-      this.seenTimers.set(
-        target,
-        setTimeout(() => {
-          this.seenTimers.delete(target);
-          if (document.visibilityState !== "visible" || !target.isConnected) return;
-          this.reported.add(id);
-          this.seenObserver.unobserve(target);
-          this.client?.markSeen([id]);
-        }, SEEN_AFTER_MS),
-      );
-    }
-  }
-
-  // ---- rendering: keyed, so focus, hover and a screen reader's place survive updates ----
-
   #render() {
-    const ordered = this.notifications;
-    const wanted = new Set(ordered.map((n) => n.id));
-    for (const [id, row] of this.rows) {
-      if (!wanted.has(id)) {
-        this.seenObserver?.unobserve(row.firstElementChild);
-        row.remove();
-        this.rows.delete(id);
-      }
-    }
-    let previous = null;
-    for (const n of ordered) {
-      let row = this.rows.get(n.id);
-      const key = this.#key(n);
-      if (row?.dataset.key !== key) {
-        const fresh = this.#renderRow(n);
-        fresh.dataset.key = key;
-        if (row) {
-          const focused = this.shadowRoot.activeElement;
-          const focusClass = row.contains(focused) ? focused.classList[0] : null;
-          this.seenObserver?.unobserve(row.firstElementChild);
-          row.replaceWith(fresh);
-          if (focusClass) (fresh.querySelector(`.${focusClass}`) ?? fresh.firstElementChild).focus();
-        }
-        row = fresh;
-        this.rows.set(n.id, row);
-        this.#watchSeen(row);
-      }
-      const expected = previous ? previous.nextSibling : this.listEl.firstChild;
-      if (row !== expected) this.listEl.insertBefore(row, expected);
-      previous = row;
-    }
+    this.view?.render();
     this.$(".empty").hidden = !(this.loadedOnce && this.items.size === 0);
     this.$(".more").hidden = !(this.loadedOnce && this.cursor);
     this.setAttribute("count", String(this.items.size));
     this.dispatchEvent(new CustomEvent("nc-change"));
-  }
-
-  #key(n) {
-    return [n.read, n.confirmed_at, n.deadline, n.message, this.locale].join("|");
-  }
-
-  #deadlineText(n) {
-    const overdue = Date.parse(n.deadline) < Date.now();
-    const time = formatRelative(n.deadline, Date.now(), this.locale);
-    return `${this.t(overdue ? "overdue" : "due", { time })} · ${formatDate(n.deadline, this.locale)}`;
-  }
-
-  #renderRow(n) {
-    const el = (tag, className, text) => {
-      const node = document.createElement(tag);
-      if (className) node.className = className;
-      if (text !== undefined) node.textContent = text;
-      return node;
-    };
-    const type = typeOf(n);
-    const priority = priorityOf(n);
-    const awaiting = !this.archivedView && awaitingConfirmation(n);
-    const { text, lang } = localizedMessage(n, this.locale);
-    const li = el("li", `${n.read ? "" : "unread"}${awaiting ? " awaiting" : ""}`.trim());
-    li.setAttribute("part", awaiting ? "item-row awaiting" : "item-row");
-    li.dataset.id = n.id;
-
-    const button = el("button", `item type-${type} priority-${priority}${n.read ? "" : " unread"}`);
-    button.type = "button";
-    button.setAttribute("part", `item ${n.read ? "read" : "unread"}`);
-    Object.assign(button.dataset, { id: n.id, type, priority });
-    if (!n.read) button.title = this.t("markRead");
-    const icon = el("span", "icon", TYPE_ICON[type]);
-    icon.setAttribute("aria-hidden", "true");
-    const message = el("span", "message");
-    if (priority === "high") {
-      const badge = el("span", "priority", this.t("High"));
-      badge.setAttribute("aria-hidden", "true");
-      message.append(badge);
-    }
-    const body = el("span", null, text);
-    if (lang && lang !== this.locale) body.lang = lang;
-    message.append(body);
-    const meta = el("span", "meta");
-    const time = el("time", null, formatRelative(n.created_at, Date.now(), this.locale));
-    time.dateTime = n.created_at ?? "";
-    time.title = formatDate(n.created_at, this.locale);
-    meta.append(time);
-    const caseId = n.data?.case_id;
-    const details = [n.category, caseId && this.t("case", { id: caseId })].filter(Boolean).join(" · ");
-    if (details) meta.append(` · ${details}`);
-    const dot = el("span", "dot");
-    dot.setAttribute("aria-hidden", "true");
-    const label = el("span");
-    label.append(el("span", "sr-only", describe(n, this.locale)), message, meta);
-    button.append(icon, label, dot);
-
-    const side = el("div", "side");
-    if (!awaiting) {
-      const archived = this.archivedView;
-      const action = el("button", archived ? "restore" : "archive");
-      action.type = "button";
-      action.innerHTML = archived ? RESTORE_ICON : ARCHIVE_ICON;
-      const name = `${this.t(archived ? "restore" : "archive")}: ${text.slice(0, 80)}`;
-      action.setAttribute("aria-label", name);
-      action.title = this.t(archived ? "restore" : "archive");
-      action.setAttribute("part", archived ? "restore" : "archive");
-      side.append(action);
-    }
-    li.append(button, side);
-
-    if (n.requires_confirmation && !this.archivedView) {
-      const notice = el("p", "notice");
-      notice.setAttribute("part", "notice");
-      if (n.deadline && !n.confirmed_at) {
-        const deadline = el("time", `deadline${Date.parse(n.deadline) < Date.now() ? " overdue" : ""}`, this.#deadlineText(n));
-        deadline.dateTime = n.deadline;
-        notice.append(deadline);
-      }
-      if (awaiting) {
-        const confirm = el("button", "confirm primary", this.t("confirmOpen"));
-        confirm.type = "button";
-        confirm.setAttribute("part", "confirm");
-        confirm.setAttribute("aria-haspopup", "dialog");
-        notice.append(confirm);
-      } else {
-        notice.append(el("span", "done", `✓ ${this.t("confirmedAt", { time: formatRelative(n.confirmed_at, Date.now(), this.locale) })}`));
-      }
-      li.append(notice);
-    }
-    return li;
-  }
-
-  #refreshTimes() {
-    for (const time of this.listEl.querySelectorAll(".meta time")) {
-      time.textContent = formatRelative(time.dateTime, Date.now(), this.locale);
-    }
-    for (const time of this.listEl.querySelectorAll("time.deadline")) {
-      const n = this.items.get(time.closest("li").dataset.id);
-      if (n) time.textContent = this.#deadlineText(n);
-    }
   }
 }

@@ -1,8 +1,4 @@
-/**
- * <notification-preferences>: language, muted categories, email/SMS, quiet hours with time
- * zone (DESIGN §9). Loads them with `GET /api/me`, saves the whole object with
- * `PUT /api/me/preferences`.
- */
+// <notification-preferences>.
 import { ClientElement } from "./base.js";
 import { LANGUAGE_NAMES } from "./i18n.js";
 

@@ -1,8 +1,4 @@
-/**
- * The shared look: CSS custom properties (--nc-*) with light and dark defaults, logical
- * properties only (so right-to-left needs nothing extra), forced-colors and reduced-motion
- * rules, and the type/priority helpers every element uses.
- */
+// The shared look: --nc-* properties, light and dark; logical properties only (RTL).
 export const TYPES = ["info", "success", "warning", "error"];
 export const TYPE_ICON = { info: "i", success: "✓", warning: "!", error: "×" };
 

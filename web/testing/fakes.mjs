@@ -1,5 +1,9 @@
 // Test doubles for the client's seams: a manual clock, a scriptable WebSocket, a routed fetch.
 
+// The client import()s the polling transport on its first fallback. A first load reads the
+// disk, which flush()'s turns of the event loop do not wait for; loaded once here, it is not.
+await import("../client/poll-transport.js");
+
 /** Lets pending promise callbacks (awaits inside the client) run. */
 export async function flush() {
   for (let i = 0; i < 20; i += 1) await new Promise((resolve) => setImmediate(resolve));
