@@ -163,7 +163,11 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
 
 @pytest.fixture
 def open_demo(stack: LocalStack, context: BrowserContext) -> Callable[..., DemoPage]:
-    """Opens the demo page signed in as `user` and waits until it is live."""
+    """Opens the demo page signed in as `user` and waits until it is live.
+
+    `locale` stores the user's preferred locale (PUT /api/me/preferences) and gives the page that
+    `lang`: the preference outranks the page's lang, and the server's default is `en` (§9).
+    """
 
     def open_demo(
         user: str,
@@ -171,12 +175,15 @@ def open_demo(stack: LocalStack, context: BrowserContext) -> Callable[..., DemoP
         in_context: BrowserContext | None = None,
         status: str = "open",
         query: str = "",
-        server_v2: bool = False,
+        locale: str | None = None,
     ) -> DemoPage:
-        # `me=0`: the demo skips GET /api/me (preferences), a route of the server v2 work
-        # (DESIGN §3, §9) that this branch's server does not have yet.
-        if not server_v2:
-            query += "&me=0"
+        if locale is not None:
+            preferences = {"locale": locale}
+            status_code, body = Api(stack).call(
+                "PUT", "/api/me/preferences", preferences, token=stack.token(user)
+            )
+            assert status_code == 200, (status_code, body)
+            query += f"&lang={locale}"
         page = (in_context or context).new_page()
         demo = DemoPage(page)
         page.on(
@@ -233,19 +240,6 @@ SERVER_V2 = "needs_server_v2"
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{SERVER_V2}: needs the server side of DESIGN §2, §3, §7-§9 (seen, archive, confirm, "
-        "receipts, preferences, escalation, /dev/outbox); deselected unless "
-        f"`-m {SERVER_V2}` or NOTIFICATIONS_SERVER_V2=1",
+        f"{SERVER_V2}: uses the server side of DESIGN §2, §3, §7-§9 (seen, archive, confirm, "
+        "receipts, preferences, escalation, /dev/outbox); a label only, these tests always run",
     )
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    wanted = SERVER_V2 in (config.option.markexpr or "") or os.environ.get(
-        "NOTIFICATIONS_SERVER_V2"
-    ) in {"1", "true"}
-    if wanted:
-        return
-    waiting = [item for item in items if item.get_closest_marker(SERVER_V2)]
-    if waiting:
-        config.hook.pytest_deselected(items=waiting)
-        items[:] = [item for item in items if not item.get_closest_marker(SERVER_V2)]

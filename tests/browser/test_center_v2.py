@@ -78,7 +78,7 @@ def test_each_language_reads_right_and_passes_axe(
     open_demo, api: Api, user: str, locale: str
 ) -> None:
     toggle_name, mark_all, empty = LANGUAGES[locale]
-    demo: DemoPage = open_demo(user, query=f"&lang={locale}")
+    demo: DemoPage = open_demo(user, locale=locale)
     page = demo.page
     expect(page.locator("#inbox .empty")).to_have_text(empty)
     send_pair(api, user)
@@ -98,7 +98,7 @@ def test_each_language_reads_right_and_passes_axe(
 
 
 def test_arabic_lays_out_right_to_left(open_demo, api: Api, user: str) -> None:
-    demo: DemoPage = open_demo(user, query="&lang=ar")
+    demo: DemoPage = open_demo(user, locale="ar")
     page = demo.page
     send_pair(api, user)
     demo.wait_for_badge(2)
@@ -129,15 +129,18 @@ def test_arabic_lays_out_right_to_left(open_demo, api: Api, user: str) -> None:
     assert demo.errors == []
 
 
-def test_language_follows_a_lang_change_at_run_time(open_demo, api: Api, user: str) -> None:
+def test_language_follows_a_preference_change_at_run_time(open_demo, api: Api, user: str) -> None:
     demo: DemoPage = open_demo(user)
     send_pair(api, user)
     demo.wait_for_badge(2)
-    demo.page.select_option("#language", "es")
     toggle = demo.page.locator("#center button.toggle")
+    # The user's preference (`en` by default, DESIGN §9) outranks the page's lang.
+    demo.page.select_option("#language", "es")
+    expect(toggle).to_have_attribute("aria-label", "Notifications, 2 unread")
+    demo.page.evaluate("() => window.demo.client.savePreferences({ locale: 'es' })")
     expect(toggle).to_have_attribute("aria-label", "Notificaciones, 2 sin leer")
     expect(demo.inbox_item("passport copy")).to_contain_text("Alta")
-    demo.page.select_option("#language", "en")
+    demo.page.evaluate("() => window.demo.client.savePreferences({ locale: 'en' })")
     expect(toggle).to_have_attribute("aria-label", "Notifications, 2 unread")
     assert demo.errors == []
 
@@ -275,7 +278,7 @@ def test_a_pushed_notification_arrives_on_a_throttled_connection(
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     started = time.monotonic()
-    page.goto(f"{stack.rest_url}/demo/?user={user}&me=0")
+    page.goto(f"{stack.rest_url}/demo/?user={user}")
     page.wait_for_function("() => window.demo?.client?.status === 'open'", timeout=60_000)
     live_after = time.monotonic() - started
 
@@ -297,7 +300,7 @@ def test_screenshots_of_the_center_in_english_spanish_and_arabic(
 ) -> None:
     for locale in ("en", "es", "ar"):
         person = f"{user}-{locale.lower()}"
-        demo: DemoPage = open_demo(person, query=f"&lang={locale}")
+        demo: DemoPage = open_demo(person, locale=locale)
         api.send(person, "Your case status has been updated: in review", data={"case_id": "12345"})
         api.send(person, "Form I-130 received", type="success", category="immigration")
         api.send(

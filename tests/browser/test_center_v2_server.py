@@ -3,8 +3,7 @@ confirm, archive with undo and the Archived view, seen reporting, preferences, r
 translations, the outbox, receipts and case notices; axe on the archived, preferences and
 confirm-dialog states; keyboard-only confirm, archive and preferences.
 
-Written to the contract, against the real local stack (no fake server). Deselected until the
-server lands: run with `pytest -m needs_server_v2 tests/browser` or NOTIFICATIONS_SERVER_V2=1.
+Written to the contract, against the real local stack (no fake server); they run by default.
 """
 
 from __future__ import annotations
@@ -38,7 +37,7 @@ def send_notice(api: Api, user: str, message: str, **fields: Any) -> dict[str, A
 
 
 def open_v2(open_demo, user: str, query: str = "") -> DemoPage:
-    return open_demo(user, query=query, server_v2=True)
+    return open_demo(user, query=query)
 
 
 def center_items(page: Page):
@@ -292,12 +291,15 @@ def test_keyboard_only_confirm_archive_and_preferences(open_demo, api: Api, user
     page.keyboard.press("Enter")
     expect(dialog).to_be_hidden()
     expect(page.locator("#center notification-list li.awaiting")).to_have_count(0)
+    expect(page.locator("#center")).to_have_attribute("open", "")
 
-    # Archive the other one, then undo, without a mouse.
+    # Focus stays on the confirmed notice, which leaves the top for its place by date: the
+    # newer one is now above it. Archive that one, then undo, without a mouse.
     tab_to(
         page,
         "(el) => el.classList.contains('archive')"
         " && el.closest('li').textContent.includes('Office')",
+        key="Shift+Tab",
     )
     page.keyboard.press("Enter")
     expect(page.locator("#center notification-list .undo")).to_be_visible()
@@ -308,6 +310,8 @@ def test_keyboard_only_confirm_archive_and_preferences(open_demo, api: Api, user
     # Preferences: open, change the language, save.
     tab_to(page, "(el) => el.classList.contains('settings')", key="Shift+Tab")
     page.keyboard.press("Enter")
+    # The panel loads on first use: Tab once it is there, as a person who sees it would.
+    expect(page.locator("#center notification-preferences select.locale")).to_be_visible()
     tab_to(page, "(el) => el.classList.contains('locale')")
     page.keyboard.press("End")  # the last language: Kreyòl ayisyen
     tab_to(page, "(el) => el.classList.contains('save')")

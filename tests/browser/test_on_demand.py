@@ -73,7 +73,7 @@ def test_the_demo_page_leaves_on_demand_modules_until_first_use(
 ) -> None:
     page = context.new_page()
     requested = _module_requests(page)
-    page.goto(f"{stack.rest_url}/demo/?user={user}&me=0")
+    page.goto(f"{stack.rest_url}/demo/?user={user}")
     page.wait_for_function(
         "() => window.demo && window.demo.client && window.demo.client.status === 'open'"
     )

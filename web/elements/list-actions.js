@@ -54,7 +54,12 @@ export function offerUndo(list, ids, archived) {
   if (ids.length === 0) return;
   list.undoIds = archived ? ids : null;
   list.$(".undo-text").textContent = list.t(archived ? "archivedN" : "restoredN", { n: ids.length });
-  list.$(".undo-button").hidden = !archived;
+  const undoButton = list.$(".undo-button");
+  // The undo button goes away once used: its focus moves to the first notification restored.
+  if (!archived && list.shadowRoot.activeElement === undoButton) {
+    list.view?.rows.get(ids[0])?.querySelector("button.item")?.focus();
+  }
+  undoButton.hidden = !archived;
   bar.hidden = false;
   const hide = () => {
     // Never pull the rug from under the keyboard: wait while focus is in the bar.

@@ -184,6 +184,8 @@ export class ListView {
   render() {
     const ordered = this.list.notifications;
     const wanted = new Set(ordered.map((n) => n.id));
+    // Moving a row (a confirmed notice leaving the top) drops the focus it holds: put it back.
+    let focus = this.list.shadowRoot.activeElement;
     for (const [id, row] of this.rows) {
       if (!wanted.has(id)) {
         this.seenObserver?.unobserve(row.firstElementChild);
@@ -203,7 +205,10 @@ export class ListView {
           const focusClass = row.contains(focused) ? focused.classList[0] : null;
           this.seenObserver?.unobserve(row.firstElementChild);
           row.replaceWith(fresh);
-          if (focusClass) (fresh.querySelector(`.${focusClass}`) ?? fresh.firstElementChild).focus();
+          if (focusClass) {
+            focus = fresh.querySelector(`.${focusClass}`) ?? fresh.firstElementChild;
+            focus.focus();
+          }
         }
         row = fresh;
         this.rows.set(n.id, row);
@@ -212,6 +217,9 @@ export class ListView {
       const expected = previous ? previous.nextSibling : this.listEl.firstChild;
       if (row !== expected) this.listEl.insertBefore(row, expected);
       previous = row;
+    }
+    if (focus?.isConnected && this.listEl.contains(focus) && this.list.shadowRoot.activeElement !== focus) {
+      focus.focus();
     }
   }
 

@@ -113,15 +113,18 @@ export class NotificationPreferences extends ClientElement {
   }
 
   async save() {
-    if (!this.client) return;
-    this.$(".save").disabled = true;
+    if (!this.client || this.saving) return;
+    // aria-disabled, not disabled: a disabled button drops the keyboard focus it holds.
+    this.saving = true;
+    this.$(".save").setAttribute("aria-disabled", "true");
     try {
       this.#fill(await this.client.savePreferences(this.value));
       this.#result(null);
     } catch (error) {
       this.#result(error, "saveFailed");
     } finally {
-      this.$(".save").disabled = false;
+      this.saving = false;
+      this.$(".save").removeAttribute("aria-disabled");
     }
   }
 
