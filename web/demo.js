@@ -1,7 +1,7 @@
 // The demo page: sign in with a dev token, watch the center live, drive it from the admin panel.
 // URL parameters: ?user=alice&groups=a,b&open=1&transport=polling&poll_wait=20&ws_probe=30
-// &lang=ar&me=0 (connects at once; poll_wait and ws_probe tune the long-polling fallback, in
-// seconds; lang picks the elements' language; me=0 skips loading the user's preferences).
+// &lang=ar (connects at once; poll_wait and ws_probe tune the long-polling fallback, in
+// seconds; lang is the page's language, which the user's preferred locale outranks).
 import {
   addSocketEventHandler,
   devTokenProvider,
@@ -53,12 +53,10 @@ export async function connect(user, { groups = [], polling = false } = {}) {
   if (params.has("poll_wait")) options.pollWaitSeconds = Number(params.get("poll_wait"));
   if (params.has("ws_probe")) options.wsProbeIntervalMs = Number(params.get("ws_probe")) * 1000;
   client = await initializeSocket(options);
-  if (params.get("me") !== "0") {
-    client.me().then(
-      (me) => log(`preferences: ${JSON.stringify(me.preferences)}`),
-      (error) => log(`GET /api/me: ${error.message}`, { error: true }),
-    );
-  }
+  client.me().then(
+    (me) => log(`preferences: ${JSON.stringify(me.preferences)}`),
+    (error) => log(`GET /api/me: ${error.message}`, { error: true }),
+  );
   $("session").hidden = false;
   $("contact-user").value ||= user;
   $("session-user").textContent = user;
