@@ -12,13 +12,14 @@ import csv
 import io
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import Api, DemoPage, audit, wait_until
-from tests.browser.test_center_v2 import focused_outline, open_panel, tab_to
+from tests.browser.test_center_v2 import focused_outline, open_panel, screenshot_center, tab_to
 
 pytestmark = pytest.mark.needs_server_v2
 
@@ -319,4 +320,41 @@ def test_keyboard_only_confirm_archive_and_preferences(open_demo, api: Api, user
     expect(page.locator("#center notification-preferences .result")).to_have_text("Anrejistre")
     page.keyboard.press("Escape")
     expect(page.locator("#center button.toggle")).to_be_focused()
+    assert demo.errors == []
+
+
+def test_screenshot_of_the_center_with_a_notice_to_confirm_and_an_archive(
+    open_demo, api: Api, user: str, artifacts: Path
+) -> None:
+    """The README's v2 picture: a notice to confirm pinned on top, one just archived (undo)."""
+    demo = open_v2(open_demo, user)
+    page = demo.page
+    api.send(user, "Office closed on Friday", priority="low")
+    send_notice(
+        api,
+        user,
+        "Please upload your passport copy for case 12345",
+        type="warning",
+        priority="high",
+        category="immigration",
+        data={"case_id": "12345"},
+    )
+    api.send(user, "Form I-130 received", type="success", category="immigration")
+    api.send(user, "Your case status has been updated: in review", data={"case_id": "12345"})
+    demo.wait_for_badge(4)
+    open_panel(demo)
+    expect(center_items(page).first).to_contain_text("passport copy")
+    page.locator("#center notification-list li", has_text="Office closed").locator(
+        "button.archive"
+    ).click()
+    expect(page.locator("#center notification-list .undo")).to_contain_text(
+        "1 notification archived"
+    )
+    expect(center_items(page)).to_have_count(3)
+    page.locator("#center notification-list li", has_text="Form I-130").hover()
+    page.evaluate("document.querySelector('notification-toast').remove()")
+    page.add_style_tag(content="main { visibility: hidden; }")
+    path = artifacts / "notification-center-v2.png"
+    screenshot_center(page, path)
+    assert path.stat().st_size > 0
     assert demo.errors == []
