@@ -358,3 +358,56 @@ def test_screenshot_of_the_center_with_a_notice_to_confirm_and_an_archive(
     screenshot_center(page, path)
     assert path.stat().st_size > 0
     assert demo.errors == []
+
+
+def test_the_admin_panel_sends_a_notice_with_its_escalation_fields(
+    open_demo, api: Api, stack, user: str
+) -> None:
+    demo = open_v2(open_demo, user)
+    page = demo.page
+    contact = page.locator("#contact-form")
+    contact.locator("input[name=email]").fill(f"{user}@example.org")
+    with page.expect_response(lambda r: r.url.endswith(f"/api/users/{user}/contact")) as saved:
+        page.locator("#save-contact").click()
+    assert saved.value.status == 200
+
+    form = page.locator("#send-form")
+    form.locator("#send-message").fill("Bring your ID to the hearing")
+    form.locator("#send-confirm").check()
+    deadline = datetime.now() + timedelta(days=3)  # datetime-local: the browser's local time
+    form.locator("#send-deadline").fill(deadline.strftime("%Y-%m-%dT%H:%M"))
+    form.locator("select[name=step1_channel]").select_option("email")
+    form.locator("select[name=step1_when]").select_option("after")
+    form.locator("input[name=step1_duration]").fill("PT1S")
+    form.locator("select[name=step2_channel]").select_option("repush")
+    form.locator("select[name=step2_when]").select_option("before_deadline")
+    form.locator("input[name=step2_duration]").fill("P1D")
+    with page.expect_response(lambda r: r.url.endswith("/api/notifications")) as sent:
+        page.locator("#send").click()
+    assert sent.value.status == 201
+    notification = sent.value.json()["notification"]
+    assert notification["requires_confirmation"] is True
+    assert notification["deadline"] is not None
+
+    demo.wait_for_badge(1)
+    open_panel(demo)
+    row = page.locator("#center notification-list li.awaiting")
+    expect(row).to_contain_text("Bring your ID to the hearing")
+    expect(row.locator("time.deadline")).to_contain_text("Due in 3 days")
+    page.keyboard.press("Escape")
+    wait_until(
+        lambda: (
+            page.locator("#refresh-outbox").click() is None
+            and page.locator("#outbox tr", has_text=notification["id"]).count() > 0
+        ),
+        timeout=15,
+    )
+    expect(page.locator("#outbox tr", has_text=notification["id"])).to_contain_text(
+        f"{user}@example.org"
+    )
+    status, receipt = api.call("GET", f"/api/notifications/{notification['id']}/receipt")
+    assert status == 200
+    assert [entry["channel"] for entry in receipt["entries"] if entry["type"] == "escalated"] == [
+        "email"
+    ]
+    assert demo.errors == []
