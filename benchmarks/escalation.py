@@ -24,7 +24,6 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import Any
 
 REGION = "us-east-1"
@@ -97,7 +96,7 @@ def moto_service() -> Iterator[tuple[Any, Calls, Any]]:
             boto3.client("sesv2", region_name=REGION).create_email_identity(
                 EmailIdentity="notices@example.org"
             )
-            service = build_service(replace(Settings.from_env()), clock=clock, receipts=_Quiet())
+            service = build_service(Settings.from_env(), clock=clock)
             calls = Calls()
             calls.attach(service.clients.dynamodb)
             calls.attach(service.escalations.messenger._ses())
@@ -110,11 +109,6 @@ def moto_service() -> Iterator[tuple[Any, Calls, Any]]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-
-
-class _Quiet:
-    def append(self, *args: Any, **kwargs: Any) -> None:
-        pass
 
 
 class _Clock:
