@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,3 +46,24 @@ def test_the_model_runs_on_moto_and_prints_both_tables(
     assert "sequential baseline" in out
     assert "B=1" in out and "B=10" in out
     assert "cost per million single-user sends" in out
+
+
+def test_the_model_bills_each_function_at_the_memory_of_the_packaged_template(
+    lambda_package: Path,
+) -> None:
+    template = json.loads((lambda_package / "sam.json").read_text())
+    functions = {
+        name: resource["Properties"]
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+    assert {"APIHandler", "FanoutWorker", "EscalationSweep", "WebsocketConnect"} <= set(functions)
+    for name, properties in functions.items():
+        chalice_name = "api_handler" if name == "APIHandler" else snake(name)
+        assert aws_model.memory_mb(chalice_name) == properties["MemorySize"], name
+    memory = functions["APIHandler"]["MemorySize"]
+    assert aws_model.gb_seconds(1000, "api_handler") == memory / 1024
+
+
+def snake(name: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
