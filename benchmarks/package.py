@@ -1,7 +1,13 @@
-"""The Lambda deployment package: `chalice package` into a temporary folder, its zip measured."""
+"""The Lambda deployment package: `chalice package` into a temporary folder, its zip measured.
+
+`BENCH_PACKAGE=DIR` measures the package already built in DIR (deployment.zip, as
+`make package` or devstack.package builds it) instead: the tests package once per run and hand
+it to this benchmark and to benchmarks/coldstart.py.
+"""
 
 from __future__ import annotations
 
+import os
 import tempfile
 import zipfile
 from collections import Counter
@@ -11,14 +17,20 @@ from devstack.package import package_app
 
 ROOT = Path(__file__).resolve().parent.parent
 LIMIT_MB = 10
+PREBUILT = "BENCH_PACKAGE"
+
+
+def prebuilt() -> Path | None:
+    """The folder of an already built package, if one was handed over in $BENCH_PACKAGE."""
+    folder = os.environ.get(PREBUILT)
+    return Path(folder) if folder else None
 
 
 def main(*, smoke: bool = False) -> None:
     """Packaging has no smaller configuration: `smoke` runs it as is."""
     print("\n== Lambda package (chalice package --merge-template infra/resources.json) ==")
     with tempfile.TemporaryDirectory() as out:
-        package_app(Path(out))
-        archive = Path(out) / "deployment.zip"
+        archive = (prebuilt() or package_app(Path(out))) / "deployment.zip"
         with zipfile.ZipFile(archive) as bundle:
             entries = bundle.infolist()
         size = archive.stat().st_size

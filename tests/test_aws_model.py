@@ -1,13 +1,11 @@
-"""The AWS latency and cost model of benchmarks/aws_model.py: its arithmetic, and a tiny run."""
+"""The AWS latency and cost model of benchmarks/aws_model.py: its arithmetic and its prices' inputs
+(its tiny run is tests/test_benchmarks.py's)."""
 
 from __future__ import annotations
 
 import json
 import re
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 from benchmarks import aws_model
 from benchmarks.aws_model import Call, Stage, capacity
@@ -36,16 +34,6 @@ def test_capacity_counts_transactions_double_and_reads_by_consistency() -> None:
     assert capacity("GetItem", {"ConsistentRead": True}, {"Item": small}) == (1.0, 0.0)
     big = {"doc": {"S": "x" * 5000}}
     assert capacity("PutItem", {"Item": big}, {}) == (0.0, 5.0)
-
-
-def test_the_model_runs_on_moto_and_prints_both_tables(
-    aws: None, capsys: pytest.CaptureFixture[str]
-) -> None:
-    aws_model.main(tiny=True)
-    out: Any = capsys.readouterr().out
-    assert "sequential baseline" in out
-    assert "B=1" in out and "B=10" in out
-    assert "cost per million single-user sends" in out
 
 
 def test_the_model_bills_each_function_at_the_memory_of_the_packaged_template(
