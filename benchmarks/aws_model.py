@@ -413,16 +413,28 @@ class Outcome:
     sqs_requests: int
     rest_requests: int = 1
 
+    def costs(self) -> dict[str, float]:
+        """US dollars by what is billed."""
+        return {
+            "DynamoDB writes": self.wru * PRICE["wru"],
+            "DynamoDB reads": self.rru * PRICE["rru"],
+            "Lambda": self.invocations * PRICE["lambda_request"]
+            + self.gb_seconds * PRICE["gb_second"],
+            "API Gateway": self.rest_requests * PRICE["rest_request"]
+            + self.ws_messages * PRICE["ws_message"],
+            "SQS": self.sqs_requests * PRICE["sqs_request"],
+        }
+
     def cost(self) -> float:
-        return (
-            self.wru * PRICE["wru"]
-            + self.rru * PRICE["rru"]
-            + self.invocations * PRICE["lambda_request"]
-            + self.gb_seconds * PRICE["gb_second"]
-            + self.rest_requests * PRICE["rest_request"]
-            + self.ws_messages * PRICE["ws_message"]
-            + self.sqs_requests * PRICE["sqs_request"]
-        )
+        return sum(self.costs().values())
+
+
+def batch_for(traces: Traces, users: int, live: int) -> tuple[float, int, Stage]:
+    """Live recipients per batch job, and the recorded batch job with the most live sessions
+    not above that (posts beyond it are added pro rata)."""
+    per_batch_live = live / users * traces.batch_size
+    low = max(k for k in traces.batches if k <= per_batch_live)
+    return per_batch_live, low, traces.batches[low]
 
 
 def two_stage(
@@ -432,9 +444,7 @@ def two_stage(
     pools = traces.concurrency
     rest_ms = traces.rest_broadcast.time_ms(pools)
     page_ms = traces.page.time_ms(pools)
-    per_batch_live = live / users * traces.batch_size
-    low = max(k for k in traces.batches if k <= per_batch_live) if traces.batches else 0
-    batch = traces.batches[low]
+    per_batch_live, low, batch = batch_for(traces, users, live)
     batch_ms = (
         batch.time_ms(pools)
         + (per_batch_live - low) * LATENCY_MS["PostToConnection"] / (pools["push"])
@@ -609,12 +619,22 @@ def main(tiny: bool = False) -> None:
         )
         pages = math.ceil(users / traces.page_size)
         batches = math.ceil(users / traces.batch_size)
+        per_batch_live, low, batch = batch_for(traces, users, live)
+        extra = f"; + {per_batch_live - low:g} posts pro rata" if per_batch_live > low else ""
         print(
             f"      calls per stage: request {_calls(traces.rest_broadcast.counts)}; "
             f"{pages:,} page jobs x ({_calls(traces.page.counts)}); {batches:,} batch jobs x "
-            f"({_calls(next(iter(traces.batches.values())).counts)}, posts pro rata)"
+            f"({_calls(batch.counts)}{extra})"
         )
         print(f"      baseline, all in the request: {_calls(base.calls)}")
+        ours = two_stage(traces, users, live, concurrencies[-1], ESM_BATCH_SIZES[0])
+        print(
+            "      cost by item, two-stage vs baseline: "
+            + "; ".join(
+                f"{item} ${ours.costs()[item]:.5f} vs ${base.costs()[item]:.5f}"
+                for item in ours.costs()
+            )
+        )
         if base.to_202_ms > 29_000:
             print("      (the baseline outlives API Gateway's 29 s integration timeout", end="")
             print(" and Lambda's 900 s)" if base.to_202_ms > 900_000 else ")")
@@ -624,7 +644,10 @@ def main(tiny: bool = False) -> None:
     base = sequential_send(1)
     ours_cost = _send_cost(stage, stage.time_ms(pools), 1) * 1e6
     base_cost = _send_cost(base, base.time_ms(pools), 1) * 1e6
-    print(f"      now ${ours_cost:,.2f}   baseline ${base_cost:,.2f}")
+    print(
+        f"      now ${ours_cost:,.2f}   baseline ${base_cost:,.2f}   "
+        f"ratio now / baseline {ours_cost / base_cost:.2f}x"
+    )
 
 
 if __name__ == "__main__":
