@@ -16,7 +16,9 @@ from pathlib import Path
 from devstack.package import package_app
 
 ROOT = Path(__file__).resolve().parent.parent
-LIMIT_MB = 10
+# Lambda's quotas: a zip uploaded directly (not through S3), and the package unzipped.
+ZIPPED_LIMIT_MB = 50
+UNZIPPED_LIMIT_MB = 250
 PREBUILT = "BENCH_PACKAGE"
 
 
@@ -39,8 +41,10 @@ def main(*, smoke: bool = False) -> None:
         for entry in entries:
             by_top[entry.filename.split("/", 1)[0]] += entry.compress_size
     print(
-        f"deployment.zip {size / 1e6:.2f} MB ({size / (LIMIT_MB * 1e6):.0%} of {LIMIT_MB} MB); "
-        f"{unpacked / 1e6:.2f} MB unpacked in {len(entries)} files"
+        f"deployment.zip {size / 1e6:.2f} MB ({size / (ZIPPED_LIMIT_MB * 1e6):.0%} of Lambda's "
+        f"{ZIPPED_LIMIT_MB} MB for a direct upload); {unpacked / 1e6:.2f} MB unpacked "
+        f"({unpacked / (UNZIPPED_LIMIT_MB * 1e6):.0%} of {UNZIPPED_LIMIT_MB} MB) in "
+        f"{len(entries)} files"
     )
     print("largest parts (compressed):")
     for name, compressed in by_top.most_common(8):
