@@ -13,7 +13,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 # Run order of `make bench`; a module not listed here runs after these.
-ORDER = ("package", "calls", "coldstart", "broadcast", "e2e")
+ORDER = ("package", "calls", "coldstart", "aws_model", "e2e")
 
 
 def modules() -> list[str]:

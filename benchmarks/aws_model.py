@@ -28,8 +28,9 @@ Prices: us-east-1, AWS list prices as published in 2025, the latest found (on-de
 after the November 2024 cut; check the pages before quoting): DynamoDB $0.625 per million
 write request units, $0.125 per million read request units
 (aws.amazon.com/dynamodb/pricing/on-demand); Lambda x86 $0.20 per million requests and
-$0.0000166667 per GB-second (aws.amazon.com/lambda/pricing), at Chalice's default 128 MB
-(.chalice/config.json sets no lambda_memory_size); API Gateway REST $3.50 per million
+$0.0000166667 per GB-second (aws.amazon.com/lambda/pricing), at each function's memory as the
+template configures it (read from .chalice/config.json the way `chalice package` resolves it:
+stage, function, then global settings); API Gateway REST $3.50 per million
 requests, WebSocket $1.00 per million messages of up to 32 KB
 (aws.amazon.com/api-gateway/pricing); SQS standard $0.40 per million requests of up to
 64 KB (aws.amazon.com/sqs/pricing). Free tiers are left out.
@@ -41,8 +42,9 @@ It costs less in DynamoDB: the two-stage path writes each recipient's notificati
 and idempotency record in transactions (2 units per item), the price of exactly-once delivery
 when SQS redelivers a batch.
 
-Hook into `make bench` by adding to benchmarks/__main__.py: `from benchmarks import aws_model`
-and `aws_model.main()`.
+This module owns the broadcast figures of `make bench` (2,000 users with 500 live and 100,000
+with 20,000 live, against the sequential baseline); the recorded batch jobs also check that each
+live session received the broadcast.
 """
 
 from __future__ import annotations
@@ -56,7 +58,13 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+# The Lambda functions (app.py's names) whose time the model bills.
+REST_FUNCTION = "api_handler"
+WORKER_FUNCTION = "fanout_worker"
 
 LATENCY_MS = {
     "GetItem": 5.0,
@@ -72,7 +80,6 @@ LATENCY_MS = {
     "SendMessageBatch": 8.0,
 }
 QUEUE_HOP_MS = 50.0
-LAMBDA_MEMORY_GB = 128 / 1024
 ESM_BATCH_SIZES = (10, 1)  # app.py's fanout_worker declares 10; 1 spreads jobs over workers
 PRICE = {
     "wru": 0.625e-6,
@@ -131,6 +138,21 @@ class Stage:
     @property
     def wru(self) -> float:
         return sum(call.wru for call in self.calls)
+
+
+def memory_mb(function: str, *, stage: str = "prod") -> int:
+    """A Lambda function's configured memory, resolved from .chalice/config.json as `chalice
+    package` resolves it (what the template's MemorySize says)."""
+    from chalice.config import Config
+    from chalice.constants import DEFAULT_LAMBDA_MEMORY_SIZE
+
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    found = Config(chalice_stage=stage, function_name=function, config_from_disk=config)
+    return int(found.lambda_memory_size or DEFAULT_LAMBDA_MEMORY_SIZE)
+
+
+def gb_seconds(ms: float, function: str) -> float:
+    return ms / 1000 * memory_mb(function) / 1024
 
 
 def _bytes(value: Any) -> int:
@@ -259,12 +281,20 @@ def record_traces(*, batch_size: int, live_counts: tuple[int, ...], ks: tuple[in
     from devstack.tables import create_tables
     from devstack.tokens import mint_token
 
-    def session(user_id: str) -> None:
+    def session(user_id: str) -> LambdaSession:
         ws = LambdaSession(
             lambda_app, region=REGION, domain_name="modelapi", stage="model", user_agent="model"
         )
         ws.connect()
         ws.send({"action": "register", "token": mint_token(user_id, secret=SECRET)})
+        return ws
+
+    def pushed(sessions: list[LambdaSession], label: str) -> None:
+        """Each session got the notification: a model of calls that deliver nothing is moot."""
+        for ws in sessions:
+            events = [frame.get("event") for frame in ws.received()]
+            if "notification" not in events:
+                raise RuntimeError(f"{label}: {ws.connection_id} got no notification ({events})")
 
     with _environment(), mock_aws():
         dynamodb = boto3.client("dynamodb", region_name=REGION)
@@ -298,20 +328,19 @@ def record_traces(*, batch_size: int, live_counts: tuple[int, ...], ks: tuple[in
             sends = {}
             with Client(lambda_app.app, stage_name="dev") as client:
                 for k in ks:
-                    for _ in range(k):
-                        session(f"reader{k}")
+                    readers = [session(f"reader{k}") for _ in range(k)]
                     body = json.dumps({"user_id": f"reader{k}", "message": "Case updated"})
                     with recorder.recording(f"send k={k}") as sends[k]:
                         response = client.http.post("/api/notifications", body=body, headers=admin)
                     assert response.status_code == 201, response.body
+                    pushed(readers, f"send k={k}")
 
                 # Batches before the large directory is seeded: moto copies a whole table
                 # for each transaction, and its cost is not AWS's.
                 batches = {}
                 for live in live_counts:
                     users = [f"b{live}u{n:03d}" for n in range(batch_size)]
-                    for user in users[:live]:
-                        session(user)
+                    recipients = [session(user) for user in users[:live]]
                     job = FanoutJob(
                         broadcast_id=f"model{live}",
                         content=NotificationContent(message="Office closed"),
@@ -324,6 +353,7 @@ def record_traces(*, batch_size: int, live_counts: tuple[int, ...], ks: tuple[in
                     }
                     with recorder.recording(f"batch job, {live} live") as batches[live]:
                         lambda_app.fanout_worker(sqs_event([record], queue_arn, REGION), None)
+                    pushed(recipients, f"batch job, {live} live")
 
                 page_size = service.notifications.fanout.page_size
                 members = [f"member{n:06d}" for n in range(page_size + batch_size)]
@@ -375,7 +405,7 @@ class Outcome:
     to_202_ms: float
     last_push_ms: float
     invocations: int
-    busy_ms: float
+    gb_seconds: float
     calls: Counter[str]
     rru: float
     wru: float
@@ -383,16 +413,28 @@ class Outcome:
     sqs_requests: int
     rest_requests: int = 1
 
+    def costs(self) -> dict[str, float]:
+        """US dollars by what is billed."""
+        return {
+            "DynamoDB writes": self.wru * PRICE["wru"],
+            "DynamoDB reads": self.rru * PRICE["rru"],
+            "Lambda": self.invocations * PRICE["lambda_request"]
+            + self.gb_seconds * PRICE["gb_second"],
+            "API Gateway": self.rest_requests * PRICE["rest_request"]
+            + self.ws_messages * PRICE["ws_message"],
+            "SQS": self.sqs_requests * PRICE["sqs_request"],
+        }
+
     def cost(self) -> float:
-        return (
-            self.wru * PRICE["wru"]
-            + self.rru * PRICE["rru"]
-            + self.invocations * PRICE["lambda_request"]
-            + self.busy_ms / 1000 * LAMBDA_MEMORY_GB * PRICE["gb_second"]
-            + self.rest_requests * PRICE["rest_request"]
-            + self.ws_messages * PRICE["ws_message"]
-            + self.sqs_requests * PRICE["sqs_request"]
-        )
+        return sum(self.costs().values())
+
+
+def batch_for(traces: Traces, users: int, live: int) -> tuple[float, int, Stage]:
+    """Live recipients per batch job, and the recorded batch job with the most live sessions
+    not above that (posts beyond it are added pro rata)."""
+    per_batch_live = live / users * traces.batch_size
+    low = max(k for k in traces.batches if k <= per_batch_live)
+    return per_batch_live, low, traces.batches[low]
 
 
 def two_stage(
@@ -402,9 +444,7 @@ def two_stage(
     pools = traces.concurrency
     rest_ms = traces.rest_broadcast.time_ms(pools)
     page_ms = traces.page.time_ms(pools)
-    per_batch_live = live / users * traces.batch_size
-    low = max(k for k in traces.batches if k <= per_batch_live) if traces.batches else 0
-    batch = traces.batches[low]
+    per_batch_live, low, batch = batch_for(traces, users, live)
     batch_ms = (
         batch.time_ms(pools)
         + (per_batch_live - low) * LATENCY_MS["PostToConnection"] / (pools["push"])
@@ -455,7 +495,7 @@ def two_stage(
         to_202_ms=rest_ms,
         last_push_ms=last_push,
         invocations=invocations + 1,
-        busy_ms=busy + rest_ms,
+        gb_seconds=gb_seconds(rest_ms, REST_FUNCTION) + gb_seconds(busy, WORKER_FUNCTION),
         calls=calls,
         rru=rru,
         wru=wru,
@@ -481,7 +521,7 @@ def sequential(users: int, live: int) -> Outcome:
         to_202_ms=total,
         last_push_ms=total,
         invocations=1,
-        busy_ms=total,
+        gb_seconds=gb_seconds(total, REST_FUNCTION),
         calls=calls,
         rru=0.5 * calls["Query"] + live * 0.5,
         wru=2.0 * users + 1,
@@ -512,19 +552,22 @@ def _send_cost(stage: Stage, ms: float, k: int) -> float:
         stage.wru * PRICE["wru"]
         + stage.rru * PRICE["rru"]
         + PRICE["lambda_request"]
-        + ms / 1000 * LAMBDA_MEMORY_GB * PRICE["gb_second"]
+        + gb_seconds(ms, REST_FUNCTION) * PRICE["gb_second"]
         + PRICE["rest_request"]
         + k * PRICE["ws_message"]
     )
 
 
 def main(tiny: bool = False) -> None:
+    from benchmarks.calls import quiet_stdout
+
     batch_size = 10 if tiny else 100
-    traces = record_traces(
-        batch_size=batch_size,
-        live_counts=(2,) if tiny else (20, 25),
-        ks=(1,) if tiny else (1, 10),
-    )
+    with quiet_stdout():  # the handlers' EMF metric lines
+        traces = record_traces(
+            batch_size=batch_size,
+            live_counts=(2,) if tiny else (20, 25),
+            ks=(1,) if tiny else (1, 10),
+        )
     pools = traces.concurrency
     print("\n== AWS latency model (analytical, from counted calls; see benchmarks/aws_model.py)")
     print(f"   {'REST send':<22}{'handler time':>14}{'round trips':>13}   calls")
@@ -576,12 +619,22 @@ def main(tiny: bool = False) -> None:
         )
         pages = math.ceil(users / traces.page_size)
         batches = math.ceil(users / traces.batch_size)
+        per_batch_live, low, batch = batch_for(traces, users, live)
+        extra = f"; + {per_batch_live - low:g} posts pro rata" if per_batch_live > low else ""
         print(
             f"      calls per stage: request {_calls(traces.rest_broadcast.counts)}; "
             f"{pages:,} page jobs x ({_calls(traces.page.counts)}); {batches:,} batch jobs x "
-            f"({_calls(next(iter(traces.batches.values())).counts)}, posts pro rata)"
+            f"({_calls(batch.counts)}{extra})"
         )
         print(f"      baseline, all in the request: {_calls(base.calls)}")
+        ours = two_stage(traces, users, live, concurrencies[-1], ESM_BATCH_SIZES[0])
+        print(
+            "      cost by item, two-stage vs baseline: "
+            + "; ".join(
+                f"{item} ${ours.costs()[item]:.5f} vs ${base.costs()[item]:.5f}"
+                for item in ours.costs()
+            )
+        )
         if base.to_202_ms > 29_000:
             print("      (the baseline outlives API Gateway's 29 s integration timeout", end="")
             print(" and Lambda's 900 s)" if base.to_202_ms > 900_000 else ")")
@@ -591,7 +644,10 @@ def main(tiny: bool = False) -> None:
     base = sequential_send(1)
     ours_cost = _send_cost(stage, stage.time_ms(pools), 1) * 1e6
     base_cost = _send_cost(base, base.time_ms(pools), 1) * 1e6
-    print(f"      now ${ours_cost:,.2f}   baseline ${base_cost:,.2f}")
+    print(
+        f"      now ${ours_cost:,.2f}   baseline ${base_cost:,.2f}   "
+        f"ratio now / baseline {ours_cost / base_cost:.2f}x"
+    )
 
 
 if __name__ == "__main__":

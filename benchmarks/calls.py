@@ -142,13 +142,15 @@ def items_written(operation: str, request: Any) -> int:
 
 def target_of(request: Any) -> str:
     """What a single-item call touches, read from the key in its serialized request body
-    (the prefixes storage.py uses)."""
+    (the key schema of chalicelib/storage/keys.py and the receipts table's)."""
     from chalicelib.storage import keys as storage
 
     body = request_body(request)
     key = body.get("Key") or body.get("Item") or {}
     if "connection_id" in key:
         return "connection"
+    if "notification_id" in key and "seq" in key:
+        return "receipt"
     pk = key.get("pk", {}).get("S", "")
     sk = key.get("sk", {}).get("S", "")
     kinds = (

@@ -33,7 +33,8 @@ the bytecode saves); and the zip verifying an RS256 token through a JWKS served 
 (the Cognito path, which imports PyJWT and cryptography; HS256 imports neither).
 
 `main(tiny=True)` (or `python -m benchmarks.coldstart --tiny`) runs every variant once, without
-warm-up, for CI; it reuses build/deployment.zip when it is newer than the sources.
+warm-up, for CI; it reuses the package in $BENCH_PACKAGE (the tests pass theirs), else
+build/deployment.zip when it is newer than the sources.
 """
 
 from __future__ import annotations
@@ -143,12 +144,20 @@ class Variant:
 
 
 def configured_memory() -> int:
-    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
-    return int(config.get("lambda_memory_size", 128))
+    """The memory of the function measured here ($connect), as the template configures it."""
+    from benchmarks.aws_model import memory_mb
+
+    return memory_mb("websocket_connect")
 
 
 def package_zip() -> Path:
-    """build/deployment.zip if it is newer than every source, else a fresh package."""
+    """The package handed over in $BENCH_PACKAGE; else build/deployment.zip if it is newer than
+    every source; else a fresh package."""
+    from benchmarks.package import prebuilt
+
+    handed = prebuilt()
+    if handed is not None:
+        return handed / "deployment.zip"
     built = ROOT / "build" / "deployment.zip"
     if built.is_file():
         newest = max(

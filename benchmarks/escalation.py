@@ -24,7 +24,6 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import Any
 
 REGION = "us-east-1"
@@ -39,8 +38,8 @@ EMAIL = 0.10 / 1000
 SMS = 0.00581
 SCHEDULER_INVOCATION = 1.00 / MILLION
 HOURS_PER_MONTH = 730
-# What one sweep invocation is assumed to take in AWS (128 MB, ~200 ms for the ~14 calls).
-SWEEP_GB_SECONDS = 0.125 * 0.2
+# The scheduled function of app.py whose invocations the sweep's cost bills.
+SWEEP_FUNCTION = "escalation_sweep"
 # A step's item plus its `due` index entry, in bytes (DynamoDB adds 100 bytes per item each).
 STEP_BYTES = 2 * (100 + 160)
 
@@ -97,7 +96,7 @@ def moto_service() -> Iterator[tuple[Any, Calls, Any]]:
             boto3.client("sesv2", region_name=REGION).create_email_identity(
                 EmailIdentity="notices@example.org"
             )
-            service = build_service(replace(Settings.from_env()), clock=clock, receipts=_Quiet())
+            service = build_service(Settings.from_env(), clock=clock)
             calls = Calls()
             calls.attach(service.clients.dynamodb)
             calls.attach(service.escalations.messenger._ses())
@@ -110,11 +109,6 @@ def moto_service() -> Iterator[tuple[Any, Calls, Any]]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-
-
-class _Quiet:
-    def append(self, *args: Any, **kwargs: Any) -> None:
-        pass
 
 
 class _Clock:
@@ -212,12 +206,22 @@ def main(tiny: bool = False) -> None:
         f"${_dynamodb_cost(create) + _dynamodb_cost(fire_email):.7f}"
     )
 
+    from benchmarks.aws_model import LATENCY_MS, gb_seconds, memory_mb
+
     sweeps_per_hour = 60
+    # An idle sweep's duration in AWS: its calls one after another at the latency model's
+    # per-call figures (benchmarks/aws_model.py), billed at the function's configured memory.
+    sweep_ms = sum(LATENCY_MS.get(name.split(":")[1], 0.0) * n for name, n in empty.items())
     sweep_hour = sweeps_per_hour * (
-        _dynamodb_cost(empty) + LAMBDA_REQUEST + SWEEP_GB_SECONDS * LAMBDA_GB_SECOND
+        _dynamodb_cost(empty)
+        + LAMBDA_REQUEST
+        + gb_seconds(sweep_ms, SWEEP_FUNCTION) * LAMBDA_GB_SECOND
     )
     storage_hour = MILLION * STEP_BYTES / 1e9 * STORAGE_GB_MONTH / HOURS_PER_MONTH
-    print("-- model: 1,000,000 pending steps, none due this hour (prices: see module docstring)")
+    print(
+        "-- model: 1,000,000 pending steps, none due this hour (prices: see module docstring); "
+        f"an idle sweep ~{sweep_ms:.0f} ms at {memory_mb(SWEEP_FUNCTION)} MB"
+    )
     print(
         f"due index + sweep   ${sweep_hour + storage_hour:.5f}/h = sweeps "
         f"{sweeps_per_hour} x {sum(empty.values())} calls ${sweep_hour:.5f} + storage "

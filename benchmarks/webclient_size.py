@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import posixpath
 import re
+import subprocess
 from pathlib import Path
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 ENTRY_POINTS = ("index.js", "elements.js")
 NOT_SHIPPED = {"demo.js"}
 NOT_SHIPPED_DIRS = {"test", "testing", "node_modules", "docs"}
-# v1 (commit 2daaffe: notification-client.js, elements.js, socket.js, index.js), measured the
-# same way: what a page may load up front.
-BASELINE_GZIP = 20_250
+# v1 (notification-client.js, elements.js, socket.js, index.js), measured the same way from
+# git history: what a page may load up front. RECORDED_GZIP is that figure, for a checkout
+# without the history (a shallow clone).
+BASELINE_COMMIT = "2daaffe"
+RECORDED_GZIP = 20_250
 STATIC_IMPORT = re.compile(r"""^(?:import|export)\s[^;]*?from\s+["'](\.{1,2}/[^"']+)["']""", re.M)
 DYNAMIC_IMPORT = re.compile(r"""\bimport\(\s*["'`](\.{1,2}/[^"'`]+)["'`]""")
 BLOCK_COMMENT = re.compile(r"/\*.*?\*/", re.S)  # JSDoc types say import("./x.js") too
@@ -79,6 +83,35 @@ def measure(web: Path = WEB) -> list[tuple[str, int, int, bool]]:
     return rows
 
 
+def baseline_gzip(commit: str = BASELINE_COMMIT) -> tuple[int, str]:
+    """v1's up-front gzip bytes, measured as `measure` does from the files at `commit`; the
+    recorded figure when git or the commit is not there."""
+    root = WEB.parent
+
+    def show(path: str) -> str:
+        return subprocess.run(
+            ["git", "show", f"{commit}:{path}"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+    try:
+        seen: dict[str, str] = {}
+        todo = [f"web/{entry}" for entry in ENTRY_POINTS]
+        while todo:
+            path = todo.pop()
+            if path not in seen:
+                seen[path] = show(path)
+                for target in STATIC_IMPORT.findall(seen[path]):
+                    todo.append(posixpath.normpath(posixpath.join(posixpath.dirname(path), target)))
+    except (OSError, subprocess.CalledProcessError):
+        return RECORDED_GZIP, f"recorded for v1 ({commit}; no git history here)"
+    total = sum(gzip_size(code.encode("utf-8")) for code in seen.values())
+    return total, f"measured now from git {commit}: {', '.join(sorted(seen))}"
+
+
 def main(tiny: bool = False) -> None:
     print("\n== Web client size (web/, each module gzipped on its own, level 9) ==")
     rows = measure()
@@ -99,8 +132,12 @@ def main(tiny: bool = False) -> None:
         print(f"{title + ':':<14} {raw:>8,} B raw {packed:>7,} B gzip ({len(group)} modules)")
     eager_gzip = sum(r[2] for r in eager)
     per_locale = max((r[2] for r in rows if r[0].startswith("elements/locales/")), default=0)
-    verdict = "within" if eager_gzip <= BASELINE_GZIP else "OVER"
-    print(f"v1 baseline {BASELINE_GZIP:,} B gzip; up front {eager_gzip:,} B: {verdict} budget")
+    baseline, source = baseline_gzip()
+    verdict = "within" if eager_gzip <= baseline else "OVER"
+    print(
+        f"v1 baseline {baseline:,} B gzip ({source}); up front {eager_gzip:,} B = "
+        f"{eager_gzip / baseline:.2f}x: {verdict} budget"
+    )
     print(f"a page in one non-English language: +{per_locale:,} B gzip at most, on demand")
 
 

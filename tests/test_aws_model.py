@@ -1,10 +1,11 @@
-"""The AWS latency and cost model of benchmarks/aws_model.py: its arithmetic, and a tiny run."""
+"""The AWS latency and cost model of benchmarks/aws_model.py: its arithmetic and its prices' inputs
+(its tiny run is tests/test_benchmarks.py's)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import pytest
+import json
+import re
+from pathlib import Path
 
 from benchmarks import aws_model
 from benchmarks.aws_model import Call, Stage, capacity
@@ -35,11 +36,22 @@ def test_capacity_counts_transactions_double_and_reads_by_consistency() -> None:
     assert capacity("PutItem", {"Item": big}, {}) == (0.0, 5.0)
 
 
-def test_the_model_runs_on_moto_and_prints_both_tables(
-    aws: None, capsys: pytest.CaptureFixture[str]
+def test_the_model_bills_each_function_at_the_memory_of_the_packaged_template(
+    lambda_package: Path,
 ) -> None:
-    aws_model.main(tiny=True)
-    out: Any = capsys.readouterr().out
-    assert "sequential baseline" in out
-    assert "B=1" in out and "B=10" in out
-    assert "cost per million single-user sends" in out
+    template = json.loads((lambda_package / "sam.json").read_text())
+    functions = {
+        name: resource["Properties"]
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+    assert {"APIHandler", "FanoutWorker", "EscalationSweep", "WebsocketConnect"} <= set(functions)
+    for name, properties in functions.items():
+        chalice_name = "api_handler" if name == "APIHandler" else snake(name)
+        assert aws_model.memory_mb(chalice_name) == properties["MemorySize"], name
+    memory = functions["APIHandler"]["MemorySize"]
+    assert aws_model.gb_seconds(1000, "api_handler") == memory / 1024
+
+
+def snake(name: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
