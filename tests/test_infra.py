@@ -346,6 +346,8 @@ def test_sizing(template: dict[str, Any]) -> None:
         assert function["Properties"]["MemorySize"] >= 1024  # ~0.6 vCPU: see README
     assert functions["APIHandler"]["Properties"]["Timeout"] <= 29  # API Gateway gives up at 29 s
     assert functions["WebsocketMessage"]["Properties"]["Timeout"] <= 29
+    # The sweep stops starting steps 15 s before its deadline (app.py) and runs every minute.
+    assert 30 <= functions["EscalationSweep"]["Properties"]["Timeout"] <= 60
     reserved = functions["APIHandler"]["Properties"]["ReservedConcurrentExecutions"]
     assert reserved == {
         "Fn::If": [
