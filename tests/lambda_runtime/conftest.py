@@ -1,4 +1,4 @@
-"""The packaged zip's five functions in clean processes, beside moto server and devstack's
+"""The packaged zip's functions in clean processes, beside moto server and devstack's
 WebSocket gateway (which also serves @connections): see support.py."""
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def stack_refs(moto_url: str, template: dict[str, Any]) -> dict[str, str]:
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
         )
-        for name in ("dynamodb", "sqs", "ssm")
+        for name in ("dynamodb", "sqs", "ssm", "sesv2")
     }
     create_tables(
         clients["dynamodb"],
@@ -58,6 +58,9 @@ def stack_refs(moto_url: str, template: dict[str, Any]) -> dict[str, str]:
     queue, _ = create_fanout_queues(clients["sqs"], prefix="zip")
     parameter = template["Parameters"]["JwtSecretParameterName"]["Default"]
     clients["ssm"].put_parameter(Name=parameter, Value=SECRET, Type="SecureString")
+    # The verified SES identity a deploy needs (README "Deploy"): the default EmailFrom.
+    sender = template["Parameters"]["EmailFrom"]["Default"]
+    clients["sesv2"].create_email_identity(EmailIdentity=sender)
     return {
         "ConnectionsTable": "zip-connections",
         "NotificationsTable": "zip-notes",
