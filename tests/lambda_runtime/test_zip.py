@@ -11,6 +11,7 @@ and SMS (SNS) when the scheduled sweep runs, close → `$disconnect`.
 
 from __future__ import annotations
 
+import copy
 import json
 import sysconfig
 import time
@@ -25,11 +26,12 @@ from websockets.sync.client import ClientConnection, connect
 import app as lambda_app
 from devstack import events
 from devstack.fanout import sqs_event
+from devstack.issuer import DevIssuer
 from devstack.messaging import scheduled_event
 from devstack.rest import _DecodingEventConverter
 from devstack.tokens import mint_token
 from tests.conftest import REGION
-from tests.lambda_runtime.conftest import API_ID, SECRET
+from tests.lambda_runtime.conftest import API_ID, SECRET, Provider
 from tests.lambda_runtime.support import GatewayThread, LambdaFunction
 
 ROUTE_TO_FUNCTION = {"$connect": "Connect", "$disconnect": "Disconnect", "$default": "Message"}
@@ -69,10 +71,17 @@ class Rest:
         )
 
     def __call__(
-        self, method: str, path: str, body: Any = None, *, user: str = "staff", admin: bool = True
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        user: str = "staff",
+        admin: bool = True,
+        bearer: str | None = None,
     ) -> tuple[int, Any]:
         headers = {
-            "authorization": f"Bearer {token(user, admin=admin)}",
+            "authorization": f"Bearer {bearer or token(user, admin=admin)}",
             "content-type": "application/json",
             "host": "zipapi.execute-api.us-east-1.amazonaws.com",
         }
@@ -96,9 +105,9 @@ def next_event(socket: ClientConnection, name: str) -> dict[str, Any]:
 
 
 def open_registered(
-    sockets: ExitStack, gateway: GatewayThread, user_id: str
+    sockets: ExitStack, gateway: GatewayThread, user_id: str, *, bearer: str | None = None
 ) -> tuple[ClientConnection, str]:
-    url = f"{gateway.ws_url}/?token={token(user_id)}"
+    url = f"{gateway.ws_url}/?token={bearer or token(user_id)}"
     socket = sockets.enter_context(connect(url, open_timeout=20))
     socket.send(json.dumps({"action": "register", "request_id": f"reg-{user_id}"}))
     registered = next_event(socket, "registered")
@@ -277,3 +286,48 @@ def test_functions_import_nothing_beyond_the_zip_and_the_runtime(
             if not path.startswith((task, runtime, *stdlib))
         }
         assert outside == {}, function.logical_id
+
+
+def test_the_zip_verifies_rs256_tokens_from_an_oidc_provider_over_https(
+    template: dict[str, Any],
+    rs256_functions: dict[str, LambdaFunction],
+    rs256_gateway: GatewayThread,
+    provider: Provider,
+) -> None:
+    """Cognito's path (DESIGN §4): keys fetched over https (the runtime's urllib trusting the
+    CA named by SSL_CERT_FILE), verified with the zip's own cryptography; iss, aud checked,
+    `cognito:groups` holding the admin group."""
+    issuer = provider.issuer
+    rs256_gateway.start(websocket_handlers(template, rs256_functions))
+    rest = Rest(rs256_functions["APIHandler"])
+    with ExitStack() as sockets:
+        socket, _ = open_registered(
+            sockets, rs256_gateway, "rita", bearer=issuer.mint("rita", groups=("clients",))
+        )
+        staff = issuer.mint("staff", admin=True)
+        notice = {"user_id": "rita", "message": "Signed by the provider"}
+        status, body = rest("POST", "/api/notifications", notice, bearer=staff)
+        assert (status, body["delivered_to"]) == (201, 1), body
+        sent_id = body["notification"]["id"]
+        assert next_event(socket, "notification")["notification"]["id"] == sent_id
+        status, listed = rest("GET", "/api/notifications", bearer=issuer.mint("rita"))
+        assert status == 200 and [item["id"] for item in listed["items"]] == [sent_id], listed
+
+        # Not an admin without the group; a token for another audience or from another key
+        # is refused, as is one the provider never signed.
+        status, _ = rest("POST", "/api/notifications", notice, bearer=issuer.mint("rita"))
+        assert status == 403
+        stranger = DevIssuer(issuer.issuer)
+        for bearer in (
+            stranger.mint("staff", admin=True),
+            _with_audience(issuer, "someone-else"),
+        ):
+            status, _ = rest("GET", "/api/notifications", bearer=bearer)
+            assert status == 401
+
+
+def _with_audience(issuer: DevIssuer, audience: str) -> str:
+    """A token the provider's own key signed, for another audience."""
+    other = copy.copy(issuer)
+    other.audience = audience
+    return other.mint("staff", admin=True)
