@@ -5,9 +5,10 @@ infra/resources.json, and the role must allow nothing the code paths do not use.
 from __future__ import annotations
 
 import json
-import time
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,12 @@ from chalice.test import Client
 import app as lambda_app
 from chalicelib.auth import Principal
 from chalicelib.fanout import process_records
-from chalicelib.wiring import Service, get_service
+from chalicelib.settings import Settings
+from chalicelib.wiring import Clients, Service, build_service, get_service, use_service
+from devstack.context import LambdaContext
 from devstack.fanout import create_fanout_queues
-from tests.conftest import REGION, WsClient, token
+from devstack.messaging import scheduled_event
+from tests.conftest import REGION, Clock, WsClient, token
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = {
@@ -37,12 +41,17 @@ TRANSACT = {
 }
 SQS = {"SendMessageBatch": "sqs:SendMessage", "SendMessage": "sqs:SendMessage"}
 PUSH = {"PostToConnection": "POST", "DeleteConnection": "DELETE", "GetConnection": "GET"}
+# Escalation providers: resources that are not logical ids (IAM names them by ARN pattern).
+SES_IDENTITY = "ses:identity"  # arn:…:ses:<region>:<account>:identity/*
+PHONE_NUMBER = "sns:phone-number"  # no ARN: every SNS ARN excluded (NotResource)
 
 # What the platform or a rare branch does on a function's behalf, beside the recorded calls.
 BY_DESIGN: dict[str, set[tuple[str, str]]] = {
     # A push answered 410 deletes that connection (DESIGN §5); moto never answers 410.
     "APIHandler": {("dynamodb:DeleteItem", "ConnectionsTable")},
     "WebsocketMessage": {("dynamodb:DeleteItem", "ConnectionsTable")},
+    # A reminder (repush) answered 410 likewise.
+    "EscalationSweep": {("dynamodb:DeleteItem", "ConnectionsTable")},
     "FanoutWorker": {("dynamodb:DeleteItem", "ConnectionsTable")}
     # The event source mapping polls the queue with the function's role.
     | {
@@ -91,6 +100,11 @@ class Recorder:
         elif service == "apigatewaymanagementapi":
             method = PUSH.get(operation, operation)
             needed.add((f"execute-api:ManageConnections:{method}", "WebsocketAPI"))
+        elif service == "sesv2" and operation == "SendEmail":
+            needed.add(("ses:SendEmail", SES_IDENTITY))
+        elif service == "sns" and operation == "Publish":
+            # To a topic or endpoint ARN it is a resource no role names: fails the test.
+            needed.add(("sns:Publish", PHONE_NUMBER if "PhoneNumber" in params else "?"))
         else:
             needed.add((f"{service}:{operation}", "?"))
 
@@ -116,6 +130,10 @@ def granted(role: dict[str, Any]) -> set[Call]:
                 statement = statement["Fn::If"][1]
             if statement["Sid"] in {"Logs", "Tracing", "JwtSecret"}:
                 continue
+            if "NotResource" in statement:
+                assert "arn:${AWS::Partition}:sns:*:*:*" in json.dumps(statement["NotResource"])
+                allowed |= {(action, PHONE_NUMBER) for action in statement["Action"]}
+                continue
             resources = statement["Resource"]
             for resource in resources if isinstance(resources, list) else [resources]:
                 text = json.dumps(resource)
@@ -123,6 +141,8 @@ def granted(role: dict[str, Any]) -> set[Call]:
                     name = resource["Fn::GetAtt"][0]
                 elif "/index/*" in text:
                     name = text.split("${")[1].split(".")[0] + "/index"
+                elif ":ses:${AWS::Region}:${AWS::AccountId}:identity/*" in text:
+                    name = SES_IDENTITY
                 elif "@connections" in text:
                     method = text.split("/@connections")[0].rsplit("/", 1)[1]
                     for action in statement["Action"]:
@@ -144,13 +164,20 @@ def roles() -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture
-def wired(recorder: Recorder, dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Service]:
+def wired(recorder: Recorder, dynamodb: Any, clock: Clock) -> Iterator[Service]:
+    recorder.function = "setup"
     sqs = boto3.client("sqs", region_name=REGION)
     queue, _ = create_fanout_queues(sqs)
-    monkeypatch.setenv("FANOUT_QUEUE_URL", queue)
-    monkeypatch.setenv("FANOUT_THRESHOLD", "1")
-    recorder.function = "setup"
-    yield get_service()
+    settings = replace(Settings.from_env(), fanout_queue_url=queue, fanout_threshold=1)
+    # A session of its own: one created before the recorder would not carry its hook.
+    clients = Clients.from_settings(settings, session=boto3.session.Session())
+    service = build_service(settings, clock=clock, clients=clients)
+    use_service(service)
+    boto3.client("sesv2", region_name=REGION).create_email_identity(
+        EmailIdentity=service.settings.email_from
+    )
+    assert get_service() is service
+    yield service
 
 
 def as_function(recorder: Recorder, name: str) -> Recorder:
@@ -158,10 +185,21 @@ def as_function(recorder: Recorder, name: str) -> Recorder:
     return recorder
 
 
-def exercise(recorder: Recorder, service: Service) -> None:
+CONTACT = {"email": "alice@example.com", "phone": "+15555550100"}
+# Every channel, due a second after the send (dev stages accept PT1S), and one before a deadline.
+STEPS = [
+    {"channel": "repush", "after": "PT1S"},
+    {"channel": "email", "after": "PT1S"},
+    {"channel": "sms", "after": "PT1S"},
+    {"channel": "email", "before_deadline": "PT1H"},
+]
+
+
+def exercise(recorder: Recorder, service: Service, clock: Clock) -> None:
     """Every entry point of every function, along its branches."""
     admin = {"Authorization": f"Bearer {token('root', admin=True)}"}
     alice = {"Authorization": f"Bearer {token('alice')}"}
+    carol = {"Authorization": f"Bearer {token('carol')}"}
     service.directory.record_member(Principal("bob", groups=("clients",)))
     service.directory.record_member(Principal("carol", groups=("clients",)))
 
@@ -178,6 +216,25 @@ def exercise(recorder: Recorder, service: Service) -> None:
             headers = {**headers, "Content-Type": "application/json"}
             return http.post(path, body=json.dumps(body), headers=headers)
 
+        def put(path: str, body: Any, headers: dict[str, str]) -> Any:
+            headers = {**headers, "Content-Type": "application/json"}
+            return http.put(path, body=json.dumps(body), headers=headers)
+
+        def escalated(user_id: str, **fields: Any) -> str:
+            """A notice with every kind of step, cancelled by what the caller does next."""
+            deadline = datetime.fromtimestamp(clock(), UTC) + timedelta(days=2)
+            body = {
+                "user_id": user_id,
+                "message": {"en": "Sign the form", "es": "Firme el formulario"},
+                "requires_confirmation": True,
+                "deadline": deadline.isoformat(),
+                "escalation": STEPS,
+                **fields,
+            }
+            response = post("/api/notifications", body, admin)
+            assert response.status_code == 201, response.body
+            return response.json_body["notification"]["id"]
+
         created = post(
             "/api/notifications",
             {"user_id": "alice", "message": "m", "idempotency_key": "k"},
@@ -190,22 +247,41 @@ def exercise(recorder: Recorder, service: Service) -> None:
             admin,
         )
         notification_id = created.json_body["notification"]["id"]
+        for user_id in ("alice", "carol"):
+            assert put(f"/api/users/{user_id}/contact", CONTACT, admin).status_code == 200
+        assert http.get("/api/me", headers=alice).status_code == 200
+        assert put("/api/me/preferences", {"locale": "es"}, alice).status_code == 200
+        # carol is in her quiet hours now: her email and SMS steps are deferred.
+        now = datetime.fromtimestamp(clock(), UTC)
+        quiet = {
+            "start": (now - timedelta(hours=1)).strftime("%H:%M"),
+            "end": (now + timedelta(hours=1)).strftime("%H:%M"),
+            "time_zone": "UTC",
+        }
+        assert put("/api/me/preferences", {"quiet_hours": quiet}, carol).status_code == 200
+        # Reading cancels only notices that need no confirmation (DESIGN §8).
+        confirmed_by_socket = escalated("alice")
+        read_by_socket = escalated("alice", requires_confirmation=False)
 
         as_function(recorder, "WebsocketMessage")
         session.send({"action": "register", "token": token("alice"), "since": notification_id})
-        anonymous.send({"action": "register", "token": token("bob")})
+        # A register replaces the user's groups (DESIGN §3): bob stays a client.
+        bob = token("bob", groups=("clients",))
+        anonymous.send({"action": "register", "token": bob})
         session.send({"action": "get_notifications", "unread_only": True})
         session.send({"action": "get_notifications", "category": "x"})
         session.send({"action": "ack", "ids": [notification_id]})
-        session.send({"action": "mark_read", "ids": [notification_id]})
+        session.send({"action": "mark_read", "ids": [notification_id, read_by_socket]})
         session.send({"action": "mark_read", "all": True})
         session.send({"action": "seen", "ids": [notification_id]})
         session.send({"action": "archive", "ids": [notification_id]})
         session.send({"action": "archive", "ids": [notification_id], "archived": False})
         session.send({"action": "archive", "all": True})
         session.send({"action": "confirm", "id": notification_id})
+        session.send({"action": "confirm", "id": confirmed_by_socket})
         session.send({"action": "ping"})
         session.send("not json")
+        assert service.steps.pending("alice") == []  # confirm and read cancelled every step
 
         as_function(recorder, "APIHandler")
         for body, headers in [
@@ -218,14 +294,12 @@ def exercise(recorder: Recorder, service: Service) -> None:
         http.get("/api/notifications?unread_only=true", headers=alice)
         http.get("/api/notifications", headers=alice)
         http.get("/api/notifications/unread-count", headers=alice)
-        post("/api/notifications/read", {"ids": [notification_id]}, alice)
+        unconfirmed = escalated("alice", requires_confirmation=False)
+        post("/api/notifications/read", {"ids": [notification_id, unconfirmed]}, alice)
+        escalated("alice", requires_confirmation=False)
         post("/api/notifications/read", {"all": True}, alice)
         http.get(f"/api/notifications/poll?after={notification_id}&wait=0", headers=alice)
-        confirmable = post(
-            "/api/notifications",
-            {"user_id": "alice", "message": "sign", "requires_confirmation": True},
-            admin,
-        ).json_body["notification"]["id"]
+        confirmable = escalated("alice")
         post("/api/notifications/seen", {"ids": [confirmable]}, alice)
         post(f"/api/notifications/{confirmable}/confirm", {}, alice)
         post("/api/notifications/archive", {"ids": [confirmable]}, alice)
@@ -235,6 +309,10 @@ def exercise(recorder: Recorder, service: Service) -> None:
         http.get(f"/api/notifications/{confirmable}/receipt", headers=admin)
         http.get("/api/me/export", headers=alice)
         http.delete(f"/api/notifications/{notification_id}", headers=alice)
+        assert http.delete(
+            f"/api/notifications/{escalated('alice')}", headers=alice
+        ).status_code in (200, 204)
+        assert service.steps.pending("alice") == []  # read, confirm and delete cancelled them
         post(
             "/api/immigration/notifications/case-status-update",
             {"case_id": "c1", "status": "s", "message": "m", "user_id": "alice"},
@@ -250,38 +328,71 @@ def exercise(recorder: Recorder, service: Service) -> None:
             {"form_id": "f", "form_type": "I-130"},
             alice,
         )
-        post(
+        deadline = datetime.fromtimestamp(clock(), UTC) + timedelta(days=2)
+        document = post(
             "/api/immigration/notifications/document-required",
-            {"user_id": "alice", "case_id": "c1", "document_type": "d", "message": "m"},
+            {
+                "user_id": "carol",
+                "case_id": "c1",
+                "document_type": "d",
+                "message": "m",
+                "deadline": deadline.isoformat(),
+                "escalation": [{"channel": "email", "after": "PT1S"}],
+            },
             admin,
         )
+        assert document.status_code == 201, document.body
         post("/api/test/notification/alice", {"message": "t"}, {})
         http.get("/api/cases/c1/notices", headers=admin)
         http.get("/api/cases/c1/notices", headers={**admin, "Accept": "text/csv"})
         http.get("/api/websocket/stats", headers=admin)
+        # Due in a second: fired by the sweep below (alice: every channel; carol: deferred).
+        escalated("alice")
+        escalated("carol", message="quiet")
+        escalated("bob")  # cancelled by bob's erasure before it is due
 
     as_function(recorder, "FanoutWorker")
     sqs = boto3.client("sqs", region_name=REGION)
-    received = sqs.receive_message(
+    jobs = 0
+    while received := sqs.receive_message(
         QueueUrl=service.settings.fanout_queue_url, MaxNumberOfMessages=10
-    )["Messages"]
-    records = [{"messageId": m["MessageId"], "body": m["Body"]} for m in received]
-    assert process_records(records, service.notifications.deliver_job) == []
+    ).get("Messages"):
+        records = [{"messageId": m["MessageId"], "body": m["Body"]} for m in received]
+        assert process_records(records, service.notifications.deliver_job) == []
+        for message in received:
+            sqs.delete_message(
+                QueueUrl=service.settings.fanout_queue_url, ReceiptHandle=message["ReceiptHandle"]
+            )
+        jobs += len(received)
+    assert jobs >= 2  # the broadcast's page job, then its batches
 
     as_function(recorder, "APIHandler")
     with Client(lambda_app.app, stage_name="dev") as client:
-        # Erasure closes bob's live session (DeleteConnection) after the fan-out reached it.
+        # Erasure closes bob's live session (DeleteConnection) after the fan-out reached it,
+        # and cancels his escalation steps.
         assert client.http.delete("/api/users/bob", headers=admin).status_code == 202
+    assert service.steps.pending("bob") == []
+
+    as_function(recorder, "EscalationSweep")
+    clock.advance(2)
+    outcomes: dict[str, int] = defaultdict(int)
+    for _ in range(2):  # the second sweep finds nothing left to fire
+        context = LambdaContext(function_name="EscalationSweep", timeout_s=60)
+        report = lambda_app.escalation_sweep(scheduled_event(REGION, "escalation_sweep"), context)
+        for outcome, count in report["outcomes"].items():
+            outcomes[outcome] += count
+    # alice: a reminder, an email, an SMS; carol (quiet hours defer email and SMS, not pushes):
+    # a reminder, and her email, SMS and document-required email deferred.
+    assert outcomes == {"reminded": 2, "escalated": 2, "deferred": 3}, outcomes
 
     as_function(recorder, "WebsocketDisconnect")
     session.disconnect()
     anonymous.disconnect()
-    time.sleep(0)
 
 
 @pytest.fixture
-def recorded(recorder: Recorder, wired: Service) -> dict[str, set[Call]]:
-    exercise(recorder, wired)
+def recorded(recorder: Recorder, wired: Service, clock: Clock) -> dict[str, set[Call]]:
+    exercise(recorder, wired, clock)
     # The test's own moto calls (setup, receiving from the queue) are not a function's.
     return {name: calls for name, calls in recorder.calls.items() if name in roles()}
 
@@ -304,3 +415,15 @@ def test_only_token_verifying_functions_read_the_secret() -> None:
         statements = role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
         reads = any("Fn::If" in s and s["Fn::If"][1]["Sid"] == "JwtSecret" for s in statements)
         assert reads == (function in VERIFIES_TOKENS), function
+
+
+def test_receipts_are_append_only_for_every_role() -> None:
+    """DESIGN §5: no function may change or remove a receipt entry."""
+    rewrites = {"dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
+    appenders = set()
+    for function, role in roles().items():
+        on_receipts = {action for action, resource in granted(role) if resource == "ReceiptsTable"}
+        assert not on_receipts & rewrites, function
+        if "dynamodb:PutItem" in on_receipts:
+            appenders.add(function)
+    assert appenders == {"APIHandler", "WebsocketMessage", "FanoutWorker", "EscalationSweep"}

@@ -1,10 +1,17 @@
-"""The packaged zip's five functions in clean processes, beside moto server and devstack's
+"""The packaged zip's functions in clean processes, beside moto server and devstack's
 WebSocket gateway (which also serves @connections): see support.py."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import ssl
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +20,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from devstack.fanout import create_fanout_queues
+from devstack.issuer import DevIssuer
 from devstack.tables import create_tables
 from tests.conftest import REGION
 from tests.lambda_runtime.support import GatewayThread, LambdaFunction, runtime_folder, unzip
@@ -47,7 +55,7 @@ def stack_refs(moto_url: str, template: dict[str, Any]) -> dict[str, str]:
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
         )
-        for name in ("dynamodb", "sqs", "ssm")
+        for name in ("dynamodb", "sqs", "ssm", "sesv2")
     }
     create_tables(
         clients["dynamodb"],
@@ -58,6 +66,9 @@ def stack_refs(moto_url: str, template: dict[str, Any]) -> dict[str, str]:
     queue, _ = create_fanout_queues(clients["sqs"], prefix="zip")
     parameter = template["Parameters"]["JwtSecretParameterName"]["Default"]
     clients["ssm"].put_parameter(Name=parameter, Value=SECRET, Type="SecureString")
+    # The verified SES identity a deploy needs (README "Deploy"): the default EmailFrom.
+    sender = template["Parameters"]["EmailFrom"]["Default"]
+    clients["sesv2"].create_email_identity(EmailIdentity=sender)
     return {
         "ConnectionsTable": "zip-connections",
         "NotificationsTable": "zip-notes",
@@ -85,6 +96,24 @@ def functions(
     gateway: GatewayThread,
 ) -> Iterator[dict[str, LambdaFunction]]:
     """Every function of the template, by logical id, each in its own process."""
+    with start_functions(
+        lambda_package, tmp_path_factory, template, stack_refs, moto_url, gateway
+    ) as started:
+        yield started
+
+
+@contextmanager
+def start_functions(
+    lambda_package: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    template: dict[str, Any],
+    stack_refs: dict[str, str],
+    moto_url: str,
+    gateway: GatewayThread,
+    *,
+    only: set[str] | None = None,
+    environment: dict[str, str] | None = None,
+) -> Iterator[dict[str, LambdaFunction]]:
     from tests.lambda_runtime.support import function_environment
 
     task_root = unzip(lambda_package / "deployment.zip", tmp_path_factory.mktemp("task"))
@@ -98,11 +127,14 @@ def functions(
         "WEBSOCKET_ENDPOINT": gateway.url,
         "FANOUT_THRESHOLD": FANOUT_THRESHOLD,
         "FANOUT_BATCH_SIZE": "2",
+        **(environment or {}),
     }
     started: dict[str, LambdaFunction] = {}
     try:
         for logical_id, resource in template["Resources"].items():
             if resource["Type"] != "AWS::Serverless::Function":
+                continue
+            if only is not None and logical_id not in only:
                 continue
             properties = resource["Properties"]
             started[logical_id] = LambdaFunction(
@@ -122,3 +154,158 @@ def functions(
     finally:
         for function in started.values():
             function.close()
+
+
+# --- an OIDC provider over https (issue 11: the zip also runs the RS256 path) -----------------
+
+
+@dataclass(frozen=True)
+class Provider:
+    issuer: DevIssuer
+    ca_file: Path
+
+
+def _certificates(directory: Path) -> tuple[Path, Path, Path]:
+    """A self-signed CA and a certificate it signed for 127.0.0.1: (ca, cert, key) PEM files."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.now(UTC)
+
+    def name(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("zip test CA"))
+        .issuer_name(name("zip test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(name("127.0.0.1"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = directory / "ca.pem", directory / "server.pem", directory / "server.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return paths
+
+
+@pytest.fixture(scope="module")
+def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider]:
+    """devstack's dev issuer, its JWKS served over https on 127.0.0.1 by a CA of this test."""
+    ca_file, cert, key = _certificates(tmp_path_factory.mktemp("tls"))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _JwksHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    issuer = DevIssuer(f"https://127.0.0.1:{server.server_address[1]}")
+    server.jwks = json.dumps(issuer.jwks()).encode()  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, name="jwks", daemon=True)
+    thread.start()
+    yield Provider(issuer, ca_file)
+    server.shutdown()
+    server.server_close()
+    thread.join(10)
+
+
+class _JwksHandler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        found = self.path == "/jwks.json"
+        body = self.server.jwks if found else b"{}"  # type: ignore[attr-defined]
+        self.send_response(200 if found else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def rs256_gateway() -> Iterator[GatewayThread]:
+    thread = GatewayThread()
+    yield thread
+    thread.stop()
+
+
+@pytest.fixture(scope="module")
+def rs256_functions(
+    lambda_package: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    template: dict[str, Any],
+    stack_refs: dict[str, str],
+    moto_url: str,
+    rs256_gateway: GatewayThread,
+    provider: Provider,
+) -> Iterator[dict[str, LambdaFunction]]:
+    """The token-verifying functions deployed with an OIDC provider (the template's JwksUrl,
+    JwtIssuer, JwtAudience parameters), trusting the test's CA as a real one would be."""
+    issuer = provider.issuer
+    refs = {
+        **stack_refs,
+        "JwksUrl": issuer.jwks_url,
+        "JwtIssuer": issuer.issuer,
+        "JwtAudience": issuer.audience,
+    }
+    with start_functions(
+        lambda_package,
+        tmp_path_factory,
+        template,
+        refs,
+        moto_url,
+        rs256_gateway,
+        only={"APIHandler", "WebsocketConnect", "WebsocketMessage", "WebsocketDisconnect"},
+        environment={"SSL_CERT_FILE": str(provider.ca_file)},
+    ) as started:
+        yield started

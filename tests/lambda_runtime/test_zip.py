@@ -5,15 +5,18 @@ devstack's WebSocket gateway and @connections endpoint, with real sockets.
 
 One scenario, in order: connect and register over a socket, REST send → push, a connection
 gone without `$disconnect` pruned on its 410, a broadcast above the fan-out threshold
-through SQS with a poison message in the batch, close → `$disconnect`.
+through SQS with a poison message in the batch, a notice escalating by reminder, email (SES)
+and SMS (SNS) when the scheduled sweep runs, close → `$disconnect`.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import sysconfig
 import time
 from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -23,10 +26,12 @@ from websockets.sync.client import ClientConnection, connect
 import app as lambda_app
 from devstack import events
 from devstack.fanout import sqs_event
+from devstack.issuer import DevIssuer
+from devstack.messaging import scheduled_event
 from devstack.rest import _DecodingEventConverter
 from devstack.tokens import mint_token
 from tests.conftest import REGION
-from tests.lambda_runtime.conftest import API_ID, SECRET
+from tests.lambda_runtime.conftest import API_ID, SECRET, Provider
 from tests.lambda_runtime.support import GatewayThread, LambdaFunction
 
 ROUTE_TO_FUNCTION = {"$connect": "Connect", "$disconnect": "Disconnect", "$default": "Message"}
@@ -66,10 +71,17 @@ class Rest:
         )
 
     def __call__(
-        self, method: str, path: str, body: Any = None, *, user: str = "staff", admin: bool = True
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        user: str = "staff",
+        admin: bool = True,
+        bearer: str | None = None,
     ) -> tuple[int, Any]:
         headers = {
-            "authorization": f"Bearer {token(user, admin=admin)}",
+            "authorization": f"Bearer {bearer or token(user, admin=admin)}",
             "content-type": "application/json",
             "host": "zipapi.execute-api.us-east-1.amazonaws.com",
         }
@@ -93,9 +105,9 @@ def next_event(socket: ClientConnection, name: str) -> dict[str, Any]:
 
 
 def open_registered(
-    sockets: ExitStack, gateway: GatewayThread, user_id: str
+    sockets: ExitStack, gateway: GatewayThread, user_id: str, *, bearer: str | None = None
 ) -> tuple[ClientConnection, str]:
-    url = f"{gateway.ws_url}/?token={token(user_id)}"
+    url = f"{gateway.ws_url}/?token={bearer or token(user_id)}"
     socket = sockets.enter_context(connect(url, open_timeout=20))
     socket.send(json.dumps({"action": "register", "request_id": f"reg-{user_id}"}))
     registered = next_event(socket, "registered")
@@ -131,11 +143,11 @@ def stats(rest: Rest) -> dict[str, int]:
     return body
 
 
-def wait_for(condition: Any, what: str) -> None:
-    deadline = time.monotonic() + 15
+def wait_for(condition: Any, what: str, *, timeout: float = 15, pause: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+        time.sleep(pause)
 
 
 def test_every_function_of_the_zip_runs_as_lambda_runs_it(
@@ -151,6 +163,7 @@ def test_every_function_of_the_zip_runs_as_lambda_runs_it(
         "WebsocketMessage",
         "WebsocketDisconnect",
         "FanoutWorker",
+        "EscalationSweep",
     }
     gateway.start(websocket_handlers(template, functions))
     rest = Rest(functions["APIHandler"])
@@ -178,20 +191,74 @@ def test_every_function_of_the_zip_runs_as_lambda_runs_it(
         sqs = boto3.client("sqs", endpoint_url=moto_url, region_name=REGION)
         queue = stack_refs["FanoutQueue"]
         poison_id = sqs.send_message(QueueUrl=queue, MessageBody="{not a job")["MessageId"]
-        messages: list[dict[str, Any]] = []
-        while batch := sqs.receive_message(
-            QueueUrl=queue, MaxNumberOfMessages=10, AttributeNames=["All"]
-        ).get("Messages", []):
-            messages.extend(batch)
-        assert poison_id in {message["MessageId"] for message in messages}
-        assert len(messages) >= 4  # 5+ recipients in jobs of 2, and the poison
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
-        result = functions["FanoutWorker"].invoke(sqs_event(messages[:10], queue_arn, REGION))
-        assert result == {"batchItemFailures": [{"itemIdentifier": poison_id}]}
+        # The worker walks the directory page by page (a page job enqueues the next page and
+        # its recipients' batches); as the event source mapping does, each batch's successes
+        # are deleted and its failures stay (invisible for the visibility timeout).
+        jobs, poisoned = 0, []
+        while batch := sqs.receive_message(
+            QueueUrl=queue, MaxNumberOfMessages=10, AttributeNames=["All"]
+        ).get("Messages", []):
+            result = functions["FanoutWorker"].invoke(sqs_event(batch, queue_arn, REGION))
+            failed = [failure["itemIdentifier"] for failure in result["batchItemFailures"]]
+            if any(message["MessageId"] == poison_id for message in batch):
+                poisoned.append(len(batch))
+                assert failed == [poison_id], result
+            else:
+                assert failed == [], result
+            for message in batch:
+                if message["MessageId"] not in failed:
+                    sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+                    jobs += 1
+        assert len(poisoned) == 1 and poisoned[0] >= 2  # the poison beside a real job
+        assert jobs >= 4  # the page job, then 5+ recipients in batches of 2
         for socket in [alice] + [socket for socket, _ in live]:
             assert next_event(socket, "notification")["notification"]["message"] == "Office closed"
+
+        # Escalation on the prod stage (steps from PT1M): a step a minute before a deadline a
+        # minute and a bit away is due in seconds. The scheduled sweep fires each channel once.
+        contact = {"email": "alice@example.com", "phone": "+15555550100"}
+        status, body = rest("PUT", "/api/users/alice/contact", contact)
+        assert status == 200, body
+        deadline = datetime.now(UTC) + timedelta(seconds=63)
+        steps = [
+            {"channel": channel, "before_deadline": "PT1M"}
+            for channel in ("repush", "email", "sms")
+        ]
+        notice = {
+            "user_id": "alice",
+            "message": {"en": "Bring your passport", "es": "Traiga su pasaporte"},
+            "requires_confirmation": True,
+            "deadline": deadline.isoformat(),
+            "escalation": steps,
+        }
+        status, body = rest("POST", "/api/notifications", notice)
+        assert status == 201, body
+        notice_id = body["notification"]["id"]
+        outcomes: dict[str, int] = {}
+
+        def sweep_fired_every_step() -> bool:
+            event = scheduled_event(REGION, "legal-aid-notifications-prod-escalation_sweep")
+            report = functions["EscalationSweep"].invoke(event)
+            for outcome, count in report["outcomes"].items():
+                outcomes[outcome] = outcomes.get(outcome, 0) + count
+            return outcomes.get("escalated", 0) + outcomes.get("reminded", 0) >= 3
+
+        wait_for(sweep_fired_every_step, "the sweep to fire the steps", timeout=30, pause=0.5)
+        assert outcomes == {"reminded": 1, "escalated": 2}, outcomes
+        assert next_event(alice, "reminder")["notification"]["id"] == notice_id
+        status, receipt = rest("GET", f"/api/notifications/{notice_id}/receipt")
+        assert status == 200, receipt
+        escalated = {
+            entry["channel"]: entry["detail"]["provider_id"]
+            for entry in receipt["entries"]
+            if entry["type"] == "escalated"
+        }
+        assert set(escalated) == {"email", "sms"} and all(escalated.values()), receipt
+        ses = boto3.client("ses", endpoint_url=moto_url, region_name=REGION)
+        assert ses.get_send_quota()["SentLast24Hours"] == 1  # once, whatever sweeps followed
 
         # Closing a socket runs $disconnect: nothing is pushed to it any more.
         closed_before = stats(rest)["connections_closed"]
@@ -219,3 +286,48 @@ def test_functions_import_nothing_beyond_the_zip_and_the_runtime(
             if not path.startswith((task, runtime, *stdlib))
         }
         assert outside == {}, function.logical_id
+
+
+def test_the_zip_verifies_rs256_tokens_from_an_oidc_provider_over_https(
+    template: dict[str, Any],
+    rs256_functions: dict[str, LambdaFunction],
+    rs256_gateway: GatewayThread,
+    provider: Provider,
+) -> None:
+    """Cognito's path (DESIGN §4): keys fetched over https (the runtime's urllib trusting the
+    CA named by SSL_CERT_FILE), verified with the zip's own cryptography; iss, aud checked,
+    `cognito:groups` holding the admin group."""
+    issuer = provider.issuer
+    rs256_gateway.start(websocket_handlers(template, rs256_functions))
+    rest = Rest(rs256_functions["APIHandler"])
+    with ExitStack() as sockets:
+        socket, _ = open_registered(
+            sockets, rs256_gateway, "rita", bearer=issuer.mint("rita", groups=("clients",))
+        )
+        staff = issuer.mint("staff", admin=True)
+        notice = {"user_id": "rita", "message": "Signed by the provider"}
+        status, body = rest("POST", "/api/notifications", notice, bearer=staff)
+        assert (status, body["delivered_to"]) == (201, 1), body
+        sent_id = body["notification"]["id"]
+        assert next_event(socket, "notification")["notification"]["id"] == sent_id
+        status, listed = rest("GET", "/api/notifications", bearer=issuer.mint("rita"))
+        assert status == 200 and [item["id"] for item in listed["items"]] == [sent_id], listed
+
+        # Not an admin without the group; a token for another audience or from another key
+        # is refused, as is one the provider never signed.
+        status, _ = rest("POST", "/api/notifications", notice, bearer=issuer.mint("rita"))
+        assert status == 403
+        stranger = DevIssuer(issuer.issuer)
+        for bearer in (
+            stranger.mint("staff", admin=True),
+            _with_audience(issuer, "someone-else"),
+        ):
+            status, _ = rest("GET", "/api/notifications", bearer=bearer)
+            assert status == 401
+
+
+def _with_audience(issuer: DevIssuer, audience: str) -> str:
+    """A token the provider's own key signed, for another audience."""
+    other = copy.copy(issuer)
+    other.audience = audience
+    return other.mint("staff", admin=True)
