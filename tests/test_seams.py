@@ -260,3 +260,16 @@ def test_the_notification_object_has_one_shape_everywhere(
     assert list(replayed["notification"]) == FIELDS
     export = http.get("/api/me/export", headers=auth("alice")).json_body["notifications"][0]
     assert list(export) == FIELDS
+
+
+def test_erasure_marks_the_receipts_of_notices_deleted_before_it(http: Any) -> None:
+    deleted = send_notification("alice", {"message": "gone", "case_id": "C-3"}).id
+    assert http.delete(f"/api/notifications/{deleted}", headers=auth("alice")).status_code == 204
+    assert http.delete("/api/users/alice", headers=ADMIN).status_code == 202
+    receipt = http.get(f"/api/notifications/{deleted}/receipt", headers=ADMIN).json_body
+    assert [entry["type"] for entry in receipt["entries"]] == ["stored", "deleted", "erased"]
+    assert receipt["verified"] is True
+    owner = http.get(f"/api/notifications/{deleted}/receipt", headers=auth("alice"))
+    assert owner.status_code == 404
+    [notice] = http.get("/api/cases/C-3/notices", headers=ADMIN).json_body["notices"]
+    assert notice["notification_id"] == deleted
