@@ -273,3 +273,35 @@ def test_erasure_marks_the_receipts_of_notices_deleted_before_it(http: Any) -> N
     assert owner.status_code == 404
     [notice] = http.get("/api/cases/C-3/notices", headers=ADMIN).json_body["notices"]
     assert notice["notification_id"] == deleted
+
+
+def _set_counter(service: Service, user_id: str, expression: str, values: dict[str, Any]) -> None:
+    service.clients.dynamodb.update_item(
+        TableName=service.settings.notifications_table,
+        Key=counter_key(user_id),
+        UpdateExpression=expression,
+        ExpressionAttributeValues=values,
+    )
+
+
+def test_a_broadcast_overtaken_for_one_user_stores_for_everyone(service: Service) -> None:
+    first = send_notification("bob", {"message": "first"})
+    _set_counter(service, "bob", "SET latest_id = :id", {":id": {"S": _later(first.id)}})
+    stored = service.inbox.put_many(
+        ["alice", "bob", "carol"], NotificationContent(message="b"), idempotency=None
+    )
+    assert sorted(n.user_id for n in stored) == ["alice", "bob", "carol"]
+    [bobs] = [n for n in stored if n.user_id == "bob"]
+    assert bobs.id > _later(first.id)
+    assert service.inbox.unread_count("bob") == 2
+
+
+def test_a_lapsed_tombstone_holds_nothing_back_even_when_overtaken(
+    service: Service, clock: Any
+) -> None:
+    first = send_notification("alice", {"message": "first"})
+    service.inbox.hold_sends("alice")  # an erasure that died midway
+    _set_counter(service, "alice", "SET latest_id = :id", {":id": {"S": _later(first.id)}})
+    clock.advance(24 * 3600)
+    second = send_notification("alice", {"message": "after the hold lapsed"})
+    assert second.id > _later(first.id)
