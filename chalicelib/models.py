@@ -391,6 +391,8 @@ class RegisteredEvent(Event):
     user_id: str
     connection_id: str
     unread_count: int
+    replayed: int
+    replay_truncated: bool
 
 
 class NotificationEvent(Event):

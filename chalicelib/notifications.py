@@ -258,13 +258,16 @@ class Notifications:
             raise ServiceError("The push failed after retries")
         self.counters.record(pushes_delivered=1)
 
-    def replay(self, connection_id: str, user_id: str, since: str | None) -> int:
-        """Push what the user has not acked (and what is newer than `since`), oldest first.
+    def to_replay(self, user_id: str, since: str | None) -> tuple[list[Notification], bool]:
+        """What `register` replays (DESIGN §2), oldest first, and whether more were left out."""
+        pending = self.inbox.replay(user_id, since, REPLAY_LIMIT + 1)
+        return pending[:REPLAY_LIMIT], len(pending) > REPLAY_LIMIT
 
-        One at a time and in order; the first 410 ends it (the connection is gone and pruned).
-        """
+    def replay(self, connection_id: str, notifications: list[Notification]) -> int:
+        """Push `notifications` (from `to_replay`) one at a time and in order; the first 410
+        ends it (the connection is gone and pruned)."""
         sent = 0
-        for notification in self.inbox.replay(user_id, since, REPLAY_LIMIT):
+        for notification in notifications:
             payload = NotificationEvent(notification=notification).to_wire()
             if self.sender.send(connection_id, payload) is Outcome.GONE:
                 break

@@ -11,18 +11,21 @@ from typing import Any
 from chalicelib.auth import Principal
 from chalicelib.errors import ValidationFailed
 from chalicelib.models import Contact, Preferences, is_user_id
+from chalicelib.storage import Directory
 from chalicelib.storage.profiles import Profiles
 
 
 class Accounts:
-    def __init__(self, profiles: Profiles) -> None:
+    def __init__(self, profiles: Profiles, directory: Directory) -> None:
         self.profiles = profiles
+        self.directory = directory
 
     def me(self, principal: Principal) -> dict[str, Any]:
-        """`GET /api/me`: groups are the calling token's."""
+        """`GET /api/me`: groups are those of the last `register` (the token's before any)."""
+        groups = self.directory.groups_of(principal.user_id)
         return {
             "user_id": principal.user_id,
-            "groups": list(principal.groups),
+            "groups": list(principal.groups) if groups is None else groups,
             "admin": principal.is_admin,
             "preferences": self.profiles.preferences(principal.user_id).model_dump(mode="json"),
             "contact": self.profiles.contact(principal.user_id).model_dump(mode="json"),

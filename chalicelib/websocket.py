@@ -146,14 +146,17 @@ class WebSocketApi:
 
     def _register(self, service: Service, connection_id: str, frame: RegisterFrame) -> None:
         principal = service.sessions.register(connection_id, frame.token)
+        replay, truncated = service.notifications.to_replay(principal.user_id, frame.since)
         registered = RegisteredEvent(
             user_id=principal.user_id,
             connection_id=connection_id,
             unread_count=service.notifications.unread_count(principal.user_id),
+            replayed=len(replay),
+            replay_truncated=truncated,
         )
         if _reply(service, connection_id, registered, frame.request_id) is Outcome.GONE:
             return
-        service.notifications.replay(connection_id, principal.user_id, frame.since)
+        service.notifications.replay(connection_id, replay)
 
     def _get_notifications(
         self, service: Service, connection_id: str, frame: GetNotificationsFrame

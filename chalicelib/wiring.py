@@ -228,7 +228,7 @@ def build_service(
             },
         ),
         escalations=escalations,
-        accounts=Accounts(profiles),
+        accounts=Accounts(profiles, directory),
         profiles=profiles,
         steps=steps,
     )

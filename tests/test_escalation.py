@@ -454,6 +454,126 @@ def test_a_step_whose_notice_closed_meanwhile_does_not_fire(
     assert receipts.of(notification["id"]) == []
 
 
+def _read_over_websocket(http: Any, notification: dict[str, Any]) -> None:
+    session = WsClient()
+    session.connect()
+    session.register("alice")
+    [reply] = session.send({"action": "mark_read", "ids": [notification["id"]]})
+    assert reply["ids"] == [notification["id"]]
+
+
+def _read_over_rest(http: Any, notification: dict[str, Any]) -> None:
+    response = post(http, "/api/notifications/read", {"all": True}, as_user("alice"))
+    assert response.json_body["ids"] == [notification["id"]]
+
+
+def _archive(http: Any, notification: dict[str, Any]) -> None:
+    body = {"ids": [notification["id"]]}
+    response = post(http, "/api/notifications/archive", body, as_user("alice"))
+    assert response.json_body["ids"] == [notification["id"]]
+
+
+def _archive_over_websocket(http: Any, notification: dict[str, Any]) -> None:
+    session = WsClient()
+    session.connect()
+    session.register("alice")
+    [reply] = session.send({"action": "archive", "all": True})
+    assert reply["ids"] == [notification["id"]]
+
+
+def _confirm(http: Any, notification: dict[str, Any]) -> None:
+    path = f"/api/notifications/{notification['id']}/confirm"
+    assert post(http, path, {}, as_user("alice")).status_code == 200
+
+
+def _confirm_over_websocket(http: Any, notification: dict[str, Any]) -> None:
+    session = WsClient()
+    session.connect()
+    session.register("alice")
+    [reply] = session.send({"action": "confirm", "id": notification["id"]})
+    assert reply["event"] == "confirmed"
+
+
+def _delete(http: Any, notification: dict[str, Any]) -> None:
+    path = f"/api/notifications/{notification['id']}"
+    assert http.delete(path, headers=as_user("alice")).status_code == 204
+
+
+def _erase(http: Any, notification: dict[str, Any]) -> None:
+    assert http.delete("/api/users/alice", headers=ADMIN).status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("close", "confirmation"),
+    [
+        (_read_over_rest, False),
+        (_read_over_websocket, False),
+        (_archive, False),
+        (_archive_over_websocket, False),
+        (_confirm, True),
+        (_confirm_over_websocket, True),
+        (_delete, False),
+        (_delete, True),
+        (_erase, True),
+    ],
+)
+def test_every_way_of_closing_a_notice_cancels_its_steps(
+    http: Any,
+    svc: Service,
+    clock: Clock,
+    receipts: RecordingReceipts,
+    close: Callable[[Any, dict[str, Any]], None],
+    confirmation: bool,
+) -> None:
+    put(http, "/api/users/alice/contact", CONTACT)
+    steps = [
+        {"channel": "repush", "after": "PT1M"},
+        {"channel": "email", "after": "PT1M"},
+        {"channel": "sms", "after": "PT2M"},
+    ]
+    notification = send(http, escalation=steps, requires_confirmation=confirmation)
+    kept = send(http, user_id="bob", escalation=[{"channel": "repush", "after": "PT1M"}])
+    close(http, notification)
+    assert svc.steps.pending("alice") == []
+    clock.advance(180)
+    catch_up(svc, clock)
+    assert emails() == [] and texts() == []
+    assert receipts.of(notification["id"]) == []
+    assert [entry[0] for entry in receipts.of(kept["id"])] == ["reminded"]
+
+
+def test_escalation_outcomes_extend_the_verified_chain_and_the_case_list(
+    http: Any, svc: Service, clock: Clock
+) -> None:
+    put(http, "/api/users/alice/contact", {"email": CONTACT["email"]})
+    notification = send(
+        http,
+        data={"case_id": "C-7"},
+        escalation=[
+            {"channel": "repush", "after": "PT1M"},
+            {"channel": "email", "after": "PT1M"},
+            {"channel": "sms", "after": "PT1M"},
+        ],
+    )
+    clock.advance(61)
+    catch_up(svc, clock)
+    [email] = emails()
+    receipt = http.get(f"/api/notifications/{notification['id']}/receipt", headers=ADMIN)
+    entries = receipt.json_body["entries"]
+    assert receipt.json_body["verified"] is True
+    assert [entry["seq"] for entry in entries] == list(range(1, len(entries) + 1))
+    outcomes = sorted((e["type"], e["channel"], e.get("detail")) for e in entries[1:])
+    assert outcomes == [
+        ("escalated", "email", {"provider_id": email.id}),
+        ("escalation_skipped", "sms", {"reason": "no_contact"}),
+        ("reminded", "websocket", {"connections": 0}),
+    ]
+    escalated_at = next(e["at"] for e in entries if e["type"] == "escalated")
+    [notice] = http.get("/api/cases/C-7/notices", headers=ADMIN).json_body["notices"]
+    assert notice["escalations"] == [{"channel": "email", "at": escalated_at}]
+    assert notice["verified"] is True
+
+
 def test_cancel_all_and_erase_forget_every_pending_step(http: Any, svc: Service) -> None:
     for _ in range(3):
         send(http, escalation=[{"channel": "email", "after": "PT1M"}])

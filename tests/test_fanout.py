@@ -14,7 +14,8 @@ from chalice.test import Client
 
 import app as lambda_app
 from chalicelib.auth import Principal
-from chalicelib.models import FanoutPage, NotificationContent
+from chalicelib.models import FanoutPage, NotificationContent, Preferences
+from chalicelib.receipts import receipt_document
 from chalicelib.storage.keys import member_count_key, member_key
 from chalicelib.wiring import Service
 from devstack.fanout import FanoutWorker, create_fanout_queues
@@ -325,3 +326,46 @@ def test_a_lagging_counter_still_sends_a_large_audience_through_the_queue(
     assert visible(sqs, queue) == 1
     worker(sqs, queue).drain()
     assert all(fanout.inbox.unread_count(user) == 1 for user in USERS)
+
+
+def test_a_two_stage_broadcast_resolves_languages_holds_back_mutes_and_writes_receipts(
+    fanout: Service, queues: tuple[Any, str, str], ws: type[WsClient]
+) -> None:
+    sqs, queue, _ = queues
+    spanish, muted, plain, erasing = USERS[:4]
+    fanout.profiles.put_preferences(spanish, Preferences(locale="es"))
+    fanout.profiles.put_preferences(muted, Preferences(muted_categories=["news"]))
+    sessions = {}
+    for user in (spanish, muted, plain):
+        sessions[user] = ws()
+        sessions[user].connect()
+        sessions[user].register(user)
+        sessions[user].received()
+    fanout.inbox.hold_sends(erasing)
+    content = NotificationContent.model_validate(
+        {"message": {"en": "Office closed", "es": "Oficina cerrada"}, "category": "news"}
+    )
+    _, recipients = fanout.notifications.broadcast(content, None)
+    assert recipients == len(USERS)
+    worker(sqs, queue).drain()
+
+    [to_spanish] = sessions[spanish].received()
+    assert (to_spanish["notification"]["message"], to_spanish["notification"]["locale"]) == (
+        "Oficina cerrada",
+        "es",
+    )
+    assert sessions[muted].received() == []
+    assert fanout.inbox.unread_count(muted) == 1
+    [to_plain] = sessions[plain].received()
+    assert to_plain["notification"]["message"] == "Office closed"
+    assert fanout.inbox.page(erasing, limit=5).items == []
+
+    def entries(user: str) -> list[str]:
+        [notification] = fanout.inbox.page(user, limit=5).items
+        receipt = fanout.receipts.get(notification.id)
+        assert receipt_document(receipt)["verified"] is True
+        return [entry.type for entry in receipt.entries]
+
+    assert entries(spanish) == ["stored", "pushed"]
+    assert entries(muted) == ["stored"]
+    assert entries(USERS[5]) == ["stored"]

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+import requests
 from chalice.test import Client
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
@@ -74,6 +75,9 @@ class NotificationService(RuleBasedStateMachine):
         super().__init__()
         self.mock = mock_aws()
         self.mock.start()
+        # A mock started inside another (the test session's) keeps its state: reset it, so
+        # each example starts from empty tables whatever ran before.
+        requests.post("http://motoapi.amazonaws.com/moto-api/reset", timeout=5).raise_for_status()
         create_tables(
             boto3.client("dynamodb", region_name=REGION),
             connections_table="connections",

@@ -68,6 +68,8 @@ def test_connect_token_authenticates_the_connection(ws: type[WsClient]) -> None:
         "user_id": "alice",
         "connection_id": client.connection_id,
         "unread_count": 1,
+        "replayed": 1,
+        "replay_truncated": False,
     }
     assert replayed["event"] == "notification"
 
