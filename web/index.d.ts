@@ -114,7 +114,13 @@ export interface ClientEvents {
   message: unknown;
   status: StatusDetail;
   unread_count: number;
-  registered: { user_id: string; connection_id: string; unread_count: number };
+  registered: {
+    user_id: string;
+    connection_id: string;
+    unread_count: number;
+    replayed: number;
+    replay_truncated: boolean;
+  };
   error: { code: string; message?: string };
 }
 
