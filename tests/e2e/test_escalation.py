@@ -16,6 +16,15 @@ def outbox(stack: LocalStack, notification_id: str) -> list[dict[str, Any]]:
     return [m for m in reply.body["messages"] if m["notification_id"] == notification_id]
 
 
+def escalated(stack: LocalStack, notification_id: str, admin: str) -> list[dict[str, Any]]:
+    """The `escalated` entries of the notice's receipt, read as an admin (its chain verified)."""
+    url = f"{stack.rest_url}/api/notifications/{notification_id}/receipt"
+    reply = http("GET", url, token=admin)
+    assert reply.status == 200, reply.body
+    assert reply.body["verified"] is True
+    return [entry for entry in reply.body["entries"] if entry["type"] == "escalated"]
+
+
 def test_an_unconfirmed_document_request_escalates_to_email_and_sms(stack: LocalStack) -> None:
     user = f"client-{uuid.uuid4().hex[:8]}"
     admin = stack.token("staff", admin=True)
@@ -54,6 +63,15 @@ def test_an_unconfirmed_document_request_escalates_to_email_and_sms(stack: Local
     assert sms["channel"] == "sms" and sms["to"] == "+15555550123"
     assert "subject" not in sms
 
+    # Proof of notice (DESIGN §7): each step sent is an `escalated` entry with its provider id.
+    entries = eventually(
+        lambda: len(found := escalated(stack, notification["id"], admin)) == 2 and found
+    )
+    assert {entry["channel"]: entry["detail"]["provider_id"] for entry in entries} == {
+        "email": email["provider_id"],
+        "sms": sms["provider_id"],
+    }
+
 
 def test_reading_before_the_step_cancels_it(stack: LocalStack) -> None:
     user = f"reader-{uuid.uuid4().hex[:8]}"
@@ -82,3 +100,9 @@ def test_reading_before_the_step_cancels_it(stack: LocalStack) -> None:
     # The control's step is due after the read one's: once it went out, the read one was due too.
     eventually(lambda: outbox(stack, control))
     assert outbox(stack, read_one) == []
+    admin_token = stack.token("staff", admin=True)
+    # The receipt entry is appended once the provider accepted the message: it may trail it.
+    eventually(
+        lambda: [entry["channel"] for entry in escalated(stack, control, admin_token)] == ["email"]
+    )
+    assert escalated(stack, read_one, admin_token) == []
