@@ -52,7 +52,10 @@ def test_an_unconfirmed_document_request_escalates_to_email_and_sms(stack: Local
     notification = reply.body["notification"]
     assert notification["requires_confirmation"] is True
 
-    sent = eventually(lambda: len(found := outbox(stack, notification["id"])) == 2 and found)
+    # Generous bounds: the steps are due 2-3 s on, and the machine may be busy.
+    sent = eventually(
+        lambda: len(found := outbox(stack, notification["id"])) == 2 and found, timeout=30
+    )
     assert [m["sent_at"] for m in sent] == sorted((m["sent_at"] for m in sent), reverse=True)
     email, sms = sorted(sent, key=lambda message: message["channel"])
     assert email["channel"] == "email"
@@ -98,7 +101,7 @@ def test_reading_before_the_step_cancels_it(stack: LocalStack) -> None:
     )
     assert reply.body["ids"] == [read_one]
     # The control's step is due after the read one's: once it went out, the read one was due too.
-    eventually(lambda: outbox(stack, control))
+    eventually(lambda: outbox(stack, control), timeout=30)
     assert outbox(stack, read_one) == []
     admin_token = stack.token("staff", admin=True)
     # The receipt entry is appended once the provider accepted the message: it may trail it.
