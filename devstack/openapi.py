@@ -17,7 +17,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -38,6 +38,14 @@ ERROR_DESCRIPTIONS = {
     " Retry-After",
 }
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}}}
+
+
+# DESIGN §7: what a receipt entry records, and where.
+EntryType = Literal[
+    "stored", "pushed", "delivered", "seen", "read", "confirmed", "archived", "reminded",
+    "escalated", "escalation_skipped", "escalation_deferred", "deleted", "erased",
+]  # fmt: skip
+EntryChannel = Literal["websocket", "rest", "poll", "email", "sms"]
 
 
 class Reply(BaseModel):
@@ -96,9 +104,9 @@ def _reply_models() -> dict[str, type[BaseModel]]:
     class ReceiptEntry(BaseModel):
         model_config = ConfigDict(extra="forbid")
         seq: int = Field(ge=1)
-        type: str
+        type: EntryType
         at: str
-        channel: str | None = None
+        channel: EntryChannel | None = None
         detail: dict[str, Any] | None = None
         hash: str
 
@@ -114,7 +122,7 @@ def _reply_models() -> dict[str, type[BaseModel]]:
         verified: bool
 
     class Escalation(Reply):
-        channel: str
+        channel: Literal["email", "sms"]
         at: str
 
     class CaseNotice(Reply):
