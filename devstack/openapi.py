@@ -17,7 +17,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,7 +34,18 @@ ERROR_DESCRIPTIONS = {
     413: "Body too large",
     422: "Invalid fields",
     429: "Rate limited (see Retry-After)",
+    503: "Busy (AWS throttling, retries ran out, or the user is being erased): retry after"
+    " Retry-After",
 }
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}}}
+
+
+# DESIGN §7: what a receipt entry records, and where.
+EntryType = Literal[
+    "stored", "pushed", "delivered", "seen", "read", "confirmed", "archived", "reminded",
+    "escalated", "escalation_skipped", "escalation_deferred", "deleted", "erased",
+]  # fmt: skip
+EntryChannel = Literal["websocket", "rest", "poll", "email", "sms"]
 
 
 class Reply(BaseModel):
@@ -93,9 +104,9 @@ def _reply_models() -> dict[str, type[BaseModel]]:
     class ReceiptEntry(BaseModel):
         model_config = ConfigDict(extra="forbid")
         seq: int = Field(ge=1)
-        type: str
+        type: EntryType
         at: str
-        channel: str | None = None
+        channel: EntryChannel | None = None
         detail: dict[str, Any] | None = None
         hash: str
 
@@ -103,11 +114,15 @@ def _reply_models() -> dict[str, type[BaseModel]]:
         notification_id: str
         user_id: str
         content_sha256: str
+        case_id: str | None
+        type: str
+        category: str | None
+        created_at: str
         entries: list[ReceiptEntry]
         verified: bool
 
     class Escalation(Reply):
-        channel: str
+        channel: Literal["email", "sms"]
         at: str
 
     class CaseNotice(Reply):
@@ -128,11 +143,12 @@ def _reply_models() -> dict[str, type[BaseModel]]:
         case_id: str
         notices: list[CaseNotice]
 
-    class Export(BaseModel):
-        model_config = ConfigDict(extra="allow")
+    class Export(Reply):
         user_id: str
         groups: list[str]
         notifications: list[Notification]
+        preferences: Preferences
+        contact: Contact
         receipts: list[Receipt]
 
     class Erased(Reply):
@@ -167,6 +183,7 @@ class Success:
     model: str | None  # a name from _reply_models; None: no body
     summary: str
     errors: tuple[int, ...] = ()  # beyond those its access, body, query and path imply
+    csv: bool = False  # also answers text/csv (to `Accept: text/csv`)
 
 
 # (method, path) -> the success responses of DESIGN.md §3.
@@ -228,7 +245,10 @@ RESPONSES: dict[tuple[str, str], Success] = {
         (200,), "Receipt", "The proof-of-notice receipt (owner or admin)", errors=(404,)
     ),
     ("GET", "/api/cases/{case_id}/notices"): Success(
-        (200,), "CaseNotices", "Every notice of a case with its receipt summary (or text/csv)"
+        (200,),
+        "CaseNotices",
+        "Every notice of a case with its receipt summary (text/csv to `Accept: text/csv`)",
+        csv=True,
     ),
     ("GET", "/api/me/export"): Success((200,), "Export", "Everything stored about the caller"),
     ("DELETE", "/api/users/{user_id}"): Success((202,), "Erased", "Erase a user's data"),
@@ -271,6 +291,7 @@ def _error_statuses(spec: Any, path: str) -> set[int]:
         statuses.add(403)
     if spec.access is Access.LOCAL:
         statuses.add(404)
+    statuses.add(503)  # every route of the RestApi reads or writes DynamoDB
     if spec.body is not None:
         statuses |= {400, 413, 422}
     if spec.query is not None:
@@ -341,12 +362,17 @@ def build_document(app: Any | None = None, api: Any | None = None) -> dict[str, 
                 if success.model is not None:
                     model_ref = schemas.ref(replies[success.model], "serialization")
                     response["content"] = {"application/json": {"schema": model_ref}}
+                if success.csv:
+                    response["content"]["text/csv"] = {"schema": {"type": "string"}}
                 operation["responses"][str(status)] = response
             for status in sorted(_error_statuses(spec, path) | set(success.errors)):
-                operation["responses"][str(status)] = {
+                error: dict[str, Any] = {
                     "description": ERROR_DESCRIPTIONS[status],
                     "content": {"application/json": {"schema": error_ref}},
                 }
+                if status in (429, 503):
+                    error["headers"] = RETRY_AFTER
+                operation["responses"][str(status)] = error
             paths.setdefault(path, {})[method.lower()] = operation
     return {
         "openapi": "3.1.0",

@@ -57,6 +57,25 @@ STACK_SETTINGS = frozenset(
         "WEBSOCKET_ENDPOINT",
         "FANOUT_QUEUE_URL",
         "AWS_PROFILE",
+        # The rest of the app's settings (chalicelib.settings; a test checks none is missing).
+        "JWT_JWKS_URL",
+        "JWT_ISSUER",
+        "JWT_AUDIENCE",
+        "ADMIN_GROUP",
+        "RECEIPTS_TABLE",
+        "SQS_ENDPOINT",
+        "WEBSOCKET_API_ID",
+        "RECEIPT_RETENTION_DAYS",
+        "PUSH_CONCURRENCY",
+        "PUSH_MAX_ATTEMPTS",
+        "FANOUT_THRESHOLD",
+        "FANOUT_BATCH_SIZE",
+        "ORG_NAME",
+        "APP_URL",
+        "EMAIL_FROM",
+        "ESCALATION_CONTENT",
+        "SES_ENDPOINT",
+        "SNS_ENDPOINT",
     }
 )
 

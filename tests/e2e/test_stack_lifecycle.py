@@ -8,8 +8,11 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+from chalicelib.settings import Settings
 from devstack.runtime import PROJECT_ROOT
+from devstack.stack import STACK_SETTINGS
 from tests.e2e.support import eventually
 
 CRASHING_PARENT = """
@@ -44,3 +47,23 @@ def test_an_orphaned_stack_stops() -> None:
     finally:
         if running(child):
             os.kill(child, signal.SIGKILL)
+
+
+class _ReadNames(dict[str, str]):
+    """An empty environment that records the names read from it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.names.add(key)
+        return default
+
+
+def test_no_app_setting_leaks_from_the_callers_environment_into_a_stack() -> None:
+    # A caller's SES_ENDPOINT, FANOUT_THRESHOLD or RECEIPTS_TABLE would point the stack's app
+    # away from its own moto services and tables; the region alone is the caller's to choose.
+    environment = _ReadNames()
+    Settings.from_env(environment)
+    assert environment.names - STACK_SETTINGS == {"AWS_REGION", "AWS_DEFAULT_REGION"}
