@@ -109,7 +109,10 @@ export class NotificationList extends ClientElement {
     this.$(".retry").textContent = this.t("retry");
     this.$(".more").textContent = this.t("older");
     this.actions?.localize(this);
-    this.view?.clear();
+    // Strings are applied again whenever preferences or `lang` settle: rebuild the rows only
+    // when the language really changed, so the row a keyboard user is on keeps its focus.
+    if (this.stringsLocale !== undefined && this.stringsLocale !== this.locale) this.view?.clear();
+    this.stringsLocale = this.locale;
     this.#render();
   }
 
