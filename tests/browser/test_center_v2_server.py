@@ -281,6 +281,9 @@ def test_keyboard_only_confirm_archive_and_preferences(open_demo, api: Api, user
     page.locator("body").click(position={"x": 5, "y": 400})
     tab_to(page, "(el) => el.classList.contains('toggle')")
     page.keyboard.press("Enter")
+    # The panel loads on first use: Tab on once it is there, as a person who sees it would
+    # (before that, Tab would reach the demo's own inbox list further down the page).
+    expect(page.locator("#center notification-list button.confirm")).to_be_visible()
 
     # Confirm: Tab to the button, Enter opens the dialog, Tab to "I have read and understand".
     tab_to(page, "(el) => el.classList.contains('confirm')")
