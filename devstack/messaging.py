@@ -23,7 +23,7 @@ from urllib.parse import parse_qs
 
 import boto3
 
-from devstack.runtime import Invoker
+from devstack.runtime import Invoker, MotoThread
 
 log = logging.getLogger("devstack")
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -96,12 +96,10 @@ class RecordingMoto:
         self.service = service
         self._is_send = is_send
         self.observe: Callable[[bytes, bytes], None] | None = None
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
+        self._serving = MotoThread(f"moto-{service}")
 
     def start(self, host: str) -> str:
-        from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
-        from werkzeug.serving import make_server
+        from moto.moto_server.werkzeug_app import create_backend_app
 
         dispatcher = create_backend_app(self.service)
         lock = threading.Lock()
@@ -126,21 +124,10 @@ class RecordingMoto:
                     log.exception("outbox: could not read a %s request", self.service)
             return [answer]
 
-        self._server = make_server(
-            host, 0, recording, threaded=True, request_handler=MotoRequestHandler
-        )
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"moto-{self.service}", daemon=True
-        )
-        self._thread.start()
-        return f"http://{host}:{self._server.server_port}"
+        return self._serving.serve(host, recording)
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join()
+        self._serving.stop()
 
 
 class _Body:

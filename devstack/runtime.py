@@ -12,6 +12,7 @@ import importlib
 import json
 import logging
 import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -110,3 +111,31 @@ class Invoker:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class MotoThread:
+    """A WSGI app (one moto service's) served on a free port of `host`, in a daemon thread."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    def serve(self, host: str, app: Callable[..., Any]) -> str:
+        """Start serving `app`; returns the base URL."""
+        from moto.moto_server.werkzeug_app import MotoRequestHandler
+        from werkzeug.serving import make_server
+
+        self._server = make_server(host, 0, app, threaded=True, request_handler=MotoRequestHandler)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name=self.name, daemon=True
+        )
+        self._thread.start()
+        return f"http://{host}:{self._server.server_port}"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()

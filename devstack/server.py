@@ -36,6 +36,7 @@ from devstack.rest import WEB_DIR, RestGateway
 from devstack.runtime import (
     PROJECT_ROOT,
     Invoker,
+    MotoThread,
     declared_route_keys,
     load_app,
     point_websocket_api_at,
@@ -237,8 +238,7 @@ class EmbeddedMoto:
 
     def __init__(self, service: str = "dynamodb") -> None:
         self.service = service
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
+        self._serving = MotoThread(f"moto-{service}")
         self.requests = 0
         self.busy_seconds = 0.0  # time spent inside moto, for GET /dev/stats
         self.operations: Counter[str] = Counter()
@@ -251,8 +251,7 @@ class EmbeddedMoto:
         }
 
     def start(self) -> str:
-        from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
-        from werkzeug.serving import make_server
+        from moto.moto_server.werkzeug_app import create_backend_app
 
         if self.service == "dynamodb":
             _patch_moto_transactions()
@@ -273,21 +272,10 @@ class EmbeddedMoto:
                     target = environ.get("HTTP_X_AMZ_TARGET", "")
                     self.operations[target.rpartition(".")[2] or "other"] += 1
 
-        self._server = make_server(
-            HOST, 0, serialized, threaded=True, request_handler=MotoRequestHandler
-        )
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"moto-{self.service}", daemon=True
-        )
-        self._thread.start()
-        return f"http://{HOST}:{self._server.server_port}"
+        return self._serving.serve(HOST, serialized)
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join()
+        self._serving.stop()
 
 
 class DevStack:
