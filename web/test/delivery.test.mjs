@@ -282,3 +282,29 @@ test("handlers attached right after creation see the first status", async () => 
   assert.deepEqual(statuses, ["polling"]);
   client.close();
 });
+
+test("registered tells the app how many were replayed and whether the replay was cut short", async () => {
+  const { client, clock, ws, events } = await setup(createNotificationClient);
+  ws.last().register({ connectionId: "c1", unreadCount: 140, replayed: 100, replayTruncated: true });
+  assert.deepEqual(eventsNamed(events, "registered"), [
+    { user_id: "alice", connection_id: "c1", unread_count: 140, replayed: 100, replay_truncated: true },
+  ]);
+  assert.deepEqual(eventsNamed(events, "replay_truncated"), [{ replayed: 100 }]);
+
+  // A full replay, and a server that says nothing of it, are not news.
+  ws.last().drop(1001);
+  client.reconnect();
+  await clock.advance(0);
+  ws.last().register({ connectionId: "c2", replayed: 3 });
+  ws.last().drop(1001);
+  client.reconnect();
+  await clock.advance(0);
+  ws.last().accept();
+  ws.last().push({ event: "registered", user_id: "alice", connection_id: "c3", unread_count: 0 });
+  assert.deepEqual(
+    eventsNamed(events, "registered").slice(1).map((r) => [r.connection_id, r.replayed, r.replay_truncated]),
+    [["c2", 3, false], ["c3", 0, false]],
+  );
+  assert.equal(eventsNamed(events, "replay_truncated").length, 1);
+  client.close();
+});

@@ -1,0 +1,222 @@
+// The client drives any transport with the one interface: fakes stand in for both here, and
+// a transport that reports something its state has no row for is an error, not ignored.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { IllegalTransition } from "../client/state-machine.js";
+import { createNotificationClient } from "../notification-client.js";
+import { eventsNamed, fakeFetch, notification, setup } from "../testing/fakes.mjs";
+
+/** A stand-in for the WebSocket transport: the test plays the server through its callbacks. */
+class FakeSocketTransport {
+  name = "websocket";
+
+  constructor(works) {
+    this.works = works;
+    this.sent = [];
+    this.opened = false;
+    this.registered = false;
+    this.connectionId = null;
+    this.closedWith = null;
+  }
+
+  supported() {
+    return this.works;
+  }
+
+  initialize(callbacks) {
+    this.callbacks = callbacks;
+  }
+
+  send(frame) {
+    if (!this.registered) return false;
+    this.sent.push(frame);
+    return true;
+  }
+
+  request(action) {
+    this.sent.push({ action });
+    return action === "get_notifications" ? Promise.resolve({ unread_count: 0 }) : new Promise(() => {});
+  }
+
+  ping() {}
+
+  close(reason, intent = {}) {
+    if (this.closedWith) return;
+    this.closedWith = reason;
+    this.callbacks.onClose({ ...intent, opened: this.opened, registered: this.registered });
+  }
+
+  // ---- server side ----
+  open() {
+    this.opened = true;
+    return this.callbacks.register();
+  }
+
+  register(frame = {}) {
+    this.registered = true;
+    this.connectionId = "fake-conn";
+    this.callbacks.onOpen({ event: "registered", user_id: "alice", unread_count: 0, replayed: 0, replay_truncated: false, ...frame });
+  }
+
+  drop() {
+    this.close("dropped");
+  }
+}
+
+class FakePollTransport {
+  name = "polling";
+
+  constructor() {
+    this.closedWith = null;
+  }
+
+  supported() {
+    return true;
+  }
+
+  initialize(callbacks) {
+    this.callbacks = callbacks;
+  }
+
+  send() {
+    return false;
+  }
+
+  close(reason, intent = {}) {
+    if (this.closedWith) return;
+    this.closedWith = reason;
+    this.callbacks.onClose(intent);
+  }
+
+  // ---- server side ----
+  async round(page) {
+    const after = await this.callbacks.after();
+    this.callbacks.onOpen();
+    await this.callbacks.onMessage(page);
+    return after;
+  }
+}
+
+function fakeTransports({ socketWorks = true } = {}) {
+  const sockets = [];
+  const pollers = [];
+  return {
+    sockets,
+    pollers,
+    transports: {
+      websocket: () => {
+        const transport = new FakeSocketTransport(socketWorks);
+        sockets.push(transport);
+        return transport;
+      },
+      polling: async () => {
+        const transport = new FakePollTransport();
+        pollers.push(transport);
+        return transport;
+      },
+    },
+  };
+}
+
+const rest = () =>
+  fakeFetch((request) =>
+    request.path === "/api/notifications/unread-count"
+      ? { body: { unread_count: 0 } }
+      : { body: { items: [notification("01A")], next_cursor: null, unread_count: 1 } },
+  );
+
+test("fake transports drive the client: fall back to polling, receive, probe and upgrade", async () => {
+  const fakes = fakeTransports();
+  const { client, clock, events } = await setup(createNotificationClient, {
+    fetch: rest(),
+    options: { transports: fakes.transports },
+  });
+  const initialized = () => fakes.sockets.filter((s) => s.callbacks);
+  await clock.advance(0);
+  for (let attempt = 0; attempt < 3; attempt += 1) {
+    const socket = initialized().at(-1);
+    const fields = socket.open();
+    assert.match(fields.token, /^.+\..+\..+$/);
+    assert.equal(fields.since, undefined, "no resume point yet");
+    socket.drop(); // opened, then closed before `registered`
+    await clock.advance(eventsNamed(events, "status").at(-1).retryInMs ?? 0);
+  }
+  assert.equal(client.status, "polling");
+  assert.equal(eventsNamed(events, "status").find((s) => s.status === "polling").reason, "websocket_failing");
+  const [poller] = fakes.pollers;
+  assert.equal(await poller.round({ items: [notification("01B")], cursor: "01B" }), "01A", "polls after the start-up newest");
+  assert.deepEqual(eventsNamed(events, "notification").map((n) => n.id), ["01B"]);
+
+  await clock.advance(30_000); // the probe
+  const probe = initialized().at(-1);
+  assert.equal(client.status, "polling", "a probe does not leave polling until it registers");
+  assert.equal(probe.open().since, "01B", "the probe resumes where polling left off");
+  probe.register();
+  assert.equal(client.status, "open");
+  assert.equal(client.transport, "ws");
+  assert.equal(poller.closedWith, "upgrade");
+  assert.equal(client.connectionId, "fake-conn");
+  client.close();
+  assert.equal(probe.closedWith, "client closed");
+  assert.equal(client.status, "offline");
+});
+
+test("a socket transport that is not supported sends the client straight to polling", async () => {
+  const fakes = fakeTransports({ socketWorks: false });
+  const { client, clock, events } = await setup(createNotificationClient, {
+    fetch: rest(),
+    options: { transports: fakes.transports },
+  });
+  await clock.advance(0);
+  assert.deepEqual(eventsNamed(events, "status"), [{ status: "polling", reason: "websocket_unavailable" }]);
+  assert.equal(fakes.sockets.filter((s) => s.callbacks).length, 0);
+  assert.equal(fakes.pollers.length, 1);
+  await clock.advance(10 * 60_000);
+  assert.equal(fakes.sockets.filter((s) => s.callbacks).length, 0, "nothing to probe");
+  // The poll loop ending on an auth error stops the client.
+  fakes.pollers[0].close("unauthorized", { auth: true });
+  assert.equal(client.status, "offline");
+  assert.equal(eventsNamed(events, "error").at(-1).code, "unauthorized");
+  client.close();
+});
+
+test("a transport reporting what its state has no row for throws (registered twice)", async () => {
+  const fakes = fakeTransports();
+  const { client, clock } = await setup(createNotificationClient, {
+    fetch: rest(),
+    options: { transports: fakes.transports },
+  });
+  await clock.advance(0);
+  const socket = fakes.sockets.at(-1);
+  socket.open();
+  socket.register();
+  assert.equal(client.status, "open");
+  assert.throws(
+    () => socket.register(),
+    (error) => error instanceof IllegalTransition && error.state === "open" && error.event === "registered",
+  );
+  assert.equal(client.status, "open", "the illegal event changed nothing");
+  client.close();
+});
+
+test("a transport let go is not heard: its late close changes nothing", async () => {
+  const fakes = fakeTransports();
+  const { client, clock, events } = await setup(createNotificationClient, {
+    fetch: rest(),
+    options: { transports: fakes.transports },
+  });
+  await clock.advance(0);
+  const first = fakes.sockets.at(-1);
+  first.open();
+  first.register();
+  client.reconnect(); // closes the first with a rotate intent, opens the next
+  await clock.advance(0);
+  const second = fakes.sockets.at(-1);
+  assert.notEqual(second, first);
+  const before = events.length;
+  first.callbacks.onClose({ opened: true, registered: true });
+  assert.equal(events.length, before);
+  assert.equal(client.status, "connecting");
+  client.close();
+});
