@@ -248,28 +248,18 @@ export function createNotificationClient(options) {
     caseNotices: (caseId, opts) => rest.caseNotices(caseId, opts),
     /** Sends a protocol action over the socket and resolves with its reply. */
     request: (action, fields, opts) => connection.request(action, fields, opts),
-    get unreadCount() {
-      return unread.value;
-    },
-    get status() {
-      return connection.machine.status;
-    },
-    get connectionId() {
-      return connection.connectionId;
-    },
-    get userId() {
-      return resume.userId;
-    },
-    get lastId() {
-      return resume.lastId;
-    },
-    get transport() {
-      return connection.machine.transport;
-    },
-    get preferences() {
-      return preferences.value;
-    },
   };
+  // Read-only views of the rooms' state.
+  const views = {
+    unreadCount: () => unread.value,
+    status: () => connection.machine.status,
+    connectionId: () => connection.connectionId,
+    userId: () => resume.userId,
+    lastId: () => resume.lastId,
+    transport: () => connection.machine.transport,
+    preferences: () => preferences.value,
+  };
+  for (const [name, get] of Object.entries(views)) Object.defineProperty(client, name, { get, enumerable: true });
 
   // On the next microtask, so handlers attached right after creation see every event.
   if (cfg.autoConnect !== false) queueMicrotask(client.connect);

@@ -119,6 +119,22 @@ function fakeTransports({ socketWorks = true } = {}) {
   };
 }
 
+/** A client on fake transports, started; `rest` answers its REST calls. */
+async function onFakes(options = {}) {
+  const fakes = fakeTransports(options);
+  const tab = await setup(createNotificationClient, { fetch: rest(), options: { transports: fakes.transports } });
+  await tab.clock.advance(0);
+  return { ...tab, ...fakes };
+}
+
+/** The newest socket opened and registered. */
+function registerLast(sockets) {
+  const socket = sockets.at(-1);
+  socket.open();
+  socket.register();
+  return socket;
+}
+
 const rest = () =>
   fakeFetch((request) =>
     request.path === "/api/notifications/unread-count"
@@ -127,13 +143,8 @@ const rest = () =>
   );
 
 test("fake transports drive the client: fall back to polling, receive, probe and upgrade", async () => {
-  const fakes = fakeTransports();
-  const { client, clock, events } = await setup(createNotificationClient, {
-    fetch: rest(),
-    options: { transports: fakes.transports },
-  });
-  const initialized = () => fakes.sockets.filter((s) => s.callbacks);
-  await clock.advance(0);
+  const { client, clock, events, sockets, pollers } = await onFakes();
+  const initialized = () => sockets.filter((s) => s.callbacks);
   for (let attempt = 0; attempt < 3; attempt += 1) {
     const socket = initialized().at(-1);
     const fields = socket.open();
@@ -144,7 +155,7 @@ test("fake transports drive the client: fall back to polling, receive, probe and
   }
   assert.equal(client.status, "polling");
   assert.equal(eventsNamed(events, "status").find((s) => s.status === "polling").reason, "websocket_failing");
-  const [poller] = fakes.pollers;
+  const [poller] = pollers;
   assert.equal(await poller.round({ items: [notification("01B")], cursor: "01B" }), "01A", "polls after the start-up newest");
   assert.deepEqual(eventsNamed(events, "notification").map((n) => n.id), ["01B"]);
 
@@ -163,12 +174,7 @@ test("fake transports drive the client: fall back to polling, receive, probe and
 });
 
 test("a socket transport that is not supported sends the client straight to polling", async () => {
-  const fakes = fakeTransports({ socketWorks: false });
-  const { client, clock, events } = await setup(createNotificationClient, {
-    fetch: rest(),
-    options: { transports: fakes.transports },
-  });
-  await clock.advance(0);
+  const { client, clock, events, ...fakes } = await onFakes({ socketWorks: false });
   assert.deepEqual(eventsNamed(events, "status"), [{ status: "polling", reason: "websocket_unavailable" }]);
   assert.equal(fakes.sockets.filter((s) => s.callbacks).length, 0);
   assert.equal(fakes.pollers.length, 1);
@@ -182,15 +188,8 @@ test("a socket transport that is not supported sends the client straight to poll
 });
 
 test("a transport reporting what its state has no row for throws (registered twice)", async () => {
-  const fakes = fakeTransports();
-  const { client, clock } = await setup(createNotificationClient, {
-    fetch: rest(),
-    options: { transports: fakes.transports },
-  });
-  await clock.advance(0);
-  const socket = fakes.sockets.at(-1);
-  socket.open();
-  socket.register();
+  const { client, sockets } = await onFakes();
+  const socket = registerLast(sockets);
   assert.equal(client.status, "open");
   assert.throws(
     () => socket.register(),
@@ -201,18 +200,11 @@ test("a transport reporting what its state has no row for throws (registered twi
 });
 
 test("a transport let go is not heard: its late close changes nothing", async () => {
-  const fakes = fakeTransports();
-  const { client, clock, events } = await setup(createNotificationClient, {
-    fetch: rest(),
-    options: { transports: fakes.transports },
-  });
-  await clock.advance(0);
-  const first = fakes.sockets.at(-1);
-  first.open();
-  first.register();
+  const { client, clock, events, sockets } = await onFakes();
+  const first = registerLast(sockets);
   client.reconnect(); // closes the first with a rotate intent, opens the next
   await clock.advance(0);
-  const second = fakes.sockets.at(-1);
+  const second = sockets.at(-1);
   assert.notEqual(second, first);
   const before = events.length;
   first.callbacks.onClose({ opened: true, registered: true });
