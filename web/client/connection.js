@@ -261,7 +261,8 @@ export function createConnection({
     },
     /** Sends a protocol action over the registered socket and resolves with its reply. */
     request(action, fields, options) {
-      return socket ? socket.request(action, fields, options) : Promise.reject(new ProtocolError("not_connected", "the socket is not open"));
+      if (socket) return socket.request(action, fields, options);
+      return Promise.reject(new ProtocolError("not_connected", "the socket is not open"));
     },
     /** Sends a frame that needs no reply when the socket is registered; false otherwise. */
     sendIfRegistered(frame) {

@@ -212,3 +212,84 @@ test("a transport let go is not heard: its late close changes nothing", async ()
   assert.equal(client.status, "connecting");
   client.close();
 });
+
+// xorshift: a seeded sequence, so a failing walk can be replayed by its seed.
+function seeded(seed) {
+  let x = seed;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 2 ** 32;
+  };
+}
+
+test("random walks of transport reports, timers and app calls never hit an illegal transition", async () => {
+  const rejections = [];
+  const onRejection = (error) => rejections.push(error);
+  process.on("unhandledRejection", onRejection);
+  let steps = 0;
+  const visited = new Set();
+  let upgrades = 0;
+  try {
+    for (let seed = 1; seed <= 30; seed += 1) {
+      const pick = seeded(seed);
+      const { client, clock, sockets, pollers } = await onFakes();
+      const socket = () => sockets.filter((s) => s.callbacks && !s.closedWith).at(-1);
+      const poller = () => pollers.filter((p) => p.callbacks && !p.closedWith).at(-1);
+      const moves = [
+        () => socket()?.open(),
+        () => socket()?.opened && !socket().registered && socket().register(),
+        () => socket()?.drop(),
+        () => socket()?.opened && !socket().registered && socket().callbacks.onError({ event: "error", code: "unauthorized" }),
+        () => poller()?.round({ items: [notification(`01${String(seed).padStart(3, "0")}`)] }),
+        () => poller()?.callbacks.onError(new Error("HTTP 503"), 500),
+        () => clock.advance(Math.floor(pick() * 40_000)),
+        () => client.connect(),
+        () => client.reconnect(),
+        () => pick() < 0.2 && client.close(),
+        () => pick() < 0.1 && poller()?.close("unauthorized", { auth: true }),
+      ];
+      let before = "offline/ws";
+      for (let i = 0; i < 80; i += 1) {
+        await moves[Math.floor(pick() * moves.length)]();
+        await clock.advance(0);
+        steps += 1;
+        const now = `${client.status}/${client.transport}`;
+        visited.add(now);
+        if (before.endsWith("/polling") && now === "open/ws") upgrades += 1;
+        before = now;
+        const where = `seed ${seed}, step ${i}`;
+        const liveSockets = sockets.filter((s) => s.callbacks && !s.closedWith);
+        const livePollers = pollers.filter((p) => p.callbacks && !p.closedWith);
+        assert.ok(liveSockets.length <= 1, `${where}: one socket at a time`);
+        assert.ok(livePollers.length <= 1, `${where}: one poll loop at a time`);
+        if (client.status === "open") {
+          assert.equal(liveSockets[0]?.registered, true, `${where}: open means a registered socket`);
+          assert.equal(livePollers.length, 0, `${where}: no polling once upgraded`);
+        }
+        if (client.transport === "ws") assert.equal(livePollers.length, 0, `${where}: polls only while polling`);
+        if (client.status === "offline" && client.transport === "ws") {
+          assert.equal(liveSockets.length, 0, `${where}: offline holds no socket`);
+        }
+      }
+      client.close();
+      assert.equal(client.status, "offline");
+      assert.deepEqual(
+        [...sockets, ...pollers].filter((t) => t.callbacks && !t.closedWith),
+        [],
+        `seed ${seed}: close() lets every transport go`,
+      );
+    }
+  } finally {
+    process.off("unhandledRejection", onRejection);
+  }
+  assert.equal(steps, 30 * 80);
+  assert.ok(upgrades > 0, "some walks upgrade from polling to the socket");
+  assert.deepEqual(
+    [...visited].sort(),
+    ["connecting/ws", "offline/polling", "offline/ws", "open/ws", "polling/polling"],
+    "the walks reach every state's status",
+  );
+  assert.deepEqual(rejections, []);
+});
