@@ -3,7 +3,7 @@
 export type NotificationType = "info" | "success" | "warning" | "error";
 export type NotificationPriority = "low" | "normal" | "high";
 
-/** DESIGN.md §2: the same object in pushes, REST and here. */
+/** The same object in pushes, REST and here. */
 export interface AppNotification {
   id: string;
   user_id: string;
@@ -29,7 +29,7 @@ export interface AppNotification {
   deadline: string | null;
 }
 
-/** DESIGN §9. */
+/** The user's notification preferences. */
 export interface Preferences {
   locale: string;
   muted_categories: string[];
@@ -49,7 +49,7 @@ export type ReceiptEntryType =
   | "stored" | "pushed" | "delivered" | "seen" | "read" | "confirmed" | "archived" | "reminded"
   | "escalated" | "escalation_skipped" | "escalation_deferred" | "deleted" | "erased";
 
-/** DESIGN §7: the proof-of-notice receipt. */
+/** The proof-of-notice receipt. */
 export interface Receipt {
   notification_id: string;
   user_id: string;
@@ -108,7 +108,7 @@ export interface ClientEvents {
   marked_read: { ids: string[]; unread_count: number };
   archived: ArchivedChange;
   confirmed: ConfirmedChange;
-  /** An escalation step of channel `repush` (DESIGN §8): toast it again. */
+  /** An escalation step of channel `repush`: toast it again. */
   reminder: AppNotification;
   preferences: Preferences | null;
   message: unknown;
@@ -118,9 +118,13 @@ export interface ClientEvents {
     user_id: string;
     connection_id: string;
     unread_count: number;
+    /** How many notifications the server replayed after this register. */
     replayed: number;
+    /** More were waiting than one replay carries; the rest are reachable through list(). */
     replay_truncated: boolean;
   };
+  /** A register's replay was cut short: reload the list to show what it left out. */
+  replay_truncated: { replayed: number };
   error: { code: string; message?: string };
 }
 
@@ -160,6 +164,38 @@ export interface ClientOptions {
   storage?: Pick<Storage, "getItem" | "setItem" | "removeItem">;
   eventTarget?: EventTarget | null;
   BroadcastChannel?: typeof BroadcastChannel | null;
+  /** Builds the transports (default: a WebSocket, and long polling loaded on first use). */
+  transports?: {
+    websocket: () => SocketTransport;
+    polling: () => Transport | Promise<Transport>;
+  };
+}
+
+/** The one interface of the WebSocket and polling transports; the client decides when to use which. */
+export interface Transport {
+  readonly name: string;
+  supported(): boolean;
+  initialize(callbacks: {
+    onOpen: (frame?: Record<string, unknown>) => void;
+    onMessage: (message: Record<string, unknown>) => void | Promise<void>;
+    onError: (error: unknown, detail?: unknown) => void;
+    onClose: (ended: { auth?: boolean; rotate?: boolean; opened?: boolean; registered?: boolean }) => void;
+    /** WebSocket: the `register` frame's fields, asked for when the socket opens. */
+    register?: () => Record<string, unknown>;
+    /** Polling: the id to poll after. */
+    after?: () => Promise<string | null>;
+  }): void;
+  /** False when the frame did not go out (polling only receives: actions go over REST). */
+  send(frame: Record<string, unknown>): boolean;
+  close(reason?: string, intent?: { auth?: boolean; rotate?: boolean }): void;
+}
+
+/** The WebSocket transport also answers requests and pings. */
+export interface SocketTransport extends Transport {
+  readonly registered: boolean;
+  readonly connectionId: string | null;
+  request(action: string, fields?: Record<string, unknown>, options?: { timeoutMs?: number }): Promise<Record<string, unknown>>;
+  ping(): void;
 }
 
 export interface NotificationClient {
@@ -196,8 +232,14 @@ export interface NotificationClient {
   readonly preferences: Preferences | null;
 }
 
-/** The status state machine: state -> event -> next state. */
-export const TRANSITIONS: Readonly<Record<ConnectionStatus, Readonly<Record<string, ConnectionStatus>>>>;
+/** The connection's states; each shows as one ConnectionStatus. */
+export type ConnectionState = "stopped" | "connecting" | "waiting" | "checking" | "open" | "polling" | "poll_waiting";
+
+/** The connection state machine: state -> event -> the next state, the action run and the status reason. */
+export const TRANSITIONS: Readonly<
+  Record<ConnectionState, Readonly<Record<string, { to: ConnectionState; action: string | null; reason: string | null }>>>
+>;
+export const STATUS: Readonly<{ CONNECTING: "connecting"; OPEN: "open"; POLLING: "polling"; OFFLINE: "offline" }>;
 
 export function createNotificationClient(options: ClientOptions): NotificationClient;
 export function setDefaultClient(client: NotificationClient | null): void;

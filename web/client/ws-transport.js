@@ -1,5 +1,7 @@
-// One WebSocket (DESIGN §2): the token in the first frame, never the URL; retrying and
-// fallback are the client's business (onClose says how the socket ended).
+// One WebSocket, behind the transport interface the client drives (`name`, `supported()`,
+// `initialize(...)`, `send(...)`, `close(...)`; the polling transport has the same): the token
+// in the first frame, never the URL. Retrying, fallback and upgrade are the client's business;
+// onClose says how the socket ended so the client can decide.
 import { createTimers } from "./backoff.js";
 
 export class ProtocolError extends Error {
@@ -13,30 +15,40 @@ export class ProtocolError extends Error {
 let requestSeq = 0;
 
 export class WebSocketTransport {
-  static supported(WebSocketImpl) {
-    return typeof WebSocketImpl === "function";
-  }
+  name = "websocket";
 
-  constructor({ WebSocket, url, cfg, setTimeout, clearTimeout, handlers }) {
+  constructor({ WebSocket, url, cfg, setTimeout, clearTimeout }) {
+    this.WebSocketImpl = WebSocket;
+    this.url = url;
     this.cfg = cfg;
-    this.handlers = handlers;
     this.timers = createTimers(setTimeout, clearTimeout);
     this.setTimer = setTimeout;
     this.clearTimer = clearTimeout;
     this.pending = new Map();
+    this.ws = null;
     this.opened = false;
     this.registered = false;
     this.connectionId = null;
     this.registerRequest = null;
-    this.ws = new WebSocket(url); // throws when blocked by policy (CSP, extension, proxy)
   }
 
-  /** Sends `register` once the socket opens; `fields()` gives `{ token, since? }` at that time. */
-  start(fields) {
-    const ws = this.ws;
+  supported() {
+    return typeof this.WebSocketImpl === "function";
+  }
+
+  /**
+   * Opens the socket and sends `register` once it is open; `register()` gives its fields
+   * (`{ token, since? }`) at that time. Callbacks: onOpen(registered frame), onMessage(frame),
+   * onError(error frame, register request) before `registered`, onClose({ opened, registered,
+   * ...intent }) once. Throws when the socket is blocked by policy (CSP, extension, proxy).
+   */
+  initialize({ register, onOpen, onMessage, onError, onClose }) {
+    this.callbacks = { onOpen, onMessage, onError, onClose };
+    const ws = new this.WebSocketImpl(this.url);
+    this.ws = ws;
     ws.onopen = () => {
       this.opened = true;
-      const frame = { action: "register", ...fields(), request_id: `r${++requestSeq}` };
+      const frame = { action: "register", ...register(), request_id: `r${++requestSeq}` };
       this.registerRequest = { id: frame.request_id, since: frame.since ?? null };
       ws.send(JSON.stringify(frame));
     };
@@ -46,6 +58,7 @@ export class WebSocketTransport {
     this.timers.schedule("register", this.cfg.registerTimeoutMs, () => this.close("register timeout"));
   }
 
+  /** Sends one frame; false when the socket is not open. */
   send(frame) {
     if (this.ws?.readyState !== 1) return false;
     this.ws.send(JSON.stringify(frame));
@@ -100,7 +113,7 @@ export class WebSocketTransport {
       entry.reject(new ProtocolError("disconnected", "socket closed"));
       this.pending.delete(id);
     }
-    this.handlers.onClose(ended);
+    this.callbacks.onClose(ended);
   }
 
   #schedulePing() {
@@ -133,11 +146,11 @@ export class WebSocketTransport {
       this.connectionId = message.connection_id ?? null;
       this.#schedulePing();
       this.timers.schedule("rotate", this.cfg.maxConnectionMs, () => this.close("rotate", { rotate: true }));
-      this.handlers.onRegistered(message);
+      this.callbacks.onOpen(message);
     } else if (message.event === "error" && !this.registered) {
-      this.handlers.onRegisterError(message, this.registerRequest);
+      this.callbacks.onError(message, this.registerRequest);
     } else {
-      this.handlers.onFrame(message);
+      this.callbacks.onMessage(message);
     }
   }
 }

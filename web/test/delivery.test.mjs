@@ -5,6 +5,14 @@ import { test } from "node:test";
 import { RecentIds, createNotificationClient } from "../notification-client.js";
 import { eventsNamed, memoryStorage, notification, setup } from "../testing/fakes.mjs";
 
+/** The first socket was closed by the client, and the next one opens within `retryMs`. */
+async function assertReplaced({ clock, ws }, retryMs) {
+  assert.equal(ws.sockets[0].closedWith?.code, 4000);
+  assert.equal(ws.sockets.length, 1);
+  await clock.advance(retryMs);
+  assert.equal(ws.sockets.length, 2);
+}
+
 test("the token goes in the first frame, never in the URL", async () => {
   const { client, ws } = await setup(createNotificationClient);
   const socket = ws.last();
@@ -224,9 +232,7 @@ test("pings inside the idle timeout; a missing pong replaces the socket", async 
   assert.equal(ws.last().frames("ping").length, 2);
   assert.equal(ws.sockets.length, 1);
   await clock.advance(10_000);
-  assert.equal(ws.sockets[0].closedWith.code, 4000);
-  await clock.advance(1_000);
-  assert.equal(ws.sockets.length, 2);
+  await assertReplaced({ clock, ws }, 1_000);
   client.close();
 });
 
@@ -249,9 +255,7 @@ test("a socket that never answers register is replaced", async () => {
   const { client, clock, ws } = await setup(createNotificationClient);
   ws.last().accept();
   await clock.advance(10_000);
-  assert.ok(ws.sockets[0].closedWith);
-  await clock.advance(2_000);
-  assert.equal(ws.sockets.length, 2);
+  await assertReplaced({ clock, ws }, 2_000);
   client.close();
 });
 
@@ -280,5 +284,31 @@ test("handlers attached right after creation see the first status", async () => 
   client.on("status", ({ status }) => statuses.push(status));
   await new Promise((resolve) => setImmediate(resolve));
   assert.deepEqual(statuses, ["polling"]);
+  client.close();
+});
+
+test("registered tells the app how many were replayed and whether the replay was cut short", async () => {
+  const { client, clock, ws, events } = await setup(createNotificationClient);
+  ws.last().register({ connectionId: "c1", unreadCount: 140, replayed: 100, replayTruncated: true });
+  assert.deepEqual(eventsNamed(events, "registered"), [
+    { user_id: "alice", connection_id: "c1", unread_count: 140, replayed: 100, replay_truncated: true },
+  ]);
+  assert.deepEqual(eventsNamed(events, "replay_truncated"), [{ replayed: 100 }]);
+
+  // A full replay, and a server that says nothing of it, are not news.
+  ws.last().drop(1001);
+  client.reconnect();
+  await clock.advance(0);
+  ws.last().register({ connectionId: "c2", replayed: 3 });
+  ws.last().drop(1001);
+  client.reconnect();
+  await clock.advance(0);
+  ws.last().accept();
+  ws.last().push({ event: "registered", user_id: "alice", connection_id: "c3", unread_count: 0 });
+  assert.deepEqual(
+    eventsNamed(events, "registered").slice(1).map((r) => [r.connection_id, r.replayed, r.replay_truncated]),
+    [["c2", 3, false], ["c3", 0, false]],
+  );
+  assert.equal(eventsNamed(events, "replay_truncated").length, 1);
   client.close();
 });

@@ -21,6 +21,25 @@ function restService({ poll, status = 200, newest = null, unread = 0 } = {}) {
   });
 }
 
+/** Three sockets in a row open and close before `registered`: the client falls back to polling. */
+async function failAfterOpen({ ws, clock, events }, beforeEach = () => {}) {
+  for (let i = 0; i < 3; i += 1) {
+    beforeEach(i);
+    ws.last().accept();
+    ws.last().drop(1011);
+    await clock.advance(eventsNamed(events, "status").at(-1).retryInMs ?? 0);
+  }
+}
+
+/** A tab whose socket failed three times after open: polling after 01A, probing the socket. */
+async function fallenBackToPolling() {
+  const polls = pollQueue();
+  const fetch = restService({ poll: polls.handler, newest: "01A" });
+  const tab = await setup(createNotificationClient, { fetch });
+  await failAfterOpen(tab);
+  return { ...tab, polls };
+}
+
 /** Resolves poll requests when the test says so. */
 function pollQueue() {
   const waiting = [];
@@ -153,14 +172,7 @@ test("an empty poll round re-reads the unread count (no marked_read pushes when 
 });
 
 test("a socket that keeps failing after open switches to polling, and back when it recovers", async () => {
-  const polls = pollQueue();
-  const fetch = restService({ poll: polls.handler, newest: "01A" });
-  const { client, clock, ws, events } = await setup(createNotificationClient, { fetch });
-  for (let i = 0; i < 3; i += 1) {
-    ws.last().accept();
-    ws.last().drop(1011);
-    await clock.advance(eventsNamed(events, "status").at(-1).retryInMs ?? 0);
-  }
+  const { client, clock, ws, fetch, polls } = await fallenBackToPolling();
   assert.equal(client.status, "polling");
   const socketsWhenPolling = ws.sockets.length;
   polls.answer([notification("01B")]);
@@ -185,14 +197,7 @@ test("a socket that keeps failing after open switches to polling, and back when 
 });
 
 test("a failed probe while polling keeps polling and probes again later", async () => {
-  const polls = pollQueue();
-  const fetch = restService({ poll: polls.handler, newest: "01A" });
-  const { client, clock, ws, events } = await setup(createNotificationClient, { fetch });
-  for (let i = 0; i < 3; i += 1) {
-    ws.last().accept();
-    ws.last().drop(1011);
-    await clock.advance(eventsNamed(events, "status").at(-1).retryInMs ?? 0);
-  }
+  const { client, clock, ws, fetch, polls } = await fallenBackToPolling();
   const count = ws.sockets.length;
   await clock.advance(30_000);
   ws.last().drop(1006);
@@ -320,12 +325,9 @@ test("polling starts from the newest id at start-up, not at the switch, so nothi
   });
   const { client, clock, ws, events } = await setup(createNotificationClient, { fetch });
   // The socket fails for a while; meanwhile 01B is stored.
-  for (let i = 0; i < 3; i += 1) {
+  await failAfterOpen({ ws, clock, events }, (i) => {
     if (i === 1) newest = "01B";
-    ws.last().accept();
-    ws.last().drop(1011);
-    await clock.advance(eventsNamed(events, "status").at(-1).retryInMs ?? 0);
-  }
+  });
   assert.equal(client.status, "polling");
   assert.equal(polls.waiting[0].request.query.after, "01A");
   client.close();

@@ -18,30 +18,72 @@ const CFG = {
   backoffMaxMs: 30_000,
 };
 
-function wsTransport(overrides = {}) {
+function newWsTransport(WebSocket, overrides = {}) {
   const clock = new FakeClock();
-  const ws = fakeWebSocketFactory();
-  const seen = { registered: [], frames: [], registerErrors: [], closed: [] };
   const transport = new WebSocketTransport({
-    WebSocket: ws.FakeWebSocket,
+    WebSocket,
     url: "ws://127.0.0.1:8001/",
     cfg: { ...CFG, ...overrides },
     setTimeout: clock.setTimeout,
     clearTimeout: clock.clearTimeout,
-    handlers: {
-      onRegistered: (m) => seen.registered.push(m),
-      onFrame: (m) => seen.frames.push(m),
-      onRegisterError: (m, request) => seen.registerErrors.push([m, request]),
-      onClose: (ended) => seen.closed.push(ended),
-    },
   });
-  transport.start(() => ({ token: "a.b.c", since: "01A" }));
+  return { transport, clock };
+}
+
+function wsTransport(overrides = {}) {
+  const ws = fakeWebSocketFactory();
+  const { transport, clock } = newWsTransport(ws.FakeWebSocket, overrides);
+  const seen = { registered: [], frames: [], registerErrors: [], closed: [] };
+  transport.initialize({
+    register: () => ({ token: "a.b.c", since: "01A" }),
+    onOpen: (m) => seen.registered.push(m),
+    onMessage: (m) => seen.frames.push(m),
+    onError: (m, request) => seen.registerErrors.push([m, request]),
+    onClose: (ended) => seen.closed.push(ended),
+  });
   return { transport, clock, socket: ws.last(), seen };
 }
 
-test("supported() needs a WebSocket constructor", () => {
-  assert.equal(WebSocketTransport.supported(undefined), false);
-  assert.equal(WebSocketTransport.supported(fakeWebSocketFactory().FakeWebSocket), true);
+// The one interface the client drives, as centrifuge-js's transports have it.
+function assertTransport(transport, name) {
+  assert.equal(transport.name, name);
+  for (const method of ["supported", "initialize", "send", "close"]) {
+    assert.equal(typeof transport[method], "function", `${name}.${method}`);
+  }
+  assert.equal(typeof transport.supported(), "boolean");
+}
+
+test("both transports have the one interface: name, supported(), initialize(), send(), close()", async () => {
+  assertTransport(wsTransport().transport, "websocket");
+  const { transport, start, log } = pollTransport([]);
+  assertTransport(transport, "polling");
+  assert.equal(transport.supported(), true);
+  assert.equal(new PollingTransport({ rest: {}, cfg: CFG }).supported(), false, "needs the poll route");
+  start();
+  await flush();
+  assert.equal(transport.send({ action: "ack", ids: ["01A"] }), false, "polling only receives");
+  transport.close("bye");
+  transport.close("twice");
+  assert.deepEqual(log.filter((entry) => entry[0] === "close"), [["close", {}]], "close() reports once");
+});
+
+test("supported() needs a WebSocket constructor; initialize() throws where it is blocked", () => {
+  assert.equal(newWsTransport(undefined).transport.supported(), false);
+  assert.equal(newWsTransport(fakeWebSocketFactory().FakeWebSocket).transport.supported(), true);
+  const blocked = function Blocked() {
+    throw new Error("SecurityError: refused by Content-Security-Policy");
+  };
+  const { transport } = newWsTransport(blocked);
+  assert.equal(transport.supported(), true);
+  assert.throws(() => transport.initialize({ register: () => ({}) }), /SecurityError/);
+});
+
+test("send() says whether the frame went out", () => {
+  const { transport, socket } = wsTransport();
+  assert.equal(transport.send({ action: "ping" }), false, "not open yet");
+  socket.accept();
+  assert.equal(transport.send({ action: "ping" }), true);
+  assert.deepEqual(socket.frames("ping"), [{ action: "ping" }]);
 });
 
 test("register carries the token and since in the first frame, not the URL", () => {
@@ -72,7 +114,7 @@ test("requests resolve with their reply, reject on error frames and time out", a
   await silent;
 });
 
-test("frames that are not replies reach onFrame; register errors reach onRegisterError", () => {
+test("frames that are not replies reach onMessage; register errors reach onError", () => {
   const { socket, seen } = wsTransport();
   socket.accept();
   socket.push({ event: "error", code: "validation_error", request_id: socket.sent[0].request_id });
@@ -128,7 +170,7 @@ function pollTransport(answers) {
       return answer instanceof Error ? Promise.reject(answer) : Promise.resolve(answer);
     },
   };
-  let sleeps = [];
+  const sleeps = [];
   const transport = new PollingTransport({
     rest,
     cfg: CFG,
@@ -137,40 +179,42 @@ function pollTransport(answers) {
       sleeps.push(ms);
       return Promise.resolve();
     },
-    handlers: {
-      after: async () => "01A",
-      onRound: () => log.push("round"),
-      onPage: (page) => log.push(["page", page.items.map((n) => n.id)]),
-      onAuthError: () => log.push("auth"),
-      onFailure: (delay) => log.push(["failure", delay]),
-    },
   });
-  return { transport, calls, log, sleeps: () => sleeps };
+  const callbacks = {
+    after: async () => "01A",
+    onOpen: () => log.push("round"),
+    onMessage: (page) => log.push(["page", page.items.map((n) => n.id)]),
+    onError: (error, delay) => log.push(["failure", delay]),
+    onClose: (ended) => log.push(["close", ended]),
+  };
+  const start = () => transport.initialize(callbacks);
+  return { transport, start, calls, log, sleeps: () => sleeps };
 }
 
 test("polling asks after the resume point and hands pages over", async () => {
-  const { transport, calls, log } = pollTransport([{ items: [notification("01B")], cursor: "01B" }]);
-  transport.start();
+  const { transport, start, calls, log } = pollTransport([{ items: [notification("01B")], cursor: "01B" }]);
+  start();
   await flush();
   assert.deepEqual(calls.map((c) => [c.after, c.wait]), [["01A", 20], ["01A", 20]]);
   assert.deepEqual(log.slice(0, 2), ["round", ["page", ["01B"]]]);
   assert.equal(transport.active, true);
-  transport.stop();
-  assert.equal(calls[1].signal.aborted, true, "stop() cancels the poll in flight");
+  transport.close();
+  assert.equal(calls[1].signal.aborted, true, "close() cancels the poll in flight");
   assert.equal(transport.active, false);
 });
 
 test("a failing poll backs off; an auth error stops the loop", async () => {
   const failing = pollTransport([new HttpError(503, "Unavailable"), { items: [] }]);
-  failing.transport.start();
+  failing.start();
   await flush();
   assert.deepEqual(failing.log.slice(0, 3), ["round", ["failure", 500], "round"]);
   assert.deepEqual(failing.sleeps(), [500]);
-  failing.transport.stop();
+  failing.transport.close();
 
   const refused = pollTransport([new HttpError(401, "Unauthorized")]);
-  refused.transport.start();
+  refused.start();
   await flush();
-  assert.deepEqual(refused.log, ["round", "auth"]);
+  assert.deepEqual(refused.log, ["round", ["close", { auth: true }]], "the loop ends, saying why");
+  assert.equal(refused.transport.active, false);
   assert.equal(refused.calls.length, 1, "no more polls after an auth error");
 });

@@ -110,7 +110,7 @@ export function fakeWebSocketFactory() {
     }
 
     /** Opens and answers the register frame like the service does. */
-    register({ userId = "alice", connectionId = `conn-${sockets.length}`, unreadCount = 0 } = {}) {
+    register({ userId = "alice", connectionId = `conn-${sockets.length}`, unreadCount = 0, replayed = 0, replayTruncated = false } = {}) {
       this.accept();
       const frame = this.frames("register")[0];
       this.push({
@@ -118,6 +118,8 @@ export function fakeWebSocketFactory() {
         user_id: userId,
         connection_id: connectionId,
         unread_count: unreadCount,
+        replayed,
+        replay_truncated: replayTruncated,
         request_id: frame?.request_id,
       });
       return frame;
@@ -231,7 +233,7 @@ export async function setup(createNotificationClient, overrides = {}) {
     ...overrides.options,
   });
   const names = ["notification", "marked_read", "message", "status", "unread_count", "error"];
-  for (const name of [...names, "archived", "confirmed", "reminder", "preferences"]) {
+  for (const name of [...names, "archived", "confirmed", "reminder", "preferences", "registered", "replay_truncated"]) {
     client.on(name, (payload) => events.push([name, payload]));
   }
   await flush();
