@@ -7,8 +7,10 @@ botocore hooks on the publisher's own EventBridge client."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ import app as lambda_app
 from chalicelib.publisher import PUT_EVENTS_LIMIT, SOURCE, PoisonRecord, Publisher
 from chalicelib.retry import Backoff
 from chalicelib.wiring import Service
+from devstack.destinations import RETRY_DELAYS, Webhook, _Delivery
 from devstack.streams import StreamEventSource, mapping_settings
 from tests.conftest import REGION, WsClient, aws_error, on_call, token
 
@@ -453,3 +456,75 @@ def test_put_events_calls_stay_one_per_ten_entries_and_one_header_read_per_batch
 def test_a_record_without_an_image_is_a_poison(service: Service) -> None:
     with pytest.raises(PoisonRecord):
         service.publisher.publish([{"eventName": "INSERT", "dynamodb": {"SequenceNumber": "1"}}])
+
+
+# --- the local API destination ------------------------------------------------------------------
+
+
+class Answers:
+    """A webhook on 127.0.0.1 answering each POST with the next status of `statuses`."""
+
+    def __init__(self, *statuses: int) -> None:
+        self.statuses = list(statuses)
+        self.bodies: list[dict[str, Any]] = []
+        answers = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                answers.bodies.append(
+                    json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                )
+                self.send_response(answers.statuses.pop(0))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+ENVELOPE = {"id": "e-1", "source": SOURCE, "detail-type": "notice.stored", "detail": {}}
+
+
+@pytest.mark.parametrize(
+    ("status", "retried"),
+    [(500, True), (503, True), (429, True), (400, False), (403, False), (404, False), (200, False)],
+)
+def test_the_local_api_destination_retries_only_429_5xx_and_refusals(
+    status: int, retried: bool
+) -> None:
+    answers = Answers(status)
+    try:
+        webhook = Webhook(answers.url, "k")
+        webhook._attempt(_Delivery(0, 0, ENVELOPE))
+        assert answers.bodies == [ENVELOPE]
+        assert bool(webhook._due) is retried
+        assert webhook.dead_letters == ([] if retried or status == 200 else [ENVELOPE])
+    finally:
+        answers.close()
+
+
+def test_a_refused_connection_is_retried_at_least_five_times_over_thirty_seconds() -> None:
+    answers = Answers()
+    url = answers.url
+    answers.close()  # nothing listens there any more
+    clock = [0.0]
+    webhook = Webhook(url, clock=lambda: clock[0], timeout=1)
+    delivery = _Delivery(0, 0, ENVELOPE)
+    attempts = 0
+    while delivery is not None:
+        webhook._attempt(delivery)
+        attempts += 1
+        delivery = webhook._due.pop() if webhook._due else None
+        if delivery is not None:
+            clock[0] = delivery.due
+    assert attempts == len(RETRY_DELAYS) + 1 >= 5
+    assert clock[0] >= 30
+    assert webhook.dead_letters == [ENVELOPE]
