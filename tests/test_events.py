@@ -23,7 +23,9 @@ import app as lambda_app
 from chalicelib.publisher import PUT_EVENTS_LIMIT, SOURCE, PoisonRecord, Publisher
 from chalicelib.retry import Backoff
 from chalicelib.wiring import Service
+from devstack.context import LambdaContext
 from devstack.destinations import RETRY_DELAYS, Webhook, _Delivery
+from devstack.messaging import scheduled_event
 from devstack.streams import StreamEventSource, mapping_settings
 from tests.conftest import REGION, WsClient, aws_error, on_call, token
 
@@ -528,3 +530,65 @@ def test_a_refused_connection_is_retried_at_least_five_times_over_thirty_seconds
     assert attempts == len(RETRY_DELAYS) + 1 >= 5
     assert clock[0] >= 30
     assert webhook.dead_letters == [ENVELOPE]
+
+
+# --- the README's rule pattern --------------------------------------------------------------------
+
+
+def readme_pattern() -> dict[str, Any]:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Connect your case system") :]
+    return json.loads(section.split("```json", 1)[1].split("```", 1)[0])
+
+
+def test_the_readme_rule_pattern_matches_confirmed_and_skipped_steps_of_its_case_only(
+    service: Service, dynamodb: Any, clock: Any
+) -> None:
+    pattern = readme_pattern()
+    [case_id] = pattern["detail"]["case_id"]
+    events = boto3.client("events", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    events.create_event_bus(Name=BUS)
+    queue = sqs.create_queue(QueueName="readme-rule")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events.put_rule(Name="readme", EventBusName=BUS, EventPattern=json.dumps(pattern))
+    events.put_targets(Rule="readme", EventBusName=BUS, Targets=[{"Id": "q", "Arn": arn}])
+    with Client(lambda_app.app, stage_name="dev") as client:
+        http = client.http
+        for case in (case_id, "OTHER-1"):
+            for user, escalate in (("alice", False), ("bob", True)):
+                body: dict[str, Any] = {
+                    "user_id": user,
+                    "message": "Sign the form",
+                    "requires_confirmation": True,
+                    "data": {"case_id": case},
+                }
+                if escalate:  # bob has no contact: the email step is skipped
+                    body["escalation"] = [{"channel": "email", "after": "PT1S"}]
+                sent = http.post("/api/notifications", headers=ADMIN, body=json.dumps(body))
+                assert sent.status_code == 201, sent.body
+                if not escalate:
+                    notice_id = sent.json_body["notification"]["id"]
+                    who = {**ADMIN, "Authorization": f"Bearer {token(user)}"}
+                    confirmed = http.post(f"/api/notifications/{notice_id}/confirm", headers=who)
+                    assert confirmed.status_code == 200, confirmed.body
+    clock.advance(2)
+    report = lambda_app.escalation_sweep(
+        scheduled_event(REGION, "escalation_sweep"),
+        LambdaContext(function_name="escalation_sweep"),
+    )
+    assert report["outcomes"] == {"skipped": 2}, report
+    Mapping(dynamodb, service.settings.receipts_table).drain()
+    matched = []
+    while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get(
+        "Messages", []
+    ):
+        for message in messages:
+            matched.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+    assert sorted((e["detail-type"], e["detail"]["case_id"]) for e in matched) == [
+        ("notice.confirmed", case_id),
+        ("notice.escalation_skipped", case_id),
+    ]
