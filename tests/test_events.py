@@ -592,3 +592,56 @@ def test_the_readme_rule_pattern_matches_confirmed_and_skipped_steps_of_its_case
         ("notice.confirmed", case_id),
         ("notice.escalation_skipped", case_id),
     ]
+
+
+# --- the embedded DynamoDB's stream ---------------------------------------------------------------
+
+
+def test_the_embedded_dynamodb_serves_its_stream_and_a_cancelled_transaction_leaves_none() -> None:
+    """The local stack's moto server answers DynamoDB Streams on its own endpoint, and a
+    transaction it rolls back takes its stream records back too (DynamoDB writes none)."""
+    from devstack.server import EmbeddedMoto
+    from devstack.tables import create_tables
+
+    server = EmbeddedMoto("dynamodb")
+    endpoint = server.start()
+    try:
+        client = boto3.client("dynamodb", endpoint_url=endpoint, region_name=REGION)
+        create_tables(client, connections_table="c", notifications_table="n", receipts_table="r")
+        item = {
+            "notification_id": {"S": "01JDQ8ABCDEFGHJKMNPQRSTVWX"},
+            "seq": {"N": "1"},
+            "type": {"S": "stored"},
+        }
+        put = {"Put": {"TableName": "r", "Item": item}}
+        client.transact_write_items(TransactItems=[put])
+        second = {**item, "seq": {"N": "2"}}
+        with pytest.raises(client.exceptions.TransactionCanceledException):
+            client.transact_write_items(
+                TransactItems=[
+                    {"Put": {"TableName": "r", "Item": second}},
+                    {
+                        "Put": {
+                            "TableName": "r",
+                            "Item": {**item, "seq": {"N": "3"}},
+                            "ConditionExpression": "attribute_exists(notification_id)",
+                        }
+                    },
+                ]
+            )
+        arn = client.describe_table(TableName="r")["Table"]["LatestStreamArn"]
+        streams = boto3.client("dynamodbstreams", endpoint_url=endpoint, region_name=REGION)
+        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]
+        iterator = streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        records = streams.get_records(ShardIterator=iterator)["Records"]
+        assert [r["dynamodb"]["Keys"]["seq"]["N"] for r in records] == ["1"]
+        assert (
+            client.get_item(
+                TableName="r", Key={k: second[k] for k in ("notification_id", "seq")}
+            ).get("Item")
+            is None
+        )
+    finally:
+        server.stop()
