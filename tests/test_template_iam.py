@@ -159,6 +159,8 @@ def granted(role: dict[str, Any]) -> set[Call]:
                     name, attribute = resource["Fn::GetAtt"]
                     if attribute == "StreamArn":
                         name += "/stream"
+                elif "/stream/*" in text:
+                    name = text.split("${")[1].split(".")[0] + "/stream"
                 elif "/index/*" in text:
                     name = text.split("${")[1].split(".")[0] + "/index"
                 elif ":ses:${AWS::Region}:${AWS::AccountId}:identity/*" in text:
