@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as EndpointUnreachable
 
 from chalicelib.errors import ConfigurationError
 from chalicelib.retry import Backoff
@@ -184,7 +185,7 @@ class Publisher:
             if code in TRANSIENT_ENTRY_ERRORS or status >= 500:
                 return chunk
             raise
-        except BotoCoreError:  # the connection, not the request: try again
+        except (EndpointUnreachable, HTTPClientError):  # the network, not the request
             return chunk
         if not response.get("FailedEntryCount"):
             return []

@@ -176,9 +176,8 @@ class Webhook:
                     ),
                 )
             return
-        if status is None or status >= 400:
-            log.warning("webhook: event %s not delivered (%s)", delivery.envelope["id"], status)
-            self.dead_letters.append(delivery.envelope)
+        log.warning("webhook: event %s not delivered (%s)", delivery.envelope["id"], status)
+        self.dead_letters.append(delivery.envelope)
 
     def post(self, envelope: dict[str, Any]) -> int | None:
         """One POST; the HTTP status, or None when no answer came (refused, timed out)."""

@@ -645,3 +645,41 @@ def test_the_embedded_dynamodb_serves_its_stream_and_a_cancelled_transaction_lea
         )
     finally:
         server.stop()
+
+
+def test_a_connection_lost_mid_call_is_retried_and_a_malformed_request_is_not(
+    service: Service, dynamodb: Any, published: Callable[[], list[dict[str, Any]]]
+) -> None:
+    from botocore.exceptions import EndpointConnectionError, ParamValidationError
+
+    with Client(lambda_app.app, stage_name="dev") as client:
+        ids = notices(client.http, 1)
+    failures = [EndpointConnectionError(endpoint_url="https://events.invalid")]
+
+    def flaky(_: dict[str, Any]) -> None:
+        if failures:
+            raise failures.pop()
+
+    on_call(service.clients.events(), "PutEvents", flaky)
+    Mapping(dynamodb, service.settings.receipts_table).drain()
+    assert {e["detail"]["event_id"] for e in published()} == expected_event_ids(service, ids)
+    failures.append(ParamValidationError(report="invalid"))
+    with pytest.raises(ParamValidationError):
+        service.publisher.publish(
+            [{"eventName": "INSERT", "dynamodb": {"SequenceNumber": "9", "NewImage": STORED}}]
+        )
+
+
+STORED = {
+    "notification_id": {"S": "01JDQ8ABCDEFGHJKMNPQRSTVWX"},
+    "seq": {"N": "1"},
+    "type": {"S": "stored"},
+    "at": {"S": "2026-11-25T19:41:32.123Z"},
+    "hash": {"S": "a" * 64},
+    "user_id": {"S": "alice"},
+    "owner": {"S": "alice"},
+    "content_sha256": {"S": "0" * 64},
+    "notification_type": {"S": "info"},
+    "created_at": {"S": "2026-11-25T19:41:32.123Z"},
+    "expires_at": {"N": "2000000000"},
+}
