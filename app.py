@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice.app import Chalice, CloudWatchEvent, SQSEvent, WebsocketEvent
+from chalice.app import Chalice, CloudWatchEvent, DynamoDBEvent, SQSEvent, WebsocketEvent
 
 from chalicelib.auth import Principal
 from chalicelib.fanout import process_records
@@ -27,6 +27,7 @@ from chalicelib.models import (
     TestNotification,
     page_event,
 )
+from chalicelib.publisher import batch_item_failures
 from chalicelib.receipts import notices_csv
 from chalicelib.rest import Access, Reply, RestApi
 from chalicelib.telemetry import instrument
@@ -258,3 +259,21 @@ def escalation_sweep(event: CloudWatchEvent) -> dict[str, Any]:
     budget = event.context.get_remaining_time_in_millis() / 1000 - 15
     report = get_service().escalations.sweep(budget=max(budget, 1))
     return {"due": report.due, "outcomes": report.outcomes}
+
+
+# --- events out: the receipts stream -> EventBridge -------------------------------------------
+
+# The template points the mapping at the receipts table's stream (infra/resources.json).
+RECEIPTS_STREAM = "arn:aws:dynamodb:us-east-1:123456789012:table/receipts/stream/in-the-template"
+
+
+@app.on_dynamodb_record(
+    stream_arn=RECEIPTS_STREAM,
+    batch_size=100,
+    starting_position="TRIM_HORIZON",
+    name="events_publisher",
+)
+def events_publisher(event: DynamoDBEvent) -> dict[str, list[dict[str, str]]]:
+    budget = event.context.get_remaining_time_in_millis() / 1000 - 5
+    failed = get_service().publisher.publish(event.to_dict()["Records"], budget=max(budget, 1))
+    return batch_item_failures(failed)

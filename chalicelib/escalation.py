@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib import telemetry
 from chalicelib.errors import ValidationFailed
 from chalicelib.i18n import escalation_letter, resolve
 from chalicelib.models import (
@@ -387,6 +388,8 @@ class Escalations:
         try:
             outcome = self._fire_claimed(step, token)
         except ProviderFailed as exc:
+            # Alarmed at once: an unverified sender or the SMS sandbox fails every step.
+            telemetry.count(escalations_failed=1)
             delay = min(RETRY_DELAY * 2**step.attempts, MAX_RETRY_DELAY)
             log.warning(
                 "escalation provider failed; retrying later",

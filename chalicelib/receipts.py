@@ -248,6 +248,7 @@ class Receipts:
             created_at=notification.created_at,
             case_id=case_of(notification),
             expires_at=int(expires.timestamp()),
+            priority=notification.priority,
         )
         entry = Entry(1, "stored", notification.created_at)
         return header, Entry(1, "stored", entry.at, chain_hash(header.content_sha256, entry))

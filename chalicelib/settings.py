@@ -51,6 +51,8 @@ class Settings:
     escalation_content: str = "summary"  # or "full": the message in the user's locale too
     ses_endpoint: str | None = None
     sns_endpoint: str | None = None
+    event_bus_name: str | None = None
+    events_endpoint: str | None = None
 
     @property
     def test_routes_enabled(self) -> bool:
@@ -144,6 +146,8 @@ class Settings:
             ),
             ses_endpoint=env.get("SES_ENDPOINT") or None,
             sns_endpoint=env.get("SNS_ENDPOINT") or None,
+            event_bus_name=env.get("EVENT_BUS_NAME") or None,
+            events_endpoint=env.get("EVENTS_ENDPOINT") or None,
         )
         settings.check_auth()
         return settings

@@ -28,6 +28,7 @@ METRIC_NAMES = {
     "notifications_acked": "NotificationsAcked",
     "notifications_confirmed": "NotificationsConfirmed",
     "escalations_sent": "EscalationsSent",
+    "escalations_failed": "EscalationProviderFailures",
 }
 
 logger = Logger(service=SERVICE)

@@ -22,6 +22,7 @@ from chalicelib.fanout import FanoutQueue
 from chalicelib.immigration import Immigration
 from chalicelib.notifications import Counters, Notifications
 from chalicelib.preferences import Accounts
+from chalicelib.publisher import Publisher
 from chalicelib.receipts import Receipts
 from chalicelib.rights import DataRights
 from chalicelib.sessions import Sessions
@@ -34,6 +35,7 @@ from chalicelib.storage.receipts import ReceiptStore
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_sesv2 import SESV2Client
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
@@ -51,6 +53,7 @@ class Clients:
     session: Any
     ses: Callable[[], SESV2Client] | None = None
     sns: Callable[[], SNSClient] | None = None
+    events: Callable[[], EventBridgeClient] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, session: Any = None) -> Clients:
@@ -86,6 +89,15 @@ class Clients:
                 "sqs", region_name=settings.region, endpoint_url=settings.sqs_endpoint
             ),
             session=session,
+            events=_cached(
+                lambda: session.client(
+                    "events",
+                    region_name=settings.region,
+                    endpoint_url=settings.events_endpoint,
+                    # The publisher retries failed entries itself, each alone.
+                    config=Config(retries={"mode": "standard", "max_attempts": 2}),
+                )
+            ),
             **_messaging_clients(session, settings),
         )
 
@@ -111,6 +123,7 @@ class Service:
     accounts: Accounts
     profiles: Profiles
     steps: EscalationSteps
+    publisher: Publisher
 
     def check_rate(self, principal: Principal) -> None:
         self.sessions.check_rate(principal)
@@ -129,8 +142,9 @@ def build_service(
     connections = ConnectionStore(
         db, settings.connections_table, ttl_seconds=settings.connection_ttl_seconds, clock=clock
     )
+    receipt_store = ReceiptStore(db, settings.receipts_table, clock=clock)
     receipts = Receipts(
-        ReceiptStore(db, settings.receipts_table, clock=clock),
+        receipt_store,
         retention_days=settings.receipt_retention_days,
         clock=clock,
     )
@@ -231,7 +245,24 @@ def build_service(
         accounts=Accounts(profiles, directory),
         profiles=profiles,
         steps=steps,
+        publisher=Publisher(
+            _required(clients.events, "events"),
+            settings.event_bus_name or "",
+            receipt_store,
+        ),
     )
+
+
+def _cached[T](factory: Callable[[], T]) -> Callable[[], T]:
+    """`factory`'s result, made on first call and kept (a warm Lambda reuses its client)."""
+    made: list[T] = []
+
+    def get() -> T:
+        if not made:
+            made.append(factory())
+        return made[0]
+
+    return get
 
 
 def _messaging_clients(session: Any, settings: Settings) -> dict[str, Any]:

@@ -5,7 +5,8 @@ authorizers and CORS preflight), run on the Lambda thread pool. The dev routes e
 only here, never in app.py: ``/openapi.json`` (the document of ``devstack.openapi``),
 ``/demo/`` serves ``web/``, ``POST /dev/token`` mints a token
 with the stack's secret, ``GET /dev/config`` tells the demo page where the stack is, ``GET
-/dev/stats`` counts the embedded DynamoDB's requests and time.
+/dev/stats`` counts the embedded DynamoDB's requests and time, ``GET /dev/outbox`` and ``GET
+/dev/events`` list the emails and text messages sent and the events published.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class RestGateway:
         self.stats_sources: dict[str, Callable[[], dict[str, Any]]] = {}
         self.openapi: dict[str, Any] | None = None  # served at /openapi.json when set
         self.outbox: Callable[[], list[dict[str, Any]]] = list
+        self.events: Callable[[], list[dict[str, Any]]] = list
 
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY_BYTES)
@@ -94,6 +96,7 @@ class RestGateway:
         app.router.add_get("/dev/stats", self._stats)
         app.router.add_get("/openapi.json", self._openapi)
         app.router.add_get("/dev/outbox", self._outbox)
+        app.router.add_get("/dev/events", self._events)
         app.router.add_route("*", "/{tail:.*}", self._chalice)
         return app
 
@@ -181,6 +184,10 @@ class RestGateway:
     async def _outbox(self, request: web.Request) -> web.StreamResponse:
         """Emails and text messages sent through the local SES and SNS, newest first."""
         return web.json_response({"messages": self.outbox()})
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        """Events published on the local EventBridge bus, newest first."""
+        return web.json_response({"events": self.events()})
 
     async def _config(self, request: web.Request) -> web.StreamResponse:
         return web.json_response({"ws_url": self.ws_url, "rest_url": self.rest_url})

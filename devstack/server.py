@@ -27,8 +27,9 @@ from typing import Any
 
 import boto3
 from aiohttp import web
-from chalice.app import SQSEventConfig
+from chalice.app import DynamoDBEventConfig, SQSEventConfig
 
+from devstack.destinations import Bus, Webhook
 from devstack.fanout import FanoutWorker, create_fanout_queues
 from devstack.issuer import DevIssuer
 from devstack.messaging import Messaging, Scheduler, scheduled_functions
@@ -43,6 +44,7 @@ from devstack.runtime import (
     websocket_entry_points,
 )
 from devstack.snapshot import Snapshotter, load_snapshot
+from devstack.streams import StreamEventSource
 from devstack.tokens import DEFAULT_SECRET
 from devstack.websocket import WebSocketGateway
 
@@ -166,6 +168,18 @@ class _LiveTableAsBackup:
 _Saved = tuple[Any, Any, Any, Any, bool]  # table, hash key, range key, item copy, bucket existed
 
 
+def _stream_lengths(backend: Any, transact_items: list[dict[str, Any]]) -> dict[str, int]:
+    """How many records each touched table's stream holds before the transaction."""
+    lengths = {}
+    for entry in transact_items:
+        operation = next(iter(entry.values()), None)
+        name = operation.get("TableName") if isinstance(operation, dict) else None
+        table = backend.tables.get(name) if name else None
+        if table is not None and table.stream_shard is not None:
+            lengths[name] = len(table.stream_shard.items)
+    return lengths
+
+
 def _save_touched_items(backend: Any, transact_items: list[dict[str, Any]]) -> list[_Saved]:
     from moto.dynamodb.models.dynamo_type import DynamoType
 
@@ -215,11 +229,15 @@ def _patch_moto_transactions() -> None:
 
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
         saved = _save_touched_items(self, transact_items)
+        streams = _stream_lengths(self, transact_items)
         models.copy = _LiveTableAsBackup()  # type: ignore[assignment]
         try:
             return original(self, transact_items)
         except Exception:
             _restore(saved)
+            # A cancelled transaction wrote nothing, so its stream records must go too.
+            for name, length in streams.items():
+                del self.tables[name].stream_shard.items[length:]
             raise
         finally:
             models.copy = copy
@@ -258,13 +276,20 @@ class EmbeddedMoto:
         # The service's app alone: moto's dispatcher would match every request's host against
         # every service first, a sixth of the time of a GetItem.
         dispatcher = create_backend_app(self.service)
+        # DynamoDB Streams reads the same tables: served here, under the same lock.
+        streams = create_backend_app("dynamodbstreams") if self.service == "dynamodb" else None
         lock = threading.Lock()
 
         def serialized(environ: dict[str, Any], start_response: Any) -> Any:
+            app = dispatcher
+            if streams is not None and environ.get("HTTP_X_AMZ_TARGET", "").startswith(
+                "DynamoDBStreams"
+            ):
+                app = streams
             with lock:
                 started = time.perf_counter()
                 try:
-                    return list(dispatcher(environ, start_response))
+                    return list(app(environ, start_response))
                 finally:
                     self.requests += 1
                     self.busy_seconds += time.perf_counter() - started
@@ -290,6 +315,8 @@ class DevStack:
         self._snapshots: Snapshotter | None = None
         self._messaging: Messaging | None = None
         self._scheduler: Scheduler | None = None
+        self._bus: Bus | None = None
+        self._stream_source: StreamEventSource | None = None
         self._runners: list[web.AppRunner] = []
         self._invoker: Invoker | None = None
         self.issuer: DevIssuer | None = None
@@ -324,6 +351,16 @@ class DevStack:
             )
         )
 
+        webhook_url = self._environ.get("WEBHOOK_URL") or None
+        self._bus = Bus(
+            name=self._environ.setdefault("EVENT_BUS_NAME", "legal-aid-notifications-local"),
+            region=self._environ["AWS_DEFAULT_REGION"],
+            webhook=Webhook(webhook_url, self._environ.get("WEBHOOK_API_KEY") or None)
+            if webhook_url
+            else None,
+        )
+        self._environ.update(self._bus.start(HOST))
+
         app = load_app(settings.app_spec)
         # The app reads its settings on first use, so the queue can still be set up here.
         sqs_handlers = [
@@ -333,6 +370,13 @@ class DevStack:
         ]
         if settings.dynamodb_endpoint is None and sqs_handlers:
             self._start_fanout(sqs_handlers[0])
+        stream_handlers = [
+            source.handler_string
+            for source in app.event_sources
+            if isinstance(source, DynamoDBEventConfig)
+        ]
+        if settings.dynamodb_endpoint is None and self._sqs is not None and stream_handlers:
+            self._start_stream_source(stream_handlers[0])
         point_websocket_api_at(app, self._environ["WEBSOCKET_ENDPOINT"])
         self._invoker = Invoker(max_workers=settings.concurrency, function_name=app.app_name)
         self._scheduler = Scheduler(
@@ -358,6 +402,7 @@ class DevStack:
         rest_gateway.rest_url, rest_gateway.ws_url = self.rest_url, self.ws_url
         rest_gateway.openapi = _openapi_document(app, settings.app_spec)
         rest_gateway.outbox = self._messaging.outbox.messages
+        rest_gateway.events = self._bus.log.events
         rest_gateway.stats_sources = {
             name: server.stats
             for name, server in (("dynamodb", self._moto), ("sqs", self._sqs))
@@ -409,6 +454,35 @@ class DevStack:
         )
         self._fanout.start()
 
+    def _start_stream_source(self, handler_string: str) -> None:
+        """The receipts stream → the app's publisher, as the event source mapping runs it;
+        what exhausts its retries goes to a local events dead-letter queue. Reading starts
+        at the stream's end: entries loaded from the state file were published before."""
+        env = self._environ
+        region = env["AWS_DEFAULT_REGION"]
+        table = boto3.client("dynamodb", endpoint_url=self.dynamodb_url, region_name=region)
+        stream_arn = table.describe_table(TableName=env.get("RECEIPTS_TABLE", "receipts"))["Table"][
+            "LatestStreamArn"
+        ]
+        sqs = self._sqs_client()
+        dead_letters = sqs.create_queue(QueueName="notifications-events-dlq")["QueueUrl"]
+        env["EVENTS_DEAD_LETTER_QUEUE_URL"] = dead_letters
+        module_name, _, function = handler_string.rpartition(".")
+        handler = getattr(importlib.import_module(module_name), function)
+        streams = boto3.client(
+            "dynamodbstreams", endpoint_url=self.dynamodb_url, region_name=region
+        )
+        self._stream_source = StreamEventSource(
+            streams,
+            stream_arn,
+            handler,
+            on_failure=lambda record: sqs.send_message(
+                QueueUrl=dead_letters, MessageBody=json.dumps(record)
+            ),
+            region=region,
+        ).open("LATEST")
+        self._stream_source.start()
+
     def _sqs_client(self) -> Any:
         return boto3.client(
             "sqs",
@@ -448,6 +522,12 @@ class DevStack:
         if self._fanout is not None:
             await asyncio.to_thread(self._fanout.stop)
             self._fanout = None
+        if self._stream_source is not None:
+            await asyncio.to_thread(self._stream_source.stop)
+            self._stream_source = None
+        if self._bus is not None:
+            await asyncio.to_thread(self._bus.stop)
+            self._bus = None
         if self._snapshots is not None:
             await asyncio.to_thread(self._snapshots.stop)
             log.info("saved the embedded DynamoDB to %s", self._snapshots.path)
@@ -483,6 +563,9 @@ class DevStack:
                 f"  SQS fan-out   {self._environ.get('FANOUT_QUEUE_URL', 'off')}",
                 f"  Demo page     {self.rest_url}/demo/",
                 f"  Outbox        {self.rest_url}/dev/outbox (emails and SMS sent)",
+                f"  Events        {self.rest_url}/dev/events (EventBridge bus"
+                f" {self._environ.get('EVENT_BUS_NAME')}; webhook:"
+                f" {self._environ.get('WEBHOOK_URL') or 'off, set WEBHOOK_URL'})",
                 f"Mint a token:   {python} -m devstack token alice  (staff: --admin;"
                 " RS256 from the dev issuer: --rs256)",
                 "Press Ctrl-C to stop.",

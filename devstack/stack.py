@@ -76,6 +76,10 @@ STACK_SETTINGS = frozenset(
         "ESCALATION_CONTENT",
         "SES_ENDPOINT",
         "SNS_ENDPOINT",
+        "EVENT_BUS_NAME",
+        "EVENTS_ENDPOINT",
+        "WEBHOOK_URL",
+        "WEBHOOK_API_KEY",
     }
 )
 

@@ -17,6 +17,7 @@ CREATE_TABLE_FIELDS = (
     "KeySchema",
     "GlobalSecondaryIndexes",
     "BillingMode",
+    "StreamSpecification",
 )
 
 
@@ -45,6 +46,11 @@ def create_tables(
         if table_name in existing:
             continue
         request = {field: properties[field] for field in CREATE_TABLE_FIELDS if field in properties}
+        if "StreamSpecification" in request:  # CloudFormation's shape lacks the API's switch
+            request["StreamSpecification"] = {
+                "StreamEnabled": True,
+                **request["StreamSpecification"],
+            }
         client.create_table(TableName=table_name, **request)
         client.get_waiter("table_exists").wait(TableName=table_name)
         ttl = properties.get("TimeToLiveSpecification")

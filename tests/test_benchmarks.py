@@ -44,12 +44,20 @@ def webclient_baseline(out: str) -> None:
     assert "v1 baseline" in out and "up front" in out
 
 
+def events_figures(out: str) -> None:
+    assert "events per notification lifecycle: 6" in out
+    assert "baseline, send -> push frame" in out and "receipt entry -> webhook (local): p50" in out
+    assert "EventBridge events (5 per notice)" in out
+    assert "fixed monthly cost of an idle stack" in out and "per 1,000 clients" in out
+
+
 # What a benchmark's tiny run must print beyond "something".
 EXPECTED: dict[str, Callable[[str], None]] = {
     "lifecycle": lifecycle_rows,
     "aws_model": aws_model_tables,
     "coldstart": coldstart_ratios,
     "webclient_size": webclient_baseline,
+    "events": events_figures,
 }
 
 

@@ -39,6 +39,7 @@ FUNCTIONS = [
     "WebsocketDisconnect",
     "FanoutWorker",
     "EscalationSweep",
+    "EventsPublisher",
 ]
 TEMPLATE_BODY_LIMIT = 51_200  # `aws cloudformation deploy` without --s3-bucket
 TEMPLATE_S3_LIMIT = 1_000_000  # with --s3-bucket
@@ -194,8 +195,11 @@ def test_the_sam_transform_expands_it(expanded: dict[str, Any]) -> None:
 def test_the_sqs_mapping_is_created_after_its_receive_permissions(
     expanded: dict[str, Any],
 ) -> None:
-    [(name, mapping)] = resources_of(expanded, "AWS::Lambda::EventSourceMapping").items()
-    assert references(mapping["Properties"]["EventSourceArn"]) == {"FanoutQueue"}
+    [name] = [
+        name
+        for name, mapping in resources_of(expanded, "AWS::Lambda::EventSourceMapping").items()
+        if references(mapping["Properties"]["EventSourceArn"]) == {"FanoutQueue"}
+    ]
     before = dependencies(expanded, name)
     grants = [
         resource
@@ -356,7 +360,9 @@ def test_sizing(template: dict[str, Any]) -> None:
             {"Ref": "AWS::NoValue"},
         ]
     }
-    assert template["Parameters"]["ApiReservedConcurrency"]["Default"] > 0
+    # New accounts have a concurrency quota of 10 and a reservation must leave 100 free:
+    # nothing is reserved unless the operator asks (README "Deploy to AWS").
+    assert template["Parameters"]["ApiReservedConcurrency"]["Default"] == 0
 
 
 def test_visibility_timeout_is_derived_from_the_worker_timeout(template: dict[str, Any]) -> None:
@@ -605,3 +611,164 @@ def test_the_zip_verifies_cognito_tokens_with_its_own_cryptography(
     finally:
         issuer.server.shutdown()
         issuer.server.server_close()
+
+
+# --- events out: the receipts stream, the bus, the webhook --------------------------------------
+
+
+def test_the_receipts_stream_feeds_the_publisher_with_partial_failures_and_an_on_failure_queue(
+    template: dict[str, Any], expanded: dict[str, Any]
+) -> None:
+    table = template["Resources"]["ReceiptsTable"]["Properties"]
+    assert table["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
+    [(name, mapping)] = [
+        (name, mapping)
+        for name, mapping in resources_of(expanded, "AWS::Lambda::EventSourceMapping").items()
+        if mapping["Properties"]["EventSourceArn"] == {"Fn::GetAtt": ["ReceiptsTable", "StreamArn"]}
+    ]
+    properties = mapping["Properties"]
+    assert properties["FunctionName"] == {"Ref": "EventsPublisher"}
+    assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert properties["BisectBatchOnFunctionError"] is True
+    assert 0 < properties["MaximumRetryAttempts"] <= 20
+    assert properties["MaximumRecordAgeInSeconds"] <= 86400  # the stream keeps records 24 h
+    assert properties["StartingPosition"] == "TRIM_HORIZON"
+    assert properties["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["EventsDeadLetterQueue", "Arn"]
+    }
+    [only_inserts] = properties["FilterCriteria"]["Filters"]
+    assert json.loads(only_inserts["Pattern"]) == {"eventName": ["INSERT"]}
+    # The mapping polls with the function's role: its permissions exist before it.
+    assert "EventsPublisherRole" in dependencies(expanded, name)
+    statements = {s["Sid"]: s for s in role_statements(template, "EventsPublisherRole")}
+    assert statements["ReceiptsStream"]["Resource"] == {
+        "Fn::GetAtt": ["ReceiptsTable", "StreamArn"]
+    }
+    assert {"dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:DescribeStream"} <= set(
+        actions(statements["ReceiptsStream"])
+    )
+    assert statements["OnFailure"]["Resource"] == {"Fn::GetAtt": ["EventsDeadLetterQueue", "Arn"]}
+    alarms = resources_of(template, "AWS::CloudWatch::Alarm")
+    assert references(alarms["EventsDeadLetterAlarm"]) >= {"EventsDeadLetterQueue"}
+    assert alarms["EventsDeadLetterAlarm"]["Properties"]["Threshold"] == 0
+    assert alarms["EventsPublisherIteratorAgeAlarm"]["Properties"]["MetricName"] == "IteratorAge"
+
+
+def test_the_publisher_may_put_events_on_the_stacks_bus_only(template: dict[str, Any]) -> None:
+    bus = template["Resources"]["NotificationEvents"]
+    assert bus["Type"] == "AWS::Events::EventBus"
+    puts = [s for s in all_statements(template) if "events:PutEvents" in actions(s)]
+    assert len(puts) == 1
+    assert puts[0]["Resource"] == {"Fn::GetAtt": ["NotificationEvents", "Arn"]}
+    assert granted(template, "EventsPublisher") == {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "dynamodb:BatchGetItem",
+        "dynamodb:DescribeStream",
+        "dynamodb:GetRecords",
+        "dynamodb:GetShardIterator",
+        "dynamodb:ListStreams",
+        "events:PutEvents",
+        "sqs:SendMessage",
+    }
+    variables = template["Resources"]["EventsPublisher"]["Properties"]["Environment"]["Variables"]
+    assert variables["EVENT_BUS_NAME"] == {"Ref": "NotificationEvents"}
+    outputs = template["Outputs"]
+    assert outputs["EventBusName"]["Value"] == {"Ref": "NotificationEvents"}
+    assert outputs["EventBusArn"]["Value"] == {"Fn::GetAtt": ["NotificationEvents", "Arn"]}
+
+
+WEBHOOK = {
+    "WebhookConnection",
+    "WebhookDestination",
+    "WebhookRule",
+    "WebhookRole",
+    "WebhookDeadLetterQueue",
+    "WebhookDeadLetterQueuePolicy",
+    "WebhookDeadLetterAlarm",
+}
+
+
+def test_the_webhook_exists_only_when_its_url_and_key_are_given(
+    template: dict[str, Any], expanded: dict[str, Any]
+) -> None:
+    parameters = template["Parameters"]
+    assert parameters["WebhookUrl"]["Default"] == ""
+    assert parameters["WebhookUrl"]["AllowedPattern"] == "^(https://.+)?$"
+    assert parameters["WebhookApiKey"]["NoEcho"] is True
+    assert parameters["WebhookRateLimit"]["Default"] > 0
+    for name in WEBHOOK:
+        assert template["Resources"][name]["Condition"] == "HasWebhook", name
+        assert expanded["Resources"][name]["Condition"] == "HasWebhook", name
+    condition = json.dumps(template["Conditions"]["HasWebhook"])
+    assert '"WebhookUrl"' in condition and '"WebhookApiKey"' in condition
+    # A URL without a key fails the deploy instead of creating nothing.
+    [assertion] = template["Rules"]["WebhookNeedsApiKey"]["Assertions"]
+    assert "WebhookApiKey" in json.dumps(assertion)
+    assert "WebhookUrl" in json.dumps(template["Rules"]["WebhookNeedsApiKey"]["RuleCondition"])
+
+
+def test_the_webhook_rule_sends_every_notice_event_with_retries_and_a_dead_letter_queue(
+    template: dict[str, Any],
+) -> None:
+    resources = template["Resources"]
+    connection = resources["WebhookConnection"]["Properties"]
+    assert connection["AuthorizationType"] == "API_KEY"
+    assert connection["AuthParameters"]["ApiKeyAuthParameters"] == {
+        "ApiKeyName": "x-api-key",
+        "ApiKeyValue": {"Ref": "WebhookApiKey"},
+    }
+    destination = resources["WebhookDestination"]["Properties"]
+    assert destination["InvocationEndpoint"] == {"Ref": "WebhookUrl"}
+    assert destination["HttpMethod"] == "POST"
+    assert destination["InvocationRateLimitPerSecond"] == {"Ref": "WebhookRateLimit"}
+    rule = resources["WebhookRule"]["Properties"]
+    assert rule["EventBusName"] == {"Ref": "NotificationEvents"}
+    assert rule["EventPattern"] == {
+        "source": ["legal-aid.notifications"],
+        "detail-type": [{"prefix": "notice."}],
+    }
+    [target] = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["WebhookDestination", "Arn"]}
+    assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["WebhookDeadLetterQueue", "Arn"]}
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 86400, "MaximumRetryAttempts": 185}
+    [invoke] = role_statements(template, "WebhookRole")
+    assert actions(invoke) == ["events:InvokeApiDestination"]
+    assert invoke["Resource"] == {"Fn::GetAtt": ["WebhookDestination", "Arn"]}
+    [deliver] = resources["WebhookDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"][
+        "Statement"
+    ]
+    assert deliver["Principal"] == {"Service": "events.amazonaws.com"}
+    assert deliver["Condition"]["ArnEquals"]["aws:SourceArn"] == {
+        "Fn::GetAtt": ["WebhookRule", "Arn"]
+    }
+
+
+def test_a_webhook_variant_expands_and_lints(template: dict[str, Any], tmp_path: Path) -> None:
+    variant = copy.deepcopy(template)
+    variant["Parameters"]["WebhookUrl"]["Default"] = "https://cases.example.org/hooks/notices"
+    variant["Parameters"]["WebhookApiKey"]["Default"] = "k" * 32
+    assert {"WebhookRule", "WebhookDestination"} <= set(expand(variant)["Resources"])
+    path = tmp_path / "webhook.json"
+    path.write_text(json.dumps(variant))
+    result = subprocess.run(
+        [BIN / "cfn-lint", "--include-checks", "I", "--", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_sender_address_must_be_given_and_real(template: dict[str, Any]) -> None:
+    """A placeholder sender deploys a stack whose every escalation email fails: refused."""
+    email_from = template["Parameters"]["EmailFrom"]
+    assert "Default" not in email_from  # a deploy without it fails at once
+    pattern = re.compile(email_from["AllowedPattern"])
+    assert pattern.match("notices@legalaid.example.net")
+    for placeholder in ("notices@example.org", "notices@example.com", "", "notices"):
+        assert not pattern.match(placeholder), placeholder
+    alarm = template["Resources"]["EscalationProviderFailuresAlarm"]["Properties"]
+    assert alarm["MetricName"] == "EscalationProviderFailures"
+    assert (alarm["Period"], alarm["EvaluationPeriods"], alarm["Threshold"]) == (60, 1, 0)

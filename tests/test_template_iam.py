@@ -39,6 +39,9 @@ TRANSACT = {
     "Delete": "DeleteItem",
     "ConditionCheck": "ConditionCheckItem",
 }
+BUSES = {"test-notices": "NotificationEvents"}
+# Roles the functions do not assume: EventBridge's, to call the webhook.
+NOT_FUNCTIONS = {"ApiGatewayLogsRole", "WebhookRole"}
 SQS = {"SendMessageBatch": "sqs:SendMessage", "SendMessage": "sqs:SendMessage"}
 PUSH = {"PostToConnection": "POST", "DeleteConnection": "DELETE", "GetConnection": "GET"}
 # Escalation providers: resources that are not logical ids (IAM names them by ARN pattern).
@@ -52,6 +55,18 @@ BY_DESIGN: dict[str, set[tuple[str, str]]] = {
     "WebsocketMessage": {("dynamodb:DeleteItem", "ConnectionsTable")},
     # A reminder (repush) answered 410 likewise.
     "EscalationSweep": {("dynamodb:DeleteItem", "ConnectionsTable")},
+    # The stream's event source mapping reads the stream and sends batches that exhaust their
+    # retries to the on-failure queue, both with the function's role.
+    "EventsPublisher": {
+        (action, "ReceiptsTable/stream")
+        for action in (
+            "dynamodb:DescribeStream",
+            "dynamodb:GetRecords",
+            "dynamodb:GetShardIterator",
+            "dynamodb:ListStreams",
+        )
+    }
+    | {("sqs:SendMessage", "EventsDeadLetterQueue")},
     "FanoutWorker": {("dynamodb:DeleteItem", "ConnectionsTable")}
     # The event source mapping polls the queue with the function's role.
     | {
@@ -102,6 +117,9 @@ class Recorder:
             needed.add((f"execute-api:ManageConnections:{method}", "WebsocketAPI"))
         elif service == "sesv2" and operation == "SendEmail":
             needed.add(("ses:SendEmail", SES_IDENTITY))
+        elif service == "events" and operation == "PutEvents":
+            for entry in params["Entries"]:
+                needed.add(("events:PutEvents", BUSES.get(entry.get("EventBusName", ""), "?")))
         elif service == "sns" and operation == "Publish":
             # To a topic or endpoint ARN it is a resource no role names: fails the test.
             needed.add(("sns:Publish", PHONE_NUMBER if "PhoneNumber" in params else "?"))
@@ -138,7 +156,11 @@ def granted(role: dict[str, Any]) -> set[Call]:
             for resource in resources if isinstance(resources, list) else [resources]:
                 text = json.dumps(resource)
                 if "Fn::GetAtt" in resource:
-                    name = resource["Fn::GetAtt"][0]
+                    name, attribute = resource["Fn::GetAtt"]
+                    if attribute == "StreamArn":
+                        name += "/stream"
+                elif "/stream/*" in text:
+                    name = text.split("${")[1].split(".")[0] + "/stream"
                 elif "/index/*" in text:
                     name = text.split("${")[1].split(".")[0] + "/index"
                 elif ":ses:${AWS::Region}:${AWS::AccountId}:identity/*" in text:
@@ -159,7 +181,7 @@ def roles() -> dict[str, dict[str, Any]]:
     return {
         name.removesuffix("Role"): r
         for name, r in resources.items()
-        if r.get("Type") == "AWS::IAM::Role" and name != "ApiGatewayLogsRole"
+        if r.get("Type") == "AWS::IAM::Role" and name not in NOT_FUNCTIONS
     }
 
 
@@ -168,7 +190,13 @@ def wired(recorder: Recorder, dynamodb: Any, clock: Clock) -> Iterator[Service]:
     recorder.function = "setup"
     sqs = boto3.client("sqs", region_name=REGION)
     queue, _ = create_fanout_queues(sqs)
-    settings = replace(Settings.from_env(), fanout_queue_url=queue, fanout_threshold=1)
+    boto3.client("events", region_name=REGION).create_event_bus(Name=next(iter(BUSES)))
+    settings = replace(
+        Settings.from_env(),
+        fanout_queue_url=queue,
+        fanout_threshold=1,
+        event_bus_name=next(iter(BUSES)),
+    )
     # A session of its own: one created before the recorder would not carry its hook.
     clients = Clients.from_settings(settings, session=boto3.session.Session())
     service = build_service(settings, clock=clock, clients=clients)
@@ -388,6 +416,37 @@ def exercise(recorder: Recorder, service: Service, clock: Clock) -> None:
     as_function(recorder, "WebsocketDisconnect")
     session.disconnect()
     anonymous.disconnect()
+
+    # Every receipt entry written above, from the stream, as its event source mapping does.
+    recorder.function = "setup"
+    records = receipt_stream(service)
+    assert len(records) > 50
+    as_function(recorder, "EventsPublisher")
+    for start in range(0, len(records), 100):
+        context = LambdaContext(function_name="EventsPublisher", timeout_s=60)
+        answer = lambda_app.events_publisher({"Records": records[start : start + 100]}, context)
+        assert answer == {"batchItemFailures": []}
+
+
+def receipt_stream(service: Service) -> list[dict[str, Any]]:
+    """Every record of the receipts table's stream, shaped as Lambda hands them over."""
+    from devstack.streams import lambda_record
+
+    table = service.settings.receipts_table
+    arn = boto3.client("dynamodb", region_name=REGION).describe_table(TableName=table)["Table"][
+        "LatestStreamArn"
+    ]
+    streams = boto3.client(
+        "dynamodbstreams",
+        region_name=REGION,
+        endpoint_url=f"https://streams.dynamodb.{REGION}.amazonaws.com",
+    )
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(
+        StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    records = streams.get_records(ShardIterator=iterator, Limit=1000)["Records"]
+    return [lambda_record(record, arn) for record in records if record["eventName"] == "INSERT"]
 
 
 @pytest.fixture

@@ -234,6 +234,18 @@ $("refresh-outbox").addEventListener("click", async () => {
   }
 });
 
+$("refresh-events").addEventListener("click", async () => {
+  try {
+    const response = await fetch(new URL("/dev/events", devServer));
+    if (!response.ok) throw new Error(`GET /dev/events → ${response.status}`);
+    const { events } = await response.json();
+    const rows = events.map(({ "detail-type": kind, detail }) => [kind, detail.event_id, detail.user_id, detail.case_id, detail.entry.channel, detail.entry.at]);
+    $("events").replaceChildren(table(`${events.length} published, newest first`, ["detail-type", "event id", "user", "case", "channel", "at"], rows));
+  } catch (error) {
+    failed($("events"), error);
+  }
+});
+
 $("broadcast").addEventListener("click", () => {
   const { message, type, priority, category, group } = fields($("send-form"));
   if (!message) return;

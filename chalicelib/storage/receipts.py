@@ -7,7 +7,7 @@ neither):
     expires_at (TTL) | case_id?, case_sk? (`<notification_id>#<seq>`: GSI `by_case`, every
     entry of a notice linked to a case, in order)
 Entry 1 (`stored`) also holds the header: content_sha256, notification_type, category?,
-created_at, and `owner` (= user_id; sparse GSI `by_user`, one row per receipt).
+priority?, created_at, and `owner` (= user_id; sparse GSI `by_user`, one row per receipt).
 
 The hashes are computed by chalicelib/receipts.py; this store reads and writes entries and
 owns the append's retry: a conditional failure means another writer took the next seq, so
@@ -29,6 +29,10 @@ from chalicelib.storage.keys import Item
 BY_USER_INDEX = "by_user"
 BY_CASE_INDEX = "by_case"
 TAIL = "notification_id, seq, #type, #hash, user_id, case_id, expires_at"
+HEADER = (
+    "notification_id, user_id, content_sha256, notification_type, category, priority, "
+    "created_at, case_id, expires_at"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +68,7 @@ class Header:
     created_at: str
     case_id: str | None
     expires_at: int
+    priority: str | None = None  # receipts written before it was kept have none
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +109,8 @@ class ReceiptStore:
         item["created_at"] = {"S": header.created_at}
         if header.category is not None:
             item["category"] = {"S": header.category}
+        if header.priority is not None:
+            item["priority"] = {"S": header.priority}
         return {
             "Put": {
                 "TableName": self._table,
@@ -202,6 +209,20 @@ class ReceiptStore:
         )
         return _receipts_from(list(items))
 
+    def headers(self, notification_ids: list[str]) -> dict[str, Header]:
+        """The headers (entry 1, never changed once written) of these receipts, by id; ids
+        without a receipt are left out. BatchGetItem, 100 keys a call, unprocessed keys
+        retried."""
+        keys = [
+            {"notification_id": {"S": notification_id}, "seq": {"N": "1"}}
+            for notification_id in dict.fromkeys(notification_ids)
+        ]
+        found: dict[str, Header] = {}
+        for item in self._db.batch_get(self._table, keys, HEADER):
+            header = _header_from(item)
+            found[header.notification_id] = header
+        return found
+
     def _entry_item(self, tail: Tail, entry: Entry) -> Item:
         item: Item = {
             "notification_id": {"S": tail.notification_id},
@@ -258,4 +279,23 @@ def _header_from(item: Item) -> Header:
         created_at=text("created_at") or "",
         case_id=text("case_id"),
         expires_at=int(item["expires_at"]["N"]),
+        priority=text("priority"),
     )
+
+
+def entry_from(item: Item) -> Entry:
+    """The entry a stored item (or a stream record's image of one) holds."""
+    detail = item.get("detail", {}).get("S")
+    return Entry(
+        seq=int(item["seq"]["N"]),
+        type=item["type"]["S"],
+        at=item["at"]["S"],
+        hash=item["hash"]["S"],
+        channel=item.get("channel", {}).get("S"),
+        detail=json.loads(detail) if detail is not None else None,
+    )
+
+
+def header_from(item: Item) -> Header:
+    """The header entry 1's item holds."""
+    return _header_from(item)

@@ -28,6 +28,8 @@ from tests.lambda_runtime.support import GatewayThread, LambdaFunction, runtime_
 API_ID = "zipapi0001"
 SECRET = "zip-test-secret-0123456789abcdef0123456789abcdef"
 FANOUT_THRESHOLD = "3"
+EMAIL_FROM = "notices@legalaid.example.net"
+BUS = "zip-notices"
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,7 @@ def stack_refs(moto_url: str, template: dict[str, Any]) -> dict[str, str]:
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
         )
-        for name in ("dynamodb", "sqs", "ssm", "sesv2")
+        for name in ("dynamodb", "sqs", "ssm", "sesv2", "events")
     }
     create_tables(
         clients["dynamodb"],
@@ -65,10 +67,12 @@ def stack_refs(moto_url: str, template: dict[str, Any]) -> dict[str, str]:
     )
     queue, _ = create_fanout_queues(clients["sqs"], prefix="zip")
     parameter = template["Parameters"]["JwtSecretParameterName"]["Default"]
-    clients["ssm"].put_parameter(Name=parameter, Value=SECRET, Type="SecureString")
-    # The verified SES identity a deploy needs (README "Deploy"): the default EmailFrom.
-    sender = template["Parameters"]["EmailFrom"]["Default"]
-    clients["sesv2"].create_email_identity(EmailIdentity=sender)
+    # moto server's backends live in this process: a module run earlier made them already.
+    clients["ssm"].put_parameter(Name=parameter, Value=SECRET, Type="SecureString", Overwrite=True)
+    # The verified SES identity a deploy needs (README "Deploy"), given as EmailFrom.
+    clients["sesv2"].create_email_identity(EmailIdentity=EMAIL_FROM)
+    if BUS not in {bus["Name"] for bus in clients["events"].list_event_buses()["EventBuses"]}:
+        clients["events"].create_event_bus(Name=BUS)
     return {
         "ConnectionsTable": "zip-connections",
         "NotificationsTable": "zip-notes",
@@ -76,6 +80,8 @@ def stack_refs(moto_url: str, template: dict[str, Any]) -> dict[str, str]:
         "WebsocketAPI": API_ID,
         "FanoutQueue": queue,
         "JwtSecretParameterName": parameter,
+        "EmailFrom": EMAIL_FROM,
+        "NotificationEvents": BUS,
     }
 
 

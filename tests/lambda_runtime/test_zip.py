@@ -164,6 +164,7 @@ def test_every_function_of_the_zip_runs_as_lambda_runs_it(
         "WebsocketDisconnect",
         "FanoutWorker",
         "EscalationSweep",
+        "EventsPublisher",
     }
     gateway.start(websocket_handlers(template, functions))
     rest = Rest(functions["APIHandler"])
