@@ -146,29 +146,3 @@ def test_a_transaction_rejected_as_invalid_leaves_the_table_as_it_was(
 
     assert rejected.value.response["Error"]["Code"] == "ValidationException"
     assert _items(client, table) == before
-
-
-def test_a_committed_transaction_writes_every_item(embedded: tuple[Any, DynamoDBBackend]) -> None:
-    client, _ = embedded
-    table = _table(client)
-    client.put_item(TableName=table, Item={"pk": {"S": "a"}, "sk": {"S": "1"}, "n": {"N": "1"}})
-
-    client.transact_write_items(
-        TransactItems=[
-            {
-                "Update": {
-                    "TableName": table,
-                    "Key": {"pk": {"S": "a"}, "sk": {"S": "1"}},
-                    "UpdateExpression": "SET n = :two",
-                    "ConditionExpression": "n = :one",
-                    "ExpressionAttributeValues": {":one": {"N": "1"}, ":two": {"N": "2"}},
-                }
-            },
-            {"Put": {"TableName": table, "Item": {"pk": {"S": "b"}, "sk": {"S": "1"}}}},
-        ]
-    )
-
-    assert _items(client, table) == [
-        {"pk": {"S": "a"}, "sk": {"S": "1"}, "n": {"N": "2"}},
-        {"pk": {"S": "b"}, "sk": {"S": "1"}},
-    ]
