@@ -161,7 +161,7 @@ def test_mark_read_syncs_every_session_of_the_user(stack: LocalStack) -> None:
 
 @pytest.fixture(scope="module")
 def clocked_stack() -> Iterator[LocalStack]:
-    """The stack on a clock that starts a calendar minute at its first request (see
+    """The stack on a clock that starts a calendar minute at its first invocation (see
     ``clocked_app``): the rate limit's window cannot roll over mid-test."""
     env = {"RATE_LIMIT_PER_MINUTE": str(SERVICE_RATE_LIMIT)}
     with LocalStack(app=CLOCKED_APP, env=env) as stack:
@@ -187,7 +187,7 @@ def test_rate_limit_over_websocket_and_rest(clocked_stack: LocalStack) -> None:
     assert [r["code"] for r in limited] == ["rate_limited"]
     assert sum(r["event"] == "notifications" for r in replies) == SERVICE_RATE_LIMIT
     rest = http("GET", f"{stack.rest_url}/api/notifications", token=stack.token(dave))
-    # The window began a second before the first request (the injected clock): most of it is left.
+    # The window began at the stack's first invocation, seconds ago (the injected clock).
     assert rest.status == 429 and 30 < int(rest.headers["Retry-After"]) <= 59
 
 
