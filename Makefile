@@ -1,24 +1,33 @@
 PYTHON ?= python3.13
 VENV := .venv
 BIN := $(VENV)/bin
+# One stamp per level: `make run` installs the stack's packages only (requirements-run.txt);
+# `make test` and the other targets add the test and packaging tools (requirements-dev.txt).
+RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench package deploy
+.PHONY: install install-run run test lint format bench package deploy
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): $(BIN)/python requirements.txt requirements-dev.txt
+$(RUN_STAMP): $(BIN)/python requirements.txt requirements-run.txt
 	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements-run.txt
+	touch $@
+
+$(STAMP): $(RUN_STAMP) requirements-dev.txt
 	$(BIN)/python -m pip install -q -r requirements-dev.txt
 	touch $@
+
+install-run: $(RUN_STAMP)
 
 install: $(STAMP)
 
 # The embedded DynamoDB is kept in $(STATE) (loaded at start, saved as it changes and on
 # stop); `make run STATE=` keeps it in memory only.
 STATE ?= .devstack/state.json
-run: install
+run: install-run
 	$(BIN)/python -m devstack run $(if $(STATE),--state $(STATE))
 
 test: install

@@ -218,6 +218,22 @@ def _restore(saved: list[_Saved]) -> None:
             table.items.pop(hash_key, None)
 
 
+def moto_backs_up_tables_with_module_copy() -> bool:
+    """Whether moto's TransactWriteItems still backs up tables through the module-global
+    ``copy`` of ``moto.dynamodb.models``, the one moto internal the item-level rollback relies
+    on (moto is pinned; tests/test_embedded_dynamodb.py checks this and the rollback)."""
+    from moto.dynamodb import models
+
+    method = models.DynamoDBBackend.transact_write_items
+    method = getattr(method, "devstack_original", method)
+    code = getattr(method, "__code__", None)
+    return (
+        vars(models).get("copy") is copy
+        and code is not None
+        and {"copy", "deepcopy"} <= set(code.co_names)
+    )
+
+
 def _patch_moto_transactions() -> None:
     """Item-level rollback for moto's TransactWriteItems (see :class:`_LiveTableAsBackup`);
     safe because the embedded server runs one request at a time."""
@@ -225,6 +241,14 @@ def _patch_moto_transactions() -> None:
 
     original = models.DynamoDBBackend.transact_write_items
     if getattr(original, "devstack_patched", False):
+        return
+    if not moto_backs_up_tables_with_module_copy():
+        # Unpatched moto is correct, only slow (a whole-table copy per transaction item).
+        log.warning(
+            "moto %s no longer backs up TransactWriteItems with moto.dynamodb.models.copy: "
+            "transactions run unpatched (slow); adapt devstack/server.py's rollback",
+            _moto_version(),
+        )
         return
 
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
@@ -243,7 +267,14 @@ def _patch_moto_transactions() -> None:
             models.copy = copy
 
     transact_write_items.devstack_patched = True  # type: ignore[attr-defined]
+    transact_write_items.devstack_original = original  # type: ignore[attr-defined]
     models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
+def _moto_version() -> str:
+    from importlib.metadata import version
+
+    return version("moto")
 
 
 class EmbeddedMoto:

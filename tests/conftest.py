@@ -14,6 +14,7 @@ import boto3
 import pytest
 import requests
 from botocore.awsrequest import AWSResponse
+from chalice.test import Client
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
@@ -219,7 +220,42 @@ class WsClient(LambdaSession):
     def register(self, user_id: str, **fields: Any) -> list[dict[str, Any]]:
         return self.send({"action": "register", "token": token(user_id), **fields})
 
+    @classmethod
+    def registered(cls, user_id: str, *, groups: tuple[str, ...] = ()) -> WsClient:
+        """A new session of `user_id`, connected and registered (its replay read)."""
+        client = cls()
+        client.connect()
+        frames = client.send({"action": "register", "token": token(user_id, groups=groups)})
+        assert frames[0]["event"] == "registered", frames
+        return client
+
 
 @pytest.fixture
 def ws(service: Service) -> type[WsClient]:
     return WsClient
+
+
+# The notification object's fields, in order, wherever it leaves the service.
+NOTIFICATION_FIELDS = [
+    "id", "user_id", "type", "message", "locale", "translations", "category", "priority", "data",
+    "created_at", "read", "read_at", "delivered", "seen_at", "archived", "archived_at",
+    "requires_confirmation", "confirmed_at", "deadline",
+]  # fmt: skip
+
+
+def auth(user_id: str, **claims: Any) -> dict[str, str]:
+    """The headers of a JSON request by `user_id` (`admin`, `groups`, `ttl` as for `token`)."""
+    return {
+        "Authorization": f"Bearer {token(user_id, **claims)}",
+        "Content-Type": "application/json",
+    }
+
+
+ADMIN = auth("root", admin=True)  # the headers of a JSON request by staff
+
+
+@pytest.fixture
+def http(service: Service) -> Iterator[Any]:
+    """app.py's REST API (Chalice's test client) on this test's service."""
+    with Client(lambda_app.app, stage_name="dev") as client:
+        yield client.http

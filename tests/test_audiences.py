@@ -9,24 +9,12 @@ import json
 import threading
 from typing import Any
 
-import pytest
-from chalice.test import Client
-
-import app as lambda_app
 from chalicelib import send_notification
 from chalicelib.auth import Principal
 from chalicelib.errors import Unavailable
 from chalicelib.models import NotificationContent
 from chalicelib.wiring import Service
-from tests.conftest import Clock, WsClient, on_call, token
-
-ADMIN = {"Authorization": f"Bearer {token('root', admin=True)}", "Content-Type": "application/json"}
-
-
-@pytest.fixture
-def http(service: Service) -> Any:
-    with Client(lambda_app.app, stage_name="dev") as client:
-        yield client.http
+from tests.conftest import ADMIN, Clock, WsClient, on_call, token
 
 
 def session(ws: type[WsClient], jwt: str) -> WsClient:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.__main__ import ORDER, modules
+from benchmarks.coldstart import FUNCTIONS
 from benchmarks.package import PREBUILT
 from devstack.runtime import PROJECT_ROOT
 
@@ -36,7 +37,7 @@ def aws_model_tables(out: str) -> None:
 
 
 def coldstart_ratios(out: str) -> None:
-    for variant in ("boto3call", "app", "nopyc", "rs256"):
+    for variant in ("boto3call", *FUNCTIONS, "nopyc", "rs256"):
         assert f"ratio {variant} / boto3 at " in out
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,14 +29,10 @@ from chalicelib.retry import Backoff
 from chalicelib.settings import Settings
 from chalicelib.storage.escalations import SHARDS
 from chalicelib.wiring import Service, build_service, get_service, use_service
-from tests.conftest import REGION, Clock, WsClient, aws_error, on_call, token
+from tests.conftest import ADMIN, REGION, Clock, WsClient, aws_error, on_call
+from tests.conftest import auth as as_user
 
-ADMIN = {"Authorization": f"Bearer {token('root', admin=True)}", "Content-Type": "application/json"}
 CONTACT = {"email": "alice@example.com", "phone": "+15555550100"}
-
-
-def as_user(user_id: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token(user_id)}", "Content-Type": "application/json"}
 
 
 ESCALATION_ENTRIES = {"reminded", "escalated", "escalation_skipped", "escalation_deferred"}
@@ -88,9 +84,9 @@ def svc(make: Callable[..., Service]) -> Service:
 
 
 @pytest.fixture
-def http(svc: Service) -> Iterator[Any]:
-    with Client(lambda_app.app, stage_name="dev") as client:
-        yield client.http
+def service(svc: Service) -> Service:
+    """The shared fixtures (`http`, `ws`) on this module's service."""
+    return svc
 
 
 def post(http: Any, path: str, body: Any, headers: dict[str, str] = ADMIN) -> Any:

@@ -19,23 +19,14 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
-from chalice.test import Client
 
-import app as lambda_app
 from chalicelib import send_notification
 from chalicelib.auth import Principal
 from chalicelib.wiring import Service
-from tests.conftest import WsClient, aws_error, on_call, token
+from tests.conftest import ADMIN, WsClient, auth, aws_error, on_call
 
-ADMIN = {"Authorization": f"Bearer {token('root', admin=True)}", "Content-Type": "application/json"}
-ALICE = {"Authorization": f"Bearer {token('alice')}", "Content-Type": "application/json"}
+ALICE = auth("alice")
 PUSH_ATTEMPTS = 4  # Settings.push_max_attempts
-
-
-@pytest.fixture
-def http(service: Service) -> Any:
-    with Client(lambda_app.app, stage_name="dev") as client:
-        yield client.http
 
 
 def first(n: int, fault: Callable[[], Any]) -> Callable[[dict[str, Any]], Any]:

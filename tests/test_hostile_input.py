@@ -12,11 +12,9 @@ import logging
 from typing import Any
 
 import pytest
-from chalice.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import app as lambda_app
 from chalicelib import send_notification
 from chalicelib.auth import Principal
 from chalicelib.errors import ValidationFailed
@@ -24,10 +22,9 @@ from chalicelib.models import MAX_DATA_DEPTH, PageQuery
 from chalicelib.storage.keys import notification_key
 from chalicelib.wiring import Service
 from devstack.websocket import route_key_for
-from tests.conftest import WsClient, token
+from tests.conftest import ADMIN, WsClient, auth, token
 
-ADMIN = {"Authorization": f"Bearer {token('root', admin=True)}", "Content-Type": "application/json"}
-ALICE = {"Authorization": f"Bearer {token('alice')}", "Content-Type": "application/json"}
+ALICE = auth("alice")
 ERROR_CODES = {
     "invalid_json",
     "unknown_action",
@@ -46,12 +43,6 @@ def nested(levels: int) -> dict[str, Any]:
     for _ in range(levels - 1):
         value = {"a": value}
     return value
-
-
-@pytest.fixture
-def http(service: Service) -> Any:
-    with Client(lambda_app.app, stage_name="dev") as client:
-        yield client.http
 
 
 def post(http: Any, path: str, body: Any, headers: dict[str, str] = ADMIN) -> Any:

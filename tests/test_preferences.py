@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from chalice.test import Client
 
-import app as lambda_app
 from chalicelib.i18n import escalation_letter, resolve
 from chalicelib.models import NotificationContent
 from chalicelib.wiring import Service
-from tests.conftest import WsClient, on_call, token
+from tests.conftest import ADMIN, WsClient, on_call, token
 
-ADMIN = {"Authorization": f"Bearer {token('root', admin=True)}", "Content-Type": "application/json"}
 DEFAULTS = {
     "locale": "en",
     "muted_categories": [],
@@ -29,12 +25,6 @@ def as_user(user_id: str, **kwargs: Any) -> dict[str, str]:
         "Authorization": f"Bearer {token(user_id, **kwargs)}",
         "Content-Type": "application/json",
     }
-
-
-@pytest.fixture
-def http(service: Service) -> Iterator[Any]:
-    with Client(lambda_app.app, stage_name="dev") as client:
-        yield client.http
 
 
 def put(http: Any, path: str, body: Any, headers: dict[str, str]) -> Any:

@@ -11,27 +11,14 @@ import threading
 from typing import Any
 
 import pytest
-from chalice.test import Client
 
-import app as lambda_app
 from chalicelib import send_notification
 from chalicelib.models import NotificationContent
 from chalicelib.wiring import Service
-from tests.conftest import WsClient, aws_error, on_call, token
+from tests.conftest import ADMIN, WsClient, auth, aws_error, on_call
 from tests.serial import serialized_moto  # noqa: F401 - a fixture
 
-ADMIN = {"Authorization": f"Bearer {token('root', admin=True)}", "Content-Type": "application/json"}
 SECRET_TEXT = "Your hearing is on 3 March at 9:00, courtroom 4B"
-
-
-def auth(user_id: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token(user_id)}", "Content-Type": "application/json"}
-
-
-@pytest.fixture
-def http(service: Service) -> Any:
-    with Client(lambda_app.app, stage_name="dev") as client:
-        yield client.http
 
 
 def registered(ws: type[WsClient], user_id: str = "alice") -> WsClient:

@@ -9,28 +9,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from chalice.test import Client
 from moto.dynamodb.models import DynamoDBBackend
 
-import app as lambda_app
 from chalicelib.models import NotificationContent
 from chalicelib.wiring import Service
-from tests.conftest import Clock, WsClient, aws_error, on_call, token
-
-ADMIN = {"Authorization": f"Bearer {token('root', admin=True)}", "Content-Type": "application/json"}
-
-
-def user(user_id: str, **kwargs: Any) -> dict[str, str]:
-    return {
-        "Authorization": f"Bearer {token(user_id, **kwargs)}",
-        "Content-Type": "application/json",
-    }
-
-
-@pytest.fixture
-def http(service: Service) -> Any:
-    with Client(lambda_app.app, stage_name="dev") as client:
-        yield client.http
+from tests.conftest import ADMIN, Clock, WsClient, aws_error, on_call, token
+from tests.conftest import auth as user
 
 
 def post(http: Any, path: str, body: Any, headers: dict[str, str]) -> Any:

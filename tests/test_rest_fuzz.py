@@ -11,10 +11,9 @@ from hypothesis import strategies as st
 
 import app as lambda_app
 from chalicelib.wiring import Service
-from tests.conftest import WsClient, token
+from tests.conftest import ADMIN, WsClient, auth
 
-ADMIN = {"Authorization": f"Bearer {token('root', admin=True)}"}
-USER = {"Authorization": f"Bearer {token('alice')}"}
+USER = auth("alice")
 POST_ROUTES = [
     ("/api/notifications", ADMIN),
     ("/api/notifications/broadcast", ADMIN),

@@ -7,7 +7,7 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +16,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 PROBE_APP = "tests.e2e.fixture_app:app"
+CLOCKED_APP = "tests.e2e.clocked_app:app"  # app.py on a clock that starts a calendar minute
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -80,31 +81,6 @@ async def recv_until(
         frames.append(frame)
         if predicate(frame):
             return frames
-
-
-def eventually[T](check: Callable[[], T], *, timeout: float = 10, interval: float = 0.05) -> T:
-    """Poll ``check`` until it returns a truthy value or stops raising AssertionError."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = check()
-            if result:
-                return result
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
-
-
-async def aeventually[T](check: Callable[[], Awaitable[T]], *, timeout: float = 10) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result or time.monotonic() > deadline:
-            return result
-        await asyncio.sleep(0.05)
 
 
 def management_client(connections_base: str) -> Any:

@@ -7,7 +7,8 @@ import uuid
 from typing import Any
 
 from devstack.stack import LocalStack
-from tests.e2e.support import eventually, http
+from tests.e2e.support import http
+from tests.waiting import eventually
 
 
 def outbox(stack: LocalStack, notification_id: str) -> list[dict[str, Any]]:
@@ -54,7 +55,9 @@ def test_an_unconfirmed_document_request_escalates_to_email_and_sms(stack: Local
 
     # Generous bounds: the steps are due 2-3 s on, and the machine may be busy.
     sent = eventually(
-        lambda: len(found := outbox(stack, notification["id"])) == 2 and found, timeout=30
+        lambda: len(found := outbox(stack, notification["id"])) == 2 and found,
+        "both steps in the outbox",
+        timeout=30,
     )
     assert [m["sent_at"] for m in sent] == sorted((m["sent_at"] for m in sent), reverse=True)
     email, sms = sorted(sent, key=lambda message: message["channel"])
@@ -68,7 +71,8 @@ def test_an_unconfirmed_document_request_escalates_to_email_and_sms(stack: Local
 
     # Proof of notice (DESIGN §7): each step sent is an `escalated` entry with its provider id.
     entries = eventually(
-        lambda: len(found := escalated(stack, notification["id"], admin)) == 2 and found
+        lambda: len(found := escalated(stack, notification["id"], admin)) == 2 and found,
+        "both steps on the receipt",
     )
     assert {entry["channel"]: entry["detail"]["provider_id"] for entry in entries} == {
         "email": email["provider_id"],
@@ -101,11 +105,12 @@ def test_reading_before_the_step_cancels_it(stack: LocalStack) -> None:
     )
     assert reply.body["ids"] == [read_one]
     # The control's step is due after the read one's: once it went out, the read one was due too.
-    eventually(lambda: outbox(stack, control), timeout=30)
+    eventually(lambda: outbox(stack, control), "the control's step", timeout=30)
     assert outbox(stack, read_one) == []
     admin_token = stack.token("staff", admin=True)
     # The receipt entry is appended once the provider accepted the message: it may trail it.
     eventually(
-        lambda: [entry["channel"] for entry in escalated(stack, control, admin_token)] == ["email"]
+        lambda: [entry["channel"] for entry in escalated(stack, control, admin_token)] == ["email"],
+        "the control's step on its receipt",
     )
     assert escalated(stack, read_one, admin_token) == []

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from devstack.stack import LocalStack
-from tests.e2e.support import connect, eventually, http, recv_json, recv_until
+from tests.e2e.support import connect, http, recv_json, recv_until
+from tests.waiting import eventually
 
 
 def sqs_operations(stack: LocalStack) -> dict[str, int]:
@@ -59,7 +60,7 @@ def test_a_broadcast_above_the_threshold_goes_through_the_queue(stack: LocalStac
             deleted = sqs_operations(stack).get("DeleteMessage", 0)
             return deleted - before.get("DeleteMessage", 0) == 4
 
-        await asyncio.to_thread(eventually, all_taken)
+        await asyncio.to_thread(eventually, all_taken, "the worker to take the four jobs")
         for socket in sockets:
             await socket.close()
         inbox = await asyncio.to_thread(

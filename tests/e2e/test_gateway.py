@@ -19,11 +19,11 @@ from devstack.stack import LocalStack
 from tests.e2e.support import (
     PROBE_APP,
     connect,
-    eventually,
     http,
     management_client,
     recv_json,
 )
+from tests.waiting import eventually
 
 CONNECTION_ID = re.compile(r"^[A-Za-z0-9_-]{15}=$")
 REQUEST_TIME = re.compile(r"^\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} \+0000$")
@@ -39,7 +39,7 @@ def recorded_disconnect(stack: LocalStack, connection_id: str) -> dict[str, Any]
         events = recorded(stack, connection_id)
         return next((e for e in events if e["requestContext"]["eventType"] == "DISCONNECT"), None)
 
-    return eventually(find)
+    return eventually(find, f"the disconnect of {connection_id}")
 
 
 def last_connect_id(stack: LocalStack, user_agent: str) -> str:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from devstack.stack import LocalStack
-from tests.e2e.support import eventually, http
+from tests.e2e.support import http
+from tests.waiting import eventually
 
 
 def send(stack: LocalStack, user_id: str, message: str) -> str:
@@ -36,7 +37,7 @@ def test_a_killed_stack_comes_back_with_its_notifications(tmp_path: Path) -> Non
     with LocalStack(env=env) as stack:
         assert f"saved to {state}" in stack.output()
         notification_id = send(stack, "alice", "Your hearing moved")
-        eventually(lambda: notification_id in saved(state))
+        eventually(lambda: notification_id in saved(state), "the snapshot to hold it")
         stack.kill()
     with LocalStack(env=env) as again:
         assert inbox(again, "alice") == ([notification_id], 1)

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,15 @@ from devstack.client import Backoff, ListenState, listen
 from devstack.runtime import PROJECT_ROOT
 from devstack.stack import LocalStack
 from tests.e2e.conftest import SERVICE_RATE_LIMIT
-from tests.e2e.support import connect, eventually, http, management_client, recv_json, recv_until
+from tests.e2e.support import (
+    CLOCKED_APP,
+    connect,
+    http,
+    management_client,
+    recv_json,
+    recv_until,
+)
+from tests.waiting import aeventually, eventually
 
 # wscat goes into the project's node_modules/ (git-ignored); `make` may install it first.
 WSCAT = PROJECT_ROOT / "node_modules" / ".bin" / "wscat"
@@ -150,7 +159,18 @@ def test_mark_read_syncs_every_session_of_the_user(stack: LocalStack) -> None:
     asyncio.run(scenario())
 
 
-def test_rate_limit_over_websocket_and_rest(stack: LocalStack) -> None:
+@pytest.fixture(scope="module")
+def clocked_stack() -> Iterator[LocalStack]:
+    """The stack on a clock that starts a calendar minute at its first invocation (see
+    ``clocked_app``): the rate limit's window cannot roll over mid-test."""
+    env = {"RATE_LIMIT_PER_MINUTE": str(SERVICE_RATE_LIMIT)}
+    with LocalStack(app=CLOCKED_APP, env=env) as stack:
+        yield stack
+    assert stack.stop() == 0
+
+
+def test_rate_limit_over_websocket_and_rest(clocked_stack: LocalStack) -> None:
+    stack = clocked_stack
     dave = user()
 
     async def scenario() -> list[dict[str, Any]]:
@@ -162,14 +182,13 @@ def test_rate_limit_over_websocket_and_rest(stack: LocalStack) -> None:
         await socket.close()
         return replies
 
-    if time.time() % 60 > 50:  # the limit counts per calendar minute: start a fresh one
-        time.sleep(60 - time.time() % 60 + 0.1)
     replies = asyncio.run(scenario())
     limited = [r for r in replies if r["event"] == "error"]
     assert [r["code"] for r in limited] == ["rate_limited"]
     assert sum(r["event"] == "notifications" for r in replies) == SERVICE_RATE_LIMIT
     rest = http("GET", f"{stack.rest_url}/api/notifications", token=stack.token(dave))
-    assert rest.status == 429 and int(rest.headers["Retry-After"]) >= 1
+    # The window began at the stack's first invocation, seconds ago (the injected clock).
+    assert rest.status == 429 and 30 < int(rest.headers["Retry-After"]) <= 59
 
 
 def test_handshake_with_a_bad_or_expired_token_is_rejected_with_401(stack: LocalStack) -> None:
@@ -210,7 +229,8 @@ def test_management_api_delete_disconnects_and_gone_connections_answer_410(
     connection_id = asyncio.run(scenario())
     url = f"{stack.rest_url}/api/connections/{connection_id}/messages"
     gone = eventually(
-        lambda: (r := http("POST", url, {"data": 1}, token=admin)).status == 410 and r
+        lambda: (r := http("POST", url, {"data": 1}, token=admin)).status == 410 and r,
+        "410 Gone for the deleted connection",
     )
     assert gone.body["Code"]
 
@@ -242,14 +262,13 @@ def test_listener_resumes_after_its_connection_is_dropped_mid_stream(stack: Loca
         )
         client = management_client(stack.connections_url.removesuffix("/@connections"))
         sent: list[str] = []
-        while not registrations:
-            await asyncio.sleep(0.02)
+        await aeventually(lambda: registrations, "the first registration")
         for n in range(total):
             if n == total // 2:
                 await asyncio.to_thread(client.delete_connection, ConnectionId=registrations[0])
             body = await asyncio.to_thread(notify, stack, grace, f"stream {n}")
             sent.append(body["notification"]["id"])
-        await asyncio.wait_for(_until(lambda: len(received) >= total), 15)
+        await aeventually(lambda: len(received) >= total, "every notification", timeout=15)
         stop.set()
         await task
         assert len(registrations) >= 2
@@ -258,11 +277,6 @@ def test_listener_resumes_after_its_connection_is_dropped_mid_stream(stack: Loca
 
     received = asyncio.run(scenario())
     assert len(received) == len(set(received)) == total
-
-
-async def _until(condition: Any) -> None:
-    while not condition():
-        await asyncio.sleep(0.02)
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
@@ -302,14 +316,14 @@ def test_cli_listener_killed_and_restarted_mid_stream_loses_nothing(stack: Local
 
     first = start_listener(0)
     try:
-        eventually(lambda: registered_in(outputs[0]), timeout=15)
+        eventually(lambda: registered_in(outputs[0]), "the first listener to register", timeout=15)
         sender = threading.Thread(
             target=lambda: sent.extend(
                 notify(stack, heidi, f"stream {n}")["notification"]["id"] for n in range(20)
             )
         )
         sender.start()
-        eventually(lambda: len(notifications(outputs[0])) >= 5, timeout=15)
+        eventually(lambda: len(notifications(outputs[0])) >= 5, "five notifications", timeout=15)
         first.send_signal(signal.SIGKILL)  # no goodbye: the stack sees the socket drop
         first.wait(10)
         sender.join(30)
@@ -319,6 +333,7 @@ def test_cli_listener_killed_and_restarted_mid_stream_loses_nothing(stack: Local
                 lambda: (
                     set(notifications(outputs[1])) | set(notifications(outputs[0])) >= set(sent)
                 ),
+                "every notification across both listeners",
                 timeout=15,
             )
         finally:
@@ -391,10 +406,13 @@ def test_wscat_registers_and_receives_a_pushed_notification(stack: LocalStack) -
     def frames() -> list[dict[str, Any]]:
         return [json.loads(line) for line in list(lines) if line.startswith("{")]
 
+    def printed(event: str) -> bool:
+        return any(frame["event"] == event for frame in frames())
+
     try:
-        eventually(lambda: any(f["event"] == "registered" for f in frames()), timeout=15)
+        eventually(lambda: printed("registered"), "registered printed", timeout=15)
         sent = notify(stack, judy, "Document required")
-        eventually(lambda: any(f["event"] == "notification" for f in frames()), timeout=15)
+        eventually(lambda: printed("notification"), "the notification printed", timeout=15)
     finally:
         process.stdin.close()  # type: ignore[union-attr]
         process.wait(10)

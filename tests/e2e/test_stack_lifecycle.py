@@ -13,7 +13,7 @@ from typing import Any
 from chalicelib.settings import Settings
 from devstack.runtime import PROJECT_ROOT
 from devstack.stack import STACK_SETTINGS
-from tests.e2e.support import eventually
+from tests.waiting import eventually
 
 CRASHING_PARENT = """
 import os
@@ -43,7 +43,7 @@ def test_an_orphaned_stack_stops() -> None:
     )
     child = int(parent.stdout.split()[-1])
     try:
-        eventually(lambda: not running(child), timeout=20)
+        eventually(lambda: not running(child), "the orphaned stack to stop", timeout=20)
     finally:
         if running(child):
             os.kill(child, signal.SIGKILL)

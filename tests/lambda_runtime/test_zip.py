@@ -33,6 +33,7 @@ from devstack.tokens import mint_token
 from tests.conftest import REGION
 from tests.lambda_runtime.conftest import API_ID, SECRET, Provider
 from tests.lambda_runtime.support import GatewayThread, LambdaFunction
+from tests.waiting import eventually
 
 ROUTE_TO_FUNCTION = {"$connect": "Connect", "$disconnect": "Disconnect", "$default": "Message"}
 
@@ -143,13 +144,6 @@ def stats(rest: Rest) -> dict[str, int]:
     return body
 
 
-def wait_for(condition: Any, what: str, *, timeout: float = 15, pause: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(pause)
-
-
 def test_every_function_of_the_zip_runs_as_lambda_runs_it(
     template: dict[str, Any],
     functions: dict[str, LambdaFunction],
@@ -247,7 +241,7 @@ def test_every_function_of_the_zip_runs_as_lambda_runs_it(
                 outcomes[outcome] = outcomes.get(outcome, 0) + count
             return outcomes.get("escalated", 0) + outcomes.get("reminded", 0) >= 3
 
-        wait_for(sweep_fired_every_step, "the sweep to fire the steps", timeout=30, pause=0.5)
+        eventually(sweep_fired_every_step, "the sweep to fire the steps", timeout=30, interval=0.5)
         assert outcomes == {"reminded": 1, "escalated": 2}, outcomes
         assert next_event(alice, "reminder")["notification"]["id"] == notice_id
         status, receipt = rest("GET", f"/api/notifications/{notice_id}/receipt")
@@ -264,7 +258,7 @@ def test_every_function_of_the_zip_runs_as_lambda_runs_it(
         # Closing a socket runs $disconnect: nothing is pushed to it any more.
         closed_before = stats(rest)["connections_closed"]
         alice.close()
-        wait_for(lambda: stats(rest)["connections_closed"] > closed_before, "$disconnect")
+        eventually(lambda: stats(rest)["connections_closed"] > closed_before, "$disconnect")
         status, body = rest("POST", "/api/notifications", {"user_id": "alice", "message": "Bye"})
         assert (status, body["delivered_to"]) == (201, 0), body
 
