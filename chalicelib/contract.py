@@ -1,11 +1,12 @@
-"""The REST API's contract: what every route answers, as pydantic models and one table.
+"""The API's contract: what every REST route and WebSocket action answers.
 
 Requests are parsed by the models of chalicelib/models.py; the views build their replies as
 dicts, and this module describes them: one reply model per shape, the success statuses and
 extra error statuses of each route (`RESPONSES`), its tag, and examples. The descriptions the
 project publishes are rendered from here and from models.py (the dev tool
 `python -m devstack openapi` writes `openapi.json`, and `asyncapi.json` for the WebSocket
-API): a route missing from `RESPONSES` fails that rendering, so none ships undescribed.
+API, from `WS_ACTIONS`, `WS_PUSHES` and the frames and events of models.py): a route missing
+from `RESPONSES` fails that rendering, so none ships undescribed.
 docs/rest.md is the guide to the REST API; docs/receipts.md explains the receipt below.
 """
 
@@ -16,7 +17,31 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib.models import Contact, Notification, Preferences
+from chalicelib.errors import ServiceError
+from chalicelib.models import (
+    AckedEvent,
+    AckFrame,
+    ArchivedEvent,
+    ArchiveFrame,
+    ConfirmedEvent,
+    ConfirmFrame,
+    Contact,
+    GetNotificationsFrame,
+    MarkedReadEvent,
+    MarkReadFrame,
+    MessageEvent,
+    Notification,
+    NotificationEvent,
+    NotificationsEvent,
+    PingFrame,
+    PongEvent,
+    Preferences,
+    RegisteredEvent,
+    RegisterFrame,
+    ReminderEvent,
+    SeenEvent,
+    SeenFrame,
+)
 
 # What a receipt entry records (docs/receipts.md), and where it happened.
 EntryType = Literal[
@@ -444,4 +469,118 @@ REPLY_EXAMPLES: dict[str, Any] = {
     "Preferences": _PREFERENCES,
     "UserContact": {"user_id": "alice", "email": "alice@example.com", "phone": "+15555550100"},
     "Erased": {"erased": True},
+}
+
+
+# --- the WebSocket API (docs/protocol.md) --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Action:
+    """A client action: the frame that asks, and the event that answers it."""
+
+    frame: type[BaseModel]
+    reply: type[BaseModel]
+    summary: str
+
+
+WS_ACTIONS: dict[str, Action] = {
+    "register": Action(
+        RegisterFrame,
+        RegisteredEvent,
+        "Bind the connection to its user (token, optional since and locale); then the replay"
+        " arrives as `notification` events, oldest first",
+    ),
+    "get_notifications": Action(
+        GetNotificationsFrame, NotificationsEvent, "A page of the user's notifications"
+    ),
+    "mark_read": Action(MarkReadFrame, MarkedReadEvent, "Mark notifications read (ids, or all)"),
+    "ack": Action(AckFrame, AckedEvent, "Acknowledge received notifications (no more replay)"),
+    "seen": Action(SeenFrame, SeenEvent, "Report notifications shown on screen"),
+    "archive": Action(ArchiveFrame, ArchivedEvent, "Archive (or restore) notifications"),
+    "confirm": Action(
+        ConfirmFrame, ConfirmedEvent, "Confirm a notice that requires it (read and understood)"
+    ),
+    "ping": Action(PingFrame, PongEvent, "Keep the connection alive"),
+}
+
+# Events the server sends without being asked, to every registered session of the user.
+WS_PUSHES: dict[str, tuple[type[BaseModel], str]] = {
+    "notification": (NotificationEvent, "A new notification, as soon as it is stored"),
+    "reminder": (ReminderEvent, "An escalation step of channel repush"),
+    "marked_read": (MarkedReadEvent, "Another session or the REST API marked notifications read"),
+    "archived": (ArchivedEvent, "Another session or the REST API archived notifications"),
+    "confirmed": (ConfirmedEvent, "Another session or the REST API confirmed a notice"),
+    "message": (MessageEvent, "A direct message an admin sent to this connection"),
+}
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [sub for direct in cls.__subclasses__() for sub in (direct, *_subclasses(direct))]
+
+
+# `gone` is REST's 410 for a connection: a WebSocket client never receives it.
+WS_ERROR_CODES: tuple[str, ...] = tuple(
+    sorted(
+        {error.code for error in (ServiceError, *_subclasses(ServiceError)) if error.code != "gone"}
+    )
+)
+
+_EXAMPLE_TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"
+# Payloads of WebSocket messages, by model name.
+WS_EXAMPLES: dict[str, Any] = {
+    "RegisterFrame": {
+        "action": "register",
+        "token": _EXAMPLE_TOKEN,
+        "locale": "es-ES",
+        "request_id": "r1",
+    },
+    "GetNotificationsFrame": {"action": "get_notifications", "limit": 20, "unread_only": True},
+    "MarkReadFrame": {"action": "mark_read", "ids": [EXAMPLE_ID], "request_id": "r2"},
+    "AckFrame": {"action": "ack", "ids": [EXAMPLE_ID]},
+    "SeenFrame": {"action": "seen", "ids": [EXAMPLE_ID]},
+    "ArchiveFrame": {"action": "archive", "all": True},
+    "ConfirmFrame": {"action": "confirm", "id": EXAMPLE_ID, "request_id": "r3"},
+    "PingFrame": {"action": "ping"},
+    "RegisteredEvent": {
+        "event": "registered",
+        "user_id": "alice",
+        "connection_id": "Lm2xKc0BIAMCJYQ=",
+        "unread_count": 3,
+        "replayed": 1,
+        "replay_truncated": False,
+        "locale": "es-ES",
+        "request_id": "r1",
+    },
+    "NotificationEvent": {"event": "notification", "notification": EXAMPLE_NOTIFICATION},
+    "ReminderEvent": {"event": "reminder", "notification": _DOCUMENT_REQUEST},
+    "NotificationsEvent": {
+        "event": "notifications",
+        "items": [EXAMPLE_NOTIFICATION],
+        "next_cursor": None,
+        "unread_count": 1,
+    },
+    "MarkedReadEvent": {"event": "marked_read", "ids": [EXAMPLE_ID], "unread_count": 2},
+    "AckedEvent": {"event": "acked", "ids": [EXAMPLE_ID]},
+    "SeenEvent": {"event": "seen", "ids": [EXAMPLE_ID]},
+    "ArchivedEvent": {
+        "event": "archived",
+        "ids": [EXAMPLE_ID],
+        "archived": True,
+        "unread_count": 0,
+    },
+    "ConfirmedEvent": {
+        "event": "confirmed",
+        "id": EXAMPLE_ID,
+        "confirmed_at": "2026-11-26T08:15:00.000Z",
+        "unread_count": 0,
+    },
+    "PongEvent": {"event": "pong"},
+    "MessageEvent": {"event": "message", "data": {"text": "Your caseworker is online"}},
+    "ErrorEvent": {
+        "event": "error",
+        "code": "validation_error",
+        "message": "ids: List should have at least 1 item after validation, not 0",
+        "request_id": "r2",
+    },
 }
