@@ -58,6 +58,7 @@ def test_registered_says_how_many_it_replays(ws: type[WsClient], service: Servic
     [registered, *replayed] = client.register("alice")
     assert list(registered) == [
         "event", "user_id", "connection_id", "unread_count", "replayed", "replay_truncated",
+        "locale",
     ]  # fmt: skip
     assert (registered["replayed"], registered["replay_truncated"]) == (3, False)
     assert [frame["notification"]["id"] for frame in replayed] == ids
@@ -137,7 +138,11 @@ def test_erasure_forgets_everything_and_a_new_register_rejoins(
 
     assert service.steps.pending("alice") == []
     me = http.get("/api/me", headers=auth("alice")).json_body
-    assert me["preferences"]["locale"] == "en" and me["contact"] == {"email": None, "phone": None}
+    assert (
+        me["preferences"]["locale"] is None
+        and me["locale"] == "en"
+        and me["contact"] == {"email": None, "phone": None}
+    )
     assert service.directory.member_count("clients") == 1
     assert service.directory.member_count(None) == 1
     page = http.get("/api/notifications", headers=auth("alice")).json_body
