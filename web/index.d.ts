@@ -3,7 +3,7 @@
 export type NotificationType = "info" | "success" | "warning" | "error";
 export type NotificationPriority = "low" | "normal" | "high";
 
-/** DESIGN.md §2: the same object in pushes, REST and here. */
+/** docs/protocol.md: the same object in pushes, REST and here. */
 export interface AppNotification {
   id: string;
   user_id: string;
@@ -29,7 +29,7 @@ export interface AppNotification {
   deadline: string | null;
 }
 
-/** DESIGN §9. */
+/** docs/rest.md. */
 export interface Preferences {
   locale: string;
   muted_categories: string[];
@@ -49,7 +49,7 @@ export type ReceiptEntryType =
   | "stored" | "pushed" | "delivered" | "seen" | "read" | "confirmed" | "archived" | "reminded"
   | "escalated" | "escalation_skipped" | "escalation_deferred" | "deleted" | "erased";
 
-/** DESIGN §7: the proof-of-notice receipt. */
+/** docs/receipts.md: the proof-of-notice receipt. */
 export interface Receipt {
   notification_id: string;
   user_id: string;
@@ -108,7 +108,7 @@ export interface ClientEvents {
   marked_read: { ids: string[]; unread_count: number };
   archived: ArchivedChange;
   confirmed: ConfirmedChange;
-  /** An escalation step of channel `repush` (DESIGN §8): toast it again. */
+  /** An escalation step of channel `repush` (docs/escalation.md): toast it again. */
   reminder: AppNotification;
   preferences: Preferences | null;
   message: unknown;

@@ -134,7 +134,7 @@ def test_language_follows_a_preference_change_at_run_time(open_demo, api: Api, u
     send_pair(api, user)
     demo.wait_for_badge(2)
     toggle = demo.page.locator("#center button.toggle")
-    # The user's preference (`en` by default, DESIGN §9) outranks the page's lang.
+    # The user's preference (`en` by default, docs/rest.md) outranks the page's lang.
     demo.page.select_option("#language", "es")
     expect(toggle).to_have_attribute("aria-label", "Notifications, 2 unread")
     demo.page.evaluate("() => window.demo.client.savePreferences({ locale: 'es' })")
