@@ -31,7 +31,8 @@ export interface AppNotification {
 
 /** docs/rest.md. */
 export interface Preferences {
-  locale: string;
+  /** null: the client's own language (see `Me.locale`). */
+  locale: string | null;
   muted_categories: string[];
   channels: { email: boolean; sms: boolean };
   quiet_hours: { start: string; end: string; time_zone: string } | null;
@@ -42,6 +43,8 @@ export interface Me {
   groups: string[];
   admin: boolean;
   preferences: Preferences;
+  /** The effective locale: the preference, else the client's language at `register`, else "en". */
+  locale: string;
   contact: { email: string | null; phone: string | null };
 }
 
@@ -120,6 +123,8 @@ export interface ClientEvents {
     unread_count: number;
     replayed: number;
     replay_truncated: boolean;
+    /** The user's effective locale. */
+    locale: string;
   };
   error: { code: string; message?: string };
 }
