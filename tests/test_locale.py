@@ -164,3 +164,20 @@ def test_the_escalation_email_is_in_the_browsers_language(
     [email] = sent
     assert email.subject == "Aviso importante de Legal Aid"
     assert email.body.startswith("Tiene un aviso importante de Legal Aid.")
+
+
+def test_register_reads_or_writes_the_language_in_one_call(service: Service) -> None:
+    client = service.inbox._db.client
+    calls: list[tuple[str, dict[str, Any]]] = []
+    for operation in ("GetItem", "UpdateItem", "PutItem", "Query", "BatchGetItem"):
+        on_call(client, operation, lambda request, op=operation: calls.append((op, request)))
+
+    def on_prefs() -> list[str]:
+        bodies = [(op, json.loads(request["body"])) for op, request in calls]
+        return [op for op, body in bodies if body.get("Key", {}).get("sk") == {"S": "PREFS"}]
+
+    register("alice", locale="es-ES")
+    assert on_prefs() == ["UpdateItem"]
+    calls.clear()
+    register("alice")
+    assert on_prefs() == ["GetItem"]
