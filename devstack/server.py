@@ -523,6 +523,14 @@ class DevStack:
                 f"  SQS fan-out   {self._environ.get('FANOUT_QUEUE_URL', 'off')}",
                 f"  Demo page     {self.rest_url}/demo/",
                 f"  Outbox        {self.rest_url}/dev/outbox (emails and SMS sent)",
+                *(
+                    [
+                        f"  Settings      {self.settings.env_file} (source it to run backend code"
+                        " against this stack)"
+                    ]
+                    if self.settings.env_file is not None
+                    else []
+                ),
                 f"Mint a token:   {python} -m devstack token alice  (staff: --admin;"
                 " RS256 from the dev issuer: --rs256)",
                 "Press Ctrl-C to stop.",
