@@ -56,7 +56,7 @@ def message(event: WebsocketEvent) -> None:
     ws.message(event.connection_id, event.body, event.to_dict()["requestContext"])
 
 
-# --- REST API (DESIGN.md §3) -----------------------------------------------------------------
+# --- REST API (docs/rest.md) ----------------------------------------------------------------------
 
 api = RestApi(app)
 
@@ -166,6 +166,12 @@ def poll(principal: Principal, query: PollQuery) -> Reply:
     return Reply({"items": [dump(item) for item in items], "cursor": cursor})
 
 
+@api.route("/api/notifications/{notification_id}")
+def get_notification(principal: Principal, notification_id: str) -> Reply:
+    notification = get_service().notifications.get(principal.user_id, notification_id)
+    return Reply({"notification": dump(notification)})
+
+
 @api.route("/api/notifications/{notification_id}", method="DELETE")
 def delete_notification(principal: Principal, notification_id: str) -> Reply:
     get_service().notifications.delete(principal.user_id, notification_id)
@@ -250,7 +256,7 @@ def fanout_worker(event: SQSEvent) -> dict[str, list[dict[str, str]]]:
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
 
 
-# --- escalation sweep (DESIGN §8) --------------------------------------------------------------
+# --- escalation sweep (docs/escalation.md) ---------------------------------------------------
 
 
 @app.schedule("rate(1 minute)", name="escalation_sweep")

@@ -1,4 +1,4 @@
-"""Deadlines and escalation (DESIGN §8): planning steps, cancelling them, firing them.
+"""Deadlines and escalation (docs/escalation.md): planning steps, cancelling them, firing them.
 
 A notification sent with `escalation` gets one pending step per entry (storage/escalations.py,
 a time-bucketed due index). `Escalations.sweep`, run by a scheduled function every minute in
@@ -77,7 +77,7 @@ PROVIDER_RETRYABLE = frozenset(
 
 
 class Receipts(Protocol):
-    """Where escalation outcomes are recorded: the proof-of-notice receipts (DESIGN §7)."""
+    """Where escalation outcomes are recorded: the proof-of-notice receipts (docs/receipts.md)."""
 
     def append(
         self,
@@ -270,7 +270,7 @@ class Escalations:
 
     def check(self, content: NotificationContent) -> None:
         """Refuse, before anything is stored, a deadline or a step already past and durations
-        out of range (DESIGN §8)."""
+        out of range (docs/escalation.md)."""
         now = datetime.fromtimestamp(self.clock(), UTC)
         self._times(content, now)
 
@@ -441,7 +441,8 @@ class Escalations:
         )
         if not still_open:
             return _Decision("closed")
-        preferences = self.profiles.preferences(step.user_id)
+        profile = self.profiles.profile(step.user_id)
+        preferences = profile.preferences
         receipt_channel = "websocket" if step.channel == "repush" else step.channel
         if preferences.mutes(notification):
             return _Decision("skip", receipt_channel, "muted")
@@ -456,7 +457,7 @@ class Escalations:
         until = quiet_until(preferences.quiet_hours, datetime.fromtimestamp(self.clock(), UTC))
         if until is not None:
             return _Decision("defer", receipt_channel, until=until)
-        return _Decision("send", receipt_channel, address=address, locale=preferences.locale)
+        return _Decision("send", receipt_channel, address=address, locale=profile.locale)
 
     def _send(
         self, step: Step, notification: Notification, address: str, locale: str | None

@@ -1,9 +1,9 @@
 """Languages: choosing the text of a multilingual message, and the escalation templates.
 
-`resolve` is the one rule of DESIGN §2 for picking an entry of a map of BCP 47 tags: the
+`resolve` is the one rule of docs/protocol.md for picking an entry of a map of BCP 47 tags: the
 recipient's preferred tag; else an entry with the same language part (the alphabetically
 first if several); else `en`; else the alphabetically first tag. Tags match
-case-insensitively. The escalation emails and text messages (DESIGN §8) are picked the same
+case-insensitively. The escalation emails and text messages (docs/escalation.md) are picked the same
 way among the languages they are written in.
 """
 
@@ -13,6 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 FALLBACK = "en"
+
+
+def effective_locale(preferred: str | None, client: str | None) -> str:
+    """The locale a user reads in: their preference when they chose one, else the language
+    their client last sent with `register` (the browser's), else `en`. Every text chosen for
+    a user (multilingual messages, escalation emails and text messages, the web elements)
+    follows this one rule."""
+    return preferred or client or FALLBACK
 
 
 def _language(tag: str) -> str:
@@ -42,7 +50,8 @@ class Template:
     full: str  # the summary followed by the message itself
 
 
-# "You have an important notice from {ORG_NAME}. Sign in to read it: {APP_URL}" (DESIGN §8).
+# "You have an important notice from {ORG_NAME}. Sign in to read it: {APP_URL}"
+# (docs/escalation.md).
 TEMPLATES: dict[str, Template] = {
     "en": Template(
         subject="Important notice from {org}",

@@ -53,8 +53,7 @@ from chalicelib.telemetry import logger as log
 
 if TYPE_CHECKING:
     from chalicelib.escalation import Escalations
-    from chalicelib.models import Preferences
-    from chalicelib.storage.profiles import Profiles
+    from chalicelib.storage.profiles import Profile, Profiles
 
 REPLAY_LIMIT = 100
 # How long a broadcast page's claim is kept: longer than SQS keeps retrying a job.
@@ -259,7 +258,8 @@ class Notifications:
         self.counters.record(pushes_delivered=1)
 
     def to_replay(self, user_id: str, since: str | None) -> tuple[list[Notification], bool]:
-        """What `register` replays (DESIGN §2), oldest first, and whether more were left out."""
+        """What `register` replays (docs/protocol.md), oldest first, and whether more were
+        left out."""
         pending = self.inbox.replay(user_id, since, REPLAY_LIMIT + 1)
         return pending[:REPLAY_LIMIT], len(pending) > REPLAY_LIMIT
 
@@ -474,11 +474,10 @@ class Notifications:
     def stats(self) -> dict[str, int]:
         return self.counters.snapshot()
 
-    def _preferences(
-        self, content: NotificationContent, user_ids: list[str]
-    ) -> dict[str, Preferences]:
-        """The recipients' preferences, read only when they matter: to pick a language of a
-        multilingual message, or to hold back the live push of a muted category."""
+    def _preferences(self, content: NotificationContent, user_ids: list[str]) -> dict[str, Profile]:
+        """The recipients' profiles, read only when they matter: to pick a language of a
+        multilingual message (their effective locale), or to hold back the live push of a
+        muted category."""
         mutable = (
             content.category is not None
             and content.priority != "high"
@@ -487,15 +486,15 @@ class Notifications:
         if self.profiles is None or not (mutable or isinstance(content.message, dict)):
             return {}
         if len(user_ids) == 1:
-            return {user_ids[0]: self.profiles.preferences(user_ids[0])}
-        return self.profiles.preferences_of(user_ids)
+            return {user_ids[0]: self.profiles.profile(user_ids[0])}
+        return self.profiles.profiles_of(user_ids)
 
 
 def localize(
     content: NotificationContent, locale: str | None, *, exact: bool = False
 ) -> NotificationContent:
     """The content as stored for a reader of `locale`: a multilingual message resolved to one
-    text, with `locale` and `translations` set (DESIGN §2). `exact`: `locale` is a tag of the
+    text, with `locale` and `translations` set (docs/protocol.md). `exact`: `locale` is a tag of the
     message already chosen by `resolve`."""
     if not isinstance(content.message, dict):
         return content

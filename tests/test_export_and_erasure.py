@@ -57,7 +57,11 @@ def test_erasure_forgets_everything_and_a_new_register_rejoins(
 
     assert service.steps.pending("alice") == []
     me = http.get("/api/me", headers=auth("alice")).json_body
-    assert me["preferences"]["locale"] == "en" and me["contact"] == {"email": None, "phone": None}
+    assert (
+        me["preferences"]["locale"] is None
+        and me["locale"] == "en"
+        and me["contact"] == {"email": None, "phone": None}
+    )
     assert service.directory.member_count("clients") == 1
     assert service.directory.member_count(None) == 1
     page = http.get("/api/notifications", headers=auth("alice")).json_body

@@ -1,4 +1,4 @@
-"""Preferences and contact (DESIGN §9) and multilingual messages (DESIGN §2) on moto."""
+"""Preferences and contact (docs/rest.md) and multilingual messages (docs/protocol.md) on moto."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from chalicelib.wiring import Service
 from tests.conftest import ADMIN, WsClient, on_call, token
 
 DEFAULTS = {
-    "locale": "en",
+    "locale": None,
     "muted_categories": [],
     "channels": {"email": True, "sms": True},
     "quiet_hours": None,
@@ -46,6 +46,7 @@ def test_me_shows_defaults_until_set(http: Any) -> None:
         "groups": ["clients"],
         "admin": False,
         "preferences": DEFAULTS,
+        "locale": "en",
         "contact": {"email": None, "phone": None},
     }
     assert http.get("/api/me", headers=ADMIN).json_body["admin"] is True

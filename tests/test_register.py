@@ -18,6 +18,7 @@ def test_registered_says_how_many_it_replays(ws: type[WsClient], service: Servic
     [registered, *replayed] = client.register("alice")
     assert list(registered) == [
         "event", "user_id", "connection_id", "unread_count", "replayed", "replay_truncated",
+        "locale",
     ]  # fmt: skip
     assert (registered["replayed"], registered["replay_truncated"]) == (3, False)
     assert [frame["notification"]["id"] for frame in replayed] == ids

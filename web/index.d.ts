@@ -31,7 +31,8 @@ export interface AppNotification {
 
 /** The user's notification preferences. */
 export interface Preferences {
-  locale: string;
+  /** null: the client's own language (see `Me.locale`). */
+  locale: string | null;
   muted_categories: string[];
   channels: { email: boolean; sms: boolean };
   quiet_hours: { start: string; end: string; time_zone: string } | null;
@@ -42,6 +43,8 @@ export interface Me {
   groups: string[];
   admin: boolean;
   preferences: Preferences;
+  /** The effective locale: the preference, else the client's language at `register`, else "en". */
+  locale: string;
   contact: { email: string | null; phone: string | null };
 }
 
@@ -122,6 +125,8 @@ export interface ClientEvents {
     replayed: number;
     /** More were waiting than one replay carries; the rest are reachable through list(). */
     replay_truncated: boolean;
+    /** The user's effective locale. */
+    locale: string;
   };
   /** A register's replay was cut short: reload the list to show what it left out. */
   replay_truncated: { replayed: number };

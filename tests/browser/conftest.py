@@ -172,7 +172,7 @@ def open_demo(stack: LocalStack, context: BrowserContext) -> Callable[..., DemoP
     """Opens the demo page signed in as `user` and waits until it is live.
 
     `locale` stores the user's preferred locale (PUT /api/me/preferences) and gives the page that
-    `lang`: the preference outranks the page's lang, and the server's default is `en` (§9).
+    `lang`: the preference outranks the page's lang, and the server's default is `en`.
     """
 
     def open_demo(
@@ -246,6 +246,6 @@ SERVER_V2 = "needs_server_v2"
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{SERVER_V2}: uses the server side of DESIGN §2, §3, §7-§9 (seen, archive, confirm, "
+        f"{SERVER_V2}: uses the server side of docs/ (seen, archive, confirm, "
         "receipts, preferences, escalation, /dev/outbox); a label only, these tests always run",
     )

@@ -134,14 +134,15 @@ def test_language_follows_a_preference_change_at_run_time(open_demo, api: Api, u
     send_pair(api, user)
     demo.wait_for_badge(2)
     toggle = demo.page.locator("#center button.toggle")
-    # The user's preference (`en` by default, DESIGN §9) outranks the page's lang.
+    # No preference (`null` by default, docs/rest.md): the page's chosen language applies.
     demo.page.select_option("#language", "es")
+    expect(toggle).to_have_attribute("aria-label", "Notificaciones, 2 sin leer")
+    # A preference outranks the page's language.
+    demo.page.evaluate("() => window.demo.client.savePreferences({ locale: 'en' })")
     expect(toggle).to_have_attribute("aria-label", "Notifications, 2 unread")
     demo.page.evaluate("() => window.demo.client.savePreferences({ locale: 'es' })")
     expect(toggle).to_have_attribute("aria-label", "Notificaciones, 2 sin leer")
     expect(demo.inbox_item("passport copy")).to_contain_text("Alta")
-    demo.page.evaluate("() => window.demo.client.savePreferences({ locale: 'en' })")
-    expect(toggle).to_have_attribute("aria-label", "Notifications, 2 unread")
     assert demo.errors == []
 
 

@@ -82,7 +82,7 @@ export class NotificationPreferences extends ClientElement {
     return [];
   }
 
-  /** The preferences object the form describes (DESIGN §9). */
+  /** The preferences object the form describes (docs/rest.md). */
   get value() {
     const $ = (selector) => this.$(selector);
     return {
