@@ -772,6 +772,8 @@ def test_the_sender_address_must_be_given_and_real(template: dict[str, Any]) -> 
     alarm = template["Resources"]["EscalationProviderFailuresAlarm"]["Properties"]
     assert alarm["MetricName"] == "EscalationProviderFailures"
     assert (alarm["Period"], alarm["EvaluationPeriods"], alarm["Threshold"]) == (60, 1, 0)
+
+
 def test_the_prod_template_carries_no_test_route(template: dict[str, Any]) -> None:
     paths = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
     assert "/api/notifications" in paths and "/api/me" in paths
