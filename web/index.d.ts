@@ -134,6 +134,8 @@ export interface ClientOptions {
   wsUrl: string;
   restUrl: string;
   getToken: (options: { forceRefresh: boolean }) => string | Promise<string>;
+  /** Sent with `register` as the user's language until they choose one (default: `navigator.language`). */
+  locale?: string;
   autoConnect?: boolean;
   backoffBaseMs?: number;
   backoffMaxMs?: number;

@@ -274,7 +274,13 @@ export function createNotificationClient(options) {
       enterPolling("websocket_unavailable");
       return;
     }
-    socket.start(() => (resume.lastId ? { token: registerToken, since: resume.lastId } : { token: registerToken }));
+    // The user's language until they choose one: the app's (`locale`) or the browser's.
+    const locale = options.locale ?? globalThis.navigator?.language;
+    socket.start(() => ({
+      token: registerToken,
+      ...(resume.lastId && { since: resume.lastId }),
+      ...(typeof locale === "string" && locale && { locale }),
+    }));
   }
 
   function onRegistered(message) {
