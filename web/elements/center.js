@@ -47,6 +47,7 @@ export class NotificationCenter extends ClientElement {
     this.onOutsideClick = (event) => {
       if (this.open && !this.hasAttribute("pinned") && !event.composedPath().includes(this)) this.open = false;
     };
+    this.onResize = () => this.open && this.#keepOnScreen();
     this.viewName = "inbox";
     this.panel = null;
   }
@@ -95,11 +96,13 @@ export class NotificationCenter extends ClientElement {
   connectedCallback() {
     super.connectedCallback();
     document.addEventListener("click", this.onOutsideClick);
+    window.addEventListener("resize", this.onResize);
   }
 
   disconnectedCallback() {
     super.disconnectedCallback();
     document.removeEventListener("click", this.onOutsideClick);
+    window.removeEventListener("resize", this.onResize);
   }
 
   clientChanged(client) {
@@ -129,11 +132,25 @@ export class NotificationCenter extends ClientElement {
     if (this.open) this.#keepOnScreen();
   }
 
+  // Opens towards the side with room; where neither side has room for the whole panel (a
+  // narrow phone), it is shifted to lie inside the viewport with a small margin.
   #keepOnScreen() {
     const panel = this.panelEl;
+    const width = document.documentElement.clientWidth;
+    const margin = Math.min(8, width / 50);
+    panel.style.translate = "";
     panel.classList.remove("flip");
-    const { left, right } = panel.getBoundingClientRect();
-    if (left < 0 || right > document.documentElement.clientWidth) panel.classList.add("flip");
+    let { left, right } = panel.getBoundingClientRect();
+    if (left < margin || right > width - margin) {
+      panel.classList.add("flip");
+      const flipped = panel.getBoundingClientRect();
+      const overflow = (box) => Math.max(0, margin - box.left) + Math.max(0, box.right - (width - margin));
+      if (overflow(flipped) > overflow({ left, right })) panel.classList.remove("flip");
+      else ({ left, right } = flipped);
+    }
+    const shift = right > width - margin ? width - margin - right : 0;
+    const dx = left + shift < margin ? margin - left : shift;
+    if (dx) panel.style.translate = `${dx}px 0`;
   }
 
   async markAllRead() {

@@ -7,7 +7,7 @@ import {
   devTokenProvider,
   fetchDevConfig,
   initializeSocket,
-} from "./index.js";
+} from "/static/notifications/index.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
