@@ -1,7 +1,7 @@
 // <notification-center open pinned label>: bell, badge and panel (README). The panel's chrome
 // (center-panel.js) loads when the bell is focused or hovered, or at the latest on opening;
 // the list is here from the start, since the badge counts the notices awaiting confirmation.
-import { ClientElement } from "./base.js";
+import { ClientElement, setPanelOpen } from "./base.js";
 
 const BELL = `<svg viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><path d="M18 8a6 6 0 0 0-12 0c0 7-3 9-3 9h18s-3-2-3-9"/><path d="M13.73 21a2 2 0 0 1-3.46 0"/></svg>`;
 
@@ -88,6 +88,7 @@ export class NotificationCenter extends ClientElement {
     if (open && !this.panel) await this.#loadPanel();
     if (open !== this.open) return; // closed again while the chrome was loading
     this.panelEl.hidden = !open;
+    setPanelOpen(this, open && !this.hasAttribute("pinned"));
     if (open) this.#keepOnScreen();
     this.toggleEl.setAttribute("aria-expanded", String(open));
     this.dispatchEvent(new CustomEvent("toggle", { detail: { open } }));
@@ -103,6 +104,7 @@ export class NotificationCenter extends ClientElement {
     super.disconnectedCallback();
     document.removeEventListener("click", this.onOutsideClick);
     window.removeEventListener("resize", this.onResize);
+    setPanelOpen(this, false);
   }
 
   clientChanged(client) {
