@@ -165,6 +165,12 @@ def poll(principal: Principal, query: PollQuery) -> Reply:
     return Reply({"items": [dump(item) for item in items], "cursor": cursor})
 
 
+@api.route("/api/notifications/{notification_id}")
+def get_notification(principal: Principal, notification_id: str) -> Reply:
+    notification = get_service().notifications.get(principal.user_id, notification_id)
+    return Reply({"notification": dump(notification)})
+
+
 @api.route("/api/notifications/{notification_id}", method="DELETE")
 def delete_notification(principal: Principal, notification_id: str) -> Reply:
     get_service().notifications.delete(principal.user_id, notification_id)

@@ -438,7 +438,8 @@ class Escalations:
         )
         if not still_open:
             return _Decision("closed")
-        preferences = self.profiles.preferences(step.user_id)
+        profile = self.profiles.profile(step.user_id)
+        preferences = profile.preferences
         receipt_channel = "websocket" if step.channel == "repush" else step.channel
         if preferences.mutes(notification):
             return _Decision("skip", receipt_channel, "muted")
@@ -453,7 +454,7 @@ class Escalations:
         until = quiet_until(preferences.quiet_hours, datetime.fromtimestamp(self.clock(), UTC))
         if until is not None:
             return _Decision("defer", receipt_channel, until=until)
-        return _Decision("send", receipt_channel, address=address, locale=preferences.locale)
+        return _Decision("send", receipt_channel, address=address, locale=profile.locale)
 
     def _send(
         self, step: Step, notification: Notification, address: str, locale: str | None

@@ -15,6 +15,14 @@ from dataclasses import dataclass
 FALLBACK = "en"
 
 
+def effective_locale(preferred: str | None, client: str | None) -> str:
+    """The locale a user reads in: their preference when they chose one, else the language
+    their client last sent with `register` (the browser's), else `en`. Every text chosen for
+    a user (multilingual messages, escalation emails and text messages, the web elements)
+    follows this one rule."""
+    return preferred or client or FALLBACK
+
+
 def _language(tag: str) -> str:
     return tag.split("-", 1)[0].lower()
 

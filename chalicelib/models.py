@@ -307,6 +307,8 @@ class RegisterFrame(Frame):
     action: Literal["register"]
     token: Annotated[str, StringConstraints(min_length=1, max_length=8192)] | None = None
     since: NotificationId | None = None
+    # The client's language (the browser's `navigator.language`), a BCP 47 tag.
+    locale: LanguageTag | None = None
 
 
 class PageQuery(Strict):
@@ -393,6 +395,7 @@ class RegisteredEvent(Event):
     unread_count: int
     replayed: int
     replay_truncated: bool
+    locale: str  # the user's effective locale
 
 
 class NotificationEvent(Event):
@@ -603,7 +606,7 @@ class ChannelPreferences(Strict):
 
 
 class Preferences(Strict):
-    locale: LanguageTag = "en"
+    locale: LanguageTag | None = None  # None: the client's own language
     muted_categories: Annotated[list[Category], Field(max_length=100)] = Field(default_factory=list)
     channels: ChannelPreferences = Field(default_factory=ChannelPreferences)
     quiet_hours: QuietHours | None = None

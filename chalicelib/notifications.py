@@ -53,8 +53,7 @@ from chalicelib.telemetry import logger as log
 
 if TYPE_CHECKING:
     from chalicelib.escalation import Escalations
-    from chalicelib.models import Preferences
-    from chalicelib.storage.profiles import Profiles
+    from chalicelib.storage.profiles import Profile, Profiles
 
 REPLAY_LIMIT = 100
 # How long a broadcast page's claim is kept: longer than SQS keeps retrying a job.
@@ -474,11 +473,10 @@ class Notifications:
     def stats(self) -> dict[str, int]:
         return self.counters.snapshot()
 
-    def _preferences(
-        self, content: NotificationContent, user_ids: list[str]
-    ) -> dict[str, Preferences]:
-        """The recipients' preferences, read only when they matter: to pick a language of a
-        multilingual message, or to hold back the live push of a muted category."""
+    def _preferences(self, content: NotificationContent, user_ids: list[str]) -> dict[str, Profile]:
+        """The recipients' profiles, read only when they matter: to pick a language of a
+        multilingual message (their effective locale), or to hold back the live push of a
+        muted category."""
         mutable = (
             content.category is not None
             and content.priority != "high"
@@ -487,8 +485,8 @@ class Notifications:
         if self.profiles is None or not (mutable or isinstance(content.message, dict)):
             return {}
         if len(user_ids) == 1:
-            return {user_ids[0]: self.profiles.preferences(user_ids[0])}
-        return self.profiles.preferences_of(user_ids)
+            return {user_ids[0]: self.profiles.profile(user_ids[0])}
+        return self.profiles.profiles_of(user_ids)
 
 
 def localize(

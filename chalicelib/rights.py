@@ -28,7 +28,7 @@ from chalicelib.receipts import Receipts, receipt_document
 from chalicelib.storage import Directory
 
 DEFAULT_PREFERENCES: dict[str, Any] = {
-    "locale": "en",
+    "locale": None,
     "muted_categories": [],
     "channels": {"email": True, "sms": True},
     "quiet_hours": None,

@@ -146,6 +146,7 @@ class WebSocketApi:
 
     def _register(self, service: Service, connection_id: str, frame: RegisterFrame) -> None:
         principal = service.sessions.register(connection_id, frame.token)
+        locale = service.accounts.client_language(principal.user_id, frame.locale)
         replay, truncated = service.notifications.to_replay(principal.user_id, frame.since)
         registered = RegisteredEvent(
             user_id=principal.user_id,
@@ -153,6 +154,7 @@ class WebSocketApi:
             unread_count=service.notifications.unread_count(principal.user_id),
             replayed=len(replay),
             replay_truncated=truncated,
+            locale=locale,
         )
         if _reply(service, connection_id, registered, frame.request_id) is Outcome.GONE:
             return

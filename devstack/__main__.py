@@ -5,6 +5,7 @@ python -m devstack token alice [--admin] [--group g] [--rs256]
 python -m devstack listen alice              # or: listen --token <JWT>
 python -m devstack send alice "Your case status has been updated"
 python -m devstack openapi                   # write openapi.json from app.py's routes and models
+python -m devstack asyncapi                  # write asyncapi.json (the WebSocket API)
 """
 
 from __future__ import annotations
@@ -71,6 +72,10 @@ def _parser() -> argparse.ArgumentParser:
     openapi = commands.add_parser("openapi", help="write the REST API's OpenAPI document")
     openapi.add_argument("--output", default=None, help="file to write (default: openapi.json)")
     openapi.add_argument("--check", action="store_true", help="fail if the file is outdated")
+
+    asyncapi = commands.add_parser("asyncapi", help="write the WebSocket API's AsyncAPI document")
+    asyncapi.add_argument("--output", default=None, help="file to write (default: asyncapi.json)")
+    asyncapi.add_argument("--check", action="store_true", help="fail if the file is outdated")
 
     send = commands.add_parser("send", help="send a notification to a user through REST")
     send.add_argument("user")
@@ -167,12 +172,21 @@ def _send(args: argparse.Namespace) -> int:
 def _openapi(args: argparse.Namespace) -> int:
     from devstack.openapi import DOCUMENT, build_document, render
 
-    path = Path(args.output) if args.output else DOCUMENT
-    text = render(build_document())
+    return _write(args, "openapi", DOCUMENT, render(build_document()))
+
+
+def _asyncapi(args: argparse.Namespace) -> int:
+    from devstack.asyncapi import DOCUMENT, build_document, render
+
+    return _write(args, "asyncapi", DOCUMENT, render(build_document()))
+
+
+def _write(args: argparse.Namespace, command: str, default: Path, text: str) -> int:
+    path = Path(args.output) if args.output else default
     if args.check:
         current = path.read_text(encoding="utf-8") if path.exists() else ""
         if current != text:
-            print(f"{path} is outdated: run python -m devstack openapi", file=sys.stderr)
+            print(f"{path} is outdated: run python -m devstack {command}", file=sys.stderr)
             return 1
         return 0
     path.write_text(text, encoding="utf-8")
@@ -182,7 +196,14 @@ def _openapi(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"run": _run, "token": _token, "listen": _listen, "send": _send, "openapi": _openapi}
+    commands = {
+        "run": _run,
+        "token": _token,
+        "listen": _listen,
+        "send": _send,
+        "openapi": _openapi,
+        "asyncapi": _asyncapi,
+    }
     with contextlib.suppress(BrokenPipeError):
         return commands[args.command](args)
     return 1

@@ -2,9 +2,10 @@
 
 App routes go through ``chalice.local.LocalGateway`` (Chalice's own event translation,
 authorizers and CORS preflight), run on the Lambda thread pool. The dev routes exist
-only here, never in app.py: ``/openapi.json`` (the document of ``devstack.openapi``),
-``/demo/`` serves the demo page (``web/demo/``), ``/static/notifications/`` the web client
-library (``web/``, as an app would serve the npm package), ``POST /dev/token`` mints a token
+only here, never in app.py: ``/openapi.json`` and ``/asyncapi.json`` (the documents of
+``devstack.openapi`` and ``devstack.asyncapi``), ``/demo/`` serves the demo page
+(``web/demo/``), ``/static/notifications/`` the web client library (``web/``, as an app
+would serve the npm package), ``POST /dev/token`` mints a token
 with the stack's secret, ``GET /dev/config`` tells the demo page where the stack is, ``GET
 /dev/stats`` counts the embedded DynamoDB's requests and time.
 """
@@ -85,6 +86,7 @@ class RestGateway:
         self.rest_url = ""
         self.stats_sources: dict[str, Callable[[], dict[str, Any]]] = {}
         self.openapi: dict[str, Any] | None = None  # served at /openapi.json when set
+        self.asyncapi: dict[str, Any] | None = None  # served at /asyncapi.json when set
         self.outbox: Callable[[], list[dict[str, Any]]] = list
 
     def build_app(self) -> web.Application:
@@ -98,6 +100,7 @@ class RestGateway:
         app.router.add_get("/dev/config", self._config)
         app.router.add_get("/dev/stats", self._stats)
         app.router.add_get("/openapi.json", self._openapi)
+        app.router.add_get("/asyncapi.json", self._asyncapi)
         app.router.add_get("/dev/outbox", self._outbox)
         app.router.add_route("*", "/{tail:.*}", self._chalice)
         return app
@@ -180,6 +183,11 @@ class RestGateway:
         if self.openapi is None:
             raise web.HTTPNotFound()
         return web.json_response(self.openapi, headers={"Access-Control-Allow-Origin": "*"})
+
+    async def _asyncapi(self, request: web.Request) -> web.StreamResponse:
+        if self.asyncapi is None:
+            raise web.HTTPNotFound()
+        return web.json_response(self.asyncapi)
 
     async def _outbox(self, request: web.Request) -> web.StreamResponse:
         """Emails and text messages sent through the local SES and SNS, newest first."""

@@ -147,6 +147,12 @@ def _openapi_document(app: Any, app_spec: str) -> dict[str, Any] | None:
     return build_document(app, api) if api is not None else None
 
 
+def _asyncapi_document() -> dict[str, Any]:
+    from devstack.asyncapi import build_document
+
+    return build_document()
+
+
 class _LiveTableAsBackup:
     """Stands in for the ``copy`` module inside moto's DynamoDB backend during one
     TransactWriteItems, whose rollback backup is a deep copy of the whole table per
@@ -357,6 +363,7 @@ class DevStack:
         )
         rest_gateway.rest_url, rest_gateway.ws_url = self.rest_url, self.ws_url
         rest_gateway.openapi = _openapi_document(app, settings.app_spec)
+        rest_gateway.asyncapi = _asyncapi_document()
         rest_gateway.outbox = self._messaging.outbox.messages
         rest_gateway.stats_sources = {
             name: server.stats

@@ -10,6 +10,8 @@ derived from what Chalice generated rather than copied by hand:
   stage at it and delete the old one, as SAM does for REST APIs.
 - The fan-out queue's visibility timeout is 6 x the worker's timeout (AWS's advice for SQS
   event sources), so a batch is never redelivered while a worker still holds it.
+- Routes for tests (`/api/test/...`, answered only in stages `local` and `dev`) are left out of
+  every other stage's REST API, so a production API neither deploys nor documents them.
 - The template is written compact (no indentation).
 - The zip gets precompiled bytecode for Python 3.13 (unchecked-hash .pyc: Lambda's code
   directory is read-only, so without them every cold start compiles every module; hash-based
@@ -38,6 +40,10 @@ DEPLOYMENT = "WebsocketAPIDeployment"
 VISIBILITY_PER_TIMEOUT = 6
 UNUSED_DIRECTORIES = ("aws_lambda_powertools/event_handler/openapi/swagger_ui/",)
 UNUSED_SUFFIXES = (".pyi", ".h")
+# Where app.py keeps its routes for tests (chalicelib.rest.Access.LOCAL), and the stages that
+# serve them.
+TEST_ROUTE_PREFIX = "/api/test/"
+TEST_STAGES = frozenset({"local", "dev"})
 
 
 def chalice_package(stage: str, out: Path) -> None:
@@ -97,8 +103,20 @@ def derive_visibility_timeout(template: dict[str, Any]) -> int:
     return visibility
 
 
-def finish_template(path: Path) -> dict[str, Any]:
+def drop_test_routes(template: dict[str, Any], stage: str) -> list[str]:
+    """Leave the test routes out of the REST API's definition outside the test stages."""
+    if stage in TEST_STAGES:
+        return []
+    paths = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
+    dropped = [path for path in paths if path.startswith(TEST_ROUTE_PREFIX)]
+    for path in dropped:
+        del paths[path]
+    return dropped
+
+
+def finish_template(path: Path, stage: str = "prod") -> dict[str, Any]:
     template = json.loads(path.read_text())
+    drop_test_routes(template, stage)
     redeploy_on_route_changes(template)
     derive_visibility_timeout(template)
     path.write_text(json.dumps(template, separators=(",", ":")))
@@ -170,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     if sys.version_info[:2] != (3, 13):
         raise SystemExit("Package with Python 3.13: the .pyc files must match Lambda's python3.13")
     chalice_package(arguments.stage, arguments.out)
-    finish_template(arguments.out / "sam.json")
+    finish_template(arguments.out / "sam.json", arguments.stage)
     finish_zip(arguments.out / "deployment.zip")
 
 

@@ -605,3 +605,26 @@ def test_the_zip_verifies_cognito_tokens_with_its_own_cryptography(
     finally:
         issuer.server.shutdown()
         issuer.server.server_close()
+
+
+def test_the_prod_template_carries_no_test_route(template: dict[str, Any]) -> None:
+    paths = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
+    assert "/api/notifications" in paths and "/api/me" in paths
+    assert not [path for path in paths if path.startswith("/api/test/")]
+    assert "/api/test/" not in json.dumps(template)
+
+
+def test_test_routes_stay_in_the_test_stages_only(template: dict[str, Any]) -> None:
+    import app
+    from chalicelib.rest import Access
+
+    local = [spec.path for spec in app.api.routes if spec.access is Access.LOCAL]
+    assert local, "app.py has a route for tests"
+    assert all(path.startswith(packaging.TEST_ROUTE_PREFIX) for path in local)
+    for stage, kept in (("dev", True), ("local", True), ("prod", False), ("staging", False)):
+        copied = copy.deepcopy(template)
+        paths = copied["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
+        paths["/api/test/notification/{user_id}"] = {"post": {}}
+        packaging.drop_test_routes(copied, stage)
+        assert ("/api/test/notification/{user_id}" in paths) is kept
+        assert "/api/notifications" in paths

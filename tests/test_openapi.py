@@ -1,4 +1,5 @@
-"""The OpenAPI 3.1 document of the REST API (devstack/openapi.py): committed, served by the
+"""The OpenAPI 3.1 document of the REST API (chalicelib/contract.py, rendered by
+devstack/openapi.py): committed, served by the
 local stack, and the checks no one here wrote: schemathesis, run from the document against
 a local stack, finds no 5xx and no response that departs from the document."""
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import app as lambda_app
+from chalicelib.rest import Access
 from devstack.openapi import DOCUMENT, build_document, render
 from devstack.stack import LocalStack
 from tests.e2e.support import http
@@ -33,9 +35,17 @@ def test_the_document_describes_every_route_of_the_app() -> None:
     described = {
         (method.upper(), path) for path, item in document["paths"].items() for method in item
     }
+    local = {
+        (spec.method, spec.path) for spec in lambda_app.api.routes if spec.access is Access.LOCAL
+    }
     declared = {(method, path) for path, entry in lambda_app.app.routes.items() for method in entry}
-    assert described == declared
-    bodies = {spec.path for spec in lambda_app.api.routes if spec.body is not None}
+    assert local and not local & described
+    assert described == declared - local
+    bodies = {
+        spec.path
+        for spec in lambda_app.api.routes
+        if spec.body is not None and spec.access is not Access.LOCAL
+    }
     for path in bodies:
         [operation] = [op for op in document["paths"][path].values() if "requestBody" in op]
         assert operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
@@ -107,3 +117,33 @@ def test_the_case_notices_csv_is_documented_and_served_as_text_csv(stack: LocalS
     assert reply.status == 200
     assert reply.headers["Content-Type"].split(";")[0] == "text/csv"
     assert reply.body.startswith("notification_id,user_id,type,")
+
+
+def test_every_operation_has_a_known_tag_and_its_bodies_have_valid_examples() -> None:
+    from pydantic import TypeAdapter
+
+    from chalicelib import contract, models
+
+    document = build_document()
+    tags = [tag["name"] for tag in document["tags"]]
+    examples = 0
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            [tag] = operation["tags"]
+            assert tag in tags, (method, path)
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if body is not None:
+                name = body["schema"]["$ref"].rsplit("/", 1)[1].removesuffix("Input")
+                models.parse(getattr(models, name), body["example"])
+                examples += 1
+            for response in operation["responses"].values():
+                reply = response.get("content", {}).get("application/json", {})
+                if "example" in reply:
+                    name = reply["schema"]["$ref"].rsplit("/", 1)[1]
+                    TypeAdapter(contract.REPLY_MODELS[name]).validate_python(reply["example"])
+                    examples += 1
+    assert examples >= 30
+
+
+def test_the_document_carries_no_route_for_tests_only() -> None:
+    assert not [path for path in build_document()["paths"] if path.startswith("/api/test/")]

@@ -17,7 +17,7 @@ from tests.conftest import WsClient, on_call, token
 
 ADMIN = {"Authorization": f"Bearer {token('root', admin=True)}", "Content-Type": "application/json"}
 DEFAULTS = {
-    "locale": "en",
+    "locale": None,
     "muted_categories": [],
     "channels": {"email": True, "sms": True},
     "quiet_hours": None,
@@ -56,6 +56,7 @@ def test_me_shows_defaults_until_set(http: Any) -> None:
         "groups": ["clients"],
         "admin": False,
         "preferences": DEFAULTS,
+        "locale": "en",
         "contact": {"email": None, "phone": None},
     }
     assert http.get("/api/me", headers=ADMIN).json_body["admin"] is True

@@ -73,7 +73,7 @@ def test_export_holds_everything_stored_about_the_caller(http: Any, ws: type[WsC
     assert [n["id"] for n in export["notifications"]] == [kept, archived]
     assert export["notifications"][1]["archived"] is True
     assert export["notifications"][0]["message"] == "kept"
-    assert export["preferences"] == {"locale": "en", "muted_categories": [],
+    assert export["preferences"] == {"locale": None, "muted_categories": [],
                                      "channels": {"email": True, "sms": True},
                                      "quiet_hours": None}  # fmt: skip
     assert export["contact"] == {"email": None, "phone": None}

@@ -70,6 +70,7 @@ def test_connect_token_authenticates_the_connection(ws: type[WsClient]) -> None:
         "unread_count": 1,
         "replayed": 1,
         "replay_truncated": False,
+            "locale": "en",
     }
     assert replayed["event"] == "notification"
 

@@ -1,0 +1,166 @@
+"""The client's language: `register` carries the browser's locale, and a user who never chose
+one reads multilingual messages, escalation texts and `GET /api/me` in it.
+
+Effective locale = the `locale` preference when set, else the tag the client last sent with
+`register`, else `en` (chalicelib.i18n.effective_locale).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from chalice.test import Client
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.ses.models import ses_backends
+
+import app as lambda_app
+from chalicelib.i18n import effective_locale
+from chalicelib.wiring import Service
+from tests.conftest import REGION, Clock, WsClient, on_call, token
+
+ADMIN = {"Authorization": f"Bearer {token('root', admin=True)}", "Content-Type": "application/json"}
+SPANISH = {"en": "Your case was updated", "es": "Su caso fue actualizado"}
+
+
+def as_user(user_id: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(user_id)}", "Content-Type": "application/json"}
+
+
+@pytest.fixture
+def http(service: Service) -> Iterator[Any]:
+    with Client(lambda_app.app, stage_name="dev") as client:
+        yield client.http
+
+
+def post(http: Any, path: str, body: Any, headers: dict[str, str] = ADMIN) -> Any:
+    return http.post(path, body=json.dumps(body), headers=headers)
+
+
+def register(user_id: str, **fields: Any) -> tuple[WsClient, dict[str, Any]]:
+    session = WsClient()
+    session.connect()
+    [registered] = session.register(user_id, **fields)
+    return session, registered
+
+
+@pytest.mark.parametrize(
+    ("preferred", "client", "effective"),
+    [("fr", "es-ES", "fr"), (None, "es-ES", "es-ES"), (None, None, "en"), ("ar", None, "ar")],
+)
+def test_the_effective_locale_rule(preferred: str | None, client: str | None, effective: str):
+    assert effective_locale(preferred, client) == effective
+
+
+def test_a_spanish_browser_that_never_chose_reads_spanish(http: Any, service: Service) -> None:
+    session, registered = register("alice", locale="es-ES")
+    assert registered["event"] == "registered"
+    assert registered["locale"] == "es-ES"
+    response = post(http, "/api/notifications", {"user_id": "alice", "message": SPANISH})
+    assert response.status_code == 201
+    assert response.json_body["notification"]["message"] == "Su caso fue actualizado"
+    [pushed] = session.received()
+    assert pushed["notification"]["message"] == "Su caso fue actualizado"
+    assert pushed["notification"]["locale"] == "es"
+    me = http.get("/api/me", headers=as_user("alice")).json_body
+    assert me["preferences"]["locale"] is None
+    assert me["locale"] == "es-ES"
+
+
+def test_a_chosen_preference_outranks_the_browser(http: Any, service: Service) -> None:
+    put = http.put(
+        "/api/me/preferences", body=json.dumps({"locale": "en"}), headers=as_user("alice")
+    )
+    assert put.status_code == 200
+    _, registered = register("alice", locale="es-ES")
+    assert registered["locale"] == "en"
+    response = post(http, "/api/notifications", {"user_id": "alice", "message": SPANISH})
+    assert response.json_body["notification"]["message"] == "Your case was updated"
+    me = http.get("/api/me", headers=as_user("alice")).json_body
+    assert (me["preferences"]["locale"], me["locale"]) == ("en", "en")
+    # Back to "the client's language": the browser's tag applies again, and survives the PUT.
+    http.put("/api/me/preferences", body=json.dumps({}), headers=as_user("alice"))
+    assert http.get("/api/me", headers=as_user("alice")).json_body["locale"] == "es-ES"
+
+
+def test_the_last_register_with_a_locale_wins_and_one_without_keeps_it(
+    http: Any, service: Service
+) -> None:
+    assert register("alice")[1]["locale"] == "en"
+    assert register("alice", locale="ar")[1]["locale"] == "ar"
+    assert register("alice")[1]["locale"] == "ar"
+    assert register("alice", locale="es-MX")[1]["locale"] == "es-MX"
+    assert http.get("/api/me", headers=as_user("alice")).json_body["locale"] == "es-MX"
+    assert http.get("/api/me", headers=as_user("bob")).json_body["locale"] == "en"
+
+
+@pytest.mark.parametrize(
+    "locale",
+    ["", "en us", "es_ES", "x" * 9, "en-" + "a" * 40, "español", "en-", 5, True, ["es"], {}],
+)
+def test_a_bad_locale_is_a_validation_error_and_changes_nothing(
+    http: Any, service: Service, locale: Any
+) -> None:
+    register("alice", locale="es")
+    session = WsClient()
+    session.connect()
+    [reply] = session.register("alice", locale=locale, request_id="r1")
+    assert reply["event"] == "error"
+    assert reply["code"] == "validation_error"
+    assert reply["request_id"] == "r1"
+    assert "locale" in reply["message"]
+    assert http.get("/api/me", headers=as_user("alice")).json_body["locale"] == "es"
+
+
+def test_a_broadcast_reads_the_browsers_language_in_its_one_batch(
+    http: Any, service: Service
+) -> None:
+    for user, locale in (("alice", "es-ES"), ("bob", "en-GB"), ("carol", None)):
+        register(user, **({"locale": locale} if locale else {}))
+    batches = on_call(service.inbox._db.client, "BatchGetItem")
+    response = post(http, "/api/notifications/broadcast", {"message": SPANISH})
+    assert response.json_body["recipients"] == 3
+    assert len(batches) == 1
+    messages = {
+        user: http.get("/api/notifications", headers=as_user(user)).json_body["items"][0]["message"]
+        for user in ("alice", "bob", "carol")
+    }
+    assert messages == {
+        "alice": "Su caso fue actualizado",
+        "bob": "Your case was updated",
+        "carol": "Your case was updated",
+    }
+
+
+def test_the_escalation_email_is_in_the_browsers_language(
+    http: Any, service: Service, clock: Clock
+) -> None:
+    boto3.client("sesv2", region_name=REGION).create_email_identity(
+        EmailIdentity=service.settings.email_from
+    )
+    register("alice", locale="es-419")
+    contact = http.put(
+        "/api/users/alice/contact",
+        body=json.dumps({"email": "alice@example.com"}),
+        headers=ADMIN,
+    )
+    assert contact.status_code == 200
+    body = {
+        "user_id": "alice",
+        "message": {"en": "Bring your passport", "es": "Traiga su pasaporte"},
+        "escalation": [{"channel": "email", "after": "PT2M"}],
+    }
+    assert post(http, "/api/notifications", body).status_code == 201
+    clock.advance(3 * 60)
+    sent: list[Any] = []
+    for _ in range(20):
+        service.escalations.sweep()
+        sent = list(ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages)
+        if sent:
+            break
+    [email] = sent
+    assert email.subject == "Aviso importante de Legal Aid"
+    assert email.body.startswith("Tiene un aviso importante de Legal Aid.")
