@@ -98,6 +98,10 @@ export class ClientElement extends Base {
     this.root.dir = direction(locale);
     this.applyStrings();
     this.directionChanged?.();
+    // Elements inside this one's shadow root follow its `lang`, which no observer sees change.
+    for (const element of connected) {
+      if (element !== this && element.getRootNode() === this.shadowRoot) element.localize();
+    }
   }
 
   #use(client) {
