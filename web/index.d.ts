@@ -3,7 +3,7 @@
 export type NotificationType = "info" | "success" | "warning" | "error";
 export type NotificationPriority = "low" | "normal" | "high";
 
-/** DESIGN.md §2: the same object in pushes, REST and here. */
+/** A notification: the same object in pushes, REST and here. */
 export interface AppNotification {
   id: string;
   user_id: string;
@@ -52,7 +52,7 @@ export type ReceiptEntryType =
   | "stored" | "pushed" | "delivered" | "seen" | "read" | "confirmed" | "archived" | "reminded"
   | "escalated" | "escalation_skipped" | "escalation_deferred" | "deleted" | "erased";
 
-/** DESIGN §7: the proof-of-notice receipt. */
+/** The proof-of-notice receipt: an append-only, hash-chained record. */
 export interface Receipt {
   notification_id: string;
   user_id: string;
@@ -111,7 +111,7 @@ export interface ClientEvents {
   marked_read: { ids: string[]; unread_count: number };
   archived: ArchivedChange;
   confirmed: ConfirmedChange;
-  /** An escalation step of channel `repush` (DESIGN §8): toast it again. */
+  /** An escalation step of channel `repush` (an escalation step): toast it again. */
   reminder: AppNotification;
   preferences: Preferences | null;
   message: unknown;

@@ -172,7 +172,7 @@ def open_demo(stack: LocalStack, context: BrowserContext) -> Callable[..., DemoP
     """Opens the demo page signed in as `user` and waits until it is live.
 
     `locale` stores the user's preferred locale (PUT /api/me/preferences) and gives the page that
-    `lang`: the preference outranks the page's lang, and the server's default is `en` (§9).
+    `lang`: the preference outranks the page's lang (the server's default is null: none).
     """
 
     def open_demo(
@@ -247,7 +247,7 @@ def audit(page: Page, state: str, *, overlaid: str | None = None) -> dict[str, A
     )
     problems = [
         f"{v['id']} ({v['impact']}): {v['help']} at "
-        + "; ".join(" >> ".join(node["target"]) for node in v["nodes"][:5])
+        + "; ".join(" >> ".join(map(str, node["target"])) for node in v["nodes"][:5])
         for v in result["violations"]
     ]
     assert problems == [], f"axe, state {state!r}:\n" + "\n".join(problems)
@@ -261,6 +261,6 @@ SERVER_V2 = "needs_server_v2"
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{SERVER_V2}: uses the server side of DESIGN §2, §3, §7-§9 (seen, archive, confirm, "
+        f"{SERVER_V2}: uses the server's v2 features (seen, archive, confirm, "
         "receipts, preferences, escalation, /dev/outbox); a label only, these tests always run",
     )

@@ -1,4 +1,4 @@
-"""Notification center v2 flows that need the server v2 features (DESIGN §2, §3, §7-§9):
+"""Notification center v2 flows that need the server's v2 features:
 confirm, archive with undo and the Archived view, seen reporting, preferences, reminders,
 translations, the outbox, receipts and case notices; axe on the archived, preferences and
 confirm-dialog states; keyboard-only confirm, archive and preferences.

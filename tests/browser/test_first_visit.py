@@ -142,6 +142,9 @@ def test_a_new_user_sees_the_center_in_the_browsers_language(
     demo.wait_for_badge(2)
     toast = page.locator("notification-toast .toast").first
     expect(toast).to_be_visible()
+    toast.evaluate(
+        "(el) => Promise.all(el.getAnimations({ subtree: true }).map((a) => a.finished))"
+    )
     arrived = page.evaluate("window.arrived")
     assert arrived[0]["message"] == MESSAGE[language] and arrived[0]["locale"] == language
     me = page.evaluate("() => window.demo.client.me({ refresh: true })")

@@ -83,7 +83,7 @@ export class NotificationPreferences extends ClientElement {
     return [];
   }
 
-  /** The preferences object the form describes (DESIGN §9). */
+  /** The preferences object the form describes (`PUT /api/me/preferences`). */
   get value() {
     const $ = (selector) => this.$(selector);
     return {
