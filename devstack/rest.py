@@ -8,13 +8,21 @@ only here, never in app.py: ``/openapi.json`` and ``/asyncapi.json`` (the docume
 would serve the npm package), ``POST /dev/token`` mints a token
 with the stack's secret, ``GET /dev/config`` tells the demo page where the stack is, ``GET
 /dev/stats`` counts the embedded DynamoDB's requests and time.
+
+CORS as API Gateway's would be with the app's CORS configuration, for every route here (the
+API's and the dev routes alike), so a page on another origin can use the stack: a preflight
+(``OPTIONS`` with ``Origin`` and ``Access-Control-Request-Method``) from an allowed origin is
+answered 200 with the allowed methods and headers, without reaching the app; every other
+response to an allowed origin carries ``Access-Control-Allow-Origin``. Allowed origins come
+from ``CORS_ALLOW_ORIGINS`` (``*`` by default, locally); a preflight from another origin is a
+403 without CORS headers, which the browser turns into a refused request.
 """
 
 from __future__ import annotations
 
 import base64
 import mimetypes
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -41,6 +49,12 @@ LIBRARY_PATH = "/static/notifications"
 _NOT_LIBRARY = frozenset({"demo", "test", "testing", "node_modules", "docs", "examples"})
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's REST payload limit
 _DROPPED_RESPONSE_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
+CORS_ALLOW_METHODS = "GET,POST,PUT,DELETE,OPTIONS"
+# Chalice's default CORS headers (what `cors=True` deploys), Authorization and Content-Type
+# among them.
+CORS_ALLOW_HEADERS = "Authorization,Content-Type,X-Amz-Date,X-Amz-Security-Token,X-Api-Key"
+CORS_EXPOSE_HEADERS = "Retry-After"
+CORS_MAX_AGE = "600"
 
 
 class _DecodingEventConverter(LambdaEventConverter):
@@ -73,7 +87,9 @@ class RestGateway:
         jwt_secret: str,
         web_dir: Path = WEB_DIR,
         issuer: DevIssuer | None = None,
+        cors_allow_origins: tuple[str, ...] = ("*",),
     ) -> None:
+        self._cors_allow_origins = frozenset(cors_allow_origins)
         self._invoker = invoker
         self._issuer = issuer
         self._jwt_secret = jwt_secret
@@ -90,7 +106,7 @@ class RestGateway:
         self.outbox: Callable[[], list[dict[str, Any]]] = list
 
     def build_app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._cors])
         app.router.add_get("/demo", self._demo_redirect)
         app.router.add_get("/demo/{path:.*}", self._demo)
         app.router.add_get(LIBRARY_PATH + "/{path:.*}", self._library)
@@ -104,6 +120,57 @@ class RestGateway:
         app.router.add_get("/dev/outbox", self._outbox)
         app.router.add_route("*", "/{tail:.*}", self._chalice)
         return app
+
+    def _allowed_origin(self, origin: str | None) -> str | None:
+        """The value of Access-Control-Allow-Origin for `origin`, or None: not allowed."""
+        if origin is None:
+            return None
+        if "*" in self._cors_allow_origins:
+            return "*"
+        return origin if origin in self._cors_allow_origins else None
+
+    @web.middleware
+    async def _cors(
+        self,
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        allowed = self._allowed_origin(origin)
+        preflight = (
+            request.method == "OPTIONS"
+            and origin is not None
+            and "Access-Control-Request-Method" in request.headers
+        )
+        if preflight:
+            if allowed is None:
+                return web.json_response(
+                    {"Code": "ForbiddenError", "Message": f"Origin {origin} is not allowed"},
+                    status=403,
+                )
+            return web.Response(
+                status=200,
+                headers={
+                    "Access-Control-Allow-Origin": allowed,
+                    "Access-Control-Allow-Methods": CORS_ALLOW_METHODS,
+                    "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS,
+                    "Access-Control-Max-Age": CORS_MAX_AGE,
+                    "Vary": "Origin",
+                },
+            )
+        try:
+            response = await handler(request)
+        except web.HTTPException as error:
+            response = error
+        if allowed is not None:
+            response.headers["Access-Control-Allow-Origin"] = allowed
+            response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
+            response.headers["Vary"] = "Origin"
+        elif origin is not None:
+            response.headers.popall("Access-Control-Allow-Origin", None)
+        if isinstance(response, web.HTTPException):
+            raise response
+        return response
 
     async def _chalice(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
@@ -182,7 +249,7 @@ class RestGateway:
     async def _openapi(self, request: web.Request) -> web.StreamResponse:
         if self.openapi is None:
             raise web.HTTPNotFound()
-        return web.json_response(self.openapi, headers={"Access-Control-Allow-Origin": "*"})
+        return web.json_response(self.openapi)
 
     async def _asyncapi(self, request: web.Request) -> web.StreamResponse:
         if self.asyncapi is None:

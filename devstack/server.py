@@ -73,6 +73,8 @@ class StackSettings:
     state_file: Path | None = None  # DEVSTACK_STATE / --state: keep the embedded DynamoDB here
     snapshot_interval: float = 2.0  # DEVSTACK_SNAPSHOT_INTERVAL, seconds
     app_spec: str = "app:app"
+    # CORS_ALLOW_ORIGINS: origins (comma-separated) whose pages may call the stack; * any
+    cors_allow_origins: tuple[str, ...] = ("*",)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, **overrides: Any) -> StackSettings:
@@ -90,6 +92,11 @@ class StackSettings:
             else None,
             "snapshot_interval": float(
                 environ.get("DEVSTACK_SNAPSHOT_INTERVAL", cls.snapshot_interval)
+            ),
+            "cors_allow_origins": tuple(
+                origin.strip()
+                for origin in environ.get("CORS_ALLOW_ORIGINS", "*").split(",")
+                if origin.strip()
             ),
         }
         values.update({key: value for key, value in overrides.items() if value is not None})
@@ -360,6 +367,7 @@ class DevStack:
             jwt_secret=settings.jwt_secret,
             web_dir=settings.web_dir,
             issuer=self.issuer,
+            cors_allow_origins=settings.cors_allow_origins,
         )
         rest_gateway.rest_url, rest_gateway.ws_url = self.rest_url, self.ws_url
         rest_gateway.openapi = _openapi_document(app, settings.app_spec)

@@ -46,6 +46,7 @@ STACK_SETTINGS = frozenset(
         "DEVSTACK_STATE",
         "DEVSTACK_SNAPSHOT_INTERVAL",
         "DEVSTACK_PARENT_PID",
+        "CORS_ALLOW_ORIGINS",
         "STAGE",
         "JWT_SECRET",
         "JWT_SECRET_PARAMETER",
