@@ -22,7 +22,7 @@ const EN = {
   mutedHint: "Comma separated, for example: news", channels: "Also tell me by",
   email: "Email", sms: "Text message (SMS)", quiet: "Quiet hours",
   quietOn: "No email or text messages during quiet hours", from: "From", to: "To",
-  tz: "Time zone", languageAuto: "Automatic: this browser's language", save: "Save", saved: "Saved", saveFailed: "Could not save: {reason}", loadFailed: "Could not load your preferences: {reason}",
+  tz: "Time zone", languageAuto: "Automatic (browser's language)", save: "Save", saved: "Saved", saveFailed: "Could not save: {reason}", loadFailed: "Could not load your preferences: {reason}",
 };
 const STRINGS = { en: EN };
 const loading = new Map();
