@@ -172,7 +172,7 @@ def test_preferences_saved_from_the_panel_switch_the_language(
     open_panel(demo)
     page.locator("#center button.settings").click()
     prefs = page.locator("#center notification-preferences")
-    expect(prefs.locator("select.locale")).to_have_value("en")
+    expect(prefs.locator("select.locale")).to_have_value("")  # never chosen: automatic
     audit(page, "preferences")
     prefs.locator("select.locale").select_option("es")
     prefs.locator("input.muted").fill("news, events")
@@ -197,6 +197,15 @@ def test_preferences_saved_from_the_panel_switch_the_language(
     page.reload()
     demo.wait_for_status("open")
     expect(page.locator("#center button.toggle")).to_have_attribute("aria-label", "Notificaciones")
+    # "Automatic" saves null: the page's language applies again.
+    open_panel(demo)
+    page.locator("#center button.settings").click()
+    expect(prefs.locator("select.locale")).to_have_value("es")
+    prefs.locator("select.locale").select_option("")
+    prefs.locator("button.save").click()
+    expect(page.locator("#center .title")).to_have_text("Notifications")
+    status, me = as_user(api, stack, user, "GET", "/api/me")
+    assert status == 200 and me["preferences"]["locale"] is None
     assert demo.errors == []
 
 
