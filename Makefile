@@ -19,7 +19,7 @@ install: $(STAMP)
 # stop); `make run STATE=` keeps it in memory only.
 STATE ?= .devstack/state.json
 run: install
-	$(BIN)/python -m devstack run $(if $(STATE),--state $(STATE))
+	$(BIN)/python -m devstack run $(if $(STATE),--state $(STATE)) --env-file .devstack/env
 
 test: install
 	$(BIN)/ruff check .

@@ -55,7 +55,7 @@ def message(event: WebsocketEvent) -> None:
     ws.message(event.connection_id, event.body, event.to_dict()["requestContext"])
 
 
-# --- REST API (DESIGN.md §3) -----------------------------------------------------------------
+# --- REST API (docs/rest.md) ----------------------------------------------------------------------
 
 api = RestApi(app)
 
@@ -255,7 +255,7 @@ def fanout_worker(event: SQSEvent) -> dict[str, list[dict[str, str]]]:
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
 
 
-# --- escalation sweep (DESIGN §8) --------------------------------------------------------------
+# --- escalation sweep (docs/escalation.md) ---------------------------------------------------
 
 
 @app.schedule("rate(1 minute)", name="escalation_sweep")

@@ -1,4 +1,5 @@
-"""Escalation (DESIGN §8): AWS calls and cost per step, and what 1,000,000 pending steps cost.
+"""Escalation (docs/escalation.md): AWS calls and cost per step, and the cost of 1,000,000
+pending steps.
 
 Measured on in-process moto with botocore `before-call` hooks on the service's own clients
 (DynamoDB, SES v2, SNS, @connections): the calls to create a step (a send with one step, minus

@@ -7,7 +7,10 @@
     send_notification("alice", {"message": "Your case status has been updated",
                                 "type": "info", "case_id": "12345", "status": "in_review"})
 
-Keys other than message, type, priority, category and data go into `data`.
+Keys other than message, type, priority, category and data go into `data`. It runs with the
+settings of its environment: in AWS the function's; locally those of the running stack, which
+`make run` writes to `.devstack/env` (`set -a; . .devstack/env; set +a`). Stage `local` never
+calls AWS itself.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""JWT verification (DESIGN.md §4): HS256 with a shared secret, RS256 from an identity provider.
+"""JWT verification (docs/rest.md): HS256 with a shared secret, RS256 from an identity provider.
 
 HS256: signed with the configured secret; claims `sub` (user id, required), `exp` (required),
 `roles` (list; `admin` grants admin) and `groups` (list).

@@ -1,4 +1,4 @@
-"""Deadlines and escalation (DESIGN §8): planning steps, cancelling them, firing them.
+"""Deadlines and escalation (docs/escalation.md): planning steps, cancelling them, firing them.
 
 A notification sent with `escalation` gets one pending step per entry (storage/escalations.py,
 a time-bucketed due index). `Escalations.sweep`, run by a scheduled function every minute in
@@ -76,7 +76,7 @@ PROVIDER_RETRYABLE = frozenset(
 
 
 class Receipts(Protocol):
-    """Where escalation outcomes are recorded: the proof-of-notice receipts (DESIGN §7)."""
+    """Where escalation outcomes are recorded: the proof-of-notice receipts (docs/receipts.md)."""
 
     def append(
         self,
@@ -269,7 +269,7 @@ class Escalations:
 
     def check(self, content: NotificationContent) -> None:
         """Refuse, before anything is stored, a deadline or a step already past and durations
-        out of range (DESIGN §8)."""
+        out of range (docs/escalation.md)."""
         now = datetime.fromtimestamp(self.clock(), UTC)
         self._times(content, now)
 

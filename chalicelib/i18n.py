@@ -1,9 +1,9 @@
 """Languages: choosing the text of a multilingual message, and the escalation templates.
 
-`resolve` is the one rule of DESIGN §2 for picking an entry of a map of BCP 47 tags: the
+`resolve` is the one rule of docs/protocol.md for picking an entry of a map of BCP 47 tags: the
 recipient's preferred tag; else an entry with the same language part (the alphabetically
 first if several); else `en`; else the alphabetically first tag. Tags match
-case-insensitively. The escalation emails and text messages (DESIGN §8) are picked the same
+case-insensitively. The escalation emails and text messages (docs/escalation.md) are picked the same
 way among the languages they are written in.
 """
 
@@ -50,7 +50,8 @@ class Template:
     full: str  # the summary followed by the message itself
 
 
-# "You have an important notice from {ORG_NAME}. Sign in to read it: {APP_URL}" (DESIGN §8).
+# "You have an important notice from {ORG_NAME}. Sign in to read it: {APP_URL}"
+# (docs/escalation.md).
 TEMPLATES: dict[str, Template] = {
     "en": Template(
         subject="Important notice from {org}",

@@ -45,7 +45,7 @@ Priority = Literal["low", "normal", "high"]
 IdList = Annotated[list[NotificationId], Field(min_length=1, max_length=100)]
 LANGUAGE_TAG_PATTERN = r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$"
 LanguageTag = Annotated[str, StringConstraints(pattern=LANGUAGE_TAG_PATTERN, max_length=35)]
-# ISO-8601 durations of days, hours, minutes and whole seconds only (DESIGN §8).
+# ISO-8601 durations of days, hours, minutes and whole seconds only (docs/escalation.md).
 DURATION_PATTERN = (
     r"^P(?=\d|T\d)(?:(\d{1,7})D)?(?:T(?=\d)(?:(\d{1,7})H)?(?:(\d{1,7})M)?(?:(\d{1,7})S)?)?$"
 )
@@ -143,7 +143,7 @@ def _distinct_tags(value: dict[str, str]) -> dict[str, str]:
 Translations = Annotated[
     dict[LanguageTag, Message], Field(min_length=1, max_length=10), AfterValidator(_distinct_tags)
 ]
-# A plain text, or a map of BCP 47 tags to texts resolved per recipient (DESIGN §2).
+# A plain text, or a map of BCP 47 tags to texts resolved per recipient (docs/protocol.md).
 MessageText = Message | Translations
 
 
@@ -226,7 +226,7 @@ class NotificationContent(Strict):
     requires_confirmation: bool = False
     deadline: Deadline | None = None
     escalation: Escalation | None = None
-    # Set by the service when it resolves a multilingual message for one recipient (§2).
+    # Set by the service when it resolves a multilingual message for one recipient.
     locale: str | None = None
     translations: dict[str, str] | None = None
 
@@ -261,7 +261,7 @@ class NotificationContent(Strict):
 
 
 class Notification(BaseModel):
-    """The notification object of DESIGN.md §2, identical in pushes, REST and the web client."""
+    """The notification object of docs/protocol.md, identical in pushes, REST and the web client."""
 
     model_config = ConfigDict(frozen=True, defer_build=True)
 
@@ -404,7 +404,7 @@ class NotificationEvent(Event):
 
 
 class ReminderEvent(Event):
-    """An escalation step of channel `repush` (DESIGN §8)."""
+    """An escalation step of channel `repush` (docs/escalation.md)."""
 
     event: Literal["reminder"] = "reminder"
     notification: Notification
@@ -559,7 +559,7 @@ class FanoutJob(Strict):
     user_ids: Annotated[list[UserId], Field(min_length=1, max_length=100)]
 
 
-# --- Preferences and contact (DESIGN §9) -----------------------------------------------------
+# --- Preferences and contact (docs/rest.md) -----------------------------------------------------
 
 HOUR_MINUTE_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 E164_PATTERN = r"^\+[1-9][0-9]{1,14}$"

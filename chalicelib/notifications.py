@@ -258,7 +258,8 @@ class Notifications:
         self.counters.record(pushes_delivered=1)
 
     def to_replay(self, user_id: str, since: str | None) -> tuple[list[Notification], bool]:
-        """What `register` replays (DESIGN §2), oldest first, and whether more were left out."""
+        """What `register` replays (docs/protocol.md), oldest first, and whether more were
+        left out."""
         pending = self.inbox.replay(user_id, since, REPLAY_LIMIT + 1)
         return pending[:REPLAY_LIMIT], len(pending) > REPLAY_LIMIT
 
@@ -493,7 +494,7 @@ def localize(
     content: NotificationContent, locale: str | None, *, exact: bool = False
 ) -> NotificationContent:
     """The content as stored for a reader of `locale`: a multilingual message resolved to one
-    text, with `locale` and `translations` set (DESIGN §2). `exact`: `locale` is a tag of the
+    text, with `locale` and `translations` set (docs/protocol.md). `exact`: `locale` is a tag of the
     message already chosen by `resolve`."""
     if not isinstance(content.message, dict):
         return content

@@ -1,4 +1,4 @@
-"""Proof of notice (DESIGN §7): receipts, their hash chain, and the case notice list.
+"""Proof of notice (docs/receipts.md): receipts, their hash chain, and the case notice list.
 
 A receipt starts with `stored`, written in the same transaction as the notification, and
 grows one entry per event. Entry n's hash is SHA-256 over the previous hash (the content's
@@ -56,7 +56,7 @@ CASE_COLUMNS = (
 
 
 def canonical(value: Any) -> bytes:
-    """DESIGN §7's canonical JSON: keys sorted, no whitespace, UTF-8 kept."""
+    """The canonical JSON of docs/receipts.md: keys sorted, no whitespace, UTF-8 kept."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -132,7 +132,7 @@ def notice_summary(receipt: StoredReceipt) -> dict[str, Any]:
 
 
 def notices_csv(notices: list[dict[str, Any]]) -> str:
-    """The case notice list as CSV: a header row, columns in §7 order, nulls empty."""
+    """The case notice list as CSV: a header row, columns in CASE_COLUMNS order, nulls empty."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CASE_COLUMNS)

@@ -92,7 +92,7 @@ def _json_body(raw: bytes) -> Any:
     except ValueError:
         raise InvalidJSON("Body is not valid JSON") from None
     except RecursionError:
-        # Deeper than the parser can go, far past DESIGN's 32 levels of `data`.
+        # Deeper than the parser can go, far past the 32 levels `data` may nest.
         raise ValidationFailed("The body is nested too deeply") from None
 
 

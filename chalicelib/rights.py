@@ -1,4 +1,4 @@
-"""Data rights (DESIGN §10): what the service holds about a user, handed over or erased.
+"""Data rights (docs/rest.md): what the service holds about a user, handed over or erased.
 
 Erasure is safe while notifications are being sent to the user:
 1. a tombstone goes onto the user's unread counter, which every send's transaction updates
@@ -52,7 +52,7 @@ class DataRights:
     exporters: Mapping[str, Callable[[str], Any]] = field(default_factory=dict)
 
     def export(self, principal: Principal) -> dict[str, Any]:
-        """Everything stored about the caller (DESIGN §10)."""
+        """Everything stored about the caller (docs/rest.md)."""
         user_id = principal.user_id
         groups = self.directory.groups_of(user_id)
         receipts = [self.receipts.get(i) for i in self.receipts.of_user(user_id)]

@@ -1,8 +1,8 @@
 """Sessions: who is connected, as whom, and whether they may act now.
 
-Connection lifecycle ($connect, register, $disconnect), the rules of DESIGN §2 about tokens
+Connection lifecycle ($connect, register, $disconnect), the rules of docs/protocol.md about tokens
 on a connection (a register may not switch users; an expired token ends the authorization),
-and the per-user rate limit both edges apply to non-admins (DESIGN §4).
+and the per-user rate limit both edges apply to non-admins (docs/rest.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Typed settings, read once from the environment.
 
-Auth fails closed (DESIGN.md §4): outside stages `local` and `dev` the settings refuse to load
+Auth fails closed (docs/rest.md): outside stages `local` and `dev` the settings refuse to load
 unless a JWT secret (`JWT_SECRET`, at least 32 bytes, or `JWT_SECRET_PARAMETER` naming an SSM
 parameter) or an identity provider (`JWT_JWKS_URL` with `JWT_ISSUER`) is configured. Only
 `local` and `dev` fall back to the public `local-dev-secret`.

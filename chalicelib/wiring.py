@@ -60,6 +60,7 @@ class Clients:
         from botocore.config import Config
 
         session = session or boto3.session.Session()
+        refuse_real_aws(settings, session)
         push_config = Config(
             # Sender retries with the service's backoff; botocore must not retry underneath it.
             retries={"total_max_attempts": 1},
@@ -88,6 +89,27 @@ class Clients:
             session=session,
             **_messaging_clients(session, settings),
         )
+
+
+LOCAL_STAGE = "local"
+# The access keys of the fake credentials the local stack and moto run with (moto's mock sets
+# FOOBARKEY): requests signed with them can only be meant for an emulator.
+EMULATOR_ACCESS_KEYS = frozenset({"testing", "FOOBARKEY"})
+
+
+def refuse_real_aws(settings: Settings, session: Any) -> None:
+    """Stage `local` talks to emulators only: the local stack's endpoints, or moto in-process
+    (known by its fake credentials). Anything else would reach real AWS: refuse, clearly."""
+    if settings.stage != LOCAL_STAGE or settings.dynamodb_endpoint is not None:
+        return
+    credentials = session.get_credentials()
+    if credentials is not None and credentials.access_key in EMULATOR_ACCESS_KEYS:
+        return
+    raise ConfigurationError(
+        "Stage 'local' never calls AWS, and DYNAMODB_ENDPOINT is not set. Start the local"
+        " stack (make run) and load its settings before running code that uses chalicelib:"
+        " set -a; . .devstack/env; set +a"
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
         help="keep the embedded DynamoDB in this file: loaded at start, saved as it changes "
         "and on stop (env DEVSTACK_STATE; default: in memory only)",
     )
+    run.add_argument(
+        "--env-file",
+        help="write the app's settings for this stack here while it runs, for backend code to "
+        "source (env DEVSTACK_ENV_FILE; make run: .devstack/env)",
+    )
 
     token = commands.add_parser("token", help="mint a dev JWT signed with JWT_SECRET")
     token.add_argument("user")
@@ -97,6 +102,7 @@ def _run(args: argparse.Namespace) -> int:
         ws_port=args.ws_port,
         app_spec=args.app,
         state_file=Path(args.state) if args.state else None,
+        env_file=Path(args.env_file) if args.env_file else None,
     )
     return run(settings)
 

@@ -1,6 +1,6 @@
 """The CLI's clients: ``listen`` over WebSocket and ``send`` over REST.
 
-``listen`` is the reference client of DESIGN.md §2: it registers, prints notifications as
+``listen`` is the reference client of docs/protocol.md: it registers, prints notifications as
 they arrive, acks them, and on any disconnect reconnects with exponential backoff and full
 jitter, registering again with ``since`` = the newest id it has seen, so nothing is lost
 and nothing is shown twice.

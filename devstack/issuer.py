@@ -1,4 +1,4 @@
-"""A dev RS256 identity provider (DESIGN.md §6), so the JWKS path runs locally as with Cognito.
+"""A dev RS256 identity provider (README.md), so the JWKS path runs locally as with Cognito.
 
 A key pair is made when the stack starts; ``GET /dev/jwks.json`` serves its public half;
 tokens carry ``iss`` = ``http://127.0.0.1:{REST_PORT}/dev``, ``aud`` = ``notifications-local``

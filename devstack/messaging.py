@@ -1,4 +1,4 @@
-"""What AWS runs beside the functions for escalation (DESIGN §6, §8), locally.
+"""What AWS runs beside the functions for escalation (README.md, docs/escalation.md), locally.
 
 - Amazon SES (v2) and Amazon SNS on moto, each its own server on a free port; the app reaches
   them through `SES_ENDPOINT` / `SNS_ENDPOINT`. The sender address (`EMAIL_FROM`) is verified

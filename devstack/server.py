@@ -14,6 +14,7 @@ import importlib
 import json
 import logging
 import os
+import shlex
 import signal
 import socket
 import sys
@@ -54,6 +55,19 @@ FAKE_CREDENTIALS = {
     "AWS_SESSION_TOKEN": "testing",
 }
 
+# What chalicelib.settings reads (tests/e2e/test_python_api.py checks the list is whole).
+APP_SETTINGS = frozenset(
+    {
+        "STAGE", "JWT_SECRET", "JWT_SECRET_PARAMETER", "JWT_JWKS_URL", "JWT_ISSUER",
+        "JWT_AUDIENCE", "ADMIN_GROUP", "CONNECTIONS_TABLE", "NOTIFICATIONS_TABLE",
+        "RECEIPTS_TABLE", "DYNAMODB_ENDPOINT", "SQS_ENDPOINT", "WEBSOCKET_ENDPOINT",
+        "WEBSOCKET_API_ID", "RATE_LIMIT_PER_MINUTE", "NOTIFICATION_RETENTION_DAYS",
+        "RECEIPT_RETENTION_DAYS", "PUSH_CONCURRENCY", "PUSH_MAX_ATTEMPTS", "FANOUT_QUEUE_URL",
+        "FANOUT_THRESHOLD", "FANOUT_BATCH_SIZE", "ORG_NAME", "APP_URL", "EMAIL_FROM",
+        "ESCALATION_CONTENT", "SES_ENDPOINT", "SNS_ENDPOINT", "AWS_REGION", "AWS_DEFAULT_REGION",
+    }
+)  # fmt: skip
+
 log = logging.getLogger("devstack")
 WRITE_OPERATIONS = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
 
@@ -71,6 +85,7 @@ class StackSettings:
     concurrency: int = 64  # DEVSTACK_CONCURRENCY: Lambda invocations at once
     web_dir: Path = WEB_DIR  # DEVSTACK_WEB_DIR: demo/ and the library
     state_file: Path | None = None  # DEVSTACK_STATE / --state: keep the embedded DynamoDB here
+    env_file: Path | None = None  # DEVSTACK_ENV_FILE / --env-file: the app's settings, to source
     snapshot_interval: float = 2.0  # DEVSTACK_SNAPSHOT_INTERVAL, seconds
     app_spec: str = "app:app"
     # CORS_ALLOW_ORIGINS: origins (comma-separated) whose pages may call the stack; * any
@@ -89,6 +104,9 @@ class StackSettings:
             "web_dir": Path(environ.get("DEVSTACK_WEB_DIR") or WEB_DIR),
             "state_file": Path(environ["DEVSTACK_STATE"])
             if environ.get("DEVSTACK_STATE")
+            else None,
+            "env_file": Path(environ["DEVSTACK_ENV_FILE"])
+            if environ.get("DEVSTACK_ENV_FILE")
             else None,
             "snapshot_interval": float(
                 environ.get("DEVSTACK_SNAPSHOT_INTERVAL", cls.snapshot_interval)
@@ -478,6 +496,13 @@ class DevStack:
                 server.stop()
         self._moto = self._sqs = None
 
+    def app_environment(self) -> dict[str, str]:
+        """The settings the app runs with in this stack (endpoints, tables, stage, secret,
+        fake credentials), and the stack's URLs, for code outside the stack to use it."""
+        names = APP_SETTINGS | set(FAKE_CREDENTIALS)
+        values = {name: self._environ[name] for name in names if self._environ.get(name)}
+        return {**values, "REST_URL": self.rest_url, "WS_URL": self.ws_url}
+
     def banner(self) -> str:
         if self.settings.dynamodb_endpoint is not None:
             database = "external"
@@ -499,6 +524,14 @@ class DevStack:
                 f"  Demo page     {self.rest_url}/demo/",
                 f"  Web client    {self.rest_url}/static/notifications/index.js",
                 f"  Outbox        {self.rest_url}/dev/outbox (emails and SMS sent)",
+                *(
+                    [
+                        f"  Settings      {self.settings.env_file} (source it to run backend code"
+                        " against this stack)"
+                    ]
+                    if self.settings.env_file is not None
+                    else []
+                ),
                 f"Mint a token:   {python} -m devstack token alice  (staff: --admin;"
                 " RS256 from the dev issuer: --rs256)",
                 "Press Ctrl-C to stop.",
@@ -516,12 +549,29 @@ async def serve(settings: StackSettings) -> None:
     watchdog = asyncio.create_task(_stop_when_orphaned(stop))
     try:
         await stack.start()
+        if settings.env_file is not None:
+            write_env_file(settings.env_file, stack.app_environment())
         print(stack.banner(), flush=True)
         await stop.wait()
         print("devstack: stopping", flush=True)
     finally:
         watchdog.cancel()
+        if settings.env_file is not None:
+            settings.env_file.unlink(missing_ok=True)
         await stack.stop()
+
+
+def write_env_file(path: Path, values: Mapping[str, str]) -> None:
+    """`KEY='value'` lines a shell can source (`set -a; . FILE; set +a`), written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "# The settings of a running local stack (python -m devstack run): backend code run with",
+        "# them talks to that stack. Removed when the stack stops.",
+        *(f"{key}={shlex.quote(value)}" for key, value in sorted(values.items())),
+    ]
+    scratch = path.with_name(f".{path.name}.tmp")
+    scratch.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    scratch.replace(path)
 
 
 async def _stop_when_orphaned(stop: asyncio.Event) -> None:

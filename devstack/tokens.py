@@ -1,4 +1,4 @@
-"""Development JWTs, signed the way the service verifies them (DESIGN.md §4).
+"""Development JWTs, signed the way the service verifies them (docs/rest.md).
 
 HS256 with the stack's ``JWT_SECRET``; claims ``sub``, ``exp``, ``roles``, ``groups``.
 Dev-only: production tokens come from the identity provider, never from here.

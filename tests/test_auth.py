@@ -1,4 +1,4 @@
-"""Token verification (DESIGN.md §4): HS256 with the standard library, RS256 from a JWKS served
+"""Token verification (docs/rest.md): HS256 with the standard library, RS256 from a JWKS served
 over HTTP on 127.0.0.1, the fail-closed settings, and the lazy import of `cryptography`."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The local stack's dev RS256 issuer (DESIGN.md §6), end to end: the app in the stack verifies
+"""The local stack's dev RS256 issuer (README.md), end to end: the app in the stack verifies
 RS256 tokens through the JWKS the stack serves, exactly as it would with Cognito."""
 
 from __future__ import annotations

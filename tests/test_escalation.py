@@ -1,4 +1,4 @@
-"""Deadlines and escalation (DESIGN §8) on moto: DynamoDB, SES v2, SNS and @connections.
+"""Deadlines and escalation (docs/escalation.md) on moto: DynamoDB, SES v2, SNS and @connections.
 
 Time is the service's settable clock; a sweep is what the scheduled function runs. What was
 emailed or texted is read from moto's SES and SNS backends; receipt entries from a recording
@@ -43,7 +43,7 @@ ESCALATION_ENTRIES = {"reminded", "escalated", "escalation_skipped", "escalation
 
 
 class RecordingReceipts:
-    """The escalation entries of the real proof-of-notice receipts (DESIGN §7)."""
+    """The escalation entries of the real proof-of-notice receipts (docs/receipts.md)."""
 
     def of(self, notification_id: str) -> list[tuple[str, str | None, dict[str, Any] | None]]:
         receipt = get_service().receipts.get(notification_id)

@@ -1,4 +1,5 @@
-"""`seen`, `archive` and `confirm` (DESIGN §2, §3): WebSocket actions, REST routes, events."""
+"""`seen`, `archive` and `confirm` (docs/protocol.md, docs/rest.md): WebSocket actions, REST
+routes, events."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from moto.ses.models import ses_backends
 import app as lambda_app
 from chalicelib.i18n import effective_locale
 from chalicelib.wiring import Service
-from tests.conftest import REGION, Clock, WsClient, on_call, token
+from tests.conftest import REGION, Clock, WsClient, aws_error, on_call, token
 
 ADMIN = {"Authorization": f"Bearer {token('root', admin=True)}", "Content-Type": "application/json"}
 SPANISH = {"en": "Your case was updated", "es": "Su caso fue actualizado"}
@@ -164,3 +164,44 @@ def test_the_escalation_email_is_in_the_browsers_language(
     [email] = sent
     assert email.subject == "Aviso importante de Legal Aid"
     assert email.body.startswith("Tiene un aviso importante de Legal Aid.")
+
+
+def test_register_reads_or_writes_the_language_in_one_call(service: Service) -> None:
+    client = service.inbox._db.client
+    calls: list[tuple[str, dict[str, Any]]] = []
+    for operation in ("GetItem", "UpdateItem", "PutItem", "Query", "BatchGetItem"):
+        on_call(client, operation, lambda request, op=operation: calls.append((op, request)))
+
+    def on_prefs() -> list[str]:
+        bodies = [(op, json.loads(request["body"])) for op, request in calls]
+        return [op for op, body in bodies if body.get("Key", {}).get("sk") == {"S": "PREFS"}]
+
+    register("alice", locale="es-ES")
+    assert on_prefs() == ["UpdateItem"]
+    calls.clear()
+    register("alice")
+    assert on_prefs() == ["GetItem"]
+
+
+def test_a_throttled_language_write_is_an_error_frame_and_a_retry_records_it(
+    http: Any, service: Service
+) -> None:
+    failing = {"on": True}
+
+    def throttle(request: dict[str, Any]) -> Any:
+        body = json.loads(request["body"])
+        if failing["on"] and body.get("Key", {}).get("sk") == {"S": "PREFS"}:
+            return aws_error("ProvisionedThroughputExceededException")
+        return None
+
+    attempts = on_call(service.inbox._db.client, "UpdateItem", throttle)
+    session = WsClient()
+    session.connect()
+    [reply] = session.register("alice", locale="es-ES", request_id="r9")
+    assert (reply["event"], reply["code"], reply["request_id"]) == ("error", "internal_error", "r9")
+    assert len(attempts) > 1  # botocore retried before giving up
+    assert http.get("/api/me", headers=as_user("alice")).json_body["locale"] == "en"
+    failing["on"] = False
+    [registered] = session.register("alice", locale="es-ES")
+    assert registered["locale"] == "es-ES"
+    assert http.get("/api/me", headers=as_user("alice")).json_body["locale"] == "es-ES"

@@ -1,4 +1,4 @@
-"""Model-based test: the service against a small reference model of DESIGN §2-§3.
+"""Model-based test: the service against a small reference model of docs/protocol.md, docs/rest.md.
 
 A hypothesis `RuleBasedStateMachine` drives app.py's real entry points (REST through
 chalice.test.Client, WebSocket through Lambda-shaped events) and the Python API for two users,

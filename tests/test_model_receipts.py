@@ -1,7 +1,7 @@
 """A model-based test of the notification lifecycle and its receipts (hypothesis stateful).
 
 A tiny reference model (one dict per notification) runs beside the real service on moto;
-after every step the invariants of DESIGN §2 and §7 are checked against both.
+after every step the invariants of docs/protocol.md, docs/receipts.md are checked against both.
 """
 
 from __future__ import annotations

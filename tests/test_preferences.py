@@ -1,4 +1,4 @@
-"""Preferences and contact (DESIGN §9) and multilingual messages (DESIGN §2) on moto."""
+"""Preferences and contact (docs/rest.md) and multilingual messages (docs/protocol.md) on moto."""
 
 from __future__ import annotations
 

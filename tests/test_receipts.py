@@ -1,4 +1,5 @@
-"""Proof of notice (DESIGN §7): receipts, their hash chain, access, and the case notice list."""
+"""Proof of notice (docs/receipts.md): receipts, their hash chain, access, and the case
+notice list."""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def canonical(value: Any) -> bytes:
 
 
 def recompute(document: dict[str, Any], notification: dict[str, Any]) -> bool:
-    """DESIGN §7 written out independently of chalicelib/receipts.py."""
+    """docs/receipts.md written out independently of chalicelib/receipts.py."""
     fields = ("user_id", "message", "translations", "type", "priority", "category", "data",
               "created_at", "requires_confirmation", "deadline")  # fmt: skip
     content = hashlib.sha256(canonical({name: notification[name] for name in fields}))

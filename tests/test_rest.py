@@ -1,4 +1,4 @@
-"""The REST API of DESIGN.md §3 through chalice.test.Client on moto."""
+"""The REST API of docs/rest.md through chalice.test.Client on moto."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Data rights (DESIGN §10): the export and the erasure, also while sends race it."""
+"""Data rights (docs/rest.md): the export and the erasure, also while sends race it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Where the merged branches meet (DESIGN §2, §3, §7, §9, §10): replay counts on `registered`,
+"""Where the merged branches meet (docs/protocol.md, docs/rest.md, docs/receipts.md): replay
+counts on `registered`,
 the groups `GET /api/me` shows, export and erasure of preferences and contact, broadcasts that
 resolve languages and respect mutes and erasure, the send path's counter conditions, and the
 notification object's shape wherever it leaves the service."""
@@ -48,7 +49,7 @@ def session(ws: type[WsClient], user_id: str, groups: tuple[str, ...] = ()) -> W
     return client
 
 
-# --- §2 registered says what it replays ---------------------------------------------------------
+# --- registered says what it replays ---------------------------------------------------------
 
 
 def test_registered_says_how_many_it_replays(ws: type[WsClient], service: Service) -> None:
@@ -58,6 +59,7 @@ def test_registered_says_how_many_it_replays(ws: type[WsClient], service: Servic
     [registered, *replayed] = client.register("alice")
     assert list(registered) == [
         "event", "user_id", "connection_id", "unread_count", "replayed", "replay_truncated",
+        "locale",
     ]  # fmt: skip
     assert (registered["replayed"], registered["replay_truncated"]) == (3, False)
     assert [frame["notification"]["id"] for frame in replayed] == ids
@@ -78,7 +80,7 @@ def test_registered_says_when_the_replay_is_truncated(ws: type[WsClient], servic
     assert last["event"] == "notification"
 
 
-# --- §9 groups of the last register ----------------------------------------------------------
+# --- groups of the last register ----------------------------------------------------------
 
 
 def test_me_shows_the_groups_of_the_last_register(http: Any, ws: type[WsClient]) -> None:
@@ -89,7 +91,7 @@ def test_me_shows_the_groups_of_the_last_register(http: Any, ws: type[WsClient])
     assert sorted(after["groups"]) == ["clients", "spanish"]
 
 
-# --- §10 export and erasure across the stores ------------------------------------------------
+# --- export and erasure across the stores ------------------------------------------------
 
 
 PREFERENCES = {
@@ -137,7 +139,11 @@ def test_erasure_forgets_everything_and_a_new_register_rejoins(
 
     assert service.steps.pending("alice") == []
     me = http.get("/api/me", headers=auth("alice")).json_body
-    assert me["preferences"]["locale"] == "en" and me["contact"] == {"email": None, "phone": None}
+    assert (
+        me["preferences"]["locale"] is None
+        and me["locale"] == "en"
+        and me["contact"] == {"email": None, "phone": None}
+    )
     assert service.directory.member_count("clients") == 1
     assert service.directory.member_count(None) == 1
     page = http.get("/api/notifications", headers=auth("alice")).json_body
@@ -153,7 +159,7 @@ def test_erasure_forgets_everything_and_a_new_register_rejoins(
     assert item["message"] == "hi"
 
 
-# --- §2/§9 broadcasts: languages, mutes, receipts, erasure --------------------------------------
+# --- broadcasts: languages, mutes, receipts, erasure --------------------------------------
 
 
 def test_an_inline_broadcast_resolves_languages_holds_back_mutes_and_writes_receipts(
@@ -200,7 +206,7 @@ def test_a_broadcast_skips_a_user_being_erased(http: Any, service: Service) -> N
     assert [n.message for n in service.inbox.page("bob", limit=5).items] == ["b"]
 
 
-# --- §5 the send path's counter conditions -----------------------------------------------------
+# --- the send path's counter conditions -----------------------------------------------------
 
 
 def test_a_send_overtaken_by_a_later_id_retries_with_a_fresh_one(service: Service) -> None:
@@ -233,7 +239,7 @@ def _later(notification_id: str) -> str:
     return str(ULID.from_timestamp(ulid.timestamp + 5))
 
 
-# --- §2 the notification object everywhere ---------------------------------------------------
+# --- the notification object everywhere ---------------------------------------------------
 
 
 def test_the_notification_object_has_one_shape_everywhere(

@@ -46,8 +46,8 @@ SES_IDENTITY = "ses:identity"  # arn:…:ses:<region>:<account>:identity/*
 PHONE_NUMBER = "sns:phone-number"  # no ARN: every SNS ARN excluded (NotResource)
 
 # What the platform or a rare branch does on a function's behalf, beside the recorded calls.
-BY_DESIGN: dict[str, set[tuple[str, str]]] = {
-    # A push answered 410 deletes that connection (DESIGN §5); moto never answers 410.
+UNUSED_ON_PURPOSE: dict[str, set[tuple[str, str]]] = {
+    # A push answered 410 deletes that connection (docs/protocol.md); moto never answers 410.
     "APIHandler": {("dynamodb:DeleteItem", "ConnectionsTable")},
     "WebsocketMessage": {("dynamodb:DeleteItem", "ConnectionsTable")},
     # A reminder (repush) answered 410 likewise.
@@ -259,13 +259,13 @@ def exercise(recorder: Recorder, service: Service, clock: Clock) -> None:
             "time_zone": "UTC",
         }
         assert put("/api/me/preferences", {"quiet_hours": quiet}, carol).status_code == 200
-        # Reading cancels only notices that need no confirmation (DESIGN §8).
+        # Reading cancels only notices that need no confirmation (docs/escalation.md).
         confirmed_by_socket = escalated("alice")
         read_by_socket = escalated("alice", requires_confirmation=False)
 
         as_function(recorder, "WebsocketMessage")
         session.send({"action": "register", "token": token("alice"), "since": notification_id})
-        # A register replaces the user's groups (DESIGN §3): bob stays a client.
+        # A register replaces the user's groups (docs/rest.md): bob stays a client.
         bob = token("bob", groups=("clients",))
         anonymous.send({"action": "register", "token": bob})
         session.send({"action": "get_notifications", "unread_only": True})
@@ -406,7 +406,7 @@ def test_every_call_a_function_makes_is_allowed(recorded: dict[str, set[Call]]) 
 
 def test_no_role_allows_more_than_its_function_uses(recorded: dict[str, set[Call]]) -> None:
     for function, role in roles().items():
-        unused = granted(role) - recorded[function] - BY_DESIGN.get(function, set())
+        unused = granted(role) - recorded[function] - UNUSED_ON_PURPOSE.get(function, set())
         assert not unused, f"{function}Role allows unused {sorted(unused)}"
 
 
@@ -418,7 +418,7 @@ def test_only_token_verifying_functions_read_the_secret() -> None:
 
 
 def test_receipts_are_append_only_for_every_role() -> None:
-    """DESIGN §5: no function may change or remove a receipt entry."""
+    """No function may change or remove a receipt entry (docs/receipts.md)."""
     rewrites = {"dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
     appenders = set()
     for function, role in roles().items():

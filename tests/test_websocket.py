@@ -1,4 +1,5 @@
-"""The WebSocket protocol of DESIGN.md §2, driven through app.py with real API Gateway events."""
+"""The WebSocket protocol of docs/protocol.md, driven through app.py with real API Gateway
+events."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def test_connect_token_authenticates_the_connection(ws: type[WsClient]) -> None:
         "unread_count": 1,
         "replayed": 1,
         "replay_truncated": False,
-            "locale": "en",
+        "locale": "en",
     }
     assert replayed["event"] == "notification"
 
@@ -231,7 +232,7 @@ def test_notification_object_has_every_field(ws: type[WsClient]) -> None:
     )
     [frame] = client.received()
     notification = frame["notification"]
-    # Every field of DESIGN §2, in its order.
+    # Every field of the notification object (docs/protocol.md), in its order.
     assert list(notification) == [
         "id",
         "user_id",

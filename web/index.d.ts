@@ -3,7 +3,7 @@
 export type NotificationType = "info" | "success" | "warning" | "error";
 export type NotificationPriority = "low" | "normal" | "high";
 
-/** A notification: the same object in pushes, REST and here. */
+/** docs/protocol.md: the same object in pushes, REST and here. */
 export interface AppNotification {
   id: string;
   user_id: string;
@@ -29,9 +29,9 @@ export interface AppNotification {
   deadline: string | null;
 }
 
-/** The user's preferences (`GET /api/me`, `PUT /api/me/preferences`). */
+/** docs/rest.md. */
 export interface Preferences {
-  /** null: never chosen, the client's own language (the one sent with `register`). */
+  /** null: the client's own language (see `Me.locale`). */
   locale: string | null;
   muted_categories: string[];
   channels: { email: boolean; sms: boolean };
@@ -43,8 +43,8 @@ export interface Me {
   groups: string[];
   admin: boolean;
   preferences: Preferences;
-  /** The effective locale: the preference, else the language the client sent with `register`, else "en". */
-  locale?: string;
+  /** The effective locale: the preference, else the client's language at `register`, else "en". */
+  locale: string;
   contact: { email: string | null; phone: string | null };
 }
 
@@ -52,7 +52,7 @@ export type ReceiptEntryType =
   | "stored" | "pushed" | "delivered" | "seen" | "read" | "confirmed" | "archived" | "reminded"
   | "escalated" | "escalation_skipped" | "escalation_deferred" | "deleted" | "erased";
 
-/** The proof-of-notice receipt: an append-only, hash-chained record. */
+/** docs/receipts.md: the proof-of-notice receipt. */
 export interface Receipt {
   notification_id: string;
   user_id: string;
@@ -111,7 +111,7 @@ export interface ClientEvents {
   marked_read: { ids: string[]; unread_count: number };
   archived: ArchivedChange;
   confirmed: ConfirmedChange;
-  /** An escalation step of channel `repush` (an escalation step): toast it again. */
+  /** An escalation step of channel `repush` (docs/escalation.md): toast it again. */
   reminder: AppNotification;
   preferences: Preferences | null;
   message: unknown;
@@ -123,6 +123,8 @@ export interface ClientEvents {
     unread_count: number;
     replayed: number;
     replay_truncated: boolean;
+    /** The user's effective locale. */
+    locale: string;
   };
   error: { code: string; message?: string };
 }

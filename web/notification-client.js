@@ -1,4 +1,4 @@
-// createNotificationClient (DESIGN §2, §3); events and options: README.md and index.d.ts.
+// createNotificationClient (docs/protocol.md, docs/rest.md); events and options: README.md and index.d.ts.
 import { backoffDelay, createTimers } from "./client/backoff.js";
 import { createEmitter } from "./client/emitter.js";
 import { RecentIds, ResumeState, defaultStorage, maxId, tokenSubject } from "./client/resume.js";

@@ -2,7 +2,7 @@
 
 A registered connection carries its token's expiry (`token_expires_at`); the push-target
 queries filter on it, so after the token's `exp` the connection gets no pushes until it
-registers again with a fresh token (DESIGN §2), at no extra read.
+registers again with a fresh token (docs/protocol.md), at no extra read.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Pending escalation steps (DESIGN §8): a time-bucketed due index in the notifications table.
+"""Pending escalation steps (docs/escalation.md): a time-bucketed due index in the
+notifications table.
 
     USER#<user>   ESC#<notification>#<n>   one pending step: channel, due_at (epoch ms),
                                            due_bucket (`<minute>#<shard>`; sparse GSI `due` =
@@ -117,7 +118,7 @@ class EscalationSteps:
         return len(keys)
 
     def erase(self, user_id: str) -> None:
-        """Forget every pending step of the user (DESIGN §10)."""
+        """Forget every pending step of the user (docs/rest.md)."""
         self.remove(self.pending(user_id))
 
     def due(self, minute: int, shard: int, now_ms: int, *, limit: int) -> tuple[list[Step], bool]:

@@ -290,7 +290,7 @@ class Inbox:
 
         return self._db.transact(prepare)
 
-    # --- erasure (DESIGN §10) -----------------------------------------------------------
+    # --- erasure (docs/rest.md) -----------------------------------------------------------
 
     def hold_sends(self, user_id: str) -> None:
         """Put the erasure tombstone on the user's counter: from now until `erase_rest`, every

@@ -1,4 +1,4 @@
-"""Profiles: each user's preferences and contact (DESIGN §9), in the notifications table.
+"""Profiles: each user's preferences and contact (docs/rest.md), in the notifications table.
 
     USER#<user>   PREFS      preferences: doc? (JSON of the whole object, as PUT),
                              client_locale? (the tag the client last sent with `register`)
@@ -113,7 +113,7 @@ class Profiles:
         return contact
 
     def erase(self, user_id: str) -> None:
-        """Forget the user's preferences and contact (DESIGN §10)."""
+        """Forget the user's preferences and contact (docs/rest.md)."""
         self._db.batch_write(
             self._table,
             [

@@ -1,5 +1,5 @@
-"""Escalation on the local stack (DESIGN §6, §8): the scheduler runs in real time, SES and
-SNS are moto, and GET /dev/outbox lists what was sent, newest first."""
+"""Escalation on the local stack (README.md, docs/escalation.md): the scheduler runs in real
+time, SES and SNS are moto, and GET /dev/outbox lists what was sent, newest first."""
 
 from __future__ import annotations
 
@@ -66,7 +66,8 @@ def test_an_unconfirmed_document_request_escalates_to_email_and_sms(stack: Local
     assert sms["channel"] == "sms" and sms["to"] == "+15555550123"
     assert "subject" not in sms
 
-    # Proof of notice (DESIGN §7): each step sent is an `escalated` entry with its provider id.
+    # Proof of notice (docs/receipts.md): each step sent is an `escalated` entry with its
+    # provider id.
     entries = eventually(
         lambda: len(found := escalated(stack, notification["id"], admin)) == 2 and found
     )

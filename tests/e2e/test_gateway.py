@@ -1,4 +1,4 @@
-"""The emulated API Gateway (DESIGN.md §6) over real sockets, against the probe app."""
+"""The emulated API Gateway (README.md) over real sockets, against the probe app."""
 
 from __future__ import annotations
 

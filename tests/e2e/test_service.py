@@ -1,5 +1,5 @@
-"""The notification service (DESIGN.md §2, §3) end to end: app.py on the local stack, real
-WebSocket and HTTP clients, nothing faked."""
+"""The notification service (docs/protocol.md, docs/rest.md) end to end: app.py on the local
+stack, real WebSocket and HTTP clients, nothing faked."""
 
 from __future__ import annotations
 

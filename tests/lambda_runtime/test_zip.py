@@ -294,7 +294,7 @@ def test_the_zip_verifies_rs256_tokens_from_an_oidc_provider_over_https(
     rs256_gateway: GatewayThread,
     provider: Provider,
 ) -> None:
-    """Cognito's path (DESIGN §4): keys fetched over https (the runtime's urllib trusting the
+    """Cognito's path (docs/rest.md): keys fetched over https (the runtime's urllib trusting the
     CA named by SSL_CERT_FILE), verified with the zip's own cryptography; iss, aud checked,
     `cognito:groups` holding the admin group."""
     issuer = provider.issuer

@@ -1,4 +1,4 @@
-// Long polling (`GET /api/notifications/poll?after=…&wait=…`, DESIGN §3).
+// Long polling (`GET /api/notifications/poll?after=…&wait=…`, docs/rest.md).
 import { backoffDelay } from "./backoff.js";
 import { HttpError } from "./rest.js";
 

@@ -1,4 +1,4 @@
-/** REST calls of DESIGN §3 with a bearer token; one retry with a fresh token after 401/403. */
+/** REST calls of docs/rest.md with a bearer token; one retry with a fresh token after 401/403. */
 
 /** Thrown for a REST response that is not 2xx; `status` and the Chalice `Code` are kept. */
 export class HttpError extends Error {

@@ -1,4 +1,4 @@
-// One WebSocket (DESIGN §2): the token in the first frame, never the URL; retrying and
+// One WebSocket (docs/protocol.md): the token in the first frame, never the URL; retrying and
 // fallback are the client's business (onClose says how the socket ended).
 import { createTimers } from "./backoff.js";
 

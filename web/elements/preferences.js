@@ -83,7 +83,7 @@ export class NotificationPreferences extends ClientElement {
     return [];
   }
 
-  /** The preferences object the form describes (`PUT /api/me/preferences`). */
+  /** The preferences object the form describes (docs/rest.md). */
   get value() {
     const $ = (selector) => this.$(selector);
     return {

@@ -1,4 +1,4 @@
-// The REST module (DESIGN §3) against a routed fake fetch; plus the emitter and resume state.
+// The REST module (docs/rest.md) against a routed fake fetch; plus the emitter and resume state.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
