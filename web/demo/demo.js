@@ -205,6 +205,8 @@ function table(caption, headers, rows) {
           const time = document.createElement("time");
           time.dateTime = value.text;
           time.textContent = formatDate(value.text, pageLocale);
+          time.lang = pageLocale; // and its own direction, isolated from the English table
+          time.dir = direction(pageLocale);
           cell.append(time);
         } else {
           cell.textContent = value.text ?? "";
@@ -224,6 +226,8 @@ const code = (text) => ({ text, kind: "code" });
 function refreshDates() {
   for (const time of document.querySelectorAll("main td.date time")) {
     time.textContent = formatDate(time.dateTime, pageLocale);
+    time.lang = pageLocale;
+    time.dir = direction(pageLocale);
   }
 }
 
