@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from devstack.stack import LocalStack
-from tests.browser.conftest import SLOW_MACHINE_MS, Api, DemoPage, audit
+from tests.browser.conftest import SLOW_MACHINE_MS, Api, DemoPage, audit, wait_until
 
 ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 # A contract document's name and section sign (written so this file does not cite them either),
@@ -170,6 +170,13 @@ def test_inspecting_a_record_changes_nothing_and_shows_it_whole(
     case_id = f"case-{uuid.uuid4().hex[:6]}"
     sent = api.send(user, "Upload your passport copy", data={"case_id": case_id})
     demo.wait_for_badge(1)
+
+    def entry_types() -> list[str]:
+        status, receipt = api.call("GET", f"/api/notifications/{sent['id']}/receipt")
+        assert status == 200
+        return [entry["type"] for entry in receipt["entries"]]
+
+    wait_until(lambda: "delivered" in entry_types())  # the client's ack, then the record is still
     picker = page.locator("#receipt-pick")
     expect(picker.locator(f"option[value='{sent['id']}']")).to_have_count(1)
     picker.select_option(sent["id"])
