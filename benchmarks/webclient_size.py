@@ -20,7 +20,7 @@ from pathlib import Path
 WEB = Path(__file__).resolve().parent.parent / "web"
 ENTRY_POINTS = ("index.js", "elements.js")
 NOT_SHIPPED = {"demo.js"}
-NOT_SHIPPED_DIRS = {"test", "testing", "node_modules", "docs"}
+NOT_SHIPPED_DIRS = {"test", "testing", "node_modules", "docs", "demo", "examples"}
 # v1 (notification-client.js, elements.js, socket.js, index.js), measured the same way from
 # git history: what a page may load up front. RECORDED_GZIP is that figure, for a checkout
 # without the history (a shallow clone).

@@ -3,8 +3,9 @@
 App routes go through ``chalice.local.LocalGateway`` (Chalice's own event translation,
 authorizers and CORS preflight), run on the Lambda thread pool. The dev routes exist
 only here, never in app.py: ``/openapi.json`` and ``/asyncapi.json`` (the documents of
-``devstack.openapi`` and ``devstack.asyncapi``),
-``/demo/`` serves ``web/``, ``POST /dev/token`` mints a token
+``devstack.openapi`` and ``devstack.asyncapi``), ``/demo/`` serves the demo page
+(``web/demo/``), ``/static/notifications/`` the web client library (``web/``, as an app
+would serve the npm package), ``POST /dev/token`` mints a token
 with the stack's secret, ``GET /dev/config`` tells the demo page where the stack is, ``GET
 /dev/stats`` counts the embedded DynamoDB's requests and time, ``GET /dev/outbox`` and ``GET
 /dev/events`` list the emails and text messages sent and the events published.
@@ -44,6 +45,9 @@ from devstack.runtime import PROJECT_ROOT, Invoker
 from devstack.tokens import mint_dev_token
 
 WEB_DIR = PROJECT_ROOT / "web"
+LIBRARY_PATH = "/static/notifications"
+# Beside the library in web/, never part of it (nor of the npm package).
+_NOT_LIBRARY = frozenset({"demo", "test", "testing", "node_modules", "docs", "examples"})
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's REST payload limit
 _DROPPED_RESPONSE_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
 CORS_ALLOW_METHODS = "GET,POST,PUT,DELETE,OPTIONS"
@@ -107,6 +111,7 @@ class RestGateway:
         app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._cors])
         app.router.add_get("/demo", self._demo_redirect)
         app.router.add_get("/demo/{path:.*}", self._demo)
+        app.router.add_get(LIBRARY_PATH + "/{path:.*}", self._library)
         app.router.add_post("/dev/token", self._token)
         if self._issuer is not None:
             app.router.add_get("/dev/jwks.json", self._issuer.jwks_handler)
@@ -201,15 +206,13 @@ class RestGateway:
         raise web.HTTPFound("/demo/")
 
     async def _demo(self, request: web.Request) -> web.StreamResponse:
-        root = self._web_dir.resolve()
-        relative = request.match_info["path"] or "index.html"
-        target = (root / relative).resolve()
-        if target.is_dir():
-            target = target / "index.html"
-        if not target.is_relative_to(root) or not target.is_file():
+        return _static(self._web_dir / "demo", request.match_info["path"] or "index.html")
+
+    async def _library(self, request: web.Request) -> web.StreamResponse:
+        relative = request.match_info["path"]
+        if not relative or relative.split("/", 1)[0] in _NOT_LIBRARY:
             raise web.HTTPNotFound()
-        content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-        return web.FileResponse(target, headers={"Content-Type": content_type})
+        return _static(self._web_dir, relative)
 
     async def _token(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -266,3 +269,15 @@ class RestGateway:
 
     async def _config(self, request: web.Request) -> web.StreamResponse:
         return web.json_response({"ws_url": self.ws_url, "rest_url": self.rest_url})
+
+
+def _static(directory: Path, relative: str) -> web.StreamResponse:
+    """A file under `directory` (a folder gives its index.html); 404 outside it or missing."""
+    root = directory.resolve()
+    target = (root / relative).resolve()
+    if target.is_dir():
+        target = target / "index.html"
+    if not target.is_relative_to(root) or not target.is_file():
+        raise web.HTTPNotFound()
+    content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+    return web.FileResponse(target, headers={"Content-Type": content_type})

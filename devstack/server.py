@@ -85,7 +85,7 @@ class StackSettings:
     jwt_secret: str = DEFAULT_SECRET  # JWT_SECRET, shared with the app
     dynamodb_endpoint: str | None = None  # DYNAMODB_ENDPOINT: external DynamoDB, else moto
     concurrency: int = 64  # DEVSTACK_CONCURRENCY: Lambda invocations at once
-    web_dir: Path = WEB_DIR  # DEVSTACK_WEB_DIR: served at /demo/
+    web_dir: Path = WEB_DIR  # DEVSTACK_WEB_DIR: demo/ and the library
     state_file: Path | None = None  # DEVSTACK_STATE / --state: keep the embedded DynamoDB here
     env_file: Path | None = None  # DEVSTACK_ENV_FILE / --env-file: the app's settings, to source
     snapshot_interval: float = 2.0  # DEVSTACK_SNAPSHOT_INTERVAL, seconds
@@ -633,6 +633,7 @@ class DevStack:
                 f"  DynamoDB      {self.dynamodb_url} ({database})",
                 f"  SQS fan-out   {self._environ.get('FANOUT_QUEUE_URL', 'off')}",
                 f"  Demo page     {self.rest_url}/demo/",
+                f"  Web client    {self.rest_url}/static/notifications/index.js",
                 f"  Outbox        {self.rest_url}/dev/outbox (emails and SMS sent)",
                 f"  Events        {self.rest_url}/dev/events (EventBridge bus"
                 f" {self._environ.get('EVENT_BUS_NAME')}; webhook:"

@@ -4,7 +4,7 @@ import { NotificationCenter } from "./elements/center.js";
 import { NotificationList } from "./elements/list.js";
 import { NotificationToast } from "./elements/toast.js";
 
-export { formatDate, formatRelative, LANGUAGE_NAMES, LOCALES, localizedMessage, matchLocale, resolveLocale, translate } from "./elements/i18n.js";
+export { browserLocale, direction, formatDate, formatRelative, LANGUAGE_NAMES, LOCALES, localizedMessage, matchLocale, resolveLocale, translate } from "./elements/i18n.js";
 export { announceArrival, describe, isFresh } from "./elements/live-region.js";
 export { NotificationBadge, NotificationCenter, NotificationList, NotificationToast };
 

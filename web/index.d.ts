@@ -143,6 +143,8 @@ export interface ClientOptions {
   wsUrl: string;
   restUrl: string;
   getToken: (options: { forceRefresh: boolean }) => string | Promise<string>;
+  /** Sent with `register` as the user's language until they choose one (default: `navigator.language`). */
+  locale?: string;
   autoConnect?: boolean;
   backoffBaseMs?: number;
   backoffMaxMs?: number;
@@ -272,6 +274,16 @@ export function initializeSocket(
 export function addSocketEventHandler<K extends keyof ClientEvents>(event: K, handler: (payload: ClientEvents[K]) => void): () => void;
 export function removeSocketEventHandler<K extends keyof ClientEvents>(event: K, handler: (payload: ClientEvents[K]) => void): void;
 export function getSocket(): NotificationClient | null;
+/**
+ * A `getToken` backed by the local stack's `POST /dev/token` (never in AWS): mints a token for
+ * `userId` and caches it until called with `forceRefresh: true`.
+ */
+export function devTokenProvider(
+  devServer: string | URL,
+  options: { userId: string; admin?: boolean; groups?: string[]; fetch?: typeof fetch },
+): (options?: { forceRefresh?: boolean }) => Promise<string>;
+/** `GET /dev/config` of the local stack: where its REST and WebSocket APIs are. */
+export function fetchDevConfig(devServer: string | URL, options?: { fetch?: typeof fetch }): Promise<{ ws_url: string; rest_url: string }>;
 export function closeSocket(): void;
 export class WebSocketClient {
   constructor(options: ClientOptions);
@@ -328,7 +340,15 @@ export function defineNotificationElements(registry?: CustomElementRegistry): vo
 export const LOCALES: readonly ["en", "es", "fr", "ar", "zh-Hans", "ht"];
 export const LANGUAGE_NAMES: Readonly<Record<string, string>>;
 export function matchLocale(tag: unknown): string | null;
-export function resolveLocale(sources?: { preferred?: string | null; lang?: string | null; navigatorLanguage?: string }): string;
+export function resolveLocale(sources?: {
+  preferred?: string | null;
+  lang?: string | null;
+  navigatorLanguage?: string;
+  navigatorLanguages?: readonly string[];
+}): string;
+/** The first of the browser's languages (most wanted first) the elements speak, or null. */
+export function browserLocale(languages?: readonly (string | undefined)[]): string | null;
+export function direction(locale: string): "ltr" | "rtl";
 export function translate(locale: string, key: string, vars?: Record<string, unknown>): string;
 export function formatRelative(iso: string, now?: number, locale?: string): string;
 export function formatDate(iso: string, locale?: string, options?: Intl.DateTimeFormatOptions): string;

@@ -1,7 +1,7 @@
 /**
  * Everything in one import:
  *
- *   import { createNotificationClient, setDefaultClient } from "/demo/index.js";
+ *   import { createNotificationClient, setDefaultClient } from "/static/notifications/index.js";
  *
  * Importing this module also defines the custom elements (a no-op outside the browser).
  */

@@ -99,6 +99,7 @@ export function createNotificationClient(options) {
     timers,
     random,
     resume,
+    locale: options.locale,
     transports:
       options.transports ??
       defaultTransports({

@@ -1,4 +1,4 @@
-"""Notification center v2 flows that need the server v2 features (docs/):
+"""Notification center v2 flows that need the server's v2 features:
 confirm, archive with undo and the Archived view, seen reporting, preferences, reminders,
 translations, the outbox, receipts and case notices; axe on the archived, preferences and
 confirm-dialog states; keyboard-only confirm, archive and preferences.
@@ -172,7 +172,7 @@ def test_preferences_saved_from_the_panel_switch_the_language(
     open_panel(demo)
     page.locator("#center button.settings").click()
     prefs = page.locator("#center notification-preferences")
-    expect(prefs.locator("select.locale")).to_have_value("en")
+    expect(prefs.locator("select.locale")).to_have_value("")  # never chosen: automatic
     audit(page, "preferences")
     prefs.locator("select.locale").select_option("es")
     prefs.locator("input.muted").fill("news, events")
@@ -197,6 +197,15 @@ def test_preferences_saved_from_the_panel_switch_the_language(
     page.reload()
     demo.wait_for_status("open")
     expect(page.locator("#center button.toggle")).to_have_attribute("aria-label", "Notificaciones")
+    # "Automatic" saves null: the page's language applies again.
+    open_panel(demo)
+    page.locator("#center button.settings").click()
+    expect(prefs.locator("select.locale")).to_have_value("es")
+    prefs.locator("select.locale").select_option("")
+    prefs.locator("button.save").click()
+    expect(page.locator("#center .title")).to_have_text("Notifications")
+    status, me = as_user(api, stack, user, "GET", "/api/me")
+    assert status == 200 and me["preferences"]["locale"] is None
     assert demo.errors == []
 
 
@@ -253,11 +262,10 @@ def test_outbox_receipt_and_case_notices_on_the_demo_page(
     )
     expect(page.locator("#outbox tr", has_text=notice["id"])).to_contain_text("email")
 
-    demo.inbox_item("Upload your passport copy").click()
+    page.locator("#receipt-pick").select_option(notice["id"])  # shows the record at once
     expect(page.locator("#receipt-id")).to_have_value(notice["id"])
-    page.locator("#show-receipt").click()
     expect(page.locator("#receipt .verified")).to_contain_text("Verified")
-    expect(page.locator("#receipt td", has_text="escalated")).to_have_count(1)
+    expect(page.locator("#receipt td", has_text="Reminder sent")).to_have_count(1)
 
     page.locator("#notices-case").fill(case_id)
     page.locator("#show-notices").click()
@@ -379,12 +387,10 @@ def test_the_admin_panel_sends_a_notice_with_its_escalation_fields(
     form.locator("#send-confirm").check()
     deadline = datetime.now() + timedelta(days=3)  # datetime-local: the browser's local time
     form.locator("#send-deadline").fill(deadline.strftime("%Y-%m-%dT%H:%M"))
-    form.locator("select[name=step1_channel]").select_option("email")
-    form.locator("select[name=step1_when]").select_option("after")
-    form.locator("input[name=step1_duration]").fill("PT1S")
-    form.locator("select[name=step2_channel]").select_option("repush")
-    form.locator("select[name=step2_when]").select_option("before_deadline")
-    form.locator("input[name=step2_duration]").fill("P1D")
+    form.locator("select[name=step1_channel]").select_option(label="Email")
+    form.locator("select[name=step1_when]").select_option(label="After 5 seconds (to try it here)")
+    form.locator("select[name=step2_channel]").select_option(label="In the app again")
+    form.locator("select[name=step2_when]").select_option(label="1 day before the deadline")
     with page.expect_response(lambda r: r.url.endswith("/api/notifications")) as sent:
         page.locator("#send").click()
     assert sent.value.status == 201

@@ -268,7 +268,8 @@ def test_refused_credentials_stop_the_retries(stack, context: BrowserContext) ->
     page.goto(f"{stack.rest_url}/demo/")
     page.evaluate(
         """async ({ wsUrl, restUrl }) => {
-            const { createNotificationClient } = await import("./notification-client.js");
+            const library = "/static/notifications/notification-client.js";
+            const { createNotificationClient } = await import(library);
             window.statuses = [];
             window.tokenRequests = [];
             window.sockets = 0;

@@ -55,13 +55,16 @@ window.fakeClient = {
 """
 
 
+LIBRARY = "/static/notifications/"
+
+
 def _module_requests(page: Page) -> list[str]:
     requested: list[str] = []
     page.on(
         "request",
         lambda request: (
-            requested.append(request.url.split("/demo/", 1)[-1])
-            if "/demo/" in request.url and request.url.endswith(".js")
+            requested.append(request.url.split(LIBRARY, 1)[-1])
+            if LIBRARY in request.url and request.url.endswith(".js")
             else None
         ),
     )
@@ -110,7 +113,7 @@ def _fake_list_page(context: BrowserContext, stack: LocalStack) -> Page:
 <body><main><h1>List</h1><notification-list id="list" label="Inbox"></notification-list></main>
 <script type="module">
 {FAKE_CLIENT}
-const {{ setDefaultClient }} = await import("./index.js");
+const {{ setDefaultClient }} = await import("{LIBRARY}index.js");
 setDefaultClient(window.fakeClient);
 window.ready = true;
 </script></body></html>"""

@@ -309,8 +309,12 @@ def test_dev_routes_mint_tokens_and_describe_the_stack(probe_stack: LocalStack) 
 
 
 def test_demo_page_is_served_from_the_web_directory(tmp_path: Any) -> None:
-    (tmp_path / "index.html").write_text("<title>demo</title>")
-    (tmp_path / "app.js").write_text("export {};")
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "index.html").write_text("<title>demo</title>")
+    (tmp_path / "demo" / "app.js").write_text("export {};")
+    (tmp_path / "index.js").write_text("export const library = 1;")
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / "x.test.mjs").write_text("")
     env = {"DEVSTACK_WEB_DIR": str(tmp_path)}
     with LocalStack(app=PROBE_APP, env=env) as stack:
         index = http("GET", f"{stack.rest_url}/demo/")
@@ -320,6 +324,11 @@ def test_demo_page_is_served_from_the_web_directory(tmp_path: Any) -> None:
         assert "javascript" in script.headers["Content-Type"]
         assert http("GET", f"{stack.rest_url}/demo/../conftest.py").status == 404
         assert http("GET", f"{stack.rest_url}/demo/missing.js").status == 404
+        library = http("GET", f"{stack.rest_url}/static/notifications/index.js")
+        assert library.status == 200 and "javascript" in library.headers["Content-Type"]
+        assert library.body == "export const library = 1;"
+        for outside in ("test/x.test.mjs", "demo/index.html", "../pyproject.toml", ""):
+            assert http("GET", f"{stack.rest_url}/static/notifications/{outside}").status == 404
 
 
 def test_idle_timeout_and_max_duration_close_with_1001() -> None:

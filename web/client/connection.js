@@ -33,6 +33,7 @@ export function createConnection({
   random,
   transports,
   resume,
+  locale,
   obtainToken,
   verifyToken,
   newestId,
@@ -141,9 +142,15 @@ export function createConnection({
   }
 
   // The fields of the `register` frame (the transport adds `action` and `request_id`), read
-  // when the socket opens so `since` is the newest id by then.
+  // when the socket opens so `since` is the newest id by then; `locale` is the user's language
+  // until they choose one: the app's or the browser's.
   function registerFields(token) {
-    return resume.lastId ? { token, since: resume.lastId } : { token };
+    const language = locale ?? globalThis.navigator?.language;
+    return {
+      token,
+      ...(resume.lastId && { since: resume.lastId }),
+      ...(typeof language === "string" && language && { locale: language }),
+    };
   }
 
   async function open() {

@@ -98,6 +98,10 @@ export class ClientElement extends Base {
     this.root.dir = direction(locale);
     this.applyStrings();
     this.directionChanged?.();
+    // Elements inside this one's shadow root follow its `lang`, which no observer sees change.
+    for (const element of connected) {
+      if (element !== this && element.getRootNode() === this.shadowRoot) element.localize();
+    }
   }
 
   #use(client) {
@@ -135,7 +139,22 @@ export class ClientElement extends Base {
   applyStrings() {}
 }
 
-/** Dispatches `notification-click` (bubbles, composed; detail = the notification). */
+/**
+ * Dispatches `notification-click` (bubbles, composed, cancelable; detail = the notification).
+ * False when a listener called preventDefault(): the app handled it (the list then leaves it unread).
+ */
 export function dispatchOpen(element, notification) {
-  element.dispatchEvent(new CustomEvent("notification-click", { detail: notification, bubbles: true, composed: true }));
+  return element.dispatchEvent(
+    new CustomEvent("notification-click", { detail: notification, bubbles: true, composed: true, cancelable: true }),
+  );
+}
+
+/** The centers whose panel is open: arrivals show there, so toasts wait. */
+export const openPanels = new Set();
+export const panelEvents = new EventTarget();
+
+export function setPanelOpen(center, open) {
+  if (open) openPanels.add(center);
+  else openPanels.delete(center);
+  panelEvents.dispatchEvent(new Event("change"));
 }

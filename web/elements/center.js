@@ -1,7 +1,7 @@
 // <notification-center open pinned label>: bell, badge and panel (README). The panel's chrome
 // (center-panel.js) loads when the bell is focused or hovered, or at the latest on opening;
 // the list is here from the start, since the badge counts the notices awaiting confirmation.
-import { ClientElement } from "./base.js";
+import { ClientElement, setPanelOpen } from "./base.js";
 
 const BELL = `<svg viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><path d="M18 8a6 6 0 0 0-12 0c0 7-3 9-3 9h18s-3-2-3-9"/><path d="M13.73 21a2 2 0 0 1-3.46 0"/></svg>`;
 
@@ -47,6 +47,7 @@ export class NotificationCenter extends ClientElement {
     this.onOutsideClick = (event) => {
       if (this.open && !this.hasAttribute("pinned") && !event.composedPath().includes(this)) this.open = false;
     };
+    this.onResize = () => this.open && this.#keepOnScreen();
     this.viewName = "inbox";
     this.panel = null;
   }
@@ -87,6 +88,7 @@ export class NotificationCenter extends ClientElement {
     if (open && !this.panel) await this.#loadPanel();
     if (open !== this.open) return; // closed again while the chrome was loading
     this.panelEl.hidden = !open;
+    setPanelOpen(this, open && !this.hasAttribute("pinned"));
     if (open) this.#keepOnScreen();
     this.toggleEl.setAttribute("aria-expanded", String(open));
     this.dispatchEvent(new CustomEvent("toggle", { detail: { open } }));
@@ -95,11 +97,14 @@ export class NotificationCenter extends ClientElement {
   connectedCallback() {
     super.connectedCallback();
     document.addEventListener("click", this.onOutsideClick);
+    window.addEventListener("resize", this.onResize);
   }
 
   disconnectedCallback() {
     super.disconnectedCallback();
     document.removeEventListener("click", this.onOutsideClick);
+    window.removeEventListener("resize", this.onResize);
+    setPanelOpen(this, false);
   }
 
   clientChanged(client) {
@@ -129,11 +134,25 @@ export class NotificationCenter extends ClientElement {
     if (this.open) this.#keepOnScreen();
   }
 
+  // Opens towards the side with room; where neither side has room for the whole panel (a
+  // narrow phone), it is shifted to lie inside the viewport with a small margin.
   #keepOnScreen() {
     const panel = this.panelEl;
+    const width = document.documentElement.clientWidth;
+    const margin = Math.min(8, width / 50);
+    panel.style.translate = "";
     panel.classList.remove("flip");
-    const { left, right } = panel.getBoundingClientRect();
-    if (left < 0 || right > document.documentElement.clientWidth) panel.classList.add("flip");
+    let { left, right } = panel.getBoundingClientRect();
+    if (left < margin || right > width - margin) {
+      panel.classList.add("flip");
+      const flipped = panel.getBoundingClientRect();
+      const overflow = (box) => Math.max(0, margin - box.left) + Math.max(0, box.right - (width - margin));
+      if (overflow(flipped) > overflow({ left, right })) panel.classList.remove("flip");
+      else ({ left, right } = flipped);
+    }
+    const shift = right > width - margin ? width - margin - right : 0;
+    const dx = left + shift < margin ? margin - left : shift;
+    if (dx) panel.style.translate = `${dx}px 0`;
   }
 
   async markAllRead() {

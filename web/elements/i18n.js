@@ -22,7 +22,7 @@ const EN = {
   mutedHint: "Comma separated, for example: news", channels: "Also tell me by",
   email: "Email", sms: "Text message (SMS)", quiet: "Quiet hours",
   quietOn: "No email or text messages during quiet hours", from: "From", to: "To",
-  tz: "Time zone", save: "Save", saved: "Saved", saveFailed: "Could not save: {reason}", loadFailed: "Could not load your preferences: {reason}",
+  tz: "Time zone", languageAuto: "Automatic (browser's language)", save: "Save", saved: "Saved", saveFailed: "Could not save: {reason}", loadFailed: "Could not load your preferences: {reason}",
 };
 const STRINGS = { en: EN };
 const loading = new Map();
@@ -73,8 +73,23 @@ export function nearestLang(node) {
   return null;
 }
 
-export function resolveLocale({ preferred, lang, navigatorLanguage = globalThis.navigator?.language } = {}) {
-  return matchLocale(preferred) ?? matchLocale(lang) ?? matchLocale(navigatorLanguage) ?? "en";
+/** The first of the browser's languages (most wanted first) that the UI speaks, or null. */
+export function browserLocale(languages = globalThis.navigator?.languages ?? [globalThis.navigator?.language]) {
+  for (const tag of languages ?? []) {
+    const locale = matchLocale(tag);
+    if (locale) return locale;
+  }
+  return null;
+}
+
+/**
+ * The UI language: the user's preference (null: never chosen) > the page's `lang` > the
+ * browser's languages (`navigatorLanguages`, most wanted first; `navigatorLanguage` alone
+ * when given) > English.
+ */
+export function resolveLocale({ preferred, lang, navigatorLanguage, navigatorLanguages } = {}) {
+  const browser = navigatorLanguage !== undefined ? [navigatorLanguage] : navigatorLanguages;
+  return matchLocale(preferred) ?? matchLocale(lang) ?? browserLocale(browser) ?? "en";
 }
 
 const plurals = new Map();

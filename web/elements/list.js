@@ -291,9 +291,9 @@ export class NotificationList extends ClientElement {
     this.actions.openConfirm(this, n, text, opener);
   }
 
-  /** Opens `n` (the `notification-click` event) and marks it read. */
+  /** Opens `n` (the `notification-click` event) and marks it read, unless the app prevented it. */
   async openItem(n) {
-    dispatchOpen(this, n);
+    if (!dispatchOpen(this, n)) return;
     if (n.read || !this.client) return;
     this.#onMarkedRead([n.id], null);
     try {

@@ -39,7 +39,7 @@ export class NotificationPreferences extends ClientElement {
       .row { display: flex; align-items: center; gap: 0.75rem; }
       .result[data-error] { color: var(--_error); }`,
       `<form part="form" novalidate>
-        <label><span class="label-locale"></span><select class="locale">${languages}</select></label>
+        <label><span class="label-locale"></span><select class="locale"><option value="" class="locale-auto"></option>${languages}</select></label>
         <label><span class="label-muted"></span><input class="muted" autocomplete="off" aria-describedby="muted-hint"></label>
         <span class="hint muted-hint" id="muted-hint"></span>
         <fieldset><legend class="legend-channels"></legend>
@@ -66,6 +66,7 @@ export class NotificationPreferences extends ClientElement {
 
   applyStrings() {
     for (const [key, selector] of FIELDS) this.$(`.${selector}`).textContent = this.t(key);
+    this.$(".locale-auto").textContent = this.t("languageAuto");
     if (this.outcome) this.#result(...this.outcome);
   }
 
@@ -86,7 +87,7 @@ export class NotificationPreferences extends ClientElement {
   get value() {
     const $ = (selector) => this.$(selector);
     return {
-      locale: $(".locale").value,
+      locale: $(".locale").value || null, // null: the browser's language, wherever the user signs in
       muted_categories: [...new Set($(".muted").value.split(",").map((c) => c.trim()).filter(Boolean))],
       channels: { email: $(".email").checked, sms: $(".sms").checked },
       quiet_hours: $(".quiet-on").checked
@@ -101,7 +102,7 @@ export class NotificationPreferences extends ClientElement {
     const zone = preferences.quiet_hours?.time_zone ?? Intl.DateTimeFormat().resolvedOptions().timeZone ?? "UTC";
     $(".tz").replaceChildren(...[...new Set([zone, ...zones])].sort().map((name) => new Option(name, name)));
     $(".tz").value = zone;
-    $(".locale").value = preferences.locale ?? this.locale;
+    $(".locale").value = preferences.locale ?? "";
     $(".muted").value = (preferences.muted_categories ?? []).join(", ");
     $(".email").checked = preferences.channels?.email ?? true;
     $(".sms").checked = preferences.channels?.sms ?? true;

@@ -1,5 +1,5 @@
 // <notification-toast duration max max-age>; a toast never takes focus (the live region speaks).
-import { ClientElement } from "./base.js";
+import { ClientElement, openPanels, panelEvents } from "./base.js";
 import { announceArrival, isFresh } from "./live-region.js";
 import { priorityOf } from "./theme.js";
 
@@ -42,11 +42,17 @@ export class NotificationToast extends ClientElement {
   }
 
   bind(client) {
+    // An open panel shows arrivals itself, where a toast would cover them: toasts make way.
+    const makeWay = () => openPanels.size && this.stack.replaceChildren();
+    panelEvents.addEventListener("change", makeWay);
     return [
       client.on("notification", (n) => {
-        if (!n.read && isFresh(n, this.maxAgeMs) && !this.#muted(n)) this.show(n);
+        if (n.read || !isFresh(n, this.maxAgeMs) || this.#muted(n)) return;
+        if (openPanels.size) announceArrival(n, this.locale);
+        else this.show(n);
       }),
-      client.on("reminder", (n) => this.show(n, { reminder: true })),
+      client.on("reminder", (n) => openPanels.size || this.show(n, { reminder: true })),
+      () => panelEvents.removeEventListener("change", makeWay),
     ];
   }
 

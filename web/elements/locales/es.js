@@ -24,6 +24,6 @@ export default {
   muted: "Categorías silenciadas", mutedHint: "Separadas por comas, por ejemplo: noticias",
   channels: "Avisarme también por", email: "Correo electrónico", sms: "Mensaje de texto (SMS)",
   quiet: "Horas de silencio", quietOn: "Sin correos ni mensajes de texto en horas de silencio",
-  from: "Desde", to: "Hasta", tz: "Zona horaria", save: "Guardar", saved: "Guardado",
+  from: "Desde", to: "Hasta", tz: "Zona horaria", languageAuto: "Automático (idioma del navegador)", save: "Guardar", saved: "Guardado",
   saveFailed: "No se pudo guardar: {reason}", loadFailed: "No se pudieron cargar sus preferencias: {reason}",
 };

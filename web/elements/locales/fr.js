@@ -24,6 +24,6 @@ export default {
   muted: "Catégories en sourdine", mutedHint: "Séparées par des virgules, par exemple : actualités",
   channels: "Me prévenir aussi par", email: "E-mail", sms: "SMS", quiet: "Heures calmes",
   quietOn: "Ni e-mail ni SMS pendant les heures calmes", from: "De", to: "À",
-  tz: "Fuseau horaire", save: "Enregistrer", saved: "Enregistré",
+  tz: "Fuseau horaire", languageAuto: "Automatique (langue du navigateur)", save: "Enregistrer", saved: "Enregistré",
   saveFailed: "Échec de l’enregistrement : {reason}", loadFailed: "Impossible de charger vos préférences : {reason}",
 };

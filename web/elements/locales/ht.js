@@ -21,6 +21,6 @@ export default {
   mutedHint: "Separe ak vigil, pa egzanp: nouvèl", channels: "Fè m konnen tou pa",
   email: "Imèl", sms: "Mesaj tèks (SMS)", quiet: "Lè silans",
   quietOn: "Pa gen imèl ni mesaj tèks pandan lè silans", from: "Soti", to: "Rive",
-  tz: "Fizo orè", save: "Anrejistre", saved: "Anrejistre", saveFailed: "Nou pa t kapab anrejistre: {reason}", loadFailed: "Nou pa t kapab chaje preferans ou yo: {reason}",
+  tz: "Fizo orè", languageAuto: "Otomatik (lang navigatè a)", save: "Anrejistre", saved: "Anrejistre", saveFailed: "Nou pa t kapab anrejistre: {reason}", loadFailed: "Nou pa t kapab chaje preferans ou yo: {reason}",
   rel: { ago: "sa gen {n} {u}", in: "nan {n} {u}", minute: "minit", hour: "èdtan", day: "jou", week: "semèn" },
 };

@@ -16,6 +16,6 @@ export default {
   justNow: "刚刚", settings: "通知设置", prefs: "偏好设置", language: "语言",
   muted: "静音的类别", mutedHint: "用逗号分隔，例如：news", channels: "同时通过以下方式通知我",
   email: "电子邮件", sms: "短信", quiet: "免打扰时段", quietOn: "免打扰时段内不发送电子邮件和短信",
-  from: "开始", to: "结束", tz: "时区", save: "保存", saved: "已保存",
+  from: "开始", to: "结束", tz: "时区", languageAuto: "自动（浏览器语言）", save: "保存", saved: "已保存",
   saveFailed: "无法保存：{reason}", loadFailed: "无法加载您的偏好设置：{reason}",
 };
