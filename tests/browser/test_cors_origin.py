@@ -31,7 +31,7 @@ CALLS = """async (rest) => {
   const openapi = await fetch(rest + "/openapi.json");
   const asyncapi = await fetch(rest + "/asyncapi.json");
   const config = await fetch(rest + "/dev/config");
-  const client = await import(rest + "/demo/index.js");
+  const client = await import(rest + "/static/notifications/index.js");
   return {
     minted: minted.status, me: [me.status, (await me.json()).user_id],
     prefs: [prefs.status, (await prefs.json()).locale],
