@@ -18,15 +18,17 @@ from chalicelib.auth import Principal, TokenVerifier, build_verifier
 from chalicelib.delivery import PUSH_RETRY, Sender
 from chalicelib.errors import ConfigurationError
 from chalicelib.escalation import EscalationConfig, Escalations, Messenger
-from chalicelib.fanout import FanoutQueue
+from chalicelib.fanout import FanoutQueue, register_fanout
 from chalicelib.immigration import Immigration
+from chalicelib.jobs import InlineJobs, Registry, SqsJobs
 from chalicelib.notifications import Counters, Notifications
 from chalicelib.preferences import Accounts
 from chalicelib.receipts import Receipts
-from chalicelib.rights import DataRights
+from chalicelib.rights import DataRights, register_erasure
 from chalicelib.sessions import Sessions
 from chalicelib.settings import Settings, get_settings
 from chalicelib.storage import ConnectionStore, Directory, Dynamo, Inbox, Limits
+from chalicelib.storage.erasures import ErasureLog
 from chalicelib.storage.escalations import EscalationSteps
 from chalicelib.storage.profiles import Profiles
 from chalicelib.storage.receipts import ReceiptStore
@@ -111,6 +113,8 @@ class Service:
     accounts: Accounts
     profiles: Profiles
     steps: EscalationSteps
+    # Background work on the SQS queue (inline, to its end, where none is configured).
+    jobs: SqsJobs | InlineJobs
 
     def check_rate(self, principal: Principal) -> None:
         self.sessions.check_rate(principal)
@@ -152,11 +156,12 @@ def build_service(
         retry=replace(PUSH_RETRY, attempts=settings.push_max_attempts),
         concurrency=settings.push_concurrency,
     )
+    registry = Registry()
     fanout = None
+    jobs: SqsJobs | InlineJobs = InlineJobs(registry)
     if settings.fanout_queue_url:
-        fanout = FanoutQueue(
-            clients.sqs, settings.fanout_queue_url, users_per_message=settings.fanout_batch_size
-        )
+        jobs = SqsJobs(clients.sqs, settings.fanout_queue_url, registry)
+        fanout = FanoutQueue(jobs, users_per_message=settings.fanout_batch_size)
     verifier = build_verifier(settings, clients.session)
     profiles = Profiles(db, table)
     steps = EscalationSteps(db, table, clock=clock)
@@ -202,6 +207,21 @@ def build_service(
         rate_limit_per_minute=settings.rate_limit_per_minute,
         clock=clock,
     )
+    rights = DataRights(
+        notifications,
+        directory,
+        receipts,
+        ErasureLog(db, table, clock=clock),
+        jobs,
+        erasables=(profiles,),
+        exporters={
+            "preferences": lambda user_id: profiles.preferences(user_id).model_dump(mode="json"),
+            "contact": lambda user_id: profiles.contact(user_id).model_dump(mode="json"),
+        },
+        clock=clock,
+    )
+    register_fanout(registry, notifications)
+    register_erasure(registry, rights)
     return Service(
         settings=settings,
         clients=clients,
@@ -215,22 +235,12 @@ def build_service(
         directory=directory,
         limits=limits,
         receipts=receipts,
-        rights=DataRights(
-            notifications,
-            directory,
-            receipts,
-            erasables=(profiles, steps),
-            exporters={
-                "preferences": lambda user_id: profiles.preferences(user_id).model_dump(
-                    mode="json"
-                ),
-                "contact": lambda user_id: profiles.contact(user_id).model_dump(mode="json"),
-            },
-        ),
+        rights=rights,
         escalations=escalations,
         accounts=Accounts(profiles, directory),
         profiles=profiles,
         steps=steps,
+        jobs=jobs,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote
 
@@ -15,8 +16,9 @@ from moto.dynamodb.responses import DynamoHandler
 import app as lambda_app
 from chalicelib import send_notification
 from chalicelib.errors import Unavailable
+from chalicelib.jobs import InlineJobs, Registry
 from chalicelib.models import NotificationContent
-from chalicelib.rights import DataRights
+from chalicelib.rights import register_erasure
 from chalicelib.wiring import Service
 from tests.conftest import WsClient, on_call, token
 
@@ -67,7 +69,8 @@ def test_export_holds_everything_stored_about_the_caller(http: Any, ws: type[WsC
     assert response.status_code == 200
     export = response.json_body
     assert set(export) == {"user_id", "groups", "notifications", "preferences", "contact",
-                           "receipts"}  # fmt: skip
+                           "receipts", "next_cursor"}  # fmt: skip
+    assert export["next_cursor"] is None
     assert export["user_id"] == "alice"
     assert export["groups"] == ["clients"]
     assert [n["id"] for n in export["notifications"]] == [kept, archived]
@@ -108,7 +111,7 @@ def test_erasure_closes_sessions_and_leaves_only_receipts(
     response = http.delete("/api/users/alice", headers=ADMIN)
 
     assert response.status_code == 202
-    assert response.json_body == {"erased": True}
+    assert response.json_body == {"erased": True, "status": "done"}  # no queue: done inline
     assert sorted(unquote(c["url_path"].rsplit("/", 1)[-1]) for c in closed) == sorted(
         [laptop.connection_id, phone.connection_id]
     )
@@ -269,8 +272,8 @@ def test_erasure_calls_every_erasable_store(service: Service) -> None:
         def erase(self, user_id: str) -> None:
             erased.append(user_id)
 
-    rights = DataRights(
-        service.notifications, service.directory, service.receipts, erasables=[Preferences()]
-    )
+    registry = Registry()
+    rights = replace(service.rights, erasables=[Preferences()], jobs=InlineJobs(registry))
+    register_erasure(registry, rights)
     rights.erase("alice")
     assert erased == ["alice"]
