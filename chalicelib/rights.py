@@ -218,8 +218,8 @@ class DataRights:
         phase, cursor = erasure.phase, dict(erasure.cursor)
         calls = 2  # reading the record, saving the progress
         while STEP_CALLS[phase] + calls <= SLICE_CALLS and not deadline.passed:
-            calls += STEP_CALLS[phase]
-            phase, cursor = self._step(user_id, requested_at, phase, cursor)
+            phase, cursor, made = self._step(user_id, requested_at, phase, cursor)
+            calls += made
             if phase == "done":
                 log.finish(user_id, requested_at, self._timestamp())
                 return True
@@ -228,38 +228,48 @@ class DataRights:
 
     def _step(
         self, user_id: str, requested_at: str, phase: str, cursor: dict[str, Any]
-    ) -> tuple[str, dict[str, Any]]:
+    ) -> tuple[str, dict[str, Any], int]:
+        """One step of an erasure: the next phase and cursor, and about how many DynamoDB calls
+        it made (at most `STEP_CALLS[phase]`)."""
         notifications = self.notifications
         if phase == "connections":
             connections = notifications.connections.of_user(user_id)
             for connection_id in connections[:CONNECTIONS_PER_STEP]:
                 notifications.sender.close(connection_id)
+            made = 1 + min(len(connections), CONNECTIONS_PER_STEP)
             if len(connections) > CONNECTIONS_PER_STEP:
-                return phase, cursor
-            return "directory", {}
+                return phase, cursor, made
+            return "directory", {}, made
         if phase == "directory":
+            groups = self.directory.groups_of(user_id) or []
             self.directory.erase(user_id)
             for store in self.erasables:
                 store.erase(user_id)
-            return "receipts", {}
+            return "receipts", {}, 4 + len(groups) + len(self.erasables)
         if phase == "receipts":
             ids, after = self.receipts.store.of_user_page(
                 user_id, cursor.get("after"), RECEIPTS_PER_STEP
             )
             self._mark_erased(user_id, ids)
-            return ("receipts", {"after": after}) if after is not None else ("partition", {})
+            made = 1 + 2 * len(ids)
+            if after is not None:
+                return "receipts", {"after": after}, made
+            return "partition", {}, made
         if phase == "partition":
             newest_indexed = _ms(requested_at) - INDEX_LAG_MS
+            recent: list[str] = []
 
             def closing(ids: list[str]) -> None:
-                self._mark_erased(
-                    user_id, [i for i in ids if ULID.from_str(i).milliseconds >= newest_indexed]
-                )
+                recent.extend(i for i in ids if ULID.from_str(i).milliseconds >= newest_indexed)
+                self._mark_erased(user_id, recent)
 
-            _, more = notifications.inbox.erase_page(user_id, PARTITION_PER_STEP, closing=closing)
-            return ("partition", {}) if more else ("finish", {})
+            _, more = notifications.inbox.erase_page(
+                user_id, PARTITION_PER_STEP, closing=closing
+            )
+            made = 3 + 2 * len(recent)
+            return ("partition", {}, made) if more else ("finish", {}, made)
         notifications.inbox.lift_hold(user_id)
-        return "done", {}
+        return "done", {}, 1
 
     def _mark_erased(self, user_id: str, ids: list[str]) -> None:
         """THE receipts call of an erasure: `erased` appended once to each of `ids`."""

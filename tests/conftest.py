@@ -102,10 +102,11 @@ def boto_session(moto_session: None) -> boto3.session.Session:
 
 
 @pytest.fixture
-def aws(moto_session: None, scans: list[str], serialized_moto: None) -> Iterator[None]:
+def aws(moto_session: None, scans: list[str], request: pytest.FixtureRequest) -> Iterator[None]:
     """Inside moto, emptied for this test: every table, queue and connection of earlier tests
     is gone (moto's documented reset API, in-process). One DynamoDB call at a time, as the
     SQS worker runs its batch's jobs side by side (tests/serial.py)."""
+    request.getfixturevalue("serialized_moto")
     requests.post("http://motoapi.amazonaws.com/moto-api/reset", timeout=5).raise_for_status()
     yield
 
