@@ -263,9 +263,7 @@ class DataRights:
                 recent.extend(i for i in ids if ULID.from_str(i).milliseconds >= newest_indexed)
                 self._mark_erased(user_id, recent)
 
-            _, more = notifications.inbox.erase_page(
-                user_id, PARTITION_PER_STEP, closing=closing
-            )
+            _, more = notifications.inbox.erase_page(user_id, PARTITION_PER_STEP, closing=closing)
             made = 3 + 2 * len(recent)
             return ("partition", {}, made) if more else ("finish", {}, made)
         notifications.inbox.lift_hold(user_id)

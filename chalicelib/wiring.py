@@ -20,7 +20,7 @@ from chalicelib.errors import ConfigurationError
 from chalicelib.escalation import EscalationConfig, Escalations, Messenger
 from chalicelib.fanout import FanoutQueue, register_fanout
 from chalicelib.immigration import Immigration
-from chalicelib.jobs import InlineJobs, Registry, SqsJobs
+from chalicelib.jobs import JOB_CONCURRENCY, InlineJobs, Registry, SqsJobs
 from chalicelib.notifications import Counters, Notifications
 from chalicelib.preferences import Accounts
 from chalicelib.receipts import Receipts
@@ -67,7 +67,7 @@ class Clients:
             retries={"total_max_attempts": 1},
             connect_timeout=2,
             read_timeout=5,
-            max_pool_connections=settings.push_concurrency,
+            max_pool_connections=settings.push_concurrency * JOB_CONCURRENCY,
         )
         return cls(
             dynamodb=session.client(
@@ -75,7 +75,9 @@ class Clients:
                 region_name=settings.region,
                 endpoint_url=settings.dynamodb_endpoint,
                 config=Config(
-                    retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=32
+                    retries={"mode": "standard", "max_attempts": 5},
+                    # Each of the worker's concurrent jobs looks up sessions 16 at a time.
+                    max_pool_connections=16 * JOB_CONCURRENCY,
                 ),
             ),
             management=lambda endpoint: session.client(
@@ -154,7 +156,8 @@ def build_service(
         endpoint=settings.websocket_endpoint,
         region=settings.region,
         retry=replace(PUSH_RETRY, attempts=settings.push_max_attempts),
-        concurrency=settings.push_concurrency,
+        # Per job: the SQS worker runs up to JOB_CONCURRENCY jobs at once, each pushing.
+        concurrency=settings.push_concurrency * JOB_CONCURRENCY,
     )
     registry = Registry()
     fanout = None
