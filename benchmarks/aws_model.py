@@ -14,8 +14,9 @@ source's scaling ramp is not modelled), an invocation takes up to B messages (th
 source's batch size: app.py declares 10; 1 is shown beside it) and runs them side by side
 in a pool of `JOB_CONCURRENCY` (as chalicelib/jobs.py does; a row "one job at a time" shows
 the worker before it), page jobs first. Each job has its own session lookups and pushes
-(the sender's pool holds `push_concurrency` for each job running at once). No latency is injected into moto (in
-process here): wall time on moto would measure moto, so time comes from the model only.
+(the sender's pool holds `push_concurrency` for each job running at once). No latency is
+injected into moto (in process here): wall time on moto would measure moto, so time comes
+from the model only.
 
 Latencies per call (ms), client-observed, same region:
     GetItem / PutItem / UpdateItem / DeleteItem 5, TransactWriteItems 10, Query 6,
