@@ -96,6 +96,9 @@ class DataRights:
     # Sections of the export other stores provide, by name (e.g. "preferences", "contact").
     exporters: Mapping[str, Callable[[str], Any]] = field(default_factory=dict)
     clock: Callable[[], float] = time.time
+    # An export page: at most this many bytes of JSON and DynamoDB calls.
+    export_page_bytes: int = EXPORT_PAGE_BYTES
+    export_calls: int = EXPORT_CALLS
 
     # --- export ----------------------------------------------------------------------------
 
@@ -123,14 +126,15 @@ class DataRights:
         def fits(entry: dict[str, Any]) -> bool:
             nonlocal size, full
             grown = size + len(json.dumps(entry)) + 2
-            full = full or grown > EXPORT_PAGE_BYTES
+            empty = not document["notifications"] and not document["receipts"]
+            full = full or (grown > self.export_page_bytes and not empty)
             if not full:
                 size = grown
             return not full
 
         if part == "notifications":
-            while not full and calls < EXPORT_CALLS // 10:
-                items, more = self.notifications.inbox.export_page(
+            while not full and calls < max(self.export_calls // 10, 2):
+                items, following = self.notifications.inbox.export_page(
                     user_id, after, EXPORT_NOTIFICATIONS_PER_QUERY
                 )
                 calls += 1
@@ -140,11 +144,13 @@ class DataRights:
                         break
                     document["notifications"].append(entry)
                     after = notification.id
-                if not full and not more:
-                    part, after = "receipts", None
-                    break
-        while part == "receipts" and not full and calls + 2 <= EXPORT_CALLS:
-            limit = min(EXPORT_RECEIPTS_PER_QUERY, EXPORT_CALLS - calls - 1)
+                if not full:
+                    if following is None:
+                        part, after = "receipts", None
+                        break
+                    after = following
+        while part == "receipts" and not full and calls + 2 <= self.export_calls:
+            limit = min(EXPORT_RECEIPTS_PER_QUERY, self.export_calls - calls - 1)
             ids, following = self.receipts.store.of_user_page(user_id, after, limit)
             calls += 1
             for notification_id in ids:

@@ -456,9 +456,9 @@ class Inbox:
 
     def export_page(
         self, user_id: str, after: str | None, limit: int
-    ) -> tuple[list[Notification], bool]:
-        """`everything`, one page at a time: up to `limit` notifications after `after` (an
-        id), oldest first, and whether more may follow."""
+    ) -> tuple[list[Notification], str | None]:
+        """`everything`, one Query at a time: up to `limit` notifications after `after` (an
+        id), oldest first, and the id the Query stopped at (None: no more)."""
         request: Item = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
@@ -474,7 +474,8 @@ class Inbox:
             request["ExclusiveStartKey"] = notification_key(user_id, after)
         response = self._db.client.query(**request)
         items = [_notification_from(item) for item in response["Items"]]
-        return items, "LastEvaluatedKey" in response
+        last = response.get("LastEvaluatedKey")
+        return items, None if last is None else notification_id_of(last)
 
     def replay(self, user_id: str, since: str | None, limit: int = 100) -> list[Notification]:
         """Not-yet-acked notifications, plus those newer than `since`; oldest first."""
