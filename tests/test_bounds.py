@@ -13,9 +13,9 @@ import pytest
 from benchmarks.aws_model import Recorder
 from benchmarks.volume import (
     AWAITING_WRITE_PATH,
-    SLOW_ON_THIS_BUILD,
     BYTES_BOUND,
     CALL_BOUND,
+    SLOW_ON_THIS_BUILD,
     USER,
     Measured,
     measure,
