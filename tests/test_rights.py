@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import json
+import random
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote
 
+import boto3
 import pytest
 from chalice.test import Client
 from moto.dynamodb.responses import DynamoHandler
 
 import app as lambda_app
+from benchmarks.volume import seed_inbox
 from chalicelib import send_notification
 from chalicelib.errors import Unavailable
 from chalicelib.jobs import InlineJobs, Registry
 from chalicelib.models import NotificationContent
 from chalicelib.rights import register_erasure
 from chalicelib.wiring import Service
-from tests.conftest import WsClient, on_call, token
+from devstack.fanout import FanoutWorker, create_fanout_queues
+from tests.conftest import REGION, Clock, WsClient, on_call, token
+from tests.test_jobs import patient_redrive
 
 ADMIN = {"Authorization": f"Bearer {token('root', admin=True)}", "Content-Type": "application/json"}
 
@@ -277,3 +283,161 @@ def test_erasure_calls_every_erasable_store(service: Service) -> None:
     register_erasure(registry, rights)
     rights.erase("alice")
     assert erased == ["alice"]
+
+
+# --- erasure in the background (a queue configured, as deployed) ----------------------------
+
+
+@pytest.fixture
+def queued(
+    build: Callable[..., Service], monkeypatch: pytest.MonkeyPatch
+) -> tuple[Service, Any, str, FanoutWorker]:
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue, dead_letter = create_fanout_queues(sqs, prefix=f"e{uuid.uuid4().hex[:8]}")
+    service = build(fanout_queue_url=queue)
+    return (
+        service,
+        sqs,
+        dead_letter,
+        FanoutWorker(sqs, queue, lambda_app.fanout_worker, region=REGION),
+    )
+
+
+def erasure_of(http: Any, user_id: str) -> dict[str, Any]:
+    response = http.get(f"/api/users/{user_id}/erasure", headers=ADMIN)
+    assert response.status_code == 200, response.body
+    return response.json_body
+
+
+def erased_entries(service: Service, notification_ids: list[str]) -> dict[str, int]:
+    """How many `erased` entries each receipt holds."""
+    return {
+        notification_id: [e.type for e in service.receipts.get(notification_id).entries].count(
+            "erased"
+        )
+        for notification_id in notification_ids
+    }
+
+
+def test_erasure_status_goes_from_none_to_pending_to_done(
+    http: Any, queued: tuple[Service, Any, str, FanoutWorker]
+) -> None:
+    service, _, _, worker = queued
+    send_notification("alice", {"message": "m"})
+    assert erasure_of(http, "alice") == {
+        "user_id": "alice", "status": "none", "requested_at": None, "finished_at": None
+    }  # fmt: skip
+    response = http.delete("/api/users/alice", headers=ADMIN)
+    assert (response.status_code, response.json_body) == (
+        202,
+        {"erased": True, "status": "pending"},
+    )
+    pending = erasure_of(http, "alice")
+    assert pending["status"] == "pending" and pending["requested_at"]
+    assert pending["finished_at"] is None
+    assert worker.drain() == 1
+    done = erasure_of(http, "alice")
+    assert done["status"] == "done" and done["requested_at"] == pending["requested_at"]
+    assert done["finished_at"] >= done["requested_at"]
+    assert partition(service, "alice") == []
+    # Erasing again is a new erasure of whatever is there now (nothing).
+    assert http.delete("/api/users/alice", headers=ADMIN).json_body["status"] == "pending"
+    assert worker.drain() == 1
+    assert erasure_of(http, "alice")["status"] == "done"
+
+
+def test_the_erasure_status_route_checks_its_input(http: Any) -> None:
+    assert http.get(f"/api/users/{'x' * 129}/erasure", headers=ADMIN).status_code == 422
+    assert http.get("/api/users/alice/erasure", headers=auth("alice")).status_code == 403
+    assert http.get("/api/users/alice/erasure").status_code == 401
+
+
+def test_erasure_of_5000_notifications_finishes_across_bounded_slices(
+    http: Any, queued: tuple[Service, Any, str, FanoutWorker], clock: Clock
+) -> None:
+    service, sqs, dead_letter, worker = queued
+    ids = seed_inbox(service, "alice", 5_000)
+    send_notification("bob", {"message": "bob keeps his"})
+    clock.advance(120)  # the seeded receipts are in the receipts index by now
+    assert http.delete("/api/users/alice", headers=ADMIN).json_body["status"] == "pending"
+    with pytest.raises(Unavailable):  # the tombstone holds off sends meanwhile
+        send_notification("alice", {"message": "during"})
+    calls = on_call(service.clients.dynamodb, "*")
+    per_slice = []
+    while True:
+        before = len(calls)
+        if not worker.poll_once():
+            break
+        per_slice.append(len(calls) - before)
+    assert len(per_slice) > 100  # the work was sliced ...
+    assert max(per_slice) <= 100  # ... each slice bounded
+    assert erasure_of(http, "alice")["status"] == "done"
+    assert partition(service, "alice") == []
+    assert set(erased_entries(service, ids).values()) == {1}
+    assert sqs.receive_message(QueueUrl=dead_letter).get("Messages", []) == []
+    assert partition(service, "bob")
+    send_notification("alice", {"message": "after"})  # the hold is lifted
+    assert service.inbox.unread_count("alice") == 1
+
+
+def test_an_erasure_killed_at_random_points_finishes_with_one_erased_per_receipt(
+    http: Any, queued: tuple[Service, Any, str, FanoutWorker], clock: Clock
+) -> None:
+    service, sqs, dead_letter, worker = queued
+    ws_ids = seed_inbox(service, "alice", 300)
+    fresh = [send_notification("alice", {"message": f"fresh {n}"}).id for n in range(5)]
+    clock.advance(30)  # the fresh ones are newer than the index may show: erased from the partition
+    # A slice makes up to 100 calls: killed once in about 150 calls, most slices die at least
+    # once before one gets through; the queue hands each back until it does.
+    patient_redrive(sqs, worker._queue_url, dead_letter)
+    rng = random.Random(7)
+    kills: list[str] = []
+    countdown = [rng.randint(1, 300)]
+
+    def maybe_die(**_: Any) -> None:
+        countdown[0] -= 1
+        if countdown[0] <= 0:
+            countdown[0] = rng.randint(1, 300)
+            kills.append("killed")
+            raise RuntimeError("worker killed")
+
+    assert http.delete("/api/users/alice", headers=ADMIN).status_code == 202
+    service.clients.dynamodb.meta.events.register("before-call.dynamodb.*", maybe_die)
+    for _ in range(2000):
+        if not worker.poll_once():
+            break
+    service.clients.dynamodb.meta.events.unregister("before-call.dynamodb.*", maybe_die)
+    assert len(kills) >= 5
+    assert erasure_of(http, "alice")["status"] == "done"
+    assert partition(service, "alice") == []
+    assert set(erased_entries(service, ws_ids + fresh).values()) == {1}
+    assert sqs.receive_message(QueueUrl=dead_letter).get("Messages", []) == []
+
+
+def test_reruns_never_renew_the_hold_or_start_a_second_erasure(
+    http: Any, queued: tuple[Service, Any, str, FanoutWorker], clock: Clock
+) -> None:
+    service, sqs, _, worker = queued
+    seed_inbox(service, "alice", 200)
+    assert http.delete("/api/users/alice", headers=ADMIN).json_body["status"] == "pending"
+    requested = erasure_of(http, "alice")["requested_at"]
+    assert worker.poll_once() == 1  # one slice: more remain
+    assert erasure_of(http, "alice")["status"] == "pending"
+    enqueued = on_call(service.jobs.client, "SendMessageBatch")
+    for _ in range(3):
+        clock.advance(30)
+        assert http.delete("/api/users/alice", headers=ADMIN).json_body["status"] == "pending"
+    assert enqueued == []  # the job is under way: nothing new
+    assert erasure_of(http, "alice")["requested_at"] == requested
+    with pytest.raises(Unavailable):
+        send_notification("alice", {"message": "a minute and a half in"})
+    # Its messages lost (say), the job stalls; a rerun much later enqueues it again, but puts
+    # no new tombstone: 16 minutes after the request, the first one has lapsed.
+    sqs.purge_queue(QueueUrl=worker._queue_url)
+    clock.advance(15 * 60)
+    assert http.delete("/api/users/alice", headers=ADMIN).json_body["status"] == "pending"
+    assert len(enqueued) == 1
+    assert send_notification("alice", {"message": "after the hold"}).id
+    worker.drain()
+    assert erasure_of(http, "alice")["status"] == "done"
+    assert partition(service, "alice") == []
