@@ -72,7 +72,8 @@ INDEX_LAG_MS = 60_000
 
 # An export page: at most this many bytes of JSON and DynamoDB calls.
 EXPORT_PAGE_BYTES = 1_000_000
-EXPORT_CALLS = 100
+# Of a request's 100: the rest is the request's own (rate limit, and so on).
+EXPORT_CALLS = 90
 EXPORT_NOTIFICATIONS_PER_QUERY = 100
 EXPORT_RECEIPTS_PER_QUERY = 40
 

@@ -19,6 +19,7 @@ from moto.dynamodb.responses import DynamoHandler
 import app as lambda_app
 from benchmarks.volume import seed_inbox
 from chalicelib import send_notification
+from chalicelib.auth import Principal
 from chalicelib.errors import Unavailable
 from chalicelib.jobs import InlineJobs, Registry
 from chalicelib.models import NotificationContent
@@ -441,3 +442,92 @@ def test_reruns_never_renew_the_hold_or_start_a_second_erasure(
     worker.drain()
     assert erasure_of(http, "alice")["status"] == "done"
     assert partition(service, "alice") == []
+
+
+# --- export, page by page -------------------------------------------------------------------
+
+
+def export_pages(http: Any, user_id: str, *, limit: int = 500) -> list[dict[str, Any]]:
+    """Every page of the caller's export, following `next_cursor`."""
+    pages: list[dict[str, Any]] = []
+    cursor = None
+    while len(pages) < limit:
+        path = "/api/me/export" + (f"?cursor={cursor}" if cursor else "")
+        response = http.get(path, headers=auth(user_id))
+        assert response.status_code == 200, response.body
+        pages.append(response.json_body)
+        cursor = pages[-1]["next_cursor"]
+        if cursor is None:
+            return pages
+    raise AssertionError("the export never ended")
+
+
+def joined(pages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The pages as one document: their lists end to end, the rest as on every page."""
+    whole = {**pages[0], "notifications": [], "receipts": [], "next_cursor": None}
+    for page in pages:
+        assert {k: v for k, v in page.items() if k not in {"notifications", "receipts",
+                "next_cursor"}} == {k: v for k, v in whole.items() if k not in {"notifications",
+                "receipts", "next_cursor"}}  # fmt: skip
+        whole["notifications"] += page["notifications"]
+        whole["receipts"] += page["receipts"]
+    return whole
+
+
+def test_export_pages_join_to_exactly_the_unpaged_document(
+    http: Any, service: Service, ws: type[WsClient]
+) -> None:
+    registered(ws, "alice", groups=("clients",))
+    seed_inbox(service, "alice", 150)
+    archived = send_notification("alice", {"message": "archived"}).id
+    http.post("/api/notifications/archive", body=json.dumps({"ids": [archived]}),
+              headers=auth("alice"))  # fmt: skip
+    pages = export_pages(http, "alice")
+    assert len(pages) >= 2  # 151 receipts take two pages of at most 100 calls
+    assert all(page["next_cursor"] for page in pages[:-1])
+    unbounded = replace(service.rights, export_calls=10**6, export_page_bytes=10**9)
+    whole = unbounded.export(Principal("alice", groups=("clients",)))
+    assert whole["next_cursor"] is None
+    assert joined(pages) == whole
+    assert len(whole["notifications"]) == len(whole["receipts"]) == 151
+
+
+def test_export_pages_stay_within_a_megabyte_and_100_calls(http: Any, service: Service) -> None:
+    seed_inbox(service, "alice", 5_000, message="x" * 600)
+    calls = on_call(service.clients.dynamodb, "*")
+    pages, cursor, seen = 0, None, 0
+    notifications = receipts = 0
+    while True:
+        before = len(calls)
+        path = "/api/me/export" + (f"?cursor={cursor}" if cursor else "")
+        response = http.get(path, headers=auth("alice"))
+        assert response.status_code == 200
+        assert len(response.body) <= 1_000_000
+        assert len(calls) - before <= 100
+        page = response.json_body
+        notifications += len(page["notifications"])
+        receipts += len(page["receipts"])
+        seen = max(seen, len(response.body))
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert notifications == receipts == 5_000
+    assert seen > 500_000  # pages of notifications are filled up to the megabyte
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "garbage",
+        "eyJwYXJ0IjoiZXZlcnl0aGluZyIsImFmdGVyIjpudWxsfQ",  # part "everything"
+        "eyJwYXJ0IjoicmVjZWlwdHMiLCJhZnRlciI6Im5vdC1hLXVsaWQifQ",  # after not an id
+        "eyJwYXJ0IjoicmVjZWlwdHMifQ",  # no after
+        "W10",  # a list
+        "x" * 513,
+        "%00",
+    ],
+)
+def test_an_export_cursor_it_did_not_give_is_a_422(http: Any, cursor: str) -> None:
+    response = http.get(f"/api/me/export?cursor={cursor}", headers=auth("alice"))
+    assert response.status_code == 422, response.body
