@@ -150,9 +150,18 @@ def _reply_models() -> dict[str, type[BaseModel]]:
         preferences: Preferences
         contact: Contact
         receipts: list[Receipt]
+        # Continues the export (notifications, then receipts); null on its last page.
+        next_cursor: str | None
 
     class Erased(Reply):
         erased: bool
+        status: Literal["pending", "done"]
+
+    class Erasure(Reply):
+        user_id: str
+        status: Literal["none", "pending", "done"]
+        requested_at: str | None
+        finished_at: str | None
 
     class Me(Reply):
         user_id: str
@@ -173,7 +182,7 @@ def _reply_models() -> dict[str, type[BaseModel]]:
     return {model.__name__: model for model in (
         Health, SendResult, BroadcastAccepted, Delivered, NotificationsPage, UnreadCount,
         MarkedRead, PollResult, OneNotification, FormSubmitted, Stats, Seen, Archived, Receipt,
-        CaseNotices, Export, Erased, Me, Preferences, UserContact,
+        CaseNotices, Export, Erased, Erasure, Me, Preferences, UserContact,
     )}  # fmt: skip
 
 
@@ -250,8 +259,20 @@ RESPONSES: dict[tuple[str, str], Success] = {
         "Every notice of a case with its receipt summary (text/csv to `Accept: text/csv`)",
         csv=True,
     ),
-    ("GET", "/api/me/export"): Success((200,), "Export", "Everything stored about the caller"),
-    ("DELETE", "/api/users/{user_id}"): Success((202,), "Erased", "Erase a user's data"),
+    ("GET", "/api/me/export"): Success(
+        (200,),
+        "Export",
+        "Everything stored about the caller, a page (at most 1 MB) at a time: notifications, "
+        "then receipts; pass `next_cursor` as `cursor` for the next page",
+    ),
+    ("DELETE", "/api/users/{user_id}"): Success(
+        (202,),
+        "Erased",
+        "Erase a user's data: accepted at once, finished in the background (`status`)",
+    ),
+    ("GET", "/api/users/{user_id}/erasure"): Success(
+        (200,), "Erasure", "Where the erasure of a user's data stands"
+    ),
     ("GET", "/api/me"): Success((200,), "Me", "The caller: groups, admin, preferences, contact"),
     ("PUT", "/api/me/preferences"): Success(
         (200,), "Preferences", "Replace the caller's preferences"
