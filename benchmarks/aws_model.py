@@ -619,7 +619,7 @@ def main(tiny: bool = False) -> None:
         [(200, 50, (10,))] if tiny else [(2_000, 500, (10, 100)), (100_000, 20_000, (10, 100))]
     )
     print(
-        f"\n   {'broadcast (C = Lambda concurrency, B = SQS batch size)':<52}{'to 202':>10}"
+        f"\n   {'broadcast (C = Lambda concurrency, B = SQS batch size)':<64}{'to 202':>10}"
         f"{'last push':>12}{'ratio':>8}{'cost':>10}"
     )
     for users, live, concurrencies in scenarios:
@@ -635,12 +635,12 @@ def main(tiny: bool = False) -> None:
                     ", one job at a time" if pool == 1 else ""
                 )
                 print(
-                    f"   {label + shape:<52}"
+                    f"   {label + shape:<64}"
                     f"{_ms(ours.to_202_ms):>10}{_ms(ours.last_push_ms):>12}{ratio:>7.0f}x"
                     f"{'$' + format(ours.cost(), '.4f'):>10}"
                 )
         print(
-            f"   {label + ', sequential baseline':<52}{_ms(base.to_202_ms):>10}"
+            f"   {label + ', sequential baseline':<64}{_ms(base.to_202_ms):>10}"
             f"{_ms(base.last_push_ms):>12}{'1':>7}x{'$' + format(base.cost(), '.4f'):>10}"
         )
         pages = math.ceil(users / traces.page_size)
