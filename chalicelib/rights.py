@@ -74,7 +74,7 @@ INDEX_LAG_MS = 60_000
 EXPORT_PAGE_BYTES = 1_000_000
 # Of a request's 100: the rest is the request's own (rate limit, and so on).
 EXPORT_CALLS = 90
-EXPORT_NOTIFICATIONS_PER_QUERY = 100
+EXPORT_NOTIFICATIONS_PER_QUERY = 1000  # a Query returns at most 1 MB anyway
 EXPORT_RECEIPTS_PER_QUERY = 40
 
 
