@@ -185,6 +185,9 @@ class SqsJobs:
             self._client = self._client_factory()
         return self._client
 
+    def register(self, kind: str, handler: Handler) -> None:
+        self.registry.register(kind, handler)
+
     def enqueue(self, kind: str, payload: dict[str, Any]) -> None:
         self.enqueue_many([(kind, payload)])
 
@@ -223,6 +226,9 @@ class InlineJobs:
     def __init__(self, registry: Registry, *, slice_seconds: float = INLINE_SLICE_S) -> None:
         self.registry = registry
         self._slice_seconds = slice_seconds
+
+    def register(self, kind: str, handler: Handler) -> None:
+        self.registry.register(kind, handler)
 
     def enqueue(self, kind: str, payload: dict[str, Any]) -> None:
         message = JobMessage(kind=kind, payload=payload)

@@ -270,7 +270,7 @@ def test_a_worker_killed_at_random_points_loses_and_doubles_nothing(
     # by design: here every redelivery must finish the job.
     patient_redrive(sqs, queue, dead_letter)
     copier = Copier(service)
-    service.jobs.registry.register(COPY, copier)
+    service.jobs.register(COPY, copier)
     batches = {f"b{n}": 40 + 9 * n for n in range(6)}
     for batch, total in batches.items():
         service.jobs.enqueue(COPY, {"batch": batch, "next": 0, "total": total})
