@@ -7,7 +7,7 @@ from typing import Any
 from chalice.app import Chalice, CloudWatchEvent, DynamoDBEvent, SQSEvent, WebsocketEvent
 
 from chalicelib.auth import Principal
-from chalicelib.fanout import process_records
+from chalicelib.jobs import Deadline
 from chalicelib.models import (
     ArchiveRequest,
     BroadcastRequest,
@@ -16,6 +16,7 @@ from chalicelib.models import (
     CreateNotification,
     DirectMessage,
     DocumentRequired,
+    ExportQuery,
     FormSubmission,
     MarkRead,
     Notification,
@@ -148,15 +149,20 @@ def case_notices(principal: Principal, case_id: str) -> Reply:
     return Reply({"case_id": case_id, "notices": notices})
 
 
-@api.route("/api/me/export")
-def export(principal: Principal) -> Reply:
-    return Reply(get_service().rights.export(principal))
+@api.route("/api/me/export", query=ExportQuery)
+def export(principal: Principal, query: ExportQuery) -> Reply:
+    return Reply(get_service().rights.export(principal, query.cursor))
 
 
 @api.route("/api/users/{user_id}", method="DELETE", access=Access.ADMIN)
 def erase_user(principal: Principal, user_id: str) -> Reply:
-    get_service().rights.erase(user_id)
-    return Reply({"erased": True}, 202)
+    status = get_service().rights.request_erasure(user_id)
+    return Reply({"erased": True, "status": status}, 202)
+
+
+@api.route("/api/users/{user_id}/erasure", access=Access.ADMIN)
+def erasure_status(principal: Principal, user_id: str) -> Reply:
+    return Reply(get_service().rights.erasure_status(user_id))
 
 
 @api.route("/api/notifications/poll", query=PollQuery)
@@ -247,12 +253,13 @@ def stats(principal: Principal) -> Reply:
     return Reply(get_service().notifications.stats())
 
 
-# --- SQS fan-out worker ------------------------------------------------------------------------
+# --- SQS jobs worker (broadcast fan-out, erasure, user-wide changes) ---------------------------
 
 
 @app.on_sqs_message(queue="notifications-fanout", batch_size=10)
 def fanout_worker(event: SQSEvent) -> dict[str, list[dict[str, str]]]:
-    failed = process_records(event.to_dict()["Records"], get_service().notifications.deliver_job)
+    deadline = Deadline.from_context(event.context)
+    failed = get_service().jobs.process(event.to_dict()["Records"], deadline)
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
 
 

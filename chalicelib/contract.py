@@ -167,10 +167,20 @@ class Export(Reply):
     preferences: Preferences
     contact: Contact
     receipts: list[Receipt]
+    # Continues the export (notifications, then receipts); null on its last page.
+    next_cursor: str | None
 
 
 class Erased(Reply):
     erased: bool
+    status: Literal["pending", "done"]
+
+
+class Erasure(Reply):
+    user_id: str
+    status: Literal["none", "pending", "done"]
+    requested_at: str | None
+    finished_at: str | None
 
 
 class Me(Reply):
@@ -202,7 +212,7 @@ REPLY_MODELS: dict[str, type[BaseModel]] = {
     for model in (
         Health, SendResult, BroadcastAccepted, Delivered, NotificationsPage, UnreadCount,
         MarkedRead, PollResult, OneNotification, FormSubmitted, Stats, Seen, Archived, Receipt,
-        CaseNotices, Export, Erased, Me, Preferences, UserContact,
+        CaseNotices, Export, Erased, Erasure, Me, Preferences, UserContact,
     )
 }  # fmt: skip
 
@@ -306,10 +316,20 @@ RESPONSES: dict[tuple[str, str], Success] = {
         tag="Proof of notice",
     ),
     ("GET", "/api/me/export"): Success(
-        (200,), "Export", "Everything stored about the caller", tag="Data rights"
+        (200,),
+        "Export",
+        "Everything stored about the caller, a page (at most 1 MB) at a time: notifications, "
+        "then receipts; pass `next_cursor` as `cursor` for the next page",
+        tag="Data rights",
     ),
     ("DELETE", "/api/users/{user_id}"): Success(
-        (202,), "Erased", "Erase a user's data", tag="Data rights"
+        (202,),
+        "Erased",
+        "Erase a user's data: accepted at once, finished in the background (`status`)",
+        tag="Data rights",
+    ),
+    ("GET", "/api/users/{user_id}/erasure"): Success(
+        (200,), "Erasure", "Where the erasure of a user's data stands", tag="Data rights"
     ),
     ("GET", "/api/me"): Success(
         (200,),
@@ -468,7 +488,13 @@ REPLY_EXAMPLES: dict[str, Any] = {
     },
     "Preferences": _PREFERENCES,
     "UserContact": {"user_id": "alice", "email": "alice@example.com", "phone": "+15555550100"},
-    "Erased": {"erased": True},
+    "Erased": {"erased": True, "status": "pending"},
+    "Erasure": {
+        "user_id": "alice",
+        "status": "done",
+        "requested_at": "2026-11-25T19:41:32.123Z",
+        "finished_at": "2026-11-25T19:41:35.004Z",
+    },
 }
 
 

@@ -514,6 +514,11 @@ class DirectMessage(Strict):
     data: JsonValue = Field(...)
 
 
+class ExportQuery(Strict):
+    # An opaque cursor from the previous page's `next_cursor` (checked by the export itself).
+    cursor: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = None
+
+
 class PollQuery(Strict):
     after: NotificationId | None = None
     wait: float = Field(0, ge=0, le=20)

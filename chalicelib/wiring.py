@@ -18,16 +18,18 @@ from chalicelib.auth import Principal, TokenVerifier, build_verifier
 from chalicelib.delivery import PUSH_RETRY, Sender
 from chalicelib.errors import ConfigurationError
 from chalicelib.escalation import EscalationConfig, Escalations, Messenger
-from chalicelib.fanout import FanoutQueue
+from chalicelib.fanout import FanoutQueue, register_fanout
 from chalicelib.immigration import Immigration
+from chalicelib.jobs import JOB_CONCURRENCY, InlineJobs, Registry, SqsJobs
 from chalicelib.notifications import Counters, Notifications
 from chalicelib.preferences import Accounts
 from chalicelib.publisher import Publisher
 from chalicelib.receipts import Receipts
-from chalicelib.rights import DataRights
+from chalicelib.rights import DataRights, register_erasure
 from chalicelib.sessions import Sessions
 from chalicelib.settings import Settings, get_settings
 from chalicelib.storage import ConnectionStore, Directory, Dynamo, Inbox, Limits
+from chalicelib.storage.erasures import ErasureLog
 from chalicelib.storage.escalations import EscalationSteps
 from chalicelib.storage.profiles import Profiles
 from chalicelib.storage.receipts import ReceiptStore
@@ -69,7 +71,7 @@ class Clients:
             retries={"total_max_attempts": 1},
             connect_timeout=2,
             read_timeout=5,
-            max_pool_connections=settings.push_concurrency,
+            max_pool_connections=settings.push_concurrency * JOB_CONCURRENCY,
         )
         return cls(
             dynamodb=session.client(
@@ -77,7 +79,9 @@ class Clients:
                 region_name=settings.region,
                 endpoint_url=settings.dynamodb_endpoint,
                 config=Config(
-                    retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=32
+                    retries={"mode": "standard", "max_attempts": 5},
+                    # Each of the worker's concurrent jobs looks up sessions 16 at a time.
+                    max_pool_connections=16 * JOB_CONCURRENCY,
                 ),
             ),
             management=lambda endpoint: session.client(
@@ -146,6 +150,8 @@ class Service:
     profiles: Profiles
     steps: EscalationSteps
     publisher: Publisher
+    # Background work on the SQS queue (inline, to its end, where none is configured).
+    jobs: SqsJobs | InlineJobs
 
     def check_rate(self, principal: Principal) -> None:
         self.sessions.check_rate(principal)
@@ -186,13 +192,15 @@ def build_service(
         endpoint=settings.websocket_endpoint,
         region=settings.region,
         retry=replace(PUSH_RETRY, attempts=settings.push_max_attempts),
-        concurrency=settings.push_concurrency,
+        # Per job: the SQS worker runs up to JOB_CONCURRENCY jobs at once, each pushing.
+        concurrency=settings.push_concurrency * JOB_CONCURRENCY,
     )
+    registry = Registry()
     fanout = None
+    jobs: SqsJobs | InlineJobs = InlineJobs(registry)
     if settings.fanout_queue_url:
-        fanout = FanoutQueue(
-            clients.sqs, settings.fanout_queue_url, users_per_message=settings.fanout_batch_size
-        )
+        jobs = SqsJobs(clients.sqs, settings.fanout_queue_url, registry)
+        fanout = FanoutQueue(jobs, users_per_message=settings.fanout_batch_size)
     verifier = build_verifier(settings, clients.session)
     profiles = Profiles(db, table)
     steps = EscalationSteps(db, table, clock=clock)
@@ -238,6 +246,21 @@ def build_service(
         rate_limit_per_minute=settings.rate_limit_per_minute,
         clock=clock,
     )
+    rights = DataRights(
+        notifications,
+        directory,
+        receipts,
+        ErasureLog(db, table, clock=clock),
+        jobs,
+        erasables=(profiles,),
+        exporters={
+            "preferences": lambda user_id: profiles.preferences(user_id).model_dump(mode="json"),
+            "contact": lambda user_id: profiles.contact(user_id).model_dump(mode="json"),
+        },
+        clock=clock,
+    )
+    register_fanout(registry, notifications)
+    register_erasure(registry, rights)
     return Service(
         settings=settings,
         clients=clients,
@@ -251,18 +274,7 @@ def build_service(
         directory=directory,
         limits=limits,
         receipts=receipts,
-        rights=DataRights(
-            notifications,
-            directory,
-            receipts,
-            erasables=(profiles, steps),
-            exporters={
-                "preferences": lambda user_id: profiles.preferences(user_id).model_dump(
-                    mode="json"
-                ),
-                "contact": lambda user_id: profiles.contact(user_id).model_dump(mode="json"),
-            },
-        ),
+        rights=rights,
         escalations=escalations,
         accounts=Accounts(profiles, directory),
         profiles=profiles,
@@ -272,6 +284,7 @@ def build_service(
             settings.event_bus_name or "",
             receipt_store,
         ),
+        jobs=jobs,
     )
 
 

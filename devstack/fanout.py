@@ -1,6 +1,7 @@
-"""The SQS fan-out path, locally: queues from infra/resources.json and a worker loop that hands
-batches to app.py's `fanout_worker` exactly as Lambda's SQS event source does (partial batch
-responses, redrive to the dead-letter queue after `maxReceiveCount` receives)."""
+"""The SQS jobs queue, locally (broadcast fan-out, erasure and other background jobs): queues
+from infra/resources.json and a worker loop that hands batches to app.py's `fanout_worker`
+exactly as Lambda's SQS event source does (a context object with the time remaining, partial
+batch responses, redrive to the dead-letter queue after `maxReceiveCount` receives)."""
 
 from __future__ import annotations
 

@@ -27,6 +27,7 @@ from devstack.lambda_session import LambdaSession
 from devstack.package import package_app
 from devstack.tables import create_tables
 from devstack.tokens import mint_token
+from tests.serial import serialized_moto  # noqa: F401 - a fixture
 
 REGION = "us-east-1"
 SECRET = "test-secret"
@@ -102,9 +103,11 @@ def boto_session(moto_session: None) -> boto3.session.Session:
 
 
 @pytest.fixture
-def aws(moto_session: None, scans: list[str]) -> Iterator[None]:
+def aws(moto_session: None, scans: list[str], request: pytest.FixtureRequest) -> Iterator[None]:
     """Inside moto, emptied for this test: every table, queue and connection of earlier tests
-    is gone (moto's documented reset API, in-process)."""
+    is gone (moto's documented reset API, in-process). One DynamoDB call at a time, as the
+    SQS worker runs its batch's jobs side by side (tests/serial.py)."""
+    request.getfixturevalue("serialized_moto")
     requests.post("http://motoapi.amazonaws.com/moto-api/reset", timeout=5).raise_for_status()
     yield
 

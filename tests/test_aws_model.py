@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 from benchmarks import aws_model
 from benchmarks.aws_model import Call, Stage, capacity
@@ -55,3 +56,41 @@ def test_the_model_bills_each_function_at_the_memory_of_the_packaged_template(
 
 def snake(name: str) -> str:
     return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
+
+
+def traces_of(batch_ms: float, page_ms: float, *, users_per_batch: int, per_page: int) -> Any:
+    """Traces whose stages take the given times (pushes and lookups left out)."""
+    stage = Stage("job", [Call("GetItem", None)])
+    scale = stage.time_ms({})
+
+    def timed(ms: float) -> Stage:
+        return Stage("timed", stage.calls * round(ms / scale))
+
+    return aws_model.Traces(
+        sends={},
+        rest_broadcast=timed(10),
+        page=timed(page_ms),
+        batches={0: timed(batch_ms)},
+        batch_size=users_per_batch,
+        page_size=per_page * users_per_batch,
+        concurrency={"push": 16},
+    )
+
+
+def test_an_invocation_runs_its_batch_of_jobs_side_by_side() -> None:
+    traces = traces_of(200, 100, users_per_batch=100, per_page=99)
+    hop = aws_model.QUEUE_HOP_MS
+    # 2,000 users: one page job, then 20 batch jobs; 10 workers, 10 messages an invocation.
+    pooled = aws_model.two_stage(traces, 2_000, 0, 10, 10)
+    assert pooled.last_push_ms == 10 + hop + 100 + hop + 200
+    one_at_a_time = aws_model.two_stage(traces, 2_000, 0, 10, 10, pool=1)
+    assert one_at_a_time.last_push_ms == 10 + hop + 100 + hop + 10 * 200
+    # A pool smaller than the batch takes rounds of it.
+    halves = aws_model.two_stage(traces, 2_000, 0, 10, 10, pool=5)
+    assert halves.last_push_ms == 10 + hop + 100 + hop + 2 * 200
+
+
+def test_the_model_pools_as_many_jobs_as_the_worker() -> None:
+    from chalicelib.jobs import JOB_CONCURRENCY
+
+    assert aws_model.JOB_CONCURRENCY == JOB_CONCURRENCY

@@ -33,7 +33,14 @@ def lifecycle_rows(out: str) -> None:
 def aws_model_tables(out: str) -> None:
     assert "sequential baseline" in out
     assert "B=1" in out and "B=10" in out
+    assert "one job at a time" in out
     assert "cost per million single-user sends" in out
+
+
+def volume_rows(out: str) -> None:
+    assert "Per-user volume" in out
+    rows = {line.split()[1] for line in out.splitlines() if line.startswith("   GET ")}
+    assert {"/api/me/export", "/api/notifications", "/api/users/{user_id}/erasure"} <= rows
 
 
 def coldstart_ratios(out: str) -> None:
@@ -59,6 +66,7 @@ EXPECTED: dict[str, Callable[[str], None]] = {
     "coldstart": coldstart_ratios,
     "webclient_size": webclient_baseline,
     "events": events_figures,
+    "volume": volume_rows,
 }
 
 

@@ -292,15 +292,22 @@ def test_a_poisoned_batch_ends_in_the_dead_letter_queue(
     fanout: Service, queues: tuple[Any, str, str]
 ) -> None:
     sqs, queue, dead_letter = queues
-    good = json.dumps({"broadcast_id": "b1", "content": {"message": "fine"}, "user_ids": USERS[:2]})
-    sqs.send_message(QueueUrl=queue, MessageBody="{not a job")
-    sqs.send_message(QueueUrl=queue, MessageBody=good)
+    batch = {"broadcast_id": "b1", "content": {"message": "fine"}, "user_ids": USERS[:2]}
+    good = json.dumps({"kind": "fanout_batch", "payload": batch})
+    poisons = [
+        "{not a job",
+        json.dumps(batch),  # a job without its kind is not guessed at
+        json.dumps({"kind": "no_such_kind", "payload": {}}),
+        json.dumps({"kind": "fanout_batch", "payload": {**batch, "user_ids": []}}),
+    ]
+    for body in [*poisons, good]:
+        sqs.send_message(QueueUrl=queue, MessageBody=body)
     loop = worker(sqs, queue)
     for _ in range(10):
         loop.poll_once()
     assert visible(sqs, queue) == 0
-    [dead] = sqs.receive_message(QueueUrl=dead_letter, MaxNumberOfMessages=10)["Messages"]
-    assert dead["Body"] == "{not a job"
+    dead = sqs.receive_message(QueueUrl=dead_letter, MaxNumberOfMessages=10)["Messages"]
+    assert sorted(message["Body"] for message in dead) == sorted(poisons)
     assert fanout.inbox.unread_count(USERS[0]) == 1
 
 

@@ -64,10 +64,22 @@ def test_the_local_stack_serves_the_document(stack: LocalStack) -> None:
     assert reply.body == json.loads(DOCUMENT.read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize("admin", [True, False], ids=["admin", "user"])
+# An erasure answers at once and finishes in the background, holding off sends to the user
+# meanwhile with the documented 503: erasures are fuzzed in a pass of their own, so no generated
+# send races a generated erasure and every 5xx left is a bug.
+ERASURE = ("--include-name", "DELETE /api/users/{user_id}")
+PASSES = {
+    "admin": (True, ("--exclude-name", ERASURE[1])),
+    "admin-erasure": (True, ERASURE),
+    "user": (False, ()),
+}
+
+
+@pytest.mark.parametrize("name", list(PASSES))
 def test_schemathesis_finds_no_5xx_and_no_departure_from_the_document(
-    stack: LocalStack, admin: bool, tmp_path: Path
+    stack: LocalStack, name: str, tmp_path: Path
 ) -> None:
+    admin, selection = PASSES[name]
     token = stack.token("schemathesis-admin" if admin else "schemathesis-user", admin=admin)
     command = [
         str(SCHEMATHESIS),
@@ -85,9 +97,8 @@ def test_schemathesis_finds_no_5xx_and_no_departure_from_the_document(
         "15",
         "--seed",
         "20261126",
-        # One worker: with two, one erases a generated user ("0") while the other sends to it,
-        # and that send's documented 503 (retry after the erasure) would count as a server
-        # error. Sequential, an erasure is over before the next request, so any 5xx is a bug.
+        *selection,
+        # One worker: requests in a pass run one after another.
         "--workers",
         "1",
         "--generation-database",

@@ -3,22 +3,34 @@
 from __future__ import annotations
 
 import json
+import os
+import random
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote
 
+import boto3
 import pytest
 from chalice.test import Client
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.dynamodb.models import dynamodb_backends
 from moto.dynamodb.responses import DynamoHandler
 
 import app as lambda_app
+from benchmarks.volume import seed_inbox
 from chalicelib import send_notification
+from chalicelib.auth import Principal
 from chalicelib.errors import Unavailable
+from chalicelib.jobs import InlineJobs, Registry
 from chalicelib.models import NotificationContent
-from chalicelib.rights import DataRights
+from chalicelib.rights import register_erasure
 from chalicelib.wiring import Service
-from tests.conftest import WsClient, on_call, token
+from devstack.fanout import FanoutWorker, create_fanout_queues
+from tests.conftest import REGION, Clock, WsClient, on_call, token
+from tests.test_jobs import patient_redrive
 
 ADMIN = {"Authorization": f"Bearer {token('root', admin=True)}", "Content-Type": "application/json"}
 
@@ -67,7 +79,8 @@ def test_export_holds_everything_stored_about_the_caller(http: Any, ws: type[WsC
     assert response.status_code == 200
     export = response.json_body
     assert set(export) == {"user_id", "groups", "notifications", "preferences", "contact",
-                           "receipts"}  # fmt: skip
+                           "receipts", "next_cursor"}  # fmt: skip
+    assert export["next_cursor"] is None
     assert export["user_id"] == "alice"
     assert export["groups"] == ["clients"]
     assert [n["id"] for n in export["notifications"]] == [kept, archived]
@@ -108,7 +121,7 @@ def test_erasure_closes_sessions_and_leaves_only_receipts(
     response = http.delete("/api/users/alice", headers=ADMIN)
 
     assert response.status_code == 202
-    assert response.json_body == {"erased": True}
+    assert response.json_body == {"erased": True, "status": "done"}  # no queue: done inline
     assert sorted(unquote(c["url_path"].rsplit("/", 1)[-1]) for c in closed) == sorted(
         [laptop.connection_id, phone.connection_id]
     )
@@ -269,8 +282,275 @@ def test_erasure_calls_every_erasable_store(service: Service) -> None:
         def erase(self, user_id: str) -> None:
             erased.append(user_id)
 
-    rights = DataRights(
-        service.notifications, service.directory, service.receipts, erasables=[Preferences()]
-    )
+    registry = Registry()
+    rights = replace(service.rights, erasables=[Preferences()], jobs=InlineJobs(registry))
+    register_erasure(registry, rights)
     rights.erase("alice")
     assert erased == ["alice"]
+
+
+# --- erasure in the background (a queue configured, as deployed) ----------------------------
+
+
+@pytest.fixture
+def queued(
+    build: Callable[..., Service], monkeypatch: pytest.MonkeyPatch
+) -> tuple[Service, Any, str, FanoutWorker]:
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue, dead_letter = create_fanout_queues(sqs, prefix=f"e{uuid.uuid4().hex[:8]}")
+    service = build(fanout_queue_url=queue)
+    return (
+        service,
+        sqs,
+        dead_letter,
+        FanoutWorker(sqs, queue, lambda_app.fanout_worker, region=REGION),
+    )
+
+
+def erasure_of(http: Any, user_id: str) -> dict[str, Any]:
+    response = http.get(f"/api/users/{user_id}/erasure", headers=ADMIN)
+    assert response.status_code == 200, response.body
+    return response.json_body
+
+
+def erased_counts(service: Service, notification_ids: list[str]) -> dict[str, int]:
+    """`erased_entries` read from moto's receipts table in one pass (a Query per receipt
+    would take moto minutes at this volume)."""
+    table = dynamodb_backends[DEFAULT_ACCOUNT_ID][REGION].tables[service.settings.receipts_table]
+    wanted = set(notification_ids)
+    counts = dict.fromkeys(notification_ids, 0)
+    for item in table.all_items():
+        notification_id = item.attrs["notification_id"].value
+        if notification_id in wanted and item.attrs["type"].value == "erased":
+            counts[notification_id] += 1
+    return counts
+
+
+def erased_entries(service: Service, notification_ids: list[str]) -> dict[str, int]:
+    """How many `erased` entries each receipt holds."""
+    return {
+        notification_id: [e.type for e in service.receipts.get(notification_id).entries].count(
+            "erased"
+        )
+        for notification_id in notification_ids
+    }
+
+
+def test_erasure_status_goes_from_none_to_pending_to_done(
+    http: Any, queued: tuple[Service, Any, str, FanoutWorker]
+) -> None:
+    service, _, _, worker = queued
+    send_notification("alice", {"message": "m"})
+    assert erasure_of(http, "alice") == {
+        "user_id": "alice", "status": "none", "requested_at": None, "finished_at": None
+    }  # fmt: skip
+    response = http.delete("/api/users/alice", headers=ADMIN)
+    assert (response.status_code, response.json_body) == (
+        202,
+        {"erased": True, "status": "pending"},
+    )
+    pending = erasure_of(http, "alice")
+    assert pending["status"] == "pending" and pending["requested_at"]
+    assert pending["finished_at"] is None
+    assert worker.drain() == 1
+    done = erasure_of(http, "alice")
+    assert done["status"] == "done" and done["requested_at"] == pending["requested_at"]
+    assert done["finished_at"] >= done["requested_at"]
+    assert partition(service, "alice") == []
+    # Erasing again is a new erasure of whatever is there now (nothing).
+    assert http.delete("/api/users/alice", headers=ADMIN).json_body["status"] == "pending"
+    assert worker.drain() == 1
+    assert erasure_of(http, "alice")["status"] == "done"
+
+
+def test_the_erasure_status_route_checks_its_input(http: Any) -> None:
+    assert http.get(f"/api/users/{'x' * 129}/erasure", headers=ADMIN).status_code == 422
+    assert http.get("/api/users/alice/erasure", headers=auth("alice")).status_code == 403
+    assert http.get("/api/users/alice/erasure").status_code == 401
+
+
+# Notifications of the user erased in slices. moto answers each receipt's tail Query by
+# sorting the whole receipts table, so time grows with the square of this: 5,000 takes half an
+# hour in process (set ERASURE_VOLUME=5000 to run it; the slices stay bounded the same).
+ERASURE_VOLUME = int(os.environ.get("ERASURE_VOLUME", "600"))
+
+
+def test_erasure_of_thousands_of_notifications_finishes_across_bounded_slices(
+    http: Any, queued: tuple[Service, Any, str, FanoutWorker], clock: Clock
+) -> None:
+    service, sqs, dead_letter, worker = queued
+    ids = seed_inbox(service, "alice", ERASURE_VOLUME)
+    send_notification("bob", {"message": "bob keeps his"})
+    clock.advance(120)  # the seeded receipts are in the receipts index by now
+    assert http.delete("/api/users/alice", headers=ADMIN).json_body["status"] == "pending"
+    with pytest.raises(Unavailable):  # the tombstone holds off sends meanwhile
+        send_notification("alice", {"message": "during"})
+    calls = on_call(service.clients.dynamodb, "*")
+    per_slice = []
+    while True:
+        before = len(calls)
+        if not worker.poll_once():
+            break
+        per_slice.append(len(calls) - before)
+    assert len(per_slice) >= ERASURE_VOLUME // 40  # the work was sliced ...
+    assert max(per_slice) <= 100  # ... each slice bounded
+    assert erasure_of(http, "alice")["status"] == "done"
+    assert partition(service, "alice") == []
+    assert erased_counts(service, ids) == dict.fromkeys(ids, 1)
+    assert sqs.receive_message(QueueUrl=dead_letter).get("Messages", []) == []
+    assert partition(service, "bob")
+    send_notification("alice", {"message": "after"})  # the hold is lifted
+    assert service.inbox.unread_count("alice") == 1
+
+
+def test_an_erasure_killed_at_random_points_finishes_with_one_erased_per_receipt(
+    http: Any, queued: tuple[Service, Any, str, FanoutWorker], clock: Clock
+) -> None:
+    service, sqs, dead_letter, worker = queued
+    ws_ids = seed_inbox(service, "alice", 300)
+    fresh = [send_notification("alice", {"message": f"fresh {n}"}).id for n in range(5)]
+    clock.advance(30)  # the fresh ones are newer than the index may show: erased from the partition
+    # A slice makes up to 100 calls: killed once in about 150 calls, most slices die at least
+    # once before one gets through; the queue hands each back until it does.
+    patient_redrive(sqs, worker._queue_url, dead_letter)
+    rng = random.Random(7)
+    kills: list[str] = []
+    countdown = [rng.randint(1, 300)]
+
+    def maybe_die(**_: Any) -> None:
+        countdown[0] -= 1
+        if countdown[0] <= 0:
+            countdown[0] = rng.randint(1, 300)
+            kills.append("killed")
+            raise RuntimeError("worker killed")
+
+    assert http.delete("/api/users/alice", headers=ADMIN).status_code == 202
+    service.clients.dynamodb.meta.events.register("before-call.dynamodb.*", maybe_die)
+    for _ in range(2000):
+        if not worker.poll_once():
+            break
+    service.clients.dynamodb.meta.events.unregister("before-call.dynamodb.*", maybe_die)
+    assert len(kills) >= 5
+    assert erasure_of(http, "alice")["status"] == "done"
+    assert partition(service, "alice") == []
+    assert set(erased_entries(service, ws_ids + fresh).values()) == {1}
+    assert sqs.receive_message(QueueUrl=dead_letter).get("Messages", []) == []
+
+
+def test_reruns_never_renew_the_hold_or_start_a_second_erasure(
+    http: Any, queued: tuple[Service, Any, str, FanoutWorker], clock: Clock
+) -> None:
+    service, sqs, _, worker = queued
+    seed_inbox(service, "alice", 200)
+    assert http.delete("/api/users/alice", headers=ADMIN).json_body["status"] == "pending"
+    requested = erasure_of(http, "alice")["requested_at"]
+    assert worker.poll_once() == 1  # one slice: more remain
+    assert erasure_of(http, "alice")["status"] == "pending"
+    enqueued = on_call(service.jobs.client, "SendMessageBatch")
+    for _ in range(3):
+        clock.advance(30)
+        assert http.delete("/api/users/alice", headers=ADMIN).json_body["status"] == "pending"
+    assert enqueued == []  # the job is under way: nothing new
+    assert erasure_of(http, "alice")["requested_at"] == requested
+    with pytest.raises(Unavailable):
+        send_notification("alice", {"message": "a minute and a half in"})
+    # Its messages lost (say), the job stalls; a rerun much later enqueues it again, but puts
+    # no new tombstone: 16 minutes after the request, the first one has lapsed.
+    sqs.purge_queue(QueueUrl=worker._queue_url)
+    clock.advance(15 * 60)
+    assert http.delete("/api/users/alice", headers=ADMIN).json_body["status"] == "pending"
+    assert len(enqueued) == 1
+    assert send_notification("alice", {"message": "after the hold"}).id
+    worker.drain()
+    assert erasure_of(http, "alice")["status"] == "done"
+    assert partition(service, "alice") == []
+
+
+# --- export, page by page -------------------------------------------------------------------
+
+
+def export_pages(http: Any, user_id: str, *, limit: int = 500) -> list[dict[str, Any]]:
+    """Every page of the caller's export, following `next_cursor`."""
+    pages: list[dict[str, Any]] = []
+    cursor = None
+    while len(pages) < limit:
+        path = "/api/me/export" + (f"?cursor={cursor}" if cursor else "")
+        response = http.get(path, headers=auth(user_id))
+        assert response.status_code == 200, response.body
+        pages.append(response.json_body)
+        cursor = pages[-1]["next_cursor"]
+        if cursor is None:
+            return pages
+    raise AssertionError("the export never ended")
+
+
+def joined(pages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The pages as one document: their lists end to end, the rest as on every page."""
+    whole = {**pages[0], "notifications": [], "receipts": [], "next_cursor": None}
+    for page in pages:
+        assert {k: v for k, v in page.items() if k not in {"notifications", "receipts",
+                "next_cursor"}} == {k: v for k, v in whole.items() if k not in {"notifications",
+                "receipts", "next_cursor"}}  # fmt: skip
+        whole["notifications"] += page["notifications"]
+        whole["receipts"] += page["receipts"]
+    return whole
+
+
+def test_export_pages_join_to_exactly_the_unpaged_document(
+    http: Any, service: Service, ws: type[WsClient]
+) -> None:
+    registered(ws, "alice", groups=("clients",))
+    seed_inbox(service, "alice", 150)
+    archived = send_notification("alice", {"message": "archived"}).id
+    http.post("/api/notifications/archive", body=json.dumps({"ids": [archived]}),
+              headers=auth("alice"))  # fmt: skip
+    pages = export_pages(http, "alice")
+    assert len(pages) >= 2  # 151 receipts take two pages of at most 100 calls
+    assert all(page["next_cursor"] for page in pages[:-1])
+    unbounded = replace(service.rights, export_calls=10**6, export_page_bytes=10**9)
+    whole = unbounded.export(Principal("alice", groups=("clients",)))
+    assert whole["next_cursor"] is None
+    assert joined(pages) == whole
+    assert len(whole["notifications"]) == len(whole["receipts"]) == 151
+
+
+def test_export_pages_stay_within_a_megabyte_and_100_calls(http: Any, service: Service) -> None:
+    seed_inbox(service, "alice", 1_500, message="x" * 1_900)
+    calls = on_call(service.clients.dynamodb, "*")
+    pages, cursor, seen = 0, None, 0
+    notifications = receipts = 0
+    while True:
+        before = len(calls)
+        path = "/api/me/export" + (f"?cursor={cursor}" if cursor else "")
+        response = http.get(path, headers=auth("alice"))
+        assert response.status_code == 200
+        assert len(response.body) <= 1_000_000
+        assert len(calls) - before <= 100
+        page = response.json_body
+        notifications += len(page["notifications"])
+        receipts += len(page["receipts"])
+        seen = max(seen, len(response.body))
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert notifications == receipts == 1_500
+    assert pages >= 4  # 3 MB of notifications, then the receipts
+    assert seen > 500_000  # pages of notifications are filled up to the megabyte
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "garbage",
+        "eyJwYXJ0IjoiZXZlcnl0aGluZyIsImFmdGVyIjpudWxsfQ",  # part "everything"
+        "eyJwYXJ0IjoicmVjZWlwdHMiLCJhZnRlciI6Im5vdC1hLXVsaWQifQ",  # after not an id
+        "eyJwYXJ0IjoicmVjZWlwdHMifQ",  # no after
+        "W10",  # a list
+        "x" * 513,
+        "%00",
+    ],
+)
+def test_an_export_cursor_it_did_not_give_is_a_422(http: Any, cursor: str) -> None:
+    response = http.get(f"/api/me/export?cursor={cursor}", headers=auth("alice"))
+    assert response.status_code == 422, response.body

@@ -6,6 +6,7 @@
     inbox.py        notifications + unread counter + idempotency records (shared transactions)
     directory.py    audiences (groups, everyone) and immigration cases
     limits.py       rate-limit windows and the service counters
+    erasures.py     each user's erasure: its status and the background job's progress
 
 A new aggregate (receipts, escalations, preferences) gets its own module here, built on
 dynamo.py and keys.py, and its own store object wired in chalicelib/wiring.py.

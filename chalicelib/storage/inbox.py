@@ -326,6 +326,38 @@ class Inbox:
         self._db.batch_write(self._table, requests)
         return deleted
 
+    def erase_page(
+        self, user_id: str, limit: int, *, closing: Callable[[list[str]], None] | None = None
+    ) -> tuple[list[str], bool]:
+        """`erase`, one bounded page at a time: delete up to `limit` items of the partition
+        (never the tombstone); returns the notification ids deleted and whether more remain.
+        `closing` gets the page's notification ids before they are deleted (a run killed in
+        between repeats the page). Each page starts from the partition's start again: what an
+        earlier page deleted is gone, so repeating a page is harmless."""
+        counter = counter_key(user_id)
+        response = self._db.client.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk",
+            ProjectionExpression="pk, sk",
+            ExpressionAttributeValues={":pk": {"S": user_pk(user_id)}},
+            ConsistentRead=True,
+            Limit=limit + 1,
+        )
+        items = [item for item in response["Items"] if item["sk"] != counter["sk"]]
+        page = items[:limit]
+        deleted = [
+            notification_id_of(item)
+            for item in page
+            if item["sk"]["S"].startswith(NOTIFICATION_PREFIX)
+        ]
+        if closing is not None and deleted:
+            closing(deleted)
+        self._db.batch_write(
+            self._table,
+            [{"DeleteRequest": {"Key": {"pk": i["pk"], "sk": i["sk"]}}} for i in page],
+        )
+        return deleted, len(items) > limit or "LastEvaluatedKey" in response
+
     def lift_hold(self, user_id: str) -> None:
         """Delete the counter with its tombstone: the user starts again from an empty inbox."""
         self._db.client.delete_item(TableName=self._table, Key=counter_key(user_id))
@@ -421,6 +453,29 @@ class Inbox:
                 },
             )
         ]
+
+    def export_page(
+        self, user_id: str, after: str | None, limit: int
+    ) -> tuple[list[Notification], str | None]:
+        """`everything`, one Query at a time: up to `limit` notifications after `after` (an
+        id), oldest first, and the id the Query stopped at (None: no more)."""
+        request: Item = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "FilterExpression": "expires_at > :now",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": user_pk(user_id)},
+                ":prefix": {"S": NOTIFICATION_PREFIX},
+                ":now": {"N": str(int(self._clock()))},
+            },
+            "Limit": limit,
+        }
+        if after is not None:
+            request["ExclusiveStartKey"] = notification_key(user_id, after)
+        response = self._db.client.query(**request)
+        items = [_notification_from(item) for item in response["Items"]]
+        last = response.get("LastEvaluatedKey")
+        return items, None if last is None else notification_id_of(last)
 
     def replay(self, user_id: str, since: str | None, limit: int = 100) -> list[Notification]:
         """Not-yet-acked notifications, plus those newer than `since`; oldest first."""

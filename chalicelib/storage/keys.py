@@ -21,6 +21,9 @@ Notifications table, key `pk` + `sk`; each user has one partition, plus a few sh
     BCAST#<id>    PAGE#<n>          a broadcast's directory page n, claimed by job_id; expires_at
     CASE#<id>     CASE              immigration case: user_id, status, updated_at
     STATS         SHARD#<n>         service counters, write-sharded
+    ERASURE#<user> ERASURE          the user's erasure: status, requested_at, finished_at,
+                                    held_until, phase, cursor (outside the user's partition,
+                                    so it outlives the partition it erases)
 
 Notifications expire at the UTC midnight after `created + retention`, so the unread counter is
 exact even though DynamoDB's TTL deletes lazily: the count is the sum of the day buckets that
@@ -45,6 +48,7 @@ EVERYONE = "*"
 CASE_PREFIX = "CASE#"
 BROADCAST_PREFIX = "BCAST#"
 STATS_PK = "STATS"
+ERASURE_PREFIX = "ERASURE#"
 STATS_SHARDS = 8
 BY_USER_INDEX = "by_user"
 LIVE_INDEX = "live"
@@ -110,6 +114,10 @@ def page_claim_key(broadcast_id: str, page: int) -> Item:
 
 def case_key(case_id: str) -> Item:
     return {"pk": {"S": CASE_PREFIX + case_id}, "sk": {"S": "CASE"}}
+
+
+def erasure_key(user_id: str) -> Item:
+    return {"pk": {"S": ERASURE_PREFIX + user_id}, "sk": {"S": "ERASURE"}}
 
 
 def stats_key(shard: int) -> Item:

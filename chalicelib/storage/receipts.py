@@ -199,6 +199,29 @@ class ReceiptStore:
             )
         ]
 
+    def of_user_page(
+        self, user_id: str, after: str | None, limit: int
+    ) -> tuple[list[str], str | None]:
+        """Up to `limit` of `of_user`, after the receipt `after`; and the id to continue
+        after (None: the index holds no more)."""
+        request: Item = {
+            "TableName": self._table,
+            "IndexName": BY_USER_INDEX,
+            "KeyConditionExpression": "#owner = :user",
+            "ExpressionAttributeNames": {"#owner": "owner"},
+            "ExpressionAttributeValues": {":user": {"S": user_id}},
+            "Limit": limit,
+        }
+        if after is not None:
+            request["ExclusiveStartKey"] = {
+                "owner": {"S": user_id},
+                "notification_id": {"S": after},
+                "seq": {"N": "1"},
+            }
+        response = self._db.client.query(**request)
+        ids = [item["notification_id"]["S"] for item in response["Items"]]
+        return ids, ids[-1] if ids and "LastEvaluatedKey" in response else None
+
     def of_case(self, case_id: str) -> list[StoredReceipt]:
         """Every receipt linked to the case, oldest first: one Query on the case index."""
         items = self._db.query_all(

@@ -73,3 +73,33 @@ def test_a_broadcast_above_the_threshold_goes_through_the_queue(stack: LocalStac
 
     asyncio.run(scenario())
     assert "SQS fan-out" in stack.output()
+
+
+def test_an_erasure_answers_at_once_and_the_worker_finishes_it(stack: LocalStack) -> None:
+    user = f"erased-{uuid.uuid4().hex[:8]}"
+    admin = stack.token("staff", admin=True)
+    sent = [
+        http(
+            "POST",
+            f"{stack.rest_url}/api/notifications",
+            {"user_id": user, "message": f"n{n}"},
+            token=admin,
+        )
+        for n in range(3)
+    ]
+    assert [reply.status for reply in sent] == [201, 201, 201]
+    status_url = f"{stack.rest_url}/api/users/{user}/erasure"
+    assert http("GET", status_url, token=admin).body["status"] == "none"
+    reply = http("DELETE", f"{stack.rest_url}/api/users/{user}", token=admin)
+    assert (reply.status, reply.body) == (202, {"erased": True, "status": "pending"})
+    done = eventually(
+        lambda: (body := http("GET", status_url, token=admin).body)["status"] == "done" and body
+    )
+    assert done["finished_at"] >= done["requested_at"]
+    for notification in (reply.body["notification"] for reply in sent):
+        receipt = http(
+            "GET", f"{stack.rest_url}/api/notifications/{notification['id']}/receipt", token=admin
+        ).body
+        assert [entry["type"] for entry in receipt["entries"]].count("erased") == 1
+    page = http("GET", f"{stack.rest_url}/api/notifications", token=stack.token(user)).body
+    assert page["items"] == []

@@ -62,7 +62,8 @@ def devstack_context() -> LambdaContext:
 def test_the_fanout_worker_runs_with_a_runtime_context(
     ws: type[WsClient], make_context: Any
 ) -> None:
-    job = {"broadcast_id": "b-1", "content": {"message": "Office closed"}, "user_ids": ["ana"]}
+    batch = {"broadcast_id": "b-1", "content": {"message": "Office closed"}, "user_ids": ["ana"]}
+    job = {"kind": "fanout_batch", "payload": batch}
     event = sqs_event(
         [message("poison", "{not a job"), message("good", json.dumps(job))], QUEUE_ARN, REGION
     )
@@ -107,7 +108,7 @@ def test_fanout_log_lines_carry_the_invocation_request_id(ws: type[WsClient]) ->
     finally:
         target.removeHandler(handler)
     lines = [json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")]
-    failures = [line for line in lines if line.get("message") == "fan-out job unreadable"]
+    failures = [line for line in lines if line.get("message") == "job unreadable"]
     assert failures and all(line["request_id"] == context.aws_request_id for line in failures)
 
 
