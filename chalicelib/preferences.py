@@ -6,6 +6,7 @@ an escalation step fires (chalicelib/escalation.py), so a change applies to what
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from chalicelib.auth import Principal
@@ -16,9 +17,16 @@ from chalicelib.storage.profiles import Profiles
 
 
 class Accounts:
-    def __init__(self, profiles: Profiles, directory: Directory) -> None:
+    def __init__(
+        self,
+        profiles: Profiles,
+        directory: Directory,
+        *,
+        push_subscriptions: Callable[[str], list[dict[str, str]]] = lambda user_id: [],
+    ) -> None:
         self.profiles = profiles
         self.directory = directory
+        self._push_subscriptions = push_subscriptions
 
     def me(self, principal: Principal) -> dict[str, Any]:
         """`GET /api/me`: groups are those of the last `register` (the token's before any)."""
@@ -29,6 +37,7 @@ class Accounts:
             "admin": principal.is_admin,
             "preferences": self.profiles.preferences(principal.user_id).model_dump(mode="json"),
             "contact": self.profiles.contact(principal.user_id).model_dump(mode="json"),
+            "push_subscriptions": self._push_subscriptions(principal.user_id),
         }
 
     def set_preferences(self, user_id: str, preferences: Preferences) -> Preferences:

@@ -51,6 +51,10 @@ class Settings:
     escalation_content: str = "summary"  # or "full": the message in the user's locale too
     ses_endpoint: str | None = None
     sns_endpoint: str | None = None
+    # Web Push: the VAPID private key itself (local stacks) or the SSM parameter holding it.
+    vapid_private_key: str | None = None
+    vapid_private_key_parameter: str | None = None
+    push_subject: str | None = None  # VAPID `sub`; APP_URL when unset
 
     @property
     def test_routes_enabled(self) -> bool:
@@ -144,6 +148,9 @@ class Settings:
             ),
             ses_endpoint=env.get("SES_ENDPOINT") or None,
             sns_endpoint=env.get("SNS_ENDPOINT") or None,
+            vapid_private_key=env.get("VAPID_PRIVATE_KEY") or None,
+            vapid_private_key_parameter=env.get("VAPID_PRIVATE_KEY_PARAMETER") or None,
+            push_subject=env.get("PUSH_SUBJECT") or None,
         )
         settings.check_auth()
         return settings

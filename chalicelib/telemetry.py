@@ -28,6 +28,9 @@ METRIC_NAMES = {
     "notifications_acked": "NotificationsAcked",
     "notifications_confirmed": "NotificationsConfirmed",
     "escalations_sent": "EscalationsSent",
+    "webpushes_sent": "WebPushes",
+    "webpushes_failed": "WebPushFailures",
+    "push_subscriptions_pruned": "PushSubscriptionsPruned",
 }
 
 logger = Logger(service=SERVICE)

@@ -30,6 +30,8 @@ from chalicelib.storage import ConnectionStore, Directory, Dynamo, Inbox, Limits
 from chalicelib.storage.escalations import EscalationSteps
 from chalicelib.storage.profiles import Profiles
 from chalicelib.storage.receipts import ReceiptStore
+from chalicelib.storage.subscriptions import PushSubscriptions
+from chalicelib.webpush import PushClient, WebPush, WebPushConfig, vapid_key_source
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
@@ -51,6 +53,8 @@ class Clients:
     session: Any
     ses: Callable[[], SESV2Client] | None = None
     sns: Callable[[], SNSClient] | None = None
+    # Web Push requests (not AWS): tests hand in one with their own resolver.
+    push: PushClient | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, session: Any = None) -> Clients:
@@ -111,6 +115,7 @@ class Service:
     accounts: Accounts
     profiles: Profiles
     steps: EscalationSteps
+    webpush: WebPush
 
     def check_rate(self, principal: Principal) -> None:
         self.sessions.check_rate(principal)
@@ -160,6 +165,22 @@ def build_service(
     verifier = build_verifier(settings, clients.session)
     profiles = Profiles(db, table)
     steps = EscalationSteps(db, table, clock=clock)
+    webpush = WebPush(
+        PushSubscriptions(db, table, clock=clock),
+        profiles,
+        vapid_key_source(settings, clients.session),
+        clients.push or PushClient(allow_local_http=settings.is_local),
+        receipts,
+        counters,
+        steps,
+        config=WebPushConfig(
+            org_name=settings.org_name,
+            app_url=settings.app_url,
+            subject=settings.push_subject or settings.app_url,
+            full_content=settings.escalation_content == "full",
+        ),
+        clock=clock,
+    )
     escalations = Escalations(
         steps,
         inbox,
@@ -180,6 +201,7 @@ def build_service(
             full_content=settings.escalation_content == "full",
         ),
         clock=clock,
+        webpush=webpush,
     )
     notifications = Notifications(
         inbox,
@@ -192,6 +214,7 @@ def build_service(
         receipts=receipts,
         escalations=escalations,
         profiles=profiles,
+        webpush=webpush,
     )
     sessions = Sessions(
         connections,
@@ -219,18 +242,20 @@ def build_service(
             notifications,
             directory,
             receipts,
-            erasables=(profiles, steps),
+            erasables=(profiles, steps, webpush.subscriptions),
             exporters={
                 "preferences": lambda user_id: profiles.preferences(user_id).model_dump(
                     mode="json"
                 ),
                 "contact": lambda user_id: profiles.contact(user_id).model_dump(mode="json"),
+                "push_subscriptions": webpush.exported,
             },
         ),
         escalations=escalations,
-        accounts=Accounts(profiles, directory),
+        accounts=Accounts(profiles, directory, push_subscriptions=webpush.listed),
         profiles=profiles,
         steps=steps,
+        webpush=webpush,
     )
 
 

@@ -1,0 +1,394 @@
+"""Web Push end to end: the REST routes, the send path and the sweep on moto, pushing to a
+push-service stand-in on 127.0.0.1 that decrypts with `http_ece` and verifies VAPID with
+PyJWT (tests/push_service.py)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any
+
+import boto3
+import pytest
+from chalice.test import Client
+
+import app as lambda_app
+from chalicelib.settings import Settings
+from chalicelib.webpush import PushClient, VapidKey
+from chalicelib.wiring import Clients, Service, build_service, get_service, use_service
+from tests.conftest import Clock, WsClient, token
+from tests.push_service import PushService
+
+ADMIN = {"Authorization": f"Bearer {token('root', admin=True)}", "Content-Type": "application/json"}
+KEY = VapidKey.generate()
+SUMMARY = {
+    "title": "Important notice from Legal Aid",
+    "body": "You have an important notice from Legal Aid. Sign in to read it: "
+    "http://127.0.0.1:8000/demo/",
+    "url": "http://127.0.0.1:8000/demo/",
+}
+
+
+def as_user(user_id: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(user_id)}", "Content-Type": "application/json"}
+
+
+@pytest.fixture
+def pushes() -> Iterator[PushService]:
+    with PushService() as service:
+        yield service
+
+
+@pytest.fixture
+def make(
+    dynamodb: Any, clock: Clock, boto_session: boto3.session.Session
+) -> Callable[..., Service]:
+    def build(*, client: PushClient | None = None, **overrides: Any) -> Service:
+        settings = replace(Settings.from_env(), vapid_private_key=KEY.private_value, **overrides)
+        clients = replace(
+            Clients.from_settings(settings, session=boto_session),
+            push=client or PushClient(allow_local_http=True),
+        )
+        service = build_service(settings, clock=clock, clients=clients)
+        use_service(service)
+        return service
+
+    return build
+
+
+@pytest.fixture
+def svc(make: Callable[..., Service]) -> Service:
+    return make()
+
+
+@pytest.fixture
+def http(svc: Service) -> Iterator[Any]:
+    with Client(lambda_app.app, stage_name="dev") as client:
+        yield client.http
+
+
+def post(http: Any, path: str, body: Any, headers: dict[str, str] = ADMIN) -> Any:
+    return http.post(path, body=json.dumps(body), headers=headers)
+
+
+def subscribe(http: Any, user_id: str, subscription: dict[str, Any]) -> Any:
+    return post(http, "/api/me/push-subscriptions", subscription, as_user(user_id))
+
+
+def send(http: Any, user_id: str = "alice", **fields: Any) -> dict[str, Any]:
+    body = {"user_id": user_id, "message": "Your hearing moved to Room 4B", **fields}
+    response = post(http, "/api/notifications", body)
+    assert response.status_code == 201, response.body
+    return response.json_body["notification"]
+
+
+def pushed_entries(notification_id: str) -> list[tuple[str, str | None, Any]]:
+    receipt = get_service().receipts.get(notification_id)
+    assert receipt is not None
+    return [
+        (e.type, e.channel, e.detail)
+        for e in receipt.entries
+        if e.type in ("pushed", "escalated", "escalation_skipped")
+    ]
+
+
+def listed(http: Any, user_id: str) -> list[dict[str, Any]]:
+    return http.get("/api/me", headers=as_user(user_id)).json_body["push_subscriptions"]
+
+
+# --- the key and the subscriptions -----------------------------------------------------------
+
+
+def test_the_public_key_is_the_uncompressed_p256_point_of_the_configured_key(http: Any) -> None:
+    response = http.get("/api/push/key")
+    assert response.status_code == 200
+    assert response.json_body == {"public_key": KEY.public_key}
+    raw = base64.urlsafe_b64decode(KEY.public_key + "=" * (-len(KEY.public_key) % 4))
+    assert (len(raw), raw[0], "=" in KEY.public_key) == (65, 4, False)
+
+
+def test_subscribing_twice_keeps_one_id_and_me_lists_no_secrets(
+    http: Any, pushes: PushService
+) -> None:
+    device = pushes.device("phone").subscription()
+    first = subscribe(http, "alice", device)
+    again = subscribe(http, "alice", device)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json_body == again.json_body
+    [entry] = listed(http, "alice")
+    assert set(entry) == {"id", "origin", "created_at"}
+    assert entry["id"] == first.json_body["id"]
+    assert entry["origin"] == pushes.origin
+    assert listed(http, "bob") == []
+
+
+def test_an_eleventh_subscription_replaces_the_oldest(
+    http: Any, pushes: PushService, clock: Clock
+) -> None:
+    ids = []
+    for n in range(11):
+        clock.advance(1)
+        ids.append(subscribe(http, "alice", pushes.device(f"d{n}").subscription()).json_body["id"])
+    assert [entry["id"] for entry in listed(http, "alice")] == ids[1:]
+
+
+def test_deleting_a_subscription_is_204_for_its_owner_and_404_for_anyone_else(
+    http: Any, pushes: PushService
+) -> None:
+    subscription_id = subscribe(http, "alice", pushes.device("p").subscription()).json_body["id"]
+    path = f"/api/me/push-subscriptions/{subscription_id}"
+    assert http.delete(path, headers=as_user("bob")).status_code == 404
+    assert http.delete(path, headers=as_user("alice")).status_code == 204
+    assert http.delete(path, headers=as_user("alice")).status_code == 404
+    assert listed(http, "alice") == []
+
+
+def good_keys(pushes: PushService) -> dict[str, str]:
+    return pushes.device("k").subscription()["keys"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"endpoint": "https://localhost/push"},
+        {"endpoint": "https://127.0.0.1/push"},
+        {"endpoint": "http://fcm.googleapis.com/push"},
+        {"endpoint": "http://127.0.0.1/push"},  # no port: not the local form
+        {"endpoint": "http://localhost:9000/push"},
+        {"endpoint": "https://[::1]/push"},
+        {"endpoint": "https://2130706433/push"},
+        {"endpoint": "https://user@fcm.googleapis.com/push"},
+        {"endpoint": "javascript:alert(1)"},
+        {"endpoint": "file:///etc/passwd"},
+        {"endpoint": ""},
+        {"endpoint": 7},
+        {"keys": {"p256dh": "AAAA", "auth": "AAAA"}},
+        {"keys": {"p256dh": "!!", "auth": "AAAAAAAAAAAAAAAAAAAAAA"}},
+        {"keys": {"auth": "AAAAAAAAAAAAAAAAAAAAAA"}},
+        {"keys": None},
+        {"expirationTime": "soon"},
+        {"extra": True},
+    ],
+)
+def test_unsafe_or_malformed_subscriptions_are_422_and_store_nothing(
+    http: Any, pushes: PushService, change: dict[str, Any]
+) -> None:
+    body = {**pushes.device("d").subscription(), **change}
+    response = subscribe(http, "alice", body)
+    assert response.status_code == 422, response.body
+    assert listed(http, "alice") == []
+
+
+def test_an_endpoint_whose_name_resolves_to_a_private_address_is_422(
+    make: Callable[..., Service], pushes: PushService
+) -> None:
+    resolver = {"push.example.com": ["93.184.216.34", "10.1.2.3"]}
+    make(client=PushClient(resolver=lambda host, port: resolver.get(host, [])))
+    with Client(lambda_app.app, stage_name="dev") as client:
+        keys = good_keys(pushes)
+        bad = subscribe(
+            client.http, "alice", {"endpoint": "https://push.example.com/x", "keys": keys}
+        )
+        unknown = subscribe(
+            client.http, "alice", {"endpoint": "https://nowhere.example.com/x", "keys": keys}
+        )
+        assert (bad.status_code, unknown.status_code) == (422, 422)
+        assert "non-public" in bad.json_body["Message"]
+
+
+# --- sending -------------------------------------------------------------------------------------
+
+
+def test_a_user_without_a_live_session_gets_one_push_per_subscription(
+    http: Any, pushes: PushService
+) -> None:
+    for name in ("phone", "laptop"):
+        assert subscribe(http, "alice", pushes.device(name).subscription()).status_code == 201
+    notification = send(http)
+    assert pushes.errors == []
+    assert sorted(r.subscription for r in pushes.received) == ["laptop", "phone"]
+    for received in pushes.received:
+        assert received.payload == {
+            "type": "notification",
+            "id": notification["id"],
+            **SUMMARY,
+            "requires_confirmation": False,
+        }
+        assert "Room 4B" not in json.dumps(received.payload)
+        assert received.headers["ttl"] == "86400"
+        assert received.headers["urgency"] == "normal"
+        assert received.claims["aud"] == pushes.origin
+        assert received.claims["sub"] == "http://127.0.0.1:8000/demo/"
+    assert pushed_entries(notification["id"]) == [("pushed", "webpush", {"subscriptions": 2})]
+    stats = http.get("/api/websocket/stats", headers=ADMIN).json_body
+    assert stats["webpushes_sent"] == 2
+
+
+def test_a_user_with_a_live_session_gets_no_web_push(http: Any, pushes: PushService) -> None:
+    subscribe(http, "alice", pushes.device("phone").subscription())
+    session = WsClient()
+    session.connect()
+    session.register("alice")
+    notification = send(http)
+    assert session.received()[-1]["notification"]["id"] == notification["id"]
+    assert pushes.received == []
+    assert pushed_entries(notification["id"]) == [("pushed", "websocket", {"connections": 1})]
+
+
+def test_urgent_notices_say_so_and_full_content_carries_the_message(
+    make: Callable[..., Service], pushes: PushService
+) -> None:
+    make(escalation_content="full")
+    with Client(lambda_app.app, stage_name="dev") as client:
+        subscribe(client.http, "alice", pushes.device("phone").subscription())
+        send(client.http, priority="high", requires_confirmation=True)
+    [received] = pushes.received
+    assert received.headers["urgency"] == "high"
+    assert received.payload["body"] == "Your hearing moved to Room 4B"
+    assert received.payload["requires_confirmation"] is True
+
+
+def test_the_push_is_in_the_users_language(http: Any, pushes: PushService) -> None:
+    subscribe(http, "alice", pushes.device("phone").subscription())
+    http.put("/api/me/preferences", body=json.dumps({"locale": "es"}), headers=as_user("alice"))
+    send(http, message={"en": "Hearing moved", "es": "Audiencia cambiada"})
+    [received] = pushes.received
+    assert received.payload["title"] == "Aviso importante de Legal Aid"
+    assert received.payload["body"].startswith("Tiene un aviso importante de Legal Aid.")
+    assert "Audiencia" not in received.payload["body"]
+
+
+@pytest.mark.parametrize(
+    ("preferences", "fields"),
+    [
+        ({"channels": {"push": False}}, {}),
+        ({"muted_categories": ["news"]}, {"category": "news"}),
+    ],
+)
+def test_opted_out_or_muted_users_get_no_push(
+    http: Any, pushes: PushService, preferences: dict[str, Any], fields: dict[str, Any]
+) -> None:
+    subscribe(http, "alice", pushes.device("phone").subscription())
+    http.put("/api/me/preferences", body=json.dumps(preferences), headers=as_user("alice"))
+    send(http, **fields)
+    assert pushes.received == []
+
+
+@pytest.mark.parametrize("status", [404, 410])
+def test_a_gone_subscription_is_forgotten(http: Any, pushes: PushService, status: int) -> None:
+    subscribe(http, "alice", pushes.device("old").subscription())
+    subscribe(http, "alice", pushes.device("new").subscription())
+    pushes.answer("old", status)
+    notification = send(http)
+    assert [entry["origin"] for entry in listed(http, "alice")] == [pushes.origin]
+    assert pushed_entries(notification["id"]) == [("pushed", "webpush", {"subscriptions": 1})]
+    send(http)
+    assert [r.subscription for r in pushes.received].count("old") == 1
+    stats = http.get("/api/websocket/stats", headers=ADMIN).json_body
+    assert stats["push_subscriptions_pruned"] == 1
+
+
+def test_a_429_with_retry_after_is_retried_later_by_the_sweep(
+    http: Any, svc: Service, pushes: PushService, clock: Clock
+) -> None:
+    subscribe(http, "alice", pushes.device("phone").subscription())
+    pushes.answer("phone", 429, {"Retry-After": "120"})
+    notification = send(http)
+    assert [r.status for r in pushes.received] == [429]  # not retried inside the request
+    assert pushed_entries(notification["id"]) == []
+    clock.advance(60)
+    svc.escalations.sweep()
+    assert len(pushes.received) == 1  # Retry-After is honoured
+    clock.advance(61)
+    for _ in range(3):
+        svc.escalations.sweep()
+    assert [r.status for r in pushes.received] == [429, 201]
+    assert pushed_entries(notification["id"]) == [("pushed", "webpush", {"subscriptions": 1})]
+    assert svc.steps.pending("alice") == []
+
+
+def test_a_short_retry_after_is_waited_for_once_inside_the_request(
+    http: Any, pushes: PushService
+) -> None:
+    subscribe(http, "alice", pushes.device("phone").subscription())
+    pushes.answer("phone", 503, {"Retry-After": "0"})
+    notification = send(http)
+    assert [r.status for r in pushes.received] == [503, 201]
+    assert pushed_entries(notification["id"]) == [("pushed", "webpush", {"subscriptions": 1})]
+
+
+def test_reading_the_notice_cancels_a_pending_retry(
+    http: Any, svc: Service, pushes: PushService, clock: Clock
+) -> None:
+    subscribe(http, "alice", pushes.device("phone").subscription())
+    pushes.answer("phone", 429, {"Retry-After": "60"})
+    notification = send(http)
+    post(http, "/api/notifications/read", {"ids": [notification["id"]]}, as_user("alice"))
+    clock.advance(120)
+    svc.escalations.sweep()
+    assert len(pushes.received) == 1
+
+
+def test_a_push_escalation_step_reaches_every_device_even_with_a_live_session(
+    http: Any, svc: Service, pushes: PushService, clock: Clock
+) -> None:
+    subscribe(http, "alice", pushes.device("phone").subscription())
+    session = WsClient()
+    session.connect()
+    session.register("alice")
+    notification = send(http, escalation=[{"channel": "push", "after": "PT1M"}])
+    assert pushes.received == []
+    clock.advance(61)
+    assert svc.escalations.sweep().outcomes == {"escalated": 1}
+    [received] = pushes.received
+    assert received.payload["type"] == "reminder"
+    assert received.payload["id"] == notification["id"]
+    assert pushed_entries(notification["id"])[-1] == ("escalated", "push", {"subscriptions": 1})
+
+
+def test_a_push_step_without_subscriptions_is_skipped_for_no_contact(
+    http: Any, svc: Service, clock: Clock
+) -> None:
+    notification = send(http, escalation=[{"channel": "push", "after": "PT1M"}])
+    clock.advance(61)
+    svc.escalations.sweep()
+    assert pushed_entries(notification["id"]) == [
+        ("escalation_skipped", "push", {"reason": "no_contact"})
+    ]
+
+
+def test_broadcast_batches_push_to_the_users_no_session_reached(
+    http: Any, pushes: PushService
+) -> None:
+    for user in ("alice", "bob", "carol"):
+        session = WsClient()
+        session.connect()
+        session.register(user)
+        session.disconnect()
+    live = WsClient()
+    live.connect()
+    live.register("carol")
+    subscribe(http, "alice", pushes.device("alice").subscription())
+    subscribe(http, "carol", pushes.device("carol").subscription())
+    response = post(http, "/api/notifications/broadcast", {"message": "Office closed Friday"})
+    assert response.status_code == 202
+    assert [r.subscription for r in pushes.received] == ["alice"]
+
+
+# --- data rights -------------------------------------------------------------------------------
+
+
+def test_subscriptions_are_exported_and_erased_with_the_user(
+    http: Any, pushes: PushService
+) -> None:
+    device = pushes.device("phone").subscription()
+    subscribe(http, "alice", device)
+    exported = http.get("/api/me/export", headers=as_user("alice")).json_body
+    [entry] = exported["push_subscriptions"]
+    assert entry["endpoint"] == device["endpoint"]
+    assert http.delete("/api/users/alice", headers=ADMIN).status_code == 202
+    assert listed(http, "alice") == []
+    send(http)
+    assert pushes.received == []
