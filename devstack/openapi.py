@@ -37,6 +37,10 @@ ERROR_DESCRIPTIONS = {
     503: "Busy (AWS throttling, retries ran out, or the user is being erased): retry after"
     " Retry-After",
 }
+# Path parameters with a known form (the others are any string).
+PATH_SCHEMAS: dict[str, dict[str, Any]] = {
+    "subscription_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+}
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}}}
 
 
@@ -45,7 +49,7 @@ EntryType = Literal[
     "stored", "pushed", "delivered", "seen", "read", "confirmed", "archived", "reminded",
     "escalated", "escalation_skipped", "escalation_deferred", "deleted", "erased",
 ]  # fmt: skip
-EntryChannel = Literal["websocket", "rest", "poll", "email", "sms"]
+EntryChannel = Literal["websocket", "rest", "poll", "email", "sms", "webpush", "push"]
 
 
 class Reply(BaseModel):
@@ -122,7 +126,7 @@ def _reply_models() -> dict[str, type[BaseModel]]:
         verified: bool
 
     class Escalation(Reply):
-        channel: Literal["email", "sms"]
+        channel: Literal["email", "sms", "push"]
         at: str
 
     class CaseNotice(Reply):
@@ -143,6 +147,21 @@ def _reply_models() -> dict[str, type[BaseModel]]:
         case_id: str
         notices: list[CaseNotice]
 
+    class PushSubscriptionListed(Reply):
+        id: str
+        origin: str
+        created_at: str
+
+    class PushSubscriptionExported(PushSubscriptionListed):
+        endpoint: str
+        expiration_time: int | None
+
+    class PushKey(Reply):
+        public_key: str = Field(description="base64url (no padding) of the P-256 point")
+
+    class PushSubscriptionId(Reply):
+        id: str
+
     class Export(Reply):
         user_id: str
         groups: list[str]
@@ -150,6 +169,7 @@ def _reply_models() -> dict[str, type[BaseModel]]:
         preferences: Preferences
         contact: Contact
         receipts: list[Receipt]
+        push_subscriptions: list[PushSubscriptionExported]
 
     class Erased(Reply):
         erased: bool
@@ -160,6 +180,7 @@ def _reply_models() -> dict[str, type[BaseModel]]:
         admin: bool
         preferences: Preferences
         contact: Contact
+        push_subscriptions: list[PushSubscriptionListed]
 
     class UserContact(Reply):
         user_id: str
@@ -173,7 +194,7 @@ def _reply_models() -> dict[str, type[BaseModel]]:
     return {model.__name__: model for model in (
         Health, SendResult, BroadcastAccepted, Delivered, NotificationsPage, UnreadCount,
         MarkedRead, PollResult, OneNotification, FormSubmitted, Stats, Seen, Archived, Receipt,
-        CaseNotices, Export, Erased, Me, Preferences, UserContact,
+        CaseNotices, Export, Erased, Me, Preferences, UserContact, PushKey, PushSubscriptionId,
     )}  # fmt: skip
 
 
@@ -255,6 +276,15 @@ RESPONSES: dict[tuple[str, str], Success] = {
     ("GET", "/api/me"): Success((200,), "Me", "The caller: groups, admin, preferences, contact"),
     ("PUT", "/api/me/preferences"): Success(
         (200,), "Preferences", "Replace the caller's preferences"
+    ),
+    ("GET", "/api/push/key"): Success((200,), "PushKey", "The Web Push (VAPID) public key"),
+    ("POST", "/api/me/push-subscriptions"): Success(
+        (201, 200),
+        "PushSubscriptionId",
+        "Subscribe this browser to Web Push (200: an endpoint known already, same id)",
+    ),
+    ("DELETE", "/api/me/push-subscriptions/{subscription_id}"): Success(
+        (204,), None, "Forget one of the caller's push subscriptions", errors=(404,)
     ),
     ("PUT", "/api/users/{user_id}/contact"): Success(
         (200,), "UserContact", "Set a user's contact (replaces both email and phone)"
@@ -341,7 +371,12 @@ def build_document(app: Any | None = None, api: Any | None = None) -> dict[str, 
                 "responses": {},
             }
             parameters = [
-                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                {
+                    "name": name,
+                    "in": "path",
+                    "required": True,
+                    "schema": PATH_SCHEMAS.get(name, {"type": "string"}),
+                }
                 for name in re.findall(r"{(\w+)}", path)
             ]
             if spec is not None and spec.query is not None:
