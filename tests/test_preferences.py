@@ -19,7 +19,7 @@ ADMIN = {"Authorization": f"Bearer {token('root', admin=True)}", "Content-Type":
 DEFAULTS = {
     "locale": "en",
     "muted_categories": [],
-    "channels": {"email": True, "sms": True},
+    "channels": {"email": True, "sms": True, "push": True},
     "quiet_hours": None,
 }
 
@@ -57,6 +57,7 @@ def test_me_shows_defaults_until_set(http: Any) -> None:
         "admin": False,
         "preferences": DEFAULTS,
         "contact": {"email": None, "phone": None},
+        "push_subscriptions": [],
     }
     assert http.get("/api/me", headers=ADMIN).json_body["admin"] is True
     assert http.get("/api/me").status_code == 401
@@ -66,7 +67,7 @@ def test_put_preferences_replaces_the_whole_object(http: Any) -> None:
     full = {
         "locale": "es",
         "muted_categories": ["news"],
-        "channels": {"email": True, "sms": False},
+        "channels": {"email": True, "sms": False, "push": True},
         "quiet_hours": {"start": "21:00", "end": "08:00", "time_zone": "America/New_York"},
     }
     response = put(http, "/api/me/preferences", full, as_user("alice"))
@@ -81,7 +82,7 @@ def test_put_preferences_replaces_the_whole_object(http: Any) -> None:
     "body",
     [
         {"theme": "dark"},
-        {"channels": {"email": True, "push": False}},
+        {"channels": {"email": True, "fax": False}},
         {"channels": {"email": "yes"}},
         {"quiet_hours": {"start": "21:00", "end": "08:00", "time_zone": "UTC", "days": [1]}},
         {"quiet_hours": {"start": "21:00", "end": "08:00", "time_zone": "Mars/Olympus"}},

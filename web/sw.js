@@ -38,17 +38,24 @@ self.addEventListener("push", (event) => {
   event.waitUntil(self.registration.showNotification(data.title || "Notice", options));
 });
 
+/** Focus a window of the app (or open `url`) and tell it which notification was opened. */
+async function openApp({ id, url }) {
+  const windows = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
+  const origin = new URL(url).origin;
+  let client = windows.find((w) => w.url === url) ?? windows.find((w) => new URL(w.url).origin === origin);
+  // focus() needs the activation of a real click; the window is told even without it.
+  if (client) client = await client.focus().catch(() => client);
+  else client = await self.clients.openWindow(url);
+  // The page's notification client marks it seen (the worker holds no token).
+  if (client && id) client.postMessage({ type: "notification-opened", id });
+}
+
 self.addEventListener("notificationclick", (event) => {
   event.notification.close();
-  const { id, url } = event.notification.data ?? {};
-  event.waitUntil(
-    (async () => {
-      const windows = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
-      const origin = new URL(url).origin;
-      const open = windows.find((w) => w.url === url) ?? windows.find((w) => new URL(w.url).origin === origin);
-      const client = open ? await open.focus() : await self.clients.openWindow(url);
-      // The page's notification client marks it seen (the worker holds no token).
-      if (client && id) client.postMessage({ type: "notification-opened", id });
-    })(),
-  );
+  const opened = openApp(event.notification.data ?? {});
+  try {
+    event.waitUntil(opened);
+  } catch {
+    // Only a click the browser dispatched can extend the worker's life; the work goes on.
+  }
 });
