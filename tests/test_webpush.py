@@ -392,3 +392,81 @@ def test_subscriptions_are_exported_and_erased_with_the_user(
     assert listed(http, "alice") == []
     send(http)
     assert pushes.received == []
+
+
+# --- bounds and quiet hours --------------------------------------------------------------------
+
+
+def dynamodb_calls(svc: Service) -> list[str]:
+    seen: list[str] = []
+    svc.clients.dynamodb.meta.events.register(
+        "before-call.dynamodb.*", lambda model, **_: seen.append(model.name)
+    )
+    return seen
+
+
+def test_the_send_path_costs_the_same_dynamodb_calls_for_1_or_10_subscriptions(
+    http: Any, svc: Service, pushes: PushService
+) -> None:
+    costs = {}
+    for user, devices in (("one", 1), ("ten", 10)):
+        for n in range(devices):
+            subscribe(http, user, pushes.device(f"{user}{n}").subscription())
+        send(http, user)  # the first send to a user creates what later ones only update
+        seen = dynamodb_calls(svc)
+        send(http, user)
+        costs[devices] = sorted(seen)
+    assert len(pushes.to("ten0")) == 2 and len(pushes.received) == 2 * 11
+    assert costs[1] == costs[10]
+    assert costs[1].count("GetItem") <= 4, costs[1]
+
+
+def test_a_broadcast_batch_reads_every_recipients_subscriptions_in_one_call(
+    http: Any, svc: Service, pushes: PushService
+) -> None:
+    users = [f"u{n}" for n in range(30)]
+    for user in users[:5]:
+        subscribe(http, user, pushes.device(user).subscription())
+    seen = dynamodb_calls(svc)
+    notifications = [svc.inbox.put(user, svc_content(), idempotency=None)[0] for user in users]
+    seen.clear()
+    assert svc.webpush.notify_offline_many(notifications) == 5
+    # Subscriptions, then the subscribers' preferences; then per subscriber who was told, its
+    # receipt entry (the tail read, the append); nothing per user who has no subscription.
+    assert seen.count("BatchGetItem") == 2
+    assert "GetItem" not in seen
+    assert seen.count("PutItem") == 5 and seen.count("Query") == 5, seen
+
+
+def svc_content() -> Any:
+    from chalicelib.models import NotificationContent
+
+    return NotificationContent.model_validate({"message": "Office closed Friday"})
+
+
+def test_quiet_hours_hold_the_push_until_they_end(
+    http: Any, svc: Service, pushes: PushService, clock: Clock
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    subscribe(http, "alice", pushes.device("phone").subscription())
+    now = datetime.fromtimestamp(clock.now, UTC)
+    quiet = {
+        "start": (now - timedelta(hours=1)).strftime("%H:%M"),
+        "end": (now + timedelta(hours=1)).strftime("%H:%M"),
+        "time_zone": "UTC",
+    }
+    http.put(
+        "/api/me/preferences", body=json.dumps({"quiet_hours": quiet}), headers=as_user("alice")
+    )
+    notification = send(http)
+    assert pushes.received == []
+    clock.advance(30 * 60)
+    svc.escalations.sweep()
+    assert pushes.received == []
+    clock.advance(31 * 60)
+    for _ in range(3):
+        svc.escalations.sweep()
+    [received] = pushes.received
+    assert received.payload["id"] == notification["id"]
+    assert pushed_entries(notification["id"]) == [("pushed", "webpush", {"subscriptions": 1})]
