@@ -454,8 +454,8 @@ class Escalations:
         if not getattr(preferences.channels, step.channel):
             return _Decision("skip", receipt_channel, "opted_out")
         if step.channel == "push":
-            subscribed = self.webpush is not None and self.webpush.subscribed(step.user_id)
-            address = "push" if subscribed else None
+            # The subscriptions are read when it is sent (`_push`): one read, not two.
+            address = "push" if self.webpush is not None else None
         else:
             contact = self.profiles.contact(step.user_id)
             address = contact.email if step.channel == "email" else contact.phone
@@ -470,7 +470,12 @@ class Escalations:
         """A step of channel `push`: every subscription of the user, whether or not a
         session is live. Only push services that asked to be tried again fail the step."""
         assert self.webpush is not None
-        report = self.webpush.escalate(notification, self.webpush.subscribed(step.user_id), locale)
+        subscriptions = self.webpush.subscribed(step.user_id)
+        if not subscriptions:
+            self.steps.finish(step, token)
+            self._receipt(step, "escalation_skipped", "push", {"reason": "no_contact"})
+            return "skipped"
+        report = self.webpush.escalate(notification, subscriptions, locale)
         if not report.accepted and report.retry:
             raise ProviderFailed("push services asked to retry")
         self.steps.finish(step, token)
