@@ -95,7 +95,7 @@ def test_me_shows_the_groups_of_the_last_register(http: Any, ws: type[WsClient])
 PREFERENCES = {
     "locale": "es",
     "muted_categories": ["news"],
-    "channels": {"email": False, "sms": True},
+    "channels": {"email": False, "sms": True, "push": False},
     "quiet_hours": {"start": "21:00", "end": "08:00", "time_zone": "America/New_York"},
 }
 CONTACT = {"email": "alice@example.com", "phone": "+15555550100"}
