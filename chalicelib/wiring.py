@@ -23,6 +23,7 @@ from chalicelib.immigration import Immigration
 from chalicelib.notifications import Counters, Notifications
 from chalicelib.preferences import Accounts
 from chalicelib.receipts import Receipts
+from chalicelib.retry import Backoff
 from chalicelib.rights import DataRights
 from chalicelib.sessions import Sessions
 from chalicelib.settings import Settings, get_settings
@@ -166,7 +167,13 @@ def build_service(
     profiles = Profiles(db, table)
     steps = EscalationSteps(db, table, clock=clock)
     webpush = WebPush(
-        PushSubscriptions(db, table, clock=clock),
+        # One item per user that every change rewrites: a few more attempts ride out a burst
+        # of devices subscribing at once.
+        PushSubscriptions(
+            Dynamo(clients.dynamodb, retry=Backoff(attempts=10, base=0.02, cap=0.5)),
+            table,
+            clock=clock,
+        ),
         profiles,
         vapid_key_source(settings, clients.session),
         clients.push or PushClient(allow_local_http=settings.is_local),

@@ -470,3 +470,23 @@ def test_quiet_hours_hold_the_push_until_they_end(
     [received] = pushes.received
     assert received.payload["id"] == notification["id"]
     assert pushed_entries(notification["id"]) == [("pushed", "webpush", {"subscriptions": 1})]
+
+
+def test_twelve_devices_subscribing_at_once_all_succeed_and_ten_are_kept(
+    svc: Service, pushes: PushService
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from chalicelib.models import PushSubscriptionBody
+
+    bodies = [
+        PushSubscriptionBody.model_validate(pushes.device(f"c{n}").subscription())
+        for n in range(12)
+    ]
+    with ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(lambda body: svc.webpush.subscribe("alice", body), bodies))
+    assert all(created for _, created in results)
+    stored = svc.webpush.subscriptions.of_user("alice")
+    assert len(stored) == 10
+    assert len({s.id for s in stored}) == 10
+    assert {s.id for s in stored} <= {subscription_id for subscription_id, _ in results}
