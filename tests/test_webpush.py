@@ -9,16 +9,19 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
+from urllib.parse import quote
 
 import boto3
 import pytest
 from chalice.test import Client
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import app as lambda_app
 from chalicelib.settings import Settings
 from chalicelib.webpush import PushClient, VapidKey
 from chalicelib.wiring import Clients, Service, build_service, get_service, use_service
-from tests.conftest import Clock, WsClient, token
+from tests.conftest import Clock, WsClient, aws_error, on_call, token
 from tests.push_service import PushService
 
 ADMIN = {"Authorization": f"Bearer {token('root', admin=True)}", "Content-Type": "application/json"}
@@ -490,3 +493,73 @@ def test_twelve_devices_subscribing_at_once_all_succeed_and_ten_are_kept(
     assert len(stored) == 10
     assert len({s.id for s in stored}) == 10
     assert {s.id for s in stored} <= {subscription_id for subscription_id, _ in results}
+
+
+# --- hostile input and faults ------------------------------------------------------------------
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=40),
+        lambda children: (
+            st.lists(children, max_size=3)
+            | st.dictionaries(
+                st.sampled_from(["endpoint", "keys", "p256dh", "auth", "expirationTime", "x"]),
+                children,
+                max_size=4,
+            )
+        ),
+        max_leaves=10,
+    ),
+    subscription_id=st.text(min_size=1, max_size=30),
+)
+def test_any_subscription_body_or_id_is_answered_without_a_5xx(
+    http: Any, body: Any, subscription_id: str
+) -> None:
+    response = post(http, "/api/me/push-subscriptions", body, as_user("alice"))
+    assert response.status_code in (200, 201, 400, 422), response.body
+    path = "/api/me/push-subscriptions/" + quote(subscription_id, safe="")
+    assert http.delete(path, headers=as_user("alice")).status_code in (204, 404)
+
+
+def test_a_failing_subscriptions_read_does_not_fail_the_send(
+    http: Any, svc: Service, pushes: PushService
+) -> None:
+    subscribe(http, "alice", pushes.device("phone").subscription())
+
+    def is_subscriptions_read(request: dict[str, Any]) -> bool:
+        return json.loads(request["body"])["Key"]["sk"]["S"] == "PUSH"
+
+    reads = on_call(
+        svc.clients.dynamodb,
+        "GetItem",
+        lambda request: (
+            aws_error("ProvisionedThroughputExceededException", 400)
+            if is_subscriptions_read(request)
+            else None
+        ),
+    )
+    notification = send(http)
+    assert any(is_subscriptions_read(r) for r in reads)
+    assert pushes.received == []
+    assert svc.inbox.get("alice", notification["id"]) is not None
+
+
+def test_a_refused_connection_is_retried_later(
+    http: Any, svc: Service, clock: Clock, pushes: PushService
+) -> None:
+    import socket
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+    device = pushes.device("phone").subscription()
+    device["endpoint"] = f"http://127.0.0.1:{port}/push/phone"
+    assert subscribe(http, "alice", device).status_code == 201
+    notification = send(http)
+    [step] = svc.steps.pending("alice", notification["id"])
+    assert step.channel.startswith("webpush:")
