@@ -563,3 +563,28 @@ def test_a_refused_connection_is_retried_later(
     notification = send(http)
     [step] = svc.steps.pending("alice", notification["id"])
     assert step.channel.startswith("webpush:")
+
+
+def test_a_broadcast_batch_sends_at_most_its_budget_of_pushes(
+    svc: Service, pushes: PushService
+) -> None:
+    from chalicelib.models import PushSubscriptionBody
+    from chalicelib.webpush import WebPush, WebPushConfig
+
+    users = [f"b{n}" for n in range(4)]
+    for user in users:
+        body = PushSubscriptionBody.model_validate(pushes.device(user).subscription())
+        svc.webpush.subscribe(user, body)
+    bounded = WebPush(
+        svc.webpush.subscriptions,
+        svc.profiles,
+        lambda: KEY,
+        PushClient(allow_local_http=True),
+        svc.receipts,
+        svc.notifications.counters,
+        svc.steps,
+        config=WebPushConfig(per_batch=2),
+    )
+    notifications = [svc.inbox.put(user, svc_content(), idempotency=None)[0] for user in users]
+    assert bounded.notify_offline_many(notifications) == 2
+    assert len(pushes.received) == 2
