@@ -49,7 +49,8 @@ def make(
     dynamodb: Any, clock: Clock, boto_session: boto3.session.Session
 ) -> Callable[..., Service]:
     def build(*, client: PushClient | None = None, **overrides: Any) -> Service:
-        settings = replace(Settings.from_env(), vapid_private_key=KEY.private_value, **overrides)
+        overrides = {"vapid_private_key": KEY.private_value, **overrides}
+        settings = replace(Settings.from_env(), **overrides)
         clients = replace(
             Clients.from_settings(settings, session=boto_session),
             push=client or PushClient(allow_local_http=True),
@@ -588,3 +589,39 @@ def test_a_broadcast_batch_sends_at_most_its_budget_of_pushes(
     notifications = [svc.inbox.put(user, svc_content(), idempotency=None)[0] for user in users]
     assert bounded.notify_offline_many(notifications) == 2
     assert len(pushes.received) == 2
+
+
+def test_the_vapid_key_is_read_from_ssm_once_on_first_use(
+    make: Callable[..., Service], boto_session: boto3.session.Session
+) -> None:
+    ssm = boto_session.client("ssm", region_name="us-east-1")
+    other = VapidKey.generate()
+    ssm.put_parameter(
+        Name="/app/vapid", Value=other.private_value, Type="SecureString", Overwrite=True
+    )
+    reads: list[str] = []
+
+    def count(params: dict[str, Any], **_: Any) -> None:
+        reads.append(params["Name"])
+
+    boto_session.events.register("provide-client-params.ssm.GetParameter", count)
+    try:
+        make(vapid_private_key=None, vapid_private_key_parameter="/app/vapid")
+        assert reads == []  # nothing is read at start
+        with Client(lambda_app.app, stage_name="dev") as client:
+            for _ in range(3):
+                answer = client.http.get("/api/push/key").json_body
+                assert answer == {"public_key": other.public_key}
+    finally:
+        boto_session.events.unregister("provide-client-params.ssm.GetParameter", count)
+    assert reads == ["/app/vapid"]
+
+
+def test_outside_local_stages_no_key_means_a_clear_configuration_error(
+    make: Callable[..., Service],
+) -> None:
+    make(stage="prod", jwt_secret="x" * 32, vapid_private_key=None)
+    with Client(lambda_app.app, stage_name="dev") as client:
+        response = client.http.get("/api/push/key")
+    assert response.status_code == 500
+    assert "VAPID_PRIVATE_KEY_PARAMETER" in response.json_body["Message"]
