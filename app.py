@@ -24,6 +24,7 @@ from chalicelib.models import (
     PageQuery,
     PollQuery,
     Preferences,
+    PushSubscriptionBody,
     SeenRequest,
     TestNotification,
     page_event,
@@ -241,6 +242,23 @@ def me(principal: Principal) -> Reply:
 def put_preferences(principal: Principal, body: Preferences) -> Reply:
     stored = get_service().accounts.set_preferences(principal.user_id, body)
     return Reply(stored.model_dump(mode="json"))
+
+
+@api.route("/api/push/key", access=Access.ANYONE)
+def push_key() -> Reply:
+    return Reply({"public_key": get_service().webpush.public_key()})
+
+
+@api.route("/api/me/push-subscriptions", method="POST", body=PushSubscriptionBody)
+def subscribe_push(principal: Principal, body: PushSubscriptionBody) -> Reply:
+    subscription_id, created = get_service().webpush.subscribe(principal.user_id, body)
+    return Reply({"id": subscription_id}, 201 if created else 200)
+
+
+@api.route("/api/me/push-subscriptions/{subscription_id}", method="DELETE")
+def unsubscribe_push(principal: Principal, subscription_id: str) -> Reply:
+    get_service().webpush.unsubscribe(principal.user_id, subscription_id)
+    return Reply(status=204)
 
 
 @api.route("/api/users/{user_id}/contact", method="PUT", access=Access.ADMIN, body=Contact)

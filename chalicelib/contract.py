@@ -48,7 +48,7 @@ EntryType = Literal[
     "stored", "pushed", "delivered", "seen", "read", "confirmed", "archived", "reminded",
     "escalated", "escalation_skipped", "escalation_deferred", "deleted", "erased",
 ]  # fmt: skip
-EntryChannel = Literal["websocket", "rest", "poll", "email", "sms", "webpush"]
+EntryChannel = Literal["websocket", "rest", "poll", "email", "sms", "webpush", "push"]
 
 
 class Reply(BaseModel):
@@ -160,6 +160,25 @@ class CaseNotices(Reply):
     notices: list[CaseNotice]
 
 
+class PushSubscriptionListed(Reply):
+    id: str
+    origin: str
+    created_at: str
+
+
+class PushSubscriptionExported(PushSubscriptionListed):
+    endpoint: str
+    expiration_time: int | None
+
+
+class PushKey(Reply):
+    public_key: str = Field(description="base64url (no padding) of the P-256 point")
+
+
+class PushSubscriptionId(Reply):
+    id: str
+
+
 class Export(Reply):
     user_id: str
     groups: list[str]
@@ -167,6 +186,7 @@ class Export(Reply):
     preferences: Preferences
     contact: Contact
     receipts: list[Receipt]
+    push_subscriptions: list[PushSubscriptionExported]
     # Continues the export (notifications, then receipts); null on its last page.
     next_cursor: str | None
 
@@ -193,6 +213,7 @@ class Me(Reply):
         " client last sent with `register`, else `en`"
     )
     contact: Contact
+    push_subscriptions: list[PushSubscriptionListed]
 
 
 class UserContact(Reply):
@@ -212,7 +233,8 @@ REPLY_MODELS: dict[str, type[BaseModel]] = {
     for model in (
         Health, SendResult, BroadcastAccepted, Delivered, NotificationsPage, UnreadCount,
         MarkedRead, PollResult, OneNotification, FormSubmitted, Stats, Seen, Archived, Receipt,
-        CaseNotices, Export, Erased, Erasure, Me, Preferences, UserContact,
+        CaseNotices, Export, Erased, Erasure, Me, Preferences, UserContact, PushKey,
+        PushSubscriptionId,
     )
 }  # fmt: skip
 
@@ -224,6 +246,7 @@ TAGS: dict[str, str] = {
     "Proof of notice": "Receipts and the notices of a case (docs/receipts.md)",
     "Account": "The caller's account, preferences and language; contact set by staff",
     "Data rights": "Export and erasure of a user's data",
+    "Web Push": "Notices to a device whose app is closed: the key and the caller's subscriptions",
     "Operations": "Health and counters",
 }
 
@@ -340,6 +363,18 @@ RESPONSES: dict[tuple[str, str], Success] = {
     ("PUT", "/api/me/preferences"): Success(
         (200,), "Preferences", "Replace the caller's preferences", tag="Account"
     ),
+    ("GET", "/api/push/key"): Success(
+        (200,), "PushKey", "The Web Push (VAPID) public key", tag="Web Push"
+    ),
+    ("POST", "/api/me/push-subscriptions"): Success(
+        (201, 200),
+        "PushSubscriptionId",
+        "Subscribe this browser to Web Push (200: an endpoint known already, same id)",
+        tag="Web Push",
+    ),
+    ("DELETE", "/api/me/push-subscriptions/{subscription_id}"): Success(
+        (204,), None, "Forget one of the caller's push subscriptions", errors=(404,), tag="Web Push"
+    ),
     ("PUT", "/api/users/{user_id}/contact"): Success(
         (200,),
         "UserContact",
@@ -388,12 +423,23 @@ _DOCUMENT_REQUEST = {
 _PREFERENCES = {
     "locale": None,
     "muted_categories": ["news"],
-    "channels": {"email": True, "sms": False},
+    "channels": {"email": True, "sms": False, "push": True},
     "quiet_hours": {"start": "21:00", "end": "08:00", "time_zone": "America/New_York"},
 }
 
 # Request bodies, by the name of the model that parses them.
 REQUEST_EXAMPLES: dict[str, Any] = {
+    "PushSubscriptionBody": {
+        "endpoint": "https://fcm.googleapis.com/fcm/send/dQw4w9WgXcQ:APA91bH",
+        "expirationTime": None,
+        "keys": {
+            "p256dh": (
+                "BGs_ExXcgaFbm5ue_Fvf7Q543u7XS3r4otEmgcA-1L68"
+                "XKFwJPr99ALH0qCAIX-avjg-Tk7cAHBoZr4-UurH0Aw"
+            ),
+            "auth": "Mr7clDudJCrZAjXXZxx66A",
+        },
+    },
     "CreateNotification": {
         "user_id": "alice",
         "message": "Your case status has been updated",
@@ -485,7 +531,21 @@ REPLY_EXAMPLES: dict[str, Any] = {
         "preferences": {**_PREFERENCES, "locale": None},
         "locale": "es-ES",
         "contact": {"email": "alice@example.com", "phone": None},
+        "push_subscriptions": [
+            {
+                "id": "Vx3k9",
+                "origin": "https://fcm.googleapis.com",
+                "created_at": "2026-11-25T19:41:32.123Z",
+            }
+        ],
     },
+    "PushKey": {
+        "public_key": (
+            "BFD_OysJUinewUF6TBwE7_VJUe4C_Lv6GnAnZGtR3mZP"
+            "Smi3VxlSw59YENMaqEdy-XIwcZuzKVZcIIgNxXv-dLM"
+        )
+    },
+    "PushSubscriptionId": {"id": "Vx3k9"},
     "Preferences": _PREFERENCES,
     "UserContact": {"user_id": "alice", "email": "alice@example.com", "phone": "+15555550100"},
     "Erased": {"erased": True, "status": "pending"},

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from chalicelib.notifications import Counters
     from chalicelib.storage import ConnectionStore, Inbox
     from chalicelib.storage.profiles import Profiles
+    from chalicelib.webpush import WebPush
 
 MAXIMUM_DURATION = timedelta(days=90)
 # A sweep looks back this many minutes before its cursor moves on: the due index is a GSI,
@@ -254,7 +255,9 @@ class Escalations:
         *,
         config: EscalationConfig | None = None,
         clock: Callable[[], float] = time.time,
+        webpush: WebPush | None = None,
     ) -> None:
+        self.webpush = webpush
         self.steps = steps
         self.inbox = inbox
         self.profiles = profiles
@@ -403,6 +406,8 @@ class Escalations:
     def _fire_claimed(self, step: Step, token: str) -> str:
         user_id, notification_id = step.user_id, step.notification_id
         notification = self.inbox.get(user_id, notification_id)
+        if self.webpush is not None and self.webpush.is_retry(step):
+            return self._retry_push(step, token, notification)
         decision = self._decide(step, notification)
         if decision.outcome == "closed" or notification is None:
             self.steps.finish(step, token)
@@ -423,6 +428,8 @@ class Escalations:
             self.steps.finish(step, token)
             self._receipt(step, "reminded", "websocket", {"connections": report.delivered})
             return "reminded"
+        if step.channel == "push":
+            return self._push(step, token, notification, decision.locale)
         assert decision.address is not None
         provider_id = self._send(step, notification, decision.address, decision.locale)
         # Done before anything else can fail: the message went out, it must not go twice.
@@ -450,14 +457,57 @@ class Escalations:
             return _Decision("send", receipt_channel)
         if not getattr(preferences.channels, step.channel):
             return _Decision("skip", receipt_channel, "opted_out")
-        contact = self.profiles.contact(step.user_id)
-        address = contact.email if step.channel == "email" else contact.phone
+        if step.channel == "push":
+            # The subscriptions are read when it is sent (`_push`): one read, not two.
+            address = "push" if self.webpush is not None else None
+        else:
+            contact = self.profiles.contact(step.user_id)
+            address = contact.email if step.channel == "email" else contact.phone
         if address is None:
             return _Decision("skip", receipt_channel, "no_contact")
         until = quiet_until(preferences.quiet_hours, datetime.fromtimestamp(self.clock(), UTC))
         if until is not None:
             return _Decision("defer", receipt_channel, until=until)
         return _Decision("send", receipt_channel, address=address, locale=profile.locale)
+
+    def _push(self, step: Step, token: str, notification: Notification, locale: str | None) -> str:
+        """A step of channel `push`: every subscription of the user, whether or not a
+        session is live. Only push services that asked to be tried again fail the step."""
+        assert self.webpush is not None
+        subscriptions = self.webpush.subscribed(step.user_id)
+        if not subscriptions:
+            self.steps.finish(step, token)
+            self._receipt(step, "escalation_skipped", "push", {"reason": "no_contact"})
+            return "skipped"
+        report = self.webpush.escalate(notification, subscriptions, locale)
+        if not report.accepted and report.retry:
+            raise ProviderFailed("push services asked to retry")
+        self.steps.finish(step, token)
+        if not report.accepted:
+            self._receipt(step, "escalation_skipped", "push", {"reason": "no_contact"})
+            return "skipped"
+        self.counters.record(escalations_sent=1)
+        self._receipt(step, "escalated", "push", {"subscriptions": report.accepted})
+        return "escalated"
+
+    def _retry_push(self, step: Step, token: str, notification: Notification | None) -> str:
+        """A web push that a push service asked to retry (or quiet hours held back)."""
+        assert self.webpush is not None
+        still_open = notification is not None and (
+            notification.confirmed_at is None
+            if notification.requires_confirmation
+            else not notification.read
+        )
+        if notification is None or not still_open:
+            self.steps.finish(step, token)
+            return "closed"
+        outcome, again = self.webpush.retry(step, notification)
+        if again is not None:
+            attempts = step.attempts + (outcome == "retry")
+            self.steps.reschedule(step, token, _ms(again), attempts=attempts)
+            return outcome
+        self.steps.finish(step, token)
+        return outcome
 
     def _send(
         self, step: Step, notification: Notification, address: str, locale: str | None

@@ -63,6 +63,11 @@ TEMPLATES: dict[str, Template] = {
         summary="Tiene un aviso importante de {org}. Inicie sesión para leerlo: {url}",
         full="Tiene un aviso importante de {org}:\n\n{message}\n\nInicie sesión para leerlo: {url}",
     ),
+    "ar": Template(
+        subject="إشعار مهم من {org}",
+        summary="لديك إشعار مهم من {org}. سجّل الدخول لقراءته: {url}",
+        full="لديك إشعار مهم من {org}:\n\n{message}\n\nسجّل الدخول لقراءته: {url}",
+    ),
 }
 
 

@@ -49,7 +49,7 @@ LanguageTag = Annotated[str, StringConstraints(pattern=LANGUAGE_TAG_PATTERN, max
 DURATION_PATTERN = (
     r"^P(?=\d|T\d)(?:(\d{1,7})D)?(?:T(?=\d)(?:(\d{1,7})H)?(?:(\d{1,7})M)?(?:(\d{1,7})S)?)?$"
 )
-Channel = Literal["repush", "email", "sms"]
+Channel = Literal["repush", "email", "sms", "push"]
 
 
 def is_user_id(value: object) -> bool:
@@ -608,6 +608,7 @@ class QuietHours(Strict):
 class ChannelPreferences(Strict):
     email: bool = True
     sms: bool = True
+    push: bool = True
 
 
 class Preferences(Strict):
@@ -628,6 +629,36 @@ class Preferences(Strict):
 class Contact(Strict):
     email: EmailAddress | None = None
     phone: PhoneNumber | None = None
+
+
+Base64Url = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]+={0,2}$", max_length=256)]
+
+
+class PushKeys(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True, defer_build=True)
+
+    p256dh: Base64Url
+    auth: Base64Url
+
+    @model_validator(mode="after")
+    def _usable(self) -> PushKeys:
+        from chalicelib.webpush import check_keys
+
+        check_keys(self.p256dh, self.auth)
+        return self
+
+
+class PushSubscriptionBody(BaseModel):
+    """The browser's `PushSubscription.toJSON()`; the endpoint's safety is checked by the
+    service (it needs DNS), its form here."""
+
+    model_config = ConfigDict(
+        strict=True, extra="forbid", frozen=True, defer_build=True, populate_by_name=True
+    )
+
+    endpoint: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+    expiration_time: float | None = Field(None, alias="expirationTime", ge=0, le=1e15)
+    keys: PushKeys
 
 
 class FanoutPage(Strict):

@@ -54,6 +54,7 @@ from chalicelib.telemetry import logger as log
 if TYPE_CHECKING:
     from chalicelib.escalation import Escalations
     from chalicelib.storage.profiles import Profile, Profiles
+    from chalicelib.webpush import WebPush
 
 REPLAY_LIMIT = 100
 # How long a broadcast page's claim is kept: longer than SQS keeps retrying a job.
@@ -103,7 +104,9 @@ class Notifications:
         receipts: Receipts | None = None,
         escalations: Escalations | None = None,
         profiles: Profiles | None = None,
+        webpush: WebPush | None = None,
     ) -> None:
+        self.webpush = webpush
         self.receipts = receipts
         self.inbox = inbox
         self.connections = connections
@@ -145,6 +148,9 @@ class Notifications:
         )
         if report.delivered:
             self._record_push(notification, report.delivered)
+        elif self.webpush is not None:
+            # No live session was reached: the user's devices are told instead.
+            self.webpush.notify_offline(user_id, notification)
         return SendResult(notification, created=True, delivered_to=report.delivered)
 
     def broadcast(self, content: NotificationContent, group: str | None) -> tuple[str, int]:
@@ -236,6 +242,9 @@ class Notifications:
             stale_pruned=report.pruned,
         )
         self._record_pushes(stored, dict(targets), report.reached)
+        if self.webpush is not None:
+            reached = {dict(targets)[connection_id] for connection_id in report.reached}
+            self.webpush.notify_offline_many([n for u, n in stored.items() if u not in reached])
         return len(stored)
 
     def deliver_job(self, job: FanoutJob | FanoutPage) -> int:

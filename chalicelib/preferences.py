@@ -8,6 +8,7 @@ the preference when set, else what their client last sent with `register`, else 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from chalicelib.auth import Principal
@@ -18,9 +19,16 @@ from chalicelib.storage.profiles import Profiles
 
 
 class Accounts:
-    def __init__(self, profiles: Profiles, directory: Directory) -> None:
+    def __init__(
+        self,
+        profiles: Profiles,
+        directory: Directory,
+        *,
+        push_subscriptions: Callable[[str], list[dict[str, str]]] = lambda user_id: [],
+    ) -> None:
         self.profiles = profiles
         self.directory = directory
+        self._push_subscriptions = push_subscriptions
 
     def me(self, principal: Principal) -> dict[str, Any]:
         """`GET /api/me`: groups are those of the last `register` (the token's before any)."""
@@ -33,6 +41,7 @@ class Accounts:
             "preferences": profile.preferences.model_dump(mode="json"),
             "locale": profile.locale,
             "contact": self.profiles.contact(principal.user_id).model_dump(mode="json"),
+            "push_subscriptions": self._push_subscriptions(principal.user_id),
         }
 
     def client_language(self, user_id: str, locale: str | None) -> str:

@@ -53,6 +53,10 @@ class Settings:
     sns_endpoint: str | None = None
     event_bus_name: str | None = None
     events_endpoint: str | None = None
+    # Web Push: the VAPID private key itself (local stacks) or the SSM parameter holding it.
+    vapid_private_key: str | None = None
+    vapid_private_key_parameter: str | None = None
+    push_subject: str | None = None  # VAPID `sub`; APP_URL when unset
 
     @property
     def test_routes_enabled(self) -> bool:
@@ -148,6 +152,9 @@ class Settings:
             sns_endpoint=env.get("SNS_ENDPOINT") or None,
             event_bus_name=env.get("EVENT_BUS_NAME") or None,
             events_endpoint=env.get("EVENTS_ENDPOINT") or None,
+            vapid_private_key=env.get("VAPID_PRIVATE_KEY") or None,
+            vapid_private_key_parameter=env.get("VAPID_PRIVATE_KEY_PARAMETER") or None,
+            push_subject=env.get("PUSH_SUBJECT") or None,
         )
         settings.check_auth()
         return settings

@@ -29,6 +29,9 @@ METRIC_NAMES = {
     "notifications_confirmed": "NotificationsConfirmed",
     "escalations_sent": "EscalationsSent",
     "escalations_failed": "EscalationProviderFailures",
+    "webpushes_sent": "WebPushes",
+    "webpushes_failed": "WebPushFailures",
+    "push_subscriptions_pruned": "PushSubscriptionsPruned",
 }
 
 logger = Logger(service=SERVICE)

@@ -25,6 +25,7 @@ from chalicelib.notifications import Counters, Notifications
 from chalicelib.preferences import Accounts
 from chalicelib.publisher import Publisher
 from chalicelib.receipts import Receipts
+from chalicelib.retry import Backoff
 from chalicelib.rights import DataRights, register_erasure
 from chalicelib.sessions import Sessions
 from chalicelib.settings import Settings, get_settings
@@ -33,6 +34,8 @@ from chalicelib.storage.erasures import ErasureLog
 from chalicelib.storage.escalations import EscalationSteps
 from chalicelib.storage.profiles import Profiles
 from chalicelib.storage.receipts import ReceiptStore
+from chalicelib.storage.subscriptions import PushSubscriptions
+from chalicelib.webpush import PushClient, WebPush, WebPushConfig, vapid_key_source
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
@@ -56,6 +59,8 @@ class Clients:
     ses: Callable[[], SESV2Client] | None = None
     sns: Callable[[], SNSClient] | None = None
     events: Callable[[], EventBridgeClient] | None = None
+    # Web Push requests (not AWS): tests hand in one with their own resolver.
+    push: PushClient | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, session: Any = None) -> Clients:
@@ -152,6 +157,7 @@ class Service:
     publisher: Publisher
     # Background work on the SQS queue (inline, to its end, where none is configured).
     jobs: SqsJobs | InlineJobs
+    webpush: WebPush
 
     def check_rate(self, principal: Principal) -> None:
         self.sessions.check_rate(principal)
@@ -204,6 +210,28 @@ def build_service(
     verifier = build_verifier(settings, clients.session)
     profiles = Profiles(db, table)
     steps = EscalationSteps(db, table, clock=clock)
+    webpush = WebPush(
+        # One item per user that every change rewrites: a few more attempts ride out a burst
+        # of devices subscribing at once.
+        PushSubscriptions(
+            Dynamo(clients.dynamodb, retry=Backoff(attempts=10, base=0.02, cap=0.5)),
+            table,
+            clock=clock,
+        ),
+        profiles,
+        vapid_key_source(settings, clients.session),
+        clients.push or PushClient(allow_local_http=settings.is_local),
+        receipts,
+        counters,
+        steps,
+        config=WebPushConfig(
+            org_name=settings.org_name,
+            app_url=settings.app_url,
+            subject=settings.push_subject or settings.app_url,
+            full_content=settings.escalation_content == "full",
+        ),
+        clock=clock,
+    )
     escalations = Escalations(
         steps,
         inbox,
@@ -224,6 +252,7 @@ def build_service(
             full_content=settings.escalation_content == "full",
         ),
         clock=clock,
+        webpush=webpush,
     )
     notifications = Notifications(
         inbox,
@@ -236,6 +265,7 @@ def build_service(
         receipts=receipts,
         escalations=escalations,
         profiles=profiles,
+        webpush=webpush,
     )
     sessions = Sessions(
         connections,
@@ -252,10 +282,11 @@ def build_service(
         receipts,
         ErasureLog(db, table, clock=clock),
         jobs,
-        erasables=(profiles,),
+        erasables=(profiles, webpush.subscriptions),
         exporters={
             "preferences": lambda user_id: profiles.preferences(user_id).model_dump(mode="json"),
             "contact": lambda user_id: profiles.contact(user_id).model_dump(mode="json"),
+            "push_subscriptions": webpush.exported,
         },
         clock=clock,
     )
@@ -276,7 +307,7 @@ def build_service(
         receipts=receipts,
         rights=rights,
         escalations=escalations,
-        accounts=Accounts(profiles, directory),
+        accounts=Accounts(profiles, directory, push_subscriptions=webpush.listed),
         profiles=profiles,
         steps=steps,
         publisher=Publisher(
@@ -285,6 +316,7 @@ def build_service(
             receipt_store,
         ),
         jobs=jobs,
+        webpush=webpush,
     )
 
 

@@ -38,6 +38,10 @@ ERROR_DESCRIPTIONS = {
     503: "Busy (AWS throttling, retries ran out, or the user is being erased): retry after"
     " Retry-After",
 }
+# Path parameters with a known form (the others are any string).
+PATH_SCHEMAS: dict[str, dict[str, Any]] = {
+    "subscription_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+}
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}}}
 
 
@@ -125,7 +129,12 @@ def build_document(app: Any | None = None, api: Any | None = None) -> dict[str, 
                 "responses": {},
             }
             parameters = [
-                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                {
+                    "name": name,
+                    "in": "path",
+                    "required": True,
+                    "schema": PATH_SCHEMAS.get(name, {"type": "string"}),
+                }
                 for name in re.findall(r"{(\w+)}", path)
             ]
             if spec is not None and spec.query is not None:

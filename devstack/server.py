@@ -44,7 +44,7 @@ from devstack.runtime import (
     point_websocket_api_at,
     websocket_entry_points,
 )
-from devstack.snapshot import Snapshotter, load_snapshot
+from devstack.snapshot import Snapshotter, load_snapshot, read_keys, write_snapshot
 from devstack.streams import StreamEventSource
 from devstack.tokens import DEFAULT_SECRET
 from devstack.websocket import WebSocketGateway
@@ -489,11 +489,15 @@ class DevStack:
         )
         loaded = load_snapshot(client, path)
         log.info("loaded %d items from %s", loaded, path)
+        keys = {"vapid_private_key": self._environ["VAPID_PRIVATE_KEY"]}
+        if read_keys(path) != keys:
+            write_snapshot(client, path, keys)  # a key made now must survive a restart
         self._snapshots = Snapshotter(
             client,
             path,
             writes=lambda: sum(moto.operations[name] for name in WRITE_OPERATIONS),
             interval=self.settings.snapshot_interval,
+            keys=keys,
         )
         self._snapshots.start()
 
@@ -575,6 +579,17 @@ class DevStack:
         self.issuer.trust(env)
         env["DYNAMODB_ENDPOINT"] = self.dynamodb_url
         env["WEBSOCKET_ENDPOINT"] = f"http://{HOST}:{ws_port}"
+        if not env.get("VAPID_PRIVATE_KEY"):
+            env["VAPID_PRIVATE_KEY"] = self._vapid_private_key()
+
+    def _vapid_private_key(self) -> str:
+        """The Web Push key of this stack: the state file's, else one made now (and kept
+        there by `_restore`), so browsers' subscriptions outlive a restart."""
+        from chalicelib.webpush import VapidKey
+
+        state = self.settings.state_file
+        kept = read_keys(state).get("vapid_private_key") if state is not None else None
+        return kept or VapidKey.generate().private_value
 
     async def stop(self) -> None:
         for runner in reversed(self._runners):

@@ -9,8 +9,10 @@ always a whole snapshot. It is built with paginated Scans through the same endpo
 uses (a dev tool, never a request path): each page is consistent, the whole file is not a
 point-in-time copy of writes racing it. SQS messages in flight are not kept.
 
-File format: ``{"version": 1, "tables": {name: [item, ...]}}`` with items in DynamoDB's
-attribute-value JSON; binary values base64-encoded.
+File format: ``{"version": 1, "tables": {name: [item, ...]}, "keys": {...}}`` with items in
+DynamoDB's attribute-value JSON; binary values base64-encoded. ``keys`` holds what the stack
+made at its first start and must keep across restarts (the Web Push key pair: browsers'
+subscriptions are bound to it).
 """
 
 from __future__ import annotations
@@ -70,14 +72,26 @@ def dump_tables(client: Any) -> dict[str, list[dict[str, Any]]]:
     return tables
 
 
-def write_snapshot(client: Any, path: Path) -> int:
+def read_keys(path: Path) -> dict[str, str]:
+    """The `keys` the file keeps (none when there is no file yet)."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    return dict(document.get("keys") or {})
+
+
+def write_snapshot(client: Any, path: Path, keys: dict[str, str] | None = None) -> int:
     """Write the snapshot atomically; returns the number of items written."""
     tables = dump_tables(client)
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as out:
-            json.dump({"version": VERSION, "tables": tables}, out, separators=(",", ":"))
+            document: dict[str, Any] = {"version": VERSION, "tables": tables}
+            if keys:
+                document["keys"] = keys
+            json.dump(document, out, separators=(",", ":"))
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, path)
@@ -126,7 +140,9 @@ class Snapshotter:
         *,
         writes: Callable[[], int],
         interval: float = 2.0,
+        keys: dict[str, str] | None = None,
     ) -> None:
+        self._keys = keys
         self._client = client
         self.path = path
         self._writes = writes
@@ -141,7 +157,7 @@ class Snapshotter:
             writes = self._writes()
             if writes == self._saved_at_writes:
                 return False
-            count = write_snapshot(self._client, self.path)
+            count = write_snapshot(self._client, self.path, self._keys)
             self._saved_at_writes = writes
             log.debug("snapshot: %d items to %s", count, self.path)
             return True

@@ -48,6 +48,13 @@ def coldstart_ratios(out: str) -> None:
         assert f"ratio {variant} / boto3 at " in out
 
 
+def webpush_figures(out: str) -> None:
+    for channel in ("push", "email", "sms"):
+        assert f"| {channel} | " in out
+    for variant in ("cryptography", "pywebpush"):
+        assert f"ratio {variant} / app " in out
+
+
 def webclient_baseline(out: str) -> None:
     assert "v1 baseline" in out and "up front" in out
 
@@ -67,6 +74,7 @@ EXPECTED: dict[str, Callable[[str], None]] = {
     "webclient_size": webclient_baseline,
     "events": events_figures,
     "volume": volume_rows,
+    "webpush": webpush_figures,
 }
 
 

@@ -15,7 +15,7 @@ from tests.conftest import ADMIN, NOTIFICATION_FIELDS, WsClient, auth
 PREFERENCES = {
     "locale": "es",
     "muted_categories": ["news"],
-    "channels": {"email": False, "sms": True},
+    "channels": {"email": False, "sms": True, "push": False},
     "quiet_hours": {"start": "21:00", "end": "08:00", "time_zone": "America/New_York"},
 }
 CONTACT = {"email": "alice@example.com", "phone": "+15555550100"}

@@ -316,7 +316,11 @@ def test_only_what_each_function_uses(template: dict[str, Any]) -> None:
     push = "execute-api:ManageConnections"
     assert push in api and push in message and push in worker
     assert push not in connect | disconnect  # $connect cannot push; $disconnect has no one to
-    assert "ssm:GetParameter" not in worker | disconnect  # they never verify a token
+    assert "ssm:GetParameter" not in disconnect  # it never verifies a token nor pushes
+    # The worker never verifies a token: the only parameter it reads is the Web Push key.
+    worker_role = template["Resources"][function_role(template, "FanoutWorker")]
+    assert "${JwtSecretParameterName}" not in json.dumps(worker_role)
+    assert "${VapidPrivateKeyParameterName}" in json.dumps(worker_role)
     assert "ssm:GetParameter" in connect & message & api
     assert "dynamodb:DeleteItem" not in connect
     assert not {"dynamodb:Query", "dynamodb:PutItem", "dynamodb:GetItem"} & disconnect

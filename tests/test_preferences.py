@@ -15,7 +15,7 @@ from tests.conftest import ADMIN, WsClient, on_call, token
 DEFAULTS = {
     "locale": None,
     "muted_categories": [],
-    "channels": {"email": True, "sms": True},
+    "channels": {"email": True, "sms": True, "push": True},
     "quiet_hours": None,
 }
 
@@ -48,6 +48,7 @@ def test_me_shows_defaults_until_set(http: Any) -> None:
         "preferences": DEFAULTS,
         "locale": "en",
         "contact": {"email": None, "phone": None},
+        "push_subscriptions": [],
     }
     assert http.get("/api/me", headers=ADMIN).json_body["admin"] is True
     assert http.get("/api/me").status_code == 401
@@ -57,7 +58,7 @@ def test_put_preferences_replaces_the_whole_object(http: Any) -> None:
     full = {
         "locale": "es",
         "muted_categories": ["news"],
-        "channels": {"email": True, "sms": False},
+        "channels": {"email": True, "sms": False, "push": True},
         "quiet_hours": {"start": "21:00", "end": "08:00", "time_zone": "America/New_York"},
     }
     response = put(http, "/api/me/preferences", full, as_user("alice"))
@@ -72,7 +73,7 @@ def test_put_preferences_replaces_the_whole_object(http: Any) -> None:
     "body",
     [
         {"theme": "dark"},
-        {"channels": {"email": True, "push": False}},
+        {"channels": {"email": True, "fax": False}},
         {"channels": {"email": "yes"}},
         {"quiet_hours": {"start": "21:00", "end": "08:00", "time_zone": "UTC", "days": [1]}},
         {"quiet_hours": {"start": "21:00", "end": "08:00", "time_zone": "Mars/Olympus"}},

@@ -79,7 +79,7 @@ def test_export_holds_everything_stored_about_the_caller(http: Any, ws: type[WsC
     assert response.status_code == 200
     export = response.json_body
     assert set(export) == {"user_id", "groups", "notifications", "preferences", "contact",
-                           "receipts", "next_cursor"}  # fmt: skip
+                           "receipts", "push_subscriptions", "next_cursor"}  # fmt: skip
     assert export["next_cursor"] is None
     assert export["user_id"] == "alice"
     assert export["groups"] == ["clients"]
@@ -87,7 +87,7 @@ def test_export_holds_everything_stored_about_the_caller(http: Any, ws: type[WsC
     assert export["notifications"][1]["archived"] is True
     assert export["notifications"][0]["message"] == "kept"
     assert export["preferences"] == {"locale": None, "muted_categories": [],
-                                     "channels": {"email": True, "sms": True},
+                                     "channels": {"email": True, "sms": True, "push": True},
                                      "quiet_hours": None}  # fmt: skip
     assert export["contact"] == {"email": None, "phone": None}
     assert [r["notification_id"] for r in export["receipts"]] == [kept, archived]

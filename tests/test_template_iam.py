@@ -26,6 +26,7 @@ from devstack.context import LambdaContext
 from devstack.fanout import create_fanout_queues
 from devstack.messaging import scheduled_event
 from tests.conftest import REGION, Clock, WsClient, token
+from tests.push_service import PushService
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = {
@@ -53,8 +54,12 @@ UNUSED_ON_PURPOSE: dict[str, set[tuple[str, str]]] = {
     # A push answered 410 deletes that connection (docs/protocol.md); moto never answers 410.
     "APIHandler": {("dynamodb:DeleteItem", "ConnectionsTable")},
     "WebsocketMessage": {("dynamodb:DeleteItem", "ConnectionsTable")},
-    # A reminder (repush) answered 410 likewise.
-    "EscalationSweep": {("dynamodb:DeleteItem", "ConnectionsTable")},
+    # A reminder (repush) answered 410 likewise; a push service answering 404/410 makes the
+    # sweep or a broadcast batch forget that subscription (a Put of the rest, or a Delete).
+    "EscalationSweep": {
+        ("dynamodb:DeleteItem", "ConnectionsTable"),
+        ("dynamodb:PutItem", "NotificationsTable"),
+    },
     # The stream's event source mapping reads the stream and sends batches that exhaust their
     # retries to the on-failure queue, both with the function's role.
     "EventsPublisher": {
@@ -68,6 +73,7 @@ UNUSED_ON_PURPOSE: dict[str, set[tuple[str, str]]] = {
     }
     | {("sqs:SendMessage", "EventsDeadLetterQueue")},
     "FanoutWorker": {("dynamodb:DeleteItem", "ConnectionsTable")}
+    | {(f"dynamodb:{action}", "NotificationsTable") for action in ("GetItem", "DeleteItem")}
     # The event source mapping polls the queue with the function's role.
     | {
         (action, "FanoutQueue")
@@ -81,6 +87,8 @@ UNUSED_ON_PURPOSE: dict[str, set[tuple[str, str]]] = {
 }
 # Functions that verify tokens read the JWT secret parameter (tested in test_auth_secrets).
 VERIFIES_TOKENS = {"APIHandler", "WebsocketConnect", "WebsocketMessage"}
+# Functions that send Web Push read the VAPID key parameter (on first push, like the secret).
+SENDS_WEB_PUSH = {"APIHandler", "FanoutWorker", "EscalationSweep"}
 
 
 Call = tuple[str, str]  # (IAM action, resource: a logical id, with "/index" for a GSI)
@@ -146,7 +154,7 @@ def granted(role: dict[str, Any]) -> set[Call]:
         for statement in policy["PolicyDocument"]["Statement"]:
             if "Fn::If" in statement:
                 statement = statement["Fn::If"][1]
-            if statement["Sid"] in {"Logs", "Tracing", "JwtSecret"}:
+            if statement["Sid"] in {"Logs", "Tracing", "JwtSecret", "VapidKey"}:
                 continue
             if "NotResource" in statement:
                 assert "arn:${AWS::Partition}:sns:*:*:*" in json.dumps(statement["NotResource"])
@@ -240,7 +248,7 @@ STEPS = [
 ]
 
 
-def exercise(recorder: Recorder, service: Service, clock: Clock) -> None:
+def exercise(recorder: Recorder, service: Service, clock: Clock, pushes: PushService) -> None:
     """Every entry point of every function, along its branches."""
     admin = {"Authorization": f"Bearer {token('root', admin=True)}"}
     alice = {"Authorization": f"Bearer {token('alice')}"}
@@ -295,6 +303,18 @@ def exercise(recorder: Recorder, service: Service, clock: Clock) -> None:
         for user_id in ("alice", "carol"):
             assert put(f"/api/users/{user_id}/contact", CONTACT, admin).status_code == 200
         assert http.get("/api/me", headers=alice).status_code == 200
+        # dave has no live session: his device is pushed to, now and by a push step.
+        dave = {"Authorization": f"Bearer {token('dave')}"}
+        assert http.get("/api/push/key").status_code == 200
+        device = pushes.device("dave").subscription()
+        subscribed = post("/api/me/push-subscriptions", device, dave)
+        assert subscribed.status_code == 201, subscribed.body
+        path = f"/api/me/push-subscriptions/{subscribed.json_body['id']}"
+        assert http.delete(path, headers=dave).status_code == 204
+        assert post("/api/me/push-subscriptions", device, dave).status_code == 201
+        steps = [{"channel": "push", "after": "PT1S"}]
+        post("/api/notifications", {"user_id": "dave", "message": "m", "escalation": steps}, admin)
+        assert len(pushes.to("dave")) == 1
         assert put("/api/me/preferences", {"locale": "es"}, alice).status_code == 200
         # carol is in her quiet hours now: her email and SMS steps are deferred.
         now = datetime.fromtimestamp(clock(), UTC)
@@ -419,7 +439,9 @@ def exercise(recorder: Recorder, service: Service, clock: Clock) -> None:
             outcomes[outcome] += count
     # alice: a reminder, an email, an SMS; carol (quiet hours defer email and SMS, not pushes):
     # a reminder, and her email, SMS and document-required email deferred.
-    assert outcomes == {"reminded": 2, "escalated": 2, "deferred": 3}, outcomes
+    # dave: his push step.
+    assert outcomes == {"reminded": 2, "escalated": 3, "deferred": 3}, outcomes
+    assert len(pushes.to("dave")) == 2
 
     as_function(recorder, "WebsocketDisconnect")
     session.disconnect()
@@ -459,7 +481,8 @@ def receipt_stream(service: Service) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def recorded(recorder: Recorder, wired: Service, clock: Clock) -> dict[str, set[Call]]:
-    exercise(recorder, wired, clock)
+    with PushService() as pushes:
+        exercise(recorder, wired, clock, pushes)
     # The test's own moto calls (setup, receiving from the queue) are not a function's.
     return {name: calls for name, calls in recorder.calls.items() if name in roles()}
 
@@ -482,6 +505,13 @@ def test_only_token_verifying_functions_read_the_secret() -> None:
         statements = role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
         reads = any("Fn::If" in s and s["Fn::If"][1]["Sid"] == "JwtSecret" for s in statements)
         assert reads == (function in VERIFIES_TOKENS), function
+
+
+def test_only_functions_that_send_web_push_read_the_vapid_key() -> None:
+    for function, role in roles().items():
+        statements = role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        reads = any("Fn::If" in s and s["Fn::If"][1]["Sid"] == "VapidKey" for s in statements)
+        assert reads == (function in SENDS_WEB_PUSH), function
 
 
 def test_receipts_are_append_only_for_every_role() -> None:

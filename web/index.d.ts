@@ -34,7 +34,7 @@ export interface Preferences {
   /** null: the client's own language (see `Me.locale`). */
   locale: string | null;
   muted_categories: string[];
-  channels: { email: boolean; sms: boolean };
+  channels: { email: boolean; sms: boolean; push?: boolean };
   quiet_hours: { start: string; end: string; time_zone: string } | null;
 }
 
@@ -46,6 +46,14 @@ export interface Me {
   /** The effective locale: the preference, else the client's language at `register`, else "en". */
   locale: string;
   contact: { email: string | null; phone: string | null };
+  /** The devices this user gets Web Push on (never their endpoints or keys). */
+  push_subscriptions: Array<{ id: string; origin: string; created_at: string }>;
+}
+
+/** Why Web Push could not be turned on; `message` explains it to a person. */
+export interface PushPermissionError extends Error {
+  name: "PushPermissionError";
+  reason: "denied" | "dismissed" | "unsupported";
 }
 
 export type ReceiptEntryType =
@@ -61,7 +69,7 @@ export interface Receipt {
     seq: number;
     type: ReceiptEntryType;
     at: string;
-    channel?: "websocket" | "rest" | "poll" | "email" | "sms";
+    channel?: "websocket" | "rest" | "poll" | "email" | "sms" | "webpush" | "push";
     detail?: Record<string, unknown>;
     hash: string;
   }>;
@@ -80,7 +88,7 @@ export interface CaseNotices {
     seen_at: string | null;
     read_at: string | null;
     confirmed_at: string | null;
-    escalations: Array<{ channel: "email" | "sms"; at: string }>;
+    escalations: Array<{ channel: "email" | "sms" | "push"; at: string }>;
     content_sha256: string;
     verified: boolean;
   }>;
@@ -170,6 +178,8 @@ export interface ClientOptions {
   random?: () => number;
   storage?: Pick<Storage, "getItem" | "setItem" | "removeItem">;
   eventTarget?: EventTarget | null;
+  /** Where pages hear from web/sw.js (default navigator.serviceWorker); null: not at all. */
+  serviceWorker?: Pick<EventTarget, "addEventListener"> | null;
   BroadcastChannel?: typeof BroadcastChannel | null;
   /** Builds the transports (default: a WebSocket, and long polling loaded on first use). */
   transports?: {
@@ -226,6 +236,16 @@ export interface NotificationClient {
   me(options?: { refresh?: boolean }): Promise<Me>;
   savePreferences(preferences: Partial<Preferences>): Promise<Preferences>;
   receipt(id: string): Promise<Receipt>;
+  /**
+   * Subscribe this device to Web Push and tell the server (call it from a user gesture: the
+   * browser asks for permission then). `registration` is the one of web/sw.js. Rejects with a
+   * PushPermissionError explaining a refusal.
+   */
+  enablePush(options: { registration: ServiceWorkerRegistration }): Promise<{ id: string; subscription: PushSubscription }>;
+  /** Stop Web Push to this device; false when it was not subscribed. */
+  disablePush(options: { registration: ServiceWorkerRegistration }): Promise<boolean>;
+  /** Whether this device is subscribed and may show notifications. */
+  pushEnabled(options: { registration: ServiceWorkerRegistration }): Promise<boolean>;
   caseNotices(caseId: string, options?: { csv?: false }): Promise<CaseNotices>;
   caseNotices(caseId: string, options: { csv: true }): Promise<string>;
   request(action: string, fields?: Record<string, unknown>, options?: { timeoutMs?: number }): Promise<Record<string, unknown>>;

@@ -225,6 +225,11 @@ export function createNotificationClient(options) {
 
   eventTarget?.addEventListener?.("online", onWake);
   eventTarget?.addEventListener?.("visibilitychange", onWake);
+  // A click on a pushed notification opened this page: report it seen (see sw.js).
+  const workers = "serviceWorker" in options ? options.serviceWorker : globalThis.navigator?.serviceWorker;
+  workers?.addEventListener?.("message", (event) => {
+    if (event.data?.type === "notification-opened") client.markSeen([event.data.id]);
+  });
 
   const client = {
     on,
@@ -246,6 +251,10 @@ export function createNotificationClient(options) {
     me: (opts) => preferences.me(opts),
     savePreferences: (next) => preferences.save(next),
     receipt: (id) => rest.receipt(id),
+    // Web Push (client/push.js, loaded when first used): call enablePush on a user gesture.
+    enablePush: async (opts) => (await import("./client/push.js")).enablePush({ ...opts, call: rest.call }),
+    disablePush: async (opts) => (await import("./client/push.js")).disablePush({ ...opts, call: rest.call }),
+    pushEnabled: async (opts) => (await import("./client/push.js")).pushEnabled(opts ?? {}),
     caseNotices: (caseId, opts) => rest.caseNotices(caseId, opts),
     /** Sends a protocol action over the socket and resolves with its reply. */
     request: (action, fields, opts) => connection.request(action, fields, opts),

@@ -16,6 +16,7 @@ Notifications table, key `pk` + `sk`; each user has one partition, plus a few sh
     USER#<user>   IDEM#<key>        idempotency record: notification_id, expires_at
     USER#<user>   LIMIT#<minute>    rate-limit window: hits, expires_at
     USER#<user>   GROUPS            the groups of the user's last register: groups, version
+    USER#<user>   PUSH              the user's Web Push subscriptions (at most 10): doc, version
     GROUP#<name>  USER#<user>       user directory (`GROUP#*` = everyone who ever registered)
     GROUP#<name>  COUNT             the group's member counter: members
     BCAST#<id>    PAGE#<n>          a broadcast's directory page n, claimed by job_id; expires_at
@@ -98,6 +99,10 @@ def member_key(group: str, user_id: str) -> Item:
 
 def groups_key(user_id: str) -> Item:
     return {"pk": {"S": user_pk(user_id)}, "sk": {"S": "GROUPS"}}
+
+
+def push_subscriptions_key(user_id: str) -> Item:
+    return {"pk": {"S": user_pk(user_id)}, "sk": {"S": "PUSH"}}
 
 
 def member_of(item: Item) -> str:

@@ -22,6 +22,9 @@ STAT_NAMES = (
     "pushes_failed",
     "notifications_confirmed",
     "escalations_sent",
+    "webpushes_sent",
+    "webpushes_failed",
+    "push_subscriptions_pruned",
 )
 
 

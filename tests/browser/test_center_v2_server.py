@@ -190,7 +190,7 @@ def test_preferences_saved_from_the_panel_switch_the_language(
     assert me["preferences"] == {
         "locale": "es",
         "muted_categories": ["news", "events"],
-        "channels": {"email": True, "sms": False},
+        "channels": {"email": True, "sms": False, "push": True},
         "quiet_hours": {"start": "21:00", "end": "08:00", "time_zone": "America/New_York"},
     }
     # A reload keeps it: the preference outranks the page's lang.

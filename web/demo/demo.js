@@ -440,6 +440,9 @@ $("message-form").addEventListener("submit", (event) => {
   call("POST", path, { data: { text: fields(event.target).text } });
 });
 
+// The Web Push service worker (sw.js): the preferences' "Notify me on this device" uses it.
+navigator.serviceWorker?.register("sw.js").catch((error) => log(`service worker: ${error.message}`, { error: true }));
+
 // For people poking at the page from the console, and for the browser tests.
 window.demo = {
   connect,

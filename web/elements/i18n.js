@@ -23,6 +23,7 @@ const EN = {
   email: "Email", sms: "Text message (SMS)", quiet: "Quiet hours",
   quietOn: "No email or text messages during quiet hours", from: "From", to: "To",
   tz: "Time zone", languageAuto: "Automatic (browser's language)", save: "Save", saved: "Saved", saveFailed: "Could not save: {reason}", loadFailed: "Could not load your preferences: {reason}",
+  pushDevice: "Notify me on this device", push_denied: "Notifications are blocked for this site. Allow them in the browser's site settings (the icon beside the address), then turn this on again.", push_dismissed: "Notifications were not allowed. Turn this on again and choose Allow.", push_unsupported: "This browser cannot show notifications from this app.", pushFailed: "Could not change notifications on this device: {reason}",
 };
 const STRINGS = { en: EN };
 const loading = new Map();

@@ -9,6 +9,7 @@ const FIELDS = [
   ["channels", "legend-channels"],
   ["email", "label-email"],
   ["sms", "label-sms"],
+  ["pushDevice", "label-device-push"],
   ["quiet", "legend-quiet"],
   ["quietOn", "label-quiet-on"],
   ["from", "label-start"],
@@ -37,7 +38,8 @@ export class NotificationPreferences extends ClientElement {
       .times { display: flex; flex-wrap: wrap; gap: 0.5rem; }
       .hint { color: var(--_muted); font-size: 0.8125rem; }
       .row { display: flex; align-items: center; gap: 0.75rem; }
-      .result[data-error] { color: var(--_error); }`,
+      .result[data-error], .push-hint[data-error] { color: var(--_error); }
+      .push-hint:empty { display: none; }`,
       `<form part="form" novalidate>
         <label><span class="label-locale"></span><select class="locale"><option value="" class="locale-auto"></option>${languages}</select></label>
         <label><span class="label-muted"></span><input class="muted" autocomplete="off" aria-describedby="muted-hint"></label>
@@ -45,6 +47,8 @@ export class NotificationPreferences extends ClientElement {
         <fieldset><legend class="legend-channels"></legend>
           <label class="check"><input type="checkbox" role="switch" class="email"><span class="label-email"></span></label>
           <label class="check"><input type="checkbox" role="switch" class="sms"><span class="label-sms"></span></label>
+          <label class="check"><input type="checkbox" role="switch" class="device-push" aria-describedby="push-hint"><span class="label-device-push"></span></label>
+          <span class="hint push-hint" id="push-hint" role="status"></span>
         </fieldset>
         <fieldset><legend class="legend-quiet"></legend>
           <label class="check"><input type="checkbox" class="quiet-on"><span class="label-quiet-on"></span></label>
@@ -62,12 +66,15 @@ export class NotificationPreferences extends ClientElement {
       event.preventDefault();
       this.save();
     });
+    // Turned on by a click: the browser asks for permission only on a user gesture.
+    this.$(".device-push").addEventListener("change", () => this.#togglePush());
   }
 
   applyStrings() {
     for (const [key, selector] of FIELDS) this.$(`.${selector}`).textContent = this.t(key);
     this.$(".locale-auto").textContent = this.t("languageAuto");
     if (this.outcome) this.#result(...this.outcome);
+    if (this.pushOutcome !== undefined) this.#pushHint(this.pushOutcome);
   }
 
   connectedCallback() {
@@ -80,7 +87,42 @@ export class NotificationPreferences extends ClientElement {
       (profile) => this.#fill(profile.preferences ?? {}),
       (error) => this.#result(error, "loadFailed"),
     );
+    this.#registration()
+      .then((registration) => registration && client.pushEnabled?.({ registration }))
+      .then((enabled) => (this.$(".device-push").checked = Boolean(enabled)))
+      .catch(() => {});
     return [];
+  }
+
+  /** The service worker registration pushes go to: `pushRegistration`, else the page's. */
+  async #registration() {
+    if (this.pushRegistration) return this.pushRegistration;
+    return (await globalThis.navigator?.serviceWorker?.getRegistration?.()) ?? null;
+  }
+
+  async #togglePush() {
+    const box = this.$(".device-push");
+    const on = box.checked;
+    try {
+      const registration = await this.#registration();
+      if (!registration || !this.client?.enablePush) throw Object.assign(new Error(""), { reason: "unsupported" });
+      if (on) await this.client.enablePush({ registration });
+      else await this.client.disablePush({ registration });
+      this.#pushHint(null);
+    } catch (error) {
+      box.checked = !on;
+      this.#pushHint(error);
+    }
+  }
+
+  #pushHint(error) {
+    this.pushOutcome = error; // said again in the new language when it changes
+    const reason = error?.reason;
+    const hint = this.$(".push-hint");
+    hint.toggleAttribute("data-error", Boolean(error));
+    if (!error) hint.textContent = "";
+    else if (["denied", "dismissed", "unsupported"].includes(reason)) hint.textContent = this.t(`push_${reason}`);
+    else hint.textContent = this.t("pushFailed", { reason: error.message ?? String(error) });
   }
 
   /** The preferences object the form describes (docs/rest.md). */
@@ -89,7 +131,7 @@ export class NotificationPreferences extends ClientElement {
     return {
       locale: $(".locale").value || null, // null: the browser's language, wherever the user signs in
       muted_categories: [...new Set($(".muted").value.split(",").map((c) => c.trim()).filter(Boolean))],
-      channels: { email: $(".email").checked, sms: $(".sms").checked },
+      channels: { email: $(".email").checked, sms: $(".sms").checked, push: this.pushChannel ?? true },
       quiet_hours: $(".quiet-on").checked
         ? { start: $(".start").value, end: $(".end").value, time_zone: $(".tz").value }
         : null,
@@ -106,6 +148,7 @@ export class NotificationPreferences extends ClientElement {
     $(".muted").value = (preferences.muted_categories ?? []).join(", ");
     $(".email").checked = preferences.channels?.email ?? true;
     $(".sms").checked = preferences.channels?.sms ?? true;
+    this.pushChannel = preferences.channels?.push ?? true; // kept as it is: PUT replaces all
     $(".quiet-on").checked = Boolean(preferences.quiet_hours);
     if (preferences.quiet_hours) {
       $(".start").value = preferences.quiet_hours.start;

@@ -26,4 +26,5 @@ export default {
   quiet: "Horas de silencio", quietOn: "Sin correos ni mensajes de texto en horas de silencio",
   from: "Desde", to: "Hasta", tz: "Zona horaria", languageAuto: "Automático (idioma del navegador)", save: "Guardar", saved: "Guardado",
   saveFailed: "No se pudo guardar: {reason}", loadFailed: "No se pudieron cargar sus preferencias: {reason}",
+  pushDevice: "Avisarme en este dispositivo", push_denied: "Las notificaciones están bloqueadas para este sitio. Permítalas en la configuración del sitio del navegador (el icono junto a la dirección) y vuelva a activar esta opción.", push_dismissed: "No se permitieron las notificaciones. Vuelva a activar esta opción y elija Permitir.", push_unsupported: "Este navegador no puede mostrar notificaciones de esta aplicación.", pushFailed: "No se pudieron cambiar las notificaciones en este dispositivo: {reason}",
 };

@@ -26,4 +26,5 @@ export default {
   quietOn: "Ni e-mail ni SMS pendant les heures calmes", from: "De", to: "À",
   tz: "Fuseau horaire", languageAuto: "Automatique (langue du navigateur)", save: "Enregistrer", saved: "Enregistré",
   saveFailed: "Échec de l’enregistrement : {reason}", loadFailed: "Impossible de charger vos préférences : {reason}",
+  pushDevice: "Me prévenir sur cet appareil", push_denied: "Les notifications sont bloquées pour ce site. Autorisez-les dans les paramètres du site du navigateur (l'icône à côté de l'adresse), puis réactivez cette option.", push_dismissed: "Les notifications n'ont pas été autorisées. Réactivez cette option et choisissez Autoriser.", push_unsupported: "Ce navigateur ne peut pas afficher les notifications de cette application.", pushFailed: "Impossible de modifier les notifications sur cet appareil : {reason}",
 };

@@ -23,4 +23,5 @@ export default {
   quietOn: "Pa gen imèl ni mesaj tèks pandan lè silans", from: "Soti", to: "Rive",
   tz: "Fizo orè", languageAuto: "Otomatik (lang navigatè a)", save: "Anrejistre", saved: "Anrejistre", saveFailed: "Nou pa t kapab anrejistre: {reason}", loadFailed: "Nou pa t kapab chaje preferans ou yo: {reason}",
   rel: { ago: "sa gen {n} {u}", in: "nan {n} {u}", minute: "minit", hour: "èdtan", day: "jou", week: "semèn" },
+  pushDevice: "Avèti m sou aparèy sa a", push_denied: "Notifikasyon yo bloke pou sit sa a. Pèmèt yo nan paramèt sit la nan navigatè a (ikòn bò adrès la), epi limen opsyon sa a ankò.", push_dismissed: "Ou pa t pèmèt notifikasyon yo. Limen opsyon sa a ankò epi chwazi Pèmèt.", push_unsupported: "Navigatè sa a pa ka montre notifikasyon aplikasyon sa a.", pushFailed: "Nou pa t ka chanje notifikasyon sou aparèy sa a: {reason}",
 };

@@ -18,4 +18,5 @@ export default {
   email: "电子邮件", sms: "短信", quiet: "免打扰时段", quietOn: "免打扰时段内不发送电子邮件和短信",
   from: "开始", to: "结束", tz: "时区", languageAuto: "自动（浏览器语言）", save: "保存", saved: "已保存",
   saveFailed: "无法保存：{reason}", loadFailed: "无法加载您的偏好设置：{reason}",
+  pushDevice: "在此设备上通知我", push_denied: "此网站的通知已被阻止。请在浏览器的网站设置（地址旁的图标）中允许通知，然后重新打开此选项。", push_dismissed: "未允许通知。请重新打开此选项并选择“允许”。", push_unsupported: "此浏览器无法显示本应用的通知。", pushFailed: "无法更改此设备上的通知：{reason}",
 };
