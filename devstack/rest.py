@@ -4,7 +4,8 @@ App routes go through ``chalice.local.LocalGateway`` (Chalice's own event transl
 authorizers and CORS preflight), run on the Lambda thread pool. The dev routes exist
 only here, never in app.py: ``/openapi.json`` and ``/asyncapi.json`` (the documents of
 ``devstack.openapi`` and ``devstack.asyncapi``), ``/demo/`` serves the demo page
-(``web/demo/``), ``/static/notifications/`` the web client library (``web/``, as an app
+(``web/demo/``, with the library's service worker at ``/demo/sw.js`` as an app would serve
+it), ``/static/notifications/`` the web client library (``web/``, as an app
 would serve the npm package), ``POST /dev/token`` mints a token
 with the stack's secret, ``GET /dev/config`` tells the demo page where the stack is, ``GET
 /dev/stats`` counts the embedded DynamoDB's requests and time, ``GET /dev/outbox`` and ``GET
@@ -46,6 +47,7 @@ from devstack.tokens import mint_dev_token
 
 WEB_DIR = PROJECT_ROOT / "web"
 LIBRARY_PATH = "/static/notifications"
+SERVICE_WORKER = "sw.js"
 # Beside the library in web/, never part of it (nor of the npm package).
 _NOT_LIBRARY = frozenset({"demo", "test", "testing", "node_modules", "docs", "examples"})
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's REST payload limit
@@ -206,7 +208,12 @@ class RestGateway:
         raise web.HTTPFound("/demo/")
 
     async def _demo(self, request: web.Request) -> web.StreamResponse:
-        return _static(self._web_dir / "demo", request.match_info["path"] or "index.html")
+        relative = request.match_info["path"] or "index.html"
+        if relative == SERVICE_WORKER:
+            # As an app does with the package's sw.js: served from the page's own path, so
+            # its scope covers the page.
+            return _static(self._web_dir, SERVICE_WORKER)
+        return _static(self._web_dir / "demo", relative)
 
     async def _library(self, request: web.Request) -> web.StreamResponse:
         relative = request.match_info["path"]

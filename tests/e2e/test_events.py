@@ -16,7 +16,8 @@ import pytest
 from websockets.sync.client import ClientConnection, connect
 
 from devstack.stack import LocalStack
-from tests.e2e.support import eventually, http
+from tests.e2e.support import http
+from tests.waiting import eventually
 
 API_KEY = "case-system-key-0123456789"
 SECRET_TEXT = "Your asylum interview is on 12 May at 10:30, room 7"

@@ -8,8 +8,9 @@ import json
 from pathlib import Path
 
 from devstack.stack import LocalStack
-from tests.e2e.support import eventually, http
+from tests.e2e.support import http
 from tests.push_service import PushService
+from tests.waiting import eventually
 
 
 def public_key(stack: LocalStack) -> str:
