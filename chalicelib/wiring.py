@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.auth import Principal, TokenVerifier, build_verifier
-from chalicelib.delivery import PUSH_RETRY, Sender
+from chalicelib.delivery import PUSH_RETRY, Delivery, Sender
 from chalicelib.errors import ConfigurationError
 from chalicelib.escalation import EscalationConfig, Escalations, Messenger
 from chalicelib.fanout import FanoutQueue
@@ -152,6 +152,8 @@ def build_service(
         retry=replace(PUSH_RETRY, attempts=settings.push_max_attempts),
         concurrency=settings.push_concurrency,
     )
+    # The `pushed` entry needs the domain's receipts: bound once `notifications` exists.
+    delivery = Delivery(connections, sender, counters)
     fanout = None
     if settings.fanout_queue_url:
         fanout = FanoutQueue(
@@ -180,6 +182,7 @@ def build_service(
             full_content=settings.escalation_content == "full",
         ),
         clock=clock,
+        delivery=delivery,
     )
     notifications = Notifications(
         inbox,
@@ -187,12 +190,14 @@ def build_service(
         directory,
         counters,
         sender,
+        delivery,
         fanout=fanout,
         fanout_threshold=settings.fanout_threshold,
         receipts=receipts,
         escalations=escalations,
         profiles=profiles,
     )
+    delivery.pushed = notifications.record_push
     sessions = Sessions(
         connections,
         directory,

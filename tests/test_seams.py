@@ -17,7 +17,7 @@ from chalicelib import send_notification
 from chalicelib.auth import Principal
 from chalicelib.models import NotificationContent
 from chalicelib.receipts import receipt_document
-from chalicelib.storage.keys import counter_key
+from chalicelib.storage.keys import COUNTER_SHARDS, counter_key
 from chalicelib.wiring import Service
 from tests.conftest import WsClient, on_call, token
 
@@ -205,13 +205,8 @@ def test_a_broadcast_skips_a_user_being_erased(http: Any, service: Service) -> N
 
 def test_a_send_overtaken_by_a_later_id_retries_with_a_fresh_one(service: Service) -> None:
     first = send_notification("alice", {"message": "first"})
-    # Another process, its clock ahead, committed a later id meanwhile.
-    service.clients.dynamodb.update_item(
-        TableName=service.settings.notifications_table,
-        Key=counter_key("alice"),
-        UpdateExpression="SET latest_id = :id",
-        ExpressionAttributeValues={":id": {"S": _later(first.id)}},
-    )
+    # Another process, its clock ahead, committed a later id meanwhile (on every shard).
+    _set_counter(service, "alice", "SET latest_id = :id", {":id": {"S": _later(first.id)}})
     second = send_notification("alice", {"message": "second"})
     assert second.id > _later(first.id)
     assert service.inbox.unread_count("alice") == 2
@@ -276,12 +271,13 @@ def test_erasure_marks_the_receipts_of_notices_deleted_before_it(http: Any) -> N
 
 
 def _set_counter(service: Service, user_id: str, expression: str, values: dict[str, Any]) -> None:
-    service.clients.dynamodb.update_item(
-        TableName=service.settings.notifications_table,
-        Key=counter_key(user_id),
-        UpdateExpression=expression,
-        ExpressionAttributeValues=values,
-    )
+    for shard in range(COUNTER_SHARDS):
+        service.clients.dynamodb.update_item(
+            TableName=service.settings.notifications_table,
+            Key=counter_key(user_id, shard),
+            UpdateExpression=expression,
+            ExpressionAttributeValues=values,
+        )
 
 
 def test_a_broadcast_overtaken_for_one_user_stores_for_everyone(service: Service) -> None:

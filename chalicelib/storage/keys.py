@@ -11,8 +11,10 @@ Notifications table, key `pk` + `sk`; each user has one partition, plus a few sh
     USER#<user>   N#<ulid>          notification: doc (JSON of the immutable fields), category,
                                     read_at?, delivered, unread_pk? (sparse GSI `unread`),
                                     unacked_pk? (sparse GSI `unacked`), expires_at (TTL)
-    USER#<user>   COUNT             unread counter: one number per expiry day, `d<yyyymmdd>`;
-                                    latest_id (the greatest id committed, see inbox.py)
+    USER#<user>   COUNT#<k>         unread counter shard k of `COUNTER_SHARDS`: one number per
+                                    expiry day, `d<yyyymmdd>` (the count is the sum over the
+                                    shards); latest_id (the greatest id committed on this
+                                    shard or fenced, see inbox.py); erasing_until (tombstone)
     USER#<user>   IDEM#<key>        idempotency record: notification_id, expires_at
     USER#<user>   LIMIT#<minute>    rate-limit window: hits, expires_at
     USER#<user>   GROUPS            the groups of the user's last register: groups, version
@@ -38,6 +40,8 @@ Item = dict[str, Any]
 USER_PREFIX = "USER#"
 NOTIFICATION_PREFIX = "N#"
 COUNTER_SK = "COUNT"
+COUNTER_PREFIX = "COUNT#"
+COUNTER_SHARDS = 8
 IDEMPOTENCY_PREFIX = "IDEM#"
 LIMIT_PREFIX = "LIMIT#"
 GROUP_PREFIX = "GROUP#"
@@ -65,8 +69,9 @@ def notification_id_of(item: Item) -> str:
     return item["sk"]["S"].removeprefix(NOTIFICATION_PREFIX)
 
 
-def counter_key(user_id: str) -> Item:
-    return {"pk": {"S": user_pk(user_id)}, "sk": {"S": COUNTER_SK}}
+def counter_key(user_id: str, shard: int) -> Item:
+    """Shard `shard` of the user's unread counter (0 <= shard < COUNTER_SHARDS)."""
+    return {"pk": {"S": user_pk(user_id)}, "sk": {"S": f"{COUNTER_PREFIX}{shard}"}}
 
 
 def counter_bucket(expires_at: int) -> str:
