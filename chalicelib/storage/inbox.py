@@ -108,8 +108,11 @@ class Inbox:
         retention_days: int = 90,
         clock: Callable[[], float] = time.time,
         first_action: Callable[[Notification], Item] | None = None,
+        counter_shards: int = COUNTER_SHARDS,
     ) -> None:
         self._db = db
+        # How many items the unread counter is spread over (1: every write on one item).
+        self.counter_shards = counter_shards
         self._table = table
         self._retention = timedelta(days=retention_days)
         self._clock = clock
@@ -338,7 +341,7 @@ class Inbox:
                         "ExpressionAttributeValues": until,
                     }
                 }
-                for shard in range(COUNTER_SHARDS)
+                for shard in range(self.counter_shards)
             ]
 
         self._db.transact(prepare)
@@ -373,7 +376,7 @@ class Inbox:
             self._table,
             [
                 {"DeleteRequest": {"Key": counter_key(user_id, shard)}}
-                for shard in range(COUNTER_SHARDS)
+                for shard in range(self.counter_shards)
             ],
         )
 
@@ -386,7 +389,7 @@ class Inbox:
         fence = max(
             [_floor_id(self._clock()), *(s["latest_id"]["S"] for s in shards if "latest_id" in s)]
         )
-        pending = list(range(COUNTER_SHARDS))
+        pending = list(range(self.counter_shards))
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
             nonlocal pending
@@ -867,7 +870,7 @@ class Inbox:
         values = {f":d{i}": {"N": str(delta)} for i, delta in enumerate(deltas.values())}
         update: Item = {
             "TableName": self._table,
-            "Key": counter_key(user_id, random.randrange(COUNTER_SHARDS)),
+            "Key": counter_key(user_id, random.randrange(self.counter_shards)),
             "UpdateExpression": "ADD " + ", ".join(f"#d{i} :d{i}" for i in range(len(deltas))),
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
