@@ -52,25 +52,34 @@ from chalicelib.models import (
 )
 from chalicelib.storage.dynamo import TRANSACTION_LIMIT, Cancellation, Dynamo, chunks
 from chalicelib.storage.keys import (
+    CATEGORY_INDEX,
     COUNTER_PREFIX,
     COUNTER_SHARDS,
+    LISTING_INDEX,
     NOTIFICATION_PREFIX,
     UNACKED_INDEX,
+    UNREAD_CATEGORY_INDEX,
     UNREAD_INDEX,
     Item,
+    category_pk,
     counter_bucket,
     counter_key,
     idempotency_key,
+    listing_pk,
     notification_id_of,
     notification_key,
+    unread_category_pk,
     user_pk,
 )
 from chalicelib.telemetry import logger as log
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
 STATE = (
-    "sk, read_at, unacked_pk, expires_at, seen_at, archived_at, confirmed_at, needs_confirmation"
+    "sk, read_at, unacked_pk, expires_at, seen_at, archived_at, confirmed_at, needs_confirmation, "
+    "category"
 )
+# Reading takes a notification out of the unread listings.
+UNREAD_KEYS = "unread_pk, unread_category_pk"
 # How long an erasure holds off sends to the user if it dies before lifting its tombstone.
 ERASURE_HOLD = timedelta(minutes=15)
 
@@ -275,7 +284,8 @@ class Inbox:
             confirm = self._update(
                 user_id,
                 notification_id,
-                "SET confirmed_at = :at, read_at = if_not_exists(read_at, :at) REMOVE unread_pk",
+                "SET confirmed_at = :at, read_at = if_not_exists(read_at, :at) "
+                f"REMOVE {UNREAD_KEYS}",
                 {":at": {"S": stamp}},
                 also="attribute_not_exists(confirmed_at) AND " + _read_condition(unread),
             )
@@ -439,35 +449,46 @@ class Inbox:
         archived: bool = False,
     ) -> Page:
         """Up to `limit` notifications, newest first, after `cursor` (a notification id);
-        the archived ones only when `archived`, and then only they."""
+        the archived ones only when `archived`, and then only they.
+
+        Each filter has its own sparse index (key schema in keys.py), so a page reads only
+        what it returns, whatever the filter leaves out.
+        """
+        if unread_only and archived:
+            return Page([], False)  # archiving marks read
+        if unread_only and category is not None:
+            index, key_name, key = (
+                UNREAD_CATEGORY_INDEX,
+                "unread_category_pk",
+                unread_category_pk(user_id, category),
+            )
+        elif unread_only:
+            index, key_name, key = UNREAD_INDEX, "unread_pk", user_pk(user_id)
+        elif category is not None:
+            index, key_name, key = (
+                CATEGORY_INDEX,
+                "category_pk",
+                category_pk(user_id, category, archived),
+            )
+        else:
+            index, key_name, key = LISTING_INDEX, "list_pk", listing_pk(user_id, archived)
         request: Item = {
             "TableName": self._table,
+            "IndexName": index,
             "ScanIndexForward": False,
+            "KeyConditionExpression": f"{key_name} = :key",
+            "FilterExpression": "expires_at > :now",
             "ExpressionAttributeValues": {
-                ":pk": {"S": user_pk(user_id)},
+                ":key": {"S": key},
                 ":now": {"N": str(int(self._clock()))},
             },
         }
-        filters = ["expires_at > :now"]
-        filters.append(
-            "attribute_exists(archived_at)" if archived else "attribute_not_exists(archived_at)"
-        )
-        if category is not None:
-            filters.append("category = :category")
-            request["ExpressionAttributeValues"][":category"] = {"S": category}
-        request["FilterExpression"] = " AND ".join(filters)
-        if unread_only:
-            request["IndexName"] = UNREAD_INDEX
-            request["KeyConditionExpression"] = "unread_pk = :pk"
-        else:
-            request["KeyConditionExpression"] = "pk = :pk AND begins_with(sk, :prefix)"
-            request["ExpressionAttributeValues"][":prefix"] = {"S": NOTIFICATION_PREFIX}
         if cursor is not None:
-            start = notification_key(user_id, cursor)
-            if unread_only:
-                start["unread_pk"] = start["pk"]
-            request["ExclusiveStartKey"] = start
-        items, more = self._collect(request, limit, "unread_pk" if unread_only else None)
+            request["ExclusiveStartKey"] = {
+                **notification_key(user_id, cursor),
+                key_name: {"S": key},
+            }
+        items, more = self._collect(request, limit, key_name)
         return Page(items, more)
 
     def after(self, user_id: str, after: str | None, limit: int) -> list[Notification]:
@@ -648,7 +669,7 @@ class Inbox:
                     self._update(
                         user_id,
                         notification_id,
-                        "SET read_at = :at REMOVE unread_pk",
+                        f"SET read_at = :at REMOVE {UNREAD_KEYS}",
                         {":at": {"S": stamp}},
                         also="attribute_not_exists(read_at)",
                     )
@@ -714,12 +735,14 @@ class Inbox:
                 if state is None:
                     continue
                 needs = "needs_confirmation" in state
+                category = state.get("category", {}).get("S")
+                listed, values = self._listing(user_id, category, archived)
                 if not archived:
                     if "archived_at" in state:
                         changes.append(Change(i, needs_confirmation=needs))
                         actions.append(
                             self._update(
-                                user_id, i, "REMOVE archived_at", {},
+                                user_id, i, f"SET {listed} REMOVE archived_at", values,
                                 also="attribute_exists(archived_at)",
                             )
                         )  # fmt: skip
@@ -732,9 +755,9 @@ class Inbox:
                     self._update(
                         user_id,
                         i,
-                        "SET archived_at = :at, read_at = if_not_exists(read_at, :at) "
-                        "REMOVE unread_pk",
-                        stamp,
+                        "SET archived_at = :at, read_at = if_not_exists(read_at, :at), "
+                        f"{listed} REMOVE {UNREAD_KEYS}",
+                        {**stamp, **values},
                         also="attribute_not_exists(archived_at) AND " + _read_condition(unread),
                     )
                 )
@@ -746,6 +769,16 @@ class Inbox:
             return actions
 
         return changes if self._db.transact(prepare) else []
+
+    def _listing(self, user_id: str, category: str | None, archived: bool) -> tuple[str, Item]:
+        """The SET clause (and its values) that moves a notification to the listings of
+        archived ones, or back."""
+        values: Item = {":list": {"S": listing_pk(user_id, archived)}}
+        clause = "list_pk = :list"
+        if category is not None:
+            values[":category"] = {"S": category_pk(user_id, category, archived)}
+            clause += ", category_pk = :category"
+        return clause, values
 
     def _unarchived_ids(self, user_id: str, archived: bool) -> list[str]:
         """Ids of the user's notifications that `archive(all)` may change."""
@@ -794,8 +827,11 @@ class Inbox:
             "unacked_pk": {"S": pk},
             "expires_at": {"N": str(expires_at)},
         }
+        item["list_pk"] = {"S": listing_pk(user_id, False)}
         if content.category is not None:
             item["category"] = {"S": content.category}
+            item["category_pk"] = {"S": category_pk(user_id, content.category, False)}
+            item["unread_category_pk"] = {"S": unread_category_pk(user_id, content.category)}
         if content.requires_confirmation:
             item["needs_confirmation"] = {"BOOL": True}
         return notification, item

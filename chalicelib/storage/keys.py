@@ -10,7 +10,13 @@ Connections table, key `connection_id`:
 Notifications table, key `pk` + `sk`; each user has one partition, plus a few shared ones:
     USER#<user>   N#<ulid>          notification: doc (JSON of the immutable fields), category,
                                     read_at?, delivered, unread_pk? (sparse GSI `unread`),
-                                    unacked_pk? (sparse GSI `unacked`), expires_at (TTL)
+                                    unacked_pk? (sparse GSI `unacked`), expires_at (TTL);
+                                    the listings, each a GSI on `+ sk`, so a filtered page
+                                    reads only what it returns: list_pk (`listing`:
+                                    `USER#<user>#I`, or `#A` once archived), category_pk?
+                                    (`category`: `USER#<user>#I#<category>` / `#A#...`),
+                                    unread_category_pk? (`unread_category`, while unread:
+                                    `USER#<user>#<category>`)
     USER#<user>   COUNT#<k>         unread counter shard k of `COUNTER_SHARDS`: one number per
                                     expiry day, `d<yyyymmdd>` (the count is the sum over the
                                     shards); latest_id (the greatest id committed on this
@@ -55,6 +61,22 @@ LIVE_INDEX = "live"
 LIVE_SHARDS = 10
 UNREAD_INDEX = "unread"
 UNACKED_INDEX = "unacked"
+LISTING_INDEX = "listing"
+CATEGORY_INDEX = "category"
+UNREAD_CATEGORY_INDEX = "unread_category"
+
+
+def listing_pk(user_id: str, archived: bool) -> str:
+    """The `listing` partition of the user's notifications, archived or not."""
+    return f"{user_pk(user_id)}#{'A' if archived else 'I'}"
+
+
+def category_pk(user_id: str, category: str, archived: bool) -> str:
+    return f"{listing_pk(user_id, archived)}#{category}"
+
+
+def unread_category_pk(user_id: str, category: str) -> str:
+    return f"{user_pk(user_id)}#{category}"
 
 
 def user_pk(user_id: str) -> str:
