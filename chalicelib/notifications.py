@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chalicelib import telemetry
 from chalicelib.delivery import Delivery, Outcome, Sender
@@ -57,12 +58,30 @@ if TYPE_CHECKING:
     from chalicelib.storage.profiles import Profiles
 
 REPLAY_LIMIT = 100
-# The most ids a pushed sync event carries (a frame stays far below API Gateway's 128 KiB).
+# The most ids a reply or pushed sync event carries (a frame stays far below 128 KiB).
 SYNC_IDS = 100
+# Notifications a user-wide change handles per slice: one transaction with the counter update.
+SLICE = 99
 # How long a broadcast page's claim is kept: longer than SQS keeps retrying a job.
 PAGE_CLAIM_TTL = 2 * 24 * 3600
 POLL_INTERVAL = 0.5
 _ULID = re.compile(ULID_PATTERN)
+
+
+class Jobs(Protocol):
+    """Where work that outlasts a request goes (a queue of background jobs by kind)."""
+
+    def enqueue(self, kind: str, payload: dict[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """What a read or archive request changed: at most `SYNC_IDS` ids (`truncated` when a
+    user-wide change had more), and the unread count after it."""
+
+    ids: list[str]
+    unread_count: int
+    truncated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +126,10 @@ class Notifications:
         receipts: Receipts | None = None,
         escalations: Escalations | None = None,
         profiles: Profiles | None = None,
+        jobs: Jobs | None = None,
     ) -> None:
         self.receipts = receipts
+        self.jobs: Jobs = jobs or InlineJobs({})
         self.inbox = inbox
         self.connections = connections
         self.directory = directory
@@ -305,19 +326,52 @@ class Notifications:
         *,
         origin: str | None = None,
         channel: str = "rest",
-    ) -> tuple[list[str], int]:
-        """Mark read (`ids=None`: all) and tell the user's other sessions what changed."""
-        wanted = self.inbox.unread_ids(user_id) if ids is None else ids
-        changes = self.inbox.mark_read_changes(user_id, wanted) if wanted else []
-        self._read(user_id, changes, channel)
-        changed = [change.id for change in changes]
-        unread = self.inbox.unread_count(user_id)
+    ) -> StateChange:
+        """Mark read (`ids=None`: all) and tell the user's other sessions what changed.
+
+        All: the first slice is done at once and the rest by the `mark_read_all` job (every
+        notification up to this moment), so the request stays bounded whatever the user holds.
+        """
+        if ids is None:
+            job = {"user_id": user_id, "upto": new_id(), "channel": channel}
+            changed, done = self._read_slice(job)
+            if not done:
+                self.jobs.enqueue("mark_read_all", job)
+        else:
+            changes = self.inbox.mark_read_changes(user_id, ids) if ids else []
+            self._read(user_id, changes, channel)
+            changed, done = [change.id for change in changes], True
+        change = StateChange(changed[:SYNC_IDS], self.inbox.unread_count(user_id), not done)
         if changed:
-            event = MarkedReadEvent(ids=changed[:SYNC_IDS], unread_count=unread)
-            self.delivery.tell(
-                user_id, event.to_wire(), origin=origin, notifications_read=len(changed)
+            event = MarkedReadEvent(
+                ids=change.ids,
+                unread_count=change.unread_count,
+                all=True if ids is None else None,
+                truncated=True if change.truncated else None,
             )
-        return changed, unread
+            read = 0 if ids is None else len(changed)  # a slice counts its own
+            self.delivery.tell(user_id, event.to_wire(), origin=origin, notifications_read=read)
+        return change
+
+    def mark_read_all(self, job: dict[str, Any], deadline: float) -> bool:
+        """The `mark_read_all` job: mark read, slice after slice until `deadline` (monotonic
+        seconds), the user's notifications unread up to `job["upto"]`; True once none is
+        left. Idempotent: a slice changes only what is still unread, so a job redone after a
+        kill does nothing twice."""
+        while True:
+            _, done = self._read_slice(job)
+            if done:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+
+    def _read_slice(self, job: dict[str, Any]) -> tuple[list[str], bool]:
+        user_id = job["user_id"]
+        ids = self.inbox.unread_ids(user_id, upto=job["upto"], limit=SLICE + 1)
+        changes = self.inbox.mark_read_changes(user_id, ids[:SLICE])
+        self._read(user_id, changes, job["channel"])
+        self.counters.record(notifications_read=len(changes))
+        return [change.id for change in changes], len(ids) <= SLICE or not changes
 
     def ack(self, user_id: str, ids: list[str]) -> list[str]:
         """Mark delivered; returns the ids that are the user's."""
@@ -346,23 +400,55 @@ class Notifications:
         *,
         origin: str | None = None,
         channel: str = "rest",
-    ) -> tuple[list[str], int]:
-        """Archive (and mark read) or restore (`ids=None`: all); tells the other sessions."""
-        changes = self.inbox.archive(user_id, ids, archived)
+    ) -> StateChange:
+        """Archive (and mark read) or restore (`ids=None`: all); tells the other sessions.
+
+        All: the first slice at once, the rest by the `archive_all` job (as `mark_read`)."""
+        if ids is None:
+            job = {"user_id": user_id, "upto": new_id(), "archived": archived, "channel": channel}
+            changed, done = self._archive_slice(job)
+            if not done:
+                self.jobs.enqueue("archive_all", job)
+        else:
+            changed, done = self._archived(user_id, ids, archived, channel), True
+        change = StateChange(changed[:SYNC_IDS], self.inbox.unread_count(user_id), not done)
+        if changed:
+            event = ArchivedEvent(
+                ids=change.ids,
+                archived=archived,
+                unread_count=change.unread_count,
+                all=True if ids is None else None,
+                truncated=True if change.truncated else None,
+            )
+            self.delivery.tell(user_id, event.to_wire(), origin=origin)
+        return change
+
+    def archive_all(self, job: dict[str, Any], deadline: float) -> bool:
+        """The `archive_all` job: archive (or restore) slice after slice until `deadline`
+        every notification up to `job["upto"]`; True once none is left (idempotent)."""
+        while True:
+            _, done = self._archive_slice(job)
+            if done:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+
+    def _archive_slice(self, job: dict[str, Any]) -> tuple[list[str], bool]:
+        user_id, archived = job["user_id"], job["archived"]
+        ids = self.inbox.listed_ids(
+            user_id, archived=not archived, upto=job["upto"], limit=SLICE + 1
+        )
+        changed = self._archived(user_id, ids[:SLICE], archived, job["channel"])
+        return changed, len(ids) <= SLICE or not changed
+
+    def _archived(self, user_id: str, ids: list[str], archived: bool, channel: str) -> list[str]:
+        changes = self.inbox.archive(user_id, ids, archived) if ids else []
         if archived:
             newly_read = [change for change in changes if change.was_unread]
             self._read(user_id, newly_read, channel)
             self._record(user_id, [change.id for change in changes], "archived", channel)
-        else:
-            newly_read = []
-        changed = [change.id for change in changes]
-        unread = self.inbox.unread_count(user_id)
-        if changed:
-            event = ArchivedEvent(ids=changed[:SYNC_IDS], archived=archived, unread_count=unread)
-            self.delivery.tell(
-                user_id, event.to_wire(), origin=origin, notifications_read=len(newly_read)
-            )
-        return changed, unread
+            self.counters.record(notifications_read=len(newly_read))
+        return [change.id for change in changes]
 
     def confirm(
         self,
@@ -460,6 +546,18 @@ class Notifications:
         if len(user_ids) == 1:
             return {user_ids[0]: self.profiles.preferences(user_ids[0])}
         return self.profiles.preferences_of(user_ids)
+
+
+class InlineJobs:
+    """Runs each job at once, to the end, in the calling process (no queue)."""
+
+    def __init__(self, handlers: dict[str, Callable[[dict[str, Any], float], bool]]) -> None:
+        self.handlers = handlers
+
+    def enqueue(self, kind: str, payload: dict[str, Any]) -> None:
+        handler = self.handlers[kind]
+        while not handler(payload, time.monotonic() + 60):
+            pass
 
 
 def localize(

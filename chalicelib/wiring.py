@@ -20,7 +20,7 @@ from chalicelib.errors import ConfigurationError
 from chalicelib.escalation import EscalationConfig, Escalations, Messenger
 from chalicelib.fanout import FanoutQueue
 from chalicelib.immigration import Immigration
-from chalicelib.notifications import Counters, Notifications
+from chalicelib.notifications import Counters, InlineJobs, Notifications
 from chalicelib.preferences import Accounts
 from chalicelib.receipts import Receipts
 from chalicelib.rights import DataRights
@@ -184,6 +184,8 @@ def build_service(
         clock=clock,
         delivery=delivery,
     )
+    # Until a queue of background jobs is wired in, a job runs at once in the request.
+    jobs = InlineJobs({})
     notifications = Notifications(
         inbox,
         connections,
@@ -196,6 +198,10 @@ def build_service(
         receipts=receipts,
         escalations=escalations,
         profiles=profiles,
+        jobs=jobs,
+    )
+    jobs.handlers.update(
+        mark_read_all=notifications.mark_read_all, archive_all=notifications.archive_all
     )
     delivery.pushed = notifications.record_push
     sessions = Sessions(

@@ -79,8 +79,12 @@ def _reply_models() -> dict[str, type[BaseModel]]:
         unread_count: int = Field(ge=0)
 
     class MarkedRead(Reply):
-        ids: list[str]
+        ids: list[str] = Field(description="At most 100 of the ids whose state changed")
         unread_count: int = Field(ge=0)
+        all: Literal[True] | None = Field(None, description="Present when user-wide")
+        truncated: Literal[True] | None = Field(
+            None, description="Present when a user-wide change had more than 100 ids"
+        )
 
     class PollResult(Reply):
         items: list[Notification]
@@ -97,9 +101,13 @@ def _reply_models() -> dict[str, type[BaseModel]]:
         ids: list[str]
 
     class Archived(Reply):
-        ids: list[str]
+        ids: list[str] = Field(description="At most 100 of the ids whose state changed")
         archived: bool
         unread_count: int = Field(ge=0)
+        all: Literal[True] | None = Field(None, description="Present when user-wide")
+        truncated: Literal[True] | None = Field(
+            None, description="Present when a user-wide change had more than 100 ids"
+        )
 
     class ReceiptEntry(BaseModel):
         model_config = ConfigDict(extra="forbid")

@@ -245,14 +245,13 @@ class Inbox:
             for notification_id in self._seen_batch(user_id, batch)
         ]
 
-    def archive(self, user_id: str, ids: list[str] | None, archived: bool) -> list[Change]:
-        """Archive (marking read) or restore the user's notifications among `ids` (None: all).
+    def archive(self, user_id: str, ids: list[str], archived: bool) -> list[Change]:
+        """Archive (marking read) or restore the user's notifications among `ids`.
 
         A notification that needs confirmation is archived only once confirmed; restoring
         clears `archived_at` and leaves it read.
         """
-        wanted = self._unarchived_ids(user_id, archived) if ids is None else ids
-        wanted = list(dict.fromkeys(wanted))
+        wanted = list(dict.fromkeys(ids))
         return [
             change
             for batch in chunks(wanted, TRANSACTION_LIMIT - 1)
@@ -612,21 +611,42 @@ class Inbox:
             )
         )
 
-    def unread_ids(self, user_id: str) -> list[str]:
-        return [
-            notification_id_of(item)
-            for item in self._db.query_all(
-                TableName=self._table,
-                IndexName=UNREAD_INDEX,
-                KeyConditionExpression="unread_pk = :pk",
-                FilterExpression="expires_at > :now",
-                ProjectionExpression="sk",
-                ExpressionAttributeValues={
-                    ":pk": {"S": user_pk(user_id)},
-                    ":now": {"N": str(int(self._clock()))},
-                },
-            )
-        ]
+    def unread_ids(self, user_id: str, *, upto: str, limit: int) -> list[str]:
+        """The oldest `limit` ids of the user's unread notifications with ids up to `upto`."""
+        return self._ids_upto(UNREAD_INDEX, "unread_pk", user_pk(user_id), upto, limit)
+
+    def listed_ids(self, user_id: str, *, archived: bool, upto: str, limit: int) -> list[str]:
+        """The oldest `limit` ids of the user's notifications archived (or not) with ids up to
+        `upto`; not archived, those that need a confirmation they lack are left out."""
+        pending = None if archived else (
+            "attribute_not_exists(needs_confirmation) OR attribute_exists(confirmed_at)"
+        )  # fmt: skip
+        key = listing_pk(user_id, archived)
+        return self._ids_upto(LISTING_INDEX, "list_pk", key, upto, limit, pending)
+
+    def _ids_upto(
+        self,
+        index: str,
+        key_name: str,
+        key: str,
+        upto: str,
+        limit: int,
+        also: str | None = None,
+    ) -> list[str]:
+        request: Item = {
+            "TableName": self._table,
+            "IndexName": index,
+            "KeyConditionExpression": f"{key_name} = :key AND sk <= :upto",
+            "FilterExpression": "expires_at > :now" + (f" AND ({also})" if also else ""),
+            "ProjectionExpression": "sk",
+            "ExpressionAttributeValues": {
+                ":key": {"S": key},
+                ":upto": {"S": NOTIFICATION_PREFIX + upto},
+                ":now": {"N": str(int(self._clock()))},
+            },
+        }
+        items, _ = self._db.collect(request, limit)
+        return [notification_id_of(item) for item in items]
 
     # --- internals -----------------------------------------------------------------------
 
@@ -779,24 +799,6 @@ class Inbox:
             values[":category"] = {"S": category_pk(user_id, category, archived)}
             clause += ", category_pk = :category"
         return clause, values
-
-    def _unarchived_ids(self, user_id: str, archived: bool) -> list[str]:
-        """Ids of the user's notifications that `archive(all)` may change."""
-        condition = ("attribute_not_exists" if archived else "attribute_exists") + "(archived_at)"
-        return [
-            notification_id_of(item)
-            for item in self._db.query_all(
-                TableName=self._table,
-                KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-                FilterExpression=f"expires_at > :now AND {condition}",
-                ProjectionExpression="sk",
-                ExpressionAttributeValues={
-                    ":pk": {"S": user_pk(user_id)},
-                    ":prefix": {"S": NOTIFICATION_PREFIX},
-                    ":now": {"N": str(int(self._clock()))},
-                },
-            )
-        ]
 
     def _stamp(self) -> str:
         return iso_timestamp(datetime.fromtimestamp(self._clock(), UTC))
