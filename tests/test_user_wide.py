@@ -8,6 +8,8 @@ import json
 import time
 from typing import Any
 
+import pytest
+
 from chalicelib.models import NotificationContent
 from chalicelib.wiring import Service
 from tests.conftest import WsClient, on_call, token
@@ -81,10 +83,8 @@ def test_archive_all_leaves_unconfirmed_notices_and_a_killed_worker_is_redone(
             raise RuntimeError("worker killed")
 
     calls = on_call(service.clients.dynamodb, "TransactWriteItems", dies_once)
-    try:
+    with pytest.raises(RuntimeError):
         service.notifications.archive_all(job, deadline=time.monotonic() + 60)
-    except RuntimeError:
-        pass
     assert died
     assert service.notifications.archive_all(job, deadline=time.monotonic() + 60)
     listed = service.inbox.everything("alice")
