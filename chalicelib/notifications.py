@@ -60,8 +60,12 @@ if TYPE_CHECKING:
 REPLAY_LIMIT = 100
 # The most ids a reply or pushed sync event carries (a frame stays far below 128 KiB).
 SYNC_IDS = 100
-# Notifications a user-wide change handles per slice: one transaction with the counter update.
+# Notifications a user-wide change handles per slice in a job: one transaction with the
+# counter update. The request's own slice is smaller: each receipt entry still costs it two
+# calls, and a request stays under 100 DynamoDB calls.
 SLICE = 99
+READ_IN_REQUEST = 40
+ARCHIVE_IN_REQUEST = 20
 # How long a broadcast page's claim is kept: longer than SQS keeps retrying a job.
 PAGE_CLAIM_TTL = 2 * 24 * 3600
 POLL_INTERVAL = 0.5
@@ -334,7 +338,7 @@ class Notifications:
         """
         if ids is None:
             job = {"user_id": user_id, "upto": new_id(), "channel": channel}
-            changed, done = self._read_slice(job)
+            changed, done = self._read_slice(job, READ_IN_REQUEST)
             if not done:
                 self.jobs.enqueue("mark_read_all", job)
         else:
@@ -359,19 +363,19 @@ class Notifications:
         left. Idempotent: a slice changes only what is still unread, so a job redone after a
         kill does nothing twice."""
         while True:
-            _, done = self._read_slice(job)
+            _, done = self._read_slice(job, SLICE)
             if done:
                 return True
             if time.monotonic() >= deadline:
                 return False
 
-    def _read_slice(self, job: dict[str, Any]) -> tuple[list[str], bool]:
+    def _read_slice(self, job: dict[str, Any], size: int) -> tuple[list[str], bool]:
         user_id = job["user_id"]
-        ids = self.inbox.unread_ids(user_id, upto=job["upto"], limit=SLICE + 1)
-        changes = self.inbox.mark_read_changes(user_id, ids[:SLICE])
+        ids = self.inbox.unread_ids(user_id, upto=job["upto"], limit=size + 1)
+        changes = self.inbox.mark_read_changes(user_id, ids[:size])
         self._read(user_id, changes, job["channel"])
         self.counters.record(notifications_read=len(changes))
-        return [change.id for change in changes], len(ids) <= SLICE or not changes
+        return [change.id for change in changes], len(ids) <= size or not changes
 
     def ack(self, user_id: str, ids: list[str]) -> list[str]:
         """Mark delivered; returns the ids that are the user's."""
@@ -406,7 +410,7 @@ class Notifications:
         All: the first slice at once, the rest by the `archive_all` job (as `mark_read`)."""
         if ids is None:
             job = {"user_id": user_id, "upto": new_id(), "archived": archived, "channel": channel}
-            changed, done = self._archive_slice(job)
+            changed, done = self._archive_slice(job, ARCHIVE_IN_REQUEST)
             if not done:
                 self.jobs.enqueue("archive_all", job)
         else:
@@ -427,19 +431,19 @@ class Notifications:
         """The `archive_all` job: archive (or restore) slice after slice until `deadline`
         every notification up to `job["upto"]`; True once none is left (idempotent)."""
         while True:
-            _, done = self._archive_slice(job)
+            _, done = self._archive_slice(job, SLICE)
             if done:
                 return True
             if time.monotonic() >= deadline:
                 return False
 
-    def _archive_slice(self, job: dict[str, Any]) -> tuple[list[str], bool]:
+    def _archive_slice(self, job: dict[str, Any], size: int) -> tuple[list[str], bool]:
         user_id, archived = job["user_id"], job["archived"]
         ids = self.inbox.listed_ids(
-            user_id, archived=not archived, upto=job["upto"], limit=SLICE + 1
+            user_id, archived=not archived, upto=job["upto"], limit=size + 1
         )
-        changed = self._archived(user_id, ids[:SLICE], archived, job["channel"])
-        return changed, len(ids) <= SLICE or not changed
+        changed = self._archived(user_id, ids[:size], archived, job["channel"])
+        return changed, len(ids) <= size or not changed
 
     def _archived(self, user_id: str, ids: list[str], archived: bool, channel: str) -> list[str]:
         changes = self.inbox.archive(user_id, ids, archived) if ids else []

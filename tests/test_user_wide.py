@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from chalicelib.models import NotificationContent
+from chalicelib.notifications import ARCHIVE_IN_REQUEST, READ_IN_REQUEST
 from chalicelib.wiring import Service
 from tests.conftest import WsClient, on_call, token
 
@@ -45,8 +46,8 @@ def test_mark_all_read_does_one_slice_and_leaves_the_rest_to_a_resumable_job(
     queue = service.notifications.jobs = Queue()
     writes = on_call(service.clients.dynamodb, "TransactWriteItems")
     change = service.notifications.mark_read("alice", None)
-    assert len(change.ids) == 99 and change.truncated
-    assert len(writes) <= 2  # bounded: one slice, whatever the user holds
+    assert len(change.ids) == READ_IN_REQUEST and change.truncated
+    assert len(writes) == 1  # bounded: one slice, whatever the user holds
     [(kind, job)] = queue.jobs
     assert kind == "mark_read_all"
     # The worker is cut off after every slice (its deadline has passed): each run does one.
@@ -54,7 +55,7 @@ def test_mark_all_read_does_one_slice_and_leaves_the_rest_to_a_resumable_job(
     while not service.notifications.mark_read_all(job, deadline=time.monotonic()):
         runs += 1
         assert runs < 10
-    assert runs == 1  # 250 = 99 in the request + 99 + 52
+    assert runs == 2  # 250 = 40 in the request + 99 + 99 + 12
     assert service.inbox.unread_count("alice") == 0
     assert not any(n for n in service.inbox.everything("alice") if not n.read)
     # Redone after it finished (a redelivered message): nothing twice.
@@ -70,7 +71,7 @@ def test_archive_all_leaves_unconfirmed_notices_and_a_killed_worker_is_redone(
     notices = seed(service, "alice", 3, requires_confirmation=True)
     queue = service.notifications.jobs = Queue()
     change = service.notifications.archive("alice", None, True)
-    assert change.truncated and len(change.ids) == 99
+    assert change.truncated and len(change.ids) == ARCHIVE_IN_REQUEST
     [(kind, job)] = queue.jobs
     assert kind == "archive_all"
     # The worker dies in the middle of a slice (a transaction that never comes back).
