@@ -337,7 +337,7 @@ class Notifications:
         notification up to this moment), so the request stays bounded whatever the user holds.
         """
         if ids is None:
-            job = {"user_id": user_id, "upto": new_id(), "channel": channel}
+            job = {"user_id": user_id, "upto": self.inbox.position_now(), "channel": channel}
             changed, done = self._read_slice(job, READ_IN_REQUEST)
             if not done:
                 self.jobs.enqueue("mark_read_all", job)
@@ -409,7 +409,12 @@ class Notifications:
 
         All: the first slice at once, the rest by the `archive_all` job (as `mark_read`)."""
         if ids is None:
-            job = {"user_id": user_id, "upto": new_id(), "archived": archived, "channel": channel}
+            job = {
+                "user_id": user_id,
+                "upto": self.inbox.position_now(),
+                "archived": archived,
+                "channel": channel,
+            }
             changed, done = self._archive_slice(job, ARCHIVE_IN_REQUEST)
             if not done:
                 self.jobs.enqueue("archive_all", job)

@@ -84,11 +84,14 @@ UNREAD_KEYS = "unread_pk, unread_category_pk"
 ERASURE_HOLD = timedelta(minutes=15)
 
 _ids = ULIDGenerator(policy=LaxMonotonicPolicy())
+# Other ids (broadcasts, jobs) come from the wall clock: a generator of their own, so they
+# never make notification ids (from the store's clock) fall back out of order.
+_other_ids = ULIDGenerator(policy=LaxMonotonicPolicy())
 
 
 def new_id() -> str:
     """A fresh ULID, monotonic within this process."""
-    return str(_ids.generate())
+    return str(_other_ids.generate())
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,6 +391,12 @@ class Inbox:
                 for shard in range(self.counter_shards)
             ],
         )
+
+    def position_now(self) -> str:
+        """An id above every notification id stored until now (the largest of the next
+        millisecond on the store's clock): where a user-wide change stops."""
+        next_ms = int(self._clock() * 1000) + 1
+        return str(ULID.from_bytes(next_ms.to_bytes(6, "big") + b"\xff" * 10))
 
     def fence(self, user_id: str) -> str:
         """Raise every counter shard's `latest_id` to a fence F and return F (see the module
