@@ -185,3 +185,24 @@ def test_a_send_stores_its_escalation_steps_in_its_own_transaction(
     again = http.post("/api/notifications", body=json.dumps(body), headers=ADMIN)
     assert again.json_body["notification"]["id"] == notification_id
     assert len(service.steps.pending("alice", notification_id)) == 2
+
+
+def test_an_inline_broadcast_whose_write_timed_out_after_committing_stores_once(
+    service: Service,
+) -> None:
+    seen: list[str] = []
+
+    def time_out_once(model: Any, **_: Any) -> None:
+        if model.name == "TransactWriteItems" and not seen:
+            seen.append("timed out")
+            raise ReadTimeoutError(endpoint_url="https://dynamodb.invalid")
+
+    service.clients.dynamodb.meta.events.register("after-call.dynamodb", time_out_once)
+    stored = service.inbox.put_many(
+        ["alice", "bob"], NotificationContent(message="b"), idempotency=None
+    )
+    assert seen == ["timed out"]
+    assert sorted(n.user_id for n in stored) == ["alice", "bob"]
+    for user_id in ("alice", "bob"):
+        assert len(service.inbox.everything(user_id)) == 1
+        assert service.inbox.unread_count(user_id) == 1

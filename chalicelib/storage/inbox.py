@@ -203,6 +203,16 @@ class Inbox:
 
             def prepare(cancelled: Cancellation | None) -> list[Item] | None:
                 nonlocal pending, prepared
+                if (
+                    cancelled is not None
+                    and cancelled.after_ambiguous
+                    and prepared
+                    and cancelled.failed_condition(0)
+                ):
+                    # The first notification exists: the attempt whose outcome was unknown
+                    # committed, all of it.
+                    stored.extend(notification for notification, _ in prepared)
+                    return None
                 if cancelled is not None:
                     # Skipped: users who have this broadcast already (their idempotency record,
                     # the last action, failed) and users being erased. Users whose id was only
