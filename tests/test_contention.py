@@ -206,3 +206,27 @@ def test_an_inline_broadcast_whose_write_timed_out_after_committing_stores_once(
     for user_id in ("alice", "bob"):
         assert len(service.inbox.everything(user_id)) == 1
         assert service.inbox.unread_count(user_id) == 1
+
+
+def test_an_unread_count_kept_in_the_one_counter_item_of_before_still_counts(
+    service: Service, dynamodb: Any
+) -> None:
+    notification = service.notifications.send("alice", NotificationContent(message="new"))
+    bucket = next(
+        name
+        for item in dynamodb.query(
+            TableName=service.settings.notifications_table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={":pk": {"S": "USER#alice"}, ":prefix": {"S": "COUNT#"}},
+        )["Items"]
+        for name in item
+        if name.startswith("d")
+    )
+    # Three unread stored before the counter was sharded, counted in its one item.
+    dynamodb.put_item(
+        TableName=service.settings.notifications_table,
+        Item={"pk": {"S": "USER#alice"}, "sk": {"S": "COUNT"}, bucket: {"N": "3"}},
+    )
+    assert service.inbox.unread_count("alice") == 4
+    service.inbox.mark_read("alice", [notification.notification.id])
+    assert service.inbox.unread_count("alice") == 3

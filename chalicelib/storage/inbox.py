@@ -55,6 +55,7 @@ from chalicelib.storage.keys import (
     CATEGORY_INDEX,
     COUNTER_PREFIX,
     COUNTER_SHARDS,
+    COUNTER_SK,
     LISTING_INDEX,
     NOTIFICATION_PREFIX,
     UNACKED_INDEX,
@@ -617,14 +618,16 @@ class Inbox:
         )
 
     def _shards(self, user_id: str) -> list[Item]:
-        """The user's counter shards, strongly consistent (one Query)."""
+        """The user's counter shards, strongly consistent (one Query); with them the one
+        counter item of an inbox stored before the counter was sharded (`COUNT`), whose day
+        buckets still count until they expire."""
         return list(
             self._db.query_all(
                 TableName=self._table,
                 KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
                 ExpressionAttributeValues={
                     ":pk": {"S": user_pk(user_id)},
-                    ":prefix": {"S": COUNTER_PREFIX},
+                    ":prefix": {"S": COUNTER_SK},
                 },
                 ConsistentRead=True,
             )
