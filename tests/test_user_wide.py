@@ -112,3 +112,13 @@ def test_sync_events_of_a_user_wide_change_carry_at_most_100_ids(
     [synced] = [f for f in laptop.received() if f["event"] == "marked_read"]
     assert synced["all"] is True and len(synced["ids"]) <= 100
     assert synced["unread_count"] == 0
+
+
+def test_mark_all_read_takes_everything_stored_until_now_on_the_stores_clock(
+    service: Service, clock: Any
+) -> None:
+    clock.advance(2 * 24 * 3600)  # the store's clock, ahead of the wall clock
+    ids = seed(service, "alice", 3)
+    change = service.notifications.mark_read("alice", None)
+    assert sorted(change.ids) == sorted(ids) and not change.truncated
+    assert service.inbox.unread_count("alice") == 0
