@@ -29,6 +29,7 @@ from chalicelib.models import (
     TestNotification,
     page_event,
 )
+from chalicelib.notifications import StateChange
 from chalicelib.publisher import batch_item_failures
 from chalicelib.receipts import notices_csv
 from chalicelib.rest import Access, Reply, RestApi
@@ -114,8 +115,8 @@ def unread_count(principal: Principal) -> Reply:
 
 @api.route("/api/notifications/read", method="POST", body=MarkRead)
 def mark_read(principal: Principal, body: MarkRead) -> Reply:
-    ids, unread = get_service().notifications.mark_read(principal.user_id, body.ids)
-    return Reply({"ids": ids, "unread_count": unread})
+    change = get_service().notifications.mark_read(principal.user_id, body.ids)
+    return Reply(_state_change(change, body.all, ids=change.ids, unread_count=change.unread_count))
 
 
 @api.route("/api/notifications/seen", method="POST", body=SeenRequest)
@@ -125,8 +126,25 @@ def seen(principal: Principal, body: SeenRequest) -> Reply:
 
 @api.route("/api/notifications/archive", method="POST", body=ArchiveRequest)
 def archive(principal: Principal, body: ArchiveRequest) -> Reply:
-    ids, unread = get_service().notifications.archive(principal.user_id, body.ids, body.archived)
-    return Reply({"ids": ids, "archived": body.archived, "unread_count": unread})
+    change = get_service().notifications.archive(principal.user_id, body.ids, body.archived)
+    return Reply(
+        _state_change(
+            change,
+            body.all,
+            ids=change.ids,
+            archived=body.archived,
+            unread_count=change.unread_count,
+        )
+    )
+
+
+def _state_change(change: StateChange, everything: bool | None, **reply: Any) -> dict[str, Any]:
+    """A read or archive reply; a user-wide one says so, and whether its ids were cut."""
+    if everything:
+        reply["all"] = True
+    if change.truncated:
+        reply["truncated"] = True
+    return reply
 
 
 @api.route("/api/notifications/{notification_id}/confirm", method="POST")

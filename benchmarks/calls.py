@@ -375,6 +375,22 @@ def run(scale: Scale = Scale()) -> list[Row]:
     return rows
 
 
+# DynamoDB calls an operation should make at most (the session's own connection read and
+# rate-limit window included).
+GOALS = {"send, k=1 live sessions": 3, "mark_read, 100 ids": 6, "ack, 10 ids": 4}
+
+
+def render_goals(rows: list[Row]) -> str:
+    lines = ["goals (DynamoDB calls):"]
+    for row in rows:
+        if row.operation in GOALS:
+            calls = sum(row.dynamodb.values())
+            goal = GOALS[row.operation]
+            verdict = "met" if calls <= goal else "not met"
+            lines.append(f"  {row.operation:<28} {calls:>4}  goal <= {goal:<3} {verdict}")
+    return "\n".join(lines)
+
+
 def render(rows: list[Row]) -> str:
     def calls(row: Row) -> str:
         parts = [f"{op} {n}" for op, n in row.dynamodb.items()]
@@ -416,6 +432,8 @@ def main(*, smoke: bool = False) -> None:
     with quiet_stdout() as printed:
         rows = run(SMOKE if smoke else Scale())
     print(render(rows))
+    print()
+    print(render_goals(rows))
     lines = printed.getvalue().count("\n")
     print(f"({lines} lines the service printed while measured, e.g. EMF metrics, not shown)")
     print()

@@ -84,8 +84,12 @@ class UnreadCount(Reply):
 
 
 class MarkedRead(Reply):
-    ids: list[str] = Field(description="The ids whose state changed")
+    ids: list[str] = Field(description="At most 100 of the ids whose state changed")
     unread_count: int = Field(ge=0)
+    all: Literal[True] | None = Field(None, description="Present when user-wide")
+    truncated: Literal[True] | None = Field(
+        None, description="Present when a user-wide change had more than 100 ids"
+    )
 
 
 class PollResult(Reply):
@@ -107,9 +111,13 @@ class Seen(Reply):
 
 
 class Archived(Reply):
-    ids: list[str]
+    ids: list[str] = Field(description="At most 100 of the ids whose state changed")
     archived: bool
     unread_count: int = Field(ge=0)
+    all: Literal[True] | None = Field(None, description="Present when user-wide")
+    truncated: Literal[True] | None = Field(
+        None, description="Present when a user-wide change had more than 100 ids"
+    )
 
 
 class ReceiptEntry(BaseModel):

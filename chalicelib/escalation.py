@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import telemetry
+from chalicelib.delivery import Delivery
 from chalicelib.errors import ValidationFailed
 from chalicelib.i18n import escalation_letter, resolve
 from chalicelib.models import (
@@ -37,6 +38,7 @@ from chalicelib.models import (
 from chalicelib.retry import Backoff
 from chalicelib.storage.escalations import SHARDS, EscalationSteps, Step
 from chalicelib.storage.inbox import new_id
+from chalicelib.storage.keys import Item
 from chalicelib.telemetry import logger as log
 
 if TYPE_CHECKING:
@@ -256,6 +258,7 @@ class Escalations:
         config: EscalationConfig | None = None,
         clock: Callable[[], float] = time.time,
         webpush: WebPush | None = None,
+        delivery: Delivery | None = None,
     ) -> None:
         self.webpush = webpush
         self.steps = steps
@@ -268,6 +271,7 @@ class Escalations:
         self.counters = counters
         self.config = config or EscalationConfig()
         self.clock = clock
+        self.delivery = delivery or Delivery(connections, sender, counters)
 
     # --- planning ----------------------------------------------------------------------
 
@@ -278,9 +282,23 @@ class Escalations:
         self._times(content, now)
 
     def schedule(self, notification: Notification, content: NotificationContent) -> int:
-        """Store the pending steps of a notification just sent; returns how many."""
+        """Store the pending steps of a notification already stored; returns how many."""
+        steps, expires_at = self._plan(notification, content)
+        self.steps.add(steps, expires_at=expires_at)
+        return len(steps)
+
+    def plan(self, notification: Notification, content: NotificationContent) -> list[Item]:
+        """The writes of a notification's pending steps, to commit in the very transaction
+        that stores it: a send either has its steps or did not happen, and a retry with the
+        same idempotency key finds both (none is lost after a half-done send)."""
+        steps, expires_at = self._plan(notification, content)
+        return self.steps.put_actions(steps, expires_at=expires_at)
+
+    def _plan(
+        self, notification: Notification, content: NotificationContent
+    ) -> tuple[list[Step], int]:
         if not content.escalation:
-            return 0
+            return [], 0
         created = datetime.fromisoformat(notification.created_at)
         # Validated before the notification was stored; a slow write must not fail it now.
         times = self._times(content, created, validate=False)
@@ -290,9 +308,7 @@ class Escalations:
         ]
         last = max(at for _, at in times)
         # Long enough for every retry; DynamoDB's TTL then forgets a step nobody could fire.
-        expires_at = int((last + MAXIMUM_DURATION).timestamp())
-        self.steps.add(steps, expires_at=expires_at)
-        return len(steps)
+        return steps, int((last + MAXIMUM_DURATION).timestamp())
 
     def _times(
         self, content: NotificationContent, now: datetime, *, validate: bool = True
@@ -424,7 +440,7 @@ class Escalations:
             return "skipped"
         if step.channel == "repush":
             payload = ReminderEvent(notification=notification).to_wire()
-            report = self.sender.send_many(self.connections.of_user(user_id), payload)
+            report = self.delivery.tell(user_id, payload)
             self.steps.finish(step, token)
             self._receipt(step, "reminded", "websocket", {"connections": report.delivered})
             return "reminded"

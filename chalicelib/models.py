@@ -379,8 +379,9 @@ class Event(BaseModel):
 
     def to_wire(self) -> bytes:
         body = self.model_dump(mode="json")
-        if body.get("request_id") is None:
-            body.pop("request_id", None)
+        for name in ("request_id", "all", "truncated"):  # present only when they say something
+            if body.get(name) is None:
+                body.pop(name, None)
         try:
             return compact_json(body).encode()
         except UnicodeEncodeError:
@@ -439,6 +440,9 @@ class MarkedReadEvent(Event):
     event: Literal["marked_read"] = "marked_read"
     ids: list[str]
     unread_count: int
+    # A user-wide change (`all: true`); `ids` then lists at most 100 (`truncated` if more).
+    all: bool | None = None
+    truncated: bool | None = None
 
 
 class AckedEvent(Event):
@@ -456,6 +460,8 @@ class ArchivedEvent(Event):
     ids: list[str]
     archived: bool
     unread_count: int
+    all: bool | None = None
+    truncated: bool | None = None
 
 
 class ConfirmedEvent(Event):

@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import telemetry
-from chalicelib.delivery import Outcome, Sender
+from chalicelib.delivery import Delivery, Outcome, Sender
 from chalicelib.errors import (
     ConnectionGone,
     NotFound,
     PayloadTooLarge,
     ServiceError,
-    Unavailable,
     ValidationFailed,
 )
 from chalicelib.fanout import FanoutQueue
@@ -49,18 +48,37 @@ from chalicelib.storage import (
     new_id,
 )
 from chalicelib.storage.inbox import Change
+from chalicelib.storage.keys import Item
 from chalicelib.telemetry import logger as log
 
 if TYPE_CHECKING:
     from chalicelib.escalation import Escalations
+    from chalicelib.jobs import Deadline, Jobs
     from chalicelib.storage.profiles import Profile, Profiles
-    from chalicelib.webpush import WebPush
 
 REPLAY_LIMIT = 100
+# The most ids a reply or pushed sync event carries (a frame stays far below 128 KiB).
+SYNC_IDS = 100
+# Notifications a user-wide change handles per slice in a job: one transaction with the
+# counter update. The request's own slice is smaller: each receipt entry still costs it two
+# calls, and a request stays under 100 DynamoDB calls.
+SLICE = 99
+READ_IN_REQUEST = 40
+ARCHIVE_IN_REQUEST = 20
 # How long a broadcast page's claim is kept: longer than SQS keeps retrying a job.
 PAGE_CLAIM_TTL = 2 * 24 * 3600
 POLL_INTERVAL = 0.5
 _ULID = re.compile(ULID_PATTERN)
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """What a read or archive request changed: at most `SYNC_IDS` ids (`truncated` when a
+    user-wide change had more), and the unread count after it."""
+
+    ids: list[str]
+    unread_count: int
+    truncated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,21 +116,23 @@ class Notifications:
         directory: Directory,
         counters: Counters,
         sender: Sender,
+        delivery: Delivery,
         *,
         fanout: FanoutQueue | None = None,
         fanout_threshold: int = 1000,
         receipts: Receipts | None = None,
         escalations: Escalations | None = None,
         profiles: Profiles | None = None,
-        webpush: WebPush | None = None,
+        jobs: Jobs,
     ) -> None:
-        self.webpush = webpush
         self.receipts = receipts
+        self.jobs = jobs
         self.inbox = inbox
         self.connections = connections
         self.directory = directory
         self.counters = counters
         self.sender = sender
+        self.delivery = delivery
         self.fanout = fanout
         self.fanout_threshold = fanout_threshold
         self.escalations = escalations
@@ -123,35 +143,45 @@ class Notifications:
     def send(
         self, user_id: str, content: NotificationContent, *, idempotency_key: str | None = None
     ) -> SendResult:
-        """Store a notification and push it at once to every live session of the user."""
+        """Store a notification (with its escalation steps, in one transaction) and push it at
+        once to every live session of the user.
+
+        Once it has committed the send has succeeded: what follows (the push, counters, the
+        `pushed` entry) is logged when it fails, never reported as a failed send that a caller
+        would repeat (and the client get twice).
+        """
         if not is_user_id(user_id):
             raise ValidationFailed("user_id must be 1-128 characters without '#' or whitespace")
+        extra = None
         if self.escalations is not None and (content.deadline or content.escalation):
             self.escalations.check(content)
+            planner = self.escalations
+
+            def extra(notification: Notification) -> list[Item]:
+                return planner.plan(notification, content)
+
         preferences = self._preferences(content, [user_id]).get(user_id)
         localized = localize(content, preferences.locale if preferences else None)
-        notification, created = self.inbox.put(user_id, localized, idempotency=idempotency_key)
+        notification, created = self.inbox.put(
+            user_id, localized, idempotency=idempotency_key, extra=extra
+        )
         if not created:
             return SendResult(notification, created=False, delivered_to=0)
-        if self.escalations is not None:
-            self.escalations.schedule(notification, content)
-        muted = preferences is not None and preferences.mutes(notification)
-        report = self.sender.send_many(
-            [] if muted else self.connections.of_user(user_id),
-            NotificationEvent(notification=notification).to_wire(),
-        )
-        self.counters.record(
-            notifications_sent=1,
-            pushes_delivered=report.delivered,
-            pushes_failed=report.failed,
-            stale_pruned=report.pruned,
-        )
-        if report.delivered:
-            self._record_push(notification, report.delivered)
-        elif self.webpush is not None:
-            # No live session was reached: the user's devices are told instead.
-            self.webpush.notify_offline(user_id, notification)
-        return SendResult(notification, created=True, delivered_to=report.delivered)
+        try:
+            if preferences is not None and preferences.mutes(notification):
+                self.counters.record(notifications_sent=1)
+                delivered = 0
+            else:
+                delivered = self.delivery.tell(
+                    user_id,
+                    NotificationEvent(notification=notification).to_wire(),
+                    notification=notification,
+                    notifications_sent=1,
+                ).delivered
+        except Exception:
+            log.exception("push after send failed", extra={"notification_id": notification.id})
+            delivered = 0
+        return SendResult(notification, created=True, delivered_to=delivered)
 
     def broadcast(self, content: NotificationContent, group: str | None) -> tuple[str, int]:
         """Store one notification per user of the audience and push to their live sessions.
@@ -224,27 +254,12 @@ class Notifications:
                 users, localize(content, tag, exact=True), idempotency=idempotency
             )
         }
-        live = [
-            user_id
+        live = {
+            user_id: notification
             for user_id, notification in stored.items()
             if user_id not in preferences or not preferences[user_id].mutes(notification)
-        ]
-        targets = self.connections.live_of(live)
-        frames = [
-            (connection_id, NotificationEvent(notification=stored[user_id]).to_wire())
-            for connection_id, user_id in targets
-        ]
-        report = self.sender.push(frames)
-        self.counters.record(
-            notifications_sent=len(stored),
-            pushes_delivered=report.delivered,
-            pushes_failed=report.failed,
-            stale_pruned=report.pruned,
-        )
-        self._record_pushes(stored, dict(targets), report.reached)
-        if self.webpush is not None:
-            reached = {dict(targets)[connection_id] for connection_id in report.reached}
-            self.webpush.notify_offline_many([n for u, n in stored.items() if u not in reached])
+        }
+        self.delivery.tell_many(live, notifications_sent=len(stored))
         return len(stored)
 
     def deliver_job(self, job: FanoutJob | FanoutPage) -> int:
@@ -258,13 +273,11 @@ class Notifications:
         payload = MessageEvent(data=data).to_wire()
         if len(payload) > MAX_MESSAGE_BYTES:
             raise PayloadTooLarge(f"Messages are limited to {MAX_MESSAGE_BYTES} bytes")
-        outcome = self.sender.send(connection_id, payload)
+        outcome = self.delivery.direct(connection_id, payload)
         if outcome is Outcome.GONE:
-            self.counters.record(stale_pruned=1)
             raise ConnectionGone(f"Connection {connection_id} is gone")
         if outcome is Outcome.FAILED:
             raise ServiceError("The push failed after retries")
-        self.counters.record(pushes_delivered=1)
 
     def to_replay(self, user_id: str, since: str | None) -> tuple[list[Notification], bool]:
         """What `register` replays (docs/protocol.md), oldest first, and whether more were
@@ -275,14 +288,7 @@ class Notifications:
     def replay(self, connection_id: str, notifications: list[Notification]) -> int:
         """Push `notifications` (from `to_replay`) one at a time and in order; the first 410
         ends it (the connection is gone and pruned)."""
-        sent = 0
-        for notification in notifications:
-            payload = NotificationEvent(notification=notification).to_wire()
-            if self.sender.send(connection_id, payload) is Outcome.GONE:
-                break
-            sent += 1
-        telemetry.count(notifications_replayed=sent)
-        return sent
+        return self.delivery.replay(connection_id, notifications)
 
     # --- reading and state -----------------------------------------------------------------
 
@@ -318,24 +324,52 @@ class Notifications:
         *,
         origin: str | None = None,
         channel: str = "rest",
-    ) -> tuple[list[str], int]:
-        """Mark read (`ids=None`: all) and tell the user's other sessions what changed."""
-        wanted = self.inbox.unread_ids(user_id) if ids is None else ids
-        changes = self.inbox.mark_read_changes(user_id, wanted) if wanted else []
-        self._read(user_id, changes, channel)
-        changed = [change.id for change in changes]
-        unread = self.inbox.unread_count(user_id)
+    ) -> StateChange:
+        """Mark read (`ids=None`: all) and tell the user's other sessions what changed.
+
+        All: the first slice is done at once and the rest by the `mark_read_all` job (every
+        notification up to this moment), so the request stays bounded whatever the user holds.
+        """
+        if ids is None:
+            job = {"user_id": user_id, "upto": self.inbox.position_now(), "channel": channel}
+            changed, done = self._read_slice(job, READ_IN_REQUEST)
+            if not done:
+                self.jobs.enqueue("mark_read_all", job)
+        else:
+            changes = self.inbox.mark_read_changes(user_id, ids) if ids else []
+            self._read(user_id, changes, channel)
+            changed, done = [change.id for change in changes], True
+        change = StateChange(changed[:SYNC_IDS], self.inbox.unread_count(user_id), not done)
         if changed:
-            others = [cid for cid in self.connections.of_user(user_id) if cid != origin]
-            report = self.sender.send_many(
-                others, MarkedReadEvent(ids=changed, unread_count=unread).to_wire()
+            event = MarkedReadEvent(
+                ids=change.ids,
+                unread_count=change.unread_count,
+                all=True if ids is None else None,
+                truncated=True if change.truncated else None,
             )
-            self.counters.record(
-                notifications_read=len(changed),
-                pushes_failed=report.failed,
-                stale_pruned=report.pruned,
-            )
-        return changed, unread
+            read = 0 if ids is None else len(changed)  # a slice counts its own
+            self.delivery.tell(user_id, event.to_wire(), origin=origin, notifications_read=read)
+        return change
+
+    def mark_read_all(self, job: dict[str, Any], deadline: Deadline) -> bool:
+        """The `mark_read_all` job: mark read, slice after slice until `deadline`, the
+        user's notifications unread up to `job["upto"]`; True once none is left. Idempotent:
+        a slice changes only what is still unread, so a job redone after a kill does nothing
+        twice."""
+        while True:
+            _, done = self._read_slice(job, SLICE)
+            if done:
+                return True
+            if deadline.passed:
+                return False
+
+    def _read_slice(self, job: dict[str, Any], size: int) -> tuple[list[str], bool]:
+        user_id = job["user_id"]
+        ids = self.inbox.unread_ids(user_id, upto=job["upto"], limit=size + 1)
+        changes = self.inbox.mark_read_changes(user_id, ids[:size])
+        self._read(user_id, changes, job["channel"])
+        self.counters.record(notifications_read=len(changes))
+        return [change.id for change in changes], len(ids) <= size or not changes
 
     def ack(self, user_id: str, ids: list[str]) -> list[str]:
         """Mark delivered; returns the ids that are the user's."""
@@ -364,20 +398,60 @@ class Notifications:
         *,
         origin: str | None = None,
         channel: str = "rest",
-    ) -> tuple[list[str], int]:
-        """Archive (and mark read) or restore (`ids=None`: all); tells the other sessions."""
-        changes = self.inbox.archive(user_id, ids, archived)
+    ) -> StateChange:
+        """Archive (and mark read) or restore (`ids=None`: all); tells the other sessions.
+
+        All: the first slice at once, the rest by the `archive_all` job (as `mark_read`)."""
+        if ids is None:
+            job = {
+                "user_id": user_id,
+                "upto": self.inbox.position_now(),
+                "archived": archived,
+                "channel": channel,
+            }
+            changed, done = self._archive_slice(job, ARCHIVE_IN_REQUEST)
+            if not done:
+                self.jobs.enqueue("archive_all", job)
+        else:
+            changed, done = self._archived(user_id, ids, archived, channel), True
+        change = StateChange(changed[:SYNC_IDS], self.inbox.unread_count(user_id), not done)
+        if changed:
+            event = ArchivedEvent(
+                ids=change.ids,
+                archived=archived,
+                unread_count=change.unread_count,
+                all=True if ids is None else None,
+                truncated=True if change.truncated else None,
+            )
+            self.delivery.tell(user_id, event.to_wire(), origin=origin)
+        return change
+
+    def archive_all(self, job: dict[str, Any], deadline: Deadline) -> bool:
+        """The `archive_all` job: archive (or restore) slice after slice until `deadline`
+        every notification up to `job["upto"]`; True once none is left (idempotent)."""
+        while True:
+            _, done = self._archive_slice(job, SLICE)
+            if done:
+                return True
+            if deadline.passed:
+                return False
+
+    def _archive_slice(self, job: dict[str, Any], size: int) -> tuple[list[str], bool]:
+        user_id, archived = job["user_id"], job["archived"]
+        ids = self.inbox.listed_ids(
+            user_id, archived=not archived, upto=job["upto"], limit=size + 1
+        )
+        changed = self._archived(user_id, ids[:size], archived, job["channel"])
+        return changed, len(ids) <= size or not changed
+
+    def _archived(self, user_id: str, ids: list[str], archived: bool, channel: str) -> list[str]:
+        changes = self.inbox.archive(user_id, ids, archived) if ids else []
         if archived:
             newly_read = [change for change in changes if change.was_unread]
             self._read(user_id, newly_read, channel)
-            self.counters.record(notifications_read=len(newly_read))
             self._record(user_id, [change.id for change in changes], "archived", channel)
-        changed = [change.id for change in changes]
-        unread = self.inbox.unread_count(user_id)
-        if changed:
-            event = ArchivedEvent(ids=changed, archived=archived, unread_count=unread)
-            self._tell_others(user_id, origin, event.to_wire())
-        return changed, unread
+            self.counters.record(notifications_read=len(newly_read))
+        return [change.id for change in changes]
 
     def confirm(
         self,
@@ -397,11 +471,10 @@ class Notifications:
             if change.was_unread:
                 self._record(user_id, [notification_id], "read", channel)
             self._closed(user_id, [notification_id], "confirmed", channel=channel)
-            self.counters.record(notifications_confirmed=1)
             event = ConfirmedEvent(
                 id=notification_id, confirmed_at=confirmed_at, unread_count=unread
             )
-            self._tell_others(user_id, origin, event.to_wire())
+            self.delivery.tell(user_id, event.to_wire(), origin=origin, notifications_confirmed=1)
         return confirmed_at, unread
 
     def get(self, user_id: str, notification_id: str) -> Notification:
@@ -444,41 +517,19 @@ class Notifications:
         for notification_id in ids:
             self.receipts.append(user_id, notification_id, kind, channel=channel)
 
-    def _record_pushes(
-        self, stored: dict[str, Notification], owners: dict[str, str], reached: list[str]
-    ) -> None:
-        """A `pushed` entry for each user of a broadcast that reached a live session."""
+    def record_push(self, notification: Notification, connections: int) -> None:
+        """The `pushed` entry of a notification just stored and pushed, on the tail its
+        store wrote (no read)."""
         if self.receipts is None:
             return
-        per_user: dict[str, int] = {}
-        for connection_id in reached:
-            user_id = owners[connection_id]
-            per_user[user_id] = per_user.get(user_id, 0) + 1
-        for user_id, connections in per_user.items():
-            self._record_push(stored[user_id], connections)
-
-    def _record_push(self, notification: Notification, connections: int) -> None:
-        """The `pushed` entry, on the tail the send just wrote (no read). The notification is
-        stored and pushed already: a receipt write that keeps failing is logged, not turned
-        into a failed send that a caller would repeat."""
-        if self.receipts is None:
-            return
-        try:
-            self.receipts.append(
-                notification.user_id,
-                notification.id,
-                "pushed",
-                channel="websocket",
-                detail={"connections": connections},
-                after=self.receipts.first_tail(notification),
-            )
-        except Unavailable:
-            log.exception("pushed entry not written", extra={"notification_id": notification.id})
-
-    def _tell_others(self, user_id: str, origin: str | None, payload: bytes) -> None:
-        others = [cid for cid in self.connections.of_user(user_id) if cid != origin]
-        report = self.sender.send_many(others, payload)
-        self.counters.record(pushes_failed=report.failed, stale_pruned=report.pruned)
+        self.receipts.append(
+            notification.user_id,
+            notification.id,
+            "pushed",
+            channel="websocket",
+            detail={"connections": connections},
+            after=self.receipts.first_tail(notification),
+        )
 
     def stats(self) -> dict[str, int]:
         return self.counters.snapshot()

@@ -169,10 +169,15 @@ class WebSocketApi:
 
     def _mark_read(self, service: Service, connection_id: str, frame: MarkReadFrame) -> None:
         principal = service.sessions.admit(connection_id)
-        changed, unread = service.notifications.mark_read(
+        change = service.notifications.mark_read(
             principal.user_id, frame.ids, origin=connection_id, channel="websocket"
         )
-        event = MarkedReadEvent(ids=changed, unread_count=unread)
+        event = MarkedReadEvent(
+            ids=change.ids,
+            unread_count=change.unread_count,
+            all=frame.all,
+            truncated=True if change.truncated else None,
+        )
         _reply(service, connection_id, event, frame.request_id)
 
     def _ack(self, service: Service, connection_id: str, frame: AckFrame) -> None:
@@ -190,14 +195,20 @@ class WebSocketApi:
 
     def _archive(self, service: Service, connection_id: str, frame: ArchiveFrame) -> None:
         principal = service.sessions.admit(connection_id)
-        changed, unread = service.notifications.archive(
+        change = service.notifications.archive(
             principal.user_id,
             frame.ids,
             frame.archived,
             origin=connection_id,
             channel="websocket",
         )
-        event = ArchivedEvent(ids=changed, archived=frame.archived, unread_count=unread)
+        event = ArchivedEvent(
+            ids=change.ids,
+            archived=frame.archived,
+            unread_count=change.unread_count,
+            all=frame.all,
+            truncated=True if change.truncated else None,
+        )
         _reply(service, connection_id, event, frame.request_id)
 
     def _confirm(self, service: Service, connection_id: str, frame: ConfirmFrame) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.auth import Principal, TokenVerifier, build_verifier
-from chalicelib.delivery import PUSH_RETRY, Sender
+from chalicelib.delivery import PUSH_RETRY, Delivery, Sender
 from chalicelib.errors import ConfigurationError
 from chalicelib.escalation import EscalationConfig, Escalations, Messenger
 from chalicelib.fanout import FanoutQueue, register_fanout
@@ -232,6 +232,9 @@ def build_service(
         ),
         clock=clock,
     )
+    # The `pushed` entry needs the domain's receipts: bound once `notifications` exists. A
+    # notification no live session took goes to the user's devices by Web Push.
+    delivery = Delivery(connections, sender, counters, offline=webpush.notify_offline_many)
     escalations = Escalations(
         steps,
         inbox,
@@ -253,6 +256,7 @@ def build_service(
         ),
         clock=clock,
         webpush=webpush,
+        delivery=delivery,
     )
     notifications = Notifications(
         inbox,
@@ -260,13 +264,17 @@ def build_service(
         directory,
         counters,
         sender,
+        delivery,
         fanout=fanout,
         fanout_threshold=settings.fanout_threshold,
         receipts=receipts,
         escalations=escalations,
         profiles=profiles,
-        webpush=webpush,
+        jobs=jobs,
     )
+    registry.register("mark_read_all", notifications.mark_read_all)
+    registry.register("archive_all", notifications.archive_all)
+    delivery.pushed = notifications.record_push
     sessions = Sessions(
         connections,
         directory,

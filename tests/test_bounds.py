@@ -74,11 +74,6 @@ def test_every_request_has_the_same_bound_whatever_the_user_holds(
     assert sum(entry.calls for entry in results) > len(results)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="user-wide mark read / archive still do their per-item work in the request, and "
-    "the archived filter reads the inbox page by page",
-)
 def test_user_wide_changes_are_bounded_too(build: Callable[..., Service]) -> None:
     results = measured(build, 500)
     assert over_bound(results) == {}

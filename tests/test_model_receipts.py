@@ -89,7 +89,7 @@ def test_lifecycle_against_a_model(service: Service, ws: type[WsClient]) -> None
         @rule(index=st.integers(0, 50))
         def read(self, index: int) -> None:
             notification_id, model = self.pick(index)
-            changed, _ = notifications.mark_read(self.user, [notification_id])
+            changed = notifications.mark_read(self.user, [notification_id]).ids
             expected = not model.deleted and not model.read
             assert changed == ([notification_id] if expected else [])
             if expected:
@@ -100,7 +100,7 @@ def test_lifecycle_against_a_model(service: Service, ws: type[WsClient]) -> None
         @rule(index=st.integers(0, 50), archived=st.booleans())
         def archive(self, index: int, archived: bool) -> None:
             notification_id, model = self.pick(index)
-            changed, _ = notifications.archive(self.user, [notification_id], archived)
+            changed = notifications.archive(self.user, [notification_id], archived).ids
             if model.deleted:
                 expected = False
             elif archived:

@@ -212,7 +212,7 @@ def commit_log(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, dict
             result = original(self)
             status = result[0] if isinstance(result, tuple) else 200
             target = self.headers.get("X-Amz-Target", "").rpartition(".")[2]
-            if status == 200 and target in {"TransactWriteItems", "DeleteItem"}:
+            if status == 200 and target in {"TransactWriteItems", "DeleteItem", "BatchWriteItem"}:
                 body = self.body
                 log.append((target, body if isinstance(body, dict) else json.loads(body)))
             return result
@@ -254,7 +254,12 @@ def test_erasure_racing_sends_leaves_nothing_behind(
     lifted = next(
         index
         for index, (operation, body) in enumerate(commit_log)
-        if operation == "DeleteItem" and body["Key"]["sk"]["S"] == "COUNT"
+        if operation == "BatchWriteItem"
+        and any(
+            request.get("DeleteRequest", {}).get("Key", {}).get("sk", {}).get("S", "") == "COUNT#0"
+            for requests in body["RequestItems"].values()
+            for request in requests
+        )
     )
     committed: dict[str, int] = {}
     for index, (operation, body) in enumerate(commit_log):

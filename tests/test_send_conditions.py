@@ -12,7 +12,7 @@ from ulid import ULID
 
 from chalicelib import send_notification
 from chalicelib.models import NotificationContent
-from chalicelib.storage.keys import counter_key
+from chalicelib.storage.keys import COUNTER_SHARDS, counter_key
 from chalicelib.wiring import Service
 from tests.conftest import ADMIN, on_call
 
@@ -24,17 +24,18 @@ def _later(notification_id: str) -> str:
 
 
 def _set_counter(service: Service, user_id: str, expression: str, values: dict[str, Any]) -> None:
-    service.clients.dynamodb.update_item(
-        TableName=service.settings.notifications_table,
-        Key=counter_key(user_id),
-        UpdateExpression=expression,
-        ExpressionAttributeValues=values,
-    )
+    for shard in range(COUNTER_SHARDS):
+        service.clients.dynamodb.update_item(
+            TableName=service.settings.notifications_table,
+            Key=counter_key(user_id, shard),
+            UpdateExpression=expression,
+            ExpressionAttributeValues=values,
+        )
 
 
 def test_a_send_overtaken_by_a_later_id_retries_with_a_fresh_one(service: Service) -> None:
     first = send_notification("alice", {"message": "first"})
-    # Another process, its clock ahead, committed a later id meanwhile.
+    # Another process, its clock ahead, committed a later id meanwhile (on every shard).
     _set_counter(service, "alice", "SET latest_id = :id", {":id": {"S": _later(first.id)}})
     second = send_notification("alice", {"message": "second"})
     assert second.id > _later(first.id)

@@ -20,12 +20,12 @@ from chalicelib import send_notification
 from chalicelib.auth import Principal
 from chalicelib.errors import Unavailable
 from chalicelib.models import NotificationContent
-from chalicelib.storage.dynamo import Dynamo
+from chalicelib.storage.dynamo import TRANSACT_RETRY, Dynamo
 from chalicelib.storage.keys import member_key, notification_key
 from chalicelib.wiring import Service
 from tests.conftest import WsClient, aws_error, on_call, token
 
-ATTEMPTS = 5  # the one policy's bound (chalicelib/retry.py)
+ATTEMPTS = TRANSACT_RETRY.attempts  # the bound on a transaction (chalicelib/storage/dynamo.py)
 ADMIN = {"Authorization": f"Bearer {token('root', admin=True)}"}
 
 
@@ -199,4 +199,4 @@ def test_batch_writes_left_unprocessed_for_good_are_unavailable(service: Service
     db = Dynamo(service.clients.dynamodb)
     with pytest.raises(Unavailable):
         db.batch_write(service.settings.notifications_table, membership("alice", "clients"))
-    assert len(calls) == ATTEMPTS
+    assert len(calls) == db.retry.attempts

@@ -532,11 +532,12 @@ def test_a_failing_subscriptions_read_does_not_fail_the_send(
     subscribe(http, "alice", pushes.device("phone").subscription())
 
     def is_subscriptions_read(request: dict[str, Any]) -> bool:
-        return json.loads(request["body"])["Key"]["sk"]["S"] == "PUSH"
+        tables = json.loads(request["body"])["RequestItems"].values()
+        return any(key["sk"]["S"] == "PUSH" for table in tables for key in table["Keys"])
 
     reads = on_call(
         svc.clients.dynamodb,
-        "GetItem",
+        "BatchGetItem",
         lambda request: (
             aws_error("ProvisionedThroughputExceededException", 400)
             if is_subscriptions_read(request)

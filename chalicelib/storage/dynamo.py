@@ -10,11 +10,12 @@ way: `Unavailable` (503 with Retry-After over REST, `internal_error` over WebSoc
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
 
 from chalicelib.errors import Unavailable
 from chalicelib.retry import Backoff
@@ -38,6 +39,12 @@ RETRYABLE_ERRORS = frozenset(
     }
 )
 SINGLE_WRITES = {"Put": "put_item", "Update": "update_item", "Delete": "delete_item"}
+# Failures after which the write may or may not have been applied: the same request is sent
+# again (a transaction with the same ClientRequestToken, which DynamoDB applies at most once).
+AMBIGUOUS_ERRORS = frozenset({"InternalServerError", "TransactionInProgressException"})
+# A write cancelled by contention picks other items (another counter shard) and goes again;
+# enough attempts that a realistic conflict rate never runs them out.
+TRANSACT_RETRY = Backoff(attempts=10, base=0.01, cap=0.25)
 
 
 def error_code(exc: ClientError) -> str:
@@ -62,30 +69,46 @@ class Cancellation:
 
     codes: list[str]
     items: list[Item | None]
+    # The same request was sent before with an unknown outcome: a failed condition may be
+    # this request's own earlier commit.
+    after_ambiguous: bool = False
 
     def failed_condition(self, index: int) -> bool:
         return index < len(self.codes) and self.codes[index] == "ConditionalCheckFailed"
 
 
-def _cancellation(exc: ClientError, actions: int) -> Cancellation:
+def _cancellation(exc: ClientError, actions: int, after_ambiguous: bool) -> Cancellation:
     code = error_code(exc)
     if code == "ConditionalCheckFailedException":
-        return Cancellation(["ConditionalCheckFailed"], [exc.response.get("Item")])
+        return Cancellation(["ConditionalCheckFailed"], [exc.response.get("Item")], after_ambiguous)
     if code == "TransactionCanceledException":
         reasons = exc.response.get("CancellationReasons") or []
         return Cancellation(
             [reason.get("Code") or "None" for reason in reasons],
             [reason.get("Item") for reason in reasons],
+            after_ambiguous,
         )
-    return Cancellation([code] * actions, [None] * actions)
+    return Cancellation([code] * actions, [None] * actions, after_ambiguous)
+
+
+def _ambiguous(exc: ClientError) -> bool:
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+    return error_code(exc) in AMBIGUOUS_ERRORS or status >= 500
 
 
 class Dynamo:
     """One DynamoDB client plus the retry policy; shared by every store."""
 
-    def __init__(self, client: DynamoDBClient, *, retry: Backoff | None = None) -> None:
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        *,
+        retry: Backoff | None = None,
+        transact_retry: Backoff | None = None,
+    ) -> None:
         self.client = client
         self.retry = retry or Backoff()
+        self.transact_retry = transact_retry or TRANSACT_RETRY
 
     def transact(self, prepare: Callable[[Cancellation | None], list[Item] | None]) -> bool:
         """Commit the actions `prepare` builds; True once they commit, False if it builds none.
@@ -93,31 +116,48 @@ class Dynamo:
         `prepare` reads what it needs and returns the actions (at most 100). After a
         cancellation it is called again with the reasons, so it can settle what they decide
         (an idempotency record that exists, an item deleted meanwhile) and rebuild the rest.
-        One action is written as a plain conditional write (half the capacity of a
-        transaction, same outcome). Raises `Unavailable` when the attempts run out.
+        Each request built carries its own ClientRequestToken; after an ambiguous failure (a
+        timeout, a 5xx) the same request goes again with the same token, so it is applied at
+        most once; a cancellation that follows says `after_ambiguous`. One action is written
+        as a plain conditional write (half the capacity of a transaction, same outcome).
+        Raises `Unavailable` when the attempts run out.
         """
         cancelled: Cancellation | None = None
-        for attempt in range(self.retry.attempts):
-            actions = prepare(cancelled)
-            if not actions:
-                return False
+        actions: list[Item] | None = None
+        token = ""
+        ambiguous = False
+        for attempt in range(self.transact_retry.attempts):
+            if not ambiguous:
+                actions = prepare(cancelled)
+                if not actions:
+                    return False
+                token = uuid.uuid4().hex
+            assert actions is not None
             if attempt:
-                self.retry.pause(attempt)
+                self.transact_retry.pause(attempt)
             try:
                 if len(actions) == 1:
                     [(kind, request)] = actions[0].items()
                     getattr(self.client, SINGLE_WRITES[kind])(**request)
                 else:
-                    self.client.transact_write_items(TransactItems=actions)
+                    self.client.transact_write_items(
+                        TransactItems=actions, ClientRequestToken=token
+                    )
                 return True
+            except (ReadTimeoutError, ConnectionClosedError):
+                ambiguous = True
             except ClientError as exc:
                 code = error_code(exc)
+                if _ambiguous(exc):
+                    ambiguous = True
+                    continue
                 if code not in RETRYABLE_ERRORS and code not in (
                     "TransactionCanceledException",
                     "ConditionalCheckFailedException",
                 ):
                     raise
-                cancelled = _cancellation(exc, len(actions))
+                cancelled = _cancellation(exc, len(actions), ambiguous)
+                ambiguous = False
         raise Unavailable("DynamoDB kept cancelling the write: retry shortly")
 
     def query_all(self, **request: Any) -> Iterator[Item]:

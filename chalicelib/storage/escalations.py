@@ -82,19 +82,23 @@ class EscalationSteps:
                 cancelled.failed_condition(i) for i in range(len(steps))
             ):
                 return None  # already scheduled: a repeated call changes nothing
-            return [
-                {
-                    "Put": {
-                        "TableName": self._table,
-                        "Item": self._item(step, expires_at),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                }
-                for step in steps
-            ]
+            return self.put_actions(steps, expires_at=expires_at)
 
         if steps:
             self._db.transact(prepare)
+
+    def put_actions(self, steps: list[Step], *, expires_at: int) -> list[Item]:
+        """The Puts of a notification's steps, to ride in the transaction that stores it."""
+        return [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": self._item(step, expires_at),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+            for step in steps
+        ]
 
     def pending(self, user_id: str, notification_id: str | None = None) -> list[Step]:
         """The user's pending steps (of one notification when given)."""

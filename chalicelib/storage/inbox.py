@@ -5,15 +5,24 @@ the notification, counts it unread and records its idempotency key at once), so 
 store. Every update of a notification is conditional on it still existing
 (`attribute_exists(pk)`): a write racing a DELETE never brings back a stub of it.
 
-Commit order is id order, per user. Ids are generated before the write commits, so two
-concurrent sends could commit out of id order and a reader that had seen the later id would
-skip the earlier one. The counter item therefore holds `latest_id`, the greatest id committed
-for the user, and every transaction that stores a notification sets it to its own id on the
-condition that it is greater (`latest_id < :id`). A send whose id was overtaken is cancelled and
-retried with a fresh id above the `latest_id` the cancellation returns. Invariant: when a
-strongly consistent read has returned id X, every notification committed later has an id
-greater than X. Hence `after(X)` (the poll cursor) and register's `since` never skip one, and
-neither needs a settle delay; the cost is a retry for the rare send that loses such a race.
+No single item is hot. The unread counter is `COUNTER_SHARDS` shard items in the user's
+partition: a store adds 1 to a shard picked at random, a read, archive, confirm or delete
+subtracts from a random one (only the sum matters: the count is one consistent Query of the
+shards), and a write cancelled by contention goes again on another shard. The erasure
+tombstone is set on every shard in one transaction, and every store is conditioned on its own
+shard carrying no live tombstone, so from that transaction on no store commits.
+
+Cursors never skip. Ids are generated before the write commits, so concurrent stores commit
+out of id order. Each shard keeps `latest_id`, and a store commits only above its shard's
+(`latest_id < :id`; overtaken, it is retried with a fresh id above the value the cancellation
+returns). A reader that needs a safe position first *fences* the user: it raises every shard's
+`latest_id` to F (at least the smallest id of "now" and every `latest_id` it meets). Invariant:
+once a fence to F has completed, every store that commits later has an id above F (it commits
+above its shard's `latest_id` >= F), so a strongly consistent read made after the fence sees
+every notification with an id <= F. `after(X)` (the poll cursor, register's `since`) returns
+ids in (X, F] only, so the last id it returns is a cursor no later commit falls behind. Stores
+never wait for one another; the fence costs a reader one transaction, only when new items are
+there to return.
 
 Reads skip an item they cannot read (a corrupt `doc`, data no client could be sent) with a
 logged error and return the rest: one bad item never takes down a page, poll or replay.
@@ -22,6 +31,7 @@ logged error and return the rest: one bad item never takes down a page, poll or 
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -42,32 +52,47 @@ from chalicelib.models import (
 )
 from chalicelib.storage.dynamo import TRANSACTION_LIMIT, Cancellation, Dynamo, chunks
 from chalicelib.storage.keys import (
+    CATEGORY_INDEX,
+    COUNTER_PREFIX,
+    COUNTER_SHARDS,
+    COUNTER_SK,
+    LISTING_INDEX,
     NOTIFICATION_PREFIX,
     UNACKED_INDEX,
+    UNREAD_CATEGORY_INDEX,
     UNREAD_INDEX,
     Item,
+    category_pk,
     counter_bucket,
     counter_key,
     idempotency_key,
+    listing_pk,
     notification_id_of,
     notification_key,
+    unread_category_pk,
     user_pk,
 )
 from chalicelib.telemetry import logger as log
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
 STATE = (
-    "sk, read_at, unacked_pk, expires_at, seen_at, archived_at, confirmed_at, needs_confirmation"
+    "sk, read_at, unacked_pk, expires_at, seen_at, archived_at, confirmed_at, needs_confirmation, "
+    "category"
 )
+# Reading takes a notification out of the unread listings.
+UNREAD_KEYS = "unread_pk, unread_category_pk"
 # How long an erasure holds off sends to the user if it dies before lifting its tombstone.
 ERASURE_HOLD = timedelta(minutes=15)
 
 _ids = ULIDGenerator(policy=LaxMonotonicPolicy())
+# Other ids (broadcasts, jobs) come from the wall clock: a generator of their own, so they
+# never make notification ids (from the store's clock) fall back out of order.
+_other_ids = ULIDGenerator(policy=LaxMonotonicPolicy())
 
 
 def new_id() -> str:
     """A fresh ULID, monotonic within this process."""
-    return str(_ids.generate())
+    return str(_other_ids.generate())
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +121,11 @@ class Inbox:
         retention_days: int = 90,
         clock: Callable[[], float] = time.time,
         first_action: Callable[[Notification], Item] | None = None,
+        counter_shards: int = COUNTER_SHARDS,
     ) -> None:
         self._db = db
+        # How many items the unread counter is spread over (1: every write on one item).
+        self.counter_shards = counter_shards
         self._table = table
         self._retention = timedelta(days=retention_days)
         self._clock = clock
@@ -108,32 +136,50 @@ class Inbox:
     # --- writes ------------------------------------------------------------------------
 
     def put(
-        self, user_id: str, content: NotificationContent, *, idempotency: str | None = None
+        self,
+        user_id: str,
+        content: NotificationContent,
+        *,
+        idempotency: str | None = None,
+        extra: Callable[[Notification], list[Item]] | None = None,
     ) -> tuple[Notification, bool]:
         """Store a notification and count it unread, in one transaction.
 
-        With an idempotency key, a repeat within 24 h stores nothing and returns the first
+        `extra` builds more actions to commit with it (its escalation steps). With an
+        idempotency key, a repeat within 24 h stores nothing and returns the first
         notification with `False`; the conditional write makes concurrent repeats safe.
         """
         built: list[Notification] = []
+        sizes: list[int] = []
         first_id: list[str | None] = []
+        settled: list[bool] = []
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
+            if (
+                cancelled is not None
+                and cancelled.after_ambiguous
+                and built
+                and cancelled.failed_condition(0)
+            ):
+                # The notification exists: the attempt whose outcome was unknown committed.
+                settled.append(True)
+                return None
             if self._erasing(cancelled, 1):
                 raise Unavailable("The user's data is being erased: retry shortly")
             # The idempotency record is the last action: its check failing means a repeat.
-            last = self._actions_per_user(idempotency) - 1
+            last = sizes[-1] - 1 if sizes else -1
             repeat = cancelled is not None and cancelled.failed_condition(last)
             if cancelled is not None and idempotency is not None and repeat:
                 first_id.append((cancelled.items[last] or {}).get("notification_id", {}).get("S"))
                 return None
             notification, actions = self._put_actions(
-                user_id, content, idempotency, _latest_committed(cancelled)
+                user_id, content, idempotency, _latest_committed(cancelled), extra=extra
             )
             built.append(notification)
+            sizes.append(len(actions))
             return actions
 
-        if self._db.transact(prepare):
+        if self._db.transact(prepare) or settled:
             return built[-1], True
         first = first_id[0] and self.get(user_id, first_id[0])
         if not first:
@@ -158,6 +204,16 @@ class Inbox:
 
             def prepare(cancelled: Cancellation | None) -> list[Item] | None:
                 nonlocal pending, prepared
+                if (
+                    cancelled is not None
+                    and cancelled.after_ambiguous
+                    and prepared
+                    and cancelled.failed_condition(0)
+                ):
+                    # The first notification exists: the attempt whose outcome was unknown
+                    # committed, all of it.
+                    stored.extend(notification for notification, _ in prepared)
+                    return None
                 if cancelled is not None:
                     # Skipped: users who have this broadcast already (their idempotency record,
                     # the last action, failed) and users being erased. Users whose id was only
@@ -203,14 +259,13 @@ class Inbox:
             for notification_id in self._seen_batch(user_id, batch)
         ]
 
-    def archive(self, user_id: str, ids: list[str] | None, archived: bool) -> list[Change]:
-        """Archive (marking read) or restore the user's notifications among `ids` (None: all).
+    def archive(self, user_id: str, ids: list[str], archived: bool) -> list[Change]:
+        """Archive (marking read) or restore the user's notifications among `ids`.
 
         A notification that needs confirmation is archived only once confirmed; restoring
         clears `archived_at` and leaves it read.
         """
-        wanted = self._unarchived_ids(user_id, archived) if ids is None else ids
-        wanted = list(dict.fromkeys(wanted))
+        wanted = list(dict.fromkeys(ids))
         return [
             change
             for batch in chunks(wanted, TRANSACTION_LIMIT - 1)
@@ -242,7 +297,8 @@ class Inbox:
             confirm = self._update(
                 user_id,
                 notification_id,
-                "SET confirmed_at = :at, read_at = if_not_exists(read_at, :at) REMOVE unread_pk",
+                "SET confirmed_at = :at, read_at = if_not_exists(read_at, :at) "
+                f"REMOVE {UNREAD_KEYS}",
                 {":at": {"S": stamp}},
                 also="attribute_not_exists(confirmed_at) AND " + _read_condition(unread),
             )
@@ -293,24 +349,34 @@ class Inbox:
     # --- erasure (docs/rest.md) -----------------------------------------------------------
 
     def hold_sends(self, user_id: str) -> None:
-        """Put the erasure tombstone on the user's counter: from now until `erase_rest`, every
-        send to the user fails its transaction's condition, so nothing new is stored."""
-        until = self._clock() + ERASURE_HOLD.total_seconds()
-        self._db.client.update_item(
-            TableName=self._table,
-            Key=counter_key(user_id),
-            UpdateExpression="SET erasing_until = :until",
-            ExpressionAttributeValues={":until": {"N": str(int(until))}},
-        )
+        """Put the erasure tombstone on every shard of the user's counter, in one transaction:
+        from now until `lift_hold`, every send to the user fails its transaction's condition
+        (each store is conditioned on its own shard), so nothing new is stored."""
+        until = {":until": {"N": str(int(self._clock() + ERASURE_HOLD.total_seconds()))}}
+
+        def prepare(cancelled: Cancellation | None) -> list[Item]:
+            return [
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": counter_key(user_id, shard),
+                        "UpdateExpression": "SET erasing_until = :until",
+                        "ExpressionAttributeValues": until,
+                    }
+                }
+                for shard in range(self.counter_shards)
+            ]
+
+        self._db.transact(prepare)
 
     def erase(self, user_id: str) -> list[str]:
-        """Delete everything in the user's partition but the tombstone: notifications,
-        idempotency records, rate-limit windows and whatever else lives there. Returns the ids
-        of the notifications deleted. Run after `hold_sends`: a consistent Query then sees
-        every send that committed before the tombstone, and none can commit after it."""
+        """Delete everything in the user's partition but the counter shards (they hold the
+        tombstone): notifications, idempotency records, rate-limit windows and whatever else
+        lives there. Returns the ids of the notifications deleted. Run after `hold_sends`: a
+        consistent Query then sees every send that committed before the tombstone, and none
+        can commit after it."""
         deleted: list[str] = []
         requests: list[Item] = []
-        counter = counter_key(user_id)
         for item in self._db.query_all(
             TableName=self._table,
             KeyConditionExpression="pk = :pk",
@@ -318,7 +384,7 @@ class Inbox:
             ExpressionAttributeValues={":pk": {"S": user_pk(user_id)}},
             ConsistentRead=True,
         ):
-            if item["sk"] == counter["sk"]:
+            if item["sk"]["S"].startswith(COUNTER_PREFIX):
                 continue
             if item["sk"]["S"].startswith(NOTIFICATION_PREFIX):
                 deleted.append(notification_id_of(item))
@@ -330,11 +396,11 @@ class Inbox:
         self, user_id: str, limit: int, *, closing: Callable[[list[str]], None] | None = None
     ) -> tuple[list[str], bool]:
         """`erase`, one bounded page at a time: delete up to `limit` items of the partition
-        (never the tombstone); returns the notification ids deleted and whether more remain.
-        `closing` gets the page's notification ids before they are deleted (a run killed in
-        between repeats the page). Each page starts from the partition's start again: what an
-        earlier page deleted is gone, so repeating a page is harmless."""
-        counter = counter_key(user_id)
+        (never the counter shards: they hold the tombstone); returns the notification ids
+        deleted and whether more remain. `closing` gets the page's notification ids before
+        they are deleted (a run killed in between repeats the page). Each page starts from the
+        partition's start again: what an earlier page deleted is gone, so repeating a page is
+        harmless."""
         response = self._db.client.query(
             TableName=self._table,
             KeyConditionExpression="pk = :pk",
@@ -343,7 +409,7 @@ class Inbox:
             ConsistentRead=True,
             Limit=limit + 1,
         )
-        items = [item for item in response["Items"] if item["sk"] != counter["sk"]]
+        items = [i for i in response["Items"] if not i["sk"]["S"].startswith(COUNTER_PREFIX)]
         page = items[:limit]
         deleted = [
             notification_id_of(item)
@@ -359,8 +425,57 @@ class Inbox:
         return deleted, len(items) > limit or "LastEvaluatedKey" in response
 
     def lift_hold(self, user_id: str) -> None:
-        """Delete the counter with its tombstone: the user starts again from an empty inbox."""
-        self._db.client.delete_item(TableName=self._table, Key=counter_key(user_id))
+        """Delete the counter shards with their tombstone: the user starts again from an
+        empty inbox."""
+        self._db.batch_write(
+            self._table,
+            [
+                {"DeleteRequest": {"Key": counter_key(user_id, shard)}}
+                for shard in range(self.counter_shards)
+            ],
+        )
+
+    def position_now(self) -> str:
+        """An id above every notification id stored until now (the largest of the next
+        millisecond on the store's clock): where a user-wide change stops."""
+        next_ms = int(self._clock() * 1000) + 1
+        return str(ULID.from_bytes(next_ms.to_bytes(6, "big") + b"\xff" * 10))
+
+    def fence(self, user_id: str) -> str:
+        """Raise every counter shard's `latest_id` to a fence F and return F (see the module
+        docstring): every store that commits afterwards has an id above F. F is the greater
+        of the smallest id of now and every `latest_id` read first (a clock behind the ids
+        committed), so F covers every id committed before the call."""
+        shards = self._shards(user_id)
+        fence = max(
+            [_floor_id(self._clock()), *(s["latest_id"]["S"] for s in shards if "latest_id" in s)]
+        )
+        pending = list(range(self.counter_shards))
+
+        def prepare(cancelled: Cancellation | None) -> list[Item] | None:
+            nonlocal pending
+            if cancelled is not None:
+                # A shard whose condition failed holds an id above the fence already.
+                pending = [s for i, s in enumerate(pending) if not cancelled.failed_condition(i)]
+            if not pending:
+                return None
+            return [
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": counter_key(user_id, shard),
+                        "UpdateExpression": "SET latest_id = :fence",
+                        "ConditionExpression": (
+                            "attribute_not_exists(latest_id) OR latest_id < :fence"
+                        ),
+                        "ExpressionAttributeValues": {":fence": {"S": fence}},
+                    }
+                }
+                for shard in pending
+            ]
+
+        self._db.transact(prepare)
+        return fence
 
     # --- reads -------------------------------------------------------------------------
 
@@ -385,53 +500,81 @@ class Inbox:
         archived: bool = False,
     ) -> Page:
         """Up to `limit` notifications, newest first, after `cursor` (a notification id);
-        the archived ones only when `archived`, and then only they."""
+        the archived ones only when `archived`, and then only they.
+
+        Each filter has its own sparse index (key schema in keys.py), so a page reads only
+        what it returns, whatever the filter leaves out.
+        """
+        if unread_only and archived:
+            return Page([], False)  # archiving marks read
+        if unread_only and category is not None:
+            index, key_name, key = (
+                UNREAD_CATEGORY_INDEX,
+                "unread_category_pk",
+                unread_category_pk(user_id, category),
+            )
+        elif unread_only:
+            index, key_name, key = UNREAD_INDEX, "unread_pk", user_pk(user_id)
+        elif category is not None:
+            index, key_name, key = (
+                CATEGORY_INDEX,
+                "category_pk",
+                category_pk(user_id, category, archived),
+            )
+        else:
+            index, key_name, key = LISTING_INDEX, "list_pk", listing_pk(user_id, archived)
         request: Item = {
             "TableName": self._table,
+            "IndexName": index,
             "ScanIndexForward": False,
+            "KeyConditionExpression": f"{key_name} = :key",
+            "FilterExpression": "expires_at > :now",
             "ExpressionAttributeValues": {
-                ":pk": {"S": user_pk(user_id)},
+                ":key": {"S": key},
                 ":now": {"N": str(int(self._clock()))},
             },
         }
-        filters = ["expires_at > :now"]
-        filters.append(
-            "attribute_exists(archived_at)" if archived else "attribute_not_exists(archived_at)"
-        )
-        if category is not None:
-            filters.append("category = :category")
-            request["ExpressionAttributeValues"][":category"] = {"S": category}
-        request["FilterExpression"] = " AND ".join(filters)
-        if unread_only:
-            request["IndexName"] = UNREAD_INDEX
-            request["KeyConditionExpression"] = "unread_pk = :pk"
-        else:
-            request["KeyConditionExpression"] = "pk = :pk AND begins_with(sk, :prefix)"
-            request["ExpressionAttributeValues"][":prefix"] = {"S": NOTIFICATION_PREFIX}
         if cursor is not None:
-            start = notification_key(user_id, cursor)
-            if unread_only:
-                start["unread_pk"] = start["pk"]
-            request["ExclusiveStartKey"] = start
-        items, more = self._collect(request, limit, "unread_pk" if unread_only else None)
+            request["ExclusiveStartKey"] = {
+                **notification_key(user_id, cursor),
+                key_name: {"S": key},
+            }
+        items, more = self._collect(request, limit, key_name)
         return Page(items, more)
 
     def after(self, user_id: str, after: str | None, limit: int) -> list[Notification]:
         """Up to `limit` notifications with id greater than `after`, oldest first.
 
-        Strongly consistent, so with commit order being id order (module docstring) the last
-        id returned is a cursor that no later commit falls behind.
+        When there are any, the user is fenced first and only ids up to the fence are
+        returned (module docstring): the last id returned is a cursor that no later commit
+        falls behind. Nothing new costs one Query and no write.
         """
+        if not self._query_after(user_id, after, None, 1):
+            return []
+        fence = self.fence(user_id)
+        if after is not None and after >= fence:
+            return []
+        return self._query_after(user_id, after, fence, limit)
+
+    def _query_after(
+        self, user_id: str, after: str | None, upto: str | None, limit: int
+    ) -> list[Notification]:
+        values: Item = {
+            ":pk": {"S": user_pk(user_id)},
+            ":low": {"S": NOTIFICATION_PREFIX},
+            ":now": {"N": str(int(self._clock()))},
+        }
+        if upto is None:
+            condition = "pk = :pk AND begins_with(sk, :low)"
+        else:
+            condition = "pk = :pk AND sk BETWEEN :low AND :high"
+            values[":high"] = {"S": NOTIFICATION_PREFIX + upto}
         request: Item = {
             "TableName": self._table,
             "ConsistentRead": True,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "KeyConditionExpression": condition,
             "FilterExpression": "expires_at > :now",
-            "ExpressionAttributeValues": {
-                ":pk": {"S": user_pk(user_id)},
-                ":prefix": {"S": NOTIFICATION_PREFIX},
-                ":now": {"N": str(int(self._clock()))},
-            },
+            "ExpressionAttributeValues": values,
         }
         if after is not None:
             request["ExclusiveStartKey"] = notification_key(user_id, after)
@@ -478,56 +621,109 @@ class Inbox:
         return items, None if last is None else notification_id_of(last)
 
     def replay(self, user_id: str, since: str | None, limit: int = 100) -> list[Notification]:
-        """Not-yet-acked notifications, plus those newer than `since`; oldest first."""
-        notifications, _ = self._collect(
-            {
-                "TableName": self._table,
-                "IndexName": UNACKED_INDEX,
-                "KeyConditionExpression": "unacked_pk = :pk",
-                "FilterExpression": "expires_at > :now",
-                "ExpressionAttributeValues": {
-                    ":pk": {"S": user_pk(user_id)},
-                    ":now": {"N": str(int(self._clock()))},
-                },
-            },
-            limit,
-            "unacked_pk",
-        )
-        if since is not None:
+        """Not-yet-acked notifications, plus those newer than `since`; oldest first.
+
+        Whatever it returns is at most the fence it takes first (module docstring), so the
+        greatest id replayed is a `since` that no later commit falls behind. Nothing to
+        replay costs no write.
+        """
+        if not self._unacked(user_id, None, 1) and (
+            since is None or not self._query_after(user_id, since, None, 1)
+        ):
+            return []
+        fence = self.fence(user_id)
+        notifications = self._unacked(user_id, fence, limit)
+        if since is not None and since < fence:
             pending = {notification.id for notification in notifications}
             notifications += [
                 notification
-                for notification in self.after(user_id, since, limit)
+                for notification in self._query_after(user_id, since, fence, limit)
                 if notification.id not in pending
             ]
         return sorted(notifications, key=lambda notification: notification.id)[:limit]
 
+    def _unacked(self, user_id: str, upto: str | None, limit: int) -> list[Notification]:
+        """Up to `limit` of the user's not-yet-acked notifications (with ids up to `upto`)."""
+        values: Item = {":pk": {"S": user_pk(user_id)}, ":now": {"N": str(int(self._clock()))}}
+        condition = "unacked_pk = :pk"
+        if upto is not None:
+            condition += " AND sk <= :high"
+            values[":high"] = {"S": NOTIFICATION_PREFIX + upto}
+        notifications, _ = self._collect(
+            {
+                "TableName": self._table,
+                "IndexName": UNACKED_INDEX,
+                "KeyConditionExpression": condition,
+                "FilterExpression": "expires_at > :now",
+                "ExpressionAttributeValues": values,
+            },
+            limit,
+            "unacked_pk",
+        )
+        return notifications
+
     def unread_count(self, user_id: str) -> int:
-        item = self._db.client.get_item(
-            TableName=self._table, Key=counter_key(user_id), ConsistentRead=True
-        ).get("Item", {})
+        """The sum over the counter shards of the day buckets not expired yet (one Query)."""
         today = datetime.fromtimestamp(self._clock(), UTC).strftime("d%Y%m%d")
         return sum(
             int(value["N"])
+            for item in self._shards(user_id)
             for name, value in item.items()
-            if name.startswith("d") and name >= today
+            if name.startswith("d") and name >= today and "N" in value
         )
 
-    def unread_ids(self, user_id: str) -> list[str]:
-        return [
-            notification_id_of(item)
-            for item in self._db.query_all(
+    def _shards(self, user_id: str) -> list[Item]:
+        """The user's counter shards, strongly consistent (one Query); with them the one
+        counter item of an inbox stored before the counter was sharded (`COUNT`), whose day
+        buckets still count until they expire."""
+        return list(
+            self._db.query_all(
                 TableName=self._table,
-                IndexName=UNREAD_INDEX,
-                KeyConditionExpression="unread_pk = :pk",
-                FilterExpression="expires_at > :now",
-                ProjectionExpression="sk",
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
                 ExpressionAttributeValues={
                     ":pk": {"S": user_pk(user_id)},
-                    ":now": {"N": str(int(self._clock()))},
+                    ":prefix": {"S": COUNTER_SK},
                 },
+                ConsistentRead=True,
             )
-        ]
+        )
+
+    def unread_ids(self, user_id: str, *, upto: str, limit: int) -> list[str]:
+        """The oldest `limit` ids of the user's unread notifications with ids up to `upto`."""
+        return self._ids_upto(UNREAD_INDEX, "unread_pk", user_pk(user_id), upto, limit)
+
+    def listed_ids(self, user_id: str, *, archived: bool, upto: str, limit: int) -> list[str]:
+        """The oldest `limit` ids of the user's notifications archived (or not) with ids up to
+        `upto`; not archived, those that need a confirmation they lack are left out."""
+        pending = None if archived else (
+            "attribute_not_exists(needs_confirmation) OR attribute_exists(confirmed_at)"
+        )  # fmt: skip
+        key = listing_pk(user_id, archived)
+        return self._ids_upto(LISTING_INDEX, "list_pk", key, upto, limit, pending)
+
+    def _ids_upto(
+        self,
+        index: str,
+        key_name: str,
+        key: str,
+        upto: str,
+        limit: int,
+        also: str | None = None,
+    ) -> list[str]:
+        request: Item = {
+            "TableName": self._table,
+            "IndexName": index,
+            "KeyConditionExpression": f"{key_name} = :key AND sk <= :upto",
+            "FilterExpression": "expires_at > :now" + (f" AND ({also})" if also else ""),
+            "ProjectionExpression": "sk",
+            "ExpressionAttributeValues": {
+                ":key": {"S": key},
+                ":upto": {"S": NOTIFICATION_PREFIX + upto},
+                ":now": {"N": str(int(self._clock()))},
+            },
+        }
+        items, _ = self._db.collect(request, limit)
+        return [notification_id_of(item) for item in items]
 
     # --- internals -----------------------------------------------------------------------
 
@@ -570,7 +766,7 @@ class Inbox:
                     self._update(
                         user_id,
                         notification_id,
-                        "SET read_at = :at REMOVE unread_pk",
+                        f"SET read_at = :at REMOVE {UNREAD_KEYS}",
                         {":at": {"S": stamp}},
                         also="attribute_not_exists(read_at)",
                     )
@@ -636,12 +832,14 @@ class Inbox:
                 if state is None:
                     continue
                 needs = "needs_confirmation" in state
+                category = state.get("category", {}).get("S")
+                listed, values = self._listing(user_id, category, archived)
                 if not archived:
                     if "archived_at" in state:
                         changes.append(Change(i, needs_confirmation=needs))
                         actions.append(
                             self._update(
-                                user_id, i, "REMOVE archived_at", {},
+                                user_id, i, f"SET {listed} REMOVE archived_at", values,
                                 also="attribute_exists(archived_at)",
                             )
                         )  # fmt: skip
@@ -654,9 +852,9 @@ class Inbox:
                     self._update(
                         user_id,
                         i,
-                        "SET archived_at = :at, read_at = if_not_exists(read_at, :at) "
-                        "REMOVE unread_pk",
-                        stamp,
+                        "SET archived_at = :at, read_at = if_not_exists(read_at, :at), "
+                        f"{listed} REMOVE {UNREAD_KEYS}",
+                        {**stamp, **values},
                         also="attribute_not_exists(archived_at) AND " + _read_condition(unread),
                     )
                 )
@@ -669,23 +867,15 @@ class Inbox:
 
         return changes if self._db.transact(prepare) else []
 
-    def _unarchived_ids(self, user_id: str, archived: bool) -> list[str]:
-        """Ids of the user's notifications that `archive(all)` may change."""
-        condition = ("attribute_not_exists" if archived else "attribute_exists") + "(archived_at)"
-        return [
-            notification_id_of(item)
-            for item in self._db.query_all(
-                TableName=self._table,
-                KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-                FilterExpression=f"expires_at > :now AND {condition}",
-                ProjectionExpression="sk",
-                ExpressionAttributeValues={
-                    ":pk": {"S": user_pk(user_id)},
-                    ":prefix": {"S": NOTIFICATION_PREFIX},
-                    ":now": {"N": str(int(self._clock()))},
-                },
-            )
-        ]
+    def _listing(self, user_id: str, category: str | None, archived: bool) -> tuple[str, Item]:
+        """The SET clause (and its values) that moves a notification to the listings of
+        archived ones, or back."""
+        values: Item = {":list": {"S": listing_pk(user_id, archived)}}
+        clause = "list_pk = :list"
+        if category is not None:
+            values[":category"] = {"S": category_pk(user_id, category, archived)}
+            clause += ", category_pk = :category"
+        return clause, values
 
     def _stamp(self) -> str:
         return iso_timestamp(datetime.fromtimestamp(self._clock(), UTC))
@@ -716,8 +906,11 @@ class Inbox:
             "unacked_pk": {"S": pk},
             "expires_at": {"N": str(expires_at)},
         }
+        item["list_pk"] = {"S": listing_pk(user_id, False)}
         if content.category is not None:
             item["category"] = {"S": content.category}
+            item["category_pk"] = {"S": category_pk(user_id, content.category, False)}
+            item["unread_category_pk"] = {"S": unread_category_pk(user_id, content.category)}
         if content.requires_confirmation:
             item["needs_confirmation"] = {"BOOL": True}
         return notification, item
@@ -728,6 +921,8 @@ class Inbox:
         content: NotificationContent,
         idempotency: str | None,
         floor: str | None = None,
+        *,
+        extra: Callable[[Notification], list[Item]] | None = None,
     ) -> tuple[Notification, list[Item]]:
         notification, item = self._new(user_id, content, floor)
         actions = [
@@ -747,6 +942,8 @@ class Inbox:
         ]
         if self._first_action is not None:
             actions.append(self._first_action(notification))
+        if extra is not None:
+            actions += extra(notification)
         if idempotency is not None:
             actions.append(self._idempotency_put(user_id, idempotency, notification.id))
         return notification, actions
@@ -780,14 +977,15 @@ class Inbox:
         latest: str | None = None,
         unless_erasing: bool = False,
     ) -> Item:
-        """Add `deltas` to the unread counter; a store passes its id as `latest` (see the
-        module docstring: it commits only above every id committed before it) and asks
-        `unless_erasing` (the erasure tombstone lives on the counter a send updates anyway)."""
+        """Add `deltas` to a shard of the unread counter picked at random (a retry after a
+        conflict picks again); a store passes its id as `latest` (see the module docstring:
+        it commits only above the shard's `latest_id`) and asks `unless_erasing` (the erasure
+        tombstone is on every shard)."""
         names = {f"#d{i}": bucket for i, bucket in enumerate(deltas)}
         values = {f":d{i}": {"N": str(delta)} for i, delta in enumerate(deltas.values())}
         update: Item = {
             "TableName": self._table,
-            "Key": counter_key(user_id),
+            "Key": counter_key(user_id, random.randrange(self.counter_shards)),
             "UpdateExpression": "ADD " + ", ".join(f"#d{i} :d{i}" for i in range(len(deltas))),
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
@@ -893,6 +1091,11 @@ def _latest_committed(cancelled: Cancellation | None) -> str | None:
         if item and "latest_id" in item
     ]
     return max(found, default=None)
+
+
+def _floor_id(now: float) -> str:
+    """The smallest ULID of the millisecond `now`."""
+    return str(ULID.from_bytes(int(now * 1000).to_bytes(6, "big") + bytes(10)))
 
 
 def _delete(table: str, key: Item, condition: str) -> Item:

@@ -10,9 +10,17 @@ Connections table, key `connection_id`:
 Notifications table, key `pk` + `sk`; each user has one partition, plus a few shared ones:
     USER#<user>   N#<ulid>          notification: doc (JSON of the immutable fields), category,
                                     read_at?, delivered, unread_pk? (sparse GSI `unread`),
-                                    unacked_pk? (sparse GSI `unacked`), expires_at (TTL)
-    USER#<user>   COUNT             unread counter: one number per expiry day, `d<yyyymmdd>`;
-                                    latest_id (the greatest id committed, see inbox.py)
+                                    unacked_pk? (sparse GSI `unacked`), expires_at (TTL);
+                                    the listings, each a GSI on `+ sk`, so a filtered page
+                                    reads only what it returns: list_pk (`listing`:
+                                    `USER#<user>#I`, or `#A` once archived), category_pk?
+                                    (`category`: `USER#<user>#I#<category>` / `#A#...`),
+                                    unread_category_pk? (`unread_category`, while unread:
+                                    `USER#<user>#<category>`)
+    USER#<user>   COUNT#<k>         unread counter shard k of `COUNTER_SHARDS`: one number per
+                                    expiry day, `d<yyyymmdd>` (the count is the sum over the
+                                    shards); latest_id (the greatest id committed on this
+                                    shard or fenced, see inbox.py); erasing_until (tombstone)
     USER#<user>   IDEM#<key>        idempotency record: notification_id, expires_at
     USER#<user>   LIMIT#<minute>    rate-limit window: hits, expires_at
     USER#<user>   GROUPS            the groups of the user's last register: groups, version
@@ -42,6 +50,8 @@ Item = dict[str, Any]
 USER_PREFIX = "USER#"
 NOTIFICATION_PREFIX = "N#"
 COUNTER_SK = "COUNT"
+COUNTER_PREFIX = "COUNT#"
+COUNTER_SHARDS = 8
 IDEMPOTENCY_PREFIX = "IDEM#"
 LIMIT_PREFIX = "LIMIT#"
 GROUP_PREFIX = "GROUP#"
@@ -56,6 +66,22 @@ LIVE_INDEX = "live"
 LIVE_SHARDS = 10
 UNREAD_INDEX = "unread"
 UNACKED_INDEX = "unacked"
+LISTING_INDEX = "listing"
+CATEGORY_INDEX = "category"
+UNREAD_CATEGORY_INDEX = "unread_category"
+
+
+def listing_pk(user_id: str, archived: bool) -> str:
+    """The `listing` partition of the user's notifications, archived or not."""
+    return f"{user_pk(user_id)}#{'A' if archived else 'I'}"
+
+
+def category_pk(user_id: str, category: str, archived: bool) -> str:
+    return f"{listing_pk(user_id, archived)}#{category}"
+
+
+def unread_category_pk(user_id: str, category: str) -> str:
+    return f"{user_pk(user_id)}#{category}"
 
 
 def user_pk(user_id: str) -> str:
@@ -70,8 +96,9 @@ def notification_id_of(item: Item) -> str:
     return item["sk"]["S"].removeprefix(NOTIFICATION_PREFIX)
 
 
-def counter_key(user_id: str) -> Item:
-    return {"pk": {"S": user_pk(user_id)}, "sk": {"S": COUNTER_SK}}
+def counter_key(user_id: str, shard: int) -> Item:
+    """Shard `shard` of the user's unread counter (0 <= shard < COUNTER_SHARDS)."""
+    return {"pk": {"S": user_pk(user_id)}, "sk": {"S": f"{COUNTER_PREFIX}{shard}"}}
 
 
 def counter_bucket(expires_at: int) -> str:
