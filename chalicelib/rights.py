@@ -47,7 +47,7 @@ ERASE_USER = "erase_user"
 DEFAULT_PREFERENCES: dict[str, Any] = {
     "locale": None,
     "muted_categories": [],
-    "channels": {"email": True, "sms": True},
+    "channels": {"email": True, "sms": True, "push": True},
     "quiet_hours": None,
 }
 

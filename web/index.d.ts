@@ -95,9 +95,14 @@ export interface CaseNotices {
 }
 
 export interface ArchivedChange {
+  /** At most 100 of the ids that changed. */
   ids: string[];
   archived: boolean;
   unread_count: number;
+  /** The change covered every notification of the user (archiveAll). */
+  all?: true;
+  /** More changed than `ids` lists. */
+  truncated?: true;
 }
 
 export interface ConfirmedChange {
@@ -116,7 +121,8 @@ export interface StatusDetail {
 
 export interface ClientEvents {
   notification: AppNotification;
-  marked_read: { ids: string[]; unread_count: number };
+  /** `ids`: at most 100; `all`: every notification was marked (markAllRead); `truncated`: more changed than `ids` lists. */
+  marked_read: { ids: string[]; unread_count: number; all?: true; truncated?: true };
   archived: ArchivedChange;
   confirmed: ConfirmedChange;
   /** An escalation step of channel `repush`: toast it again. */

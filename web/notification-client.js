@@ -165,6 +165,13 @@ export function createNotificationClient(options) {
     emit(event, payload);
   }
 
+  // A user-wide change lists at most 100 ids: `all` says it covered every notification, and
+  // `truncated` that more changed than `ids` lists.
+  const userWide = (message) => ({
+    ...(message.all === true && { all: true }),
+    ...(message.truncated === true && { truncated: true }),
+  });
+
   function onFrame(message) {
     switch (message.event) {
       case "notification":
@@ -174,13 +181,14 @@ export function createNotificationClient(options) {
         if (message.notification?.id) emit("reminder", message.notification);
         break;
       case "marked_read":
-        applyChange("marked_read", { ids: message.ids ?? [], unread_count: message.unread_count });
+        applyChange("marked_read", { ids: message.ids ?? [], unread_count: message.unread_count, ...userWide(message) });
         break;
       case "archived":
         applyChange("archived", {
           ids: message.ids ?? [],
           archived: message.archived !== false,
           unread_count: message.unread_count,
+          ...userWide(message),
         });
         break;
       case "confirmed":

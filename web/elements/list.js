@@ -122,7 +122,7 @@ export class NotificationList extends ClientElement {
     return [
       client.on("notification", (n) => this.#onArrival(n)),
       client.on("reminder", (n) => this.#onArrival(n, { reminder: true })),
-      client.on("marked_read", ({ ids, unread_count }) => this.#onMarkedRead(ids, unread_count)),
+      client.on("marked_read", ({ ids, unread_count, all }) => this.#onMarkedRead(ids, unread_count, all)),
       client.on("archived", (change) => this.#onArchived(change)),
       client.on("confirmed", ({ id, confirmed_at }) => this.#update(id, { confirmed_at, read: true })),
       client.on("registered", () => {
@@ -222,9 +222,10 @@ export class NotificationList extends ClientElement {
     this.#render();
   }
 
-  #onMarkedRead(ids, unreadCount) {
+  #onMarkedRead(ids, unreadCount, all = false) {
     const now = new Date().toISOString();
-    const changed = unreadCount === 0 ? [...this.items.keys()] : (ids ?? []);
+    // User-wide (`all`): every item listed here was read, whatever `ids` had room for.
+    const changed = unreadCount === 0 || all ? [...this.items.keys()] : (ids ?? []);
     for (const id of changed) {
       const item = this.items.get(id);
       if (!item || item.read) continue;
@@ -234,7 +235,12 @@ export class NotificationList extends ClientElement {
     this.#render();
   }
 
-  #onArchived({ ids, archived }) {
+  #onArchived({ ids, archived, all = false, truncated = false }) {
+    if (all || truncated) {
+      // A user-wide change lists at most 100 ids: read the page again instead.
+      this.#refreshFirstPage();
+      return;
+    }
     if (archived === this.archivedView) {
       // Archived while showing archived, or restored in the inbox: they belong here now.
       for (const id of ids) {

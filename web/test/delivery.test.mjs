@@ -193,6 +193,19 @@ test("marked_read pushes from other sessions update the count and are re-emitted
   client.close();
 });
 
+test("user-wide changes from other sessions say so (all, truncated) beside their 100 ids", async () => {
+  const { client, ws, events } = await setup(createNotificationClient);
+  ws.last().register({ unreadCount: 300 });
+  const ids = Array.from({ length: 100 }, (_, n) => `01A${String(n).padStart(3, "0")}`);
+  ws.last().push({ event: "marked_read", ids, unread_count: 0, all: true, truncated: true });
+  ws.last().push({ event: "archived", ids: ids.slice(0, 2), archived: true, unread_count: 0, all: true });
+  assert.deepEqual(eventsNamed(events, "marked_read"), [{ ids, unread_count: 0, all: true, truncated: true }]);
+  assert.deepEqual(eventsNamed(events, "archived"), [
+    { ids: ids.slice(0, 2), archived: true, unread_count: 0, all: true },
+  ]);
+  client.close();
+});
+
 test("admin messages are emitted with their data", async () => {
   const { client, ws, events } = await setup(createNotificationClient);
   ws.last().register();
