@@ -283,7 +283,7 @@ def cold_starts(runs: int) -> dict[str, list[float]]:
         ]
         for round_ in range(runs + (1 if runs > 1 else 0)):
             for variant in variants:
-                figures = run_child(variant, runtime, None)
+                figures = run_child(variant, runtime)
                 if runs == 1 or round_ > 0:
                     samples[variant.name].append(figures["cpu"])
     finally:

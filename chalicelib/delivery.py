@@ -273,9 +273,15 @@ class Delivery:
         """Push one frame to one connection (an admin's direct message)."""
         report = self.sender.push([(connection_id, payload)])
         self._record(report, {})
-        if report.delivered:
-            return Outcome.DELIVERED
-        return Outcome.FAILED if report.failed else Outcome.GONE
+        return _outcome(report)
+
+    def reply(self, connection_id: str, payload: bytes) -> Outcome:
+        """Answer a connection's own request: not a push to count, but a connection it finds
+        gone is pruned and counted like any other."""
+        report = self.sender.push([(connection_id, payload)])
+        if report.pruned:
+            self.counters.record(stale_pruned=report.pruned)
+        return _outcome(report)
 
     def _record(self, report: PushReport, counts: Mapping[str, int]) -> None:
         self.counters.record(
@@ -304,6 +310,12 @@ class Delivery:
             self.offline(unreached)
         except Exception:
             log.exception("offline delivery failed", extra={"notification_id": unreached[0].id})
+
+
+def _outcome(report: PushReport) -> Outcome:
+    if report.delivered:
+        return Outcome.DELIVERED
+    return Outcome.FAILED if report.failed else Outcome.GONE
 
 
 def _notification_frame(notification: Notification) -> bytes:

@@ -230,4 +230,4 @@ def _encodable(text: str) -> bool:
 
 def _reply(service: Service, connection_id: str, event: Event, request_id: str | None) -> Outcome:
     event.request_id = request_id
-    return service.sender.send(connection_id, event.to_wire())
+    return service.notifications.delivery.reply(connection_id, event.to_wire())

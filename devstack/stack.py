@@ -81,6 +81,9 @@ STACK_SETTINGS = frozenset(
         "EVENTS_ENDPOINT",
         "WEBHOOK_URL",
         "WEBHOOK_API_KEY",
+        "VAPID_PRIVATE_KEY",
+        "VAPID_PRIVATE_KEY_PARAMETER",
+        "PUSH_SUBJECT",
     }
 )
 
