@@ -246,20 +246,25 @@ def queued(build: Callable[..., Service]) -> tuple[Service, Any, str, str]:
     return build(fanout_queue_url=queue), sqs, queue, dead_letter
 
 
-def kill_at_random(client: Any, rng: random.Random, *, every: int) -> list[str]:
-    """Raise in the middle of the worker, before a random one of about every `every` calls."""
-    kills: list[str] = []
-    countdown = [rng.randint(1, every)]
+class RandomKills:
+    """Raise in the middle of the worker, before a random one of about every `every` calls of
+    `client`, until stopped (the test's own reads afterwards must not die)."""
 
-    def maybe_die(event_name: str, **_: Any) -> None:
-        countdown[0] -= 1
-        if countdown[0] <= 0:
-            countdown[0] = rng.randint(1, every)
-            kills.append(event_name)
+    def __init__(self, client: Any, rng: random.Random, *, every: int) -> None:
+        self.kills: list[str] = []
+        self._client, self._rng, self._every = client, rng, every
+        self._countdown = rng.randint(1, every)
+        client.meta.events.register("before-call.*.*", self._maybe_die)
+
+    def _maybe_die(self, event_name: str, **_: Any) -> None:
+        self._countdown -= 1
+        if self._countdown <= 0:
+            self._countdown = self._rng.randint(1, self._every)
+            self.kills.append(event_name)
             raise RuntimeError("worker killed")
 
-    client.meta.events.register("before-call.*.*", maybe_die)
-    return kills
+    def stop(self) -> None:
+        self._client.meta.events.unregister("before-call.*.*", self._maybe_die)
 
 
 def test_a_worker_killed_at_random_points_loses_and_doubles_nothing(
@@ -276,14 +281,18 @@ def test_a_worker_killed_at_random_points_loses_and_doubles_nothing(
         service.jobs.enqueue(COPY, {"batch": batch, "next": 0, "total": total})
     # About one death an invocation (six jobs of seven writes): rarely the same job's five
     # times in a row, which the dead-letter queue would rightly take.
-    kills = kill_at_random(service.clients.dynamodb, random.Random(17), every=30)
-    # The continuations themselves may be lost with the worker: SQS hands the job back.
-    kills += kill_at_random(service.jobs.client, random.Random(18), every=8)
+    killers = [
+        RandomKills(service.clients.dynamodb, random.Random(17), every=30),
+        # The continuations themselves may be lost with the worker: SQS hands the job back.
+        RandomKills(service.jobs.client, random.Random(18), every=8),
+    ]
     worker = FanoutWorker(sqs, queue, lambda_app.fanout_worker, region=REGION)
     for _ in range(400):
         if not worker.poll_once() and not visible(sqs, queue):
             break
-    assert len(kills) >= 10
+    for killer in killers:
+        killer.stop()
+    assert sum(len(killer.kills) for killer in killers) >= 10
     assert visible(sqs, queue) == 0
     assert sqs.receive_message(QueueUrl=dead_letter).get("Messages", []) == []
     for batch, total in batches.items():
