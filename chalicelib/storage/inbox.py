@@ -51,7 +51,13 @@ from chalicelib.models import (
     compact_json,
     iso_timestamp,
 )
-from chalicelib.storage.dynamo import TRANSACTION_LIMIT, Cancellation, Dynamo, chunks
+from chalicelib.storage.dynamo import (
+    BATCH_GET_LIMIT,
+    TRANSACTION_LIMIT,
+    Cancellation,
+    Dynamo,
+    chunks,
+)
 from chalicelib.storage.keys import (
     CATEGORY_INDEX,
     COUNTER_PREFIX,
@@ -275,8 +281,8 @@ class Inbox:
         size = (TRANSACTION_LIMIT - 1) // self._per_notification(1)
         return [
             change
-            for batch in chunks(wanted, size)
-            for change in self._mark_read_batch(user_id, batch, channel)
+            for batch, known in self._read_ahead(user_id, wanted, size)
+            for change in self._mark_read_batch(user_id, batch, channel, known)
         ]
 
     def seen(self, user_id: str, ids: Iterable[str], *, channel: str = "rest") -> list[str]:
@@ -302,8 +308,8 @@ class Inbox:
         size = (TRANSACTION_LIMIT - 1) // self._per_notification(2)
         return [
             change
-            for batch in chunks(wanted, size)
-            for change in self._archive_batch(user_id, batch, archived, channel)
+            for batch, known in self._read_ahead(user_id, wanted, size)
+            for change in self._archive_batch(user_id, batch, archived, channel, known)
         ]
 
     def confirm(
@@ -852,7 +858,19 @@ class Inbox:
                 start[index_pk] = last[index_pk]
             request["ExclusiveStartKey"] = start
 
-    def _mark_read_batch(self, user_id: str, batch: list[str], channel: str) -> list[Change]:
+    def _read_ahead(
+        self, user_id: str, ids: list[str], size: int
+    ) -> Iterable[tuple[list[str], dict[str, Item]]]:
+        """`ids` in batches of `size`, each with the state its first attempt starts from, read
+        100 at a time (one call for several transactions; a retry reads its own again)."""
+        for ahead in chunks(ids, BATCH_GET_LIMIT):
+            known = self._state(user_id, ahead)
+            for batch in chunks(ahead, size):
+                yield batch, known
+
+    def _mark_read_batch(
+        self, user_id: str, batch: list[str], channel: str, known: dict[str, Item]
+    ) -> list[Change]:
         unread: list[str] = []
         needs: set[str] = set()
         chains = _Chains()
@@ -861,7 +879,7 @@ class Inbox:
             # After a cancellation another session changed some of them: read again.
             nonlocal unread, needs
             chains.settle(cancelled)
-            current = self._state(user_id, batch)
+            current = known if cancelled is None else self._state(user_id, batch)
             unread = [i for i in batch if i in current and "read_at" not in current[i]]
             needs = {i for i in unread if "needs_confirmation" in current[i]}
             if not unread:
@@ -967,7 +985,12 @@ class Inbox:
         return fresh if self._db.transact(prepare) else []
 
     def _archive_batch(
-        self, user_id: str, batch: list[str], archived: bool, channel: str
+        self,
+        user_id: str,
+        batch: list[str],
+        archived: bool,
+        channel: str,
+        known: dict[str, Item],
     ) -> list[Change]:
         changes: list[Change] = []
         chains = _Chains()
@@ -976,7 +999,7 @@ class Inbox:
             # After a cancellation another session changed some of them: read again.
             nonlocal changes
             chains.settle(cancelled)
-            current = self._state(user_id, batch)
+            current = known if cancelled is None else self._state(user_id, batch)
             stamp = {":at": {"S": self._stamp()}}
             changes, actions = [], []
             decrements: dict[str, int] = {}
