@@ -338,9 +338,11 @@ def main(tiny: bool = False) -> None:
         )
     print()
     print(
-        "Receipt appends after the send are a Query of the tail plus one conditional PutItem "
-        "(the push's `pushed` entry skips the Query: the tail is the `stored` entry just "
-        "written). WebSocket actions add the edge's connection GetItem and rate-limit UpdateItem."
+        "A state change's receipt entry rides in the change's transaction, on the chain's "
+        "tail kept on the notification item (the push's `pushed` entry moves that tail in a "
+        "transaction of its own, with no read); other appends (escalations, web push, erasure) "
+        "are a Query of the tail plus one conditional PutItem. WebSocket actions add the edge's "
+        "connection GetItem and rate-limit UpdateItem."
     )
 
 

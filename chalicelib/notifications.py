@@ -60,8 +60,8 @@ REPLAY_LIMIT = 100
 # The most ids a reply or pushed sync event carries (a frame stays far below 128 KiB).
 SYNC_IDS = 100
 # Notifications a user-wide change handles per slice in a job: one transaction with the
-# counter update. The request's own slice is smaller: each receipt entry still costs it two
-# calls, and a request stays under 100 DynamoDB calls.
+# counter update. The request's own slice is smaller, so that a request stays well under
+# 100 DynamoDB calls.
 SLICE = 99
 READ_IN_REQUEST = 40
 ARCHIVE_IN_REQUEST = 20
@@ -336,8 +336,8 @@ class Notifications:
             if not done:
                 self.jobs.enqueue("mark_read_all", job)
         else:
-            changes = self.inbox.mark_read_changes(user_id, ids) if ids else []
-            self._read(user_id, changes, channel)
+            changes = self.inbox.mark_read_changes(user_id, ids, channel=channel) if ids else []
+            self._read(user_id, changes)
             changed, done = [change.id for change in changes], True
         change = StateChange(changed[:SYNC_IDS], self.inbox.unread_count(user_id), not done)
         if changed:
@@ -366,29 +366,28 @@ class Notifications:
     def _read_slice(self, job: dict[str, Any], size: int) -> tuple[list[str], bool]:
         user_id = job["user_id"]
         ids = self.inbox.unread_ids(user_id, upto=job["upto"], limit=size + 1)
-        changes = self.inbox.mark_read_changes(user_id, ids[:size])
-        self._read(user_id, changes, job["channel"])
+        changes = self.inbox.mark_read_changes(user_id, ids[:size], channel=job["channel"])
+        self._read(user_id, changes)
         self.counters.record(notifications_read=len(changes))
         return [change.id for change in changes], len(ids) <= size or not changes
 
     def ack(self, user_id: str, ids: list[str]) -> list[str]:
         """Mark delivered; returns the ids that are the user's."""
-        known, newly_acked = self.inbox.ack(user_id, ids)
+        known, newly_acked = self.inbox.ack(user_id, ids, channel="websocket")
         if newly_acked:
             self.counters.record(notifications_acked=len(newly_acked))
-            self._record(user_id, newly_acked, "delivered", "websocket")
         return known
 
     def delete(self, user_id: str, notification_id: str, *, channel: str = "rest") -> None:
-        if not _ULID.match(notification_id) or not self.inbox.delete(user_id, notification_id):
+        if not _ULID.match(notification_id) or not self.inbox.delete(
+            user_id, notification_id, channel=channel
+        ):
             raise NotFound(f"No notification {notification_id}")
-        self._closed(user_id, [notification_id], "deleted", channel=channel)
+        self._closed(user_id, [notification_id], "deleted")
 
     def seen(self, user_id: str, ids: list[str], *, channel: str = "rest") -> list[str]:
         """Stamp the first time each was shown on screen; nothing else changes (not read)."""
-        fresh = self.inbox.seen(user_id, ids)
-        self._record(user_id, fresh, "seen", channel)
-        return fresh
+        return self.inbox.seen(user_id, ids, channel=channel)
 
     def archive(
         self,
@@ -445,11 +444,10 @@ class Notifications:
         return changed, len(ids) <= size or not changed
 
     def _archived(self, user_id: str, ids: list[str], archived: bool, channel: str) -> list[str]:
-        changes = self.inbox.archive(user_id, ids, archived) if ids else []
+        changes = self.inbox.archive(user_id, ids, archived, channel=channel) if ids else []
         if archived:
             newly_read = [change for change in changes if change.was_unread]
-            self._read(user_id, newly_read, channel)
-            self._record(user_id, [change.id for change in changes], "archived", channel)
+            self._read(user_id, newly_read)
             self.counters.record(notifications_read=len(newly_read))
         return [change.id for change in changes]
 
@@ -465,12 +463,10 @@ class Notifications:
         `confirmed_at` and the unread count. The other sessions are told when it changed."""
         if not _ULID.match(notification_id):
             raise NotFound(f"No notification {notification_id}")
-        confirmed_at, change = self.inbox.confirm(user_id, notification_id)
+        confirmed_at, change = self.inbox.confirm(user_id, notification_id, channel=channel)
         unread = self.inbox.unread_count(user_id)
         if change is not None:
-            if change.was_unread:
-                self._record(user_id, [notification_id], "read", channel)
-            self._closed(user_id, [notification_id], "confirmed", channel=channel)
+            self._closed(user_id, [notification_id], "confirmed")
             event = ConfirmedEvent(
                 id=notification_id, confirmed_at=confirmed_at, unread_count=unread
             )
@@ -485,51 +481,43 @@ class Notifications:
 
     def erased(self, user_id: str, ids: list[str]) -> None:
         """The user's data is erased: their notifications `ids` are closed for good."""
-        self._closed(user_id, list(dict.fromkeys(ids)), "erased")
+        ids = list(dict.fromkeys(ids))
+        self._closed(user_id, ids, "erased")
+        if self.receipts is not None:
+            self.receipts.erase(user_id, ids)  # once per receipt, however often erasure runs
 
     # --- proof of notice -------------------------------------------------------------------
 
-    def _closed(
-        self, user_id: str, ids: list[str], reason: str, *, channel: str | None = None
-    ) -> None:
+    def _closed(self, user_id: str, ids: list[str], reason: str) -> None:
         """The notifications `ids` stopped being open: confirmed, read (when they need no
         confirmation; archiving marks read), deleted or erased. THE place where pending
-        escalation steps are cancelled; `reason` is also the receipt entry appended."""
+        escalation steps are cancelled. (The receipt entry of each such change rode in the
+        inbox's transaction that made it; `erased` is appended by `erased`.)"""
         # Erasure cancels every step of the user at once (an erasable store).
         if self.escalations is not None and ids and reason != "erased":
             self.escalations.cancel_many(user_id, ids)
-        self._record(user_id, ids, reason, channel)
 
-    def _read(self, user_id: str, changes: list[Change], channel: str) -> None:
-        """Receipt entries of notifications just marked read; reading closes those that need
-        no confirmation."""
-        self._closed(
-            user_id, [c.id for c in changes if not c.needs_confirmation], "read", channel=channel
-        )
-        self._record(user_id, [c.id for c in changes if c.needs_confirmation], "read", channel)
-
-    def _record(self, user_id: str, ids: list[str], kind: str, channel: str | None) -> None:
-        if self.receipts is None:
-            return
-        if kind == "erased":
-            self.receipts.erase(user_id, ids)  # once per receipt, however often erasure runs
-            return
-        for notification_id in ids:
-            self.receipts.append(user_id, notification_id, kind, channel=channel)
+    def _read(self, user_id: str, changes: list[Change]) -> None:
+        """Notifications just marked read: reading closes those that need no confirmation."""
+        self._closed(user_id, [c.id for c in changes if not c.needs_confirmation], "read")
 
     def record_push(self, notification: Notification, connections: int) -> None:
         """The `pushed` entry of a notification just stored and pushed, on the tail its
         store wrote (no read)."""
         if self.receipts is None:
             return
-        self.receipts.append(
+        detail = {"connections": connections}
+        if not self.inbox.record(
             notification.user_id,
             notification.id,
             "pushed",
             channel="websocket",
-            detail={"connections": connections},
-            after=self.receipts.first_tail(notification),
-        )
+            detail=detail,
+            tail=self.receipts.first_tail(notification),
+        ):
+            self.receipts.append(
+                notification.user_id, notification.id, "pushed", channel="websocket", detail=detail
+            )
 
     def stats(self) -> dict[str, int]:
         return self.counters.snapshot()

@@ -15,7 +15,7 @@ import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -198,6 +198,25 @@ class Receipts:
                 "no receipt to append to",
                 extra={"notification_id": notification_id, "entry_type": type},
             )
+
+    def next_action(
+        self,
+        tail: Tail,
+        type: str,
+        *,
+        channel: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> tuple[Item, Tail]:
+        """The Put of the entry that follows `tail` (to ride in the transaction of the state
+        change it records) and the tail after it."""
+        entry = Entry(tail.seq + 1, type, self._now(), "", channel, detail)
+        entry = replace(entry, hash=chain_hash(tail.hash, entry))
+        after = replace(tail, seq=entry.seq, type=type, hash=entry.hash)
+        return self.store.entry_action(tail, entry), after
+
+    def tail(self, notification_id: str) -> Tail | None:
+        """The receipt's last entry as stored (one Query)."""
+        return self.store.tail(notification_id)
 
     def erase(self, user_id: str, notification_ids: list[str]) -> int:
         """Append `erased` to each of the user's receipts that does not end with it yet."""

@@ -187,7 +187,7 @@ def build_service(
         table,
         retention_days=settings.notification_retention_days,
         clock=clock,
-        first_action=receipts.first_action,
+        receipts=receipts,
     )
     directory = Directory(db, table, clock=clock)
     limits = Limits(db, table, clock=clock)

@@ -38,6 +38,11 @@ def table_of(request: dict[str, Any]) -> str:
     return body(request)["TableName"]
 
 
+def tables_written(request: dict[str, Any]) -> list[str]:
+    """The tables a TransactWriteItems request writes, one per action."""
+    return [next(iter(action.values()))["TableName"] for action in body(request)["TransactItems"]]
+
+
 def receipt(http: Any, notification_id: str, headers: dict[str, str] = ADMIN) -> Any:
     return http.get(f"/api/notifications/{notification_id}/receipt", headers=headers)
 
@@ -239,11 +244,11 @@ def test_two_sessions_acking_at_once_neither_fork_nor_lose_an_entry(
     puts = itertools.count()
 
     def together(request: dict[str, Any]) -> None:
-        # Both first appends have read the same tail when they write: one must lose and retry.
-        if table_of(request) == service.settings.receipts_table and next(puts) < 2:
+        # Both first changes have read the same tail when they write: one must lose and retry.
+        if service.settings.receipts_table in tables_written(request) and next(puts) < 2:
             both_read_the_tail.wait(timeout=5)
 
-    on_call(service.clients.dynamodb, "PutItem", together)
+    on_call(service.clients.dynamodb, "TransactWriteItems", together)
     threads = [
         threading.Thread(target=lambda: laptop.send({"action": "ack", "ids": [notification_id]})),
         threading.Thread(target=lambda: phone.send({"action": "seen", "ids": [notification_id]})),
@@ -257,6 +262,7 @@ def test_two_sessions_acking_at_once_neither_fork_nor_lose_an_entry(
     assert sorted(entry["type"] for entry in document["entries"][2:]) == ["delivered", "seen"]
     assert document["verified"] is True
     assert next(puts) == 3  # two first attempts, and the loser wrote again on the new tail
+    assert service.inbox.get("alice", notification_id).delivered
 
 
 def test_the_stored_entry_rides_in_the_send_transaction(service: Service) -> None:
@@ -278,12 +284,15 @@ def test_the_stored_entry_rides_in_the_send_transaction(service: Service) -> Non
 def test_a_push_appends_without_reading_the_receipt(ws: type[WsClient], service: Service) -> None:
     registered(ws)
     client = service.clients.dynamodb
-    puts = on_call(client, "PutItem")
+    transactions = on_call(client, "TransactWriteItems")
     queries = on_call(client, "Query")
+    batch_gets = on_call(client, "BatchGetItem")
     send_notification("alice", {"message": "m"})
     receipts_table = service.settings.receipts_table
-    assert len([p for p in puts if table_of(p) == receipts_table]) == 1
+    # The send's transaction, then the `pushed` entry with the item's tail moved along.
+    assert [tables_written(t).count(receipts_table) for t in transactions] == [1, 1]
     assert not [q for q in queries if table_of(q) == receipts_table]
+    assert not batch_gets
 
 
 def test_broadcast_receipts(ws: type[WsClient], service: Service) -> None:
@@ -379,6 +388,14 @@ def test_a_pushed_entry_that_cannot_be_written_does_not_fail_the_send(
         return None
 
     on_call(service.clients.dynamodb, "PutItem", throttled)
+
+    def pushed_throttled(request: dict[str, Any]) -> Any:
+        # The `pushed` entry moves the item's tail with it: the notification, then the entry.
+        if tables_written(request) == [service.settings.notifications_table, receipts_table]:
+            return aws_error("ProvisionedThroughputExceededException")
+        return None
+
+    on_call(service.clients.dynamodb, "TransactWriteItems", pushed_throttled)
     created = http.post(
         "/api/notifications", body=json.dumps({"user_id": "alice", "message": "m"}), headers=ADMIN
     )

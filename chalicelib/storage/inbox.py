@@ -34,8 +34,9 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 from ulid import ULID, LaxMonotonicPolicy, ULIDGenerator
@@ -50,7 +51,13 @@ from chalicelib.models import (
     compact_json,
     iso_timestamp,
 )
-from chalicelib.storage.dynamo import TRANSACTION_LIMIT, Cancellation, Dynamo, chunks
+from chalicelib.storage.dynamo import (
+    BATCH_GET_LIMIT,
+    TRANSACTION_LIMIT,
+    Cancellation,
+    Dynamo,
+    chunks,
+)
 from chalicelib.storage.keys import (
     CATEGORY_INDEX,
     COUNTER_PREFIX,
@@ -72,12 +79,16 @@ from chalicelib.storage.keys import (
     unread_category_pk,
     user_pk,
 )
+from chalicelib.storage.receipts import Tail
 from chalicelib.telemetry import logger as log
+
+if TYPE_CHECKING:
+    from chalicelib.receipts import Receipts
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
 STATE = (
     "sk, read_at, unacked_pk, expires_at, seen_at, archived_at, confirmed_at, needs_confirmation, "
-    "category"
+    "category, receipt_seq, receipt_hash, receipt_expires, receipt_case"
 )
 # Reading takes a notification out of the unread listings.
 UNREAD_KEYS = "unread_pk, unread_category_pk"
@@ -104,6 +115,25 @@ class Change:
     needs_confirmation: bool = False
 
 
+@dataclass(slots=True)
+class _Chains:
+    """The receipt entries one transaction appends: which action holds whose entry, and the
+    notifications whose tail on the item proved behind (an entry appended outside a state
+    change), read from the receipt itself on the next attempt."""
+
+    entries: dict[int, str] = field(default_factory=dict)
+    updates: dict[str, int] = field(default_factory=dict)
+    behind: set[str] = field(default_factory=set)
+
+    def settle(self, cancelled: Cancellation | None) -> None:
+        if cancelled is not None:
+            for index, notification_id in self.entries.items():
+                update = self.updates.get(notification_id, -1)
+                if cancelled.failed_condition(index) and not cancelled.failed_condition(update):
+                    self.behind.add(notification_id)
+        self.entries, self.updates = {}, {}
+
+
 @dataclass(frozen=True, slots=True)
 class Page:
     """Notifications newest first, and whether more follow the last one (its id continues)."""
@@ -120,7 +150,7 @@ class Inbox:
         *,
         retention_days: int = 90,
         clock: Callable[[], float] = time.time,
-        first_action: Callable[[Notification], Item] | None = None,
+        receipts: Receipts | None = None,
         counter_shards: int = COUNTER_SHARDS,
     ) -> None:
         self._db = db
@@ -129,9 +159,10 @@ class Inbox:
         self._table = table
         self._retention = timedelta(days=retention_days)
         self._clock = clock
-        # A write that rides in the transaction storing a notification (its receipt's first
-        # entry), so proof of notice costs a send no extra call.
-        self._first_action = first_action
+        # Each receipt entry of a state change rides in the transaction that makes the change,
+        # the chain's tail kept on the notification item (`receipt_seq`, `receipt_hash`): proof
+        # of notice costs a send or a state change no extra call.
+        self._receipts = receipts
 
     # --- writes ------------------------------------------------------------------------
 
@@ -237,50 +268,63 @@ class Inbox:
                 stored.extend(notification for notification, _ in prepared)
         return stored
 
-    def mark_read(self, user_id: str, ids: Iterable[str]) -> list[str]:
+    def mark_read(self, user_id: str, ids: Iterable[str], *, channel: str = "rest") -> list[str]:
         """Mark the user's unread notifications among `ids` read; returns those that changed."""
-        return [change.id for change in self.mark_read_changes(user_id, ids)]
+        return [change.id for change in self.mark_read_changes(user_id, ids, channel=channel)]
 
-    def mark_read_changes(self, user_id: str, ids: Iterable[str]) -> list[Change]:
-        """`mark_read`, saying of each change whether the notification needs confirmation."""
+    def mark_read_changes(
+        self, user_id: str, ids: Iterable[str], *, channel: str = "rest"
+    ) -> list[Change]:
+        """`mark_read`, saying of each change whether the notification needs confirmation.
+        Each change's `read` receipt entry rides in its transaction."""
         wanted = list(dict.fromkeys(ids))
+        size = (TRANSACTION_LIMIT - 1) // self._per_notification(1)
         return [
             change
-            for batch in chunks(wanted, TRANSACTION_LIMIT - 1)
-            for change in self._mark_read_batch(user_id, batch)
+            for batch, known in self._read_ahead(user_id, wanted, size)
+            for change in self._mark_read_batch(user_id, batch, channel, known)
         ]
 
-    def seen(self, user_id: str, ids: Iterable[str]) -> list[str]:
-        """Stamp `seen_at` on the user's notifications among `ids` not seen before."""
+    def seen(self, user_id: str, ids: Iterable[str], *, channel: str = "rest") -> list[str]:
+        """Stamp `seen_at` on the user's notifications among `ids` not seen before (with
+        their `seen` receipt entries)."""
         wanted = list(dict.fromkeys(ids))
         return [
             notification_id
-            for batch in chunks(wanted, TRANSACTION_LIMIT)
-            for notification_id in self._seen_batch(user_id, batch)
+            for batch in chunks(wanted, TRANSACTION_LIMIT // self._per_notification(1))
+            for notification_id in self._seen_batch(user_id, batch, channel)
         ]
 
-    def archive(self, user_id: str, ids: list[str], archived: bool) -> list[Change]:
+    def archive(
+        self, user_id: str, ids: list[str], archived: bool, *, channel: str = "rest"
+    ) -> list[Change]:
         """Archive (marking read) or restore the user's notifications among `ids`.
 
         A notification that needs confirmation is archived only once confirmed; restoring
-        clears `archived_at` and leaves it read.
+        clears `archived_at` and leaves it read. Archiving appends `archived` to the receipt
+        (after `read` for an unread one) in the same transaction.
         """
         wanted = list(dict.fromkeys(ids))
+        size = (TRANSACTION_LIMIT - 1) // self._per_notification(2)
         return [
             change
-            for batch in chunks(wanted, TRANSACTION_LIMIT - 1)
-            for change in self._archive_batch(user_id, batch, archived)
+            for batch, known in self._read_ahead(user_id, wanted, size)
+            for change in self._archive_batch(user_id, batch, archived, channel, known)
         ]
 
-    def confirm(self, user_id: str, notification_id: str) -> tuple[str, Change | None]:
+    def confirm(
+        self, user_id: str, notification_id: str, *, channel: str = "rest"
+    ) -> tuple[str, Change | None]:
         """Confirm one of the user's notifications that needs it: its `confirmed_at` (the
         first one, on a repeat) and the change made now (None on a repeat).
 
         NotFound when it is not the user's; ValidationFailed when it needs no confirmation.
         """
         outcome: list[tuple[str, Change | None]] = []
+        chains = _Chains()
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
+            chains.settle(cancelled)
             current = self._state(user_id, [notification_id]).get(notification_id)
             if current is None:
                 raise NotFound(f"No notification {notification_id}")
@@ -294,24 +338,38 @@ class Inbox:
             outcome.append(
                 (stamp, Change(notification_id, was_unread=unread, needs_confirmation=True))
             )
-            confirm = self._update(
+            actions: list[Item] = []
+            self._chained(
+                chains,
+                actions,
                 user_id,
                 notification_id,
-                "SET confirmed_at = :at, read_at = if_not_exists(read_at, :at) "
-                f"REMOVE {UNREAD_KEYS}",
-                {":at": {"S": stamp}},
-                also="attribute_not_exists(confirmed_at) AND " + _read_condition(unread),
+                current,
+                [("read", None)] * unread + [("confirmed", None)],
+                channel,
+                lambda chain: self._update(
+                    user_id,
+                    notification_id,
+                    "SET confirmed_at = :at, read_at = if_not_exists(read_at, :at) "
+                    f"REMOVE {UNREAD_KEYS}",
+                    {":at": {"S": stamp}},
+                    also="attribute_not_exists(confirmed_at) AND " + _read_condition(unread),
+                    chain=chain,
+                ),
             )
             if not unread:
-                return [confirm]
+                return actions
             bucket = counter_bucket(int(current["expires_at"]["N"]))
-            return [confirm, self._counter_update(user_id, {bucket: -1})]
+            return [*actions, self._counter_update(user_id, {bucket: -1})]
 
         self._db.transact(prepare)
         return outcome[-1]
 
-    def ack(self, user_id: str, ids: Iterable[str]) -> tuple[list[str], list[str]]:
-        """Mark the user's notifications among `ids` delivered.
+    def ack(
+        self, user_id: str, ids: Iterable[str], *, channel: str = "websocket"
+    ) -> tuple[list[str], list[str]]:
+        """Mark the user's notifications among `ids` delivered (with their `delivered`
+        receipt entries).
 
         Returns the ids that are the user's (and still exist), and those of them newly acked.
         One deleted meanwhile drops out; the others are still acked.
@@ -319,32 +377,88 @@ class Inbox:
         wanted = list(dict.fromkeys(ids))
         known: list[str] = []
         acked: list[str] = []
-        for batch in chunks(wanted, TRANSACTION_LIMIT):
-            present, newly = self._ack_batch(user_id, batch)
+        for batch in chunks(wanted, TRANSACTION_LIMIT // self._per_notification(1)):
+            present, newly = self._ack_batch(user_id, batch, channel)
             known += present
             acked += newly
         return known, acked
 
-    def delete(self, user_id: str, notification_id: str) -> bool:
-        """Delete one of the user's notifications, keeping the unread counter exact.
+    def delete(self, user_id: str, notification_id: str, *, channel: str = "rest") -> bool:
+        """Delete one of the user's notifications, keeping the unread counter exact, with its
+        `deleted` receipt entry.
 
         False only when it does not exist (or is not the user's).
         """
+        chains = _Chains()
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
+            chains.settle(cancelled)
             current = self._state(user_id, [notification_id]).get(notification_id)
             if current is None:
                 return None
             key = notification_key(user_id, notification_id)
-            if "read_at" in current:
-                return [_delete(self._table, key, "attribute_exists(read_at)")]
+            read = "read_at" in current
+            condition = (
+                "attribute_exists(read_at)"
+                if read
+                else "attribute_exists(pk) AND attribute_not_exists(read_at)"
+            )
+            actions: list[Item] = []
+            self._chained(
+                chains,
+                actions,
+                user_id,
+                notification_id,
+                current,
+                [("deleted", None)],
+                channel,
+                lambda chain: _delete(self._table, key, condition, chain),
+            )
+            if read:
+                return actions
             bucket = counter_bucket(int(current["expires_at"]["N"]))
-            return [
-                _delete(self._table, key, "attribute_exists(pk) AND attribute_not_exists(read_at)"),
-                self._counter_update(user_id, {bucket: -1}),
-            ]
+            return [*actions, self._counter_update(user_id, {bucket: -1})]
 
         return self._db.transact(prepare)
+
+    def record(
+        self,
+        user_id: str,
+        notification_id: str,
+        kind: str,
+        *,
+        channel: str | None = None,
+        detail: dict[str, object] | None = None,
+        tail: Tail | None = None,
+    ) -> bool:
+        """Append a receipt entry that records no state change (`pushed`) and move the tail
+        the notification item holds with it, in one transaction; `tail`, when the caller
+        knows it, saves the first read. False (nothing written) when the item is gone or
+        holds no tail: the caller appends on the receipt alone."""
+        chains = _Chains()
+
+        def prepare(cancelled: Cancellation | None) -> list[Item] | None:
+            chains.settle(cancelled)
+            if cancelled is None and tail is not None:
+                state: Item | None = _tail_item(tail)
+            else:
+                state = self._state(user_id, [notification_id]).get(notification_id)
+            if state is None or "receipt_seq" not in state:
+                return None
+            actions: list[Item] = []
+            self._chained(
+                chains,
+                actions,
+                user_id,
+                notification_id,
+                state,
+                [(kind, detail)],
+                channel,
+                lambda chain: self._update(user_id, notification_id, "", {}, chain=chain),
+            )
+            return actions
+
+        return self._receipts is not None and self._db.transact(prepare)
 
     # --- erasure (docs/rest.md) -----------------------------------------------------------
 
@@ -744,14 +858,28 @@ class Inbox:
                 start[index_pk] = last[index_pk]
             request["ExclusiveStartKey"] = start
 
-    def _mark_read_batch(self, user_id: str, batch: list[str]) -> list[Change]:
+    def _read_ahead(
+        self, user_id: str, ids: list[str], size: int
+    ) -> Iterable[tuple[list[str], dict[str, Item]]]:
+        """`ids` in batches of `size`, each with the state its first attempt starts from, read
+        100 at a time (one call for several transactions; a retry reads its own again)."""
+        for ahead in chunks(ids, BATCH_GET_LIMIT):
+            known = self._state(user_id, ahead)
+            for batch in chunks(ahead, size):
+                yield batch, known
+
+    def _mark_read_batch(
+        self, user_id: str, batch: list[str], channel: str, known: dict[str, Item]
+    ) -> list[Change]:
         unread: list[str] = []
         needs: set[str] = set()
+        chains = _Chains()
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
             # After a cancellation another session changed some of them: read again.
             nonlocal unread, needs
-            current = self._state(user_id, batch)
+            chains.settle(cancelled)
+            current = known if cancelled is None else self._state(user_id, batch)
             unread = [i for i in batch if i in current and "read_at" not in current[i]]
             needs = {i for i in unread if "needs_confirmation" in current[i]}
             if not unread:
@@ -762,14 +890,22 @@ class Inbox:
             for notification_id in unread:
                 bucket = counter_bucket(int(current[notification_id]["expires_at"]["N"]))
                 decrements[bucket] = decrements.get(bucket, 0) - 1
-                actions.append(
-                    self._update(
+                self._chained(
+                    chains,
+                    actions,
+                    user_id,
+                    notification_id,
+                    current[notification_id],
+                    [("read", None)],
+                    channel,
+                    lambda chain, i=notification_id: self._update(
                         user_id,
-                        notification_id,
+                        i,
                         f"SET read_at = :at REMOVE {UNREAD_KEYS}",
                         {":at": {"S": stamp}},
                         also="attribute_not_exists(read_at)",
-                    )
+                        chain=chain,
+                    ),
                 )
             return [*actions, self._counter_update(user_id, decrements)]
 
@@ -777,53 +913,93 @@ class Inbox:
             return []
         return [Change(i, was_unread=True, needs_confirmation=i in needs) for i in unread]
 
-    def _ack_batch(self, user_id: str, batch: list[str]) -> tuple[list[str], list[str]]:
+    def _ack_batch(
+        self, user_id: str, batch: list[str], channel: str
+    ) -> tuple[list[str], list[str]]:
         present: list[str] = []
         pending: list[str] = []
+        chains = _Chains()
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
-            # After a cancellation one of them was deleted meanwhile: read again.
+            # After a cancellation one of them was deleted or acked meanwhile: read again.
             nonlocal present, pending
+            chains.settle(cancelled)
             current = self._state(user_id, batch)
             present = [i for i in batch if i in current]
             pending = [i for i in present if "unacked_pk" in current[i]]
-            return [
-                self._update(
+            actions: list[Item] = []
+            for notification_id in pending:
+                self._chained(
+                    chains,
+                    actions,
                     user_id,
                     notification_id,
-                    "SET delivered = :yes REMOVE unacked_pk",
-                    {":yes": {"BOOL": True}},
+                    current[notification_id],
+                    [("delivered", None)],
+                    channel,
+                    lambda chain, i=notification_id: self._update(
+                        user_id,
+                        i,
+                        "SET delivered = :yes REMOVE unacked_pk",
+                        {":yes": {"BOOL": True}},
+                        also="attribute_exists(unacked_pk)",
+                        chain=chain,
+                    ),
                 )
-                for notification_id in pending
-            ]
+            return actions
 
         committed = self._db.transact(prepare)
         return present, pending if committed else []
 
-    def _seen_batch(self, user_id: str, batch: list[str]) -> list[str]:
+    def _seen_batch(self, user_id: str, batch: list[str], channel: str) -> list[str]:
         fresh: list[str] = []
+        chains = _Chains()
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
             nonlocal fresh
+            chains.settle(cancelled)
             current = self._state(user_id, batch)
             fresh = [i for i in batch if i in current and "seen_at" not in current[i]]
             stamp = {":at": {"S": self._stamp()}}
-            return [
-                self._update(
-                    user_id, i, "SET seen_at = :at", stamp, also="attribute_not_exists(seen_at)"
+            actions: list[Item] = []
+            for notification_id in fresh:
+                self._chained(
+                    chains,
+                    actions,
+                    user_id,
+                    notification_id,
+                    current[notification_id],
+                    [("seen", None)],
+                    channel,
+                    lambda chain, i=notification_id: self._update(
+                        user_id,
+                        i,
+                        "SET seen_at = :at",
+                        stamp,
+                        also="attribute_not_exists(seen_at)",
+                        chain=chain,
+                    ),
                 )
-                for i in fresh
-            ]
+            return actions
 
         return fresh if self._db.transact(prepare) else []
 
-    def _archive_batch(self, user_id: str, batch: list[str], archived: bool) -> list[Change]:
+    def _archive_batch(
+        self,
+        user_id: str,
+        batch: list[str],
+        archived: bool,
+        channel: str,
+        known: dict[str, Item],
+    ) -> list[Change]:
         changes: list[Change] = []
+        chains = _Chains()
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
             # After a cancellation another session changed some of them: read again.
             nonlocal changes
-            current = self._state(user_id, batch)
+            chains.settle(cancelled)
+            current = known if cancelled is None else self._state(user_id, batch)
             stamp = {":at": {"S": self._stamp()}}
             changes, actions = [], []
             decrements: dict[str, int] = {}
@@ -848,15 +1024,23 @@ class Inbox:
                     continue
                 unread = "read_at" not in state
                 changes.append(Change(i, was_unread=unread, needs_confirmation=needs))
-                actions.append(
-                    self._update(
+                self._chained(
+                    chains,
+                    actions,
+                    user_id,
+                    i,
+                    state,
+                    [("read", None)] * unread + [("archived", None)],
+                    channel,
+                    lambda chain, i=i, listed=listed, values=values, unread=unread: self._update(
                         user_id,
                         i,
                         "SET archived_at = :at, read_at = if_not_exists(read_at, :at), "
                         f"{listed} REMOVE {UNREAD_KEYS}",
                         {**stamp, **values},
                         also="attribute_not_exists(archived_at) AND " + _read_condition(unread),
-                    )
+                        chain=chain,
+                    ),
                 )
                 if unread:
                     bucket = counter_bucket(int(state["expires_at"]["N"]))
@@ -925,6 +1109,8 @@ class Inbox:
         extra: Callable[[Notification], list[Item]] | None = None,
     ) -> tuple[Notification, list[Item]]:
         notification, item = self._new(user_id, content, floor)
+        if self._receipts is not None:
+            item.update(_tail_item(self._receipts.first_tail(notification)))
         actions = [
             {
                 "Put": {
@@ -940,8 +1126,8 @@ class Inbox:
                 unless_erasing=True,
             ),
         ]
-        if self._first_action is not None:
-            actions.append(self._first_action(notification))
+        if self._receipts is not None:
+            actions.append(self._receipts.first_action(notification))
         if extra is not None:
             actions += extra(notification)
         if idempotency is not None:
@@ -956,9 +1142,19 @@ class Inbox:
         values: Item,
         *,
         also: str | None = None,
+        chain: tuple[str, Item, str] | None = None,
     ) -> Item:
-        """An update of an existing notification: never creates one (a DELETE may have won)."""
+        """An update of an existing notification: never creates one (a DELETE may have won).
+        `chain` moves the receipt's tail on the item (its SET clause, values, condition)."""
         condition = "attribute_exists(pk)" + (f" AND {also}" if also else "")
+        if chain is not None:
+            clause, tail_values, tail_condition = chain
+            if expression.startswith("SET "):
+                expression = f"SET {clause}, {expression.removeprefix('SET ')}"
+            else:
+                expression = f"SET {clause} {expression}".rstrip()
+            values = {**values, **tail_values}
+            condition += f" AND {tail_condition}"
         update: Item = {
             "TableName": self._table,
             "Key": notification_key(user_id, notification_id),
@@ -968,6 +1164,59 @@ class Inbox:
         if values:
             update["ExpressionAttributeValues"] = values
         return {"Update": update}
+
+    def _per_notification(self, entries: int) -> int:
+        """Actions a state change of one notification takes: its update and its entries."""
+        return 1 + (entries if self._receipts is not None else 0)
+
+    def _chained(
+        self,
+        chains: _Chains,
+        actions: list[Item],
+        user_id: str,
+        notification_id: str,
+        state: Item,
+        entries: list[tuple[str, dict[str, object] | None]],
+        channel: str | None,
+        write: Callable[[tuple[str, Item, str] | None], Item],
+    ) -> None:
+        """Append to `actions` the write `write` makes of one notification and the receipt
+        entries `entries` (type, detail) recording it, in order, on the tail the item holds
+        (the receipt's own for an item stored without one, or one found behind); the write
+        moves the item's tail on, conditioned on the tail it was read with."""
+        tail = None
+        if self._receipts is not None and entries:
+            tail = _tail_from(user_id, notification_id, state)
+            if tail is None or notification_id in chains.behind:
+                tail = self._receipts.tail(notification_id)
+                if tail is not None and tail.user_id != user_id:
+                    tail = None
+        if tail is None:
+            actions.append(write(None))
+            return
+        assert self._receipts is not None
+        puts: list[Item] = []
+        for kind, detail in entries:
+            put, tail = self._receipts.next_action(tail, kind, channel=channel, detail=detail)
+            puts.append(put)
+        held = state.get("receipt_seq", {}).get("N")
+        values: Item = {":rseq": {"N": str(tail.seq)}, ":rhash": {"S": tail.hash}}
+        clause = "receipt_seq = :rseq, receipt_hash = :rhash"
+        if held is None:
+            clause += ", receipt_expires = :rexp"
+            values[":rexp"] = {"N": str(tail.expires_at)}
+            if tail.case_id is not None:
+                clause += ", receipt_case = :rcase"
+                values[":rcase"] = {"S": tail.case_id}
+            condition = "attribute_not_exists(receipt_seq)"
+        else:
+            values[":rheld"] = {"N": held}
+            condition = "receipt_seq = :rheld"
+        chains.updates[notification_id] = len(actions)
+        actions.append(write((clause, values, condition)))
+        for put in puts:
+            chains.entries[len(actions)] = notification_id
+            actions.append(put)
 
     def _counter_update(
         self,
@@ -1015,7 +1264,7 @@ class Inbox:
 
     def _actions_per_user(self, idempotency: str | None) -> int:
         """How many actions `_put_actions` makes for one notification."""
-        return 2 + (self._first_action is not None) + (idempotency is not None)
+        return 2 + (self._receipts is not None) + (idempotency is not None)
 
     def _idempotency_put(self, user_id: str, key: str, notification_id: str) -> Item:
         now = int(self._clock())
@@ -1098,5 +1347,41 @@ def _floor_id(now: float) -> str:
     return str(ULID.from_bytes(int(now * 1000).to_bytes(6, "big") + bytes(10)))
 
 
-def _delete(table: str, key: Item, condition: str) -> Item:
-    return {"Delete": {"TableName": table, "Key": key, "ConditionExpression": condition}}
+def _delete(
+    table: str, key: Item, condition: str, chain: tuple[str, Item, str] | None = None
+) -> Item:
+    delete: Item = {"TableName": table, "Key": key, "ConditionExpression": condition}
+    if chain is not None:
+        _, values, tail_condition = chain
+        held = {name: value for name, value in values.items() if name == ":rheld"}
+        delete["ConditionExpression"] += f" AND {tail_condition}"
+        if held:
+            delete["ExpressionAttributeValues"] = held
+    return {"Delete": delete}
+
+
+def _tail_item(tail: Tail) -> Item:
+    """The receipt's tail as the notification item keeps it."""
+    item: Item = {
+        "receipt_seq": {"N": str(tail.seq)},
+        "receipt_hash": {"S": tail.hash},
+        "receipt_expires": {"N": str(tail.expires_at)},
+    }
+    if tail.case_id is not None:
+        item["receipt_case"] = {"S": tail.case_id}
+    return item
+
+
+def _tail_from(user_id: str, notification_id: str, state: Item) -> Tail | None:
+    """The receipt's tail a notification item holds; None for one stored without it."""
+    if "receipt_seq" not in state or "receipt_expires" not in state:
+        return None
+    return Tail(
+        notification_id,
+        user_id,
+        int(state["receipt_seq"]["N"]),
+        "",
+        state["receipt_hash"]["S"],
+        state.get("receipt_case", {}).get("S"),
+        int(state["receipt_expires"]["N"]),
+    )

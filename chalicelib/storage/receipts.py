@@ -138,17 +138,19 @@ class ReceiptStore:
             if entry is None:
                 return None
             written.append(entry)
-            return [
-                {
-                    "Put": {
-                        "TableName": self._table,
-                        "Item": self._entry_item(current, entry),
-                        "ConditionExpression": "attribute_not_exists(notification_id)",
-                    }
-                }
-            ]
+            return [self.entry_action(current, entry)]
 
         return written[-1] if self._db.transact(prepare) else None
+
+    def entry_action(self, tail: Tail, entry: Entry) -> Item:
+        """The Put of `entry` after `tail`: it fails when another writer took its seq."""
+        return {
+            "Put": {
+                "TableName": self._table,
+                "Item": self._entry_item(tail, entry),
+                "ConditionExpression": "attribute_not_exists(notification_id)",
+            }
+        }
 
     def tail(self, notification_id: str) -> Tail | None:
         response = self._db.client.query(
