@@ -53,7 +53,12 @@ PHONE_NUMBER = "sns:phone-number"  # no ARN: every SNS ARN excluded (NotResource
 UNUSED_ON_PURPOSE: dict[str, set[tuple[str, str]]] = {
     # A push answered 410 deletes that connection (docs/protocol.md); moto never answers 410.
     "APIHandler": {("dynamodb:DeleteItem", "ConnectionsTable")},
-    "WebsocketMessage": {("dynamodb:DeleteItem", "ConnectionsTable")},
+    # A state change reads a receipt's tail with a Query only for a notification stored before
+    # tails were kept on the item, or whose tail an entry written elsewhere moved on.
+    "WebsocketMessage": {
+        ("dynamodb:DeleteItem", "ConnectionsTable"),
+        ("dynamodb:Query", "ReceiptsTable"),
+    },
     # A reminder (repush) answered 410 likewise; a push service answering 404/410 makes the
     # sweep or a broadcast batch forget that subscription (a Put of the rest, or a Delete).
     "EscalationSweep": {
