@@ -267,6 +267,32 @@ def _environment() -> Iterator[None]:
                 os.environ[name] = value
 
 
+def model_service(**overrides: Any) -> Any:
+    """The app's service on the moto tables every in-process benchmark uses, installed as the
+    handlers' service; `overrides` are settings beside the common ones. Call inside
+    `_environment()` and `mock_aws()`."""
+    import boto3
+
+    from chalicelib.settings import Settings
+    from chalicelib.wiring import build_service, use_service
+    from devstack.tables import create_tables
+
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    create_tables(dynamodb, connections_table="connections", notifications_table="notes")
+    settings = replace(
+        Settings(),
+        region=REGION,
+        jwt_secret=SECRET,
+        notifications_table="notes",
+        websocket_endpoint=ENDPOINT,
+        rate_limit_per_minute=1_000_000,
+        **overrides,
+    )
+    service = build_service(settings)
+    use_service(service)
+    return service
+
+
 def record_traces(*, batch_size: int, live_counts: tuple[int, ...], ks: tuple[int, ...]) -> Traces:
     """Run each stage once through app.py's handlers on moto and record its calls."""
     import boto3
@@ -277,14 +303,12 @@ def record_traces(*, batch_size: int, live_counts: tuple[int, ...], ks: tuple[in
     from chalicelib.fanout import FANOUT_BATCH, FANOUT_PAGE
     from chalicelib.jobs import JobMessage, job_body
     from chalicelib.models import FanoutJob, NotificationContent
-    from chalicelib.settings import Settings
     from chalicelib.storage.connections import LOOKUP_CONCURRENCY
     from chalicelib.storage.keys import member_count_key, member_key
-    from chalicelib.wiring import build_service, use_service
+    from chalicelib.wiring import use_service
     from devstack.context import LambdaContext
     from devstack.fanout import create_fanout_queues, sqs_event
     from devstack.lambda_session import LambdaSession
-    from devstack.tables import create_tables
     from devstack.tokens import mint_token
 
     def worker_context() -> LambdaContext:
@@ -306,23 +330,11 @@ def record_traces(*, batch_size: int, live_counts: tuple[int, ...], ks: tuple[in
                 raise RuntimeError(f"{label}: {ws.connection_id} got no notification ({events})")
 
     with _environment(), mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        create_tables(dynamodb, connections_table="connections", notifications_table="notes")
         sqs = boto3.client("sqs", region_name=REGION)
         queue, _ = create_fanout_queues(sqs, prefix="model")
-        settings = replace(
-            Settings(),
-            region=REGION,
-            jwt_secret=SECRET,
-            notifications_table="notes",
-            websocket_endpoint=ENDPOINT,
-            rate_limit_per_minute=1_000_000,
-            fanout_queue_url=queue,
-            fanout_threshold=10,
-            fanout_batch_size=batch_size,
+        service = model_service(
+            fanout_queue_url=queue, fanout_threshold=10, fanout_batch_size=batch_size
         )
-        service = build_service(settings)
-        use_service(service)
         recorder = Recorder()
         recorder.attach(service.clients.dynamodb)
         recorder.attach(service.notifications.fanout.client)
@@ -371,7 +383,7 @@ def record_traces(*, batch_size: int, live_counts: tuple[int, ...], ks: tuple[in
                 service.directory._db.batch_write(
                     "notes", [{"PutRequest": {"Item": member_key("all", m)}} for m in members]
                 )
-                dynamodb.put_item(
+                boto3.client("dynamodb", region_name=REGION).put_item(
                     TableName="notes",
                     Item={**member_count_key("all"), "members": {"N": str(len(members))}},
                 )
@@ -389,7 +401,7 @@ def record_traces(*, batch_size: int, live_counts: tuple[int, ...], ks: tuple[in
         finally:
             use_service(None)
         concurrency = {
-            "push": settings.push_concurrency,
+            "push": service.settings.push_concurrency,
             "ThreadPoolExecutor-": LOOKUP_CONCURRENCY,
         }
     return Traces(sends, rest, page, batches, batch_size, page_size, _pools(concurrency))

@@ -38,13 +38,12 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from benchmarks.aws_model import (
-    ENDPOINT,
     LATENCY_MS,
     PRICE,
     REGION,
@@ -54,6 +53,7 @@ from benchmarks.aws_model import (
     Stage,
     _environment,
     gb_seconds,
+    model_service,
 )
 
 LATENCY_MS.setdefault("PutEvents", 20.0)
@@ -114,30 +114,15 @@ def record_lifecycle() -> Lifecycle:
     from moto import mock_aws
 
     import app as lambda_app
-    from chalicelib.settings import Settings
-    from chalicelib.wiring import build_service, use_service
     from devstack.context import LambdaContext
     from devstack.lambda_session import LambdaSession
     from devstack.messaging import scheduled_event
     from devstack.streams import lambda_record
-    from devstack.tables import create_tables
     from devstack.tokens import mint_token
 
     with _environment(), mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        create_tables(dynamodb, connections_table="connections", notifications_table="notes")
         boto3.client("events", region_name=REGION).create_event_bus(Name=BUS)
-        settings = replace(
-            Settings(),
-            region=REGION,
-            jwt_secret=SECRET,
-            notifications_table="notes",
-            websocket_endpoint=ENDPOINT,
-            rate_limit_per_minute=1_000_000,
-            event_bus_name=BUS,
-        )
-        service = build_service(settings)
-        use_service(service)
+        service = model_service(event_bus_name=BUS)
         recorder = Recorder()
         recorder.attach(service.clients.dynamodb)
         recorder.attach(service.sender.client)
@@ -179,7 +164,10 @@ def record_lifecycle() -> Lifecycle:
         assert receipt is not None
         entries = [entry.type for entry in receipt.entries]
 
-        table = dynamodb.describe_table(TableName=settings.receipts_table)["Table"]
+        described = boto3.client("dynamodb", region_name=REGION).describe_table(
+            TableName=service.settings.receipts_table
+        )
+        table = described["Table"]
         streams = boto3.client(
             "dynamodbstreams",
             region_name=REGION,

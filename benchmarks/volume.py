@@ -15,10 +15,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.aws_model import Recorder, Stage, _pools
+from benchmarks.aws_model import Recorder, Stage, _pools, model_service
 
 USER = "heavy"
 SECRET = "volume-secret"
@@ -200,28 +200,14 @@ def run_volume(counts: tuple[int, ...]) -> dict[int, list[Measured]]:
     import boto3
     from moto import mock_aws
 
-    from chalicelib.settings import Settings
-    from chalicelib.wiring import build_service, use_service
+    from chalicelib.wiring import use_service
     from devstack.fanout import create_fanout_queues
-    from devstack.tables import create_tables
 
     measured = {}
     for count in counts:
         with _environment(), mock_aws():
-            dynamodb = boto3.client("dynamodb", region_name=REGION)
-            create_tables(dynamodb, connections_table="connections", notifications_table="notes")
             queue, _ = create_fanout_queues(boto3.client("sqs", region_name=REGION), prefix="v")
-            settings = replace(
-                Settings(),
-                region=REGION,
-                jwt_secret=SECRET,
-                notifications_table="notes",
-                websocket_endpoint=ENDPOINT,
-                rate_limit_per_minute=1_000_000,
-                fanout_queue_url=queue,
-            )
-            service = build_service(settings)
-            use_service(service)
+            service = model_service(fanout_queue_url=queue)
             recorder = Recorder()
             recorder.attach(service.clients.dynamodb)
             try:
