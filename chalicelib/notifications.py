@@ -47,7 +47,7 @@ from chalicelib.storage import (
     Page,
     new_id,
 )
-from chalicelib.storage.inbox import Change
+from chalicelib.storage.inbox import Change, Watermark
 from chalicelib.storage.keys import Item
 from chalicelib.telemetry import logger as log
 
@@ -60,10 +60,9 @@ REPLAY_LIMIT = 100
 # The most ids a reply or pushed sync event carries (a frame stays far below 128 KiB).
 SYNC_IDS = 100
 # Notifications a user-wide change handles per slice in a job: one transaction with the
-# counter update. The request's own slice is smaller, so that a request stays well under
-# 100 DynamoDB calls.
+# counter update. Archive all's own slice in the request is smaller, so that a request stays
+# well under 100 DynamoDB calls.
 SLICE = 99
-READ_IN_REQUEST = 40
 ARCHIVE_IN_REQUEST = 20
 # How long a broadcast page's claim is kept: longer than SQS keeps retrying a job.
 PAGE_CLAIM_TTL = 2 * 24 * 3600
@@ -293,7 +292,9 @@ class Notifications:
     # --- reading and state -----------------------------------------------------------------
 
     def page(self, user_id: str, query: PageQuery) -> tuple[Page, int]:
-        """A page of the user's notifications, newest first, and the unread count."""
+        """A page of the user's notifications, newest first, and the unread count (read
+        first, with the read watermark the page needs)."""
+        unread, watermark = self.inbox.counter(user_id)
         page = self.inbox.page(
             user_id,
             limit=query.limit,
@@ -301,8 +302,9 @@ class Notifications:
             unread_only=query.unread_only,
             category=query.category,
             archived=query.archived,
+            watermark=watermark,
         )
-        return page, self.inbox.unread_count(user_id)
+        return page, unread
 
     def unread_count(self, user_id: str) -> int:
         return self.inbox.unread_count(user_id)
@@ -327,18 +329,18 @@ class Notifications:
     ) -> StateChange:
         """Mark read (`ids=None`: all) and tell the user's other sessions what changed.
 
-        All: the first slice is done at once and the rest by the `mark_read_all` job (every
-        notification up to this moment), so the request stays bounded whatever the user holds.
+        All: one transaction raises the user's read watermark, so every read sees everything
+        read at once, whatever the user holds; the `mark_read_all` job then records each one
+        (`read_at`, its `read` receipt entry, its escalation steps cancelled).
         """
         if ids is None:
-            job = {"user_id": user_id, "upto": self.inbox.position_now(), "channel": channel}
-            changed, done = self._read_slice(job, READ_IN_REQUEST)
-            if not done:
-                self.jobs.enqueue("mark_read_all", job)
+            changed = self._read_all(user_id, channel)
+            done = len(changed) <= SYNC_IDS
         else:
             changes = self.inbox.mark_read_changes(user_id, ids, channel=channel) if ids else []
             self._read(user_id, changes)
-            changed, done = [change.id for change in changes], True
+            changed = [change.id for change in changes if not change.covered]
+            done = True
         change = StateChange(changed[:SYNC_IDS], self.inbox.unread_count(user_id), not done)
         if changed:
             event = MarkedReadEvent(
@@ -347,15 +349,31 @@ class Notifications:
                 all=True if ids is None else None,
                 truncated=True if change.truncated else None,
             )
-            read = 0 if ids is None else len(changed)  # a slice counts its own
+            read = 0 if ids is None else len(changed)  # the job counts what it records
             self.delivery.tell(user_id, event.to_wire(), origin=origin, notifications_read=read)
         return change
 
+    def _read_all(self, user_id: str, channel: str) -> list[str]:
+        """Raise the read watermark and hand the rest to the job; the ids it covered (up to
+        `SYNC_IDS` + 1). A watermark an earlier request raised but whose job never got
+        enqueued (killed in between) gets its job now."""
+        previous, mark = self.inbox.read_all(user_id)
+        if mark is None:
+            if previous.id and self.inbox.unread_ids(user_id, upto=previous.id, limit=1):
+                self.jobs.enqueue("mark_read_all", _read_job(user_id, previous, channel))
+            return []
+        # Listed before the job runs (an inline job records them at once).
+        changed = self.inbox.unread_ids(
+            user_id, upto=mark.id, limit=SYNC_IDS + 1, above=previous.id or None
+        )
+        self.jobs.enqueue("mark_read_all", _read_job(user_id, mark, channel))
+        return changed
+
     def mark_read_all(self, job: dict[str, Any], deadline: Deadline) -> bool:
-        """The `mark_read_all` job: mark read, slice after slice until `deadline`, the
-        user's notifications unread up to `job["upto"]`; True once none is left. Idempotent:
-        a slice changes only what is still unread, so a job redone after a kill does nothing
-        twice."""
+        """The `mark_read_all` job: record as read, slice after slice until `deadline`, the
+        user's notifications stored unread up to `job["upto"]` (the read watermark: every
+        read shows them read already); True once none is left. Idempotent: a slice changes
+        only what is still stored unread, so a job redone after a kill does nothing twice."""
         while True:
             _, done = self._read_slice(job, SLICE)
             if done:
@@ -366,7 +384,9 @@ class Notifications:
     def _read_slice(self, job: dict[str, Any], size: int) -> tuple[list[str], bool]:
         user_id = job["user_id"]
         ids = self.inbox.unread_ids(user_id, upto=job["upto"], limit=size + 1)
-        changes = self.inbox.mark_read_changes(user_id, ids[:size], channel=job["channel"])
+        changes = self.inbox.mark_read_changes(
+            user_id, ids[:size], channel=job["channel"], watermark=_job_watermark(job)
+        )
         self._read(user_id, changes)
         self.counters.record(notifications_read=len(changes))
         return [change.id for change in changes], len(ids) <= size or not changes
@@ -446,7 +466,7 @@ class Notifications:
     def _archived(self, user_id: str, ids: list[str], archived: bool, channel: str) -> list[str]:
         changes = self.inbox.archive(user_id, ids, archived, channel=channel) if ids else []
         if archived:
-            newly_read = [change for change in changes if change.was_unread]
+            newly_read = [change for change in changes if change.was_unread or change.covered]
             self._read(user_id, newly_read)
             self.counters.record(notifications_read=len(newly_read))
         return [change.id for change in changes]
@@ -536,6 +556,15 @@ class Notifications:
         if len(user_ids) == 1:
             return {user_ids[0]: self.profiles.profile(user_ids[0])}
         return self.profiles.profiles_of(user_ids)
+
+
+def _read_job(user_id: str, mark: Watermark, channel: str) -> dict[str, Any]:
+    return {"user_id": user_id, "upto": mark.id, "read_at": mark.at, "channel": channel}
+
+
+def _job_watermark(job: dict[str, Any]) -> Watermark | None:
+    """The read watermark a job records up to (None: a job enqueued before there was one)."""
+    return Watermark(job["upto"], job["read_at"]) if "read_at" in job else None
 
 
 def localize(

@@ -1,21 +1,27 @@
-"""Mark all read and archive all stay bounded whatever the user holds: the request does one
-slice, a job does the rest, slice by slice, and a job cut off anywhere is redone without
+"""Mark all read and archive all stay bounded whatever the user holds. Mark all read takes
+effect for every read at once (a read watermark) and a job records each read; archive all
+does one slice in the request and a job the rest. A job cut off anywhere is redone without
 doing anything twice."""
 
 from __future__ import annotations
 
 import json
+import random
 from typing import Any
 
 import pytest
 
 from chalicelib.jobs import Deadline
-from chalicelib.models import NotificationContent
-from chalicelib.notifications import ARCHIVE_IN_REQUEST, READ_IN_REQUEST
+from chalicelib.models import NotificationContent, PageQuery
+from chalicelib.notifications import ARCHIVE_IN_REQUEST
+from chalicelib.receipts import verify
 from chalicelib.wiring import Service
 from tests.conftest import WsClient, on_call, token
 
 MANY = 250
+MANY_UNREAD = 1_200
+# moto copies every table on each transaction: the job's run is measured on fewer.
+JOB_UNREAD = 150
 
 
 class Queue:
@@ -39,29 +45,210 @@ def entries(service: Service, notification_id: str) -> list[str]:
     return [entry.type for entry in service.receipts.get(notification_id).entries]
 
 
-def test_mark_all_read_does_one_slice_and_leaves_the_rest_to_a_resumable_job(
+def seed_unread(service: Service, user_id: str, count: int, **fields: Any) -> list[str]:
+    """`count` unread notifications with their receipts, written with batch writes, and
+    counted on one counter shard as their stores would have: oldest first."""
+    inbox = service.inbox
+    by_table: dict[str, list[dict[str, Any]]] = {}
+    ids: list[str] = []
+    buckets: dict[str, int] = {}
+    for n in range(count):
+        content = NotificationContent(message=f"n{n}", **fields)
+        notification, actions = inbox._put_actions(user_id, content, None)
+        ids.append(notification.id)
+        for action in actions:
+            if "Put" in action:
+                put = action["Put"]
+                by_table.setdefault(put["TableName"], []).append(
+                    {"PutRequest": {"Item": put["Item"]}}
+                )
+            else:
+                [bucket] = action["Update"]["ExpressionAttributeNames"].values()
+                buckets[bucket] = buckets.get(bucket, 0) + 1
+    for table, requests in by_table.items():
+        inbox._db.batch_write(table, requests)
+    counter = inbox._counter_update(user_id, buckets, latest=max(ids))["Update"]
+    service.clients.dynamodb.update_item(**counter)
+    return ids
+
+
+def unread_page(service: Service, user_id: str) -> list[Any]:
+    page, unread = service.notifications.page(user_id, PageQuery(unread_only=True, limit=20))
+    return [*page.items, unread] if page.items or unread else []
+
+
+def calls_of(service: Service, action: Any) -> int:
+    seen = [
+        on_call(service.clients.dynamodb, operation)
+        for operation in (
+            "Query", "GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem",
+            "TransactWriteItems", "BatchWriteItem",
+        )
+    ]  # fmt: skip
+    action()
+    return sum(map(len, seen))
+
+
+@pytest.mark.parametrize("count", [10, MANY_UNREAD])
+def test_mark_all_read_takes_effect_for_every_read_before_any_job_runs(
+    service: Service, count: int
+) -> None:
+    ids = seed_unread(service, "alice", count)
+    assert service.inbox.unread_count("alice") == count
+    queue = service.notifications.jobs = Queue()
+    changes: list[Any] = []
+    calls = calls_of(
+        service, lambda: changes.append(service.notifications.mark_read("alice", None))
+    )
+    [change] = changes
+    assert change.unread_count == 0
+    assert change.truncated == (count > 100) and len(change.ids) == min(count, 100)
+    assert calls <= 8  # the same whatever the user holds
+    # Before any job ran: the count, an unread page, the listing and each item say read.
+    assert [kind for kind, _ in queue.jobs] == ["mark_read_all"]
+    assert unread_page(service, "alice") == []
+    assert service.inbox.unread_count("alice") == 0
+    page, _ = service.notifications.page("alice", PageQuery(limit=100))
+    assert len(page.items) == min(count, 100) and all(n.read and n.read_at for n in page.items)
+    assert service.notifications.get("alice", ids[0]).read
+    assert all(n.read for n in service.inbox.everything("alice"))
+    # The items themselves are not recorded yet: the job does that.
+    assert entries(service, ids[0]) == ["stored"]
+    # A send after it counts on top and is unread.
+    later = service.notifications.send("alice", NotificationContent(message="later"))
+    assert service.inbox.unread_count("alice") == 1
+    assert [n.id for n in unread_page(service, "alice")[:-1]] == [later.notification.id]
+
+
+def test_the_mark_all_read_job_records_every_read_once_though_killed_at_random_points(
     service: Service,
 ) -> None:
-    ids = seed(service, "alice", MANY)
+    ids = seed_unread(service, "alice", JOB_UNREAD)
     queue = service.notifications.jobs = Queue()
-    writes = on_call(service.clients.dynamodb, "TransactWriteItems")
     change = service.notifications.mark_read("alice", None)
-    assert len(change.ids) == READ_IN_REQUEST and change.truncated
-    assert len(writes) == 1  # bounded: one slice, whatever the user holds
     [(kind, job)] = queue.jobs
     assert kind == "mark_read_all"
-    # The worker is cut off after every slice (its deadline has passed): each run does one.
+    read_at = service.notifications.get("alice", ids[-1]).read_at
+    assert read_at is not None
+    # The worker dies before a random share of its writes and reads; SQS hands it over again.
+    rng = random.Random(17)
+    killed = 0
+    dying = True
+
+    def dies_sometimes(request: dict[str, Any]) -> None:
+        nonlocal killed
+        if dying and rng.random() < 0.3:
+            killed += 1
+            raise RuntimeError("worker killed")
+
+    for operation in ("TransactWriteItems", "Query", "BatchGetItem", "UpdateItem"):
+        on_call(service.clients.dynamodb, operation, dies_sometimes)
     runs = 0
-    while not service.notifications.mark_read_all(job, deadline=Deadline(0)):
+    while True:
         runs += 1
-        assert runs < 10
-    assert runs == 2  # 250 = 40 in the request + 99 + 99 + 12
-    assert service.inbox.unread_count("alice") == 0
-    assert not any(n for n in service.inbox.everything("alice") if not n.read)
+        assert runs < 500
+        try:
+            if service.notifications.mark_read_all(job, deadline=Deadline(0)):
+                break
+        except RuntimeError:
+            continue
+    assert killed >= 3
+    dying = False
     # Redone after it finished (a redelivered message): nothing twice.
-    assert service.notifications.mark_read_all(job, deadline=Deadline(0))
+    assert service.notifications.mark_read_all(job, deadline=Deadline(60))
+    assert service.inbox.unread_count("alice") == 0
+    stored = service.inbox.everything("alice")
+    assert len(stored) == JOB_UNREAD
+    assert {n.read_at for n in stored} == {read_at}
+    assert service.inbox.unread_ids("alice", upto=job["upto"], limit=10) == []
     for notification_id in ids:
-        assert entries(service, notification_id) == ["stored", "read"]
+        receipt = service.receipts.get(notification_id)
+        assert receipt is not None
+        assert [entry.type for entry in receipt.entries] == ["stored", "read"]
+        assert receipt.entries[1].detail == {"read_at": read_at}
+        assert verify(receipt.header.content_sha256, receipt.entries)
+    assert change.unread_count == 0
+
+
+def test_reads_confirms_and_deletes_of_covered_notifications_count_nothing_again(
+    service: Service,
+) -> None:
+    plain = seed_unread(service, "alice", 3)
+    notice = seed_unread(service, "alice", 1, requires_confirmation=True)[0]
+    service.notifications.jobs = Queue()  # the job never runs here
+    service.notifications.mark_read("alice", None)
+    fresh = service.notifications.send("alice", NotificationContent(message="new")).notification
+    assert service.inbox.unread_count("alice") == 1
+    # Marking a covered one read changes nothing anyone sees; it records the read.
+    change = service.notifications.mark_read("alice", [plain[0], fresh.id])
+    assert change.ids == [fresh.id] and change.unread_count == 0
+    assert entries(service, plain[0]) == ["stored", "read"]
+    # Confirming a covered notice appends read, then confirmed; the count stays.
+    confirmed_at, unread = service.notifications.confirm("alice", notice)
+    assert unread == 0 and entries(service, notice) == ["stored", "read", "confirmed"]
+    # Deleting a covered one records its read first; archiving one archives it.
+    service.notifications.delete("alice", plain[1])
+    assert entries(service, plain[1]) == ["stored", "read", "deleted"]
+    archived = service.notifications.archive("alice", [plain[2]])
+    assert archived.ids == [plain[2]] and archived.unread_count == 0
+    assert entries(service, plain[2]) == ["stored", "read", "archived"]
+    assert service.inbox.unread_count("alice") == 0
+    watermark = service.inbox.watermark("alice")
+    for notification_id in (plain[0], plain[2], notice):
+        assert service.inbox.get("alice", notification_id).read_at == watermark.at
+    assert confirmed_at >= watermark.at
+
+
+def test_a_write_racing_the_watermark_makes_it_go_again_and_the_count_stays_exact(
+    service: Service,
+) -> None:
+    ids = seed_unread(service, "alice", 5)
+    service.notifications.jobs = Queue()
+    raced: list[str] = []
+
+    def race(request: dict[str, Any]) -> None:
+        watermark = any(
+            "read_upto" in item.get("Update", {}).get("UpdateExpression", "")
+            for item in request["TransactItems"]
+        )
+        if watermark and not raced:
+            raced.append("x")
+            # Between the watermark's read of the shards and its write: a read and a store.
+            service.inbox.mark_read("alice", [ids[0]])
+            raced.append(service.inbox.put("alice", NotificationContent(message="racer"))[0].id)
+
+    writes = on_call(service.clients.dynamodb, "TransactWriteItems", race)
+    change = service.notifications.mark_read("alice", None)
+    assert len(raced) == 2 and len(writes) >= 3
+    racer = raced[1]
+    # The store committed before the watermark's second attempt: covered, read too.
+    assert change.unread_count == 0 == service.inbox.unread_count("alice")
+    assert service.inbox.get("alice", racer).read
+    after = service.inbox.put("alice", NotificationContent(message="after"))[0]
+    assert service.inbox.unread_count("alice") == 1
+    assert not service.inbox.get("alice", after.id).read
+
+
+def test_a_request_killed_between_the_watermark_and_its_job_is_completed_by_the_next(
+    service: Service,
+) -> None:
+    ids = seed_unread(service, "alice", 30)
+
+    class Refusing(Queue):
+        def enqueue(self, kind: str, payload: dict[str, Any]) -> None:
+            raise RuntimeError("killed before the job was enqueued")
+
+    service.notifications.jobs = Refusing()
+    with pytest.raises(RuntimeError):
+        service.notifications.mark_read("alice", None)
+    assert service.inbox.unread_count("alice") == 0  # the watermark took effect
+    queue = service.notifications.jobs = Queue()
+    again = service.notifications.mark_read("alice", None)
+    assert again.ids == [] and again.unread_count == 0
+    [(kind, job)] = queue.jobs
+    assert kind == "mark_read_all"
+    assert service.notifications.mark_read_all(job, deadline=Deadline(60))
+    assert all(entries(service, i) == ["stored", "read"] for i in ids)
 
 
 def test_archive_all_leaves_unconfirmed_notices_and_a_killed_worker_is_redone(

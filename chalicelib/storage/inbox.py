@@ -24,6 +24,15 @@ ids in (X, F] only, so the last id it returns is a cursor no later commit falls 
 never wait for one another; the fence costs a reader one transaction, only when new items are
 there to return.
 
+Mark all read takes effect at once: one transaction sets a read watermark W (a fence, with its
+time) on every shard and zeroes their unread counts, conditioned on no shard having changed
+since they were read (every counter update adds to the shard's `ver`). Stores that commit
+later have ids above W and count on top; every notification with an id <= W reads as read
+(`read_at` the watermark's time) though its item still says unread until the `mark_read_all`
+job records it (`read_at`, the `read` receipt entry). A read, archive, confirm or delete of an
+id <= W counts nothing (its counter update is conditioned on the watermark being below the
+ids it subtracts; cancelled, it learns W from the shard and goes again).
+
 Reads skip an item they cannot read (a corrupt `doc`, data no client could be sent) with a
 logged error and return the rest: one bad item never takes down a page, poll or replay.
 """
@@ -108,11 +117,41 @@ def new_id() -> str:
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """A notification whose state an action changed, and what else that action did to it."""
+    """A notification whose state an action changed, and what else that action did to it.
+    `covered`: it read as read already (a user-wide mark); the action recorded that read."""
 
     id: str
     was_unread: bool = False
     needs_confirmation: bool = False
+    covered: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Watermark:
+    """Every notification with an id up to `id` reads as read since `at` (mark all read)."""
+
+    id: str
+    at: str
+
+    def covers(self, notification_id: str, state: Item) -> bool:
+        """Whether a notification stored as unread is read by this watermark."""
+        return "read_at" not in state and notification_id <= self.id
+
+
+# No mark all read yet: covers nothing (every id is above "").
+NO_WATERMARK = Watermark("", "")
+
+
+@dataclass(slots=True)
+class _Known:
+    """The watermark an action believes in; a cancellation by a newer one raises it."""
+
+    mark: Watermark = NO_WATERMARK
+
+    def learn(self, cancelled: Cancellation | None) -> None:
+        found = _watermark_of([item for item in (cancelled.items if cancelled else []) if item])
+        if found.id > self.mark.id:
+            self.mark = found
 
 
 @dataclass(slots=True)
@@ -273,16 +312,24 @@ class Inbox:
         return [change.id for change in self.mark_read_changes(user_id, ids, channel=channel)]
 
     def mark_read_changes(
-        self, user_id: str, ids: Iterable[str], *, channel: str = "rest"
+        self,
+        user_id: str,
+        ids: Iterable[str],
+        *,
+        channel: str = "rest",
+        watermark: Watermark | None = None,
     ) -> list[Change]:
         """`mark_read`, saying of each change whether the notification needs confirmation.
-        Each change's `read` receipt entry rides in its transaction."""
+        Each change's `read` receipt entry rides in its transaction. One a read `watermark`
+        covers (the caller's, or one its counter update runs into) is recorded as read at the
+        watermark's time and counted no more (`covered`)."""
         wanted = list(dict.fromkeys(ids))
         size = (TRANSACTION_LIMIT - 1) // self._per_notification(1)
+        mark = _Known(watermark or NO_WATERMARK)
         return [
             change
             for batch, known in self._read_ahead(user_id, wanted, size)
-            for change in self._mark_read_batch(user_id, batch, channel, known)
+            for change in self._mark_read_batch(user_id, batch, channel, known, mark)
         ]
 
     def seen(self, user_id: str, ids: Iterable[str], *, channel: str = "rest") -> list[str]:
@@ -296,7 +343,12 @@ class Inbox:
         ]
 
     def archive(
-        self, user_id: str, ids: list[str], archived: bool, *, channel: str = "rest"
+        self,
+        user_id: str,
+        ids: list[str],
+        archived: bool,
+        *,
+        channel: str = "rest",
     ) -> list[Change]:
         """Archive (marking read) or restore the user's notifications among `ids`.
 
@@ -306,10 +358,11 @@ class Inbox:
         """
         wanted = list(dict.fromkeys(ids))
         size = (TRANSACTION_LIMIT - 1) // self._per_notification(2)
+        mark = _Known()
         return [
             change
             for batch, known in self._read_ahead(user_id, wanted, size)
-            for change in self._archive_batch(user_id, batch, archived, channel, known)
+            for change in self._archive_batch(user_id, batch, archived, channel, known, mark)
         ]
 
     def confirm(
@@ -322,9 +375,11 @@ class Inbox:
         """
         outcome: list[tuple[str, Change | None]] = []
         chains = _Chains()
+        mark = _Known()
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
             chains.settle(cancelled)
+            mark.learn(cancelled)
             current = self._state(user_id, [notification_id]).get(notification_id)
             if current is None:
                 raise NotFound(f"No notification {notification_id}")
@@ -335,8 +390,17 @@ class Inbox:
                 return None
             stamp = self._stamp()
             unread = "read_at" not in current
+            covered = mark.mark.covers(notification_id, current)
             outcome.append(
-                (stamp, Change(notification_id, was_unread=unread, needs_confirmation=True))
+                (
+                    stamp,
+                    Change(
+                        notification_id,
+                        was_unread=unread and not covered,
+                        needs_confirmation=True,
+                        covered=covered,
+                    ),
+                )
             )
             actions: list[Item] = []
             self._chained(
@@ -345,22 +409,25 @@ class Inbox:
                 user_id,
                 notification_id,
                 current,
-                [("read", None)] * unread + [("confirmed", None)],
+                [_read_entry(mark.mark, covered)] * unread + [("confirmed", None)],
                 channel,
                 lambda chain: self._update(
                     user_id,
                     notification_id,
-                    "SET confirmed_at = :at, read_at = if_not_exists(read_at, :at) "
+                    "SET confirmed_at = :at, read_at = if_not_exists(read_at, :read) "
                     f"REMOVE {UNREAD_KEYS}",
-                    {":at": {"S": stamp}},
+                    {":at": {"S": stamp}, ":read": {"S": mark.mark.at if covered else stamp}},
                     also="attribute_not_exists(confirmed_at) AND " + _read_condition(unread),
                     chain=chain,
                 ),
             )
-            if not unread:
+            if not unread or covered:
                 return actions
             bucket = counter_bucket(int(current["expires_at"]["N"]))
-            return [*actions, self._counter_update(user_id, {bucket: -1})]
+            return [
+                *actions,
+                self._counter_update(user_id, {bucket: -1}, lowest=notification_id),
+            ]
 
         self._db.transact(prepare)
         return outcome[-1]
@@ -390,14 +457,17 @@ class Inbox:
         False only when it does not exist (or is not the user's).
         """
         chains = _Chains()
+        mark = _Known()
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
             chains.settle(cancelled)
+            mark.learn(cancelled)
             current = self._state(user_id, [notification_id]).get(notification_id)
             if current is None:
                 return None
             key = notification_key(user_id, notification_id)
             read = "read_at" in current
+            covered = mark.mark.covers(notification_id, current)
             condition = (
                 "attribute_exists(read_at)"
                 if read
@@ -410,14 +480,17 @@ class Inbox:
                 user_id,
                 notification_id,
                 current,
-                [("deleted", None)],
+                [_read_entry(mark.mark, True)] * covered + [("deleted", None)],
                 channel,
                 lambda chain: _delete(self._table, key, condition, chain),
             )
-            if read:
+            if read or covered:
                 return actions
             bucket = counter_bucket(int(current["expires_at"]["N"]))
-            return [*actions, self._counter_update(user_id, {bucket: -1})]
+            return [
+                *actions,
+                self._counter_update(user_id, {bucket: -1}, lowest=notification_id),
+            ]
 
         return self._db.transact(prepare)
 
@@ -549,6 +622,86 @@ class Inbox:
             ],
         )
 
+    def read_all(self, user_id: str) -> tuple[Watermark, Watermark | None]:
+        """Mark every notification of the user read for every reader at once: raise the read
+        watermark on every shard to a fence W and zero the unread counts, in one transaction
+        (module docstring). Returns the watermark before and the new one (None when nothing
+        was unread: no write). The per-item remainder is `mark_read_changes(watermark=W)` of
+        the unread ids up to W."""
+        outcome: list[tuple[Watermark, Watermark | None]] = []
+
+        def prepare(cancelled: Cancellation | None) -> list[Item] | None:
+            shards = self._shards(user_id)
+            previous = _watermark_of(shards)
+            if not self._count(shards):
+                outcome.append((previous, None))
+                return None
+            mark = Watermark(
+                max(
+                    [
+                        _floor_id(self._clock()),
+                        previous.id,
+                        *(s["latest_id"]["S"] for s in shards if "latest_id" in s),
+                    ]
+                ),
+                self._stamp(),
+            )
+            outcome.append((previous, mark))
+            found = {item["sk"]["S"]: item for item in shards}
+            keys = [counter_key(user_id, shard) for shard in range(self.counter_shards)]
+            keys += [
+                {"pk": item["pk"], "sk": item["sk"]}
+                for sk, item in found.items()
+                if sk not in {key["sk"]["S"] for key in keys}
+            ]
+            return [
+                self._watermark_update(key, found.get(key["sk"]["S"], {}), mark) for key in keys
+            ]
+
+        self._db.transact(prepare)
+        return outcome[-1]
+
+    def _watermark_update(self, key: Item, shard: Item, mark: Watermark) -> Item:
+        """Set the watermark on one shard and zero its day buckets, if nothing changed it
+        since it was read (`ver`) and no fence went past the watermark meanwhile."""
+        buckets = [name for name, value in shard.items() if name.startswith("d") and "N" in value]
+        names = {f"#b{i}": name for i, name in enumerate(buckets)}
+        values: Item = {
+            ":w": {"S": mark.id},
+            ":at": {"S": mark.at},
+            ":one": {"N": "1"},
+        }
+        clause = "SET latest_id = :w, read_upto = :w, read_upto_at = :at"
+        if buckets:
+            values[":zero"] = {"N": "0"}
+            clause += "".join(f", #b{i} = :zero" for i in range(len(buckets)))
+        condition = "(attribute_not_exists(latest_id) OR latest_id <= :w) AND "
+        if "ver" in shard:
+            values[":ver"] = shard["ver"]
+            condition += "ver = :ver"
+        else:
+            condition += "attribute_not_exists(ver)"
+        update: Item = {
+            "TableName": self._table,
+            "Key": key,
+            "UpdateExpression": clause + " ADD ver :one",
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+        }
+        if names:
+            update["ExpressionAttributeNames"] = names
+        return {"Update": update}
+
+    def watermark(self, user_id: str) -> Watermark:
+        """The user's read watermark (one GetItem of a shard: it is on every one)."""
+        item = self._db.client.get_item(
+            TableName=self._table,
+            Key=counter_key(user_id, 0),
+            ProjectionExpression="read_upto, read_upto_at",
+            ConsistentRead=True,
+        ).get("Item")
+        return _watermark_of([item] if item else [])
+
     def position_now(self) -> str:
         """An id above every notification id stored until now (the largest of the next
         millisecond on the store's clock): where a user-wide change stops."""
@@ -560,6 +713,10 @@ class Inbox:
         docstring): every store that commits afterwards has an id above F. F is the greater
         of the smallest id of now and every `latest_id` read first (a clock behind the ids
         committed), so F covers every id committed before the call."""
+        return self._fenced(user_id)[0]
+
+    def _fenced(self, user_id: str) -> tuple[str, Watermark]:
+        """`fence`, and the read watermark the shards held when read."""
         shards = self._shards(user_id)
         fence = max(
             [_floor_id(self._clock()), *(s["latest_id"]["S"] for s in shards if "latest_id" in s)]
@@ -589,7 +746,7 @@ class Inbox:
             ]
 
         self._db.transact(prepare)
-        return fence
+        return fence, _watermark_of(shards)
 
     # --- reads -------------------------------------------------------------------------
 
@@ -601,7 +758,9 @@ class Inbox:
         ).get("Item")
         if item is None or self._expired(item):
             return None
-        return _readable(item)
+        if "read_at" in item:
+            return _readable(item)
+        return _readable(item, self.watermark(user_id))
 
     def page(
         self,
@@ -612,15 +771,22 @@ class Inbox:
         unread_only: bool = False,
         category: str | None = None,
         archived: bool = False,
+        watermark: Watermark | None = None,
     ) -> Page:
         """Up to `limit` notifications, newest first, after `cursor` (a notification id);
         the archived ones only when `archived`, and then only they.
 
         Each filter has its own sparse index (key schema in keys.py), so a page reads only
-        what it returns, whatever the filter leaves out.
+        what it returns, whatever the filter leaves out; unread ones are read above the read
+        `watermark` only (looked up when not given), so a page costs the same after a mark
+        all read, however many items the job has still to record.
         """
         if unread_only and archived:
             return Page([], False)  # archiving marks read
+        if watermark is None:
+            watermark = self.watermark(user_id)
+        if unread_only and cursor is not None and cursor <= watermark.id:
+            return Page([], False)
         if unread_only and category is not None:
             index, key_name, key = (
                 UNREAD_CATEGORY_INDEX,
@@ -648,12 +814,17 @@ class Inbox:
                 ":now": {"N": str(int(self._clock()))},
             },
         }
+        if unread_only and watermark.id:
+            request["KeyConditionExpression"] += " AND sk > :read"
+            request["ExpressionAttributeValues"][":read"] = {
+                "S": NOTIFICATION_PREFIX + watermark.id
+            }
         if cursor is not None:
             request["ExclusiveStartKey"] = {
                 **notification_key(user_id, cursor),
                 key_name: {"S": key},
             }
-        items, more = self._collect(request, limit, key_name)
+        items, more = self._collect(request, limit, key_name, watermark)
         return Page(items, more)
 
     def after(self, user_id: str, after: str | None, limit: int) -> list[Notification]:
@@ -665,13 +836,18 @@ class Inbox:
         """
         if not self._query_after(user_id, after, None, 1):
             return []
-        fence = self.fence(user_id)
+        fence, watermark = self._fenced(user_id)
         if after is not None and after >= fence:
             return []
-        return self._query_after(user_id, after, fence, limit)
+        return self._query_after(user_id, after, fence, limit, watermark)
 
     def _query_after(
-        self, user_id: str, after: str | None, upto: str | None, limit: int
+        self,
+        user_id: str,
+        after: str | None,
+        upto: str | None,
+        limit: int,
+        watermark: Watermark = NO_WATERMARK,
     ) -> list[Notification]:
         values: Item = {
             ":pk": {"S": user_pk(user_id)},
@@ -692,13 +868,14 @@ class Inbox:
         }
         if after is not None:
             request["ExclusiveStartKey"] = notification_key(user_id, after)
-        items, _ = self._collect(request, limit, None)
+        items, _ = self._collect(request, limit, None, watermark)
         return items
 
     def everything(self, user_id: str) -> list[Notification]:
         """All of the user's unexpired notifications, archived too, oldest first."""
+        watermark = self.watermark(user_id)
         return [
-            _notification_from(item)
+            _notification_from(item, watermark)
             for item in self._db.query_all(
                 TableName=self._table,
                 KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
@@ -730,7 +907,8 @@ class Inbox:
         if after is not None:
             request["ExclusiveStartKey"] = notification_key(user_id, after)
         response = self._db.client.query(**request)
-        items = [_notification_from(item) for item in response["Items"]]
+        watermark = self.watermark(user_id)
+        items = [_notification_from(item, watermark) for item in response["Items"]]
         last = response.get("LastEvaluatedKey")
         return items, None if last is None else notification_id_of(last)
 
@@ -745,18 +923,20 @@ class Inbox:
             since is None or not self._query_after(user_id, since, None, 1)
         ):
             return []
-        fence = self.fence(user_id)
-        notifications = self._unacked(user_id, fence, limit)
+        fence, watermark = self._fenced(user_id)
+        notifications = self._unacked(user_id, fence, limit, watermark)
         if since is not None and since < fence:
             pending = {notification.id for notification in notifications}
             notifications += [
                 notification
-                for notification in self._query_after(user_id, since, fence, limit)
+                for notification in self._query_after(user_id, since, fence, limit, watermark)
                 if notification.id not in pending
             ]
         return sorted(notifications, key=lambda notification: notification.id)[:limit]
 
-    def _unacked(self, user_id: str, upto: str | None, limit: int) -> list[Notification]:
+    def _unacked(
+        self, user_id: str, upto: str | None, limit: int, watermark: Watermark = NO_WATERMARK
+    ) -> list[Notification]:
         """Up to `limit` of the user's not-yet-acked notifications (with ids up to `upto`)."""
         values: Item = {":pk": {"S": user_pk(user_id)}, ":now": {"N": str(int(self._clock()))}}
         condition = "unacked_pk = :pk"
@@ -773,15 +953,24 @@ class Inbox:
             },
             limit,
             "unacked_pk",
+            watermark,
         )
         return notifications
 
     def unread_count(self, user_id: str) -> int:
         """The sum over the counter shards of the day buckets not expired yet (one Query)."""
+        return self._count(self._shards(user_id))
+
+    def counter(self, user_id: str) -> tuple[int, Watermark]:
+        """The unread count and the read watermark, read together (one Query)."""
+        shards = self._shards(user_id)
+        return self._count(shards), _watermark_of(shards)
+
+    def _count(self, shards: list[Item]) -> int:
         today = datetime.fromtimestamp(self._clock(), UTC).strftime("d%Y%m%d")
         return sum(
             int(value["N"])
-            for item in self._shards(user_id)
+            for item in shards
             for name, value in item.items()
             if name.startswith("d") and name >= today and "N" in value
         )
@@ -802,9 +991,17 @@ class Inbox:
             )
         )
 
-    def unread_ids(self, user_id: str, *, upto: str, limit: int) -> list[str]:
-        """The oldest `limit` ids of the user's unread notifications with ids up to `upto`."""
-        return self._ids_upto(UNREAD_INDEX, "unread_pk", user_pk(user_id), upto, limit)
+    def unread_ids(
+        self, user_id: str, *, upto: str, limit: int, above: str | None = None
+    ) -> list[str]:
+        """The oldest `limit` ids of the user's notifications stored unread with ids up to
+        `upto` (and above `above`): those a read watermark covers are there until recorded."""
+        if not above:
+            return self._ids_upto(UNREAD_INDEX, "unread_pk", user_pk(user_id), upto, limit)
+        ids = self._ids_upto(
+            UNREAD_INDEX, "unread_pk", user_pk(user_id), upto, limit + 1, above=above
+        )
+        return [i for i in ids if i > above][:limit]
 
     def listed_ids(self, user_id: str, *, archived: bool, upto: str, limit: int) -> list[str]:
         """The oldest `limit` ids of the user's notifications archived (or not) with ids up to
@@ -823,11 +1020,14 @@ class Inbox:
         upto: str,
         limit: int,
         also: str | None = None,
+        *,
+        above: str | None = None,
     ) -> list[str]:
+        condition = "sk <= :upto" if above is None else "sk BETWEEN :above AND :upto"
         request: Item = {
             "TableName": self._table,
             "IndexName": index,
-            "KeyConditionExpression": f"{key_name} = :key AND sk <= :upto",
+            "KeyConditionExpression": f"{key_name} = :key AND {condition}",
             "FilterExpression": "expires_at > :now" + (f" AND ({also})" if also else ""),
             "ProjectionExpression": "sk",
             "ExpressionAttributeValues": {
@@ -836,20 +1036,26 @@ class Inbox:
                 ":now": {"N": str(int(self._clock()))},
             },
         }
+        if above is not None:
+            request["ExpressionAttributeValues"][":above"] = {"S": NOTIFICATION_PREFIX + above}
         items, _ = self._db.collect(request, limit)
         return [notification_id_of(item) for item in items]
 
     # --- internals -----------------------------------------------------------------------
 
     def _collect(
-        self, request: Item, limit: int, index_pk: str | None
+        self,
+        request: Item,
+        limit: int,
+        index_pk: str | None,
+        watermark: Watermark = NO_WATERMARK,
     ) -> tuple[list[Notification], bool]:
         """Up to `limit` readable notifications of the Query, and whether more follow; an
         unreadable item is skipped and the Query goes on past it to fill the page."""
         found: list[Notification] = []
         while True:
             items, more = self._db.collect(request, limit - len(found))
-            found += [n for n in map(_readable, items) if n is not None]
+            found += [n for item in items if (n := _readable(item, watermark)) is not None]
             if not more or not items or len(found) >= limit:
                 return found, more
             last = items[-1]
@@ -869,49 +1075,70 @@ class Inbox:
                 yield batch, known
 
     def _mark_read_batch(
-        self, user_id: str, batch: list[str], channel: str, known: dict[str, Item]
+        self,
+        user_id: str,
+        batch: list[str],
+        channel: str,
+        known: dict[str, Item],
+        mark: _Known,
     ) -> list[Change]:
         unread: list[str] = []
         needs: set[str] = set()
+        covered: set[str] = set()
         chains = _Chains()
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
             # After a cancellation another session changed some of them: read again.
-            nonlocal unread, needs
+            nonlocal unread, needs, covered
             chains.settle(cancelled)
+            mark.learn(cancelled)
             current = known if cancelled is None else self._state(user_id, batch)
             unread = [i for i in batch if i in current and "read_at" not in current[i]]
             needs = {i for i in unread if "needs_confirmation" in current[i]}
+            covered = {i for i in unread if mark.mark.covers(i, current[i])}
             if not unread:
                 return None
             stamp = iso_timestamp(datetime.fromtimestamp(self._clock(), UTC))
             decrements: dict[str, int] = {}
             actions: list[Item] = []
             for notification_id in unread:
-                bucket = counter_bucket(int(current[notification_id]["expires_at"]["N"]))
-                decrements[bucket] = decrements.get(bucket, 0) - 1
+                if notification_id not in covered:
+                    bucket = counter_bucket(int(current[notification_id]["expires_at"]["N"]))
+                    decrements[bucket] = decrements.get(bucket, 0) - 1
+                at = mark.mark.at if notification_id in covered else stamp
                 self._chained(
                     chains,
                     actions,
                     user_id,
                     notification_id,
                     current[notification_id],
-                    [("read", None)],
+                    [_read_entry(mark.mark, notification_id in covered)],
                     channel,
-                    lambda chain, i=notification_id: self._update(
+                    lambda chain, i=notification_id, at=at: self._update(
                         user_id,
                         i,
                         f"SET read_at = :at REMOVE {UNREAD_KEYS}",
-                        {":at": {"S": stamp}},
+                        {":at": {"S": at}},
                         also="attribute_not_exists(read_at)",
                         chain=chain,
                     ),
                 )
-            return [*actions, self._counter_update(user_id, decrements)]
+            if decrements:
+                lowest = min(i for i in unread if i not in covered)
+                actions.append(self._counter_update(user_id, decrements, lowest=lowest))
+            return actions
 
         if not self._db.transact(prepare):
             return []
-        return [Change(i, was_unread=True, needs_confirmation=i in needs) for i in unread]
+        return [
+            Change(
+                i,
+                was_unread=i not in covered,
+                needs_confirmation=i in needs,
+                covered=i in covered,
+            )
+            for i in unread
+        ]
 
     def _ack_batch(
         self, user_id: str, batch: list[str], channel: str
@@ -991,6 +1218,7 @@ class Inbox:
         archived: bool,
         channel: str,
         known: dict[str, Item],
+        mark: _Known,
     ) -> list[Change]:
         changes: list[Change] = []
         chains = _Chains()
@@ -999,6 +1227,7 @@ class Inbox:
             # After a cancellation another session changed some of them: read again.
             nonlocal changes
             chains.settle(cancelled)
+            mark.learn(cancelled)
             current = known if cancelled is None else self._state(user_id, batch)
             stamp = {":at": {"S": self._stamp()}}
             changes, actions = [], []
@@ -1023,30 +1252,42 @@ class Inbox:
                 if "archived_at" in state or (needs and "confirmed_at" not in state):
                     continue
                 unread = "read_at" not in state
-                changes.append(Change(i, was_unread=unread, needs_confirmation=needs))
+                covered = mark.mark.covers(i, state)
+                changes.append(
+                    Change(
+                        i,
+                        was_unread=unread and not covered,
+                        needs_confirmation=needs,
+                        covered=covered,
+                    )
+                )
+                read = {":read": {"S": mark.mark.at}} if covered else {":read": stamp[":at"]}
                 self._chained(
                     chains,
                     actions,
                     user_id,
                     i,
                     state,
-                    [("read", None)] * unread + [("archived", None)],
+                    [_read_entry(mark.mark, covered)] * unread + [("archived", None)],
                     channel,
-                    lambda chain, i=i, listed=listed, values=values, unread=unread: self._update(
-                        user_id,
-                        i,
-                        "SET archived_at = :at, read_at = if_not_exists(read_at, :at), "
-                        f"{listed} REMOVE {UNREAD_KEYS}",
-                        {**stamp, **values},
-                        also="attribute_not_exists(archived_at) AND " + _read_condition(unread),
-                        chain=chain,
+                    lambda chain, i=i, listed=listed, values=values, unread=unread, read=read: (
+                        self._update(
+                            user_id,
+                            i,
+                            "SET archived_at = :at, read_at = if_not_exists(read_at, :read), "
+                            f"{listed} REMOVE {UNREAD_KEYS}",
+                            {**stamp, **read, **values},
+                            also="attribute_not_exists(archived_at) AND " + _read_condition(unread),
+                            chain=chain,
+                        )
                     ),
                 )
-                if unread:
+                if unread and not covered:
                     bucket = counter_bucket(int(state["expires_at"]["N"]))
                     decrements[bucket] = decrements.get(bucket, 0) - 1
             if decrements:
-                actions.append(self._counter_update(user_id, decrements))
+                lowest = min(c.id for c in changes if c.was_unread)
+                actions.append(self._counter_update(user_id, decrements, lowest=lowest))
             return actions
 
         return changes if self._db.transact(prepare) else []
@@ -1225,21 +1466,29 @@ class Inbox:
         *,
         latest: str | None = None,
         unless_erasing: bool = False,
+        lowest: str | None = None,
     ) -> Item:
         """Add `deltas` to a shard of the unread counter picked at random (a retry after a
         conflict picks again); a store passes its id as `latest` (see the module docstring:
         it commits only above the shard's `latest_id`) and asks `unless_erasing` (the erasure
-        tombstone is on every shard)."""
+        tombstone is on every shard). A subtraction passes the `lowest` id it subtracts: it
+        commits only while no read watermark covers it. Each update adds 1 to `ver`, which
+        the watermark's transaction finds unchanged or goes again."""
         names = {f"#d{i}": bucket for i, bucket in enumerate(deltas)}
         values = {f":d{i}": {"N": str(delta)} for i, delta in enumerate(deltas.values())}
+        values[":ver"] = {"N": "1"}
         update: Item = {
             "TableName": self._table,
             "Key": counter_key(user_id, random.randrange(self.counter_shards)),
-            "UpdateExpression": "ADD " + ", ".join(f"#d{i} :d{i}" for i in range(len(deltas))),
+            "UpdateExpression": "ADD "
+            + ", ".join([*(f"#d{i} :d{i}" for i in range(len(deltas))), "ver :ver"]),
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
         }
         conditions = []
+        if lowest is not None:
+            conditions.append("(attribute_not_exists(read_upto) OR read_upto < :lowest)")
+            values[":lowest"] = {"S": lowest}
         if latest is not None:
             update["UpdateExpression"] = "SET latest_id = :latest " + update["UpdateExpression"]
             conditions.append("(attribute_not_exists(latest_id) OR latest_id < :latest)")
@@ -1292,9 +1541,11 @@ class Inbox:
         return {notification_id_of(item): item for item in items if not self._expired(item)}
 
 
-def _notification_from(item: Item) -> Notification:
+def _notification_from(item: Item, watermark: Watermark = NO_WATERMARK) -> Notification:
     doc = json.loads(item["doc"]["S"])
     read_at = item.get("read_at", {}).get("S")
+    if read_at is None and watermark.covers(notification_id_of(item), item):
+        read_at = watermark.at
     archived_at = item.get("archived_at", {}).get("S")
     return Notification.model_construct(
         **doc,
@@ -1308,15 +1559,20 @@ def _notification_from(item: Item) -> Notification:
     )
 
 
+def _read_entry(mark: Watermark, covered: bool) -> tuple[str, dict[str, object] | None]:
+    """The `read` receipt entry; one a watermark covers says when it was marked read."""
+    return ("read", {"read_at": mark.at} if covered else None)
+
+
 def _read_condition(unread: bool) -> str:
     """That the notification is still as unread (or read) as the action found it."""
     return "attribute_not_exists(read_at)" if unread else "attribute_exists(read_at)"
 
 
-def _readable(item: Item) -> Notification | None:
+def _readable(item: Item, watermark: Watermark = NO_WATERMARK) -> Notification | None:
     """The notification of a stored item, or None (logged) when it cannot be read back whole."""
     try:
-        notification = _notification_from(item)
+        notification = _notification_from(item, watermark)
         Notification.model_validate(notification.__dict__)
         check_json(notification.data, max_depth=MAX_DATA_DEPTH)
     except (KeyError, TypeError, ValueError, RecursionError, ValidationError) as exc:
@@ -1330,6 +1586,16 @@ def _readable(item: Item) -> Notification | None:
         )
         return None
     return notification
+
+
+def _watermark_of(shards: list[Item]) -> Watermark:
+    """The read watermark the counter shards hold (the greatest, should one lag)."""
+    marks = [
+        Watermark(item["read_upto"]["S"], item.get("read_upto_at", {}).get("S", ""))
+        for item in shards
+        if "read_upto" in item
+    ]
+    return max(marks, key=lambda mark: mark.id, default=NO_WATERMARK)
 
 
 def _latest_committed(cancelled: Cancellation | None) -> str | None:
