@@ -209,7 +209,7 @@ def test_a_write_racing_the_watermark_makes_it_go_again_and_the_count_stays_exac
     def race(request: dict[str, Any]) -> None:
         watermark = any(
             "read_upto" in item.get("Update", {}).get("UpdateExpression", "")
-            for item in request["TransactItems"]
+            for item in json.loads(request["body"])["TransactItems"]
         )
         if watermark and not raced:
             raced.append("x")
