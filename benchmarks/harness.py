@@ -9,6 +9,7 @@ import contextlib
 import io
 import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -81,8 +82,6 @@ def installed_service(
     """The app's service on moto's tables (created here), from the environment's settings with
     `overrides`, installed as the one the handlers use. Call inside `environment()` and
     `mock_aws()`."""
-    import time
-
     import boto3
 
     from chalicelib.settings import Settings
@@ -194,6 +193,19 @@ class CallRecorder:
         self.take()
         action()
         return self.take()
+
+
+class Clock:
+    """A settable clock for the service, starting now."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def counts(calls: list[ApiCall]) -> Counter[tuple[str, str]]:
