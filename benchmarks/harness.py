@@ -158,8 +158,9 @@ class CallRecorder:
     def attach(self, *clients: Any) -> None:
         for client in clients:
             events = client.meta.events
-            events.register("before-parameter-build", self._start, unique_id=self._context_key)
-            events.register("after-call", self._finish, unique_id=self._context_key)
+            key = self._context_key
+            events.register("before-parameter-build", self._start, unique_id=f"{key}-start")
+            events.register("after-call", self._finish, unique_id=f"{key}-finish")
 
     def _start(self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
         if self.paused:
