@@ -55,14 +55,24 @@ from __future__ import annotations
 import heapq
 import json
 import math
-import os
 import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from benchmarks.harness import (
+    REGION,
+    ApiCall,
+    CallRecorder,
+    Session,
+    environment,
+    installed_service,
+    quiet_stdout,
+    token,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 # The Lambda functions (app.py's names) whose time the model bills.
@@ -95,9 +105,6 @@ PRICE = {
     "sqs_request": 0.40e-6,
 }
 MEMBERS_PER_QUERY_PAGE = 20_000  # a 1 MB Query page of ~50-byte directory items
-REGION = "us-east-1"
-SECRET = "model-secret"
-ENDPOINT = "https://modelapi.execute-api.us-east-1.amazonaws.com/model"
 
 
 # --- the call trace ---------------------------------------------------------------------------
@@ -200,34 +207,29 @@ class Recorder:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._params = threading.local()
+        self._calls = CallRecorder(after=self._record)
         self.stage: Stage | None = None
 
     def attach(self, client: Any) -> None:
-        events = client.meta.events
-        events.register("before-parameter-build", self._remember, unique_id=f"model-{id(self)}")
-        events.register("after-call", self._record, unique_id=f"model-after-{id(self)}")
+        self._calls.attach(client)
 
-    def _remember(self, params: dict[str, Any], **_: Any) -> None:
-        self._params.value = dict(params)
-
-    def _record(self, model: Any, parsed: dict[str, Any], **_: Any) -> None:
-        thread = threading.current_thread()
-        pool = None if thread is threading.main_thread() else thread.name.split("_")[0]
-        params = getattr(self._params, "value", {})
-        rru, wru = capacity(model.name, params, parsed)
+    def _record(self, call: ApiCall) -> None:
+        pool = None if call.in_main_thread else call.thread.split("_")[0]
+        rru, wru = capacity(call.operation, call.params, call.parsed or {})
         with self._lock:
             if self.stage is not None:
-                self.stage.calls.append(Call(model.name, pool, rru, wru))
+                self.stage.calls.append(Call(call.operation, pool, rru, wru))
 
     @contextmanager
     def recording(self, name: str) -> Iterator[Stage]:
         stage = Stage(name)
+        self._calls.take()
         self.stage = stage
         try:
             yield stage
         finally:
             self.stage = None
+            self._calls.take()
 
 
 # --- running the real handlers on moto -----------------------------------------------------
@@ -242,55 +244,6 @@ class Traces:
     batch_size: int
     page_size: int
     concurrency: dict[str, int]
-
-
-ENVIRONMENT = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": REGION,
-}
-
-
-@contextmanager
-def _environment() -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in (*ENVIRONMENT, "AWS_PROFILE")}
-    os.environ.pop("AWS_PROFILE", None)
-    os.environ.update(ENVIRONMENT)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def model_service(**overrides: Any) -> Any:
-    """The app's service on the moto tables every in-process benchmark uses, installed as the
-    handlers' service; `overrides` are settings beside the common ones. Call inside
-    `_environment()` and `mock_aws()`."""
-    import boto3
-
-    from chalicelib.settings import Settings
-    from chalicelib.wiring import build_service, use_service
-    from devstack.tables import create_tables
-
-    dynamodb = boto3.client("dynamodb", region_name=REGION)
-    create_tables(dynamodb, connections_table="connections", notifications_table="notes")
-    settings = replace(
-        Settings(),
-        region=REGION,
-        jwt_secret=SECRET,
-        notifications_table="notes",
-        websocket_endpoint=ENDPOINT,
-        rate_limit_per_minute=1_000_000,
-        **overrides,
-    )
-    service = build_service(settings)
-    use_service(service)
-    return service
 
 
 def record_traces(*, batch_size: int, live_counts: tuple[int, ...], ks: tuple[int, ...]) -> Traces:
@@ -309,17 +262,14 @@ def record_traces(*, batch_size: int, live_counts: tuple[int, ...], ks: tuple[in
     from devstack.context import LambdaContext
     from devstack.fanout import create_fanout_queues, sqs_event
     from devstack.lambda_session import LambdaSession
-    from devstack.tokens import mint_token
 
     def worker_context() -> LambdaContext:
         return LambdaContext(function_name=WORKER_FUNCTION, timeout_s=60)
 
     def session(user_id: str) -> LambdaSession:
-        ws = LambdaSession(
-            lambda_app, region=REGION, domain_name="modelapi", stage="model", user_agent="model"
-        )
+        ws = Session()
         ws.connect()
-        ws.send({"action": "register", "token": mint_token(user_id, secret=SECRET)})
+        ws.send({"action": "register", "token": token(user_id)})
         return ws
 
     def pushed(sessions: list[LambdaSession], label: str) -> None:
@@ -329,10 +279,10 @@ def record_traces(*, batch_size: int, live_counts: tuple[int, ...], ks: tuple[in
             if "notification" not in events:
                 raise RuntimeError(f"{label}: {ws.connection_id} got no notification ({events})")
 
-    with _environment(), mock_aws():
+    with environment(), mock_aws():
         sqs = boto3.client("sqs", region_name=REGION)
         queue, _ = create_fanout_queues(sqs, prefix="model")
-        service = model_service(
+        service = installed_service(
             fanout_queue_url=queue, fanout_threshold=10, fanout_batch_size=batch_size
         )
         recorder = Recorder()
@@ -340,7 +290,7 @@ def record_traces(*, batch_size: int, live_counts: tuple[int, ...], ks: tuple[in
         recorder.attach(service.notifications.fanout.client)
         recorder.attach(service.sender.client)
         admin = {
-            "Authorization": f"Bearer {mint_token('staff', roles=('admin',), secret=SECRET)}",
+            "Authorization": f"Bearer {token('staff', roles=('admin',))}",
             "Content-Type": "application/json",
         }
         arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
@@ -381,10 +331,11 @@ def record_traces(*, batch_size: int, live_counts: tuple[int, ...], ks: tuple[in
                 page_size = service.notifications.fanout.page_size
                 members = [f"member{n:06d}" for n in range(page_size + batch_size)]
                 service.directory._db.batch_write(
-                    "notes", [{"PutRequest": {"Item": member_key("all", m)}} for m in members]
+                    service.settings.notifications_table,
+                    [{"PutRequest": {"Item": member_key("all", m)}} for m in members],
                 )
                 boto3.client("dynamodb", region_name=REGION).put_item(
-                    TableName="notes",
+                    TableName=service.settings.notifications_table,
                     Item={**member_count_key("all"), "members": {"N": str(len(members))}},
                 )
                 body = json.dumps({"message": "Office closed", "group": "all"})
@@ -592,8 +543,6 @@ def _send_cost(stage: Stage, ms: float, k: int) -> float:
 
 
 def main(tiny: bool = False) -> None:
-    from benchmarks.calls import quiet_stdout
-
     batch_size = 10 if tiny else 100
     with quiet_stdout():  # the handlers' EMF metric lines
         traces = record_traces(

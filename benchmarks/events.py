@@ -43,18 +43,8 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from benchmarks.aws_model import (
-    LATENCY_MS,
-    PRICE,
-    REGION,
-    ROOT,
-    SECRET,
-    Recorder,
-    Stage,
-    _environment,
-    gb_seconds,
-    model_service,
-)
+from benchmarks.aws_model import LATENCY_MS, PRICE, ROOT, Recorder, Stage, gb_seconds
+from benchmarks.harness import REGION, Session, environment, installed_service, quiet_stdout, token
 
 LATENCY_MS.setdefault("PutEvents", 20.0)
 EVENTS_PRICE = {
@@ -115,30 +105,26 @@ def record_lifecycle() -> Lifecycle:
 
     import app as lambda_app
     from devstack.context import LambdaContext
-    from devstack.lambda_session import LambdaSession
     from devstack.messaging import scheduled_event
     from devstack.streams import lambda_record
-    from devstack.tokens import mint_token
 
-    with _environment(), mock_aws():
+    with environment(), mock_aws():
         boto3.client("events", region_name=REGION).create_event_bus(Name=BUS)
-        service = model_service(event_bus_name=BUS)
+        service = installed_service(event_bus_name=BUS)
         recorder = Recorder()
         recorder.attach(service.clients.dynamodb)
         recorder.attach(service.sender.client)
         recorder.attach(service.clients.events())
-        session = LambdaSession(
-            lambda_app, region=REGION, domain_name="modelapi", stage="model", user_agent="model"
-        )
+        session = Session()
         sessions: dict[str, Stage] = {}
         steps: dict[str, Stage] = {}
         frames: dict[str, int] = {}
         with recorder.recording("connect") as sessions["connect"]:
-            session.connect(mint_token("client", secret=SECRET))
+            session.connect(token("client"))
         with recorder.recording("register") as sessions["register"]:
             session.send({"action": "register"})
         admin = {
-            "Authorization": f"Bearer {mint_token('staff', roles=('admin',), secret=SECRET)}",
+            "Authorization": f"Bearer {token('staff', roles=('admin',))}",
             "Content-Type": "application/json",
         }
         body = {"user_id": "client", "message": "m", "requires_confirmation": True}
@@ -366,8 +352,6 @@ def session_cost(life: Lifecycle) -> float:
 
 
 def main(tiny: bool = False) -> None:
-    from benchmarks.calls import quiet_stdout
-
     with quiet_stdout():
         life = record_lifecycle()
     print("\n== Events out (see benchmarks/events.py)")

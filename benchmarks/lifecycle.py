@@ -2,7 +2,8 @@
 
 Runs the service's own domain operations (what the WebSocket and REST edges call) on
 in-process moto. The harness's call recorder on the service's DynamoDB client counts every
-call and sizes every item it writes, before and after, through a second, uncounted client; write units then follow DynamoDB's rules (on-demand, standard table class):
+call and sizes every item it writes, before and after, through a second, uncounted client;
+write units then follow DynamoDB's rules (on-demand, standard table class):
 - a write costs ceil(size / 1 KB) of the larger of the item's old and new versions;
 - inside TransactWriteItems every item costs double;
 - each global secondary index entry written (added, changed, or removed) costs a write too,
