@@ -214,6 +214,19 @@ def counts(calls: list[ApiCall]) -> Counter[tuple[str, str]]:
     return Counter(call.key for call in calls)
 
 
+def aws_error(code: str, status: int = 400, **fields: Any) -> tuple[Any, dict[str, Any]]:
+    """The (http, parsed) answer botocore turns into the ClientError AWS would raise: what a
+    `before-call` hook returns to answer in a call's place."""
+    from botocore.awsrequest import AWSResponse
+
+    parsed = {
+        "Error": {"Code": code, "Message": f"injected {code}"},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+        **fields,
+    }
+    return AWSResponse("https://aws.invalid/", status, {}, None), parsed
+
+
 def token(user_id: str, **claims: Any) -> str:
     """A token of `user_id` signed with the benchmarks' secret (`roles`, `groups` as for
     `mint_token`)."""

@@ -4,7 +4,6 @@ tables from infra/, a Scan guard, ws clients."""
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -13,15 +12,16 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from botocore.awsrequest import AWSResponse
 from chalice.test import Client
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 
 import app as lambda_app
+from benchmarks import harness
+from benchmarks.harness import REGION, Clock, aws_error  # noqa: F401 - the tests' imports
 from chalicelib import telemetry
-from chalicelib.settings import Settings, get_settings
+from chalicelib.settings import Settings
 from chalicelib.wiring import Clients, Service, build_service, use_service
 from devstack.lambda_session import LambdaSession
 from devstack.package import package_app
@@ -29,20 +29,11 @@ from devstack.tables import create_tables
 from devstack.tokens import mint_token
 from tests.serial import serialized_moto  # noqa: F401 - a fixture
 
-REGION = "us-east-1"
 SECRET = "test-secret"
 ENDPOINT = "https://testapi.execute-api.us-east-1.amazonaws.com/test"
 ENVIRONMENT = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SECURITY_TOKEN": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": REGION,
-    "AWS_REGION": REGION,
+    **harness.ENVIRONMENT,
     "JWT_SECRET": SECRET,
-    "STAGE": "local",
-    "CONNECTIONS_TABLE": "connections",
-    "NOTIFICATIONS_TABLE": "notifications",
     "WEBSOCKET_ENDPOINT": ENDPOINT,
     "RATE_LIMIT_PER_MINUTE": "1000",
 }
@@ -54,22 +45,14 @@ def lambda_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return package_app(tmp_path_factory.mktemp("package"))
 
 
-def _reset_caches() -> None:
-    get_settings.cache_clear()
-    use_service(None)
-    # Metrics counted outside a handler wait for the next invocation's flush: not another test's.
-    telemetry.metrics.clear_metrics()
-
-
 @pytest.fixture(autouse=True)
-def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ("DYNAMODB_ENDPOINT", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in ENVIRONMENT.items():
-        monkeypatch.setenv(name, value)
-    _reset_caches()
-    yield
-    _reset_caches()
+def environment() -> Iterator[None]:
+    with harness.environment(ENVIRONMENT):
+        # Metrics counted outside a handler wait for the next invocation's flush: not another
+        # test's.
+        telemetry.metrics.clear_metrics()
+        yield
+        telemetry.metrics.clear_metrics()
 
 
 @pytest.fixture
@@ -147,29 +130,6 @@ def on_call(
 
     client.meta.events.register(f"before-call.{service}.{operation}", hook)
     return seen
-
-
-def aws_error(code: str, status: int = 400, **fields: Any) -> tuple[AWSResponse, dict[str, Any]]:
-    """The (http, parsed) answer botocore turns into the ClientError AWS would raise."""
-    parsed = {
-        "Error": {"Code": code, "Message": f"injected {code}"},
-        "ResponseMetadata": {"HTTPStatusCode": status},
-        **fields,
-    }
-    return AWSResponse("https://aws.invalid/", status, {}, None), parsed
-
-
-class Clock:
-    """A settable clock for storage, starting now."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
