@@ -4,6 +4,7 @@ tables from infra/, a Scan guard, ws clients."""
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -184,11 +185,14 @@ class WsClient(LambdaSession):
         return self.send({"action": "register", "token": token(user_id), **fields})
 
     @classmethod
-    def registered(cls, user_id: str, *, groups: tuple[str, ...] = ()) -> WsClient:
-        """A new session of `user_id`, connected and registered (its replay read)."""
+    def registered(cls, user_id: str, *, groups: tuple[str, ...] = (), **fields: Any) -> WsClient:
+        """A new session of `user_id`, connected and registered with `fields` (its replay
+        read)."""
         client = cls()
-        client.connect()
-        frames = client.send({"action": "register", "token": token(user_id, groups=groups)})
+        assert client.connect() == {"statusCode": 200}
+        frames = client.send(
+            {"action": "register", "token": token(user_id, groups=groups), **fields}
+        )
         assert frames[0]["event"] == "registered", frames
         return client
 
@@ -215,6 +219,11 @@ def auth(user_id: str, **claims: Any) -> dict[str, str]:
 
 
 ADMIN = auth("root", admin=True)  # the headers of a JSON request by staff
+
+
+def post(http: Any, path: str, body: Any, headers: dict[str, str] = ADMIN) -> Any:
+    """POST `body` as JSON through the `http` fixture, by staff unless `headers` say who."""
+    return http.post(path, body=json.dumps(body), headers=headers)
 
 
 @pytest.fixture
