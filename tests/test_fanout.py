@@ -19,10 +19,9 @@ from chalicelib.receipts import receipt_document
 from chalicelib.storage.keys import member_count_key, member_key
 from chalicelib.wiring import Service
 from devstack.fanout import FanoutWorker, create_fanout_queues
-from tests.conftest import REGION, WsClient, on_call, token
+from tests.conftest import ADMIN, REGION, WsClient, on_call
 
 USERS = [f"user{n:02d}" for n in range(23)]
-ADMIN = {"Authorization": f"Bearer {token('root', admin=True)}", "Content-Type": "application/json"}
 
 
 @pytest.fixture

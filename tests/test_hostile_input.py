@@ -22,7 +22,7 @@ from chalicelib.models import MAX_DATA_DEPTH, PageQuery
 from chalicelib.storage.keys import notification_key
 from chalicelib.wiring import Service
 from devstack.websocket import route_key_for
-from tests.conftest import ADMIN, WsClient, auth, token
+from tests.conftest import WsClient, auth, post, token
 
 ALICE = auth("alice")
 ERROR_CODES = {
@@ -43,10 +43,6 @@ def nested(levels: int) -> dict[str, Any]:
     for _ in range(levels - 1):
         value = {"a": value}
     return value
-
-
-def post(http: Any, path: str, body: Any, headers: dict[str, str] = ADMIN) -> Any:
-    return http.post(path, body=json.dumps(body), headers=headers)
 
 
 def inbox_is_whole(service: Service, user_id: str) -> list[str]:

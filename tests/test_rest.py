@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -13,12 +12,8 @@ from moto.dynamodb.models import DynamoDBBackend
 
 from chalicelib.models import NotificationContent
 from chalicelib.wiring import Service
-from tests.conftest import ADMIN, Clock, WsClient, aws_error, on_call, token
+from tests.conftest import ADMIN, Clock, WsClient, aws_error, on_call, post, token
 from tests.conftest import auth as user
-
-
-def post(http: Any, path: str, body: Any, headers: dict[str, str]) -> Any:
-    return http.post(path, body=json.dumps(body), headers=headers)
 
 
 def create(http: Any, user_id: str = "alice", **fields: Any) -> dict[str, Any]:
