@@ -23,6 +23,7 @@ from benchmarks import harness
 from benchmarks.harness import REGION, Clock, aws_error  # noqa: F401 - the tests' imports
 from chalicelib import telemetry
 from chalicelib.settings import Settings
+from chalicelib.webpush import PushClient
 from chalicelib.wiring import Clients, Service, build_service, use_service
 from devstack.lambda_session import LambdaSession
 from devstack.package import package_app
@@ -142,12 +143,14 @@ def clock() -> Clock:
 def build(
     dynamodb: Any, clock: Clock, boto_session: boto3.session.Session
 ) -> Callable[..., Service]:
-    """Build a service from the test environment's settings (with `overrides`) on the test
-    clock, and make it the one app.py uses."""
+    """Build a service from the test environment's settings (with `overrides`, and `push` for
+    the Web Push client) on the test clock, and make it the one app.py uses."""
 
-    def build_and_use(**overrides: Any) -> Service:
+    def build_and_use(*, push: PushClient | None = None, **overrides: Any) -> Service:
         settings = replace(Settings.from_env(), **overrides)
         clients = Clients.from_settings(settings, session=boto_session)
+        if push is not None:
+            clients = replace(clients, push=push)
         built = build_service(settings, clock=clock, clients=clients)
         use_service(built)
         return built
@@ -224,6 +227,11 @@ ADMIN = auth("root", admin=True)  # the headers of a JSON request by staff
 def post(http: Any, path: str, body: Any, headers: dict[str, str] = ADMIN) -> Any:
     """POST `body` as JSON through the `http` fixture, by staff unless `headers` say who."""
     return http.post(path, body=json.dumps(body), headers=headers)
+
+
+def put(http: Any, path: str, body: Any, headers: dict[str, str] = ADMIN) -> Any:
+    """PUT `body` as JSON through the `http` fixture, by staff unless `headers` say who."""
+    return http.put(path, body=json.dumps(body), headers=headers)
 
 
 @pytest.fixture
