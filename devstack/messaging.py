@@ -23,6 +23,7 @@ from urllib.parse import parse_qs
 
 import boto3
 
+from devstack.background import Periodic
 from devstack.runtime import Invoker, MotoThread
 
 log = logging.getLogger("devstack")
@@ -190,8 +191,10 @@ def scheduled_event(region: str, rule: str) -> dict[str, Any]:
     }
 
 
-class Scheduler:
+class Scheduler(Periodic):
     """Invokes scheduled functions every `interval` seconds, one invocation at a time each."""
+
+    thread_name = "scheduler"
 
     def __init__(
         self,
@@ -201,12 +204,10 @@ class Scheduler:
         region: str,
         interval: float = 1.0,
     ) -> None:
+        super().__init__(interval)
         self._handlers = handlers
         self._invoker = invoker
         self._region = region
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def tick(self) -> None:
         for name, handler in self._handlers.items():
@@ -214,19 +215,6 @@ class Scheduler:
                 handler(scheduled_event(self._region, name), self._invoker.context())
             except Exception:
                 log.exception("scheduled function %s failed", name)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            self.tick()
 
 
 def scheduled_functions(app: Any) -> dict[str, Handler]:
