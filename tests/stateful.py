@@ -1,0 +1,39 @@
+"""The base of the stateful (hypothesis) tests: each example runs on its own moto state."""
+
+from __future__ import annotations
+
+import boto3
+import requests
+from hypothesis.stateful import RuleBasedStateMachine
+from moto import mock_aws
+
+from chalicelib.settings import Settings
+from chalicelib.wiring import build_service, use_service
+from devstack.tables import create_tables
+from tests.conftest import REGION, Clock
+
+
+class ServiceMachine(RuleBasedStateMachine):
+    """A machine on empty tables of infra/ and a service on `clock` that app.py uses. Hypothesis
+    builds one per example, outside any fixture: it starts its own moto and stops it in
+    `teardown`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mock = mock_aws()
+        self.mock.start()
+        # A mock started inside another (the test session's) keeps its state: reset it, so
+        # each example starts from empty tables whatever ran before.
+        requests.post("http://motoapi.amazonaws.com/moto-api/reset", timeout=5).raise_for_status()
+        create_tables(
+            boto3.client("dynamodb", region_name=REGION),
+            connections_table="connections",
+            notifications_table="notifications",
+        )
+        self.clock = Clock()
+        self.service = build_service(Settings.from_env(), clock=self.clock)
+        use_service(self.service)
+
+    def teardown(self) -> None:
+        use_service(None)
+        self.mock.stop()
