@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import boto3
 import requests
-from hypothesis.stateful import RuleBasedStateMachine
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 from moto import mock_aws
 
 from chalicelib.settings import Settings
@@ -37,3 +38,19 @@ class ServiceMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         use_service(None)
         self.mock.stop()
+
+    @classmethod
+    def check(cls, *, examples: int, steps: int) -> None:
+        """Run the machine as a test: `examples` examples of up to `steps` steps."""
+        run_state_machine_as_test(
+            cls,
+            settings=settings(
+                max_examples=examples,
+                stateful_step_count=steps,
+                deadline=None,
+                suppress_health_check=list(HealthCheck),
+                # Each example starts its own moto: shrinking would take minutes, so a failure
+                # is reported as generated (hypothesis prints its steps).
+                phases=[Phase.explicit, Phase.reuse, Phase.generate],
+            ),
+        )

@@ -21,13 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalice.test import Client
-from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     initialize,
     invariant,
     rule,
-    run_state_machine_as_test,
 )
 
 import app as lambda_app
@@ -300,15 +298,4 @@ class NotificationService(ServiceMachine):
 
 
 def test_the_service_follows_the_model(scans: list[str]) -> None:
-    run_state_machine_as_test(
-        NotificationService,
-        settings=settings(
-            max_examples=8,
-            stateful_step_count=25,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            # Each example starts its own moto: shrinking would take minutes, so a failure
-            # is reported as generated (hypothesis prints its steps).
-            phases=[Phase.explicit, Phase.reuse, Phase.generate],
-        ),
-    )
+    NotificationService.check(examples=8, steps=25)

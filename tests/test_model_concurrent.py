@@ -19,9 +19,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import invariant, rule
 
 from chalicelib.models import NotificationContent
 from chalicelib.receipts import verify
@@ -151,13 +150,4 @@ class ConcurrentInbox(ServiceMachine):
 
 
 def test_concurrent_writers_on_one_user_keep_every_guarantee(scans: list[str]) -> None:
-    run_state_machine_as_test(
-        ConcurrentInbox,
-        settings=settings(
-            max_examples=6,
-            stateful_step_count=12,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            phases=[Phase.explicit, Phase.reuse, Phase.generate],
-        ),
-    )
+    ConcurrentInbox.check(examples=6, steps=12)
