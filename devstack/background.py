@@ -1,11 +1,13 @@
-"""The local stack's background loops: each runs on a daemon thread from `start()` to
-`stop()`, the way AWS runs a queue's or a stream's poller and a schedule beside the functions.
+"""The local stack's background parts: loops that run on a daemon thread from `start()` to
+`stop()`, the way AWS runs a queue's or a stream's poller and a schedule beside the functions,
+and the record of what its stand-ins sent.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 log = logging.getLogger("devstack")
 
@@ -84,3 +86,19 @@ class Poller(Loop):
                 handled = 0
             if not handled:
                 self._stop.wait(self.idle_pause)
+
+
+class Recorded:
+    """What a local stand-in recorded, kept in order and read newest first, from any thread."""
+
+    def __init__(self) -> None:
+        self._items: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def record(self, item: dict[str, Any]) -> None:
+        with self._lock:
+            self._items.append(item)
+
+    def newest_first(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(reversed(self._items))

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs
 
 import boto3
 
-from devstack.background import Periodic
+from devstack.background import Periodic, Recorded
 from devstack.runtime import Invoker, MotoThread
 
 log = logging.getLogger("devstack")
@@ -35,20 +35,10 @@ def _now() -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-class Outbox:
+class Outbox(Recorded):
     """The emails and text messages sent through the local SES and SNS."""
 
-    def __init__(self) -> None:
-        self._messages: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-
-    def record(self, message: dict[str, Any]) -> None:
-        with self._lock:
-            self._messages.append(message)
-
-    def messages(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return list(reversed(self._messages))
+    messages = Recorded.newest_first
 
     def observe_email(self, body: bytes, answer: bytes) -> None:
         """A SES v2 SendEmail request (JSON) and moto's answer."""
