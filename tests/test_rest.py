@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from moto.dynamodb.models import DynamoDBBackend
 
 from chalicelib.models import NotificationContent
 from chalicelib.wiring import Service
@@ -109,19 +108,10 @@ def test_idempotency_key_stores_once_within_24_hours(
     assert later.json_body["notification"]["id"] != first.json_body["notification"]["id"]
 
 
-def test_concurrent_identical_requests_store_one_notification(
-    service: Service, monkeypatch: Any
-) -> None:
+def test_concurrent_identical_requests_store_one_notification(service: Service) -> None:
     # DynamoDB serializes transactions on an item; moto's in-process backend does not (a
-    # cancelled transaction restores a table snapshot taken before the other one wrote).
-    serialized = threading.Lock()
-    original = DynamoDBBackend.transact_write_items
-
-    def isolated(self: DynamoDBBackend, *args: Any, **kwargs: Any) -> Any:
-        with serialized:
-            return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", isolated)
+    # cancelled transaction restores a table snapshot taken before the other one wrote): the
+    # shared `aws` fixture runs moto one call at a time (tests/serial.py).
     both_ready = threading.Barrier(2)
     calls = itertools.count()
 

@@ -7,7 +7,7 @@ import os
 import random
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote
@@ -29,6 +29,7 @@ from chalicelib.rights import register_erasure
 from chalicelib.wiring import Service
 from devstack.fanout import FanoutWorker, create_fanout_queues
 from tests.conftest import ADMIN, REGION, Clock, WsClient, auth, on_call
+from tests.serial import Observer
 from tests.test_jobs import patient_redrive
 
 
@@ -179,24 +180,19 @@ def test_a_broadcast_during_erasure_skips_the_user_and_reaches_the_rest(service:
 
 
 @pytest.fixture
-def commit_log(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+def commit_log(serialized_moto: list[Observer]) -> list[tuple[str, dict[str, Any]]]:
     """Every successful DynamoDB write, in the order moto applied it (one call at a time)."""
-    lock = threading.Lock()
     log: list[tuple[str, dict[str, Any]]] = []
-    original = DynamoHandler.call_action
 
-    def logged(self: DynamoHandler) -> Any:
-        with lock:
-            result = original(self)
-            status = result[0] if isinstance(result, tuple) else 200
-            target = self.headers.get("X-Amz-Target", "").rpartition(".")[2]
-            if status == 200 and target in {"TransactWriteItems", "DeleteItem", "BatchWriteItem"}:
-                body = self.body
-                log.append((target, body if isinstance(body, dict) else json.loads(body)))
-            return result
+    def logged(handler: DynamoHandler, result: Any) -> None:
+        status = result[0] if isinstance(result, tuple) else 200
+        target = handler.headers.get("X-Amz-Target", "").rpartition(".")[2]
+        if status == 200 and target in {"TransactWriteItems", "DeleteItem", "BatchWriteItem"}:
+            body = handler.body
+            log.append((target, body if isinstance(body, dict) else json.loads(body)))
 
-    monkeypatch.setattr(DynamoHandler, "call_action", logged)
-    yield log
+    serialized_moto.append(logged)
+    return log
 
 
 def test_erasure_racing_sends_leaves_nothing_behind(
