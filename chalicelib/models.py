@@ -10,7 +10,7 @@ import json
 import math
 import re
 import zoneinfo
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Annotated, Any, Literal
 
@@ -284,6 +284,36 @@ class Notification(BaseModel):
     requires_confirmation: bool = False
     confirmed_at: str | None = None
     deadline: str | None = None
+
+    @property
+    def still_open(self) -> bool:
+        """Escalation still reminds of it (see `stays_open`)."""
+        return stays_open(
+            requires_confirmation=self.requires_confirmation,
+            read=self.read,
+            confirmed=self.confirmed_at is not None,
+        )
+
+
+def stays_open(*, requires_confirmation: bool, read: bool, confirmed: bool) -> bool:
+    """THE "still open" rule: a notification that requires confirmation is open until it is
+    confirmed (reading it is not enough), any other until it is read. Pending escalation
+    steps are cancelled when it closes and skip it if they fire first."""
+    return not confirmed if requires_confirmation else not read
+
+
+def mutable(notice: Notification | NotificationContent) -> bool:
+    """Whether a muted category can hold it back: it has a category and is neither high
+    priority nor requiring confirmation (see `Preferences.mutes`)."""
+    return (
+        notice.category is not None
+        and notice.priority != "high"
+        and not notice.requires_confirmation
+    )
+
+
+def epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
 
 
 # What changes after a notification is stored; the rest of the object never does.
@@ -606,9 +636,51 @@ PhoneNumber = Annotated[str, StringConstraints(pattern=E164_PATTERN)]
 
 
 class QuietHours(Strict):
+    """Wall-clock times in the user's zone, so daylight saving moves them with it. Start
+    equal to end means no quiet hours."""
+
     start: HourMinute
     end: HourMinute
     time_zone: TimeZone
+
+    def until(self, now: datetime) -> datetime | None:
+        """When the quiet hours around `now` end (UTC), or None outside them."""
+        if self.start == self.end:
+            return None
+        zone = zoneinfo.ZoneInfo(self.time_zone)
+        local = now.astimezone(zone)
+        start, end = (datetime.strptime(t, "%H:%M").time() for t in (self.start, self.end))
+        clock = local.time().replace(tzinfo=None)
+        if start < end:
+            inside = start <= clock < end
+            end_day: date = local.date()
+        else:
+            inside = clock >= start or clock < end
+            end_day = local.date() + timedelta(days=1) if clock >= start else local.date()
+        if not inside:
+            return None
+        return _first_instant_at(datetime.combine(end_day, end), zone)
+
+
+def _first_instant_at(wall: datetime, zone: zoneinfo.ZoneInfo) -> datetime:
+    """The first instant (UTC) at which clocks in `zone` show `wall` or later.
+
+    Usually the one instant `wall` names (the first of two when clocks fall back); when
+    clocks spring forward over `wall`, the moment they jump.
+    """
+    first = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    second = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    if first <= second:
+        return first
+    # A gap: fold=1 lands before it, fold=0 after it. Find the jump, to the second.
+    low, high = second, first
+    while high - low > timedelta(seconds=1):
+        middle = low + (high - low) / 2
+        if middle.astimezone(zone).replace(tzinfo=None) >= wall:
+            high = middle
+        else:
+            low = middle
+    return high.replace(microsecond=0)
 
 
 class ChannelPreferences(Strict):
@@ -623,13 +695,13 @@ class Preferences(Strict):
     channels: ChannelPreferences = Field(default_factory=ChannelPreferences)
     quiet_hours: QuietHours | None = None
 
-    def mutes(self, notification: Notification) -> bool:
-        """Muted: its category is muted, unless high priority or requiring confirmation."""
-        return (
-            notification.category in self.muted_categories
-            and notification.priority != "high"
-            and not notification.requires_confirmation
-        )
+    def mutes(self, notice: Notification | NotificationContent) -> bool:
+        """THE "muted" rule: its category is muted, unless it is not `mutable`."""
+        return mutable(notice) and notice.category in self.muted_categories
+
+    def quiet_until(self, now: datetime) -> datetime | None:
+        """When the user's quiet hours around `now` end, or None outside them."""
+        return None if self.quiet_hours is None else self.quiet_hours.until(now)
 
 
 class Contact(Strict):

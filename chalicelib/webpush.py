@@ -47,9 +47,9 @@ from chalicelib.storage.subscriptions import PushSubscriptions, Subscription
 from chalicelib.telemetry import logger as log
 
 if TYPE_CHECKING:
-    from chalicelib.escalation import Receipts
     from chalicelib.models import Notification, PushSubscriptionBody
     from chalicelib.notifications import Counters
+    from chalicelib.receipts import Receipts
     from chalicelib.settings import Settings
     from chalicelib.storage.escalations import EscalationSteps
     from chalicelib.storage.profiles import Profile, Profiles
@@ -418,9 +418,7 @@ class WebPush:
         preferences = profile.preferences
         if preferences.mutes(notification) or not preferences.channels.push:
             return 0
-        from chalicelib.escalation import quiet_until
-
-        until = quiet_until(preferences.quiet_hours, datetime.fromtimestamp(self.clock(), UTC))
+        until = preferences.quiet_until(datetime.fromtimestamp(self.clock(), UTC))
         if until is not None:
             self._later(notification, subscriptions, until)
             return 0
@@ -456,10 +454,8 @@ class WebPush:
         preferences = profile.preferences
         if preferences.mutes(notification) or not preferences.channels.push:
             return "skipped", None
-        from chalicelib.escalation import quiet_until
-
         now = datetime.fromtimestamp(self.clock(), UTC)
-        until = quiet_until(preferences.quiet_hours, now)
+        until = preferences.quiet_until(now)
         if until is not None:
             return "deferred", until
         report = self._send(

@@ -8,7 +8,7 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from chalicelib.delivery import Outcome, Sender
+from chalicelib.messaging import Outcome, Sender
 from chalicelib.errors import ConfigurationError
 from chalicelib.models import NotificationContent
 from chalicelib.retry import Backoff
