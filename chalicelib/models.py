@@ -6,6 +6,7 @@ bug surfaces as a clear `validation_error` instead of a silent coercion.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
@@ -712,6 +713,23 @@ class Contact(Strict):
 Base64Url = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]+={0,2}$", max_length=256)]
 
 
+def from_b64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def check_keys(p256dh: str, auth: str) -> None:
+    """Raise ValueError unless these are a P-256 public point and a 16-byte secret."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    try:
+        point, secret = from_b64url(p256dh), from_b64url(auth)
+    except ValueError:
+        raise ValueError("keys must be base64url") from None
+    if len(point) != 65 or len(secret) != 16:
+        raise ValueError("keys.p256dh must be a 65-byte P-256 point and keys.auth 16 bytes")
+    ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+
+
 class PushKeys(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True, defer_build=True)
 
@@ -720,8 +738,6 @@ class PushKeys(BaseModel):
 
     @model_validator(mode="after")
     def _usable(self) -> PushKeys:
-        from chalicelib.webpush import check_keys
-
         check_keys(self.p256dh, self.auth)
         return self
 

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib.errors import NotFound
 from chalicelib.i18n import escalation_letter, resolve
+from chalicelib.models import from_b64url
 from chalicelib.ssrf import Resolver, Target, UnsafeEndpoint, parse_endpoint, system_resolver
 from chalicelib.ssrf import resolve as resolve_target
 from chalicelib.storage.escalations import Step
@@ -73,10 +74,6 @@ STEP_PREFIX = "webpush:"
 
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
-
-
-def from_b64url(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 # --- VAPID and encryption ----------------------------------------------------------------------
@@ -163,19 +160,6 @@ def encrypt(
     record = AESGCM(cek).encrypt(nonce, plaintext + b"\x02", None)
     header = salt + struct.pack("!IB", RECORD_SIZE, len(sender_point)) + sender_point
     return header + record
-
-
-def check_keys(p256dh: str, auth: str) -> None:
-    """Raise ValueError unless these are a P-256 public point and a 16-byte secret."""
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    try:
-        point, secret = from_b64url(p256dh), from_b64url(auth)
-    except ValueError:
-        raise ValueError("keys must be base64url") from None
-    if len(point) != 65 or len(secret) != 16:
-        raise ValueError("keys.p256dh must be a 65-byte P-256 point and keys.auth 16 bytes")
-    ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
 
 
 # --- the HTTP request ----------------------------------------------------------------------------
