@@ -2,6 +2,10 @@
 
 Frames and JSON bodies are validated strictly (no "5" for 5, no "true" for true) so that a client
 bug surfaces as a clear `validation_error` instead of a silent coercion.
+
+The rules a value carries are written once, on it, and read by every room: when a notification
+is still open (`Notification.still_open`), when it is muted (`Preferences.mutes`), when quiet
+hours end (`QuietHours.until`). They are pure: no clock, no store.
 """
 
 from __future__ import annotations
