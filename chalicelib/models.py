@@ -641,15 +641,16 @@ PhoneNumber = Annotated[str, StringConstraints(pattern=E164_PATTERN)]
 
 
 class QuietHours(Strict):
-    """Wall-clock times in the user's zone, so daylight saving moves them with it. Start
-    equal to end means no quiet hours."""
-
     start: HourMinute
     end: HourMinute
     time_zone: TimeZone
 
     def until(self, now: datetime) -> datetime | None:
-        """When the quiet hours around `now` end (UTC), or None outside them."""
+        """When the quiet hours around `now` end (UTC), or None outside them.
+
+        Start and end are wall-clock times in the user's zone, so daylight saving moves them
+        with it. Start equal to end means no quiet hours.
+        """
         if self.start == self.end:
             return None
         zone = zoneinfo.ZoneInfo(self.time_zone)
