@@ -121,7 +121,7 @@ def main(tiny: bool = False) -> None:
                 service.notifications.send("alice", with_steps("email")).notification.id
             ),
         )
-        cancel = _measure(calls, lambda: service.escalations.cancel("alice", last_id[0]))
+        cancel = _measure(calls, lambda: service.planner.cancel("alice", last_id[0]))
 
         # Pending steps far in the future: the sweep must not look at them. Written straight
         # to the store (moto copies the table on every transaction a send would make).

@@ -2,15 +2,20 @@
 
 Frames and JSON bodies are validated strictly (no "5" for 5, no "true" for true) so that a client
 bug surfaces as a clear `validation_error` instead of a silent coercion.
+
+The rules a value carries are written once, on it, and read by every room: when a notification
+is still open (`Notification.still_open`), when it is muted (`Preferences.mutes`), when quiet
+hours end (`QuietHours.until`). They are pure: no clock, no store.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
 import zoneinfo
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Annotated, Any, Literal
 
@@ -284,6 +289,36 @@ class Notification(BaseModel):
     requires_confirmation: bool = False
     confirmed_at: str | None = None
     deadline: str | None = None
+
+    @property
+    def still_open(self) -> bool:
+        """Escalation still reminds of it (see `stays_open`)."""
+        return stays_open(
+            requires_confirmation=self.requires_confirmation,
+            read=self.read,
+            confirmed=self.confirmed_at is not None,
+        )
+
+
+def stays_open(*, requires_confirmation: bool, read: bool, confirmed: bool) -> bool:
+    """THE "still open" rule: a notification that requires confirmation is open until it is
+    confirmed (reading it is not enough), any other until it is read. Pending escalation
+    steps are cancelled when it closes and skip it if they fire first."""
+    return not confirmed if requires_confirmation else not read
+
+
+def mutable(notice: Notification | NotificationContent) -> bool:
+    """Whether a muted category can hold it back: it has a category and is neither high
+    priority nor requiring confirmation (see `Preferences.mutes`)."""
+    return (
+        notice.category is not None
+        and notice.priority != "high"
+        and not notice.requires_confirmation
+    )
+
+
+def epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
 
 
 # What changes after a notification is stored; the rest of the object never does.
@@ -610,6 +645,49 @@ class QuietHours(Strict):
     end: HourMinute
     time_zone: TimeZone
 
+    def until(self, now: datetime) -> datetime | None:
+        """When the quiet hours around `now` end (UTC), or None outside them.
+
+        Start and end are wall-clock times in the user's zone, so daylight saving moves them
+        with it. Start equal to end means no quiet hours.
+        """
+        if self.start == self.end:
+            return None
+        zone = zoneinfo.ZoneInfo(self.time_zone)
+        local = now.astimezone(zone)
+        start, end = (datetime.strptime(t, "%H:%M").time() for t in (self.start, self.end))
+        clock = local.time().replace(tzinfo=None)
+        if start < end:
+            inside = start <= clock < end
+            end_day: date = local.date()
+        else:
+            inside = clock >= start or clock < end
+            end_day = local.date() + timedelta(days=1) if clock >= start else local.date()
+        if not inside:
+            return None
+        return _first_instant_at(datetime.combine(end_day, end), zone)
+
+
+def _first_instant_at(wall: datetime, zone: zoneinfo.ZoneInfo) -> datetime:
+    """The first instant (UTC) at which clocks in `zone` show `wall` or later.
+
+    Usually the one instant `wall` names (the first of two when clocks fall back); when
+    clocks spring forward over `wall`, the moment they jump.
+    """
+    first = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    second = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    if first <= second:
+        return first
+    # A gap: fold=1 lands before it, fold=0 after it. Find the jump, to the second.
+    low, high = second, first
+    while high - low > timedelta(seconds=1):
+        middle = low + (high - low) / 2
+        if middle.astimezone(zone).replace(tzinfo=None) >= wall:
+            high = middle
+        else:
+            low = middle
+    return high.replace(microsecond=0)
+
 
 class ChannelPreferences(Strict):
     email: bool = True
@@ -623,13 +701,13 @@ class Preferences(Strict):
     channels: ChannelPreferences = Field(default_factory=ChannelPreferences)
     quiet_hours: QuietHours | None = None
 
-    def mutes(self, notification: Notification) -> bool:
-        """Muted: its category is muted, unless high priority or requiring confirmation."""
-        return (
-            notification.category in self.muted_categories
-            and notification.priority != "high"
-            and not notification.requires_confirmation
-        )
+    def mutes(self, notice: Notification | NotificationContent) -> bool:
+        """THE "muted" rule: its category is muted, unless it is not `mutable`."""
+        return mutable(notice) and notice.category in self.muted_categories
+
+    def quiet_until(self, now: datetime) -> datetime | None:
+        """When the user's quiet hours around `now` end, or None outside them."""
+        return None if self.quiet_hours is None else self.quiet_hours.until(now)
 
 
 class Contact(Strict):
@@ -640,6 +718,23 @@ class Contact(Strict):
 Base64Url = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]+={0,2}$", max_length=256)]
 
 
+def from_b64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def check_keys(p256dh: str, auth: str) -> None:
+    """Raise ValueError unless these are a P-256 public point and a 16-byte secret."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    try:
+        point, secret = from_b64url(p256dh), from_b64url(auth)
+    except ValueError:
+        raise ValueError("keys must be base64url") from None
+    if len(point) != 65 or len(secret) != 16:
+        raise ValueError("keys.p256dh must be a 65-byte P-256 point and keys.auth 16 bytes")
+    ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+
+
 class PushKeys(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True, defer_build=True)
 
@@ -648,8 +743,6 @@ class PushKeys(BaseModel):
 
     @model_validator(mode="after")
     def _usable(self) -> PushKeys:
-        from chalicelib.webpush import check_keys
-
         check_keys(self.p256dh, self.auth)
         return self
 

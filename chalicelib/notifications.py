@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import telemetry
-from chalicelib.delivery import Delivery, Outcome, Sender
+from chalicelib.delivery import Delivery
 from chalicelib.errors import (
     ConnectionGone,
     NotFound,
@@ -22,6 +22,7 @@ from chalicelib.errors import (
 )
 from chalicelib.fanout import FanoutQueue
 from chalicelib.i18n import resolve
+from chalicelib.messaging import Outcome, Sender
 from chalicelib.models import (
     MAX_MESSAGE_BYTES,
     ULID_PATTERN,
@@ -36,6 +37,8 @@ from chalicelib.models import (
     NotificationEvent,
     PageQuery,
     is_user_id,
+    mutable,
+    stays_open,
 )
 from chalicelib.receipts import Receipts
 from chalicelib.storage import (
@@ -52,7 +55,7 @@ from chalicelib.storage.keys import Item
 from chalicelib.telemetry import logger as log
 
 if TYPE_CHECKING:
-    from chalicelib.escalation import Escalations
+    from chalicelib.escalation import EscalationPlanner
     from chalicelib.jobs import Deadline, Jobs
     from chalicelib.storage.profiles import Profile, Profiles
 
@@ -121,7 +124,7 @@ class Notifications:
         fanout: FanoutQueue | None = None,
         fanout_threshold: int = 1000,
         receipts: Receipts | None = None,
-        escalations: Escalations | None = None,
+        escalations: EscalationPlanner | None = None,
         profiles: Profiles | None = None,
         jobs: Jobs,
     ) -> None:
@@ -499,7 +502,14 @@ class Notifications:
 
     def _read(self, user_id: str, changes: list[Change]) -> None:
         """Notifications just marked read: reading closes those that need no confirmation."""
-        self._closed(user_id, [c.id for c in changes if not c.needs_confirmation], "read")
+        closed = [
+            change.id
+            for change in changes
+            if not stays_open(
+                requires_confirmation=change.needs_confirmation, read=True, confirmed=False
+            )
+        ]
+        self._closed(user_id, closed, "read")
 
     def record_push(self, notification: Notification, connections: int) -> None:
         """The `pushed` entry of a notification just stored and pushed, on the tail its
@@ -526,12 +536,7 @@ class Notifications:
         """The recipients' profiles, read only when they matter: to pick a language of a
         multilingual message (their effective locale), or to hold back the live push of a
         muted category."""
-        mutable = (
-            content.category is not None
-            and content.priority != "high"
-            and not content.requires_confirmation
-        )
-        if self.profiles is None or not (mutable or isinstance(content.message, dict)):
+        if self.profiles is None or not (mutable(content) or isinstance(content.message, dict)):
             return {}
         if len(user_ids) == 1:
             return {user_ids[0]: self.profiles.profile(user_ids[0])}

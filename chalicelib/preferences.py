@@ -1,7 +1,7 @@
 """The caller's own account: who they are, their preferences, their language, their contact.
 
 Preferences are the user's to replace; contact is set by staff. Both are read again whenever
-an escalation step fires (chalicelib/escalation.py), so a change applies to what is pending.
+an escalation step fires (chalicelib/sweep.py), so a change applies to what is pending.
 The language a user reads in is their effective locale (chalicelib.i18n.effective_locale):
 the preference when set, else what their client last sent with `register`, else `en`.
 """

@@ -27,7 +27,7 @@ from chalicelib.errors import (
     ValidationFailed,
 )
 from chalicelib.models import parse
-from chalicelib.storage.dynamo import is_transient
+from chalicelib.retry import is_transient
 from chalicelib.telemetry import logger as log
 from chalicelib.wiring import get_service
 

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
-from chalicelib.delivery import Outcome
 from chalicelib.errors import (
     InvalidJSON,
     PayloadTooLarge,
@@ -27,6 +26,7 @@ from chalicelib.errors import (
     UnknownAction,
     ValidationFailed,
 )
+from chalicelib.messaging import Outcome
 from chalicelib.models import (
     MAX_DATA_DEPTH,
     MAX_FRAME_BYTES,
@@ -51,7 +51,7 @@ from chalicelib.models import (
     page_event,
     parse,
 )
-from chalicelib.storage.dynamo import is_transient
+from chalicelib.retry import is_transient
 from chalicelib.telemetry import logger as log
 
 if TYPE_CHECKING:

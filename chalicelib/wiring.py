@@ -15,12 +15,13 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.auth import Principal, TokenVerifier, build_verifier
-from chalicelib.delivery import PUSH_RETRY, Delivery, Sender
+from chalicelib.delivery import Delivery
 from chalicelib.errors import ConfigurationError
-from chalicelib.escalation import EscalationConfig, Escalations, Messenger
+from chalicelib.escalation import EscalationPlanner
 from chalicelib.fanout import FanoutQueue, register_fanout
 from chalicelib.immigration import Immigration
 from chalicelib.jobs import JOB_CONCURRENCY, InlineJobs, Registry, SqsJobs
+from chalicelib.messaging import PUSH_RETRY, Messenger, Sender
 from chalicelib.notifications import Counters, Notifications
 from chalicelib.preferences import Accounts
 from chalicelib.publisher import Publisher
@@ -35,6 +36,7 @@ from chalicelib.storage.escalations import EscalationSteps
 from chalicelib.storage.profiles import Profiles
 from chalicelib.storage.receipts import ReceiptStore
 from chalicelib.storage.subscriptions import PushSubscriptions
+from chalicelib.sweep import EscalationConfig, EscalationSweep
 from chalicelib.webpush import PushClient, WebPush, WebPushConfig, vapid_key_source
 
 if TYPE_CHECKING:
@@ -150,7 +152,9 @@ class Service:
     limits: Limits
     receipts: Receipts
     rights: DataRights
-    escalations: Escalations
+    # What the scheduled sweep runs; notifications plan and cancel steps through `planner`.
+    escalations: EscalationSweep
+    planner: EscalationPlanner
     accounts: Accounts
     profiles: Profiles
     steps: EscalationSteps
@@ -235,28 +239,26 @@ def build_service(
     # The `pushed` entry needs the domain's receipts: bound once `notifications` exists. A
     # notification no live session took goes to the user's devices by Web Push.
     delivery = Delivery(connections, sender, counters, offline=webpush.notify_offline_many)
-    escalations = Escalations(
+    planner = EscalationPlanner(steps, minimum=settings.shortest_escalation, clock=clock)
+    escalations = EscalationSweep(
         steps,
         inbox,
         profiles,
-        connections,
-        sender,
+        delivery,
         Messenger(
             _required(clients.ses, "ses"),
             _required(clients.sns, "sns"),
             email_from=settings.email_from,
         ),
+        webpush,
         receipts,
         counters,
         config=EscalationConfig(
-            minimum=settings.shortest_escalation,
             org_name=settings.org_name,
             app_url=settings.app_url,
             full_content=settings.escalation_content == "full",
         ),
         clock=clock,
-        webpush=webpush,
-        delivery=delivery,
     )
     notifications = Notifications(
         inbox,
@@ -268,7 +270,7 @@ def build_service(
         fanout=fanout,
         fanout_threshold=settings.fanout_threshold,
         receipts=receipts,
-        escalations=escalations,
+        escalations=planner,
         profiles=profiles,
         jobs=jobs,
     )
@@ -315,6 +317,7 @@ def build_service(
         receipts=receipts,
         rights=rights,
         escalations=escalations,
+        planner=planner,
         accounts=Accounts(profiles, directory, push_subscriptions=webpush.listed),
         profiles=profiles,
         steps=steps,

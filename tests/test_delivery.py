@@ -8,8 +8,8 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from chalicelib.delivery import Outcome, Sender
 from chalicelib.errors import ConfigurationError
+from chalicelib.messaging import Outcome, Sender
 from chalicelib.models import NotificationContent
 from chalicelib.retry import Backoff
 from chalicelib.settings import management_endpoint

@@ -23,7 +23,7 @@ from moto.ses.models import ses_backends
 from moto.sns.models import sns_backends
 
 import app as lambda_app
-from chalicelib.escalation import Messenger, quiet_until
+from chalicelib.messaging import Messenger
 from chalicelib.models import QuietHours
 from chalicelib.retry import Backoff
 from chalicelib.settings import Settings
@@ -574,7 +574,7 @@ def test_cancel_all_and_erase_forget_every_pending_step(http: Any, svc: Service)
     for _ in range(3):
         send(http, escalation=[{"channel": "email", "after": "PT1M"}])
     send(http, user_id="bob", escalation=[{"channel": "email", "after": "PT1M"}])
-    assert svc.escalations.cancel_all("alice") == 3
+    assert svc.planner.cancel_all("alice") == 3
     assert svc.steps.pending("alice") == []
     svc.steps.erase("bob")
     assert svc.steps.pending("bob") == []
@@ -744,7 +744,7 @@ def utc(*parts: int) -> datetime:
 def test_quiet_hours_end_in_the_users_time_zone(
     hours: QuietHours, now: datetime, until: datetime | None
 ) -> None:
-    assert quiet_until(hours, now) == until
+    assert hours.until(now) == until
 
 
 # --- the sweep ----------------------------------------------------------------------------------

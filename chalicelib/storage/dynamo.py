@@ -3,9 +3,10 @@
 Stores say what to read and write; this module says how DynamoDB is asked: a Query read to
 its end (`query_all`) or to a limit (`collect`), batch reads and writes that resubmit their
 unprocessed part, and `transact`, the one way a store makes a conditional write. Every retry
-here uses the one policy of chalicelib/retry.py, and every retry that runs out ends the same
-way: `Unavailable` (503 with Retry-After over REST, `internal_error` over WebSocket), never a
-`RuntimeError`, a partial result presented as whole, or a wrong answer.
+here uses the one policy (and the one reading of AWS errors) of chalicelib/retry.py, and
+every retry that runs out ends the same way: `Unavailable` (503 with Retry-After over REST,
+`internal_error` over WebSocket), never a `RuntimeError`, a partial result presented as whole,
+or a wrong answer.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
 
 from chalicelib.errors import Unavailable
-from chalicelib.retry import Backoff
+from chalicelib.retry import Backoff, error_code, http_status, is_transient
 from chalicelib.storage.keys import Item
 
 if TYPE_CHECKING:
@@ -27,17 +28,8 @@ if TYPE_CHECKING:
 TRANSACTION_LIMIT = 100
 BATCH_GET_LIMIT = 100
 BATCH_WRITE_LIMIT = 25
-# Whole-call errors worth another attempt (botocore's own retries ran out underneath).
-RETRYABLE_ERRORS = frozenset(
-    {
-        "TransactionConflictException",
-        "TransactionInProgressException",
-        "ThrottlingException",
-        "ProvisionedThroughputExceededException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-    }
-)
+# A write refused for its conditions: `prepare` settles what the reasons decide.
+CANCELLED = frozenset({"TransactionCanceledException", "ConditionalCheckFailedException"})
 SINGLE_WRITES = {"Put": "put_item", "Update": "update_item", "Delete": "delete_item"}
 # Failures after which the write may or may not have been applied: the same request is sent
 # again (a transaction with the same ClientRequestToken, which DynamoDB applies at most once).
@@ -45,16 +37,6 @@ AMBIGUOUS_ERRORS = frozenset({"InternalServerError", "TransactionInProgressExcep
 # A write cancelled by contention picks other items (another counter shard) and goes again;
 # enough attempts that a realistic conflict rate never runs them out.
 TRANSACT_RETRY = Backoff(attempts=10, base=0.01, cap=0.25)
-
-
-def error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def is_transient(exc: ClientError) -> bool:
-    """Throttling or a server error that outlasted botocore's own retries: worth a retry later."""
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-    return error_code(exc) in RETRYABLE_ERRORS or status >= 500
 
 
 def chunks[T](items: list[T], size: int) -> Iterator[list[T]]:
@@ -92,8 +74,7 @@ def _cancellation(exc: ClientError, actions: int, after_ambiguous: bool) -> Canc
 
 
 def _ambiguous(exc: ClientError) -> bool:
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-    return error_code(exc) in AMBIGUOUS_ERRORS or status >= 500
+    return error_code(exc) in AMBIGUOUS_ERRORS or http_status(exc) >= 500
 
 
 class Dynamo:
@@ -147,14 +128,10 @@ class Dynamo:
             except (ReadTimeoutError, ConnectionClosedError):
                 ambiguous = True
             except ClientError as exc:
-                code = error_code(exc)
                 if _ambiguous(exc):
                     ambiguous = True
                     continue
-                if code not in RETRYABLE_ERRORS and code not in (
-                    "TransactionCanceledException",
-                    "ConditionalCheckFailedException",
-                ):
+                if not is_transient(exc) and error_code(exc) not in CANCELLED:
                     raise
                 cancelled = _cancellation(exc, len(actions), ambiguous)
                 ambiguous = False
