@@ -18,7 +18,6 @@ import boto3
 import pytest
 from chalice.test import Client
 from moto.core import DEFAULT_ACCOUNT_ID
-from moto.dynamodb.models import DynamoDBBackend
 from moto.ses.models import ses_backends
 from moto.sns.models import sns_backends
 
@@ -583,23 +582,8 @@ def test_cancel_all_and_erase_forget_every_pending_step(http: Any, svc: Service)
 # --- at most once, never lost ------------------------------------------------------------------
 
 
-@pytest.fixture
-def atomic_updates(monkeypatch: pytest.MonkeyPatch) -> None:
-    """DynamoDB applies each conditional write atomically; moto's in-process backend does not
-    lock, so two threads could both pass one condition. Make moto as atomic as DynamoDB."""
-    lock = threading.Lock()
-    for name in ("update_item", "delete_item", "put_item"):
-        original = getattr(DynamoDBBackend, name)
-
-        def atomic(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
-            with lock:
-                return __original(self, *args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, atomic)
-
-
 def test_a_step_fires_once_when_two_sweeps_race(
-    atomic_updates: None, http: Any, svc: Service, clock: Clock, receipts: RecordingReceipts
+    http: Any, svc: Service, clock: Clock, receipts: RecordingReceipts
 ) -> None:
     put(http, "/api/users/alice/contact", CONTACT)
     notification = send(http, escalation=[{"channel": "email", "after": "PT1M"}])
@@ -628,9 +612,7 @@ def test_a_step_fires_once_when_two_sweeps_race(
     assert [entry[0] for entry in receipts.of(notification["id"])] == ["escalated"]
 
 
-def test_concurrent_sweeps_send_each_step_once(
-    atomic_updates: None, http: Any, svc: Service, clock: Clock
-) -> None:
+def test_concurrent_sweeps_send_each_step_once(http: Any, svc: Service, clock: Clock) -> None:
     put(http, "/api/users/alice/contact", CONTACT)
     for _ in range(5):
         send(http, escalation=[{"channel": "email", "after": "PT1M"}])
