@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,9 +24,8 @@ import app as lambda_app
 from chalicelib.messaging import Messenger
 from chalicelib.models import QuietHours
 from chalicelib.retry import Backoff
-from chalicelib.settings import Settings
 from chalicelib.storage.escalations import SHARDS
-from chalicelib.wiring import Service, build_service, get_service, use_service
+from chalicelib.wiring import Service, get_service
 from tests.conftest import ADMIN, REGION, Clock, WsClient, aws_error, on_call
 from tests.conftest import auth as as_user
 
@@ -57,24 +55,23 @@ def receipts() -> RecordingReceipts:
 
 
 @pytest.fixture
-def make(dynamodb: Any, clock: Clock, receipts: RecordingReceipts) -> Callable[..., Service]:
-    def build(**overrides: Any) -> Service:
-        settings = replace(Settings.from_env(), **overrides)
-        service = build_service(settings, clock=clock)
-        # Sends retry without waiting in tests.
+def make(build: Callable[..., Service], receipts: RecordingReceipts) -> Callable[..., Service]:
+    """The shared `build`, its sends retried without waiting, its sender address verified."""
+
+    def build_for_escalation(**overrides: Any) -> Service:
+        service = build(**overrides)
         service.escalations.messenger = Messenger(
             service.clients.ses,  # type: ignore[arg-type]
             service.clients.sns,  # type: ignore[arg-type]
-            email_from=settings.email_from,
+            email_from=service.settings.email_from,
             retry=Backoff(attempts=3, sleep=lambda _: None),
         )
-        use_service(service)
         boto3.client("sesv2", region_name=REGION).create_email_identity(
-            EmailIdentity=settings.email_from
+            EmailIdentity=service.settings.email_from
         )
         return service
 
-    return build
+    return build_for_escalation
 
 
 @pytest.fixture
