@@ -238,9 +238,9 @@ class Notifications:
         """Store and push one notification to each of `user_ids`.
 
         With a broadcast id (an SQS job, which may arrive twice) it is idempotent per broadcast
-        and recipient; inline, nothing can repeat, so no idempotency records are written.
+        and recipient (each recipient's notification id derives from it); inline, nothing can
+        repeat.
         """
-        idempotency = f"broadcast:{broadcast_id}" if broadcast_id is not None else None
         preferences = self._preferences(content, user_ids)
         by_locale: dict[str | None, list[str]] = {}
         for user_id in user_ids:
@@ -251,7 +251,7 @@ class Notifications:
             notification.user_id: notification
             for tag, users in by_locale.items()
             for notification in self.inbox.put_many(
-                users, localize(content, tag, exact=True), idempotency=idempotency
+                users, localize(content, tag, exact=True), broadcast_id=broadcast_id
             )
         }
         live = {
