@@ -1143,9 +1143,9 @@ class Inbox:
     ) -> tuple[Notification, Item]:
         if notification_id is None:
             notification_id = _ids.generate(float(self._clock()))
-        if floor is not None and str(notification_id) <= floor:
-            # Overtaken by a commit with a greater id (another process, a clock ahead).
-            notification_id = _ids.generate(ULID.from_str(floor).milliseconds + 1)
+            if floor is not None and str(notification_id) <= floor:
+                # Overtaken by a commit with a greater id (another process, a clock ahead).
+                notification_id = _ids.generate(ULID.from_str(floor).milliseconds + 1)
         created = notification_id.datetime
         notification = Notification(
             id=str(notification_id),
