@@ -523,3 +523,41 @@ def test_a_redelivery_never_brings_back_a_notification_its_user_deleted(
     assert service.inbox.everything("alice") == []
     assert service.inbox.unread_count("alice") == 0
     assert [e.type for e in service.receipts.get(deleted.id).entries] == ["stored", "deleted"]
+
+
+def test_pushed_entries_of_a_batch_keep_each_chain_whole_through_a_race_and_a_crash(
+    service: Service, clock: Clock, ws: type[WsClient]
+) -> None:
+    users = ["calm", "racing", "crashing"]
+    sessions = {user: ws.registered(user) for user in users}
+    receipts_table = service.settings.receipts_table
+    steps: list[str] = []
+    puts = on_call(service.clients.dynamodb, "PutItem")
+
+    def between_entry_and_tail(model: Any, **_: Any) -> None:
+        # After a `pushed` entry lands on the receipt, before the item's tail moves.
+        if model.name != "PutItem" or body(puts[-1])["TableName"] != receipts_table:
+            return
+        notification_id = body(puts[-1])["Item"]["notification_id"]["S"]
+        owner = next(u for u in users if service.inbox.get(u, notification_id))
+        if owner == "racing" and owner not in steps:
+            steps.append(owner)
+            service.notifications.mark_read(owner, [notification_id])
+        if owner == "crashing" and owner not in steps:
+            steps.append(owner)
+            raise RuntimeError("worker killed between the entry and the tail")
+
+    service.clients.dynamodb.meta.events.register("after-call.dynamodb", between_entry_and_tail)
+    content = NotificationContent(message="b")
+    assert service.notifications.deliver(content, users, broadcast_id=broadcast_at(clock)) == 3
+    assert sorted(steps) == ["crashing", "racing"]
+    assert len(puts) == 3  # each `pushed` entry a plain conditional write, not a transaction
+    for user in users:
+        frames = sessions[user].received()
+        [pushed] = [frame for frame in frames if frame["event"] == "notification"]
+        notification_id = pushed["notification"]["id"]
+        service.notifications.mark_read(user, [notification_id])
+        receipt = service.receipts.get(notification_id)
+        assert receipt_document(receipt)["verified"] is True, user
+        assert [e.type for e in receipt.entries] == ["stored", "pushed", "read"], user
+        assert service.inbox.unread_count(user) == 0

@@ -499,11 +499,18 @@ class Inbox:
         channel: str | None = None,
         detail: dict[str, object] | None = None,
         tail: Tail | None = None,
+        atomic: bool = True,
     ) -> bool:
         """Append a receipt entry that records no state change (`pushed`) and move the tail
         the notification item holds with it, in one transaction; `tail`, when the caller
         knows it, saves the first read. False (nothing written) when the item is gone or
-        holds no tail: the caller appends on the receipt alone."""
+        holds no tail: the caller appends on the receipt alone.
+
+        Not `atomic` (a broadcast's pushes): the entry, then the item's tail, each a plain
+        conditional write, half the write units of a transaction. The chain is the receipt's,
+        so it stays whole either way; a tail left behind on the item (another append won, or
+        the worker died between the two) is found behind by the next state change, as for
+        any entry appended outside one."""
         chains = _Chains()
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
@@ -527,7 +534,18 @@ class Inbox:
             )
             return actions
 
-        return self._receipts is not None and self._db.transact(prepare)
+        if self._receipts is None:
+            return False
+        if atomic:
+            return self._db.transact(prepare)
+        actions = prepare(None)
+        if not actions:
+            return False
+        move, *entries = actions
+        if not all(self._db.transact(_once(entry)) for entry in entries):
+            return False
+        self._db.transact(_once(move))  # moved on meanwhile by a state change: it is ahead
+        return True
 
     # --- erasure (docs/rest.md) -----------------------------------------------------------
 
@@ -1421,6 +1439,16 @@ def _latest_committed(cancelled: Cancellation | None) -> str | None:
         if item and "latest_id" in item
     ]
     return max(found, default=None)
+
+
+def _once(action: Item) -> Callable[[Cancellation | None], list[Item] | None]:
+    """`transact`'s `prepare` of one conditional write: written, or given up on when its
+    condition fails (throttling is still retried)."""
+
+    def prepare(cancelled: Cancellation | None) -> list[Item] | None:
+        return None if cancelled is not None and cancelled.failed_condition(0) else [action]
+
+    return prepare
 
 
 def _keyed_time(broadcast_id: str | None) -> int | None:
