@@ -38,12 +38,32 @@ requests, WebSocket $1.00 per million messages of up to 32 KB
 (aws.amazon.com/api-gateway/pricing); SQS standard $0.40 per million requests of up to
 64 KB (aws.amazon.com/sqs/pricing). Free tiers are left out.
 
-The sequential baseline is the design before this one, as the issue describes it: one PutItem
-and one counter UpdateItem per recipient, one post at a time, and the REST request doing the
-whole broadcast itself (directory Query, every write, the live-index Queries, every post).
-It costs less in DynamoDB: the two-stage path writes each recipient's notification, counter
-and idempotency record in transactions (2 units per item), the price of exactly-once delivery
-when SQS redelivers a batch.
+The sequential baseline is the design before this one: one PutItem and one counter
+UpdateItem per recipient, one post at a time, and the REST request doing the whole broadcast
+itself (directory Query, every write, the live-index Queries, every post). It costs less in
+DynamoDB because it promises less: no receipt, no exactly-once delivery when SQS redelivers a
+batch, an unread count a crash between its two writes leaves wrong. The two-stage path writes
+each recipient's notification, a counter shard and the receipt's `stored` entry in one
+transaction (2 units per item): 6 units. The idempotency per broadcast and recipient costs no
+item (the notification id is derived from the broadcast, so a repeat fails the notification's
+own condition), and a live recipient's `pushed` entry is two plain writes (2 units, not 4).
+What is left is the floor of the guarantees: the notification and its counter shard must
+commit together (an exact count, cursors that never skip, erasure blocking the store), 4
+units in a transaction, and the `stored` entry at least 1 more; at 5 units per recipient the
+100,000-user broadcast would cost about 2.0x the baseline, so 2x is not reachable with the
+`stored` entry inside the transaction (6 units: about 2.5x). Taking it out (a plain
+conditional write after the commit) would save 1 unit but leave a stored notification
+without its receipt until SQS redelivers the job, which proof of notice cannot allow.
+"today's main" is the same batch job stored as before this change (an idempotency record per
+recipient, `pushed` entries in transactions: `Inbox.lean_broadcasts` off), recorded in the
+same run.
+
+Index writes: a write also copies the item to each global secondary index whose keys it holds
+(1 unit per KB, never doubled); `Indexes` counts them from the tables' projections (as
+infra/resources.json declares them), reading the item back after an update. They are shown
+beside the cost, not in it: a notification is in three indexes that project it all (unread,
+unacked, listing) and a receipt's first entry in one (by owner), so a broadcast recipient
+costs 4 to 5 index units more; the baseline's notification was in two (unread, unacked).
 
 This module owns the broadcast figures of `make bench` (2,000 users with 500 live and 100,000
 with 20,000 live, against the sequential baseline); the recorded batch jobs also check that each
@@ -445,7 +465,7 @@ def record_traces(*, batch_size: int, live_counts: tuple[int, ...], ks: tuple[in
                 batches: dict[int, Stage] = {}
                 main_batches: dict[int, Stage] = {}
                 for variant, recorded in (("now", batches), ("main", main_batches)):
-                    service.inbox.keyed_broadcasts = variant == "now"
+                    service.inbox.lean_broadcasts = variant == "now"
                     for live in live_counts:
                         users = [f"{variant}{live}u{n:03d}" for n in range(batch_size)]
                         recipients = [session(user) for user in users[:live]]
@@ -465,7 +485,7 @@ def record_traces(*, batch_size: int, live_counts: tuple[int, ...], ks: tuple[in
                                 sqs_event([record], queue_arn, REGION), worker_context()
                             )
                         pushed(recipients, label)
-                service.inbox.keyed_broadcasts = True
+                service.inbox.lean_broadcasts = True
 
                 page_size = service.notifications.fanout.page_size
                 members = [f"member{n:06d}" for n in range(page_size + batch_size)]

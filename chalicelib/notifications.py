@@ -527,7 +527,7 @@ class Notifications:
     def _record_batch_push(self, notification: Notification, connections: int) -> None:
         """A broadcast batch's `pushed` entries: entry and tail as two plain writes (half the
         write units of a transaction; a batch has many)."""
-        self.record_push(notification, connections, atomic=False)
+        self.record_push(notification, connections, atomic=not self.inbox.lean_broadcasts)
 
     def stats(self) -> dict[str, int]:
         return self.counters.snapshot()

@@ -176,9 +176,10 @@ class Inbox:
         # the chain's tail kept on the notification item (`receipt_seq`, `receipt_hash`): proof
         # of notice costs a send or a state change no extra call.
         self._receipts = receipts
-        # Broadcast recipients get ids derived from the broadcast (no idempotency record);
-        # off: a record for each, as before (kept to measure the difference).
-        self.keyed_broadcasts = True
+        # A broadcast's writes at the fewest write units: recipients' ids derived from the
+        # broadcast (no idempotency record), `pushed` entries as plain writes. Off: as before,
+        # a record for each and transactions (kept to measure the difference).
+        self.lean_broadcasts = True
 
     # --- writes ------------------------------------------------------------------------
 
@@ -256,7 +257,7 @@ class Inbox:
         """
         if broadcast_id is not None and idempotency is None:
             idempotency = f"broadcast:{broadcast_id}"
-        keyed_at = _keyed_time(broadcast_id) if self.keyed_broadcasts else None
+        keyed_at = _keyed_time(broadcast_id) if self.lean_broadcasts else None
         stored: list[Notification] = []
         per_user = self._actions_per_user(idempotency)
         for batch in chunks(user_ids, TRANSACTION_LIMIT // per_user):
