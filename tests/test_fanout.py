@@ -422,6 +422,7 @@ def test_a_batch_writes_three_items_per_recipient_and_a_repeat_writes_none(
     assert service.notifications.deliver(content, users, broadcast_id=broadcast) == 60
     # The notification, its counter shard, its receipt's `stored` entry: no idempotency item.
     assert sum(len(body(call)["TransactItems"]) for call in writes) == 3 * 60
+    assert max(len(body(call)["TransactItems"]) for call in writes) <= 100
     ids = stored_once(service, users, "Office closed")
     assert not any(sk.startswith("IDEM#") for user in users for sk in sort_keys(service, user))
     assert {ULID.from_str(i).timestamp for i in ids.values()} == {
