@@ -38,12 +38,32 @@ requests, WebSocket $1.00 per million messages of up to 32 KB
 (aws.amazon.com/api-gateway/pricing); SQS standard $0.40 per million requests of up to
 64 KB (aws.amazon.com/sqs/pricing). Free tiers are left out.
 
-The sequential baseline is the design before this one, as the issue describes it: one PutItem
-and one counter UpdateItem per recipient, one post at a time, and the REST request doing the
-whole broadcast itself (directory Query, every write, the live-index Queries, every post).
-It costs less in DynamoDB: the two-stage path writes each recipient's notification, counter
-and idempotency record in transactions (2 units per item), the price of exactly-once delivery
-when SQS redelivers a batch.
+The sequential baseline is the design before this one: one PutItem and one counter
+UpdateItem per recipient, one post at a time, and the REST request doing the whole broadcast
+itself (directory Query, every write, the live-index Queries, every post). It costs less in
+DynamoDB because it promises less: no receipt, no exactly-once delivery when SQS redelivers a
+batch, an unread count a crash between its two writes leaves wrong. The two-stage path writes
+each recipient's notification, a counter shard and the receipt's `stored` entry in one
+transaction (2 units per item): 6 units. The idempotency per broadcast and recipient costs no
+item (the notification id is derived from the broadcast, so a repeat fails the notification's
+own condition), and a live recipient's `pushed` entry is two plain writes (2 units, not 4).
+What is left is the floor of the guarantees: the notification and its counter shard must
+commit together (an exact count, cursors that never skip, erasure blocking the store), 4
+units in a transaction, and the `stored` entry at least 1 more; at 5 units per recipient the
+100,000-user broadcast would cost about 2.0x the baseline, so 2x is not reachable with the
+`stored` entry inside the transaction (6 units: about 2.5x). Taking it out (a plain
+conditional write after the commit) would save 1 unit but leave a stored notification
+without its receipt until SQS redelivers the job, which proof of notice cannot allow.
+"today's main" is the same batch job stored as before this change (an idempotency record per
+recipient, `pushed` entries in transactions: `Inbox.lean_broadcasts` off), recorded in the
+same run.
+
+Index writes: a write also copies the item to each global secondary index whose keys it holds
+(1 unit per KB, never doubled); `Indexes` counts them from the tables' projections (as
+infra/resources.json declares them), reading the item back after an update. They are shown
+beside the cost, not in it: a notification is in three indexes that project it all (unread,
+unacked, listing) and a receipt's first entry in one (by owner), so a broadcast recipient
+costs 4 to 5 index units more; the baseline's notification was in two (unread, unacked).
 
 This module owns the broadcast figures of `make bench` (2,000 users with 500 live and 100,000
 with 20,000 live, against the sequential baseline); the recorded batch jobs also check that each
@@ -55,6 +75,7 @@ from __future__ import annotations
 import heapq
 import json
 import math
+import re
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -116,6 +137,7 @@ class Call:
     pool: str | None  # the thread pool that issued it; None: the handler's own thread
     rru: float = 0.0
     wru: float = 0.0
+    index_wru: float = 0.0  # the writes DynamoDB makes to global secondary indexes
 
 
 @dataclass
@@ -149,6 +171,10 @@ class Stage:
     @property
     def wru(self) -> float:
         return sum(call.wru for call in self.calls)
+
+    @property
+    def index_wru(self) -> float:
+        return sum(call.index_wru for call in self.calls)
 
 
 def memory_mb(function: str, *, stage: str = "prod") -> int:
@@ -202,23 +228,98 @@ def capacity(op: str, params: dict[str, Any], parsed: dict[str, Any]) -> tuple[f
     return 0.0, 0.0
 
 
+class Indexes:
+    """The write units DynamoDB spends on global secondary indexes for a write: each index
+    whose key attributes the item holds gets a copy of what it projects (1 unit per KB, not
+    doubled in a transaction). An update is counted for an index that projects every
+    attribute or one the update names; the item's state after the write is read back through
+    `client` (a client nobody records)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._tables: dict[str, tuple[list[str], list[tuple[list[str], dict[str, Any]]]]] = {}
+
+    def _schema(self, table: str) -> tuple[list[str], list[tuple[list[str], dict[str, Any]]]]:
+        if table not in self._tables:
+            described = self._client.describe_table(TableName=table)["Table"]
+            keys = [key["AttributeName"] for key in described["KeySchema"]]
+            indexes = [
+                ([key["AttributeName"] for key in index["KeySchema"]], index["Projection"])
+                for index in described.get("GlobalSecondaryIndexes", [])
+            ]
+            self._tables[table] = (keys, indexes)
+        return self._tables[table]
+
+    def units(self, table: str, item: dict[str, Any], named: set[str] | None = None) -> float:
+        """Index write units of writing `item` to `table` (an update naming `named`)."""
+        keys, indexes = self._schema(table)
+        total = 0.0
+        for index_keys, projection in indexes:
+            if not all(key in item for key in index_keys):
+                continue
+            kind = projection["ProjectionType"]
+            projected = set(keys) | set(index_keys) | set(projection.get("NonKeyAttributes", []))
+            if named is not None and kind != "ALL" and not (named & projected):
+                continue
+            copy = item if kind == "ALL" else {k: v for k, v in item.items() if k in projected}
+            total += _write_units(copy)
+        return total
+
+    def writes(self, op: str, params: dict[str, Any]) -> float:
+        if op == "PutItem":
+            return self.units(params["TableName"], params.get("Item", {}))
+        if op == "UpdateItem":
+            return self._updated(params)
+        if op == "TransactWriteItems":
+            total = 0.0
+            for action in params.get("TransactItems", []):
+                [(kind, body)] = action.items()
+                if kind == "Put":
+                    total += self.units(body["TableName"], body["Item"])
+                elif kind == "Update":
+                    total += self._updated(body)
+            return total
+        if op == "BatchWriteItem":
+            return sum(
+                self.units(table, request["PutRequest"]["Item"])
+                for table, requests in params.get("RequestItems", {}).items()
+                for request in requests
+                if "PutRequest" in request
+            )
+        return 0.0
+
+    def _updated(self, body: dict[str, Any]) -> float:
+        found = self._client.get_item(TableName=body["TableName"], Key=body["Key"]).get("Item")
+        if not found:
+            return 0.0
+        aliases = body.get("ExpressionAttributeNames", {})
+        words = re.findall(r"[#A-Za-z_][A-Za-z0-9_]*", body.get("UpdateExpression", ""))
+        named = {aliases.get(word, word) for word in words}
+        return self.units(body["TableName"], found, named)
+
+
 class Recorder:
     """Records every call of the clients it is attached to into the current stage."""
 
-    def __init__(self) -> None:
+    def __init__(self, indexes: Indexes | None = None) -> None:
         self._lock = threading.Lock()
         self._calls = CallRecorder(after=self._record)
         self.stage: Stage | None = None
+        self._indexes = indexes
 
     def attach(self, client: Any) -> None:
         self._calls.attach(client)
 
     def _record(self, call: ApiCall) -> None:
         pool = None if call.in_main_thread else call.thread.split("_")[0]
-        rru, wru = capacity(call.operation, call.params, call.parsed or {})
+        parsed = call.parsed or {}
+        rru, wru = capacity(call.operation, call.params, parsed)
+        index_wru = 0.0
+        if self._indexes is not None and wru and "Error" not in parsed and self.stage is not None:
+            index_wru = self._indexes.writes(call.operation, call.params)
         with self._lock:
             if self.stage is not None:
-                self.stage.calls.append(Call(call.operation, pool, rru, wru))
+                self.stage.calls.append(Call(call.operation, pool, rru, wru, index_wru))
 
     @contextmanager
     def recording(self, name: str) -> Iterator[Stage]:
@@ -244,6 +345,9 @@ class Traces:
     batch_size: int
     page_size: int
     concurrency: dict[str, int]
+    # The same batch jobs stored the way today's main branch does (an idempotency record
+    # per recipient), recorded in the same run.
+    main_batches: dict[int, Stage] = field(default_factory=dict)
 
 
 def record_traces(*, batch_size: int, live_counts: tuple[int, ...], ks: tuple[int, ...]) -> Traces:
@@ -257,6 +361,7 @@ def record_traces(*, batch_size: int, live_counts: tuple[int, ...], ks: tuple[in
     from chalicelib.jobs import JobMessage, job_body
     from chalicelib.models import FanoutJob, NotificationContent
     from chalicelib.storage.connections import LOOKUP_CONCURRENCY
+    from chalicelib.storage.inbox import new_id
     from chalicelib.storage.keys import member_count_key, member_key
     from chalicelib.wiring import use_service
     from devstack.context import LambdaContext
@@ -285,7 +390,7 @@ def record_traces(*, batch_size: int, live_counts: tuple[int, ...], ks: tuple[in
         service = installed_service(
             fanout_queue_url=queue, fanout_threshold=10, fanout_batch_size=batch_size
         )
-        recorder = Recorder()
+        recorder = Recorder(Indexes(boto3.client("dynamodb", region_name=REGION)))
         recorder.attach(service.clients.dynamodb)
         recorder.attach(service.notifications.fanout.client)
         recorder.attach(service.sender.client)
@@ -308,25 +413,30 @@ def record_traces(*, batch_size: int, live_counts: tuple[int, ...], ks: tuple[in
 
                 # Batches before the large directory is seeded: moto copies a whole table
                 # for each transaction, and its cost is not AWS's.
-                batches = {}
-                for live in live_counts:
-                    users = [f"b{live}u{n:03d}" for n in range(batch_size)]
-                    recipients = [session(user) for user in users[:live]]
-                    job = FanoutJob(
-                        broadcast_id=f"model{live}",
-                        content=NotificationContent(message="Office closed"),
-                        user_ids=users,
-                    )
-                    record = {
-                        "MessageId": f"m{live}",
-                        "ReceiptHandle": "r",
-                        "Body": job_body(FANOUT_BATCH, job.model_dump(mode="json")),
-                    }
-                    with recorder.recording(f"batch job, {live} live") as batches[live]:
-                        lambda_app.fanout_worker(
-                            sqs_event([record], queue_arn, REGION), worker_context()
+                batches: dict[int, Stage] = {}
+                main_batches: dict[int, Stage] = {}
+                for variant, recorded in (("now", batches), ("main", main_batches)):
+                    service.inbox.lean_broadcasts = variant == "now"
+                    for live in live_counts:
+                        users = [f"{variant}{live}u{n:03d}" for n in range(batch_size)]
+                        recipients = [session(user) for user in users[:live]]
+                        job = FanoutJob(
+                            broadcast_id=new_id(),
+                            content=NotificationContent(message="Office closed"),
+                            user_ids=users,
                         )
-                    pushed(recipients, f"batch job, {live} live")
+                        record = {
+                            "MessageId": f"m{variant}{live}",
+                            "ReceiptHandle": "r",
+                            "Body": job_body(FANOUT_BATCH, job.model_dump(mode="json")),
+                        }
+                        label = f"batch job ({variant}), {live} live"
+                        with recorder.recording(label) as recorded[live]:
+                            lambda_app.fanout_worker(
+                                sqs_event([record], queue_arn, REGION), worker_context()
+                            )
+                        pushed(recipients, label)
+                service.inbox.lean_broadcasts = True
 
                 page_size = service.notifications.fanout.page_size
                 members = [f"member{n:06d}" for n in range(page_size + batch_size)]
@@ -355,7 +465,9 @@ def record_traces(*, batch_size: int, live_counts: tuple[int, ...], ks: tuple[in
             "push": service.settings.push_concurrency,
             "ThreadPoolExecutor-": LOOKUP_CONCURRENCY,
         }
-    return Traces(sends, rest, page, batches, batch_size, page_size, _pools(concurrency))
+    return Traces(
+        sends, rest, page, batches, batch_size, page_size, _pools(concurrency), main_batches
+    )
 
 
 def _pools(known: dict[str, int]) -> dict[str, int]:
@@ -386,6 +498,7 @@ class Outcome:
     ws_messages: int
     sqs_requests: int
     rest_requests: int = 1
+    index_wru: float = 0.0
 
     def costs(self) -> dict[str, float]:
         """US dollars by what is billed."""
@@ -402,13 +515,21 @@ class Outcome:
     def cost(self) -> float:
         return sum(self.costs().values())
 
+    def cost_with_indexes(self) -> float:
+        """`cost` plus the index writes (which the figures above leave out, as AWS's list
+        of a call's consumed capacity does not)."""
+        return self.cost() + self.index_wru * PRICE["wru"]
 
-def batch_for(traces: Traces, users: int, live: int) -> tuple[float, int, Stage]:
+
+def batch_for(
+    traces: Traces, users: int, live: int, *, main: bool = False
+) -> tuple[float, int, Stage]:
     """Live recipients per batch job, and the recorded batch job with the most live sessions
-    not above that (posts beyond it are added pro rata)."""
+    not above that (posts beyond it are added pro rata); `main`: as today's main stores it."""
+    batches = traces.main_batches if main else traces.batches
     per_batch_live = live / users * traces.batch_size
-    low = max(k for k in traces.batches if k <= per_batch_live)
-    return per_batch_live, low, traces.batches[low]
+    low = max(k for k in batches if k <= per_batch_live)
+    return per_batch_live, low, batches[low]
 
 
 def two_stage(
@@ -419,13 +540,14 @@ def two_stage(
     per_invocation: int,
     *,
     pool: int = JOB_CONCURRENCY,
+    main: bool = False,
 ) -> Outcome:
     """A broadcast to `users` (of whom `live` have one session) through the page/batch jobs,
     an invocation running up to `pool` of its messages at once."""
     pools = traces.concurrency
     rest_ms = traces.rest_broadcast.time_ms(pools)
     page_ms = traces.page.time_ms(pools)
-    per_batch_live, low, batch = batch_for(traces, users, live)
+    per_batch_live, low, batch = batch_for(traces, users, live, main=main)
     batch_ms = (
         batch.time_ms(pools)
         + (per_batch_live - low) * LATENCY_MS["PostToConnection"] / (pools["push"])
@@ -483,6 +605,9 @@ def two_stage(
         calls=calls,
         rru=rru,
         wru=wru,
+        index_wru=traces.rest_broadcast.index_wru
+        + pages * traces.page.index_wru
+        + batches * batch.index_wru,
         ws_messages=calls["PostToConnection"],
         sqs_requests=calls["SendMessageBatch"] + calls["SendMessage"] + 2 * invocations,
     )
@@ -509,6 +634,8 @@ def sequential(users: int, live: int) -> Outcome:
         calls=calls,
         rru=0.5 * calls["Query"] + live * 0.5,
         wru=2.0 * users + 1,
+        # Its notification item was in two indexes (unread, unacked), each projecting it all.
+        index_wru=2.0 * users,
         ws_messages=live,
         sqs_requests=0,
     )
@@ -622,6 +749,17 @@ def main(tiny: bool = False) -> None:
                 for item in ours.costs()
             )
         )
+        main = two_stage(traces, users, live, concurrencies[-1], ESM_BATCH_SIZES[0], main=True)
+        print(f"      cost per recipient, {users:,} users (C={concurrencies[-1]}, B=10):")
+        for name, outcome in (("now", ours), ("today's main", main), ("baseline", base)):
+            ratio = outcome.cost() / base.cost()
+            print(
+                f"         {name:<14}{outcome.wru / users:>5.2f} WRU{'':3}"
+                f"${outcome.cost() / users * 1e5:.3f} per 100k ({ratio:.2f}x)"
+                f"{'':3}with index writes {outcome.index_wru / users:.2f} more WRU, "
+                f"${outcome.cost_with_indexes() / users * 1e5:.3f} per 100k "
+                f"({outcome.cost_with_indexes() / base.cost_with_indexes():.2f}x)"
+            )
         if base.to_202_ms > 29_000:
             print("      (the baseline outlives API Gateway's 29 s integration timeout", end="")
             print(" and Lambda's 900 s)" if base.to_202_ms > 900_000 else ")")

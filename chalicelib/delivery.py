@@ -75,8 +75,15 @@ class Delivery:
             )
         return report
 
-    def tell_many(self, notifications: Mapping[str, Notification], **counts: int) -> PushReport:
-        """Push each user's notification (a broadcast batch) to their live sessions."""
+    def tell_many(
+        self,
+        notifications: Mapping[str, Notification],
+        *,
+        pushed: Pushed | None = None,
+        **counts: int,
+    ) -> PushReport:
+        """Push each user's notification (a broadcast batch) to their live sessions; `pushed`
+        records their `pushed` entries instead of the usual hook."""
         targets = self.connections.live_of(list(notifications))
         frames = [
             (connection_id, _notification_frame(notifications[user_id]))
@@ -88,7 +95,7 @@ class Delivery:
         reached: dict[str, int] = {}
         for connection_id in report.reached:
             reached[owners[connection_id]] = reached.get(owners[connection_id], 0) + 1
-        self._after(notifications, reached)
+        self._after(notifications, reached, pushed)
         return report
 
     def replay(self, connection_id: str, notifications: list[Notification]) -> int:
@@ -127,7 +134,12 @@ class Delivery:
             stale_pruned=report.pruned,
         )
 
-    def _after(self, notifications: Mapping[str, Notification], reached: Mapping[str, int]) -> None:
+    def _after(
+        self,
+        notifications: Mapping[str, Notification],
+        reached: Mapping[str, int],
+        pushed: Pushed | None = None,
+    ) -> None:
         """The `pushed` entry of each notification a live session took; the others go to
         `offline` together. The notifications are stored and told already: what fails here
         is logged, never turned into a failure that a caller would repeat."""
@@ -137,7 +149,7 @@ class Delivery:
                 unreached.append(notification)
                 continue
             try:
-                self.pushed(notification, reached[user_id])
+                (pushed or self.pushed)(notification, reached[user_id])
             except Exception:
                 log.exception("pushed entry failed", extra={"notification_id": notification.id})
         if not unreached:

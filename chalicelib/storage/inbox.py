@@ -30,6 +30,7 @@ logged error and return the rest: one bad item never takes down a page, poll or 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import time
@@ -134,6 +135,18 @@ class _Chains:
         self.entries, self.updates = {}, {}
 
 
+@dataclass(slots=True)
+class _Recipient:
+    """A recipient of a broadcast being stored: under the id derived from the broadcast
+    (`keyed_id`, counted on `shard`), or, once that id was overtaken, under a fresh id above
+    `floor` with an idempotency record."""
+
+    user_id: str
+    keyed_id: ULID | None = None
+    shard: int | None = None
+    floor: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Page:
     """Notifications newest first, and whether more follow the last one (its id continues)."""
@@ -163,6 +176,10 @@ class Inbox:
         # the chain's tail kept on the notification item (`receipt_seq`, `receipt_hash`): proof
         # of notice costs a send or a state change no extra call.
         self._receipts = receipts
+        # A broadcast's writes at the fewest write units: recipients' ids derived from the
+        # broadcast (no idempotency record), `pushed` entries as plain writes. Off: as before,
+        # a record for each and transactions (kept to measure the difference).
+        self.lean_broadcasts = True
 
     # --- writes ------------------------------------------------------------------------
 
@@ -218,20 +235,39 @@ class Inbox:
         return first, False
 
     def put_many(
-        self, user_ids: list[str], content: NotificationContent, *, idempotency: str | None
+        self,
+        user_ids: list[str],
+        content: NotificationContent,
+        *,
+        idempotency: str | None = None,
+        broadcast_id: str | None = None,
     ) -> list[Notification]:
         """Store one notification per user (a broadcast), each counted unread for its user.
 
-        Users share transactions: each adds its notification and its counter update, and,
-        with an idempotency key, its idempotency record. A user who already has the keyed
-        broadcast (a redelivered batch) is skipped, so nobody gets it twice. Returns what was
-        stored now.
+        Users share transactions: each adds its notification and its counter update (and its
+        receipt's `stored` entry). With a `broadcast_id` (a job SQS may deliver twice) it is
+        idempotent per broadcast and recipient at no extra write: each recipient's notification
+        id is derived from the broadcast (its time, a hash of broadcast and user) and so is the
+        counter shard it counts on, so a repeat fails the notification's (or its receipt's)
+        `attribute_not_exists` and is skipped. Only a recipient whose derived id is overtaken
+        on that shard (a later store or fence) gets a fresh id above it and an idempotency
+        record; the fresh store raises that shard past the derived id, so every later repeat
+        takes the same path and meets the record. `idempotency` alone writes the record for
+        everyone, on any shard. Returns what was stored now.
         """
+        if broadcast_id is not None and idempotency is None:
+            idempotency = f"broadcast:{broadcast_id}"
+        keyed_at = _keyed_time(broadcast_id) if self.lean_broadcasts else None
         stored: list[Notification] = []
         per_user = self._actions_per_user(idempotency)
         for batch in chunks(user_ids, TRANSACTION_LIMIT // per_user):
-            pending = list(batch)
-            prepared: list[tuple[Notification, list[Item]]] = []
+            pending = [
+                _Recipient(user, *_keyed(broadcast_id, user, keyed_at, self.counter_shards))
+                if broadcast_id is not None and keyed_at is not None
+                else _Recipient(user)
+                for user in batch
+            ]
+            prepared: list[tuple[_Recipient, Notification, int]] = []
 
             def prepare(cancelled: Cancellation | None) -> list[Item] | None:
                 nonlocal pending, prepared
@@ -239,34 +275,68 @@ class Inbox:
                     cancelled is not None
                     and cancelled.after_ambiguous
                     and prepared
-                    and cancelled.failed_condition(0)
+                    and all(cancelled.failed_condition(first) for _, _, first in prepared)
                 ):
-                    # The first notification exists: the attempt whose outcome was unknown
+                    # Every notification exists: the attempt whose outcome was unknown
                     # committed, all of it.
-                    stored.extend(notification for notification, _ in prepared)
+                    stored.extend(notification for _, notification, _ in prepared)
                     return None
                 if cancelled is not None:
-                    # Skipped: users who have this broadcast already (their idempotency record,
-                    # the last action, failed) and users being erased. Users whose id was only
-                    # overtaken go again with a fresh one.
                     pending = [
-                        user
-                        for index, user in enumerate(pending)
-                        if not self._erasing(cancelled, index * per_user + 1)
-                        and not (
-                            idempotency is not None
-                            and cancelled.failed_condition(index * per_user + per_user - 1)
-                        )
+                        recipient
+                        for recipient, notification, first in prepared
+                        if self._still_pending(cancelled, recipient, notification, first, per_user)
                     ]
-                floor = _latest_committed(cancelled)
-                prepared = [
-                    self._put_actions(user, content, idempotency, floor) for user in pending
-                ]
-                return [action for _, actions in prepared for action in actions]
+                    floor = _latest_committed(cancelled)
+                else:
+                    floor = None
+                prepared, actions = [], []
+                for recipient in pending:
+                    notification, more = self._put_actions(
+                        recipient.user_id,
+                        content,
+                        None if recipient.keyed_id else idempotency,
+                        max(recipient.floor or "", floor or "") or None,
+                        shard=recipient.shard,
+                        notification_id=recipient.keyed_id,
+                    )
+                    prepared.append((recipient, notification, len(actions)))
+                    actions += more
+                return actions
 
             if self._db.transact(prepare):
-                stored.extend(notification for notification, _ in prepared)
+                stored.extend(notification for _, notification, _ in prepared)
         return stored
+
+    def _still_pending(
+        self,
+        cancelled: Cancellation,
+        recipient: _Recipient,
+        notification: Notification,
+        first: int,
+        per_user: int,
+    ) -> bool:
+        """Whether a recipient of a cancelled broadcast transaction goes again (moving it to a
+        fresh id when its derived one was overtaken). Skipped: a recipient being erased, and
+        one who has the broadcast already (its notification or receipt exists under the
+        derived id, or its idempotency record, the last action, exists)."""
+        counter = first + 1
+        if self._erasing(cancelled, counter):
+            return False
+        if recipient.keyed_id is not None:
+            receipt = first + 2 if self._receipts is not None else None
+            if cancelled.failed_condition(first) or (
+                receipt is not None and cancelled.failed_condition(receipt)
+            ):
+                return False
+            if cancelled.failed_condition(counter):
+                # Overtaken: a fresh id above the derived one, on the same shard (see above).
+                recipient.keyed_id = None
+                recipient.floor = notification.id
+            return True
+        # The idempotency record, when there is one, is the last action.
+        recorded = per_user > self._actions_per_user(None)
+        return not (recorded and cancelled.failed_condition(first + per_user - 1))
 
     def mark_read(self, user_id: str, ids: Iterable[str], *, channel: str = "rest") -> list[str]:
         """Mark the user's unread notifications among `ids` read; returns those that changed."""
@@ -430,11 +500,18 @@ class Inbox:
         channel: str | None = None,
         detail: dict[str, object] | None = None,
         tail: Tail | None = None,
+        atomic: bool = True,
     ) -> bool:
         """Append a receipt entry that records no state change (`pushed`) and move the tail
         the notification item holds with it, in one transaction; `tail`, when the caller
         knows it, saves the first read. False (nothing written) when the item is gone or
-        holds no tail: the caller appends on the receipt alone."""
+        holds no tail: the caller appends on the receipt alone.
+
+        Not `atomic` (a broadcast's pushes): the entry, then the item's tail, each a plain
+        conditional write, half the write units of a transaction. The chain is the receipt's,
+        so it stays whole either way; a tail left behind on the item (another append won, or
+        the worker died between the two) is found behind by the next state change, as for
+        any entry appended outside one."""
         chains = _Chains()
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
@@ -458,7 +535,18 @@ class Inbox:
             )
             return actions
 
-        return self._receipts is not None and self._db.transact(prepare)
+        if self._receipts is None:
+            return False
+        if atomic:
+            return self._db.transact(prepare)
+        actions = prepare(None)
+        if not actions:
+            return False
+        move, *entries = actions
+        if not all(self._db.transact(_once(entry)) for entry in entries):
+            return False
+        self._db.transact(_once(move))  # moved on meanwhile by a state change: it is ahead
+        return True
 
     # --- erasure (docs/rest.md) -----------------------------------------------------------
 
@@ -1065,12 +1153,18 @@ class Inbox:
         return iso_timestamp(datetime.fromtimestamp(self._clock(), UTC))
 
     def _new(
-        self, user_id: str, content: NotificationContent, floor: str | None = None
+        self,
+        user_id: str,
+        content: NotificationContent,
+        floor: str | None = None,
+        *,
+        notification_id: ULID | None = None,
     ) -> tuple[Notification, Item]:
-        notification_id = _ids.generate(float(self._clock()))
-        if floor is not None and str(notification_id) <= floor:
-            # Overtaken by a commit with a greater id (another process, a clock ahead).
-            notification_id = _ids.generate(ULID.from_str(floor).milliseconds + 1)
+        if notification_id is None:
+            notification_id = _ids.generate(float(self._clock()))
+            if floor is not None and str(notification_id) <= floor:
+                # Overtaken by a commit with a greater id (another process, a clock ahead).
+                notification_id = _ids.generate(ULID.from_str(floor).milliseconds + 1)
         created = notification_id.datetime
         notification = Notification(
             id=str(notification_id),
@@ -1107,8 +1201,10 @@ class Inbox:
         floor: str | None = None,
         *,
         extra: Callable[[Notification], list[Item]] | None = None,
+        shard: int | None = None,
+        notification_id: ULID | None = None,
     ) -> tuple[Notification, list[Item]]:
-        notification, item = self._new(user_id, content, floor)
+        notification, item = self._new(user_id, content, floor, notification_id=notification_id)
         if self._receipts is not None:
             item.update(_tail_item(self._receipts.first_tail(notification)))
         actions = [
@@ -1124,6 +1220,7 @@ class Inbox:
                 {counter_bucket(int(item["expires_at"]["N"])): 1},
                 latest=notification.id,
                 unless_erasing=True,
+                shard=shard,
             ),
         ]
         if self._receipts is not None:
@@ -1225,6 +1322,7 @@ class Inbox:
         *,
         latest: str | None = None,
         unless_erasing: bool = False,
+        shard: int | None = None,
     ) -> Item:
         """Add `deltas` to a shard of the unread counter picked at random (a retry after a
         conflict picks again); a store passes its id as `latest` (see the module docstring:
@@ -1234,7 +1332,9 @@ class Inbox:
         values = {f":d{i}": {"N": str(delta)} for i, delta in enumerate(deltas.values())}
         update: Item = {
             "TableName": self._table,
-            "Key": counter_key(user_id, random.randrange(self.counter_shards)),
+            "Key": counter_key(
+                user_id, random.randrange(self.counter_shards) if shard is None else shard
+            ),
             "UpdateExpression": "ADD " + ", ".join(f"#d{i} :d{i}" for i in range(len(deltas))),
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
@@ -1340,6 +1440,33 @@ def _latest_committed(cancelled: Cancellation | None) -> str | None:
         if item and "latest_id" in item
     ]
     return max(found, default=None)
+
+
+def _once(action: Item) -> Callable[[Cancellation | None], list[Item] | None]:
+    """`transact`'s `prepare` of one conditional write: written, or given up on when its
+    condition fails (throttling is still retried)."""
+
+    def prepare(cancelled: Cancellation | None) -> list[Item] | None:
+        return None if cancelled is not None and cancelled.failed_condition(0) else [action]
+
+    return prepare
+
+
+def _keyed_time(broadcast_id: str | None) -> int | None:
+    """The millisecond of a broadcast (its id is a ULID); None for an id that is not one."""
+    if broadcast_id is None:
+        return None
+    try:
+        return ULID.from_str(broadcast_id).milliseconds
+    except ValueError:
+        return None
+
+
+def _keyed(broadcast_id: str, user_id: str, at_ms: int, shards: int) -> tuple[ULID, int]:
+    """The notification id and counter shard of one recipient of a broadcast: the same
+    whichever worker stores it, however often."""
+    digest = hashlib.sha256(f"{broadcast_id}|{user_id}".encode()).digest()
+    return ULID.from_bytes(at_ms.to_bytes(6, "big") + digest[:10]), digest[10] % shards
 
 
 def _floor_id(now: float) -> str:
