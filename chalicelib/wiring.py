@@ -64,12 +64,11 @@ class Clients:
 
     @classmethod
     def from_settings(cls, settings: Settings, *, session: Any = None) -> Clients:
-        """The clients of `settings`, from a new boto3 session or `session` (tests share one:
-        a session parses each service's model once)."""
-        import boto3
+        """The clients of `settings`, from a new `SdkSession` or `session` (tests share a boto3
+        one: a session parses each service's model once)."""
         from botocore.config import Config
 
-        session = session or boto3.session.Session()
+        session = session or SdkSession()
         refuse_real_aws(settings, session)
         push_config = Config(
             # Sender retries with the service's backoff; botocore must not retry underneath it.
@@ -110,6 +109,26 @@ class Clients:
             ),
             **_messaging_clients(session, settings),
         )
+
+
+class SdkSession:
+    """The AWS SDK without boto3: botocore's session behind boto3's `client()` call.
+
+    boto3 adds resources and S3 transfers, none of which the service uses, and importing it
+    costs a cold start about a tenth of its CPU (s3transfer pulls in multiprocessing). A
+    boto3 Session has the same two methods, so tests and tools may hand one in instead.
+    """
+
+    def __init__(self) -> None:
+        import botocore.session
+
+        self._session = botocore.session.Session()
+
+    def client(self, service_name: str, **kwargs: Any) -> Any:
+        return self._session.create_client(service_name, **kwargs)
+
+    def get_credentials(self) -> Any:
+        return self._session.get_credentials()
 
 
 LOCAL_STAGE = "local"
