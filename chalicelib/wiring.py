@@ -8,12 +8,20 @@ domain services from a `Settings` and a clock; tests and tools call it with thei
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
+
+# Imported with the app, not on first use: on-demand functions run their init phase on a full
+# vCPU and the first invocation at the memory's share (benchmarks/coldstart.py, `burst`).
+import botocore.session
+from botocore.config import Config
+from botocore.exceptions import DataNotFoundError
+from botocore.loaders import Loader
 
 from chalicelib.auth import Principal, TokenVerifier, build_verifier
 from chalicelib.delivery import PUSH_RETRY, Delivery, Sender
@@ -67,8 +75,6 @@ class Clients:
     def from_settings(cls, settings: Settings, *, session: Any = None) -> Clients:
         """The clients of `settings`, from a new `SdkSession` or `session` (tests share a boto3
         one: a session parses each service's model once)."""
-        from botocore.config import Config
-
         session = session or SdkSession()
         refuse_real_aws(settings, session)
         push_config = Config(
@@ -121,10 +127,15 @@ class SdkSession:
     """
 
     def __init__(self) -> None:
-        import botocore.session
-
         self._session = botocore.session.Session()
-        self._session.register_component("data_loader", _service_loader(self._session))
+        paths = self._session.get_config_variable("data_path")
+        extra = paths.split(os.pathsep) if paths else []
+        self._session.register_component(
+            "data_loader",
+            ServiceLoader(
+                extra_search_paths=[os.path.expanduser(os.path.expandvars(p)) for p in extra]
+            ),
+        )
 
     def client(self, service_name: str, **kwargs: Any) -> Any:
         return self._session.create_client(service_name, **kwargs)
@@ -133,48 +144,38 @@ class SdkSession:
         return self._session.get_credentials()
 
 
-def _service_loader(session: Any) -> Any:
-    """botocore's loader of service models, on the session's data path, except that it asks
-    only the requested service's directory whether it is known.
+class ServiceLoader(Loader):
+    """botocore's loader of service models (on the session's data path, as botocore builds
+    its own), except that it asks only the requested service's directory whether it is known.
 
     Before each kind of model it loads, botocore lists every service's data directory (over
     400, a few thousand file system calls: about 15 ms of a cold start's CPU) just to name
     them in the error for an unknown service; that error and its list are kept.
     """
-    import os
 
-    from botocore.exceptions import DataNotFoundError
-    from botocore.loaders import Loader
+    def list_available_services(self, type_name: str) -> Sequence[str]:  # type: ignore[override]
+        return _KnownServices(self, type_name)
 
-    class KnownServices(Sequence[str]):
-        def __init__(self, loader: Loader, type_name: str) -> None:
-            self.loader, self.type_name = loader, type_name
 
-        def __contains__(self, service_name: object) -> bool:
-            try:
-                return bool(self.loader.list_api_versions(service_name, self.type_name))
-            except DataNotFoundError:
-                return False
+class _KnownServices(Sequence[str]):
+    def __init__(self, loader: Loader, type_name: str) -> None:
+        self.loader, self.type_name = loader, type_name
 
-        @cached_property
-        def names(self) -> list[str]:
-            return Loader.list_available_services(self.loader, self.type_name)
+    def __contains__(self, service_name: object) -> bool:
+        try:
+            return bool(self.loader.list_api_versions(service_name, self.type_name))
+        except DataNotFoundError:
+            return False
 
-        def __getitem__(self, index: Any) -> Any:
-            return self.names[index]
+    @cached_property
+    def names(self) -> list[str]:
+        return Loader.list_available_services(self.loader, self.type_name)
 
-        def __len__(self) -> int:
-            return len(self.names)
+    def __getitem__(self, index: Any) -> Any:
+        return self.names[index]
 
-    class ServiceLoader(Loader):
-        def list_available_services(self, type_name: str) -> Sequence[str]:  # type: ignore[override]
-            return KnownServices(self, type_name)
-
-    paths = session.get_config_variable("data_path")
-    if paths is None:
-        return ServiceLoader()
-    extra = [os.path.expanduser(os.path.expandvars(path)) for path in paths.split(os.pathsep)]
-    return ServiceLoader(extra_search_paths=extra)
+    def __len__(self) -> int:
+        return len(self.names)
 
 
 LOCAL_STAGE = "local"
@@ -406,8 +407,6 @@ def _cached[T](factory: Callable[[], T]) -> Callable[[], T]:
 
 
 def _messaging_clients(session: Any, settings: Settings) -> dict[str, Any]:
-    from botocore.config import Config
-
     # Messenger retries with the service's backoff; botocore must not retry underneath it.
     config = Config(retries={"total_max_attempts": 1}, connect_timeout=2, read_timeout=10)
     return {
