@@ -128,3 +128,17 @@ def test_the_service_takes_a_boto3_session_too(dynamodb: Any) -> None:
     clients = Clients.from_settings(settings, session=boto3.session.Session())
     service = build_service(settings, clients=clients)
     assert service.clients.dynamodb.describe_table(TableName="notifications")["Table"]
+
+
+def test_a_chalicelib_module_loads_without_the_service_graph() -> None:
+    """The package's own module runs before any of its modules: it must not import them all."""
+    code = (
+        "import sys\n"
+        "import chalicelib.settings\n"
+        "print(sorted(m for m in ('chalicelib.wiring', 'chalicelib.models', 'pydantic')"
+        " if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
