@@ -8,11 +8,20 @@ domain services from a `Settings` and a clock; tests and tools call it with thei
 
 from __future__ import annotations
 
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
+
+# Imported with the app, not on first use: on-demand functions run their init phase on a full
+# vCPU and the first invocation at the memory's share (benchmarks/coldstart.py, `burst`).
+import botocore.session
+from botocore.config import Config
+from botocore.exceptions import DataNotFoundError
+from botocore.loaders import Loader
 
 from chalicelib.auth import Principal, TokenVerifier, build_verifier
 from chalicelib.delivery import Delivery
@@ -66,12 +75,9 @@ class Clients:
 
     @classmethod
     def from_settings(cls, settings: Settings, *, session: Any = None) -> Clients:
-        """The clients of `settings`, from a new boto3 session or `session` (tests share one:
-        a session parses each service's model once)."""
-        import boto3
-        from botocore.config import Config
-
-        session = session or boto3.session.Session()
+        """The clients of `settings`, from a new `SdkSession` or `session` (tests share a boto3
+        one: a session parses each service's model once)."""
+        session = session or SdkSession()
         refuse_real_aws(settings, session)
         push_config = Config(
             # Sender retries with the service's backoff; botocore must not retry underneath it.
@@ -112,6 +118,66 @@ class Clients:
             ),
             **_messaging_clients(session, settings),
         )
+
+
+class SdkSession:
+    """The AWS SDK without boto3: botocore's session behind boto3's `client()` call.
+
+    boto3 adds resources and S3 transfers, none of which the service uses, and importing it
+    costs a cold start about a tenth of its CPU (s3transfer pulls in multiprocessing). A
+    boto3 Session has the same two methods, so tests and tools may hand one in instead.
+    """
+
+    def __init__(self) -> None:
+        self._session = botocore.session.Session()
+        paths = self._session.get_config_variable("data_path")
+        extra = paths.split(os.pathsep) if paths else []
+        self._session.register_component(
+            "data_loader",
+            ServiceLoader(
+                extra_search_paths=[os.path.expanduser(os.path.expandvars(p)) for p in extra]
+            ),
+        )
+
+    def client(self, service_name: str, **kwargs: Any) -> Any:
+        return self._session.create_client(service_name, **kwargs)
+
+    def get_credentials(self) -> Any:
+        return self._session.get_credentials()
+
+
+class ServiceLoader(Loader):
+    """botocore's loader of service models (on the session's data path, as botocore builds
+    its own), except that it asks only the requested service's directory whether it is known.
+
+    Before each kind of model it loads, botocore lists every service's data directory (over
+    400, a few thousand file system calls: about 15 ms of a cold start's CPU) just to name
+    them in the error for an unknown service; that error and its list are kept.
+    """
+
+    def list_available_services(self, type_name: str) -> Sequence[str]:  # type: ignore[override]
+        return _KnownServices(self, type_name)
+
+
+class _KnownServices(Sequence[str]):
+    def __init__(self, loader: Loader, type_name: str) -> None:
+        self.loader, self.type_name = loader, type_name
+
+    def __contains__(self, service_name: object) -> bool:
+        try:
+            return bool(self.loader.list_api_versions(service_name, self.type_name))
+        except DataNotFoundError:
+            return False
+
+    @cached_property
+    def names(self) -> list[str]:
+        return Loader.list_available_services(self.loader, self.type_name)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.names[index]
+
+    def __len__(self) -> int:
+        return len(self.names)
 
 
 LOCAL_STAGE = "local"
@@ -344,8 +410,6 @@ def _cached[T](factory: Callable[[], T]) -> Callable[[], T]:
 
 
 def _messaging_clients(session: Any, settings: Settings) -> dict[str, Any]:
-    from botocore.config import Config
-
     # Messenger retries with the service's backoff; botocore must not retry underneath it.
     config = Config(retries={"total_max_attempts": 1}, connect_timeout=2, read_timeout=10)
     return {
