@@ -8,7 +8,8 @@ from pathlib import Path
 
 from playwright.sync_api import BrowserContext, expect
 
-from tests.browser.conftest import Api, DemoPage, wait_until
+from tests.browser.conftest import Api, DemoPage
+from tests.waiting import eventually
 
 # While blocked, a WebSocket that never opens: what a proxy or policy that blocks WebSocket
 # looks like to the page (and, to the browser, also what a handshake refused with 401 looks
@@ -121,7 +122,7 @@ def test_server_dropping_the_socket_loses_nothing(open_demo, api: Api, user: str
     for message in sent_meanwhile:
         api.send(user, message)
 
-    wait_until(lambda: demo.client("connectionId") not in (None, dropped))
+    eventually(lambda: demo.client("connectionId") not in (None, dropped), "a new connection id")
     demo.wait_for_status("open")
     api.send(user, "after the reconnect")
     for message in [*sent_meanwhile, "after the reconnect"]:
@@ -238,7 +239,7 @@ def test_older_pages_load_by_cursor_as_the_list_scrolls(
         _, page = api.call("GET", "/api/notifications?limit=22", token=stack.token(user))
         return len(page["items"]) == 22 and all(item["delivered"] for item in page["items"])
 
-    wait_until(all_acked)
+    eventually(all_acked, "all 22 acked")
     demo.page.reload()
     demo.wait_for_status("open")
     expect(items).to_have_count(20)
