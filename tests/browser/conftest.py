@@ -17,11 +17,12 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
 
 from devstack.stack import LocalStack
 
@@ -219,6 +220,15 @@ def open_demo(stack: LocalStack, context: BrowserContext) -> Callable[..., DemoP
         return open_page(in_context or context, stack, user, query=query, status=status)
 
     return open_demo
+
+
+def fill_deadline_and_reminders(form: Locator, deadline: datetime, *steps: tuple[str, str]) -> None:
+    """The demo's send form: a deadline (datetime-local: the browser's local time) and its
+    reminder steps, each (channel, when) by the words the form shows."""
+    form.locator("#send-deadline").fill(deadline.strftime("%Y-%m-%dT%H:%M"))
+    for number, (channel, when) in enumerate(steps, 1):
+        form.locator(f"select[name=step{number}_channel]").select_option(label=channel)
+        form.locator(f"select[name=step{number}_when]").select_option(label=when)
 
 
 @pytest.fixture(scope="session")

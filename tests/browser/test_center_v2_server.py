@@ -17,8 +17,14 @@ from typing import Any
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.browser.conftest import Api, DemoPage, audit
-from tests.browser.test_center_v2 import focused_outline, open_panel, screenshot_center, tab_to
+from tests.browser.conftest import Api, DemoPage, audit, fill_deadline_and_reminders
+from tests.browser.test_center_v2 import (
+    PICTURED,
+    focused_outline,
+    open_panel,
+    screenshot_center,
+    tab_to,
+)
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.needs_server_v2
@@ -372,18 +378,12 @@ def test_screenshot_of_the_center_with_a_notice_to_confirm_and_an_archive(
     """The README's v2 picture: a notice to confirm pinned on top, one just archived (undo)."""
     demo = open_v2(open_demo, user)
     page = demo.page
-    api.send(user, "Office closed on Friday", priority="low")
-    send_notice(
-        api,
-        user,
-        "Please upload your passport copy for case 12345",
-        type="warning",
-        priority="high",
-        category="immigration",
-        data={"case_id": "12345"},
-    )
-    api.send(user, "Form I-130 received", type="success", category="immigration")
-    api.send(user, "Your case status has been updated: in review", data={"case_id": "12345"})
+    for name in ("office", "passport", "form", "case"):
+        message, fields = PICTURED[name]
+        if name == "passport":  # pinned: a notice to confirm
+            send_notice(api, user, message, **fields)
+        else:
+            api.send(user, message, **fields)
     demo.wait_for_badge(4)
     open_panel(demo)
     expect(center_items(page).first).to_contain_text("passport copy")
@@ -417,12 +417,12 @@ def test_the_admin_panel_sends_a_notice_with_its_escalation_fields(
     form = page.locator("#send-form")
     form.locator("#send-message").fill("Bring your ID to the hearing")
     form.locator("#send-confirm").check()
-    deadline = datetime.now() + timedelta(days=3)  # datetime-local: the browser's local time
-    form.locator("#send-deadline").fill(deadline.strftime("%Y-%m-%dT%H:%M"))
-    form.locator("select[name=step1_channel]").select_option(label="Email")
-    form.locator("select[name=step1_when]").select_option(label="After 5 seconds (to try it here)")
-    form.locator("select[name=step2_channel]").select_option(label="In the app again")
-    form.locator("select[name=step2_when]").select_option(label="1 day before the deadline")
+    fill_deadline_and_reminders(
+        form,
+        datetime.now() + timedelta(days=3),
+        ("Email", "After 5 seconds (to try it here)"),
+        ("In the app again", "1 day before the deadline"),
+    )
     with page.expect_response(lambda r: r.url.endswith("/api/notifications")) as sent:
         page.locator("#send").click()
     assert sent.value.status == 201
