@@ -3,6 +3,7 @@ WebSocket gateway (which also serves @connections): see support.py."""
 
 from __future__ import annotations
 
+import inspect
 import ipaddress
 import json
 import ssl
@@ -167,9 +168,8 @@ def deployment(
 
 @pytest.fixture(scope="package")
 def gateway() -> Iterator[GatewayThread]:
-    thread = GatewayThread()
-    yield thread
-    thread.stop()
+    with GatewayThread() as thread:
+        yield thread
 
 
 @pytest.fixture(scope="package")
@@ -202,55 +202,48 @@ def _certificates(directory: Path) -> tuple[Path, Path, Path]:
     def name(common: str) -> x509.Name:
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
 
+    def certificate(
+        subject: str, key: Any, issuer: str, signer: Any, *extensions: tuple[Any, bool]
+    ) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name(subject))
+            .issuer_name(name(issuer))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=1))
+        )
+        for extension, critical in extensions:
+            builder = builder.add_extension(extension, critical=critical)
+        return builder.sign(signer, hashes.SHA256())
+
+    # x509.KeyUsage takes every usage by name: a CA's are signing certificates and revocations.
+    ca_usage = dict.fromkeys(inspect.signature(x509.KeyUsage).parameters, False) | {
+        "digital_signature": True,
+        "key_cert_sign": True,
+        "crl_sign": True,
+    }
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(name("zip test CA"))
-        .issuer_name(name("zip test CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
+    ca = certificate(
+        "zip test CA",
+        ca_key,
+        "zip test CA",
+        ca_key,
+        (x509.BasicConstraints(ca=True, path_length=0), True),
+        (x509.KeyUsage(**ca_usage), True),
+        (x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False),
     )
     key = ec.generate_private_key(ec.SECP256R1())
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(name("127.0.0.1"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
+    leaf = certificate(
+        "127.0.0.1",
+        key,
+        "zip test CA",
+        ca_key,
+        (x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False),
+        (x509.BasicConstraints(ca=False, path_length=None), True),
+        (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
+        (x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False),
     )
     paths = directory / "ca.pem", directory / "server.pem", directory / "server.key"
     paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
@@ -299,9 +292,8 @@ class _JwksHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def rs256_gateway() -> Iterator[GatewayThread]:
-    thread = GatewayThread()
-    yield thread
-    thread.stop()
+    with GatewayThread() as thread:
+        yield thread
 
 
 @pytest.fixture(scope="module")
