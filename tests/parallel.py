@@ -1,4 +1,5 @@
-"""How the suite runs in parallel (`make test`: `pytest -n 2 --dist loadgroup`, pytest-xdist).
+"""How the suite runs in parallel: `make test` runs `pytest -n logical --dist loadgroup`
+(pytest-xdist; by hand, give `-n` with `--dist loadgroup` too).
 
 Each worker is its own process: its own moto, environment, stacks and browser, on free ports.
 Two things are arranged across workers here:
