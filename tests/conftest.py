@@ -29,6 +29,10 @@ from devstack.lambda_session import LambdaSession
 from devstack.package import package_app
 from devstack.tables import create_tables
 from devstack.tokens import mint_token
+from tests.parallel import (
+    built_once,
+    pytest_collection_modifyitems,  # noqa: F401 - a hook
+)
 from tests.serial import serialized_moto  # noqa: F401 - a fixture
 
 SECRET = "test-secret"
@@ -43,8 +47,9 @@ ENVIRONMENT = {
 
 @pytest.fixture(scope="session")
 def lambda_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The app packaged as `make package` does, once per run: sam.json and deployment.zip."""
-    return package_app(tmp_path_factory.mktemp("package"))
+    """The app packaged as `make package` does, once per run (for every worker): sam.json and
+    deployment.zip."""
+    return built_once(tmp_path_factory, "package", package_app)
 
 
 @pytest.fixture(autouse=True)
