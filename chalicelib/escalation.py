@@ -46,9 +46,9 @@ if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
 
     from chalicelib.delivery import Sender
-    from chalicelib.notifications import Counters
     from chalicelib.storage import ConnectionStore, Inbox
     from chalicelib.storage.profiles import Profiles
+    from chalicelib.telemetry import Counters
     from chalicelib.webpush import WebPush
 
 MAXIMUM_DURATION = timedelta(days=90)

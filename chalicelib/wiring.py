@@ -21,7 +21,7 @@ from chalicelib.escalation import EscalationConfig, Escalations, Messenger
 from chalicelib.fanout import FanoutQueue, register_fanout
 from chalicelib.immigration import Immigration
 from chalicelib.jobs import JOB_CONCURRENCY, InlineJobs, Registry, SqsJobs
-from chalicelib.notifications import Counters, Notifications
+from chalicelib.notifications import Notifications
 from chalicelib.preferences import Accounts
 from chalicelib.publisher import Publisher
 from chalicelib.receipts import Receipts
@@ -35,6 +35,7 @@ from chalicelib.storage.escalations import EscalationSteps
 from chalicelib.storage.profiles import Profiles
 from chalicelib.storage.receipts import ReceiptStore
 from chalicelib.storage.subscriptions import PushSubscriptions
+from chalicelib.telemetry import Counters
 from chalicelib.webpush import PushClient, WebPush, WebPushConfig, vapid_key_source
 
 if TYPE_CHECKING:
