@@ -295,7 +295,10 @@ def stats(principal: Principal) -> Reply:
 @app.on_sqs_message(queue="notifications-fanout", batch_size=10)
 def fanout_worker(event: SQSEvent) -> dict[str, list[dict[str, str]]]:
     deadline = Deadline.from_context(event.context)
-    failed = get_service().jobs.process(event.to_dict()["Records"], deadline)
+    try:
+        failed = get_service().jobs.process(event.to_dict()["Records"], deadline)
+    finally:
+        get_service().counters.flush()
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
 
 
@@ -306,7 +309,10 @@ def fanout_worker(event: SQSEvent) -> dict[str, list[dict[str, str]]]:
 def escalation_sweep(event: CloudWatchEvent) -> dict[str, Any]:
     # Leave time to finish the steps under way: one killed mid-send would be lost.
     budget = event.context.get_remaining_time_in_millis() / 1000 - 15
-    report = get_service().escalations.sweep(budget=max(budget, 1))
+    try:
+        report = get_service().escalations.sweep(budget=max(budget, 1))
+    finally:
+        get_service().counters.flush()
     return {"due": report.due, "outcomes": report.outcomes}
 
 

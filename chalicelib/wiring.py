@@ -159,6 +159,7 @@ class Service:
     # Background work on the SQS queue (inline, to its end, where none is configured).
     jobs: SqsJobs | InlineJobs
     webpush: WebPush
+    counters: Counters
 
     def check_rate(self, principal: Principal) -> None:
         self.sessions.check_rate(principal)
@@ -192,7 +193,7 @@ def build_service(
     )
     directory = Directory(db, table, clock=clock)
     limits = Limits(db, table, clock=clock)
-    counters = Counters(limits)
+    counters = Counters(limits, clock=clock)
     sender = Sender(
         clients.management,
         connections,
@@ -326,6 +327,7 @@ def build_service(
         ),
         jobs=jobs,
         webpush=webpush,
+        counters=counters,
     )
 
 
