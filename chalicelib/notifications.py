@@ -444,7 +444,7 @@ class Notifications:
         confirmed_at, change = self.inbox.confirm(user_id, notification_id, channel=channel)
         unread = self.inbox.unread_count(user_id)
         if change is not None:
-            self._closed(user_id, [notification_id], "confirmed")
+            self._closed(user_id, [notification_id] if change.escalates else [], "confirmed")
             event = ConfirmedEvent(
                 id=notification_id, confirmed_at=confirmed_at, unread_count=unread
             )
@@ -470,14 +470,16 @@ class Notifications:
         """The notifications `ids` stopped being open: confirmed, read (when they need no
         confirmation; archiving marks read), deleted or erased. THE place where pending
         escalation steps are cancelled. (The receipt entry of each such change rode in the
-        inbox's transaction that made it; `erased` is appended by `erased`.)"""
+        inbox's transaction that made it; `erased` is appended by `erased`.) Callers leave out
+        the ones their change showed to have no steps (`Change.escalates`): no Query for them."""
         # Erasure cancels every step of the user at once (an erasable store).
         if self.escalations is not None and ids and reason != "erased":
             self.escalations.cancel_many(user_id, ids)
 
     def _read(self, user_id: str, changes: list[Change]) -> None:
         """Notifications just marked read: reading closes those that need no confirmation."""
-        self._closed(user_id, [c.id for c in changes if not c.needs_confirmation], "read")
+        closed = [c.id for c in changes if not c.needs_confirmation and c.escalates]
+        self._closed(user_id, closed, "read")
 
     def record_push(self, notification: Notification, connections: int) -> None:
         """The `pushed` entry of a notification just stored and pushed, on the tail its
