@@ -113,18 +113,18 @@ def unread_count(principal: Principal) -> Reply:
     return Reply({"unread_count": get_service().notifications.unread_count(principal.user_id)})
 
 
-@api.route("/api/notifications/read", method="POST", body=MarkRead)
+@api.route("/api/notifications/read", method="POST", body=MarkRead, writes=True)
 def mark_read(principal: Principal, body: MarkRead) -> Reply:
     change = get_service().notifications.mark_read(principal.user_id, body.ids)
     return Reply(_state_change(change, body.all, ids=change.ids, unread_count=change.unread_count))
 
 
-@api.route("/api/notifications/seen", method="POST", body=SeenRequest)
+@api.route("/api/notifications/seen", method="POST", body=SeenRequest, writes=True)
 def seen(principal: Principal, body: SeenRequest) -> Reply:
     return Reply({"ids": get_service().notifications.seen(principal.user_id, body.ids)})
 
 
-@api.route("/api/notifications/archive", method="POST", body=ArchiveRequest)
+@api.route("/api/notifications/archive", method="POST", body=ArchiveRequest, writes=True)
 def archive(principal: Principal, body: ArchiveRequest) -> Reply:
     change = get_service().notifications.archive(principal.user_id, body.ids, body.archived)
     return Reply(
@@ -147,7 +147,7 @@ def _state_change(change: StateChange, everything: bool | None, **reply: Any) ->
     return reply
 
 
-@api.route("/api/notifications/{notification_id}/confirm", method="POST")
+@api.route("/api/notifications/{notification_id}/confirm", method="POST", writes=True)
 def confirm(principal: Principal, notification_id: str) -> Reply:
     notifications = get_service().notifications
     notifications.confirm(principal.user_id, notification_id)
