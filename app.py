@@ -113,18 +113,18 @@ def unread_count(principal: Principal) -> Reply:
     return Reply({"unread_count": get_service().notifications.unread_count(principal.user_id)})
 
 
-@api.route("/api/notifications/read", method="POST", body=MarkRead)
+@api.route("/api/notifications/read", method="POST", body=MarkRead, writes=True)
 def mark_read(principal: Principal, body: MarkRead) -> Reply:
     change = get_service().notifications.mark_read(principal.user_id, body.ids)
     return Reply(_state_change(change, body.all, ids=change.ids, unread_count=change.unread_count))
 
 
-@api.route("/api/notifications/seen", method="POST", body=SeenRequest)
+@api.route("/api/notifications/seen", method="POST", body=SeenRequest, writes=True)
 def seen(principal: Principal, body: SeenRequest) -> Reply:
     return Reply({"ids": get_service().notifications.seen(principal.user_id, body.ids)})
 
 
-@api.route("/api/notifications/archive", method="POST", body=ArchiveRequest)
+@api.route("/api/notifications/archive", method="POST", body=ArchiveRequest, writes=True)
 def archive(principal: Principal, body: ArchiveRequest) -> Reply:
     change = get_service().notifications.archive(principal.user_id, body.ids, body.archived)
     return Reply(
@@ -147,7 +147,7 @@ def _state_change(change: StateChange, everything: bool | None, **reply: Any) ->
     return reply
 
 
-@api.route("/api/notifications/{notification_id}/confirm", method="POST")
+@api.route("/api/notifications/{notification_id}/confirm", method="POST", writes=True)
 def confirm(principal: Principal, notification_id: str) -> Reply:
     notifications = get_service().notifications
     notifications.confirm(principal.user_id, notification_id)
@@ -295,7 +295,10 @@ def stats(principal: Principal) -> Reply:
 @app.on_sqs_message(queue="notifications-fanout", batch_size=10)
 def fanout_worker(event: SQSEvent) -> dict[str, list[dict[str, str]]]:
     deadline = Deadline.from_context(event.context)
-    failed = get_service().jobs.process(event.to_dict()["Records"], deadline)
+    try:
+        failed = get_service().jobs.process(event.to_dict()["Records"], deadline)
+    finally:
+        get_service().counters.flush()
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
 
 
@@ -306,7 +309,10 @@ def fanout_worker(event: SQSEvent) -> dict[str, list[dict[str, str]]]:
 def escalation_sweep(event: CloudWatchEvent) -> dict[str, Any]:
     # Leave time to finish the steps under way: one killed mid-send would be lost.
     budget = event.context.get_remaining_time_in_millis() / 1000 - 15
-    report = get_service().escalations.sweep(budget=max(budget, 1))
+    try:
+        report = get_service().escalations.sweep(budget=max(budget, 1))
+    finally:
+        get_service().counters.flush()
     return {"due": report.due, "outcomes": report.outcomes}
 
 

@@ -105,6 +105,11 @@ class Row:
 
 
 def measure(recorder: CallRecorder, operation: str, action: Any, note: str = "") -> Row:
+    from chalicelib.wiring import get_service
+
+    # Written at most every few seconds per container, never by a given request: flushed
+    # first so that a flush falling due mid-measurement is not charged to the operation.
+    get_service().counters.flush()
     calls = recorder.measure(action)
     return Row(operation, counts(calls), note, targets(calls))
 
@@ -125,6 +130,21 @@ class Scale:
 
 
 SMOKE = Scale(live_sessions=(0, 1), replayed=2, stored=3, mark_sizes=(1, 2), acked=2)
+
+
+def cold_container(recorder: CallRecorder) -> Any:
+    """A fresh service, as a newly started Lambda container builds it (nothing remembered),
+    on the same tables, with its clients counted."""
+    from chalicelib.wiring import get_service, use_service
+
+    use_service(None)
+    service = get_service()
+    recorder.attach(service.clients.dynamodb)
+    recorder.attach(service.sender.client)
+    return service
+
+
+COLD = " (cold container)"
 
 
 def run(scale: Scale = Scale()) -> list[Row]:
@@ -169,9 +189,10 @@ def run(scale: Scale = Scale()) -> list[Row]:
             )
         )
 
-        # mark_read of 1, 10, 100 unread ids, from one of the user's two sessions.
+        # mark_read of 1, 10, 100 unread ids, from one of the user's two sessions; then the
+        # largest again, and an ack, on a container that has not seen the connection yet.
         user = "marker"
-        unread_total = sum(scale.mark_sizes)
+        unread_total = 2 * sum(scale.mark_sizes)
         for index in range(unread_total):
             send(user, f"unread {index}")
         session, other = Session().open(user), Session().open(user)
@@ -206,6 +227,41 @@ def run(scale: Scale = Scale()) -> list[Row]:
             )
         )
 
+        # The same on a cold container: the connection's principal is read once (GetItem).
+        largest = max(scale.mark_sizes)
+        cold_ids = unread[offset : offset + largest]
+        other.received()
+        service = cold_container(recorder)
+        rows.append(
+            measure(
+                recorder,
+                f"mark_read, {largest} ids{COLD}",
+                lambda: expect(
+                    session.send({"action": "mark_read", "ids": cold_ids}), "marked_read"
+                ),
+                "first action of the connection here",
+            )
+        )
+        expect(other.received(), "marked_read")
+        service = cold_container(recorder)
+        acked = unread[scale.acked : 2 * scale.acked]
+        rows.append(
+            measure(
+                recorder,
+                f"ack, {scale.acked} ids{COLD}",
+                lambda: expect(session.send({"action": "ack", "ids": acked}), "acked"),
+                "first action of the connection here",
+            )
+        )
+        service = cold_container(recorder)
+        rows.append(
+            measure(
+                recorder,
+                f"send, k=1 live sessions{COLD}",
+                lambda: send(user, "hi"),
+            )
+        )
+
         # Unread count: the counter read every reply carries.
         rows.append(
             measure(
@@ -225,18 +281,39 @@ def run(scale: Scale = Scale()) -> list[Row]:
 
 
 # DynamoDB calls an operation should make at most (the session's own connection read and
-# rate-limit window included).
+# rate-limit window included), on a warm container; the cold figure is printed beside it.
 GOALS = {"send, k=1 live sessions": 3, "mark_read, 100 ids": 6, "ack, 10 ids": 4}
+# What a container adds now and then, outside any one request's count.
+AMORTIZED = "plus one UpdateItem (stats counters) per container at most every 5 s"
+
+
+def per_request(row: Row) -> int:
+    """The DynamoDB calls of a row but the stats counters' timed flush."""
+    return sum(row.dynamodb.values()) - flushes(row)
+
+
+def flushes(row: Row) -> int:
+    return row.targets[("UpdateItem", "stats")]
 
 
 def render_goals(rows: list[Row]) -> str:
-    lines = ["goals (DynamoDB calls):"]
-    for row in rows:
-        if row.operation in GOALS:
-            calls = sum(row.dynamodb.values())
-            goal = GOALS[row.operation]
-            verdict = "met" if calls <= goal else "not met"
-            lines.append(f"  {row.operation:<28} {calls:>4}  goal <= {goal:<3} {verdict}")
+    by_name = {row.operation: row for row in rows}
+    lines = [f"goals (DynamoDB calls per request, warm container; {AMORTIZED}):"]
+    for operation, goal in GOALS.items():
+        if operation not in by_name:
+            continue
+        calls = per_request(by_name[operation])
+        verdict = "met" if calls <= goal else "not met"
+        cold = by_name.get(operation + COLD)
+        beside = f"  cold container {per_request(cold)}" if cold is not None else ""
+        lines.append(f"  {operation:<28} {calls:>4}  goal <= {goal:<3} {verdict}{beside}")
+    timed = [row.operation for row in rows if flushes(row)]
+    if timed:
+        lines.append(
+            "  (a timed stats flush fell inside: "
+            + ", ".join(timed)
+            + "; on moto these requests take seconds, on DynamoDB about 0.1 s)"
+        )
     return "\n".join(lines)
 
 

@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chalicelib import telemetry
 from chalicelib.delivery import Delivery
 from chalicelib.errors import (
     ConnectionGone,
@@ -42,16 +41,15 @@ from chalicelib.models import (
 )
 from chalicelib.receipts import Receipts
 from chalicelib.storage import (
-    STAT_NAMES,
     ConnectionStore,
     Directory,
     Inbox,
-    Limits,
     Page,
     new_id,
 )
 from chalicelib.storage.inbox import Change
 from chalicelib.storage.keys import Item
+from chalicelib.telemetry import Counters
 from chalicelib.telemetry import logger as log
 
 if TYPE_CHECKING:
@@ -89,26 +87,6 @@ class SendResult:
     notification: Notification
     created: bool
     delivered_to: int
-
-
-class Counters:
-    """Counts each outcome twice: in the stats counters and in this invocation's metrics."""
-
-    def __init__(self, limits: Limits) -> None:
-        self._limits = limits
-
-    def record(self, **counts: int) -> None:
-        self._limits.bump_stats(**{n: v for n, v in counts.items() if n in STAT_NAMES})
-        telemetry.count(**counts)
-
-    def snapshot(self) -> dict[str, int]:
-        counters = self._limits.read_stats()
-        active = (
-            counters["connections_opened"]
-            - counters["connections_closed"]
-            - counters["stale_pruned"]
-        )
-        return {"active_connections": max(active, 0), **counters}
 
 
 class Notifications:
@@ -471,7 +449,7 @@ class Notifications:
         confirmed_at, change = self.inbox.confirm(user_id, notification_id, channel=channel)
         unread = self.inbox.unread_count(user_id)
         if change is not None:
-            self._closed(user_id, [notification_id], "confirmed")
+            self._closed(user_id, [notification_id] if change.escalates else [], "confirmed")
             event = ConfirmedEvent(
                 id=notification_id, confirmed_at=confirmed_at, unread_count=unread
             )
@@ -497,7 +475,8 @@ class Notifications:
         """The notifications `ids` stopped being open: confirmed, read (when they need no
         confirmation; archiving marks read), deleted or erased. THE place where pending
         escalation steps are cancelled. (The receipt entry of each such change rode in the
-        inbox's transaction that made it; `erased` is appended by `erased`.)"""
+        inbox's transaction that made it; `erased` is appended by `erased`.) Callers leave out
+        the ones their change showed to have no steps (`Change.escalates`): no Query for them."""
         # Erasure cancels every step of the user at once (an erasable store).
         if self.escalations is not None and ids and reason != "erased":
             self.escalations.cancel_many(user_id, ids)
@@ -510,6 +489,7 @@ class Notifications:
             if not stays_open(
                 requires_confirmation=change.needs_confirmation, read=True, confirmed=False
             )
+            and change.escalates
         ]
         self._closed(user_id, closed, "read")
 

@@ -112,12 +112,21 @@ class RestApi:
         body: type[BaseModel] | None = None,
         query: type[BaseModel] | None = None,
         status: int | None = None,
+        writes: bool = False,
     ) -> Callable[[Callable[..., Reply]], Callable[..., Response]]:
+        """`writes`: the view's first AWS write is a transaction, which then carries the
+        request's rate-limit charge (`Sessions.charged`) instead of a call of its own."""
+
         def register(view: Callable[..., Reply]) -> Callable[..., Response]:
             def handler(**path_params: str) -> Response:
                 try:
-                    arguments = self._arguments(access, body, query)
-                    reply = view(**arguments, **path_params)
+                    arguments = self._arguments(access, body, query, charge=not writes)
+                    principal = arguments.get("principal")
+                    if writes and principal is not None:
+                        with get_service().sessions.charged(principal):
+                            reply = view(**arguments, **path_params)
+                    else:
+                        reply = view(**arguments, **path_params)
                 except ServiceError as exc:
                     if exc.status >= 500:
                         log.exception("request failed", extra={"path": path})
@@ -142,7 +151,12 @@ class RestApi:
         return register
 
     def _arguments(
-        self, access: Access, body: type[BaseModel] | None, query: type[BaseModel] | None
+        self,
+        access: Access,
+        body: type[BaseModel] | None,
+        query: type[BaseModel] | None,
+        *,
+        charge: bool = True,
     ) -> dict[str, Any]:
         request = self._app.current_request
         service = get_service()
@@ -155,7 +169,8 @@ class RestApi:
             )
             if access is Access.ADMIN:
                 principal.require_admin()
-            service.check_rate(principal)
+            if charge:
+                service.check_rate(principal)
             arguments["principal"] = principal
         if body is not None:
             data = _json_body(request.raw_body)

@@ -139,6 +139,14 @@ def on_call(
     return seen
 
 
+def request_body(request: dict[str, Any] | None) -> dict[str, Any]:
+    """The JSON body of a request `on_call` saw (its parameters as sent)."""
+    try:
+        return json.loads((request or {}).get("body") or b"{}")
+    except ValueError:
+        return {}
+
+
 @pytest.fixture
 def clock() -> Clock:
     return Clock()

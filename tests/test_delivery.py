@@ -70,7 +70,7 @@ def test_send_notification_counts_pruned_connections(ws: type[WsClient], service
         result = service.notifications.send("alice", NotificationContent(message="hi"))
     assert result.delivered_to == 1
     assert service.connections.of_user("alice") == [live.connection_id]
-    stats = service.limits.read_stats()
+    stats = service.notifications.stats()
     assert stats["stale_pruned"] == 1
     assert stats["pushes_delivered"] == 1
 

@@ -21,10 +21,10 @@ from tests.test_volume import count_calls
 from tests.test_volume import seed as seed_inbox
 
 # One state read (100 ids a call) and a transaction per 49 ids (update + entry each, and the
-# counter); then the request's own: the steps cancelled, the unread count, the user's
-# connections for the sync push, the stats counter.
-MARK_READ_100_CALLS = 1 + 3 + 4
-ACK_10_CALLS = 3  # the state read, one transaction, the stats counter
+# counter); then the request's own: the unread count and the user's connections for the sync
+# push (none escalates, so no steps to cancel; the stats counters are written per container).
+MARK_READ_100_CALLS = 1 + 3 + 2
+ACK_10_CALLS = 2  # the state read, one transaction
 
 
 def seed(service: Service, user_id: str, count: int, *, tail: bool = True) -> list[str]:

@@ -87,7 +87,7 @@ def test_disconnect_removes_the_connection(ws: type[WsClient], service: Service)
     assert service.connections.of_user("alice") == [client.connection_id]
     client.disconnect(status_code=1001, reason="Going away")
     assert service.connections.of_user("alice") == []
-    stats = service.limits.read_stats()
+    stats = service.notifications.stats()
     assert stats["connections_closed"] == 1
     send("alice")
     assert client.received() == []

@@ -29,6 +29,7 @@ LOOKUP_CONCURRENCY = 16
 class ConnectionRecord:
     connection_id: str
     principal: Principal | None
+    expires_at: int
 
 
 class ConnectionStore:
@@ -58,9 +59,10 @@ class ConnectionStore:
             item["principal"] = {"S": _principal_json(principal)}
         self._db.client.put_item(TableName=self._table, Item=item)
 
-    def register(self, connection_id: str, principal: Principal) -> None:
+    def register(self, connection_id: str, principal: Principal) -> int:
+        """Bind the connection to `principal`; returns when the connection's record expires."""
         now = int(self._clock())
-        self._db.client.update_item(
+        updated = self._db.client.update_item(
             TableName=self._table,
             Key=connection_key(connection_id),
             UpdateExpression=(
@@ -77,7 +79,9 @@ class ConnectionStore:
                 ":now": {"N": str(now)},
                 ":expires": {"N": str(now + self._ttl)},
             },
+            ReturnValues="ALL_NEW",
         )
+        return int(updated["Attributes"]["expires_at"]["N"])
 
     def get(self, connection_id: str) -> ConnectionRecord | None:
         item = self._db.client.get_item(
@@ -86,7 +90,7 @@ class ConnectionStore:
         if item is None or int(item["expires_at"]["N"]) <= self._clock():
             return None
         principal = _principal_from(item["principal"]["S"]) if "principal" in item else None
-        return ConnectionRecord(connection_id, principal)
+        return ConnectionRecord(connection_id, principal, int(item["expires_at"]["N"]))
 
     def remove(self, connection_id: str) -> bool:
         """Delete the connection; True when it existed (so counters count each close once)."""

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
 
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 TRANSACTION_LIMIT = 100
+# What a store builds for one transaction: the last place is kept for a request's `Rider`.
+TRANSACTION_ROOM = TRANSACTION_LIMIT - 1
 BATCH_GET_LIMIT = 100
 BATCH_WRITE_LIMIT = 25
 # A write refused for its conditions: `prepare` settles what the reasons decide.
@@ -37,6 +41,40 @@ AMBIGUOUS_ERRORS = frozenset({"InternalServerError", "TransactionInProgressExcep
 # A write cancelled by contention picks other items (another counter shard) and goes again;
 # enough attempts that a realistic conflict rate never runs them out.
 TRANSACT_RETRY = Backoff(attempts=10, base=0.01, cap=0.25)
+
+
+class Rider(Protocol):
+    """One write a request asks its first transaction to carry (its rate-limit charge): an
+    extra action whose failed condition refuses the whole request with nothing written."""
+
+    @property
+    def pending(self) -> bool: ...
+
+    def action(self) -> Item: ...
+
+    def carried(self) -> None:
+        """It committed with a transaction."""
+
+    def refused(self) -> Exception:
+        """Its condition failed: the error the request ends with."""
+
+    def alone(self) -> None:
+        """Write it now by itself (no room in the transaction); raises when refused."""
+
+
+# Set for the length of one request's action (`carrying`); threads the action starts see none.
+_rider: ContextVar[Rider | None] = ContextVar("transaction_rider", default=None)
+
+
+@contextmanager
+def carrying(rider: Rider) -> Iterator[None]:
+    """Within this block the first transaction that commits carries `rider` as its last
+    action (one that fills all 100 writes it first, alone)."""
+    token = _rider.set(rider)
+    try:
+        yield
+    finally:
+        _rider.reset(token)
 
 
 def chunks[T](items: list[T], size: int) -> Iterator[list[T]]:
@@ -101,10 +139,14 @@ class Dynamo:
         timeout, a 5xx) the same request goes again with the same token, so it is applied at
         most once; a cancellation that follows says `after_ambiguous`. One action is written
         as a plain conditional write (half the capacity of a transaction, same outcome).
+        Within `carrying`, the first transaction also carries the request's `Rider`, so
+        `prepare` builds at most `TRANSACTION_ROOM` actions to leave it room.
         Raises `Unavailable` when the attempts run out.
         """
         cancelled: Cancellation | None = None
         actions: list[Item] | None = None
+        sent: list[Item] = []
+        rider: Rider | None = None
         token = ""
         ambiguous = False
         for attempt in range(self.transact_retry.attempts):
@@ -112,18 +154,24 @@ class Dynamo:
                 actions = prepare(cancelled)
                 if not actions:
                     return False
+                rider = _rider.get()
+                if rider is not None and rider.pending and len(actions) >= TRANSACTION_LIMIT:
+                    rider.alone()
+                if rider is not None and not rider.pending:
+                    rider = None
+                sent = actions if rider is None else [*actions, rider.action()]
                 token = uuid.uuid4().hex
             assert actions is not None
             if attempt:
                 self.transact_retry.pause(attempt)
             try:
-                if len(actions) == 1:
-                    [(kind, request)] = actions[0].items()
+                if len(sent) == 1:
+                    [(kind, request)] = sent[0].items()
                     getattr(self.client, SINGLE_WRITES[kind])(**request)
                 else:
-                    self.client.transact_write_items(
-                        TransactItems=actions, ClientRequestToken=token
-                    )
+                    self.client.transact_write_items(TransactItems=sent, ClientRequestToken=token)
+                if rider is not None:
+                    rider.carried()
                 return True
             except (ReadTimeoutError, ConnectionClosedError):
                 ambiguous = True
@@ -133,7 +181,12 @@ class Dynamo:
                     continue
                 if not is_transient(exc) and error_code(exc) not in CANCELLED:
                     raise
-                cancelled = _cancellation(exc, len(actions), ambiguous)
+                cancelled = _cancellation(exc, len(sent), ambiguous)
+                if rider is not None and cancelled.failed_condition(len(actions)):
+                    if not ambiguous:
+                        raise rider.refused() from None
+                    # The attempt whose outcome was unknown may have committed it.
+                    rider.carried()
                 ambiguous = False
         raise Unavailable("DynamoDB kept cancelling the write: retry shortly")
 

@@ -55,6 +55,7 @@ from chalicelib.models import (
 from chalicelib.storage.dynamo import (
     BATCH_GET_LIMIT,
     TRANSACTION_LIMIT,
+    TRANSACTION_ROOM,
     Cancellation,
     Dynamo,
     chunks,
@@ -89,7 +90,7 @@ if TYPE_CHECKING:
 IDEMPOTENCY_TTL = timedelta(hours=24)
 STATE = (
     "sk, read_at, unacked_pk, expires_at, seen_at, archived_at, confirmed_at, needs_confirmation, "
-    "category, receipt_seq, receipt_hash, receipt_expires, receipt_case"
+    "category, receipt_seq, receipt_hash, receipt_expires, receipt_case, steps"
 )
 # Reading takes a notification out of the unread listings.
 UNREAD_KEYS = "unread_pk, unread_category_pk"
@@ -114,6 +115,52 @@ class Change:
     id: str
     was_unread: bool = False
     needs_confirmation: bool = False
+    # Whether it may have pending escalation steps (known unless stored before items said).
+    escalates: bool = True
+
+
+def _change(notification_id: str, state: Item, *, was_unread: bool) -> Change:
+    steps = state.get("steps", {}).get("N")
+    return Change(
+        notification_id,
+        was_unread=was_unread,
+        needs_confirmation="needs_confirmation" in state,
+        escalates=steps is None or steps != "0",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Stamp:
+    """A change written on notifications in batches (read, delivered, seen): the receipt
+    entry recording it, whether a notification's state still wants it, the update (`:at`
+    stands for the time) and its condition, and whether it takes one off the unread count."""
+
+    entry: str
+    wanted: Callable[[Item], bool]
+    expression: str
+    condition: str
+    counted: bool = False
+
+
+READ = _Stamp(
+    "read",
+    lambda state: "read_at" not in state,
+    f"SET read_at = :at REMOVE {UNREAD_KEYS}",
+    "attribute_not_exists(read_at)",
+    counted=True,
+)
+DELIVERED = _Stamp(
+    "delivered",
+    lambda state: "unacked_pk" in state,
+    "SET delivered = :yes REMOVE unacked_pk",
+    "attribute_exists(unacked_pk)",
+)
+SEEN = _Stamp(
+    "seen",
+    lambda state: "seen_at" not in state,
+    "SET seen_at = :at",
+    "attribute_not_exists(seen_at)",
+)
 
 
 @dataclass(slots=True)
@@ -347,23 +394,12 @@ class Inbox:
     ) -> list[Change]:
         """`mark_read`, saying of each change whether the notification needs confirmation.
         Each change's `read` receipt entry rides in its transaction."""
-        wanted = list(dict.fromkeys(ids))
-        size = (TRANSACTION_LIMIT - 1) // self._per_notification(1)
-        return [
-            change
-            for batch, known in self._read_ahead(user_id, wanted, size)
-            for change in self._mark_read_batch(user_id, batch, channel, known)
-        ]
+        return self._stamp_all(user_id, ids, READ, channel)[1]
 
     def seen(self, user_id: str, ids: Iterable[str], *, channel: str = "rest") -> list[str]:
         """Stamp `seen_at` on the user's notifications among `ids` not seen before (with
         their `seen` receipt entries)."""
-        wanted = list(dict.fromkeys(ids))
-        return [
-            notification_id
-            for batch in chunks(wanted, TRANSACTION_LIMIT // self._per_notification(1))
-            for notification_id in self._seen_batch(user_id, batch, channel)
-        ]
+        return [change.id for change in self._stamp_all(user_id, ids, SEEN, channel)[1]]
 
     def archive(
         self, user_id: str, ids: list[str], archived: bool, *, channel: str = "rest"
@@ -375,7 +411,7 @@ class Inbox:
         (after `read` for an unread one) in the same transaction.
         """
         wanted = list(dict.fromkeys(ids))
-        size = (TRANSACTION_LIMIT - 1) // self._per_notification(2)
+        size = (TRANSACTION_ROOM - 1) // self._per_notification(2)
         return [
             change
             for batch, known in self._read_ahead(user_id, wanted, size)
@@ -405,9 +441,7 @@ class Inbox:
                 return None
             stamp = self._stamp()
             unread = "read_at" not in current
-            outcome.append(
-                (stamp, Change(notification_id, was_unread=unread, needs_confirmation=True))
-            )
+            outcome.append((stamp, _change(notification_id, current, was_unread=unread)))
             actions: list[Item] = []
             self._chained(
                 chains,
@@ -444,14 +478,8 @@ class Inbox:
         Returns the ids that are the user's (and still exist), and those of them newly acked.
         One deleted meanwhile drops out; the others are still acked.
         """
-        wanted = list(dict.fromkeys(ids))
-        known: list[str] = []
-        acked: list[str] = []
-        for batch in chunks(wanted, TRANSACTION_LIMIT // self._per_notification(1)):
-            present, newly = self._ack_batch(user_id, batch, channel)
-            known += present
-            acked += newly
-        return known, acked
+        known, changes = self._stamp_all(user_id, ids, DELIVERED, channel)
+        return known, [change.id for change in changes]
 
     def delete(self, user_id: str, notification_id: str, *, channel: str = "rest") -> bool:
         """Delete one of the user's notifications, keeping the unread counter exact, with its
@@ -956,121 +984,66 @@ class Inbox:
             for batch in chunks(ahead, size):
                 yield batch, known
 
-    def _mark_read_batch(
-        self, user_id: str, batch: list[str], channel: str, known: dict[str, Item]
-    ) -> list[Change]:
-        unread: list[str] = []
-        needs: set[str] = set()
+    def _stamp_all(
+        self, user_id: str, ids: Iterable[str], stamp: _Stamp, channel: str
+    ) -> tuple[list[str], list[Change]]:
+        """Write `stamp` on the user's notifications among `ids` that still need it, in
+        transactions that carry each one's receipt entry (and the unread counter's update
+        when it reads them): the ids found, and the changes committed."""
+        wanted = list(dict.fromkeys(ids))
+        size = (TRANSACTION_ROOM - stamp.counted) // self._per_notification(1)
+        found: list[str] = []
+        changes: list[Change] = []
+        for batch, known in self._read_ahead(user_id, wanted, size):
+            present, changed = self._stamp_batch(user_id, batch, stamp, channel, known)
+            found += present
+            changes += changed
+        return found, changes
+
+    def _stamp_batch(
+        self, user_id: str, batch: list[str], stamp: _Stamp, channel: str, known: dict[str, Item]
+    ) -> tuple[list[str], list[Change]]:
+        present: list[str] = []
+        changes: list[Change] = []
         chains = _Chains()
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
             # After a cancellation another session changed some of them: read again.
-            nonlocal unread, needs
+            nonlocal present, changes
             chains.settle(cancelled)
             current = known if cancelled is None else self._state(user_id, batch)
-            unread = [i for i in batch if i in current and "read_at" not in current[i]]
-            needs = {i for i in unread if "needs_confirmation" in current[i]}
-            if not unread:
-                return None
-            stamp = iso_timestamp(datetime.fromtimestamp(self._clock(), UTC))
+            present = [i for i in batch if i in current]
+            wanted = [i for i in present if stamp.wanted(current[i])]
+            changes = [_change(i, current[i], was_unread=stamp.counted) for i in wanted]
+            values = {
+                name: value
+                for name, value in ((":at", {"S": self._stamp()}), (":yes", {"BOOL": True}))
+                if name in stamp.expression
+            }
             decrements: dict[str, int] = {}
             actions: list[Item] = []
-            for notification_id in unread:
-                bucket = counter_bucket(int(current[notification_id]["expires_at"]["N"]))
-                decrements[bucket] = decrements.get(bucket, 0) - 1
+            for notification_id in wanted:
+                if stamp.counted:
+                    bucket = counter_bucket(int(current[notification_id]["expires_at"]["N"]))
+                    decrements[bucket] = decrements.get(bucket, 0) - 1
                 self._chained(
                     chains,
                     actions,
                     user_id,
                     notification_id,
                     current[notification_id],
-                    [("read", None)],
+                    [(stamp.entry, None)],
                     channel,
                     lambda chain, i=notification_id: self._update(
-                        user_id,
-                        i,
-                        f"SET read_at = :at REMOVE {UNREAD_KEYS}",
-                        {":at": {"S": stamp}},
-                        also="attribute_not_exists(read_at)",
-                        chain=chain,
+                        user_id, i, stamp.expression, values, also=stamp.condition, chain=chain
                     ),
                 )
-            return [*actions, self._counter_update(user_id, decrements)]
-
-        if not self._db.transact(prepare):
-            return []
-        return [Change(i, was_unread=True, needs_confirmation=i in needs) for i in unread]
-
-    def _ack_batch(
-        self, user_id: str, batch: list[str], channel: str
-    ) -> tuple[list[str], list[str]]:
-        present: list[str] = []
-        pending: list[str] = []
-        chains = _Chains()
-
-        def prepare(cancelled: Cancellation | None) -> list[Item] | None:
-            # After a cancellation one of them was deleted or acked meanwhile: read again.
-            nonlocal present, pending
-            chains.settle(cancelled)
-            current = self._state(user_id, batch)
-            present = [i for i in batch if i in current]
-            pending = [i for i in present if "unacked_pk" in current[i]]
-            actions: list[Item] = []
-            for notification_id in pending:
-                self._chained(
-                    chains,
-                    actions,
-                    user_id,
-                    notification_id,
-                    current[notification_id],
-                    [("delivered", None)],
-                    channel,
-                    lambda chain, i=notification_id: self._update(
-                        user_id,
-                        i,
-                        "SET delivered = :yes REMOVE unacked_pk",
-                        {":yes": {"BOOL": True}},
-                        also="attribute_exists(unacked_pk)",
-                        chain=chain,
-                    ),
-                )
+            if decrements:
+                actions.append(self._counter_update(user_id, decrements))
             return actions
 
         committed = self._db.transact(prepare)
-        return present, pending if committed else []
-
-    def _seen_batch(self, user_id: str, batch: list[str], channel: str) -> list[str]:
-        fresh: list[str] = []
-        chains = _Chains()
-
-        def prepare(cancelled: Cancellation | None) -> list[Item] | None:
-            nonlocal fresh
-            chains.settle(cancelled)
-            current = self._state(user_id, batch)
-            fresh = [i for i in batch if i in current and "seen_at" not in current[i]]
-            stamp = {":at": {"S": self._stamp()}}
-            actions: list[Item] = []
-            for notification_id in fresh:
-                self._chained(
-                    chains,
-                    actions,
-                    user_id,
-                    notification_id,
-                    current[notification_id],
-                    [("seen", None)],
-                    channel,
-                    lambda chain, i=notification_id: self._update(
-                        user_id,
-                        i,
-                        "SET seen_at = :at",
-                        stamp,
-                        also="attribute_not_exists(seen_at)",
-                        chain=chain,
-                    ),
-                )
-            return actions
-
-        return fresh if self._db.transact(prepare) else []
+        return present, changes if committed else []
 
     def _archive_batch(
         self,
@@ -1100,7 +1073,7 @@ class Inbox:
                 listed, values = self._listing(user_id, category, archived)
                 if not archived:
                     if "archived_at" in state:
-                        changes.append(Change(i, needs_confirmation=needs))
+                        changes.append(_change(i, state, was_unread=False))
                         actions.append(
                             self._update(
                                 user_id, i, f"SET {listed} REMOVE archived_at", values,
@@ -1111,7 +1084,7 @@ class Inbox:
                 if "archived_at" in state or (needs and "confirmed_at" not in state):
                     continue
                 unread = "read_at" not in state
-                changes.append(Change(i, was_unread=unread, needs_confirmation=needs))
+                changes.append(_change(i, state, was_unread=unread))
                 self._chained(
                     chains,
                     actions,
@@ -1191,6 +1164,8 @@ class Inbox:
             item["unread_category_pk"] = {"S": unread_category_pk(user_id, content.category)}
         if content.requires_confirmation:
             item["needs_confirmation"] = {"BOOL": True}
+        # Its escalation steps: a change that closes it looks for them only when there are.
+        item["steps"] = {"N": str(len(content.escalation or []))}
         return notification, item
 
     def _put_actions(
