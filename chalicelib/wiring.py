@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.accounts import Accounts
 from chalicelib.auth import Principal, TokenVerifier, build_verifier
 from chalicelib.delivery import PUSH_RETRY, Delivery, Sender
 from chalicelib.errors import ConfigurationError
@@ -22,7 +23,6 @@ from chalicelib.fanout import FanoutQueue, register_fanout
 from chalicelib.immigration import Immigration
 from chalicelib.jobs import JOB_CONCURRENCY, InlineJobs, Registry, SqsJobs
 from chalicelib.notifications import Counters, Notifications
-from chalicelib.preferences import Accounts
 from chalicelib.publisher import Publisher
 from chalicelib.receipts import Receipts
 from chalicelib.retry import Backoff
