@@ -11,7 +11,9 @@ from chalicelib.jobs import Deadline
 from chalicelib.models import (
     ArchiveRequest,
     BroadcastRequest,
+    CasePath,
     CaseStatusUpdate,
+    ConnectionPath,
     Contact,
     CreateNotification,
     DirectMessage,
@@ -21,12 +23,15 @@ from chalicelib.models import (
     MarkRead,
     Notification,
     NotificationContent,
+    NotificationPath,
     PageQuery,
     PollQuery,
     Preferences,
     PushSubscriptionBody,
     SeenRequest,
+    SubscriptionPath,
     TestNotification,
+    UserPath,
     page_event,
 )
 from chalicelib.notifications import StateChange
@@ -95,6 +100,7 @@ def broadcast(principal: Principal, body: BroadcastRequest) -> Reply:
     method="POST",
     access=Access.ADMIN,
     body=DirectMessage,
+    parameters=ConnectionPath,
 )
 def message_connection(principal: Principal, body: DirectMessage, connection_id: str) -> Reply:
     get_service().notifications.message_connection(connection_id, body.data)
@@ -147,19 +153,21 @@ def _state_change(change: StateChange, everything: bool | None, **reply: Any) ->
     return reply
 
 
-@api.route("/api/notifications/{notification_id}/confirm", method="POST")
+@api.route(
+    "/api/notifications/{notification_id}/confirm", method="POST", parameters=NotificationPath
+)
 def confirm(principal: Principal, notification_id: str) -> Reply:
     notifications = get_service().notifications
     notifications.confirm(principal.user_id, notification_id)
     return Reply({"notification": dump(notifications.get(principal.user_id, notification_id))})
 
 
-@api.route("/api/notifications/{notification_id}/receipt")
+@api.route("/api/notifications/{notification_id}/receipt", parameters=NotificationPath)
 def receipt(principal: Principal, notification_id: str) -> Reply:
     return Reply(get_service().receipts.document_for(principal, notification_id))
 
 
-@api.route("/api/cases/{case_id}/notices", access=Access.ADMIN)
+@api.route("/api/cases/{case_id}/notices", access=Access.ADMIN, parameters=CasePath)
 def case_notices(principal: Principal, case_id: str) -> Reply:
     accept = app.current_request.headers.get("accept", "")
     notices = get_service().receipts.case_notices(case_id)
@@ -173,13 +181,13 @@ def export(principal: Principal, query: ExportQuery) -> Reply:
     return Reply(get_service().rights.export(principal, query.cursor))
 
 
-@api.route("/api/users/{user_id}", method="DELETE", access=Access.ADMIN)
+@api.route("/api/users/{user_id}", method="DELETE", access=Access.ADMIN, parameters=UserPath)
 def erase_user(principal: Principal, user_id: str) -> Reply:
     status = get_service().rights.request_erasure(user_id)
     return Reply({"erased": True, "status": status}, 202)
 
 
-@api.route("/api/users/{user_id}/erasure", access=Access.ADMIN)
+@api.route("/api/users/{user_id}/erasure", access=Access.ADMIN, parameters=UserPath)
 def erasure_status(principal: Principal, user_id: str) -> Reply:
     return Reply(get_service().rights.erasure_status(user_id))
 
@@ -191,13 +199,13 @@ def poll(principal: Principal, query: PollQuery) -> Reply:
     return Reply({"items": [dump(item) for item in items], "cursor": cursor})
 
 
-@api.route("/api/notifications/{notification_id}")
+@api.route("/api/notifications/{notification_id}", parameters=NotificationPath)
 def get_notification(principal: Principal, notification_id: str) -> Reply:
     notification = get_service().notifications.get(principal.user_id, notification_id)
     return Reply({"notification": dump(notification)})
 
 
-@api.route("/api/notifications/{notification_id}", method="DELETE")
+@api.route("/api/notifications/{notification_id}", method="DELETE", parameters=NotificationPath)
 def delete_notification(principal: Principal, notification_id: str) -> Reply:
     get_service().notifications.delete(principal.user_id, notification_id)
     return Reply(status=204)
@@ -243,7 +251,11 @@ def document_required(principal: Principal, body: DocumentRequired) -> Reply:
 
 
 @api.route(
-    "/api/test/notification/{user_id}", method="POST", access=Access.LOCAL, body=TestNotification
+    "/api/test/notification/{user_id}",
+    method="POST",
+    access=Access.LOCAL,
+    body=TestNotification,
+    parameters=UserPath,
 )
 def test_notification(body: TestNotification, user_id: str) -> Reply:
     content = NotificationContent(message=body.message, type=body.type)
@@ -273,13 +285,21 @@ def subscribe_push(principal: Principal, body: PushSubscriptionBody) -> Reply:
     return Reply({"id": subscription_id}, 201 if created else 200)
 
 
-@api.route("/api/me/push-subscriptions/{subscription_id}", method="DELETE")
+@api.route(
+    "/api/me/push-subscriptions/{subscription_id}", method="DELETE", parameters=SubscriptionPath
+)
 def unsubscribe_push(principal: Principal, subscription_id: str) -> Reply:
     get_service().webpush.unsubscribe(principal.user_id, subscription_id)
     return Reply(status=204)
 
 
-@api.route("/api/users/{user_id}/contact", method="PUT", access=Access.ADMIN, body=Contact)
+@api.route(
+    "/api/users/{user_id}/contact",
+    method="PUT",
+    access=Access.ADMIN,
+    body=Contact,
+    parameters=UserPath,
+)
 def put_contact(principal: Principal, body: Contact, user_id: str) -> Reply:
     return Reply(get_service().accounts.set_contact(user_id, body))
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.models import Notification, NotificationContent
+from chalicelib.models import Notification, NotificationContent, UserPath, parse
 from chalicelib.wiring import get_service
 
 __all__ = ["send_notification"]
@@ -25,5 +25,6 @@ __all__ = ["send_notification"]
 
 def send_notification(user_id: str, payload: dict[str, Any]) -> Notification:
     """Store a notification for `user_id` and push it to every live session of the user."""
+    user = parse(UserPath, {"user_id": user_id})
     content = NotificationContent.from_payload(payload)
-    return get_service().notifications.send(user_id, content).notification
+    return get_service().notifications.send(user.user_id, content).notification

@@ -12,7 +12,7 @@ import re
 import zoneinfo
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -518,6 +518,39 @@ class BroadcastRequest(NotificationContent):
 
 class DirectMessage(Strict):
     data: JsonValue = Field(...)
+
+
+# --- REST path parameters --------------------------------------------------------------
+
+
+class PathParameters(Strict):
+    """The path parameters of a REST route. A route whose parameter names a thing the caller
+    may hold (`unknown_as`) answers a malformed one as that thing not found (404), like any
+    unknown id; the others answer a malformed one as invalid (422)."""
+
+    unknown_as: ClassVar[str | None] = None
+
+
+class NotificationPath(PathParameters):
+    unknown_as = "notification"
+    notification_id: NotificationId
+
+
+class UserPath(PathParameters):
+    user_id: UserId
+
+
+class SubscriptionPath(PathParameters):
+    unknown_as = "push subscription"
+    subscription_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
+class CasePath(PathParameters):
+    case_id: str
+
+
+class ConnectionPath(PathParameters):
+    connection_id: str
 
 
 class ExportQuery(Strict):

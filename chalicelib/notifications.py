@@ -6,7 +6,6 @@ by the edges (websocket.py, rest.py, fanout.py); DynamoDB is spoken to by the st
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,13 +17,11 @@ from chalicelib.errors import (
     NotFound,
     PayloadTooLarge,
     ServiceError,
-    ValidationFailed,
 )
 from chalicelib.fanout import FanoutQueue
 from chalicelib.i18n import resolve
 from chalicelib.models import (
     MAX_MESSAGE_BYTES,
-    ULID_PATTERN,
     ArchivedEvent,
     ConfirmedEvent,
     FanoutJob,
@@ -35,7 +32,6 @@ from chalicelib.models import (
     NotificationContent,
     NotificationEvent,
     PageQuery,
-    is_user_id,
 )
 from chalicelib.receipts import Receipts
 from chalicelib.storage import (
@@ -68,7 +64,6 @@ ARCHIVE_IN_REQUEST = 20
 # How long a broadcast page's claim is kept: longer than SQS keeps retrying a job.
 PAGE_CLAIM_TTL = 2 * 24 * 3600
 POLL_INTERVAL = 0.5
-_ULID = re.compile(ULID_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +115,9 @@ class Notifications:
         *,
         fanout: FanoutQueue | None = None,
         fanout_threshold: int = 1000,
-        receipts: Receipts | None = None,
-        escalations: Escalations | None = None,
-        profiles: Profiles | None = None,
+        receipts: Receipts,
+        escalations: Escalations,
+        profiles: Profiles,
         jobs: Jobs,
     ) -> None:
         self.receipts = receipts
@@ -150,10 +145,8 @@ class Notifications:
         `pushed` entry) is logged when it fails, never reported as a failed send that a caller
         would repeat (and the client get twice).
         """
-        if not is_user_id(user_id):
-            raise ValidationFailed("user_id must be 1-128 characters without '#' or whitespace")
         extra = None
-        if self.escalations is not None and (content.deadline or content.escalation):
+        if content.deadline or content.escalation:
             self.escalations.check(content)
             planner = self.escalations
 
@@ -379,9 +372,7 @@ class Notifications:
         return known
 
     def delete(self, user_id: str, notification_id: str, *, channel: str = "rest") -> None:
-        if not _ULID.match(notification_id) or not self.inbox.delete(
-            user_id, notification_id, channel=channel
-        ):
+        if not self.inbox.delete(user_id, notification_id, channel=channel):
             raise NotFound(f"No notification {notification_id}")
         self._closed(user_id, [notification_id], "deleted")
 
@@ -461,8 +452,6 @@ class Notifications:
     ) -> tuple[str, int]:
         """Confirm a notification that requires it (marking it read): its first
         `confirmed_at` and the unread count. The other sessions are told when it changed."""
-        if not _ULID.match(notification_id):
-            raise NotFound(f"No notification {notification_id}")
         confirmed_at, change = self.inbox.confirm(user_id, notification_id, channel=channel)
         unread = self.inbox.unread_count(user_id)
         if change is not None:
@@ -474,7 +463,7 @@ class Notifications:
         return confirmed_at, unread
 
     def get(self, user_id: str, notification_id: str) -> Notification:
-        found = _ULID.match(notification_id) and self.inbox.get(user_id, notification_id)
+        found = self.inbox.get(user_id, notification_id)
         if not found:
             raise NotFound(f"No notification {notification_id}")
         return found
@@ -483,8 +472,7 @@ class Notifications:
         """The user's data is erased: their notifications `ids` are closed for good."""
         ids = list(dict.fromkeys(ids))
         self._closed(user_id, ids, "erased")
-        if self.receipts is not None:
-            self.receipts.erase(user_id, ids)  # once per receipt, however often erasure runs
+        self.receipts.erase(user_id, ids)  # once per receipt, however often erasure runs
 
     # --- proof of notice -------------------------------------------------------------------
 
@@ -494,7 +482,7 @@ class Notifications:
         escalation steps are cancelled. (The receipt entry of each such change rode in the
         inbox's transaction that made it; `erased` is appended by `erased`.)"""
         # Erasure cancels every step of the user at once (an erasable store).
-        if self.escalations is not None and ids and reason != "erased":
+        if ids and reason != "erased":
             self.escalations.cancel_many(user_id, ids)
 
     def _read(self, user_id: str, changes: list[Change]) -> None:
@@ -504,8 +492,6 @@ class Notifications:
     def record_push(self, notification: Notification, connections: int) -> None:
         """The `pushed` entry of a notification just stored and pushed, on the tail its
         store wrote (no read)."""
-        if self.receipts is None:
-            return
         detail = {"connections": connections}
         if not self.inbox.record(
             notification.user_id,
@@ -531,7 +517,7 @@ class Notifications:
             and content.priority != "high"
             and not content.requires_confirmation
         )
-        if self.profiles is None or not (mutable or isinstance(content.message, dict)):
+        if not (mutable or isinstance(content.message, dict)):
             return {}
         if len(user_ids) == 1:
             return {user_ids[0]: self.profiles.profile(user_ids[0])}

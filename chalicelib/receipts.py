@@ -12,7 +12,6 @@ import csv
 import hashlib
 import io
 import json
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -21,12 +20,11 @@ from typing import Any
 
 from chalicelib.auth import Principal
 from chalicelib.errors import NotFound
-from chalicelib.models import ULID_PATTERN, Notification, iso_timestamp
+from chalicelib.models import Notification, iso_timestamp
 from chalicelib.storage.keys import Item
 from chalicelib.storage.receipts import Entry, Header, ReceiptStore, StoredReceipt, Tail
 from chalicelib.telemetry import logger as log
 
-_ULID = re.compile(ULID_PATTERN)
 CONTENT_FIELDS = (
     "user_id",
     "message",
@@ -238,7 +236,7 @@ class Receipts:
 
     def document_for(self, principal: Principal, notification_id: str) -> dict[str, Any]:
         """The receipt for an admin, or for its owner until they are erased; else NotFound."""
-        receipt = self.store.get(notification_id) if _ULID.match(notification_id) else None
+        receipt = self.store.get(notification_id)
         if receipt is None or not (
             principal.is_admin
             or (

@@ -1,13 +1,15 @@
 """The REST edge: authentication, rate limits, parsing and error mapping for every route.
 
-Each route in app.py declares who may call it and which models parse its body and query; the
-view receives parsed models and returns a `Reply`. Errors become Chalice's `{"Code",
+Each route in app.py declares who may call it and which models parse its body, query and
+path parameters; the view receives parsed models (path parameters as keyword arguments) and
+returns a `Reply`. Errors become Chalice's `{"Code",
 "Message"}` shape here and nowhere else.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -26,7 +28,7 @@ from chalicelib.errors import (
     Unavailable,
     ValidationFailed,
 )
-from chalicelib.models import parse
+from chalicelib.models import PathParameters, parse
 from chalicelib.storage.dynamo import is_transient
 from chalicelib.telemetry import logger as log
 from chalicelib.wiring import get_service
@@ -62,6 +64,7 @@ class RouteSpec:
     access: Access
     body: type[BaseModel] | None
     query: type[BaseModel] | None
+    parameters: type[PathParameters] | None
     status: int | None  # the success status when declared; None: the view decides
     name: str
 
@@ -96,6 +99,15 @@ def _json_body(raw: bytes) -> Any:
         raise ValidationFailed("The body is nested too deeply") from None
 
 
+def _path_arguments(model: type[PathParameters], values: dict[str, str]) -> dict[str, Any]:
+    try:
+        return parse(model, values).model_dump()
+    except ValidationFailed:
+        if model.unknown_as is None:
+            raise
+        raise NotFound(f"No such {model.unknown_as}") from None
+
+
 class RestApi:
     """Registers Chalice routes whose views get a principal and parsed models."""
 
@@ -111,13 +123,20 @@ class RestApi:
         access: Access = Access.USER,
         body: type[BaseModel] | None = None,
         query: type[BaseModel] | None = None,
+        parameters: type[PathParameters] | None = None,
         status: int | None = None,
     ) -> Callable[[Callable[..., Reply]], Callable[..., Response]]:
+        names = set(re.findall(r"{(\w+)}", path))
+        if names != set(parameters.model_fields if parameters else ()):
+            raise TypeError(f"{path}: declare a PathParameters model of exactly {sorted(names)}")
+
         def register(view: Callable[..., Reply]) -> Callable[..., Response]:
             def handler(**path_params: str) -> Response:
                 try:
                     arguments = self._arguments(access, body, query)
-                    reply = view(**arguments, **path_params)
+                    if parameters is not None:
+                        arguments |= _path_arguments(parameters, path_params)
+                    reply = view(**arguments)
                 except ServiceError as exc:
                     if exc.status >= 500:
                         log.exception("request failed", extra={"path": path})
@@ -136,7 +155,9 @@ class RestApi:
             handler.__name__ = view.__name__
             handler.__doc__ = view.__doc__
             self._app.route(path, methods=[method], cors=True)(handler)
-            self.routes.append(RouteSpec(path, method, access, body, query, status, view.__name__))
+            self.routes.append(
+                RouteSpec(path, method, access, body, query, parameters, status, view.__name__)
+            )
             return handler
 
         return register
