@@ -2,10 +2,8 @@
 
 Connections table, key `connection_id`:
     connection_id | principal (JSON, from the token) | user_id (set by `register`; GSI `by_user`
-    = user_id + connection_id) | live_shard (set by `register`; GSI `live` = live_shard +
-    connection_id: every live session in a few Queries; broadcasts no longer read it, they
-    Query `by_user` per recipient) | connected_at |
-    expires_at (TTL)
+    = user_id + connection_id: a recipient's live sessions in one Query) | token_expires_at |
+    registered_at | connected_at | expires_at (TTL)
 
 Notifications table, key `pk` + `sk`; each user has one partition, plus a few shared ones:
     USER#<user>   N#<ulid>          notification: doc (JSON of the immutable fields), category,
@@ -70,8 +68,6 @@ STATS_PK = "STATS"
 ERASURE_PREFIX = "ERASURE#"
 STATS_SHARDS = 8
 BY_USER_INDEX = "by_user"
-LIVE_INDEX = "live"
-LIVE_SHARDS = 10
 UNREAD_INDEX = "unread"
 UNACKED_INDEX = "unacked"
 LISTING_INDEX = "listing"
