@@ -703,7 +703,7 @@ class PushSubscriptionBody(BaseModel):
 class FanoutPage(Strict):
     """One SQS message of a large broadcast's directory walk: read page `page` of the audience
     (members after `after`), enqueue its batches and the next page. `job_id` is new for each
-    page job enqueued, so a page enqueued twice is walked once (see Directory.claim_page)."""
+    page job enqueued, so a page enqueued twice is walked once (see PageClaims.claim)."""
 
     broadcast_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     job_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]

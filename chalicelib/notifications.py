@@ -61,8 +61,6 @@ SYNC_IDS = 100
 SLICE = 99
 READ_IN_REQUEST = 40
 ARCHIVE_IN_REQUEST = 20
-# How long a broadcast page's claim is kept: longer than SQS keeps retrying a job.
-PAGE_CLAIM_TTL = 2 * 24 * 3600
 POLL_INTERVAL = 0.5
 
 
@@ -205,25 +203,10 @@ class Notifications:
         return broadcast_id, len(recipients)
 
     def deliver_page(self, job: FanoutPage) -> int:
-        """One page of a broadcast's directory walk: enqueue its batches and the next page.
-
-        A worker dying here loses nothing: SQS redelivers the same job, which reclaims its
-        page and enqueues the same batches again (delivery is idempotent per broadcast and
-        recipient); another copy of the page job is skipped. Returns the batches enqueued.
-        """
+        """One page of a broadcast's directory walk (chalicelib/fanout.py)."""
         if self.fanout is None:
             raise ServiceError("A fan-out page job arrived but no fan-out queue is configured")
-        if not self.directory.claim_page(job.broadcast_id, job.page, job.job_id, PAGE_CLAIM_TTL):
-            return 0
-        members, after = self.directory.members_page(job.group, job.after, self.fanout.page_size)
-        next_page = None
-        if after is not None:
-            next_page = job.model_copy(
-                update={"job_id": new_id(), "page": job.page + 1, "after": after}
-            )
-        if not members and next_page is None:
-            return 0
-        return self.fanout.enqueue(job.broadcast_id, job.content, members, next_page=next_page)
+        return self.fanout.walk(job)
 
     def deliver(
         self, content: NotificationContent, user_ids: list[str], *, broadcast_id: str | None = None
