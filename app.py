@@ -7,6 +7,22 @@ from typing import Any
 from chalice.app import Chalice, CloudWatchEvent, DynamoDBEvent, SQSEvent, WebsocketEvent
 
 from chalicelib.auth import Principal
+from chalicelib.contract import (
+    Archived,
+    BroadcastAccepted,
+    Delivered,
+    Erased,
+    FormSubmitted,
+    MarkedRead,
+    NotificationsPage,
+    OneNotification,
+    PollResult,
+    PushKey,
+    PushSubscriptionId,
+    Seen,
+    SendResult,
+    UnreadCount,
+)
 from chalicelib.jobs import Deadline
 from chalicelib.models import (
     ArchiveRequest,
@@ -21,7 +37,6 @@ from chalicelib.models import (
     ExportQuery,
     FormSubmission,
     MarkRead,
-    Notification,
     NotificationContent,
     NotificationPath,
     PageQuery,
@@ -69,10 +84,6 @@ def message(event: WebsocketEvent) -> None:
 api = RestApi(app)
 
 
-def dump(notification: Notification) -> dict[str, Any]:
-    return notification.model_dump(mode="json")
-
-
 @app.route("/health", methods=["GET"], cors=True)
 def health() -> dict[str, str]:
     return {"status": "ok"}
@@ -83,8 +94,8 @@ def create_notification(principal: Principal, body: CreateNotification) -> Reply
     result = get_service().notifications.send(
         body.user_id, body.content(), idempotency_key=body.idempotency_key
     )
-    payload = {"notification": dump(result.notification), "delivered_to": result.delivered_to}
-    return Reply(payload, 201 if result.created else 200)
+    reply = SendResult(notification=result.notification, delivered_to=result.delivered_to)
+    return Reply(reply, 201 if result.created else 200)
 
 
 @api.route(
@@ -92,7 +103,7 @@ def create_notification(principal: Principal, body: CreateNotification) -> Reply
 )
 def broadcast(principal: Principal, body: BroadcastRequest) -> Reply:
     broadcast_id, recipients = get_service().notifications.broadcast(body.content(), body.group)
-    return Reply({"broadcast_id": broadcast_id, "recipients": recipients}, 202)
+    return Reply(BroadcastAccepted(broadcast_id=broadcast_id, recipients=recipients), 202)
 
 
 @api.route(
@@ -104,53 +115,53 @@ def broadcast(principal: Principal, body: BroadcastRequest) -> Reply:
 )
 def message_connection(principal: Principal, body: DirectMessage, connection_id: str) -> Reply:
     get_service().notifications.message_connection(connection_id, body.data)
-    return Reply({"delivered": True})
+    return Reply(Delivered(delivered=True))
 
 
 @api.route("/api/notifications", query=PageQuery)
 def list_notifications(principal: Principal, query: PageQuery) -> Reply:
     page, unread = get_service().notifications.page(principal.user_id, query)
     event = page_event(page.items, page.more, unread)
-    return Reply(event.model_dump(mode="json", include={"items", "next_cursor", "unread_count"}))
+    return Reply(
+        NotificationsPage(
+            items=event.items, next_cursor=event.next_cursor, unread_count=event.unread_count
+        )
+    )
 
 
 @api.route("/api/notifications/unread-count")
 def unread_count(principal: Principal) -> Reply:
-    return Reply({"unread_count": get_service().notifications.unread_count(principal.user_id)})
+    return Reply(
+        UnreadCount(unread_count=get_service().notifications.unread_count(principal.user_id))
+    )
 
 
 @api.route("/api/notifications/read", method="POST", body=MarkRead)
 def mark_read(principal: Principal, body: MarkRead) -> Reply:
     change = get_service().notifications.mark_read(principal.user_id, body.ids)
-    return Reply(_state_change(change, body.all, ids=change.ids, unread_count=change.unread_count))
+    return Reply(MarkedRead(**_state_change(change, body.all)))
 
 
 @api.route("/api/notifications/seen", method="POST", body=SeenRequest)
 def seen(principal: Principal, body: SeenRequest) -> Reply:
-    return Reply({"ids": get_service().notifications.seen(principal.user_id, body.ids)})
+    return Reply(Seen(ids=get_service().notifications.seen(principal.user_id, body.ids)))
 
 
 @api.route("/api/notifications/archive", method="POST", body=ArchiveRequest)
 def archive(principal: Principal, body: ArchiveRequest) -> Reply:
     change = get_service().notifications.archive(principal.user_id, body.ids, body.archived)
-    return Reply(
-        _state_change(
-            change,
-            body.all,
-            ids=change.ids,
-            archived=body.archived,
-            unread_count=change.unread_count,
-        )
-    )
+    return Reply(Archived(**_state_change(change, body.all), archived=body.archived))
 
 
-def _state_change(change: StateChange, everything: bool | None, **reply: Any) -> dict[str, Any]:
-    """A read or archive reply; a user-wide one says so, and whether its ids were cut."""
-    if everything:
-        reply["all"] = True
-    if change.truncated:
-        reply["truncated"] = True
-    return reply
+def _state_change(change: StateChange, everything: bool | None) -> dict[str, Any]:
+    """A read or archive reply's fields; a user-wide one says so, and whether its ids were
+    cut."""
+    return {
+        "ids": change.ids,
+        "unread_count": change.unread_count,
+        "all": True if everything else None,
+        "truncated": True if change.truncated else None,
+    }
 
 
 @api.route(
@@ -159,7 +170,9 @@ def _state_change(change: StateChange, everything: bool | None, **reply: Any) ->
 def confirm(principal: Principal, notification_id: str) -> Reply:
     notifications = get_service().notifications
     notifications.confirm(principal.user_id, notification_id)
-    return Reply({"notification": dump(notifications.get(principal.user_id, notification_id))})
+    return Reply(
+        OneNotification(notification=notifications.get(principal.user_id, notification_id))
+    )
 
 
 @api.route("/api/notifications/{notification_id}/receipt", parameters=NotificationPath)
@@ -184,7 +197,7 @@ def export(principal: Principal, query: ExportQuery) -> Reply:
 @api.route("/api/users/{user_id}", method="DELETE", access=Access.ADMIN, parameters=UserPath)
 def erase_user(principal: Principal, user_id: str) -> Reply:
     status = get_service().rights.request_erasure(user_id)
-    return Reply({"erased": True, "status": status}, 202)
+    return Reply(Erased(erased=True, status=status), 202)
 
 
 @api.route("/api/users/{user_id}/erasure", access=Access.ADMIN, parameters=UserPath)
@@ -196,13 +209,13 @@ def erasure_status(principal: Principal, user_id: str) -> Reply:
 def poll(principal: Principal, query: PollQuery) -> Reply:
     items = get_service().notifications.poll(principal.user_id, query.after, query.wait)
     cursor = items[-1].id if items else query.after
-    return Reply({"items": [dump(item) for item in items], "cursor": cursor})
+    return Reply(PollResult(items=items, cursor=cursor))
 
 
 @api.route("/api/notifications/{notification_id}", parameters=NotificationPath)
 def get_notification(principal: Principal, notification_id: str) -> Reply:
     notification = get_service().notifications.get(principal.user_id, notification_id)
-    return Reply({"notification": dump(notification)})
+    return Reply(OneNotification(notification=notification))
 
 
 @api.route("/api/notifications/{notification_id}", method="DELETE", parameters=NotificationPath)
@@ -221,7 +234,7 @@ def case_status_update(principal: Principal, body: CaseStatusUpdate) -> Reply:
     notification = get_service().immigration.case_status_update(
         body.case_id, body.status, body.message, body.user_id
     )
-    return Reply({"notification": dump(notification)}, 201)
+    return Reply(OneNotification(notification=notification), 201)
 
 
 @api.route("/api/immigration/notifications/form-submission", method="POST", body=FormSubmission)
@@ -229,7 +242,7 @@ def form_submission(principal: Principal, body: FormSubmission) -> Reply:
     notification, admins = get_service().immigration.form_submission(
         principal, body.form_id, body.form_type, body.notify_admins
     )
-    return Reply({"notification": dump(notification), "admins_notified": admins}, 201)
+    return Reply(FormSubmitted(notification=notification, admins_notified=admins), 201)
 
 
 @api.route(
@@ -247,7 +260,7 @@ def document_required(principal: Principal, body: DocumentRequired) -> Reply:
         deadline=body.deadline,
         escalation=body.escalation,
     )
-    return Reply({"notification": dump(notification)}, 201)
+    return Reply(OneNotification(notification=notification), 201)
 
 
 @api.route(
@@ -260,7 +273,7 @@ def document_required(principal: Principal, body: DocumentRequired) -> Reply:
 def test_notification(body: TestNotification, user_id: str) -> Reply:
     content = NotificationContent(message=body.message, type=body.type)
     result = get_service().notifications.send(user_id, content)
-    return Reply({"notification": dump(result.notification)}, 201)
+    return Reply(OneNotification(notification=result.notification), 201)
 
 
 @api.route("/api/me")
@@ -270,19 +283,18 @@ def me(principal: Principal) -> Reply:
 
 @api.route("/api/me/preferences", method="PUT", body=Preferences)
 def put_preferences(principal: Principal, body: Preferences) -> Reply:
-    stored = get_service().accounts.set_preferences(principal.user_id, body)
-    return Reply(stored.model_dump(mode="json"))
+    return Reply(get_service().accounts.set_preferences(principal.user_id, body))
 
 
 @api.route("/api/push/key", access=Access.ANYONE)
 def push_key() -> Reply:
-    return Reply({"public_key": get_service().webpush.public_key()})
+    return Reply(PushKey(public_key=get_service().webpush.public_key()))
 
 
 @api.route("/api/me/push-subscriptions", method="POST", body=PushSubscriptionBody)
 def subscribe_push(principal: Principal, body: PushSubscriptionBody) -> Reply:
     subscription_id, created = get_service().webpush.subscribe(principal.user_id, body)
-    return Reply({"id": subscription_id}, 201 if created else 200)
+    return Reply(PushSubscriptionId(id=subscription_id), 201 if created else 200)
 
 
 @api.route(

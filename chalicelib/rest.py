@@ -71,7 +71,7 @@ class RouteSpec:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    body: Any = None
+    body: BaseModel | str | dict[str, Any] | None = None  # a model of chalicelib/contract.py
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
 
@@ -146,8 +146,11 @@ class RestApi:
                         raise
                     log.exception("request failed", extra={"path": path})
                     return error_response(Unavailable("AWS is throttling: retry shortly"))
+                content = reply.body
+                if isinstance(content, BaseModel):
+                    content = content.model_dump(mode="json")
                 return Response(
-                    body=reply.body if reply.body is not None else "",
+                    body=content if content is not None else "",
                     status_code=reply.status,
                     headers={"Content-Type": "application/json", **reply.headers},
                 )
