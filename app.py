@@ -12,6 +12,7 @@ from chalicelib.contract import (
     BroadcastAccepted,
     Delivered,
     Erased,
+    Erasure,
     FormSubmitted,
     MarkedRead,
     NotificationsPage,
@@ -22,6 +23,7 @@ from chalicelib.contract import (
     Seen,
     SendResult,
     UnreadCount,
+    UserContact,
 )
 from chalicelib.jobs import Deadline
 from chalicelib.models import (
@@ -202,7 +204,7 @@ def erase_user(principal: Principal, user_id: str) -> Reply:
 
 @api.route("/api/users/{user_id}/erasure", access=Access.ADMIN, parameters=UserPath)
 def erasure_status(principal: Principal, user_id: str) -> Reply:
-    return Reply(get_service().rights.erasure_status(user_id))
+    return Reply(Erasure.model_validate(get_service().rights.erasure_status(user_id)))
 
 
 @api.route("/api/notifications/poll", query=PollQuery)
@@ -313,7 +315,7 @@ def unsubscribe_push(principal: Principal, subscription_id: str) -> Reply:
     parameters=UserPath,
 )
 def put_contact(principal: Principal, body: Contact, user_id: str) -> Reply:
-    return Reply(get_service().accounts.set_contact(user_id, body))
+    return Reply(UserContact.model_validate(get_service().accounts.set_contact(user_id, body)))
 
 
 @api.route("/api/websocket/stats", access=Access.ADMIN)
