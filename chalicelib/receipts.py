@@ -90,13 +90,9 @@ def receipt_document(receipt: StoredReceipt) -> dict[str, Any]:
     """The receipt as GET /api/notifications/{id}/receipt returns it."""
     header = receipt.header
     return {
-        "notification_id": header.notification_id,
-        "user_id": header.user_id,
+        **_described(header),
         "content_sha256": header.content_sha256,
         "case_id": header.case_id,
-        "type": header.notification_type,
-        "category": header.category,
-        "created_at": header.created_at,
         "entries": [{**entry.body(), "hash": entry.hash} for entry in receipt.entries],
         "verified": verify(header.content_sha256, receipt.entries),
     }
@@ -110,11 +106,7 @@ def notice_summary(receipt: StoredReceipt) -> dict[str, Any]:
 
     header = receipt.header
     return {
-        "notification_id": header.notification_id,
-        "user_id": header.user_id,
-        "type": header.notification_type,
-        "category": header.category,
-        "created_at": header.created_at,
+        **_described(header),
         "delivered_at": first("delivered"),
         "seen_at": first("seen"),
         "read_at": first("read"),
@@ -126,6 +118,17 @@ def notice_summary(receipt: StoredReceipt) -> dict[str, Any]:
         ],
         "content_sha256": header.content_sha256,
         "verified": verify(header.content_sha256, receipt.entries),
+    }
+
+
+def _described(header: Header) -> dict[str, Any]:
+    """What a receipt and a case notice both say first of the notice."""
+    return {
+        "notification_id": header.notification_id,
+        "user_id": header.user_id,
+        "type": header.notification_type,
+        "category": header.category,
+        "created_at": header.created_at,
     }
 
 
