@@ -18,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
     from chalicelib.delivery import Sender
     from chalicelib.notifications import Counters
+    from chalicelib.receipts import Receipts
     from chalicelib.storage import ConnectionStore, Inbox
     from chalicelib.storage.profiles import Profiles
     from chalicelib.webpush import WebPush
@@ -77,20 +78,6 @@ PROVIDER_RETRYABLE = frozenset(
         "ServiceUnavailableException",
     }
 )
-
-
-class Receipts(Protocol):
-    """Where escalation outcomes are recorded: the proof-of-notice receipts (docs/receipts.md)."""
-
-    def append(
-        self,
-        user_id: str,
-        notification_id: str,
-        type: str,
-        *,
-        channel: str | None = None,
-        detail: dict[str, Any] | None = None,
-    ) -> None: ...
 
 
 class ProviderFailed(Exception):
