@@ -250,6 +250,20 @@ REPLY_MODELS: dict[str, type[BaseModel]] = {
     )
 }  # fmt: skip
 
+# What each error status of the REST API means (the body is Chalice's {"Code", "Message"}).
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "Malformed JSON",
+    401: "No token, or a bad or expired one",
+    403: "Not allowed (admin only)",
+    404: "Not found",
+    410: "The connection is gone",
+    413: "Body too large",
+    422: "Invalid fields",
+    429: "Rate limited (see Retry-After)",
+    503: "Busy (AWS throttling, retries ran out, or the user is being erased): retry after"
+    " Retry-After",
+}
+
 # Tags group the operations of the published document, in this order.
 TAGS: dict[str, str] = {
     "Sending": "Staff and backends send notifications (admin tokens)",

@@ -20,23 +20,17 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from chalicelib.contract import REPLY_EXAMPLES, REQUEST_EXAMPLES, RESPONSES, TAGS
+from chalicelib.contract import (
+    ERROR_DESCRIPTIONS,
+    REPLY_EXAMPLES,
+    REQUEST_EXAMPLES,
+    RESPONSES,
+    TAGS,
+)
 from devstack.runtime import PROJECT_ROOT
 
 DOCUMENT = PROJECT_ROOT / "openapi.json"
 SCHEMA_REF = "#/components/schemas/{model}"
-ERROR_DESCRIPTIONS = {
-    400: "Malformed JSON",
-    401: "No token, or a bad or expired one",
-    403: "Not allowed (admin only)",
-    404: "Not found",
-    410: "The connection is gone",
-    413: "Body too large",
-    422: "Invalid fields",
-    429: "Rate limited (see Retry-After)",
-    503: "Busy (AWS throttling, retries ran out, or the user is being erased): retry after"
-    " Retry-After",
-}
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}}}
 
 
