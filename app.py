@@ -10,18 +10,22 @@ from chalicelib.auth import Principal
 from chalicelib.contract import (
     Archived,
     BroadcastAccepted,
+    CaseNotices,
     Delivered,
     Erased,
     Erasure,
     FormSubmitted,
     MarkedRead,
+    Me,
     NotificationsPage,
     OneNotification,
     PollResult,
     PushKey,
     PushSubscriptionId,
+    Receipt,
     Seen,
     SendResult,
+    Stats,
     UnreadCount,
     UserContact,
 )
@@ -179,7 +183,9 @@ def confirm(principal: Principal, notification_id: str) -> Reply:
 
 @api.route("/api/notifications/{notification_id}/receipt", parameters=NotificationPath)
 def receipt(principal: Principal, notification_id: str) -> Reply:
-    return Reply(get_service().receipts.document_for(principal, notification_id))
+    return Reply(
+        Receipt.model_validate(get_service().receipts.document_for(principal, notification_id))
+    )
 
 
 @api.route("/api/cases/{case_id}/notices", access=Access.ADMIN, parameters=CasePath)
@@ -188,7 +194,7 @@ def case_notices(principal: Principal, case_id: str) -> Reply:
     notices = get_service().receipts.case_notices(case_id)
     if "text/csv" in accept:
         return Reply(notices_csv(notices), headers={"Content-Type": "text/csv; charset=utf-8"})
-    return Reply({"case_id": case_id, "notices": notices})
+    return Reply(CaseNotices.model_validate({"case_id": case_id, "notices": notices}))
 
 
 @api.route("/api/me/export", query=ExportQuery)
@@ -280,7 +286,7 @@ def test_notification(body: TestNotification, user_id: str) -> Reply:
 
 @api.route("/api/me")
 def me(principal: Principal) -> Reply:
-    return Reply(get_service().accounts.me(principal))
+    return Reply(Me.model_validate(get_service().accounts.me(principal)))
 
 
 @api.route("/api/me/preferences", method="PUT", body=Preferences)
@@ -320,7 +326,7 @@ def put_contact(principal: Principal, body: Contact, user_id: str) -> Reply:
 
 @api.route("/api/websocket/stats", access=Access.ADMIN)
 def stats(principal: Principal) -> Reply:
-    return Reply(get_service().notifications.stats())
+    return Reply(Stats.model_validate(get_service().notifications.stats()))
 
 
 # --- SQS jobs worker (broadcast fan-out, erasure, user-wide changes) ---------------------------

@@ -130,8 +130,8 @@ class ReceiptEntry(BaseModel):
     seq: int = Field(ge=1)
     type: EntryType
     at: str
-    channel: EntryChannel | None = None
-    detail: dict[str, Any] | None = None
+    channel: EntryChannel | None = Field(None, exclude_if=_absent)
+    detail: dict[str, Any] | None = Field(None, exclude_if=_absent)
     hash: str = Field(description="SHA-256 of the previous hash and this entry's canonical JSON")
 
 
