@@ -10,22 +10,18 @@ from chalicelib.auth import Principal
 from chalicelib.contract import (
     Archived,
     BroadcastAccepted,
-    CaseNotices,
     Delivered,
     Erased,
     Erasure,
     FormSubmitted,
     MarkedRead,
-    Me,
     NotificationsPage,
     OneNotification,
     PollResult,
     PushKey,
     PushSubscriptionId,
-    Receipt,
     Seen,
     SendResult,
-    Stats,
     UnreadCount,
     UserContact,
 )
@@ -100,7 +96,9 @@ def create_notification(principal: Principal, body: CreateNotification) -> Reply
     result = get_service().notifications.send(
         body.user_id, body.content(), idempotency_key=body.idempotency_key
     )
-    reply = SendResult(notification=result.notification, delivered_to=result.delivered_to)
+    reply = SendResult.model_construct(
+        notification=result.notification, delivered_to=result.delivered_to
+    )
     return Reply(reply, 201 if result.created else 200)
 
 
@@ -109,7 +107,9 @@ def create_notification(principal: Principal, body: CreateNotification) -> Reply
 )
 def broadcast(principal: Principal, body: BroadcastRequest) -> Reply:
     broadcast_id, recipients = get_service().notifications.broadcast(body.content(), body.group)
-    return Reply(BroadcastAccepted(broadcast_id=broadcast_id, recipients=recipients), 202)
+    return Reply(
+        BroadcastAccepted.model_construct(broadcast_id=broadcast_id, recipients=recipients), 202
+    )
 
 
 @api.route(
@@ -121,7 +121,7 @@ def broadcast(principal: Principal, body: BroadcastRequest) -> Reply:
 )
 def message_connection(principal: Principal, body: DirectMessage, connection_id: str) -> Reply:
     get_service().notifications.message_connection(connection_id, body.data)
-    return Reply(Delivered(delivered=True))
+    return Reply(Delivered.model_construct(delivered=True))
 
 
 @api.route("/api/notifications", query=PageQuery)
@@ -129,7 +129,7 @@ def list_notifications(principal: Principal, query: PageQuery) -> Reply:
     page, unread = get_service().notifications.page(principal.user_id, query)
     event = page_event(page.items, page.more, unread)
     return Reply(
-        NotificationsPage(
+        NotificationsPage.model_construct(
             items=event.items, next_cursor=event.next_cursor, unread_count=event.unread_count
         )
     )
@@ -138,25 +138,31 @@ def list_notifications(principal: Principal, query: PageQuery) -> Reply:
 @api.route("/api/notifications/unread-count")
 def unread_count(principal: Principal) -> Reply:
     return Reply(
-        UnreadCount(unread_count=get_service().notifications.unread_count(principal.user_id))
+        UnreadCount.model_construct(
+            unread_count=get_service().notifications.unread_count(principal.user_id)
+        )
     )
 
 
 @api.route("/api/notifications/read", method="POST", body=MarkRead)
 def mark_read(principal: Principal, body: MarkRead) -> Reply:
     change = get_service().notifications.mark_read(principal.user_id, body.ids)
-    return Reply(MarkedRead(**_state_change(change, body.all)))
+    return Reply(MarkedRead.model_construct(**_state_change(change, body.all)))
 
 
 @api.route("/api/notifications/seen", method="POST", body=SeenRequest)
 def seen(principal: Principal, body: SeenRequest) -> Reply:
-    return Reply(Seen(ids=get_service().notifications.seen(principal.user_id, body.ids)))
+    return Reply(
+        Seen.model_construct(ids=get_service().notifications.seen(principal.user_id, body.ids))
+    )
 
 
 @api.route("/api/notifications/archive", method="POST", body=ArchiveRequest)
 def archive(principal: Principal, body: ArchiveRequest) -> Reply:
     change = get_service().notifications.archive(principal.user_id, body.ids, body.archived)
-    return Reply(Archived(**_state_change(change, body.all), archived=body.archived))
+    return Reply(
+        Archived.model_construct(**_state_change(change, body.all), archived=body.archived)
+    )
 
 
 def _state_change(change: StateChange, everything: bool | None) -> dict[str, Any]:
@@ -177,15 +183,15 @@ def confirm(principal: Principal, notification_id: str) -> Reply:
     notifications = get_service().notifications
     notifications.confirm(principal.user_id, notification_id)
     return Reply(
-        OneNotification(notification=notifications.get(principal.user_id, notification_id))
+        OneNotification.model_construct(
+            notification=notifications.get(principal.user_id, notification_id)
+        )
     )
 
 
 @api.route("/api/notifications/{notification_id}/receipt", parameters=NotificationPath)
 def receipt(principal: Principal, notification_id: str) -> Reply:
-    return Reply(
-        Receipt.model_validate(get_service().receipts.document_for(principal, notification_id))
-    )
+    return Reply(get_service().receipts.document_for(principal, notification_id))
 
 
 @api.route("/api/cases/{case_id}/notices", access=Access.ADMIN, parameters=CasePath)
@@ -194,7 +200,7 @@ def case_notices(principal: Principal, case_id: str) -> Reply:
     notices = get_service().receipts.case_notices(case_id)
     if "text/csv" in accept:
         return Reply(notices_csv(notices), headers={"Content-Type": "text/csv; charset=utf-8"})
-    return Reply(CaseNotices.model_validate({"case_id": case_id, "notices": notices}))
+    return Reply({"case_id": case_id, "notices": notices})
 
 
 @api.route("/api/me/export", query=ExportQuery)
@@ -205,25 +211,25 @@ def export(principal: Principal, query: ExportQuery) -> Reply:
 @api.route("/api/users/{user_id}", method="DELETE", access=Access.ADMIN, parameters=UserPath)
 def erase_user(principal: Principal, user_id: str) -> Reply:
     status = get_service().rights.request_erasure(user_id)
-    return Reply(Erased(erased=True, status=status), 202)
+    return Reply(Erased.model_construct(erased=True, status=status), 202)
 
 
 @api.route("/api/users/{user_id}/erasure", access=Access.ADMIN, parameters=UserPath)
 def erasure_status(principal: Principal, user_id: str) -> Reply:
-    return Reply(Erasure.model_validate(get_service().rights.erasure_status(user_id)))
+    return Reply(Erasure.model_construct(**get_service().rights.erasure_status(user_id)))
 
 
 @api.route("/api/notifications/poll", query=PollQuery)
 def poll(principal: Principal, query: PollQuery) -> Reply:
     items = get_service().notifications.poll(principal.user_id, query.after, query.wait)
     cursor = items[-1].id if items else query.after
-    return Reply(PollResult(items=items, cursor=cursor))
+    return Reply(PollResult.model_construct(items=items, cursor=cursor))
 
 
 @api.route("/api/notifications/{notification_id}", parameters=NotificationPath)
 def get_notification(principal: Principal, notification_id: str) -> Reply:
     notification = get_service().notifications.get(principal.user_id, notification_id)
-    return Reply(OneNotification(notification=notification))
+    return Reply(OneNotification.model_construct(notification=notification))
 
 
 @api.route("/api/notifications/{notification_id}", method="DELETE", parameters=NotificationPath)
@@ -242,7 +248,7 @@ def case_status_update(principal: Principal, body: CaseStatusUpdate) -> Reply:
     notification = get_service().immigration.case_status_update(
         body.case_id, body.status, body.message, body.user_id
     )
-    return Reply(OneNotification(notification=notification), 201)
+    return Reply(OneNotification.model_construct(notification=notification), 201)
 
 
 @api.route("/api/immigration/notifications/form-submission", method="POST", body=FormSubmission)
@@ -250,7 +256,9 @@ def form_submission(principal: Principal, body: FormSubmission) -> Reply:
     notification, admins = get_service().immigration.form_submission(
         principal, body.form_id, body.form_type, body.notify_admins
     )
-    return Reply(FormSubmitted(notification=notification, admins_notified=admins), 201)
+    return Reply(
+        FormSubmitted.model_construct(notification=notification, admins_notified=admins), 201
+    )
 
 
 @api.route(
@@ -268,7 +276,7 @@ def document_required(principal: Principal, body: DocumentRequired) -> Reply:
         deadline=body.deadline,
         escalation=body.escalation,
     )
-    return Reply(OneNotification(notification=notification), 201)
+    return Reply(OneNotification.model_construct(notification=notification), 201)
 
 
 @api.route(
@@ -281,12 +289,12 @@ def document_required(principal: Principal, body: DocumentRequired) -> Reply:
 def test_notification(body: TestNotification, user_id: str) -> Reply:
     content = NotificationContent(message=body.message, type=body.type)
     result = get_service().notifications.send(user_id, content)
-    return Reply(OneNotification(notification=result.notification), 201)
+    return Reply(OneNotification.model_construct(notification=result.notification), 201)
 
 
 @api.route("/api/me")
 def me(principal: Principal) -> Reply:
-    return Reply(Me.model_validate(get_service().accounts.me(principal)))
+    return Reply(get_service().accounts.me(principal))
 
 
 @api.route("/api/me/preferences", method="PUT", body=Preferences)
@@ -296,13 +304,13 @@ def put_preferences(principal: Principal, body: Preferences) -> Reply:
 
 @api.route("/api/push/key", access=Access.ANYONE)
 def push_key() -> Reply:
-    return Reply(PushKey(public_key=get_service().webpush.public_key()))
+    return Reply(PushKey.model_construct(public_key=get_service().webpush.public_key()))
 
 
 @api.route("/api/me/push-subscriptions", method="POST", body=PushSubscriptionBody)
 def subscribe_push(principal: Principal, body: PushSubscriptionBody) -> Reply:
     subscription_id, created = get_service().webpush.subscribe(principal.user_id, body)
-    return Reply(PushSubscriptionId(id=subscription_id), 201 if created else 200)
+    return Reply(PushSubscriptionId.model_construct(id=subscription_id), 201 if created else 200)
 
 
 @api.route(
@@ -321,12 +329,12 @@ def unsubscribe_push(principal: Principal, subscription_id: str) -> Reply:
     parameters=UserPath,
 )
 def put_contact(principal: Principal, body: Contact, user_id: str) -> Reply:
-    return Reply(UserContact.model_validate(get_service().accounts.set_contact(user_id, body)))
+    return Reply(UserContact.model_construct(**get_service().accounts.set_contact(user_id, body)))
 
 
 @api.route("/api/websocket/stats", access=Access.ADMIN)
 def stats(principal: Principal) -> Reply:
-    return Reply(Stats.model_validate(get_service().notifications.stats()))
+    return Reply(get_service().notifications.stats())
 
 
 # --- SQS jobs worker (broadcast fan-out, erasure, user-wide changes) ---------------------------

@@ -69,6 +69,8 @@ class RouteSpec:
     name: str
 
 
+# Views build their reply models with `model_construct`: validation is for what comes in; a
+# reply is only serialized, so a value outside a bound the contract documents is no 500.
 @dataclass(frozen=True, slots=True)
 class Reply:
     body: BaseModel | str | dict[str, Any] | None = None  # a model of chalicelib/contract.py
