@@ -27,8 +27,9 @@ def send_notification(user_id: str, payload: dict[str, Any]) -> Notification:
     """Store a notification for `user_id` and push it to every live session of the user."""
     # Imported here: every `import chalicelib.x` runs this module first, and a Lambda function
     # should load only the modules its handlers use, not the whole service graph.
-    from chalicelib.models import NotificationContent
+    from chalicelib.models import NotificationContent, UserPath, parse
     from chalicelib.wiring import get_service
 
+    user = parse(UserPath, {"user_id": user_id})
     content = NotificationContent.from_payload(payload)
-    return get_service().notifications.send(user_id, content).notification
+    return get_service().notifications.send(user.user_id, content).notification

@@ -17,7 +17,7 @@ import re
 import zoneinfo
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -555,6 +555,39 @@ class DirectMessage(Strict):
     data: JsonValue = Field(...)
 
 
+# --- REST path parameters --------------------------------------------------------------
+
+
+class PathParameters(Strict):
+    """The path parameters of a REST route. A route whose parameter names a thing the caller
+    may hold (`unknown_as`) answers a malformed one as that thing not found (404), like any
+    unknown id; the others answer a malformed one as invalid (422)."""
+
+    unknown_as: ClassVar[str | None] = None
+
+
+class NotificationPath(PathParameters):
+    unknown_as = "notification"
+    notification_id: NotificationId
+
+
+class UserPath(PathParameters):
+    user_id: UserId
+
+
+class SubscriptionPath(PathParameters):
+    unknown_as = "push subscription"
+    subscription_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
+class CasePath(PathParameters):
+    case_id: str
+
+
+class ConnectionPath(PathParameters):
+    connection_id: str
+
+
 class ExportQuery(Strict):
     # An opaque cursor from the previous page's `next_cursor` (checked by the export itself).
     cursor: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = None
@@ -763,7 +796,7 @@ class PushSubscriptionBody(BaseModel):
 class FanoutPage(Strict):
     """One SQS message of a large broadcast's directory walk: read page `page` of the audience
     (members after `after`), enqueue its batches and the next page. `job_id` is new for each
-    page job enqueued, so a page enqueued twice is walked once (see Directory.claim_page)."""
+    page job enqueued, so a page enqueued twice is walked once (see PageClaims.claim)."""
 
     broadcast_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     job_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]

@@ -6,7 +6,6 @@ by the edges (websocket.py, rest.py, fanout.py); DynamoDB is spoken to by the st
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,14 +16,12 @@ from chalicelib.errors import (
     NotFound,
     PayloadTooLarge,
     ServiceError,
-    ValidationFailed,
 )
 from chalicelib.fanout import FanoutQueue
 from chalicelib.i18n import resolve
 from chalicelib.messaging import Outcome, Sender
 from chalicelib.models import (
     MAX_MESSAGE_BYTES,
-    ULID_PATTERN,
     ArchivedEvent,
     ConfirmedEvent,
     FanoutJob,
@@ -35,7 +32,6 @@ from chalicelib.models import (
     NotificationContent,
     NotificationEvent,
     PageQuery,
-    is_user_id,
     mutable,
     stays_open,
 )
@@ -66,10 +62,7 @@ SYNC_IDS = 100
 SLICE = 99
 READ_IN_REQUEST = 40
 ARCHIVE_IN_REQUEST = 20
-# How long a broadcast page's claim is kept: longer than SQS keeps retrying a job.
-PAGE_CLAIM_TTL = 2 * 24 * 3600
 POLL_INTERVAL = 0.5
-_ULID = re.compile(ULID_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +94,9 @@ class Notifications:
         *,
         fanout: FanoutQueue | None = None,
         fanout_threshold: int = 1000,
-        receipts: Receipts | None = None,
-        escalations: EscalationPlanner | None = None,
-        profiles: Profiles | None = None,
+        receipts: Receipts,
+        escalations: EscalationPlanner,
+        profiles: Profiles,
         jobs: Jobs,
     ) -> None:
         self.receipts = receipts
@@ -131,10 +124,8 @@ class Notifications:
         `pushed` entry) is logged when it fails, never reported as a failed send that a caller
         would repeat (and the client get twice).
         """
-        if not is_user_id(user_id):
-            raise ValidationFailed("user_id must be 1-128 characters without '#' or whitespace")
         extra = None
-        if self.escalations is not None and (content.deadline or content.escalation):
+        if content.deadline or content.escalation:
             self.escalations.check(content)
             planner = self.escalations
 
@@ -193,25 +184,10 @@ class Notifications:
         return broadcast_id, len(recipients)
 
     def deliver_page(self, job: FanoutPage) -> int:
-        """One page of a broadcast's directory walk: enqueue its batches and the next page.
-
-        A worker dying here loses nothing: SQS redelivers the same job, which reclaims its
-        page and enqueues the same batches again (delivery is idempotent per broadcast and
-        recipient); another copy of the page job is skipped. Returns the batches enqueued.
-        """
+        """One page of a broadcast's directory walk (chalicelib/fanout.py)."""
         if self.fanout is None:
             raise ServiceError("A fan-out page job arrived but no fan-out queue is configured")
-        if not self.directory.claim_page(job.broadcast_id, job.page, job.job_id, PAGE_CLAIM_TTL):
-            return 0
-        members, after = self.directory.members_page(job.group, job.after, self.fanout.page_size)
-        next_page = None
-        if after is not None:
-            next_page = job.model_copy(
-                update={"job_id": new_id(), "page": job.page + 1, "after": after}
-            )
-        if not members and next_page is None:
-            return 0
-        return self.fanout.enqueue(job.broadcast_id, job.content, members, next_page=next_page)
+        return self.fanout.walk(job)
 
     def deliver(
         self, content: NotificationContent, user_ids: list[str], *, broadcast_id: str | None = None
@@ -362,9 +338,7 @@ class Notifications:
         return known
 
     def delete(self, user_id: str, notification_id: str, *, channel: str = "rest") -> None:
-        if not _ULID.match(notification_id) or not self.inbox.delete(
-            user_id, notification_id, channel=channel
-        ):
+        if not self.inbox.delete(user_id, notification_id, channel=channel):
             raise NotFound(f"No notification {notification_id}")
         self._closed(user_id, [notification_id], "deleted")
 
@@ -444,8 +418,6 @@ class Notifications:
     ) -> tuple[str, int]:
         """Confirm a notification that requires it (marking it read): its first
         `confirmed_at` and the unread count. The other sessions are told when it changed."""
-        if not _ULID.match(notification_id):
-            raise NotFound(f"No notification {notification_id}")
         confirmed_at, change = self.inbox.confirm(user_id, notification_id, channel=channel)
         unread = self.inbox.unread_count(user_id)
         if change is not None:
@@ -457,7 +429,7 @@ class Notifications:
         return confirmed_at, unread
 
     def get(self, user_id: str, notification_id: str) -> Notification:
-        found = _ULID.match(notification_id) and self.inbox.get(user_id, notification_id)
+        found = self.inbox.get(user_id, notification_id)
         if not found:
             raise NotFound(f"No notification {notification_id}")
         return found
@@ -466,8 +438,7 @@ class Notifications:
         """The user's data is erased: their notifications `ids` are closed for good."""
         ids = list(dict.fromkeys(ids))
         self._closed(user_id, ids, "erased")
-        if self.receipts is not None:
-            self.receipts.erase(user_id, ids)  # once per receipt, however often erasure runs
+        self.receipts.erase(user_id, ids)  # once per receipt, however often erasure runs
 
     # --- proof of notice -------------------------------------------------------------------
 
@@ -478,7 +449,7 @@ class Notifications:
         inbox's transaction that made it; `erased` is appended by `erased`.) Callers leave out
         the ones their change showed to have no steps (`Change.escalates`): no Query for them."""
         # Erasure cancels every step of the user at once (an erasable store).
-        if self.escalations is not None and ids and reason != "erased":
+        if ids and reason != "erased":
             self.escalations.cancel_many(user_id, ids)
 
     def _read(self, user_id: str, changes: list[Change]) -> None:
@@ -498,8 +469,6 @@ class Notifications:
     ) -> None:
         """The `pushed` entry of a notification just stored and pushed, on the tail its
         store wrote (no read)."""
-        if self.receipts is None:
-            return
         detail = {"connections": connections}
         if not self.inbox.record(
             notification.user_id,
@@ -526,7 +495,7 @@ class Notifications:
         """The recipients' profiles, read only when they matter: to pick a language of a
         multilingual message (their effective locale), or to hold back the live push of a
         muted category."""
-        if self.profiles is None or not (mutable(content) or isinstance(content.message, dict)):
+        if not (mutable(content) or isinstance(content.message, dict)):
             return {}
         if len(user_ids) == 1:
             return {user_ids[0]: self.profiles.profile(user_ids[0])}

@@ -618,7 +618,7 @@ def vapid_key_source(settings: Settings, session: Any) -> Callable[[], VapidKey]
     from functools import cache
 
     from chalicelib.errors import ConfigurationError
-    from chalicelib.secrets import SecretSource, is_permanent_client_error, ssm_parameter
+    from chalicelib.secrets import ssm_secret
 
     def parsed(value: str) -> str:
         try:
@@ -631,15 +631,12 @@ def vapid_key_source(settings: Settings, session: Any) -> Callable[[], VapidKey]
         text = parsed(settings.vapid_private_key)
         return cache(lambda: VapidKey(text))
     if settings.vapid_private_key_parameter:
-        from botocore.config import Config
-
-        config = Config(retries={"total_max_attempts": 1}, connect_timeout=1, read_timeout=2)
-        client = cache(lambda: session.client("ssm", region_name=settings.region, config=config))
-        source = SecretSource(
-            ssm_parameter(client, settings.vapid_private_key_parameter),
-            describe=f"the VAPID key in SSM parameter {settings.vapid_private_key_parameter}",
+        source = ssm_secret(
+            session,
+            settings.region,
+            settings.vapid_private_key_parameter,
+            describe="the VAPID key",
             validate=parsed,
-            is_permanent=is_permanent_client_error,
         )
         keys: dict[str, VapidKey] = {}
 

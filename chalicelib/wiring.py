@@ -23,6 +23,7 @@ from botocore.config import Config
 from botocore.exceptions import DataNotFoundError
 from botocore.loaders import Loader
 
+from chalicelib.accounts import Accounts
 from chalicelib.auth import Principal, TokenVerifier, build_verifier
 from chalicelib.delivery import Delivery
 from chalicelib.errors import ConfigurationError
@@ -32,14 +33,21 @@ from chalicelib.immigration import Immigration
 from chalicelib.jobs import JOB_CONCURRENCY, InlineJobs, Registry, SqsJobs
 from chalicelib.messaging import PUSH_RETRY, Messenger, Sender
 from chalicelib.notifications import Notifications
-from chalicelib.preferences import Accounts
 from chalicelib.publisher import Publisher
 from chalicelib.receipts import Receipts
 from chalicelib.retry import Backoff
 from chalicelib.rights import DataRights, register_erasure
 from chalicelib.sessions import Sessions
 from chalicelib.settings import Settings, get_settings
-from chalicelib.storage import ConnectionStore, Directory, Dynamo, Inbox, Limits
+from chalicelib.storage import (
+    Cases,
+    ConnectionStore,
+    Directory,
+    Dynamo,
+    Inbox,
+    Limits,
+    PageClaims,
+)
 from chalicelib.storage.erasures import ErasureLog
 from chalicelib.storage.escalations import EscalationSteps
 from chalicelib.storage.profiles import Profiles
@@ -278,7 +286,12 @@ def build_service(
     jobs: SqsJobs | InlineJobs = InlineJobs(registry)
     if settings.fanout_queue_url:
         jobs = SqsJobs(clients.sqs, settings.fanout_queue_url, registry)
-        fanout = FanoutQueue(jobs, users_per_message=settings.fanout_batch_size)
+        fanout = FanoutQueue(
+            jobs,
+            directory,
+            PageClaims(db, table, clock=clock),
+            users_per_message=settings.fanout_batch_size,
+        )
     verifier = build_verifier(settings, clients.session)
     profiles = Profiles(db, table)
     steps = EscalationSteps(db, table, clock=clock)
@@ -376,7 +389,7 @@ def build_service(
         verifier=verifier,
         sessions=sessions,
         notifications=notifications,
-        immigration=Immigration(notifications, directory),
+        immigration=Immigration(notifications, directory, Cases(db, table, clock=clock)),
         sender=sender,
         connections=connections,
         inbox=inbox,

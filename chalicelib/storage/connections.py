@@ -8,18 +8,16 @@ registers again with a fresh token (docs/protocol.md), at no extra read.
 from __future__ import annotations
 
 import json
-import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from chalicelib.auth import Principal
 from chalicelib.models import compact_json
 from chalicelib.storage.dynamo import Dynamo
-from chalicelib.storage.keys import BY_USER_INDEX, LIVE_INDEX, LIVE_SHARDS, Item, connection_key
+from chalicelib.storage.keys import BY_USER_INDEX, Item, connection_key
 
-FEW_USERS = LIVE_SHARDS
 AUTHORIZED = "expires_at > :now AND token_expires_at > :now"
 # Concurrent by_user Queries when a fan-out batch looks up its recipients' sessions.
 LOOKUP_CONCURRENCY = 16
@@ -67,14 +65,13 @@ class ConnectionStore:
             Key=connection_key(connection_id),
             UpdateExpression=(
                 "SET user_id = :user, principal = :principal, registered_at = :now, "
-                "live_shard = :shard, token_expires_at = :token_expires, "
+                "token_expires_at = :token_expires, "
                 "connected_at = if_not_exists(connected_at, :now), "
                 "expires_at = if_not_exists(expires_at, :expires)"
             ),
             ExpressionAttributeValues={
                 ":user": {"S": principal.user_id},
                 ":principal": {"S": _principal_json(principal)},
-                ":shard": {"S": str(random.randrange(LIVE_SHARDS))},
                 ":token_expires": {"N": str(principal.expires_at)},
                 ":now": {"N": str(now)},
                 ":expires": {"N": str(now + self._ttl)},
@@ -114,22 +111,6 @@ class ConnectionStore:
                 },
             )
         ]
-
-    def live(self) -> Iterator[tuple[str, str]]:
-        """(connection id, user id) of every registered connection with record and token
-        unexpired."""
-        for shard in range(LIVE_SHARDS):
-            for item in self._db.query_all(
-                TableName=self._table,
-                IndexName=LIVE_INDEX,
-                KeyConditionExpression="live_shard = :shard",
-                FilterExpression=AUTHORIZED,
-                ExpressionAttributeValues={
-                    ":shard": {"S": str(shard)},
-                    ":now": {"N": str(int(self._clock()))},
-                },
-            ):
-                yield item["connection_id"]["S"], item["user_id"]["S"]
 
     def live_of(self, user_ids: list[str]) -> list[tuple[str, str]]:
         """(connection id, user id) of the live sessions of `user_ids`.

@@ -812,20 +812,19 @@ class Inbox:
         return items
 
     def everything(self, user_id: str) -> list[Notification]:
-        """All of the user's unexpired notifications, archived too, oldest first."""
-        return [
-            _notification_from(item)
-            for item in self._db.query_all(
-                TableName=self._table,
-                KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-                FilterExpression="expires_at > :now",
-                ExpressionAttributeValues={
-                    ":pk": {"S": user_pk(user_id)},
-                    ":prefix": {"S": NOTIFICATION_PREFIX},
-                    ":now": {"N": str(int(self._clock()))},
-                },
-            )
-        ]
+        """All of the user's unexpired notifications, archived too, oldest first (those that
+        cannot be read back skipped, logged)."""
+        items = self._db.query_all(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            FilterExpression="expires_at > :now",
+            ExpressionAttributeValues={
+                ":pk": {"S": user_pk(user_id)},
+                ":prefix": {"S": NOTIFICATION_PREFIX},
+                ":now": {"N": str(int(self._clock()))},
+            },
+        )
+        return [n for n in map(_readable, items) if n is not None]
 
     def export_page(
         self, user_id: str, after: str | None, limit: int
@@ -846,7 +845,7 @@ class Inbox:
         if after is not None:
             request["ExclusiveStartKey"] = notification_key(user_id, after)
         response = self._db.client.query(**request)
-        items = [_notification_from(item) for item in response["Items"]]
+        items = [n for n in map(_readable, response["Items"]) if n is not None]
         last = response.get("LastEvaluatedKey")
         return items, None if last is None else notification_id_of(last)
 

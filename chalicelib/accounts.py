@@ -12,8 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib.auth import Principal
-from chalicelib.errors import ValidationFailed
-from chalicelib.models import Contact, Preferences, is_user_id
+from chalicelib.models import Contact, Preferences
 from chalicelib.storage import Directory
 from chalicelib.storage.profiles import Profiles
 
@@ -55,7 +54,5 @@ class Accounts:
         return self.profiles.put_preferences(user_id, preferences)
 
     def set_contact(self, user_id: str, contact: Contact) -> dict[str, Any]:
-        if not is_user_id(user_id):
-            raise ValidationFailed("user_id must be 1-128 characters without '#' or whitespace")
         stored = self.profiles.put_contact(user_id, contact)
         return {"user_id": user_id, **stored.model_dump(mode="json")}
