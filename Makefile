@@ -30,12 +30,14 @@ STATE ?= .devstack/state.json
 run: install-run
 	$(BIN)/python -m devstack run $(if $(STATE),--state $(STATE)) --env-file .devstack/env
 
+# pytest on one worker per CPU (pytest-xdist; tests/parallel.py says what runs where).
+TEST_WORKERS ?= logical
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	node --test web/test/
 	npm ci --prefix web --no-audit --no-fund --loglevel=error
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: install
 	$(BIN)/ruff check --fix .

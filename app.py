@@ -7,11 +7,31 @@ from typing import Any
 from chalice.app import Chalice, CloudWatchEvent, DynamoDBEvent, SQSEvent, WebsocketEvent
 
 from chalicelib.auth import Principal
+from chalicelib.contract import (
+    Archived,
+    BroadcastAccepted,
+    Delivered,
+    Erased,
+    Erasure,
+    FormSubmitted,
+    MarkedRead,
+    NotificationsPage,
+    OneNotification,
+    PollResult,
+    PushKey,
+    PushSubscriptionId,
+    Seen,
+    SendResult,
+    UnreadCount,
+    UserContact,
+)
 from chalicelib.jobs import Deadline
 from chalicelib.models import (
     ArchiveRequest,
     BroadcastRequest,
+    CasePath,
     CaseStatusUpdate,
+    ConnectionPath,
     Contact,
     CreateNotification,
     DirectMessage,
@@ -19,14 +39,16 @@ from chalicelib.models import (
     ExportQuery,
     FormSubmission,
     MarkRead,
-    Notification,
     NotificationContent,
+    NotificationPath,
     PageQuery,
     PollQuery,
     Preferences,
     PushSubscriptionBody,
     SeenRequest,
+    SubscriptionPath,
     TestNotification,
+    UserPath,
     page_event,
 )
 from chalicelib.notifications import StateChange
@@ -64,10 +86,6 @@ def message(event: WebsocketEvent) -> None:
 api = RestApi(app)
 
 
-def dump(notification: Notification) -> dict[str, Any]:
-    return notification.model_dump(mode="json")
-
-
 @app.route("/health", methods=["GET"], cors=True)
 def health() -> dict[str, str]:
     return {"status": "ok"}
@@ -78,8 +96,10 @@ def create_notification(principal: Principal, body: CreateNotification) -> Reply
     result = get_service().notifications.send(
         body.user_id, body.content(), idempotency_key=body.idempotency_key
     )
-    payload = {"notification": dump(result.notification), "delivered_to": result.delivered_to}
-    return Reply(payload, 201 if result.created else 200)
+    reply = SendResult.model_construct(
+        notification=result.notification, delivered_to=result.delivered_to
+    )
+    return Reply(reply, 201 if result.created else 200)
 
 
 @api.route(
@@ -87,7 +107,9 @@ def create_notification(principal: Principal, body: CreateNotification) -> Reply
 )
 def broadcast(principal: Principal, body: BroadcastRequest) -> Reply:
     broadcast_id, recipients = get_service().notifications.broadcast(body.content(), body.group)
-    return Reply({"broadcast_id": broadcast_id, "recipients": recipients}, 202)
+    return Reply(
+        BroadcastAccepted.model_construct(broadcast_id=broadcast_id, recipients=recipients), 202
+    )
 
 
 @api.route(
@@ -95,71 +117,87 @@ def broadcast(principal: Principal, body: BroadcastRequest) -> Reply:
     method="POST",
     access=Access.ADMIN,
     body=DirectMessage,
+    parameters=ConnectionPath,
 )
 def message_connection(principal: Principal, body: DirectMessage, connection_id: str) -> Reply:
     get_service().notifications.message_connection(connection_id, body.data)
-    return Reply({"delivered": True})
+    return Reply(Delivered.model_construct(delivered=True))
 
 
 @api.route("/api/notifications", query=PageQuery)
 def list_notifications(principal: Principal, query: PageQuery) -> Reply:
     page, unread = get_service().notifications.page(principal.user_id, query)
     event = page_event(page.items, page.more, unread)
-    return Reply(event.model_dump(mode="json", include={"items", "next_cursor", "unread_count"}))
-
-
-@api.route("/api/notifications/unread-count")
-def unread_count(principal: Principal) -> Reply:
-    return Reply({"unread_count": get_service().notifications.unread_count(principal.user_id)})
-
-
-@api.route("/api/notifications/read", method="POST", body=MarkRead)
-def mark_read(principal: Principal, body: MarkRead) -> Reply:
-    change = get_service().notifications.mark_read(principal.user_id, body.ids)
-    return Reply(_state_change(change, body.all, ids=change.ids, unread_count=change.unread_count))
-
-
-@api.route("/api/notifications/seen", method="POST", body=SeenRequest)
-def seen(principal: Principal, body: SeenRequest) -> Reply:
-    return Reply({"ids": get_service().notifications.seen(principal.user_id, body.ids)})
-
-
-@api.route("/api/notifications/archive", method="POST", body=ArchiveRequest)
-def archive(principal: Principal, body: ArchiveRequest) -> Reply:
-    change = get_service().notifications.archive(principal.user_id, body.ids, body.archived)
     return Reply(
-        _state_change(
-            change,
-            body.all,
-            ids=change.ids,
-            archived=body.archived,
-            unread_count=change.unread_count,
+        NotificationsPage.model_construct(
+            items=event.items, next_cursor=event.next_cursor, unread_count=event.unread_count
         )
     )
 
 
-def _state_change(change: StateChange, everything: bool | None, **reply: Any) -> dict[str, Any]:
-    """A read or archive reply; a user-wide one says so, and whether its ids were cut."""
-    if everything:
-        reply["all"] = True
-    if change.truncated:
-        reply["truncated"] = True
-    return reply
+@api.route("/api/notifications/unread-count")
+def unread_count(principal: Principal) -> Reply:
+    return Reply(
+        UnreadCount.model_construct(
+            unread_count=get_service().notifications.unread_count(principal.user_id)
+        )
+    )
 
 
-@api.route("/api/notifications/{notification_id}/confirm", method="POST")
+@api.route("/api/notifications/read", method="POST", body=MarkRead, writes=True)
+def mark_read(principal: Principal, body: MarkRead) -> Reply:
+    change = get_service().notifications.mark_read(principal.user_id, body.ids)
+    return Reply(MarkedRead.model_construct(**_state_change(change, body.all)))
+
+
+@api.route("/api/notifications/seen", method="POST", body=SeenRequest, writes=True)
+def seen(principal: Principal, body: SeenRequest) -> Reply:
+    return Reply(
+        Seen.model_construct(ids=get_service().notifications.seen(principal.user_id, body.ids))
+    )
+
+
+@api.route("/api/notifications/archive", method="POST", body=ArchiveRequest, writes=True)
+def archive(principal: Principal, body: ArchiveRequest) -> Reply:
+    change = get_service().notifications.archive(principal.user_id, body.ids, body.archived)
+    return Reply(
+        Archived.model_construct(**_state_change(change, body.all), archived=body.archived)
+    )
+
+
+def _state_change(change: StateChange, everything: bool | None) -> dict[str, Any]:
+    """A read or archive reply's fields; a user-wide one says so, and whether its ids were
+    cut."""
+    return {
+        "ids": change.ids,
+        "unread_count": change.unread_count,
+        "all": True if everything else None,
+        "truncated": True if change.truncated else None,
+    }
+
+
+@api.route(
+    "/api/notifications/{notification_id}/confirm",
+    method="POST",
+    parameters=NotificationPath,
+    writes=True,
+)
 def confirm(principal: Principal, notification_id: str) -> Reply:
     notifications = get_service().notifications
     notifications.confirm(principal.user_id, notification_id)
-    return Reply({"notification": dump(notifications.get(principal.user_id, notification_id))})
+    return Reply(
+        OneNotification.model_construct(
+            notification=notifications.get(principal.user_id, notification_id)
+        )
+    )
 
 
-@api.route("/api/notifications/{notification_id}/receipt")
+@api.route("/api/notifications/{notification_id}/receipt", parameters=NotificationPath)
 def receipt(principal: Principal, notification_id: str) -> Reply:
     return Reply(get_service().receipts.document_for(principal, notification_id))
 
 
-@api.route("/api/cases/{case_id}/notices", access=Access.ADMIN)
+@api.route("/api/cases/{case_id}/notices", access=Access.ADMIN, parameters=CasePath)
 def case_notices(principal: Principal, case_id: str) -> Reply:
     accept = app.current_request.headers.get("accept", "")
     notices = get_service().receipts.case_notices(case_id)
@@ -173,31 +211,31 @@ def export(principal: Principal, query: ExportQuery) -> Reply:
     return Reply(get_service().rights.export(principal, query.cursor))
 
 
-@api.route("/api/users/{user_id}", method="DELETE", access=Access.ADMIN)
+@api.route("/api/users/{user_id}", method="DELETE", access=Access.ADMIN, parameters=UserPath)
 def erase_user(principal: Principal, user_id: str) -> Reply:
     status = get_service().rights.request_erasure(user_id)
-    return Reply({"erased": True, "status": status}, 202)
+    return Reply(Erased.model_construct(erased=True, status=status), 202)
 
 
-@api.route("/api/users/{user_id}/erasure", access=Access.ADMIN)
+@api.route("/api/users/{user_id}/erasure", access=Access.ADMIN, parameters=UserPath)
 def erasure_status(principal: Principal, user_id: str) -> Reply:
-    return Reply(get_service().rights.erasure_status(user_id))
+    return Reply(Erasure.model_construct(**get_service().rights.erasure_status(user_id)))
 
 
 @api.route("/api/notifications/poll", query=PollQuery)
 def poll(principal: Principal, query: PollQuery) -> Reply:
     items = get_service().notifications.poll(principal.user_id, query.after, query.wait)
     cursor = items[-1].id if items else query.after
-    return Reply({"items": [dump(item) for item in items], "cursor": cursor})
+    return Reply(PollResult.model_construct(items=items, cursor=cursor))
 
 
-@api.route("/api/notifications/{notification_id}")
+@api.route("/api/notifications/{notification_id}", parameters=NotificationPath)
 def get_notification(principal: Principal, notification_id: str) -> Reply:
     notification = get_service().notifications.get(principal.user_id, notification_id)
-    return Reply({"notification": dump(notification)})
+    return Reply(OneNotification.model_construct(notification=notification))
 
 
-@api.route("/api/notifications/{notification_id}", method="DELETE")
+@api.route("/api/notifications/{notification_id}", method="DELETE", parameters=NotificationPath)
 def delete_notification(principal: Principal, notification_id: str) -> Reply:
     get_service().notifications.delete(principal.user_id, notification_id)
     return Reply(status=204)
@@ -213,7 +251,7 @@ def case_status_update(principal: Principal, body: CaseStatusUpdate) -> Reply:
     notification = get_service().immigration.case_status_update(
         body.case_id, body.status, body.message, body.user_id
     )
-    return Reply({"notification": dump(notification)}, 201)
+    return Reply(OneNotification.model_construct(notification=notification), 201)
 
 
 @api.route("/api/immigration/notifications/form-submission", method="POST", body=FormSubmission)
@@ -221,7 +259,9 @@ def form_submission(principal: Principal, body: FormSubmission) -> Reply:
     notification, admins = get_service().immigration.form_submission(
         principal, body.form_id, body.form_type, body.notify_admins
     )
-    return Reply({"notification": dump(notification), "admins_notified": admins}, 201)
+    return Reply(
+        FormSubmitted.model_construct(notification=notification, admins_notified=admins), 201
+    )
 
 
 @api.route(
@@ -239,16 +279,20 @@ def document_required(principal: Principal, body: DocumentRequired) -> Reply:
         deadline=body.deadline,
         escalation=body.escalation,
     )
-    return Reply({"notification": dump(notification)}, 201)
+    return Reply(OneNotification.model_construct(notification=notification), 201)
 
 
 @api.route(
-    "/api/test/notification/{user_id}", method="POST", access=Access.LOCAL, body=TestNotification
+    "/api/test/notification/{user_id}",
+    method="POST",
+    access=Access.LOCAL,
+    body=TestNotification,
+    parameters=UserPath,
 )
 def test_notification(body: TestNotification, user_id: str) -> Reply:
     content = NotificationContent(message=body.message, type=body.type)
     result = get_service().notifications.send(user_id, content)
-    return Reply({"notification": dump(result.notification)}, 201)
+    return Reply(OneNotification.model_construct(notification=result.notification), 201)
 
 
 @api.route("/api/me")
@@ -258,30 +302,37 @@ def me(principal: Principal) -> Reply:
 
 @api.route("/api/me/preferences", method="PUT", body=Preferences)
 def put_preferences(principal: Principal, body: Preferences) -> Reply:
-    stored = get_service().accounts.set_preferences(principal.user_id, body)
-    return Reply(stored.model_dump(mode="json"))
+    return Reply(get_service().accounts.set_preferences(principal.user_id, body))
 
 
 @api.route("/api/push/key", access=Access.ANYONE)
 def push_key() -> Reply:
-    return Reply({"public_key": get_service().webpush.public_key()})
+    return Reply(PushKey.model_construct(public_key=get_service().webpush.public_key()))
 
 
 @api.route("/api/me/push-subscriptions", method="POST", body=PushSubscriptionBody)
 def subscribe_push(principal: Principal, body: PushSubscriptionBody) -> Reply:
     subscription_id, created = get_service().webpush.subscribe(principal.user_id, body)
-    return Reply({"id": subscription_id}, 201 if created else 200)
+    return Reply(PushSubscriptionId.model_construct(id=subscription_id), 201 if created else 200)
 
 
-@api.route("/api/me/push-subscriptions/{subscription_id}", method="DELETE")
+@api.route(
+    "/api/me/push-subscriptions/{subscription_id}", method="DELETE", parameters=SubscriptionPath
+)
 def unsubscribe_push(principal: Principal, subscription_id: str) -> Reply:
     get_service().webpush.unsubscribe(principal.user_id, subscription_id)
     return Reply(status=204)
 
 
-@api.route("/api/users/{user_id}/contact", method="PUT", access=Access.ADMIN, body=Contact)
+@api.route(
+    "/api/users/{user_id}/contact",
+    method="PUT",
+    access=Access.ADMIN,
+    body=Contact,
+    parameters=UserPath,
+)
 def put_contact(principal: Principal, body: Contact, user_id: str) -> Reply:
-    return Reply(get_service().accounts.set_contact(user_id, body))
+    return Reply(UserContact.model_construct(**get_service().accounts.set_contact(user_id, body)))
 
 
 @api.route("/api/websocket/stats", access=Access.ADMIN)
@@ -295,7 +346,10 @@ def stats(principal: Principal) -> Reply:
 @app.on_sqs_message(queue="notifications-fanout", batch_size=10)
 def fanout_worker(event: SQSEvent) -> dict[str, list[dict[str, str]]]:
     deadline = Deadline.from_context(event.context)
-    failed = get_service().jobs.process(event.to_dict()["Records"], deadline)
+    try:
+        failed = get_service().jobs.process(event.to_dict()["Records"], deadline)
+    finally:
+        get_service().counters.flush()
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
 
 
@@ -306,7 +360,10 @@ def fanout_worker(event: SQSEvent) -> dict[str, list[dict[str, str]]]:
 def escalation_sweep(event: CloudWatchEvent) -> dict[str, Any]:
     # Leave time to finish the steps under way: one killed mid-send would be lost.
     budget = event.context.get_remaining_time_in_millis() / 1000 - 15
-    report = get_service().escalations.sweep(budget=max(budget, 1))
+    try:
+        report = get_service().escalations.sweep(budget=max(budget, 1))
+    finally:
+        get_service().counters.flush()
     return {"due": report.due, "outcomes": report.outcomes}
 
 

@@ -14,12 +14,16 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 # Run order of `make bench`; a module not listed here runs after these.
 ORDER = ("package", "calls", "coldstart", "aws_model", "e2e")
+# What the benchmarks share, not a benchmark itself.
+SHARED = frozenset({"harness"})
 
 
 def modules() -> list[str]:
     """Every benchmark module of this package, in run order."""
     found = {
-        info.name for info in pkgutil.iter_modules([str(HERE)]) if not info.name.startswith("_")
+        info.name
+        for info in pkgutil.iter_modules([str(HERE)])
+        if not info.name.startswith("_") and info.name not in SHARED
     }
     return [name for name in ORDER if name in found] + sorted(found - set(ORDER))
 

@@ -2,151 +2,48 @@
 
 Every operation runs through the same entry points production uses: `app.connect` /
 `app.message` (the Lambda handlers) for WebSocket actions, `chalicelib.send_notification` for
-sends, `Storage.unread_count` for the counter read. A `before-call.*.*` handler on the
+sends, `Storage.unread_count` for the counter read. The harness's call recorder on the
 service's two boto3 clients (DynamoDB, API Gateway management API) counts one per API call
-(botocore retries are not separate calls). Counters are reset right before each measured
-operation, so setup calls never show up.
+(botocore retries are not separate calls), from the start of each measured operation, so
+setup calls never show up.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
-import os
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from devstack.lambda_session import LambdaSession
+from benchmarks.harness import (
+    CONNECTIONS_TABLE,
+    ENVIRONMENT,
+    NOTIFICATIONS_TABLE,
+    REGION,
+    SECRET,
+    ApiCall,
+    CallRecorder,
+    Session,
+    counts,
+    expect,
+    quiet_stdout,
+    token,
+)
 
-REGION = "us-east-1"
-SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
-ENDPOINT = "https://benchapi.execute-api.us-east-1.amazonaws.com/bench"
-CONNECTIONS_TABLE = "connections"
-NOTIFICATIONS_TABLE = "notifications"
-ENVIRONMENT = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SECURITY_TOKEN": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": REGION,
-    "AWS_REGION": REGION,
-    "JWT_SECRET": SECRET,
-    "STAGE": "local",
-    "CONNECTIONS_TABLE": CONNECTIONS_TABLE,
-    "NOTIFICATIONS_TABLE": NOTIFICATIONS_TABLE,
-    "WEBSOCKET_ENDPOINT": ENDPOINT,
-    # The benchmark drives one user far faster than a person would.
-    "RATE_LIMIT_PER_MINUTE": "1000000",
-}
+__all__ = ["CONNECTIONS_TABLE", "ENVIRONMENT", "NOTIFICATIONS_TABLE", "REGION", "SECRET"]
 POST = ("apigatewaymanagementapi", "PostToConnection")
 
 
-@contextmanager
-def bench_environment(**overrides: str) -> Iterator[None]:
-    """Fake credentials and the service's settings, restored afterwards."""
-    from chalicelib.settings import get_settings
-    from chalicelib.wiring import use_service
-
-    wanted = {**ENVIRONMENT, **overrides}
-    removed = ("DYNAMODB_ENDPOINT", "AWS_PROFILE")
-    saved = {name: os.environ.get(name) for name in (*wanted, *removed)}
-    for name in removed:
-        os.environ.pop(name, None)
-    os.environ.update(wanted)
-    get_settings.cache_clear()
-    use_service(None)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        get_settings.cache_clear()
-        use_service(None)
-
-
-class CallCounter:
-    """Counts API calls by (service, operation) on the clients it is attached to."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts: Counter[tuple[str, str]] = Counter()
-        self._targets: Counter[tuple[str, str]] = Counter()
-        self._written: Counter[str] = Counter()
-
-    def attach(self, client: Any) -> None:
-        client.meta.events.register(
-            "before-call.*.*", self._on_call, unique_id=f"bench-counter-{id(self)}"
-        )
-
-    def _on_call(self, model: Any, params: Any = None, **_: Any) -> None:
-        # Must return None: a before-call handler's return value would replace the request.
-        key = (model.service_model.service_name, model.name)
-        target = target_of(params) if model.name in SINGLE_ITEM else None
-        written = items_written(model.name, params)
-        with self._lock:
-            self._counts[key] += 1
-            if target is not None:
-                self._targets[(model.name, target)] += 1
-            if written:
-                self._written[model.name] += written
-
-    def reset(self) -> None:
-        with self._lock:
-            self._counts.clear()
-            self._targets.clear()
-            self._written.clear()
-
-    def snapshot(self) -> Counter[tuple[str, str]]:
-        with self._lock:
-            return Counter(self._counts)
-
-    def targets(self) -> Counter[tuple[str, str]]:
-        """Single-item DynamoDB calls by (operation, what the item is)."""
-        with self._lock:
-            return Counter(self._targets)
-
-    def written(self) -> Counter[str]:
-        """Items written (put, updated, deleted or condition-checked) by DynamoDB operation."""
-        with self._lock:
-            return Counter(self._written)
-
-
 SINGLE_ITEM = frozenset({"GetItem", "PutItem", "UpdateItem", "DeleteItem"})
-SINGLE_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem"})
 
 
-def request_body(request: Any) -> dict[str, Any]:
-    try:
-        return json.loads((request or {}).get("body") or b"{}")
-    except ValueError:
-        return {}
-
-
-def items_written(operation: str, request: Any) -> int:
-    if operation in SINGLE_WRITES:
-        return 1
-    if operation == "TransactWriteItems":
-        return len(request_body(request).get("TransactItems", []))
-    if operation == "BatchWriteItem":
-        return sum(len(batch) for batch in request_body(request).get("RequestItems", {}).values())
-    return 0
-
-
-def target_of(request: Any) -> str:
-    """What a single-item call touches, read from the key in its serialized request body
-    (the key schema of chalicelib/storage/keys.py and the receipts table's)."""
+def target_of(params: dict[str, Any]) -> str:
+    """What a single-item call touches, read from the key in its parameters (the key schema
+    of chalicelib/storage/keys.py and the receipts table's)."""
     from chalicelib.storage import keys as storage
 
-    body = request_body(request)
-    key = body.get("Key") or body.get("Item") or {}
+    key = params.get("Key") or params.get("Item") or {}
     if "connection_id" in key:
         return "connection"
     if "notification_id" in key and "seq" in key:
@@ -166,68 +63,21 @@ def target_of(request: Any) -> str:
 
 
 @contextmanager
-def quiet_stdout() -> Iterator[io.StringIO]:
-    """Keep what the service prints (its EMF metric lines, one per handler invocation) out of
-    the benchmark's output."""
-    with contextlib.redirect_stdout(io.StringIO()) as captured:
-        yield captured
+def moto_service() -> Iterator[tuple[Any, CallRecorder]]:
+    """The service as app.py gets it, on in-process moto, its two clients recorded."""
+    from benchmarks.harness import moto_service as service_on_moto
+
+    with service_on_moto() as service:
+        recorder = CallRecorder()
+        recorder.attach(service.clients.dynamodb, service.sender.client)
+        yield service, recorder
 
 
-@contextmanager
-def moto_service() -> Iterator[tuple[Any, CallCounter]]:
-    """The service exactly as app.py gets it, on in-process moto, with counted clients."""
-    import boto3
-    from moto import mock_aws
-
-    from chalicelib.wiring import get_service
-    from devstack.tables import create_tables
-
-    with bench_environment(), mock_aws():
-        setup = boto3.client("dynamodb", region_name=REGION)
-        create_tables(
-            setup, connections_table=CONNECTIONS_TABLE, notifications_table=NOTIFICATIONS_TABLE
-        )
-        service = get_service()
-        counter = CallCounter()
-        counter.attach(service.clients.dynamodb)
-        counter.attach(service.sender.client)
-        yield service, counter
-
-
-def token(user_id: str, *, groups: tuple[str, ...] = ()) -> str:
-    from devstack.tokens import mint_token
-
-    return mint_token(user_id, groups=groups, secret=SECRET)
-
-
-class Session(LambdaSession):
-    """A live browser session for a measurement (app.py's Lambda entry points, moto)."""
-
-    def __init__(self) -> None:
-        import app  # after the environment is set: the app reads its settings on first use
-
-        super().__init__(
-            app,
-            region=REGION,
-            domain_name="benchapi.execute-api.us-east-1.amazonaws.com",
-            stage="bench",
-            user_agent="benchmarks",
-        )
-
-    def open(self, user_id: str) -> Session:
-        """Connect with a token and register: a live session of `user_id`."""
-        self.connect(token(user_id))
-        expect(self.send({"action": "register"}), "registered")
-        return self
-
-
-def expect(frames: list[dict[str, Any]], event: str, count: int = 1) -> list[dict[str, Any]]:
-    """Fail loudly when an operation did not do what it is measured for (no timing check)."""
-    errors = [frame for frame in frames if frame.get("event") == "error"]
-    matching = [frame for frame in frames if frame.get("event") == event]
-    if errors or len(matching) < count:
-        raise RuntimeError(f"expected {count} {event!r} frame(s), got {frames}")
-    return matching
+def targets(calls: list[ApiCall]) -> Counter[tuple[str, str]]:
+    """Single-item DynamoDB calls by (operation, what the item is)."""
+    return Counter(
+        (call.operation, target_of(call.params)) for call in calls if call.operation in SINGLE_ITEM
+    )
 
 
 @dataclass(frozen=True)
@@ -254,10 +104,14 @@ class Row:
         }
 
 
-def measure(counter: CallCounter, operation: str, action: Any, note: str = "") -> Row:
-    counter.reset()
-    action()
-    return Row(operation, counter.snapshot(), note, counter.targets())
+def measure(recorder: CallRecorder, operation: str, action: Any, note: str = "") -> Row:
+    from chalicelib.wiring import get_service
+
+    # Written at most every few seconds per container, never by a given request: flushed
+    # first so that a flush falling due mid-measurement is not charged to the operation.
+    get_service().counters.flush()
+    calls = recorder.measure(action)
+    return Row(operation, counts(calls), note, targets(calls))
 
 
 def send(user_id: str, message: str) -> None:
@@ -278,14 +132,29 @@ class Scale:
 SMOKE = Scale(live_sessions=(0, 1), replayed=2, stored=3, mark_sizes=(1, 2), acked=2)
 
 
+def cold_container(recorder: CallRecorder) -> Any:
+    """A fresh service, as a newly started Lambda container builds it (nothing remembered),
+    on the same tables, with its clients counted."""
+    from chalicelib.wiring import get_service, use_service
+
+    use_service(None)
+    service = get_service()
+    recorder.attach(service.clients.dynamodb)
+    recorder.attach(service.sender.client)
+    return service
+
+
+COLD = " (cold container)"
+
+
 def run(scale: Scale = Scale()) -> list[Row]:
     rows: list[Row] = []
-    with moto_service() as (service, counter):
+    with moto_service() as (service, recorder):
         # Send to a user with k live (registered) sessions.
         for k in scale.live_sessions:
             user = f"sender-k{k}"
             sessions = [Session().open(user) for _ in range(k)]
-            row = measure(counter, f"send, k={k} live sessions", lambda u=user: send(u, "hi"))
+            row = measure(recorder, f"send, k={k} live sessions", lambda u=user: send(u, "hi"))
             for session in sessions:
                 expect(session.received(), "notification")
             rows.append(row)
@@ -298,7 +167,7 @@ def run(scale: Scale = Scale()) -> list[Row]:
         session.connect(token(user))
         rows.append(
             measure(
-                counter,
+                recorder,
                 f"register (replay of {scale.replayed})",
                 lambda: expect(
                     session.send({"action": "register"}), "notification", scale.replayed
@@ -314,15 +183,16 @@ def run(scale: Scale = Scale()) -> list[Row]:
         session = Session().open(user)
         rows.append(
             measure(
-                counter,
+                recorder,
                 "get_notifications (limit 20)",
                 lambda: expect(session.send({"action": "get_notifications"}), "notifications"),
             )
         )
 
-        # mark_read of 1, 10, 100 unread ids, from one of the user's two sessions.
+        # mark_read of 1, 10, 100 unread ids, from one of the user's two sessions; then the
+        # largest again, and an ack, on a container that has not seen the connection yet.
         user = "marker"
-        unread_total = sum(scale.mark_sizes)
+        unread_total = 2 * sum(scale.mark_sizes)
         for index in range(unread_total):
             send(user, f"unread {index}")
         session, other = Session().open(user), Session().open(user)
@@ -339,7 +209,7 @@ def run(scale: Scale = Scale()) -> list[Row]:
 
             rows.append(
                 measure(
-                    counter,
+                    recorder,
                     f"mark_read, {size} id" + ("s" if size > 1 else ""),
                     mark,
                     "2 sessions: reply + sync push",
@@ -351,23 +221,58 @@ def run(scale: Scale = Scale()) -> list[Row]:
         ids = unread[: scale.acked]
         rows.append(
             measure(
-                counter,
+                recorder,
                 f"ack, {scale.acked} ids",
                 lambda: expect(session.send({"action": "ack", "ids": ids}), "acked"),
+            )
+        )
+
+        # The same on a cold container: the connection's principal is read once (GetItem).
+        largest = max(scale.mark_sizes)
+        cold_ids = unread[offset : offset + largest]
+        other.received()
+        service = cold_container(recorder)
+        rows.append(
+            measure(
+                recorder,
+                f"mark_read, {largest} ids{COLD}",
+                lambda: expect(
+                    session.send({"action": "mark_read", "ids": cold_ids}), "marked_read"
+                ),
+                "first action of the connection here",
+            )
+        )
+        expect(other.received(), "marked_read")
+        service = cold_container(recorder)
+        acked = unread[scale.acked : 2 * scale.acked]
+        rows.append(
+            measure(
+                recorder,
+                f"ack, {scale.acked} ids{COLD}",
+                lambda: expect(session.send({"action": "ack", "ids": acked}), "acked"),
+                "first action of the connection here",
+            )
+        )
+        service = cold_container(recorder)
+        rows.append(
+            measure(
+                recorder,
+                f"send, k=1 live sessions{COLD}",
+                lambda: send(user, "hi"),
             )
         )
 
         # Unread count: the counter read every reply carries.
         rows.append(
             measure(
-                counter,
+                recorder,
                 "unread count (inbox.unread_count)",
                 lambda: service.inbox.unread_count(user),
             )
         )
         rows.append(
             measure(
-                counter,
+                recorder,
                 "ping",
                 lambda: expect(session.send({"action": "ping"}), "pong"),
             )
@@ -376,18 +281,39 @@ def run(scale: Scale = Scale()) -> list[Row]:
 
 
 # DynamoDB calls an operation should make at most (the session's own connection read and
-# rate-limit window included).
+# rate-limit window included), on a warm container; the cold figure is printed beside it.
 GOALS = {"send, k=1 live sessions": 3, "mark_read, 100 ids": 6, "ack, 10 ids": 4}
+# What a container adds now and then, outside any one request's count.
+AMORTIZED = "plus one UpdateItem (stats counters) per container at most every 5 s"
+
+
+def per_request(row: Row) -> int:
+    """The DynamoDB calls of a row but the stats counters' timed flush."""
+    return sum(row.dynamodb.values()) - flushes(row)
+
+
+def flushes(row: Row) -> int:
+    return row.targets[("UpdateItem", "stats")]
 
 
 def render_goals(rows: list[Row]) -> str:
-    lines = ["goals (DynamoDB calls):"]
-    for row in rows:
-        if row.operation in GOALS:
-            calls = sum(row.dynamodb.values())
-            goal = GOALS[row.operation]
-            verdict = "met" if calls <= goal else "not met"
-            lines.append(f"  {row.operation:<28} {calls:>4}  goal <= {goal:<3} {verdict}")
+    by_name = {row.operation: row for row in rows}
+    lines = [f"goals (DynamoDB calls per request, warm container; {AMORTIZED}):"]
+    for operation, goal in GOALS.items():
+        if operation not in by_name:
+            continue
+        calls = per_request(by_name[operation])
+        verdict = "met" if calls <= goal else "not met"
+        cold = by_name.get(operation + COLD)
+        beside = f"  cold container {per_request(cold)}" if cold is not None else ""
+        lines.append(f"  {operation:<28} {calls:>4}  goal <= {goal:<3} {verdict}{beside}")
+    timed = [row.operation for row in rows if flushes(row)]
+    if timed:
+        lines.append(
+            "  (a timed stats flush fell inside: "
+            + ", ".join(timed)
+            + "; on moto these requests take seconds, on DynamoDB about 0.1 s)"
+        )
     return "\n".join(lines)
 
 
@@ -425,7 +351,7 @@ def render(rows: list[Row]) -> str:
 
 def main(*, smoke: bool = False) -> None:
     """`smoke`: the same operations on a few items, to check that it runs."""
-    print("== AWS calls per operation (moto in-process, counted by botocore before-call hooks) ==")
+    print("== AWS calls per operation (moto in-process, counted by botocore event hooks) ==")
     print("Each row counts only the calls of the measured operation; WebSocket actions go through")
     print("app.message (the Lambda handler), sends through chalicelib.send_notification.")
     print()

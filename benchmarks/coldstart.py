@@ -34,8 +34,19 @@ shared machine they include waiting for a core, so it is printed as a second opi
 CPU quota cannot be set without root (cgroups), and measured CPU time is far less disturbed by
 other load than throttled wall time would be.
 
+`burst` is a second opinion on the init phase: on-demand functions run init (interpreter
+start and imports, up to 10 s) on a full, unthrottled vCPU and only the invocation at the
+memory's share ("Effectively running Java on Serverless: utilize the initialization phase",
+AWS Serverless Land; the Lambda Web Adapter's async-init notes say the same); provisioned
+concurrency gets no burst. Each child reports its CPU time at the end of init
+(`time.process_time()`), so `burst = cpu_init + (cpu - cpu_init) / share`. The goal is judged
+on `at_memory`, which holds for every concurrency mode.
+
 Variants: the baseline; the baseline plus its first request (a GetItem: what any function
-that does work also pays, for context); each function of the zip as built; `$connect` from the
+that does work also pays, for context); botocore alone + one client (the SDK as the app's
+clients are made, without boto3) and that plus pydantic with one deferred model validated on
+the first call (what any function parsing with pydantic pays before its own code: the two
+parts of the floor the app keeps); each function of the zip as built; `$connect` from the
 zip without its .pyc files (what the bytecode saves); and `$connect` verifying an RS256 token
 through a JWKS served on 127.0.0.1 (the Cognito path, which imports PyJWT and cryptography;
 HS256 imports neither).
@@ -88,13 +99,14 @@ sys.path[:0] = [{task!r}, {runtime!r}]
 
 APP_CHILD = """\
 import app
-_t1 = time.perf_counter()
+_t1, _c1 = time.perf_counter(), time.process_time()
 import json, os
 from awslambda_context import context
 _handler = getattr(app, os.environ["BENCH_HANDLER"])
 _result = _handler(json.loads(os.environ["BENCH_EVENT"]), context())
-_t2 = time.perf_counter()
-print(json.dumps({"init": _t1 - _t0, "invoke": _t2 - _t1, "result": _result,
+_t2, _c2 = time.perf_counter(), time.process_time()
+print(json.dumps({"init": _t1 - _t0, "invoke": _t2 - _t1, "cpu_init": _c1,
+                  "cpu_invoke": _c2 - _c1, "result": _result,
                   "crypto": "cryptography" in sys.modules, "jwt": "jwt" in sys.modules}))
 """
 
@@ -112,13 +124,34 @@ USER = "coldstart-user"
 
 BOTO3_CHILD = """\
 import boto3
-_t1 = time.perf_counter()
+_t1, _c1 = time.perf_counter(), time.process_time()
 import json, os
 boto3.client("dynamodb", region_name=os.environ["AWS_REGION"],
              endpoint_url=os.environ["DYNAMODB_ENDPOINT"])
-_t2 = time.perf_counter()
-print(json.dumps({"init": _t1 - _t0, "invoke": _t2 - _t1}))
+_t2, _c2 = time.perf_counter(), time.process_time()
+print(json.dumps({"init": _t1 - _t0, "invoke": _t2 - _t1, "cpu_init": _c1,
+                  "cpu_invoke": _c2 - _c1}))
 """
+
+# The parts of the floor the app pays, for context: the SDK without boto3 (what the app's
+# clients are made with), then that plus pydantic with one model built and validated on the
+# first call (as the app's models are: deferred).
+BOTOCORE_CHILD = BOTO3_CHILD.replace("import boto3\n", "import botocore.session\n").replace(
+    "boto3.client(", "botocore.session.Session().create_client("
+)
+PYDANTIC_CHILD = BOTOCORE_CHILD.replace(
+    "import botocore.session\n",
+    "import botocore.session\n"
+    "from pydantic import BaseModel, ConfigDict\n"
+    "class Probe(BaseModel):\n"
+    "    model_config = ConfigDict(defer_build=True)\n"
+    "    user_id: str\n"
+    "    limit: int = 50\n",
+).replace(
+    'endpoint_url=os.environ["DYNAMODB_ENDPOINT"])\n',
+    'endpoint_url=os.environ["DYNAMODB_ENDPOINT"])\n'
+    'Probe.model_validate({"user_id": "u"}).model_dump(mode="json")\n',
+)
 
 BOTO3_CALL_CHILD = BOTO3_CHILD.replace(
     'endpoint_url=os.environ["DYNAMODB_ENDPOINT"])',
@@ -288,6 +321,13 @@ def import_costs(stderr: str) -> list[tuple[str, float]]:
 
 def wall_based(wall: float, cpu: float, share: float) -> float:
     return max(wall - cpu, 0.0) + cpu / share
+
+
+def burst_based(cpu: float, cpu_init: float, share: float) -> float:
+    """`cpu` with its init phase (interpreter start + imports) at a full vCPU, the rest at
+    `share`: on-demand functions run their init unthrottled (see the module docstring)."""
+    init = min(cpu_init, cpu)
+    return init + (cpu - init) / share
 
 
 @contextmanager
@@ -609,6 +649,8 @@ def _variants(
     return [
         Variant("boto3", "boto3: import + 1 DynamoDB client", BOTO3_CHILD, task, env),
         Variant("boto3call", "boto3: ... + 1st call (a GetItem)", BOTO3_CALL_CHILD, task, env),
+        Variant("botocore", "botocore: import + 1 DynamoDB client", BOTOCORE_CHILD, task, env),
+        Variant("pydantic", "botocore ... + pydantic, 1 model used", PYDANTIC_CHILD, task, env),
         *functions,
         Variant("nopyc", "$connect, zip without .pyc", APP_CHILD, bare, connect_env),
         Variant("rs256", "$connect with RS256 (JWKS)", APP_CHILD, task, rs256),
@@ -621,15 +663,17 @@ def _report(variants: list[Variant], share: float, memory: int, archive: Path, r
         f"CPU share at {memory} MB = {share:.2f} vCPU; median of {runs} run(s), ms"
     )
     print(
-        "at memory = cpu / share; wall-based = (wall - cpu) + cpu / share; init = import "
-        "(Lambda's init phase), invoke = first handler call (in-process wall)"
+        "at memory = cpu / share; wall-based = (wall - cpu) + cpu / share; burst = init's cpu "
+        "at a full vCPU + the rest / share; init = import (Lambda's init phase), invoke = first "
+        "handler call (in-process wall)"
     )
     print(
         f"{'':42}{'init':>6}{'invoke':>7}{'wall':>6}{'cpu':>6}"
-        f"{'at memory':>11}{'wall-based':>12}  loaded"
+        f"{'at memory':>11}{'wall-based':>12}{'burst':>7}  loaded"
     )
     cpu_based: dict[str, float] = {}
     walls: dict[str, float] = {}
+    bursts: dict[str, float] = {}
     for variant in variants:
         wall, cpu = variant.median("wall"), variant.median("cpu")
         cpu_based[variant.name] = cpu / share
@@ -637,18 +681,24 @@ def _report(variants: list[Variant], share: float, memory: int, archive: Path, r
             wall_based(w, c, share)
             for w, c in zip(variant.samples["wall"], variant.samples["cpu"], strict=True)
         )
+        bursts[variant.name] = statistics.median(
+            burst_based(c, i, share)
+            for c, i in zip(variant.samples["cpu"], variant.samples["cpu_init"], strict=True)
+        )
         loaded = ", ".join(name for name, on in variant.flags.items() if on) or "-"
         print(
             f"{variant.label:42}{variant.median('init') * 1000:>6.0f}"
             f"{variant.median('invoke') * 1000:>7.0f}{wall * 1000:>6.0f}{cpu * 1000:>6.0f}"
-            f"{cpu_based[variant.name] * 1000:>11.0f}{walls[variant.name] * 1000:>12.0f}  {loaded}"
+            f"{cpu_based[variant.name] * 1000:>11.0f}{walls[variant.name] * 1000:>12.0f}"
+            f"{bursts[variant.name] * 1000:>7.0f}  {loaded}"
         )
-    for name in ("boto3call", *FUNCTIONS, "nopyc", "rs256"):
+    for name in ("boto3call", "botocore", "pydantic", *FUNCTIONS, "nopyc", "rs256"):
         ratio = cpu_based[name] / cpu_based["boto3"]
         verdict = "meets" if ratio <= GOAL else "misses"
         print(
             f"ratio {name} / boto3 at {memory} MB: {ratio:.2f}x ({verdict} the {GOAL}x goal; "
-            f"wall-based {walls[name] / walls['boto3']:.2f}x)"
+            f"wall-based {walls[name] / walls['boto3']:.2f}x; "
+            f"burst {bursts[name] / bursts['boto3']:.2f}x)"
         )
 
 

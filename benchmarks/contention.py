@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.calls import moto_service, quiet_stdout
+from benchmarks.harness import aws_error, moto_service, quiet_stdout
 
 LATENCY = 0.004
 SENDERS = (1, 2, 8, 32)
@@ -104,22 +104,15 @@ class ItemConflicts:
 
 
 def _conflict(actions: int) -> Any:
-    from botocore.awsrequest import AWSResponse
-
     reasons = [{"Code": "TransactionConflict", "Message": "emulated"}] * actions
-    parsed = {
-        "Error": {"Code": "TransactionCanceledException", "Message": "emulated conflict"},
-        "CancellationReasons": reasons,
-        "ResponseMetadata": {"HTTPStatusCode": 400},
-    }
-    return AWSResponse("https://dynamodb.invalid/", 400, {}, None), parsed
+    return aws_error("TransactionCanceledException", CancellationReasons=reasons)
 
 
 @contextmanager
 def _service(design: str) -> Iterator[tuple[Any, ItemConflicts]]:
     from chalicelib.retry import Backoff
 
-    with moto_service() as (service, _):
+    with moto_service() as service:
         if design == "one item":
             service.inbox.counter_shards = 1
             service.inbox._db.transact_retry = Backoff()

@@ -18,16 +18,14 @@ invocations after 14 million free per month, schedule API calls not charged.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-REGION = "us-east-1"
+from benchmarks import harness
+from benchmarks.harness import REGION, CallRecorder, Clock, quiet_stdout
+
 PENDING = 2_000
 MILLION = 1_000_000
 WRU = 0.625 / MILLION
@@ -44,82 +42,30 @@ SWEEP_FUNCTION = "escalation_sweep"
 # A step's item plus its `due` index entry, in bytes (DynamoDB adds 100 bytes per item each).
 STEP_BYTES = 2 * (100 + 160)
 
-ENVIRONMENT = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SECURITY_TOKEN": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": REGION,
-    "AWS_REGION": REGION,
-    "STAGE": "local",
-    "WEBSOCKET_ENDPOINT": "https://benchapi.execute-api.us-east-1.amazonaws.com/bench",
-}
-
-
-class Calls:
-    """API calls by (service, operation) on the clients it is attached to."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.counts: Counter[str] = Counter()
-
-    def attach(self, client: Any) -> None:
-        client.meta.events.register("before-call.*.*", self._count, unique_id=f"esc-{id(self)}")
-
-    def _count(self, model: Any, **_: Any) -> None:
-        with self._lock:
-            self.counts[f"{model.service_model.service_name}:{model.name}"] += 1
-
-    def measure(self, action: Callable[[], Any]) -> Counter[str]:
-        self.counts.clear()
-        action()
-        return Counter(self.counts)
-
 
 @contextmanager
-def moto_service() -> Iterator[tuple[Any, Calls, Any]]:
+def moto_service() -> Iterator[tuple[Any, CallRecorder, Clock]]:
+    """The service on moto with a verified sender identity, its four clients recorded."""
     import boto3
-    from moto import mock_aws
 
-    from chalicelib.settings import Settings
-    from chalicelib.wiring import build_service
-    from devstack.tables import create_tables
-
-    saved = {name: os.environ.get(name) for name in ENVIRONMENT}
-    os.environ.update(ENVIRONMENT)
-    clock = _Clock()
-    try:
-        with mock_aws(), contextlib.redirect_stdout(io.StringIO()):
-            setup = boto3.client("dynamodb", region_name=REGION)
-            create_tables(
-                setup, connections_table="connections", notifications_table="notifications"
-            )
-            boto3.client("sesv2", region_name=REGION).create_email_identity(
-                EmailIdentity="notices@example.org"
-            )
-            service = build_service(Settings.from_env(), clock=clock)
-            calls = Calls()
-            calls.attach(service.clients.dynamodb)
-            calls.attach(service.escalations.messenger._ses())
-            calls.attach(service.escalations.messenger._sns())
-            calls.attach(service.sender.client)
-            yield service, calls, clock
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    clock = Clock()
+    with quiet_stdout(), harness.moto_service(clock=clock) as service:
+        boto3.client("sesv2", region_name=REGION).create_email_identity(
+            EmailIdentity="notices@example.org"
+        )
+        recorder = CallRecorder()
+        recorder.attach(
+            service.clients.dynamodb,
+            service.escalations.messenger._ses(),
+            service.escalations.messenger._sns(),
+            service.sender.client,
+        )
+        yield service, recorder, clock
 
 
-class _Clock:
-    def __init__(self) -> None:
-        import time
-
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
+def _measure(recorder: CallRecorder, action: Callable[[], Any]) -> Counter[str]:
+    """The calls `action` makes, by "service:operation"."""
+    return Counter(f"{call.service}:{call.operation}" for call in recorder.measure(action))
 
 
 def _describe(calls: Counter[str]) -> str:
@@ -165,16 +111,17 @@ def main(tiny: bool = False) -> None:
             return NotificationContent.model_validate({"message": "m", "escalation": steps})
 
         service.notifications.send("alice", plain)  # warm up the code paths
-        without = calls.measure(lambda: service.notifications.send("alice", plain))
-        created = calls.measure(lambda: service.notifications.send("alice", with_steps("email")))
+        without = _measure(calls, lambda: service.notifications.send("alice", plain))
+        created = _measure(calls, lambda: service.notifications.send("alice", with_steps("email")))
         create = created - without
         last_id: list[str] = []
-        calls.measure(
+        _measure(
+            calls,
             lambda: last_id.append(
                 service.notifications.send("alice", with_steps("email")).notification.id
-            )
+            ),
         )
-        cancel = calls.measure(lambda: service.escalations.cancel("alice", last_id[0]))
+        cancel = _measure(calls, lambda: service.planner.cancel("alice", last_id[0]))
 
         # Pending steps far in the future: the sweep must not look at them. Written straight
         # to the store (moto copies the table on every transaction a send would make).
@@ -185,12 +132,12 @@ def main(tiny: bool = False) -> None:
             service.steps.add([step], expires_at=due // 1000 + 86_400)
         service.escalations.sweep()
         clock.now += 61
-        idle = calls.measure(service.escalations.sweep)  # one email step due (created above)
+        idle = _measure(calls, service.escalations.sweep)  # one email step due (created above)
         clock.now += 61
-        empty = calls.measure(service.escalations.sweep)
+        empty = _measure(calls, service.escalations.sweep)
         service.notifications.send("alice", with_steps("sms"))
         clock.now += 61
-        sms = calls.measure(service.escalations.sweep)
+        sms = _measure(calls, service.escalations.sweep)
     fire_email = idle - empty
     fire_sms = sms - empty
 

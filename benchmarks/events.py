@@ -34,27 +34,13 @@ from __future__ import annotations
 import json
 import math
 import statistics
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from benchmarks.aws_model import (
-    LATENCY_MS,
-    PRICE,
-    REGION,
-    ROOT,
-    SECRET,
-    Recorder,
-    Stage,
-    _environment,
-    gb_seconds,
-    model_service,
-)
+from benchmarks.aws_model import LATENCY_MS, PRICE, ROOT, Recorder, Stage, gb_seconds
+from benchmarks.harness import REGION, Session, environment, installed_service, quiet_stdout, token
 
 LATENCY_MS.setdefault("PutEvents", 20.0)
 EVENTS_PRICE = {
@@ -115,30 +101,26 @@ def record_lifecycle() -> Lifecycle:
 
     import app as lambda_app
     from devstack.context import LambdaContext
-    from devstack.lambda_session import LambdaSession
     from devstack.messaging import scheduled_event
-    from devstack.streams import lambda_record
-    from devstack.tokens import mint_token
+    from devstack.streams import lambda_record, table_stream
 
-    with _environment(), mock_aws():
+    with environment(), mock_aws():
         boto3.client("events", region_name=REGION).create_event_bus(Name=BUS)
-        service = model_service(event_bus_name=BUS)
+        service = installed_service(event_bus_name=BUS)
         recorder = Recorder()
         recorder.attach(service.clients.dynamodb)
         recorder.attach(service.sender.client)
         recorder.attach(service.clients.events())
-        session = LambdaSession(
-            lambda_app, region=REGION, domain_name="modelapi", stage="model", user_agent="model"
-        )
+        session = Session()
         sessions: dict[str, Stage] = {}
         steps: dict[str, Stage] = {}
         frames: dict[str, int] = {}
         with recorder.recording("connect") as sessions["connect"]:
-            session.connect(mint_token("client", secret=SECRET))
+            session.connect(token("client"))
         with recorder.recording("register") as sessions["register"]:
             session.send({"action": "register"})
         admin = {
-            "Authorization": f"Bearer {mint_token('staff', roles=('admin',), secret=SECRET)}",
+            "Authorization": f"Bearer {token('staff', roles=('admin',))}",
             "Content-Type": "application/json",
         }
         body = {"user_id": "client", "message": "m", "requires_confirmation": True}
@@ -164,24 +146,15 @@ def record_lifecycle() -> Lifecycle:
         assert receipt is not None
         entries = [entry.type for entry in receipt.entries]
 
-        described = boto3.client("dynamodb", region_name=REGION).describe_table(
-            TableName=service.settings.receipts_table
-        )
-        table = described["Table"]
         streams = boto3.client(
             "dynamodbstreams",
             region_name=REGION,
             endpoint_url=f"https://streams.dynamodb.{REGION}.amazonaws.com",
         )
-        arn = table["LatestStreamArn"]
-        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]
-        iterator = streams.get_shard_iterator(
-            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        records = [
-            lambda_record(record, arn)
-            for record in streams.get_records(ShardIterator=iterator)["Records"]
-        ]
+        arn, found = table_stream(
+            boto3.client("dynamodb", region_name=REGION), streams, service.settings.receipts_table
+        )
+        records = [lambda_record(record, arn) for record in found]
         if len(records) != len(entries):
             raise RuntimeError(f"{len(records)} stream records for {len(entries)} entries")
 
@@ -207,41 +180,6 @@ def record_lifecycle() -> Lifecycle:
 # --- measured on the local stack ----------------------------------------------------------------
 
 
-class _Receiver:
-    def __init__(self) -> None:
-        self.arrivals: list[tuple[float, dict[str, Any]]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                receiver.arrivals.append((time.time(), body))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@contextmanager
-def _receiver() -> Iterator[_Receiver]:
-    receiver = _Receiver()
-    try:
-        yield receiver
-    finally:
-        receiver.close()
-
-
 def _epoch(at: str) -> float:
     return datetime.strptime(at, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
 
@@ -252,9 +190,10 @@ def measure_local(notices: int) -> tuple[list[float], list[float], dict[str, int
 
     from devstack.stack import LocalStack
     from tests.e2e.support import http
+    from tests.webhook import Receiver
 
     pushes: list[float] = []
-    with _receiver() as receiver, LocalStack(env={"WEBHOOK_URL": receiver.url}) as stack:
+    with Receiver() as receiver, LocalStack(env={"WEBHOOK_URL": receiver.url}) as stack:
         admin = stack.token("staff", admin=True)
         with connect(f"{stack.ws_url}/?token={stack.token('client')}", open_timeout=30) as ws:
             ws.send(json.dumps({"action": "register"}))
@@ -366,8 +305,6 @@ def session_cost(life: Lifecycle) -> float:
 
 
 def main(tiny: bool = False) -> None:
-    from benchmarks.calls import quiet_stdout
-
     with quiet_stdout():
         life = record_lifecycle()
     print("\n== Events out (see benchmarks/events.py)")

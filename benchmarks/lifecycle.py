@@ -1,9 +1,9 @@
 """DynamoDB calls and write units of each lifecycle event of a notification, and of an erasure.
 
 Runs the service's own domain operations (what the WebSocket and REST edges call) on
-in-process moto. A `before-call` / `after-call` pair on the service's DynamoDB client counts
-every call and sizes every item it writes, before and after, through a second, uncounted
-client; write units then follow DynamoDB's rules (on-demand, standard table class):
+in-process moto. The harness's call recorder on the service's DynamoDB client counts every
+call and sizes every item it writes, before and after, through a second, uncounted client;
+write units then follow DynamoDB's rules (on-demand, standard table class):
 - a write costs ceil(size / 1 KB) of the larger of the item's old and new versions;
 - inside TransactWriteItems every item costs double;
 - each global secondary index entry written (added, changed, or removed) costs a write too,
@@ -15,31 +15,17 @@ window; those are the same for every action and are left out.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import math
-import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-REGION = "us-east-1"
-ENVIRONMENT = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SECURITY_TOKEN": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": REGION,
-    "AWS_REGION": REGION,
-    "JWT_SECRET": "bench-secret-0123456789abcdef0123456789abcdef",
-    "STAGE": "local",
-    "WEBSOCKET_ENDPOINT": "https://benchapi.execute-api.us-east-1.amazonaws.com/bench",
-    "RATE_LIMIT_PER_MINUTE": "1000000",
-}
+from benchmarks import harness
+from benchmarks.harness import REGION, ApiCall, CallRecorder, Session, quiet_stdout
+
 TABLES = {"connections": "connections", "notifications": "notifications", "receipts": "receipts"}
 KB = 1024
 
@@ -89,9 +75,8 @@ class Meter:
         self._schemas: dict[str, dict[str, Any]] = {}
         self._pending: dict[int, list[tuple[str, dict[str, Any], dict[str, Any] | None, int]]] = {}
         self.figures = Figures()
-        self.paused = False
-        client.meta.events.register("before-call.dynamodb.*", self._before)
-        client.meta.events.register("after-call.dynamodb.*", self._after)
+        self.recorder = CallRecorder(before=self._before, after=self._after)
+        self.recorder.attach(client)
 
     def reset(self) -> Figures:
         with self._lock:
@@ -138,25 +123,22 @@ class Meter:
             return found
         return []
 
-    def _before(self, model: Any, params: Any = None, context: Any = None, **_: Any) -> None:
-        if self.paused:
-            return
-        body = json.loads((params or {}).get("body") or b"{}")
-        table = body.get("TableName", "")
+    def _before(self, call: ApiCall) -> None:
+        table = call.params.get("TableName", "")
         with self._lock:
-            self.figures.calls[model.name] += 1
+            self.figures.calls[call.operation] += 1
             if table == TABLES["receipts"]:
                 self.figures.calls_receipts += 1
-        writes = self._writes(model.name, body)
+        writes = self._writes(call.operation, call.params)
         if writes:
-            doubled = 2 if model.name == "TransactWriteItems" else 1
-            self._pending[threading.get_ident()] = [
+            doubled = 2 if call.operation == "TransactWriteItems" else 1
+            self._pending[id(call)] = [
                 (table, key, self._old(table, key), doubled) for table, key in writes
             ]
 
-    def _after(self, model: Any, http_response: Any = None, **_: Any) -> None:
-        pending = self._pending.pop(threading.get_ident(), [])
-        if self.paused or getattr(http_response, "status_code", 200) != 200:
+    def _after(self, call: ApiCall) -> None:
+        pending = self._pending.pop(id(call), [])
+        if call.status != 200:
             return
         for table, key, old, doubled in pending:
             new = self._old(table, key)
@@ -201,52 +183,10 @@ def _index_entry(
 def measured_service() -> Iterator[tuple[Any, Meter, Callable[[str], Any]]]:
     """The service on in-process moto, its meter, and a factory of live sessions."""
     import boto3
-    from moto import mock_aws
 
-    from chalicelib.settings import Settings, get_settings
-    from chalicelib.wiring import build_service, use_service
-    from devstack.lambda_session import LambdaSession
-    from devstack.tables import create_tables
-    from devstack.tokens import mint_token
-
-    saved = {name: os.environ.get(name) for name in ENVIRONMENT}
-    os.environ.update(ENVIRONMENT)
-    get_settings.cache_clear()
-    try:
-        with mock_aws():
-            probe = boto3.client("dynamodb", region_name=REGION)
-            create_tables(
-                probe,
-                connections_table=TABLES["connections"],
-                notifications_table=TABLES["notifications"],
-                receipts_table=TABLES["receipts"],
-            )
-            service = build_service(replace(Settings.from_env()))
-            use_service(service)
-            meter = Meter(service.clients.dynamodb, probe)
-            import app
-
-            def session(user_id: str) -> Any:
-                live = LambdaSession(
-                    app,
-                    region=REGION,
-                    domain_name="benchapi.execute-api.us-east-1.amazonaws.com",
-                    stage="bench",
-                    user_agent="benchmarks",
-                )
-                live.connect(mint_token(user_id, secret=ENVIRONMENT["JWT_SECRET"]))
-                live.send({"action": "register"})
-                return live
-
-            yield service, meter, session
-    finally:
-        use_service(None)
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        get_settings.cache_clear()
+    with harness.moto_service() as service:
+        probe = boto3.client("dynamodb", region_name=REGION)
+        yield service, Meter(service.clients.dynamodb, probe), lambda user: Session().open(user)
 
 
 def measure(meter: Meter, operation: Callable[[], Any]) -> Figures:
@@ -309,10 +249,10 @@ def rows(tiny: bool) -> list[tuple[str, Figures]]:
                 measure(meter, lambda: notifications.confirm("alice", unread_notice)),
             )
         )
-        meter.paused = True
+        meter.recorder.paused = True
         for n in range(erased_notifications):
             service.inbox.put("dave", NotificationContent(message=f"n{n}"))
-        meter.paused = False
+        meter.recorder.paused = False
         found.append(
             (
                 f"erase a user with {erased_notifications} notifications",
@@ -327,9 +267,8 @@ def main(tiny: bool = False) -> None:
     print()
     print("| event | DynamoDB calls | WCU | of which receipts (calls / WCU) |")
     print("| --- | --- | --- | --- |")
-    with contextlib.redirect_stdout(io.StringIO()) as captured:
+    with quiet_stdout():
         measured = rows(tiny)
-    del captured
     for name, figures in measured:
         calls = ", ".join(f"{op} {n}" for op, n in sorted(figures.calls.items()))
         print(

@@ -13,17 +13,13 @@ the modelled time is benchmarks/aws_model.py's (its per-call latencies, pools si
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.aws_model import Recorder, Stage, _pools, model_service
+from benchmarks.aws_model import Recorder, Stage, _pools
+from benchmarks.harness import REGION, SECRET, Session, environment, installed_service, quiet_stdout
 
 USER = "heavy"
-SECRET = "volume-secret"
-ENDPOINT = "https://volumeapi.execute-api.us-east-1.amazonaws.com/volume"
-REGION = "us-east-1"
 CALL_BOUND = 100
 BYTES_BOUND = 1_000_000
 TIME_GOAL_MS = 1_000.0
@@ -67,14 +63,6 @@ class Measured:
     stage: Stage
 
 
-@contextmanager
-def _environment() -> Iterator[None]:
-    from benchmarks.aws_model import _environment as model_environment
-
-    with model_environment():
-        yield
-
-
 # Requests measured up to N = 1,000 only, and requests allowed over the bound: none now (a
 # user-wide change does a bounded slice in the request and leaves the rest to a job).
 SLOW_ON_THIS_BUILD: frozenset[str] = frozenset()
@@ -96,7 +84,6 @@ def measure(
 
     import app as lambda_app
     from chalicelib.models import NotificationContent
-    from devstack.lambda_session import LambdaSession
     from devstack.tokens import mint_token
 
     ids = seed_inbox(service, user_id, count)
@@ -135,9 +122,7 @@ def measure(
         status = 200 if all(frame.get("event") != "error" for frame in frames) else 400
         results.append(Measured(f"ws {label}", status, len(stage.calls), size, stage))
 
-    session = LambdaSession(
-        lambda_app, region=REGION, domain_name="volumeapi", stage="volume", user_agent="volume"
-    )
+    session = Session()
     session.connect()
     with Client(lambda_app.app, stage_name="dev") as client:
         ws({"action": "register", "token": mint_token(user_id, secret=secret)}, "register")
@@ -205,9 +190,9 @@ def run_volume(counts: tuple[int, ...]) -> dict[int, list[Measured]]:
 
     measured = {}
     for count in counts:
-        with _environment(), mock_aws():
+        with environment(), mock_aws():
             queue, _ = create_fanout_queues(boto3.client("sqs", region_name=REGION), prefix="v")
-            service = model_service(fanout_queue_url=queue)
+            service = installed_service(fanout_queue_url=queue)
             recorder = Recorder()
             recorder.attach(service.clients.dynamodb)
             try:
@@ -219,8 +204,6 @@ def run_volume(counts: tuple[int, ...]) -> dict[int, list[Measured]]:
 
 
 def main(tiny: bool = False) -> None:
-    from benchmarks.calls import quiet_stdout
-
     counts = (10, 60) if tiny else SIZES
     with quiet_stdout():
         measured = run_volume(counts)

@@ -28,14 +28,12 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-from benchmarks.escalation import EMAIL, ENVIRONMENT, LAMBDA_GB_SECOND, RRU, SMS, WRU
+from benchmarks import harness
+from benchmarks.escalation import EMAIL, LAMBDA_GB_SECOND, RRU, SMS, WRU
+from benchmarks.harness import ApiCall, CallRecorder
 
 REGION = "us-east-1"
 # Assumed waits inside AWS, per call (the in-process measurement has none worth counting).
@@ -93,20 +91,10 @@ print(json.dumps({"init": _t1 - _t0, "invoke": _t2 - _t1}))
 # --- cost per 1,000 reminders ------------------------------------------------------------------
 
 
-@contextmanager
-def _environment() -> Iterator[None]:
-    saved = dict(os.environ)
-    os.environ.update(ENVIRONMENT)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
-def _units(requests: list[tuple[str, dict[str, Any]]]) -> tuple[float, float]:
+def _units(requests: list[ApiCall]) -> tuple[float, float]:
     reads = writes = 0.0
-    for operation, params in requests:
+    for call in requests:
+        operation, params = call.operation, call.params
         if operation in ("GetItem", "Query", "BatchGetItem"):
             reads += (
                 1
@@ -130,45 +118,28 @@ def reminder_costs(runs: int) -> dict[str, dict[str, float]]:
     from chalicelib.models import Contact, NotificationContent, PushSubscriptionBody
     from chalicelib.settings import Settings
     from chalicelib.webpush import PushClient, VapidKey
-    from chalicelib.wiring import Clients, build_service
-    from devstack.tables import create_tables
+    from chalicelib.wiring import Clients
     from tests.push_service import PushService
 
     results: dict[str, dict[str, float]] = {}
-    with _environment(), mock_aws(), PushService() as pushes:
+    with harness.environment(), mock_aws(), PushService() as pushes:
         session = boto3.session.Session()
-        create_tables(
-            session.client("dynamodb", region_name=REGION),
-            connections_table="connections",
-            notifications_table="notifications",
-        )
-        settings = replace(Settings.from_env(), vapid_private_key=VapidKey.generate().private_value)
-        clock_now = [time.time()]
+        clock = harness.Clock()
         clients = replace(
-            Clients.from_settings(settings, session=session),
+            Clients.from_settings(Settings.from_env(), session=session),
             push=PushClient(allow_local_http=True),
         )
-        service = build_service(settings, clock=lambda: clock_now[0], clients=clients)
+        service = harness.installed_service(
+            clock=clock, clients=clients, vapid_private_key=VapidKey.generate().private_value
+        )
         session.client("sesv2", region_name=REGION).create_email_identity(
-            EmailIdentity=settings.email_from
+            EmailIdentity=service.settings.email_from
         )
-        requests: list[tuple[str, dict[str, Any]]] = []
-        provider: Counter[str] = Counter()
-
-        def record(params: dict[str, Any], model: Any, **_: Any) -> None:
-            service_name = model.service_model.service_name
-            if service_name == "dynamodb":
-                requests.append((model.name, params))
-            else:
-                provider[service_name] += 1
-
-        for client in (service.clients.dynamodb,):
-            client.meta.events.register("provide-client-params.*.*", record)
-        service.escalations.messenger._ses().meta.events.register(
-            "provide-client-params.*.*", record
-        )
-        service.escalations.messenger._sns().meta.events.register(
-            "provide-client-params.*.*", record
+        recorder = CallRecorder()
+        recorder.attach(
+            service.clients.dynamodb,
+            service.escalations.messenger._ses(),
+            service.escalations.messenger._sns(),
         )
         for channel in ("push", "email", "sms"):
             cpu: list[float] = []
@@ -186,13 +157,13 @@ def reminder_costs(runs: int) -> dict[str, dict[str, float]]:
                     {"message": "m", "escalation": [{"channel": channel, "after": "PT1S"}]}
                 )
                 notification = service.notifications.send(user, content).notification
-                clock_now[0] += 2
+                clock.advance(2)
                 [step] = service.steps.pending(user, notification.id)
-                requests.clear()
-                provider.clear()
+                recorder.take()
                 started = time.process_time()
                 outcome = service.escalations.fire(step)
                 cpu.append(time.process_time() - started)
+                requests = [call for call in recorder.take() if call.service == "dynamodb"]
                 assert outcome == "escalated", (channel, outcome)
                 r, w = _units(requests)
                 reads.append(r)
@@ -251,7 +222,6 @@ def cold_starts(runs: int) -> dict[str, list[float]]:
 
     import pywebpush
 
-    from benchmarks.calls import ENVIRONMENT as CALL_ENVIRONMENT
     from benchmarks.coldstart import Variant, package_zip, run_child, runtime_directory, unpack
     from chalicelib.webpush import VapidKey
     from tests.push_service import PushService
@@ -267,7 +237,7 @@ def cold_starts(runs: int) -> dict[str, list[float]]:
         base = {k: v for k, v in os.environ.items() if k in {"PATH", "LANG", "HOME", "TMPDIR"}}
         env = {
             **base,
-            **CALL_ENVIRONMENT,
+            **harness.ENVIRONMENT,
             "STAGE": "prod",
             "PYTHONDONTWRITEBYTECODE": "1",
             "BENCH_SUBSCRIPTION": subscription,

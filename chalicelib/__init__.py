@@ -15,15 +15,21 @@ calls AWS itself.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from chalicelib.models import Notification, NotificationContent
-from chalicelib.wiring import get_service
+if TYPE_CHECKING:
+    from chalicelib.models import Notification
 
 __all__ = ["send_notification"]
 
 
 def send_notification(user_id: str, payload: dict[str, Any]) -> Notification:
     """Store a notification for `user_id` and push it to every live session of the user."""
+    # Imported here: every `import chalicelib.x` runs this module first, and a Lambda function
+    # should load only the modules its handlers use, not the whole service graph.
+    from chalicelib.models import NotificationContent, UserPath, parse
+    from chalicelib.wiring import get_service
+
+    user = parse(UserPath, {"user_id": user_id})
     content = NotificationContent.from_payload(payload)
-    return get_service().notifications.send(user_id, content).notification
+    return get_service().notifications.send(user.user_id, content).notification

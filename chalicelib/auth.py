@@ -27,7 +27,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from chalicelib.errors import Forbidden, Unauthorized
@@ -297,24 +296,20 @@ def build_verifier(settings: Settings, session: Any) -> TokenVerifier:
 
     `session` is a boto3 Session; nothing is called on it until a token needs the secret.
     """
-    from chalicelib.secrets import SecretSource, is_permanent_client_error, ssm_parameter
+    from chalicelib.secrets import ssm_secret
 
     secret: str | Callable[[], str] | None = settings.jwt_secret
     if settings.jwt_secret_parameter:
-        from botocore.config import Config
-
-        # SecretSource retries with its own backoff and deadline; botocore must not retry under it.
-        config = Config(retries={"total_max_attempts": 1}, connect_timeout=1, read_timeout=2)
-        client = cache(lambda: session.client("ssm", region_name=settings.region, config=config))
-        source = SecretSource(
-            ssm_parameter(client, settings.jwt_secret_parameter),
-            describe=f"the JWT secret in SSM parameter {settings.jwt_secret_parameter}",
+        source = ssm_secret(
+            session,
+            settings.region,
+            settings.jwt_secret_parameter,
+            describe="the JWT secret",
             validate=(
                 (lambda value: value)
                 if settings.is_local
                 else (lambda value: check_secret(value, "JWT_SECRET_PARAMETER"))
             ),
-            is_permanent=is_permanent_client_error,
         )
         secret = source.get
     jwks = JwksKeys(settings.jwt_jwks_url) if settings.jwt_jwks_url else None

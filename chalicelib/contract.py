@@ -1,8 +1,8 @@
 """The API's contract: what every REST route and WebSocket action answers.
 
-Requests are parsed by the models of chalicelib/models.py; the views build their replies as
-dicts, and this module describes them: one reply model per shape, the success statuses and
-extra error statuses of each route (`RESPONSES`), its tag, and examples. The descriptions the
+Requests are parsed by the models of chalicelib/models.py; views reply with the models of
+this module, one per shape. It also holds the success statuses and extra error statuses of
+each route (`RESPONSES`), its tag, and examples. The descriptions the
 project publishes are rendered from here and from models.py (the dev tool
 `python -m devstack openapi` writes `openapi.json`, and `asyncapi.json` for the WebSocket
 API, from `WS_ACTIONS`, `WS_PUSHES` and the frames and events of models.py): a route missing
@@ -83,12 +83,22 @@ class UnreadCount(Reply):
     unread_count: int = Field(ge=0)
 
 
+def _absent(value: object) -> bool:
+    return value is None
+
+
 class MarkedRead(Reply):
+    """A read (or, as `Archived`, an archive) request's change."""
+
     ids: list[str] = Field(description="At most 100 of the ids whose state changed")
     unread_count: int = Field(ge=0)
-    all: Literal[True] | None = Field(None, description="Present when user-wide")
+    all: Literal[True] | None = Field(
+        None, description="Present when user-wide", exclude_if=_absent
+    )
     truncated: Literal[True] | None = Field(
-        None, description="Present when a user-wide change had more than 100 ids"
+        None,
+        description="Present when a user-wide change had more than 100 ids",
+        exclude_if=_absent,
     )
 
 
@@ -110,14 +120,8 @@ class Seen(Reply):
     ids: list[str] = Field(description="The ids first seen now")
 
 
-class Archived(Reply):
-    ids: list[str] = Field(description="At most 100 of the ids whose state changed")
+class Archived(MarkedRead):
     archived: bool
-    unread_count: int = Field(ge=0)
-    all: Literal[True] | None = Field(None, description="Present when user-wide")
-    truncated: Literal[True] | None = Field(
-        None, description="Present when a user-wide change had more than 100 ids"
-    )
 
 
 class ReceiptEntry(BaseModel):
@@ -126,8 +130,8 @@ class ReceiptEntry(BaseModel):
     seq: int = Field(ge=1)
     type: EntryType
     at: str
-    channel: EntryChannel | None = None
-    detail: dict[str, Any] | None = None
+    channel: EntryChannel | None = Field(None, exclude_if=_absent)
+    detail: dict[str, Any] | None = Field(None, exclude_if=_absent)
     hash: str = Field(description="SHA-256 of the previous hash and this entry's canonical JSON")
 
 
@@ -245,6 +249,20 @@ REPLY_MODELS: dict[str, type[BaseModel]] = {
         PushSubscriptionId,
     )
 }  # fmt: skip
+
+# What each error status of the REST API means (the body is Chalice's {"Code", "Message"}).
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "Malformed JSON",
+    401: "No token, or a bad or expired one",
+    403: "Not allowed (admin only)",
+    404: "Not found",
+    410: "The connection is gone",
+    413: "Body too large",
+    422: "Invalid fields",
+    429: "Rate limited (see Retry-After)",
+    503: "Busy (AWS throttling, retries ran out, or the user is being erased): retry after"
+    " Retry-After",
+}
 
 # Tags group the operations of the published document, in this order.
 TAGS: dict[str, str] = {

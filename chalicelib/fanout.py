@@ -1,10 +1,10 @@
 """Large broadcasts go through SQS in two stages, so the REST request does O(1) work.
 
-The request enqueues one page job (kind `fanout_page`); a worker reads that page of the
-audience from the directory and enqueues its batch jobs (kind `fanout_batch`, up to 100
-recipients each) and, last, the next page job; batch workers store and push. Both ends live
-here: `FanoutQueue` writes the jobs onto the jobs queue (chalicelib/jobs.py), and
-`register_fanout` hands the worker's two kinds to the domain.
+The request enqueues one page job (kind `fanout_page`); a worker claims that page, reads it
+from the directory and enqueues its batch jobs (kind `fanout_batch`, up to 100 recipients
+each) and, last, the next page job; batch workers store and push. Both ends live here:
+`FanoutQueue` writes the jobs onto the jobs queue (chalicelib/jobs.py) and walks the pages,
+and `register_fanout` hands the worker's two kinds to the domain.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib.jobs import MESSAGES_PER_CALL, Deadline, Registry, SqsJobs, job_body
 from chalicelib.models import FanoutJob, FanoutPage, NotificationContent
+from chalicelib.storage import Directory, PageClaims, new_id
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -25,6 +26,8 @@ USERS_PER_MESSAGE = 100
 # A page job fills ten SendMessageBatch calls: its batch jobs plus the next page job. Pages
 # chain one after another, so they are large: 9,900 recipients a page at 100 a batch.
 BATCHES_PER_PAGE = 10 * MESSAGES_PER_CALL - 1
+# How long a broadcast page's claim is kept: longer than SQS keeps retrying a job.
+PAGE_CLAIM_TTL = 2 * 24 * 3600
 
 
 class FanoutQueue:
@@ -33,11 +36,15 @@ class FanoutQueue:
     def __init__(
         self,
         jobs: SqsJobs,
+        directory: Directory,
+        claims: PageClaims,
         *,
         users_per_message: int = USERS_PER_MESSAGE,
         batches_per_page: int = BATCHES_PER_PAGE,
     ) -> None:
         self.jobs = jobs
+        self.directory = directory
+        self.claims = claims
         self.users_per_message = users_per_message
         self.batches_per_page = batches_per_page
 
@@ -57,6 +64,25 @@ class FanoutQueue:
     def start(self, page: FanoutPage) -> None:
         """Enqueue a broadcast's first page job (the only SQS call of the REST request)."""
         self.jobs.send_bodies([_page_body(page)])
+
+    def walk(self, job: FanoutPage) -> int:
+        """One page of a broadcast's directory walk: enqueue its batches and the next page.
+
+        A worker dying here loses nothing: SQS redelivers the same job, which reclaims its
+        page and enqueues the same batches again (delivery is idempotent per broadcast and
+        recipient); another copy of the page job is skipped. Returns the batches enqueued.
+        """
+        if not self.claims.claim(job.broadcast_id, job.page, job.job_id, PAGE_CLAIM_TTL):
+            return 0
+        members, after = self.directory.members_page(job.group, job.after, self.page_size)
+        next_page = None
+        if after is not None:
+            next_page = job.model_copy(
+                update={"job_id": new_id(), "page": job.page + 1, "after": after}
+            )
+        if not members and next_page is None:
+            return 0
+        return self.enqueue(job.broadcast_id, job.content, members, next_page=next_page)
 
     def enqueue(
         self,

@@ -1,8 +1,8 @@
 """Immigration use cases: case status updates, form submissions, document requests.
 
 Each is a notification with `category: "immigration"` and its ids in `data`, built here and
-sent through the notification operations; cases and the `admins` audience come from the
-directory.
+sent through the notification operations; cases come from their store, the `admins`
+audience from the directory.
 """
 
 from __future__ import annotations
@@ -10,20 +10,21 @@ from __future__ import annotations
 from chalicelib.auth import ADMINS_GROUP, Principal
 from chalicelib.models import EscalationStep, MessageText, Notification, NotificationContent
 from chalicelib.notifications import Notifications
-from chalicelib.storage import Directory
+from chalicelib.storage import Cases, Directory
 
 IMMIGRATION = "immigration"
 
 
 class Immigration:
-    def __init__(self, notifications: Notifications, directory: Directory) -> None:
+    def __init__(self, notifications: Notifications, directory: Directory, cases: Cases) -> None:
         self.notifications = notifications
         self.directory = directory
+        self.cases = cases
 
     def case_status_update(
         self, case_id: str, status: str, message: MessageText, user_id: str | None
     ) -> Notification:
-        case = self.directory.put_case(case_id, status, user_id)
+        case = self.cases.put(case_id, status, user_id)
         content = NotificationContent(
             message=message,
             category=IMMIGRATION,

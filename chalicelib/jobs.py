@@ -73,7 +73,7 @@ Handler = Callable[[dict[str, Any], Deadline], JobResult]
 class JobMessage(BaseModel):
     """One SQS message: the kind of job and its payload."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     kind: str = Field(min_length=1, max_length=64)
     payload: dict[str, Any]

@@ -2,17 +2,22 @@
 
 Frames and JSON bodies are validated strictly (no "5" for 5, no "true" for true) so that a client
 bug surfaces as a clear `validation_error` instead of a silent coercion.
+
+The rules a value carries are written once, on it, and read by every room: when a notification
+is still open (`Notification.still_open`), when it is muted (`Preferences.mutes`), when quiet
+hours end (`QuietHours.until`). They are pure: no clock, no store.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
 import zoneinfo
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -285,6 +290,36 @@ class Notification(BaseModel):
     confirmed_at: str | None = None
     deadline: str | None = None
 
+    @property
+    def still_open(self) -> bool:
+        """Escalation still reminds of it (see `stays_open`)."""
+        return stays_open(
+            requires_confirmation=self.requires_confirmation,
+            read=self.read,
+            confirmed=self.confirmed_at is not None,
+        )
+
+
+def stays_open(*, requires_confirmation: bool, read: bool, confirmed: bool) -> bool:
+    """THE "still open" rule: a notification that requires confirmation is open until it is
+    confirmed (reading it is not enough), any other until it is read. Pending escalation
+    steps are cancelled when it closes and skip it if they fire first."""
+    return not confirmed if requires_confirmation else not read
+
+
+def mutable(notice: Notification | NotificationContent) -> bool:
+    """Whether a muted category can hold it back: it has a category and is neither high
+    priority nor requiring confirmation (see `Preferences.mutes`)."""
+    return (
+        notice.category is not None
+        and notice.priority != "high"
+        and not notice.requires_confirmation
+    )
+
+
+def epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
 
 # What changes after a notification is stored; the rest of the object never does.
 STATE_FIELDS = frozenset(
@@ -520,6 +555,39 @@ class DirectMessage(Strict):
     data: JsonValue = Field(...)
 
 
+# --- REST path parameters --------------------------------------------------------------
+
+
+class PathParameters(Strict):
+    """The path parameters of a REST route. A route whose parameter names a thing the caller
+    may hold (`unknown_as`) answers a malformed one as that thing not found (404), like any
+    unknown id; the others answer a malformed one as invalid (422)."""
+
+    unknown_as: ClassVar[str | None] = None
+
+
+class NotificationPath(PathParameters):
+    unknown_as = "notification"
+    notification_id: NotificationId
+
+
+class UserPath(PathParameters):
+    user_id: UserId
+
+
+class SubscriptionPath(PathParameters):
+    unknown_as = "push subscription"
+    subscription_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
+class CasePath(PathParameters):
+    case_id: str
+
+
+class ConnectionPath(PathParameters):
+    connection_id: str
+
+
 class ExportQuery(Strict):
     # An opaque cursor from the previous page's `next_cursor` (checked by the export itself).
     cursor: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = None
@@ -610,6 +678,49 @@ class QuietHours(Strict):
     end: HourMinute
     time_zone: TimeZone
 
+    def until(self, now: datetime) -> datetime | None:
+        """When the quiet hours around `now` end (UTC), or None outside them.
+
+        Start and end are wall-clock times in the user's zone, so daylight saving moves them
+        with it. Start equal to end means no quiet hours.
+        """
+        if self.start == self.end:
+            return None
+        zone = zoneinfo.ZoneInfo(self.time_zone)
+        local = now.astimezone(zone)
+        start, end = (datetime.strptime(t, "%H:%M").time() for t in (self.start, self.end))
+        clock = local.time().replace(tzinfo=None)
+        if start < end:
+            inside = start <= clock < end
+            end_day: date = local.date()
+        else:
+            inside = clock >= start or clock < end
+            end_day = local.date() + timedelta(days=1) if clock >= start else local.date()
+        if not inside:
+            return None
+        return _first_instant_at(datetime.combine(end_day, end), zone)
+
+
+def _first_instant_at(wall: datetime, zone: zoneinfo.ZoneInfo) -> datetime:
+    """The first instant (UTC) at which clocks in `zone` show `wall` or later.
+
+    Usually the one instant `wall` names (the first of two when clocks fall back); when
+    clocks spring forward over `wall`, the moment they jump.
+    """
+    first = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    second = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    if first <= second:
+        return first
+    # A gap: fold=1 lands before it, fold=0 after it. Find the jump, to the second.
+    low, high = second, first
+    while high - low > timedelta(seconds=1):
+        middle = low + (high - low) / 2
+        if middle.astimezone(zone).replace(tzinfo=None) >= wall:
+            high = middle
+        else:
+            low = middle
+    return high.replace(microsecond=0)
+
 
 class ChannelPreferences(Strict):
     email: bool = True
@@ -623,13 +734,13 @@ class Preferences(Strict):
     channels: ChannelPreferences = Field(default_factory=ChannelPreferences)
     quiet_hours: QuietHours | None = None
 
-    def mutes(self, notification: Notification) -> bool:
-        """Muted: its category is muted, unless high priority or requiring confirmation."""
-        return (
-            notification.category in self.muted_categories
-            and notification.priority != "high"
-            and not notification.requires_confirmation
-        )
+    def mutes(self, notice: Notification | NotificationContent) -> bool:
+        """THE "muted" rule: its category is muted, unless it is not `mutable`."""
+        return mutable(notice) and notice.category in self.muted_categories
+
+    def quiet_until(self, now: datetime) -> datetime | None:
+        """When the user's quiet hours around `now` end, or None outside them."""
+        return None if self.quiet_hours is None else self.quiet_hours.until(now)
 
 
 class Contact(Strict):
@@ -640,6 +751,23 @@ class Contact(Strict):
 Base64Url = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]+={0,2}$", max_length=256)]
 
 
+def from_b64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def check_keys(p256dh: str, auth: str) -> None:
+    """Raise ValueError unless these are a P-256 public point and a 16-byte secret."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    try:
+        point, secret = from_b64url(p256dh), from_b64url(auth)
+    except ValueError:
+        raise ValueError("keys must be base64url") from None
+    if len(point) != 65 or len(secret) != 16:
+        raise ValueError("keys.p256dh must be a 65-byte P-256 point and keys.auth 16 bytes")
+    ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+
+
 class PushKeys(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True, defer_build=True)
 
@@ -648,8 +776,6 @@ class PushKeys(BaseModel):
 
     @model_validator(mode="after")
     def _usable(self) -> PushKeys:
-        from chalicelib.webpush import check_keys
-
         check_keys(self.p256dh, self.auth)
         return self
 
@@ -670,7 +796,7 @@ class PushSubscriptionBody(BaseModel):
 class FanoutPage(Strict):
     """One SQS message of a large broadcast's directory walk: read page `page` of the audience
     (members after `after`), enqueue its batches and the next page. `job_id` is new for each
-    page job enqueued, so a page enqueued twice is walked once (see Directory.claim_page)."""
+    page job enqueued, so a page enqueued twice is walked once (see PageClaims.claim)."""
 
     broadcast_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     job_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]

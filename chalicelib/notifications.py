@@ -6,25 +6,22 @@ by the edges (websocket.py, rest.py, fanout.py); DynamoDB is spoken to by the st
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chalicelib import telemetry
-from chalicelib.delivery import Delivery, Outcome, Sender
+from chalicelib.delivery import Delivery
 from chalicelib.errors import (
     ConnectionGone,
     NotFound,
     PayloadTooLarge,
     ServiceError,
-    ValidationFailed,
 )
 from chalicelib.fanout import FanoutQueue
 from chalicelib.i18n import resolve
+from chalicelib.messaging import Outcome, Sender
 from chalicelib.models import (
     MAX_MESSAGE_BYTES,
-    ULID_PATTERN,
     ArchivedEvent,
     ConfirmedEvent,
     FanoutJob,
@@ -35,24 +32,24 @@ from chalicelib.models import (
     NotificationContent,
     NotificationEvent,
     PageQuery,
-    is_user_id,
+    mutable,
+    stays_open,
 )
 from chalicelib.receipts import Receipts
 from chalicelib.storage import (
-    STAT_NAMES,
     ConnectionStore,
     Directory,
     Inbox,
-    Limits,
     Page,
     new_id,
 )
 from chalicelib.storage.inbox import Change, Watermark
 from chalicelib.storage.keys import Item
+from chalicelib.telemetry import Counters
 from chalicelib.telemetry import logger as log
 
 if TYPE_CHECKING:
-    from chalicelib.escalation import Escalations
+    from chalicelib.escalation import EscalationPlanner
     from chalicelib.jobs import Deadline, Jobs
     from chalicelib.storage.profiles import Profile, Profiles
 
@@ -64,10 +61,7 @@ SYNC_IDS = 100
 # well under 100 DynamoDB calls.
 SLICE = 99
 ARCHIVE_IN_REQUEST = 20
-# How long a broadcast page's claim is kept: longer than SQS keeps retrying a job.
-PAGE_CLAIM_TTL = 2 * 24 * 3600
 POLL_INTERVAL = 0.5
-_ULID = re.compile(ULID_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,26 +81,6 @@ class SendResult:
     delivered_to: int
 
 
-class Counters:
-    """Counts each outcome twice: in the stats counters and in this invocation's metrics."""
-
-    def __init__(self, limits: Limits) -> None:
-        self._limits = limits
-
-    def record(self, **counts: int) -> None:
-        self._limits.bump_stats(**{n: v for n, v in counts.items() if n in STAT_NAMES})
-        telemetry.count(**counts)
-
-    def snapshot(self) -> dict[str, int]:
-        counters = self._limits.read_stats()
-        active = (
-            counters["connections_opened"]
-            - counters["connections_closed"]
-            - counters["stale_pruned"]
-        )
-        return {"active_connections": max(active, 0), **counters}
-
-
 class Notifications:
     def __init__(
         self,
@@ -119,9 +93,9 @@ class Notifications:
         *,
         fanout: FanoutQueue | None = None,
         fanout_threshold: int = 1000,
-        receipts: Receipts | None = None,
-        escalations: Escalations | None = None,
-        profiles: Profiles | None = None,
+        receipts: Receipts,
+        escalations: EscalationPlanner,
+        profiles: Profiles,
         jobs: Jobs,
     ) -> None:
         self.receipts = receipts
@@ -149,10 +123,8 @@ class Notifications:
         `pushed` entry) is logged when it fails, never reported as a failed send that a caller
         would repeat (and the client get twice).
         """
-        if not is_user_id(user_id):
-            raise ValidationFailed("user_id must be 1-128 characters without '#' or whitespace")
         extra = None
-        if self.escalations is not None and (content.deadline or content.escalation):
+        if content.deadline or content.escalation:
             self.escalations.check(content)
             planner = self.escalations
 
@@ -211,25 +183,10 @@ class Notifications:
         return broadcast_id, len(recipients)
 
     def deliver_page(self, job: FanoutPage) -> int:
-        """One page of a broadcast's directory walk: enqueue its batches and the next page.
-
-        A worker dying here loses nothing: SQS redelivers the same job, which reclaims its
-        page and enqueues the same batches again (delivery is idempotent per broadcast and
-        recipient); another copy of the page job is skipped. Returns the batches enqueued.
-        """
+        """One page of a broadcast's directory walk (chalicelib/fanout.py)."""
         if self.fanout is None:
             raise ServiceError("A fan-out page job arrived but no fan-out queue is configured")
-        if not self.directory.claim_page(job.broadcast_id, job.page, job.job_id, PAGE_CLAIM_TTL):
-            return 0
-        members, after = self.directory.members_page(job.group, job.after, self.fanout.page_size)
-        next_page = None
-        if after is not None:
-            next_page = job.model_copy(
-                update={"job_id": new_id(), "page": job.page + 1, "after": after}
-            )
-        if not members and next_page is None:
-            return 0
-        return self.fanout.enqueue(job.broadcast_id, job.content, members, next_page=next_page)
+        return self.fanout.walk(job)
 
     def deliver(
         self, content: NotificationContent, user_ids: list[str], *, broadcast_id: str | None = None
@@ -237,9 +194,9 @@ class Notifications:
         """Store and push one notification to each of `user_ids`.
 
         With a broadcast id (an SQS job, which may arrive twice) it is idempotent per broadcast
-        and recipient; inline, nothing can repeat, so no idempotency records are written.
+        and recipient (each recipient's notification id derives from it); inline, nothing can
+        repeat.
         """
-        idempotency = f"broadcast:{broadcast_id}" if broadcast_id is not None else None
         preferences = self._preferences(content, user_ids)
         by_locale: dict[str | None, list[str]] = {}
         for user_id in user_ids:
@@ -250,7 +207,7 @@ class Notifications:
             notification.user_id: notification
             for tag, users in by_locale.items()
             for notification in self.inbox.put_many(
-                users, localize(content, tag, exact=True), idempotency=idempotency
+                users, localize(content, tag, exact=True), broadcast_id=broadcast_id
             )
         }
         live = {
@@ -258,7 +215,9 @@ class Notifications:
             for user_id, notification in stored.items()
             if user_id not in preferences or not preferences[user_id].mutes(notification)
         }
-        self.delivery.tell_many(live, notifications_sent=len(stored))
+        self.delivery.tell_many(
+            live, pushed=self._record_batch_push, notifications_sent=len(stored)
+        )
         return len(stored)
 
     def deliver_job(self, job: FanoutJob | FanoutPage) -> int:
@@ -399,9 +358,7 @@ class Notifications:
         return known
 
     def delete(self, user_id: str, notification_id: str, *, channel: str = "rest") -> None:
-        if not _ULID.match(notification_id) or not self.inbox.delete(
-            user_id, notification_id, channel=channel
-        ):
+        if not self.inbox.delete(user_id, notification_id, channel=channel):
             raise NotFound(f"No notification {notification_id}")
         self._closed(user_id, [notification_id], "deleted")
 
@@ -481,12 +438,10 @@ class Notifications:
     ) -> tuple[str, int]:
         """Confirm a notification that requires it (marking it read): its first
         `confirmed_at` and the unread count. The other sessions are told when it changed."""
-        if not _ULID.match(notification_id):
-            raise NotFound(f"No notification {notification_id}")
         confirmed_at, change = self.inbox.confirm(user_id, notification_id, channel=channel)
         unread = self.inbox.unread_count(user_id)
         if change is not None:
-            self._closed(user_id, [notification_id], "confirmed")
+            self._closed(user_id, [notification_id] if change.escalates else [], "confirmed")
             event = ConfirmedEvent(
                 id=notification_id, confirmed_at=confirmed_at, unread_count=unread
             )
@@ -494,7 +449,7 @@ class Notifications:
         return confirmed_at, unread
 
     def get(self, user_id: str, notification_id: str) -> Notification:
-        found = _ULID.match(notification_id) and self.inbox.get(user_id, notification_id)
+        found = self.inbox.get(user_id, notification_id)
         if not found:
             raise NotFound(f"No notification {notification_id}")
         return found
@@ -503,8 +458,7 @@ class Notifications:
         """The user's data is erased: their notifications `ids` are closed for good."""
         ids = list(dict.fromkeys(ids))
         self._closed(user_id, ids, "erased")
-        if self.receipts is not None:
-            self.receipts.erase(user_id, ids)  # once per receipt, however often erasure runs
+        self.receipts.erase(user_id, ids)  # once per receipt, however often erasure runs
 
     # --- proof of notice -------------------------------------------------------------------
 
@@ -512,20 +466,29 @@ class Notifications:
         """The notifications `ids` stopped being open: confirmed, read (when they need no
         confirmation; archiving marks read), deleted or erased. THE place where pending
         escalation steps are cancelled. (The receipt entry of each such change rode in the
-        inbox's transaction that made it; `erased` is appended by `erased`.)"""
+        inbox's transaction that made it; `erased` is appended by `erased`.) Callers leave out
+        the ones their change showed to have no steps (`Change.escalates`): no Query for them."""
         # Erasure cancels every step of the user at once (an erasable store).
-        if self.escalations is not None and ids and reason != "erased":
+        if ids and reason != "erased":
             self.escalations.cancel_many(user_id, ids)
 
     def _read(self, user_id: str, changes: list[Change]) -> None:
         """Notifications just marked read: reading closes those that need no confirmation."""
-        self._closed(user_id, [c.id for c in changes if not c.needs_confirmation], "read")
+        closed = [
+            change.id
+            for change in changes
+            if not stays_open(
+                requires_confirmation=change.needs_confirmation, read=True, confirmed=False
+            )
+            and change.escalates
+        ]
+        self._closed(user_id, closed, "read")
 
-    def record_push(self, notification: Notification, connections: int) -> None:
+    def record_push(
+        self, notification: Notification, connections: int, *, atomic: bool = True
+    ) -> None:
         """The `pushed` entry of a notification just stored and pushed, on the tail its
         store wrote (no read)."""
-        if self.receipts is None:
-            return
         detail = {"connections": connections}
         if not self.inbox.record(
             notification.user_id,
@@ -534,10 +497,16 @@ class Notifications:
             channel="websocket",
             detail=detail,
             tail=self.receipts.first_tail(notification),
+            atomic=atomic,
         ):
             self.receipts.append(
                 notification.user_id, notification.id, "pushed", channel="websocket", detail=detail
             )
+
+    def _record_batch_push(self, notification: Notification, connections: int) -> None:
+        """A broadcast batch's `pushed` entries: entry and tail as two plain writes (half the
+        write units of a transaction; a batch has many)."""
+        self.record_push(notification, connections, atomic=not self.inbox.lean_broadcasts)
 
     def stats(self) -> dict[str, int]:
         return self.counters.snapshot()
@@ -546,12 +515,7 @@ class Notifications:
         """The recipients' profiles, read only when they matter: to pick a language of a
         multilingual message (their effective locale), or to hold back the live push of a
         muted category."""
-        mutable = (
-            content.category is not None
-            and content.priority != "high"
-            and not content.requires_confirmation
-        )
-        if self.profiles is None or not (mutable or isinstance(content.message, dict)):
+        if not (mutable(content) or isinstance(content.message, dict)):
             return {}
         if len(user_ids) == 1:
             return {user_ids[0]: self.profiles.profile(user_ids[0])}

@@ -37,7 +37,7 @@ from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as EndpointUnreachable
 
 from chalicelib.errors import ConfigurationError
-from chalicelib.retry import Backoff
+from chalicelib.retry import TRANSIENT_CODES, Backoff, is_transient
 from chalicelib.storage.receipts import Entry, Header, ReceiptStore, entry_from, header_from
 from chalicelib.telemetry import logger as log
 
@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 SOURCE = "legal-aid.notifications"
 DETAIL_TYPE_PREFIX = "notice."
 PUT_EVENTS_LIMIT = 10  # entries per PutEvents call (EventBridge's limit)
-TRANSIENT_ENTRY_ERRORS = frozenset({"ThrottlingException", "InternalFailure", "InternalException"})
 HEADER_CACHE_SIZE = 10_000
 PUBLISH_RETRY = Backoff(attempts=5, base=0.1, cap=2.0)
 
@@ -180,9 +179,7 @@ class Publisher:
         try:
             response = self.events().put_events(Entries=[entry.request for entry in chunk])
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-            if code in TRANSIENT_ENTRY_ERRORS or status >= 500:
+            if is_transient(exc):
                 return chunk
             raise
         except (EndpointUnreachable, HTTPClientError):  # the network, not the request
@@ -194,7 +191,7 @@ class Publisher:
             code = result.get("ErrorCode")
             if code is None:
                 continue
-            if code not in TRANSIENT_ENTRY_ERRORS:
+            if code not in TRANSIENT_CODES:
                 raise PoisonRecord(
                     f"EventBridge refused {entry.event_id}: {code} {result.get('ErrorMessage')}"
                 )

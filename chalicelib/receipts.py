@@ -12,7 +12,6 @@ import csv
 import hashlib
 import io
 import json
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -21,12 +20,11 @@ from typing import Any
 
 from chalicelib.auth import Principal
 from chalicelib.errors import NotFound
-from chalicelib.models import ULID_PATTERN, Notification, iso_timestamp
+from chalicelib.models import Notification, iso_timestamp
 from chalicelib.storage.keys import Item
 from chalicelib.storage.receipts import Entry, Header, ReceiptStore, StoredReceipt, Tail
 from chalicelib.telemetry import logger as log
 
-_ULID = re.compile(ULID_PATTERN)
 CONTENT_FIELDS = (
     "user_id",
     "message",
@@ -92,13 +90,9 @@ def receipt_document(receipt: StoredReceipt) -> dict[str, Any]:
     """The receipt as GET /api/notifications/{id}/receipt returns it."""
     header = receipt.header
     return {
-        "notification_id": header.notification_id,
-        "user_id": header.user_id,
+        **_described(header),
         "content_sha256": header.content_sha256,
         "case_id": header.case_id,
-        "type": header.notification_type,
-        "category": header.category,
-        "created_at": header.created_at,
         "entries": [{**entry.body(), "hash": entry.hash} for entry in receipt.entries],
         "verified": verify(header.content_sha256, receipt.entries),
     }
@@ -112,11 +106,7 @@ def notice_summary(receipt: StoredReceipt) -> dict[str, Any]:
 
     header = receipt.header
     return {
-        "notification_id": header.notification_id,
-        "user_id": header.user_id,
-        "type": header.notification_type,
-        "category": header.category,
-        "created_at": header.created_at,
+        **_described(header),
         "delivered_at": first("delivered"),
         "seen_at": first("seen"),
         "read_at": first("read"),
@@ -128,6 +118,17 @@ def notice_summary(receipt: StoredReceipt) -> dict[str, Any]:
         ],
         "content_sha256": header.content_sha256,
         "verified": verify(header.content_sha256, receipt.entries),
+    }
+
+
+def _described(header: Header) -> dict[str, Any]:
+    """What a receipt and a case notice both say first of the notice."""
+    return {
+        "notification_id": header.notification_id,
+        "user_id": header.user_id,
+        "type": header.notification_type,
+        "category": header.category,
+        "created_at": header.created_at,
     }
 
 
@@ -238,7 +239,7 @@ class Receipts:
 
     def document_for(self, principal: Principal, notification_id: str) -> dict[str, Any]:
         """The receipt for an admin, or for its owner until they are erased; else NotFound."""
-        receipt = self.store.get(notification_id) if _ULID.match(notification_id) else None
+        receipt = self.store.get(notification_id)
         if receipt is None or not (
             principal.is_admin
             or (

@@ -1,13 +1,15 @@
 """The REST edge: authentication, rate limits, parsing and error mapping for every route.
 
-Each route in app.py declares who may call it and which models parse its body and query; the
-view receives parsed models and returns a `Reply`. Errors become Chalice's `{"Code",
+Each route in app.py declares who may call it and which models parse its body, query and
+path parameters; the view receives parsed models (path parameters as keyword arguments) and
+returns a `Reply`. Errors become Chalice's `{"Code",
 "Message"}` shape here and nowhere else.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -26,8 +28,8 @@ from chalicelib.errors import (
     Unavailable,
     ValidationFailed,
 )
-from chalicelib.models import parse
-from chalicelib.storage.dynamo import is_transient
+from chalicelib.models import PathParameters, parse
+from chalicelib.retry import is_transient
 from chalicelib.telemetry import logger as log
 from chalicelib.wiring import get_service
 
@@ -62,13 +64,16 @@ class RouteSpec:
     access: Access
     body: type[BaseModel] | None
     query: type[BaseModel] | None
+    parameters: type[PathParameters] | None
     status: int | None  # the success status when declared; None: the view decides
     name: str
 
 
+# Views build their reply models with `model_construct`: validation is for what comes in; a
+# reply is only serialized, so a value outside a bound the contract documents is no 500.
 @dataclass(frozen=True, slots=True)
 class Reply:
-    body: Any = None
+    body: BaseModel | str | dict[str, Any] | None = None  # a model of chalicelib/contract.py
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
 
@@ -96,6 +101,15 @@ def _json_body(raw: bytes) -> Any:
         raise ValidationFailed("The body is nested too deeply") from None
 
 
+def _path_arguments(model: type[PathParameters], values: dict[str, str]) -> dict[str, Any]:
+    try:
+        return parse(model, values).model_dump()
+    except ValidationFailed:
+        if model.unknown_as is None:
+            raise
+        raise NotFound(f"No such {model.unknown_as}") from None
+
+
 class RestApi:
     """Registers Chalice routes whose views get a principal and parsed models."""
 
@@ -111,13 +125,28 @@ class RestApi:
         access: Access = Access.USER,
         body: type[BaseModel] | None = None,
         query: type[BaseModel] | None = None,
+        parameters: type[PathParameters] | None = None,
         status: int | None = None,
+        writes: bool = False,
     ) -> Callable[[Callable[..., Reply]], Callable[..., Response]]:
+        """`writes`: the view's first AWS write is a transaction, which then carries the
+        request's rate-limit charge (`Sessions.charged`) instead of a call of its own."""
+        names = set(re.findall(r"{(\w+)}", path))
+        if names != set(parameters.model_fields if parameters else ()):
+            raise TypeError(f"{path}: declare a PathParameters model of exactly {sorted(names)}")
+
         def register(view: Callable[..., Reply]) -> Callable[..., Response]:
             def handler(**path_params: str) -> Response:
                 try:
-                    arguments = self._arguments(access, body, query)
-                    reply = view(**arguments, **path_params)
+                    arguments = self._arguments(access, body, query, charge=not writes)
+                    if parameters is not None:
+                        arguments |= _path_arguments(parameters, path_params)
+                    principal = arguments.get("principal")
+                    if writes and principal is not None:
+                        with get_service().sessions.charged(principal):
+                            reply = view(**arguments)
+                    else:
+                        reply = view(**arguments)
                 except ServiceError as exc:
                     if exc.status >= 500:
                         log.exception("request failed", extra={"path": path})
@@ -127,8 +156,11 @@ class RestApi:
                         raise
                     log.exception("request failed", extra={"path": path})
                     return error_response(Unavailable("AWS is throttling: retry shortly"))
+                content = reply.body
+                if isinstance(content, BaseModel):
+                    content = content.model_dump(mode="json")
                 return Response(
-                    body=reply.body if reply.body is not None else "",
+                    body=content if content is not None else "",
                     status_code=reply.status,
                     headers={"Content-Type": "application/json", **reply.headers},
                 )
@@ -136,13 +168,20 @@ class RestApi:
             handler.__name__ = view.__name__
             handler.__doc__ = view.__doc__
             self._app.route(path, methods=[method], cors=True)(handler)
-            self.routes.append(RouteSpec(path, method, access, body, query, status, view.__name__))
+            self.routes.append(
+                RouteSpec(path, method, access, body, query, parameters, status, view.__name__)
+            )
             return handler
 
         return register
 
     def _arguments(
-        self, access: Access, body: type[BaseModel] | None, query: type[BaseModel] | None
+        self,
+        access: Access,
+        body: type[BaseModel] | None,
+        query: type[BaseModel] | None,
+        *,
+        charge: bool = True,
     ) -> dict[str, Any]:
         request = self._app.current_request
         service = get_service()
@@ -155,7 +194,8 @@ class RestApi:
             )
             if access is Access.ADMIN:
                 principal.require_admin()
-            service.check_rate(principal)
+            if charge:
+                service.check_rate(principal)
             arguments["principal"] = principal
         if body is not None:
             data = _json_body(request.raw_body)

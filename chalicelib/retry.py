@@ -1,10 +1,14 @@
-"""The one retry policy: a bounded number of attempts, exponential backoff with full jitter.
+"""The one retry policy: which AWS failures are worth another attempt, and how long to wait.
 
-Pushes to @connections (delivery.py), DynamoDB writes and batches (storage/dynamo.py) and
-fan-out jobs refused by SQS (fanout.py) all retry with it, so contention and throttling
-spread out the same way everywhere: before attempt n + 1, wait a uniform random time in
-[0, min(cap, base * 2**n)] ("full jitter", AWS Architecture Blog, "Exponential Backoff And
-Jitter"). When the attempts run out the caller reports it (a failed push, `Unavailable`).
+Pushes to @connections and SES/SNS sends (messaging.py), DynamoDB writes and batches
+(storage/dynamo.py) and fan-out jobs refused by SQS (fanout.py) all retry with it, so
+contention and throttling spread out the same way everywhere: before attempt n + 1, wait a
+uniform random time in [0, min(cap, base * 2**n)] ("full jitter", AWS Architecture Blog,
+"Exponential Backoff And Jitter"). When the attempts run out the caller reports it (a failed
+push, `Unavailable`).
+
+What a `ClientError` means is decided here once, for every service: `is_transient` (throttled,
+or the service failed: worth another attempt) and `is_gone` (the target is no more: never).
 """
 
 from __future__ import annotations
@@ -13,6 +17,34 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
+
+# The error codes of a request that may succeed when sent again, across the services used.
+TRANSIENT_CODES = frozenset(
+    {
+        # throttled
+        "Throttling",
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "LimitExceededException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        # the service failed
+        "InternalError",
+        "InternalErrorException",
+        "InternalException",
+        "InternalFailure",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        # a DynamoDB transaction met another on the same items
+        "TransactionConflictException",
+        "TransactionInProgressException",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,3 +57,22 @@ class Backoff:
     def pause(self, attempt: int) -> None:
         """Wait before the attempt after `attempt` (1 = after the first one failed)."""
         self.sleep(random.uniform(0, min(self.cap, self.base * 2**attempt)))
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def http_status(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+
+
+def is_transient(exc: ClientError) -> bool:
+    """Throttling or a server error (that outlasted botocore's own retries, if any)."""
+    status = http_status(exc)
+    return error_code(exc) in TRANSIENT_CODES or status == 429 or status >= 500
+
+
+def is_gone(exc: ClientError) -> bool:
+    """The target is no more (a WebSocket connection that closed): retrying cannot help."""
+    return error_code(exc) == "GoneException" or http_status(exc) == 410

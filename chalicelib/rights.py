@@ -27,7 +27,7 @@ import binascii
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -36,7 +36,7 @@ from ulid import ULID
 from chalicelib.auth import Principal
 from chalicelib.errors import ValidationFailed
 from chalicelib.jobs import Deadline, Jobs, Registry
-from chalicelib.models import is_user_id, iso_timestamp
+from chalicelib.models import iso_timestamp
 from chalicelib.notifications import Notifications
 from chalicelib.receipts import Receipts, receipt_document
 from chalicelib.storage import Directory
@@ -44,12 +44,6 @@ from chalicelib.storage.erasures import ErasureLog
 from chalicelib.storage.inbox import ERASURE_HOLD
 
 ERASE_USER = "erase_user"
-DEFAULT_PREFERENCES: dict[str, Any] = {
-    "locale": None,
-    "muted_categories": [],
-    "channels": {"email": True, "sms": True, "push": True},
-    "quiet_hours": None,
-}
 
 # DynamoDB calls a slice may make, and the most each step of an erasure makes.
 SLICE_CALLS = 100
@@ -93,9 +87,9 @@ class DataRights:
     erasure_log: ErasureLog
     # Where erasures run (register_erasure adds their kind to its registry).
     jobs: Jobs
-    erasables: Sequence[Erasable] = ()
+    erasables: Sequence[Erasable]
     # Sections of the export other stores provide, by name (e.g. "preferences", "contact").
-    exporters: Mapping[str, Callable[[str], Any]] = field(default_factory=dict)
+    exporters: Mapping[str, Callable[[str], Any]]
     clock: Callable[[], float] = time.time
     # An export page: at most this many bytes of JSON and DynamoDB calls.
     export_page_bytes: int = EXPORT_PAGE_BYTES
@@ -114,8 +108,6 @@ class DataRights:
             "user_id": user_id,
             "groups": list(principal.groups) if groups is None else groups,
             "notifications": [],
-            "preferences": DEFAULT_PREFERENCES,
-            "contact": {"email": None, "phone": None},
             "receipts": [],
         }
         for name, exporter in self.exporters.items():
@@ -177,8 +169,6 @@ class DataRights:
     def request_erasure(self, user_id: str) -> str:
         """Start erasing the user's data (idempotent: a rerun while it runs starts nothing
         new, and never renews the tombstone); returns the status, `pending` or `done`."""
-        if not is_user_id(user_id):
-            raise ValidationFailed("user_id must be 1-128 characters without '#' or whitespace")
         log, jobs = self.erasure_log, self.jobs
         now = self._now()
         erasure = log.get(user_id)
@@ -196,8 +186,6 @@ class DataRights:
         return "pending" if erasure is None else erasure.status
 
     def erasure_status(self, user_id: str) -> dict[str, Any]:
-        if not is_user_id(user_id):
-            raise ValidationFailed("user_id must be 1-128 characters without '#' or whitespace")
         erasure = self.erasure_log.get(user_id)
         return {
             "user_id": user_id,

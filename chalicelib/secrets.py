@@ -117,6 +117,25 @@ def ssm_parameter(client_factory: Callable[[], SSMClient], name: str) -> Callabl
     return fetch
 
 
+def ssm_secret(
+    session: Any, region: str, name: str, *, describe: str, validate: Callable[[str], str]
+) -> SecretSource:
+    """The SecureString parameter `name` as a SecretSource; its client is made on first use."""
+    from functools import cache
+
+    from botocore.config import Config
+
+    # SecretSource retries with its own backoff and deadline; botocore must not retry under it.
+    config = Config(retries={"total_max_attempts": 1}, connect_timeout=1, read_timeout=2)
+    client = cache(lambda: session.client("ssm", region_name=region, config=config))
+    return SecretSource(
+        ssm_parameter(client, name),
+        describe=f"{describe} in SSM parameter {name}",
+        validate=validate,
+        is_permanent=is_permanent_client_error,
+    )
+
+
 def is_permanent_client_error(exc: Exception) -> bool:
     """Whether a botocore error says retrying cannot help (missing parameter, no access)."""
     response: Any = getattr(exc, "response", None)

@@ -3,19 +3,103 @@
 Connection lifecycle ($connect, register, $disconnect), the rules of docs/protocol.md about tokens
 on a connection (a register may not switch users; an expired token ends the authorization),
 and the per-user rate limit both edges apply to non-admins (docs/rest.md).
+
+Two savings on the per-request path, neither weakening a rule:
+- A container remembers the principals of the connections it registered or admitted
+  (`Admitted`): a connection id is never reused and keeps its user for life, so a warm
+  container admits without reading the connection. An entry lasts until the token's `exp` (or
+  the record's expiry, if sooner); then the record is read again (the connection may have
+  registered with a fresh token on another container).
+- An action that writes anyway (`acting`) counts itself against the rate limit inside its
+  first transaction: one more conditional update there, whose failure refuses the request
+  with nothing written. Other requests count it with their own update, as before.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from chalicelib import telemetry
 from chalicelib.auth import Principal, TokenVerifier
 from chalicelib.errors import Forbidden, RateLimited, Unauthorized
-from chalicelib.notifications import Counters
 from chalicelib.storage import ConnectionStore, Directory, Limits
+from chalicelib.storage.connections import ConnectionRecord
+from chalicelib.storage.dynamo import carrying
+from chalicelib.storage.keys import Item
+from chalicelib.storage.limits import Window
+from chalicelib.telemetry import Counters
 from chalicelib.telemetry import logger as log
+
+# Connections a container remembers (the least recently used one is forgotten first).
+ADMITTED_CONNECTIONS = 4096
+
+
+class Admitted:
+    """The principals of connections this container saw registered or admitted, each until
+    `valid_until` (the token's `exp`, or the record's expiry if sooner); bounded, LRU."""
+
+    def __init__(self, size: int = ADMITTED_CONNECTIONS) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+
+    def get(self, connection_id: str, now: float) -> Principal | None:
+        with self._lock:
+            entry = self._entries.get(connection_id)
+            if entry is None:
+                return None
+            if entry[1] <= now:
+                del self._entries[connection_id]
+                return None
+            self._entries.move_to_end(connection_id)
+            return entry[0]
+
+    def put(self, connection_id: str, principal: Principal, record_expires_at: float) -> None:
+        with self._lock:
+            valid_until = min(principal.expires_at, record_expires_at)
+            self._entries[connection_id] = (principal, valid_until)
+            self._entries.move_to_end(connection_id)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+    def forget(self, connection_id: str) -> None:
+        with self._lock:
+            self._entries.pop(connection_id, None)
+
+
+class RateCharge:
+    """One request counted in its user's rate-limit window: carried by the request's first
+    transaction (a `Rider`), or written alone when it has none."""
+
+    def __init__(self, limits: Limits, window: Window, limit: int) -> None:
+        self._limits = limits
+        self._window = window
+        self._limit = limit
+        self.pending = True
+
+    def action(self) -> Item:
+        return self._window.action
+
+    def carried(self) -> None:
+        self.pending = False
+
+    def refused(self) -> RateLimited:
+        self.pending = False
+        telemetry.count(rate_limited=1)
+        retry_after = self._window.retry_after
+        return RateLimited(
+            retry_after,
+            f"More than {self._limit} requests a minute; retry in {retry_after} s",
+        )
+
+    def alone(self) -> None:
+        self.pending = False
+        if not self._limits.charge(self._window):
+            raise self.refused()
 
 
 class Sessions:
@@ -29,6 +113,7 @@ class Sessions:
         *,
         rate_limit_per_minute: int,
         clock: Callable[[], float] = time.time,
+        admitted: Admitted | None = None,
     ) -> None:
         self.connections = connections
         self.directory = directory
@@ -37,6 +122,7 @@ class Sessions:
         self.verifier = verifier
         self.rate_limit_per_minute = rate_limit_per_minute
         self._clock = clock
+        self._admitted = admitted or Admitted()
 
     def connect(self, connection_id: str, token: str | None) -> None:
         """Accept a connection; a present but invalid token raises Unauthorized."""
@@ -45,6 +131,7 @@ class Sessions:
         self.counters.record(connections_opened=1)
 
     def disconnect(self, connection_id: str, status_code: int | None, reason: str | None) -> None:
+        self._admitted.forget(connection_id)
         existed = self.connections.remove(connection_id)
         log.info(
             "disconnected",
@@ -59,7 +146,9 @@ class Sessions:
 
     def register(self, connection_id: str, token: str | None) -> Principal:
         """Bind the connection to its user (from `token`, else the connect token)."""
-        connected_as = self._record(connection_id)
+        self._admitted.forget(connection_id)
+        record = self._record(connection_id)
+        connected_as = record.principal
         if token is not None:
             principal = self.verifier.verify(token)
             if connected_as is not None and connected_as.user_id != principal.user_id:
@@ -69,36 +158,68 @@ class Sessions:
         else:
             principal = self._unexpired(connected_as)
         self.check_rate(principal)
-        self.connections.register(connection_id, principal)
+        expires_at = self.connections.register(connection_id, principal)
+        self._admitted.put(connection_id, principal, expires_at)
         self.directory.record_member(principal)
         return principal
 
     def admit(self, connection_id: str) -> Principal:
         """The connection's principal, checked for expiry and counted against its rate limit."""
-        principal = self._record(connection_id)
-        if principal is None:
-            raise Unauthorized("Register with a token first")
-        principal = self._unexpired(principal)
+        principal = self._principal(connection_id)
         self.check_rate(principal)
         return principal
+
+    @contextmanager
+    def acting(self, connection_id: str) -> Iterator[Principal]:
+        """`admit` for an action that writes a transaction: the rate limit is counted inside
+        its first one (see `charged`)."""
+        principal = self._principal(connection_id)
+        with self.charged(principal):
+            yield principal
+
+    @contextmanager
+    def charged(self, principal: Principal) -> Iterator[None]:
+        """Count the request of the block against `principal`'s rate limit in its first
+        transaction: when the limit is reached that transaction is refused, nothing is
+        written and RateLimited is raised. A block that commits none is counted after it
+        with one update (RateLimited then when over the limit, as `check_rate` would)."""
+        if principal.is_admin:
+            yield
+            return
+        limit = self.rate_limit_per_minute
+        charge = RateCharge(self.limits, self.limits.window(principal.user_id, limit), limit)
+        try:
+            with carrying(charge):
+                yield
+        finally:
+            if charge.pending:
+                charge.alone()
 
     def check_rate(self, principal: Principal) -> None:
         if principal.is_admin:
             return
         limit = self.rate_limit_per_minute
-        retry_after = self.limits.hit_rate_limit(principal.user_id, limit)
-        if retry_after is not None:
-            telemetry.count(rate_limited=1)
-            raise RateLimited(
-                retry_after,
-                f"More than {limit} requests a minute; retry in {retry_after} s",
-            )
+        RateCharge(self.limits, self.limits.window(principal.user_id, limit), limit).alone()
 
-    def _record(self, connection_id: str) -> Principal | None:
+    def _principal(self, connection_id: str) -> Principal:
+        """The registered principal of the connection, unexpired (from this container's
+        memory when it has it)."""
+        now = self._clock()
+        remembered = self._admitted.get(connection_id, now)
+        if remembered is not None:
+            return remembered
+        record = self._record(connection_id)
+        if record.principal is None:
+            raise Unauthorized("Register with a token first")
+        principal = self._unexpired(record.principal)
+        self._admitted.put(connection_id, principal, record.expires_at)
+        return principal
+
+    def _record(self, connection_id: str) -> ConnectionRecord:
         record = self.connections.get(connection_id)
         if record is None:
             raise Unauthorized("Unknown or expired connection: reconnect")
-        return record.principal
+        return record
 
     def _unexpired(self, principal: Principal) -> Principal:
         if principal.expires_at <= self._clock():

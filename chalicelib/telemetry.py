@@ -7,11 +7,17 @@ are never logged: only ids and counts are ever passed here.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import Counter
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.metrics import Metrics, MetricUnit
+
+if TYPE_CHECKING:
+    from chalicelib.storage import Limits
 
 SERVICE = "legal-aid-notifications"
 NAMESPACE = "LegalAidNotifications"
@@ -34,6 +40,9 @@ METRIC_NAMES = {
     "push_subscriptions_pruned": "PushSubscriptionsPruned",
 }
 
+# The longest the stats counters of a container wait before they are written.
+STATS_FLUSH_SECONDS = 5.0
+
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
@@ -43,6 +52,69 @@ def count(**deltas: int) -> None:
     for name, value in deltas.items():
         if value:
             metrics.add_metric(name=METRIC_NAMES[name], unit=MetricUnit.Count, value=value)
+
+
+class Counters:
+    """Counts each outcome twice: in this invocation's metrics and in the service's stats.
+
+    The metrics (CloudWatch EMF, one line at the end of every invocation) lose nothing. The
+    stats counters are added up per container and written with one UpdateItem at most every
+    `flush_seconds` (by the first count after that long), whenever the stats are read on this
+    container, and when a sweep or worker invocation ends (`flush`): a request pays no call
+    for them. What can be lost is what a container counted in its last unflushed seconds
+    before it is recycled; the stats route is a live view, the metrics are the ledger.
+    """
+
+    def __init__(
+        self,
+        limits: Limits,
+        *,
+        clock: Callable[[], float] = time.time,
+        flush_seconds: float = STATS_FLUSH_SECONDS,
+    ) -> None:
+        self._limits = limits
+        self._clock = clock
+        self._flush_seconds = flush_seconds
+        self._lock = threading.Lock()
+        self._pending: Counter[str] = Counter()
+        self._flushed_at = clock()
+
+    def record(self, **counts: int) -> None:
+        count(**counts)
+        with self._lock:
+            self._pending.update({name: value for name, value in counts.items() if value})
+            due = self._clock() - self._flushed_at >= self._flush_seconds
+        if due:
+            try:
+                self.flush()
+            except Exception:
+                # Kept for the next flush: a count never fails the request that made it.
+                logger.exception("stats flush failed")
+
+    def flush(self) -> None:
+        """Write what this container counted since its last flush (one UpdateItem, none
+        when nothing was counted); on failure it stays pending."""
+        with self._lock:
+            pending, self._pending = self._pending, Counter()
+            self._flushed_at = self._clock()
+        if not pending:
+            return
+        try:
+            self._limits.bump_stats(**pending)
+        except BaseException:
+            with self._lock:
+                self._pending.update(pending)
+            raise
+
+    def snapshot(self) -> dict[str, int]:
+        self.flush()
+        counters = self._limits.read_stats()
+        active = (
+            counters["connections_opened"]
+            - counters["connections_closed"]
+            - counters["stale_pruned"]
+        )
+        return {"active_connections": max(active, 0), **counters}
 
 
 def invocation_keys(event: Any) -> dict[str, str]:

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib.errors import NotFound
 from chalicelib.i18n import escalation_letter, resolve
+from chalicelib.models import from_b64url
 from chalicelib.ssrf import Resolver, Target, UnsafeEndpoint, parse_endpoint, system_resolver
 from chalicelib.ssrf import resolve as resolve_target
 from chalicelib.storage.escalations import Step
@@ -47,12 +48,12 @@ from chalicelib.storage.subscriptions import PushSubscriptions, Subscription
 from chalicelib.telemetry import logger as log
 
 if TYPE_CHECKING:
-    from chalicelib.escalation import Receipts
     from chalicelib.models import Notification, PushSubscriptionBody
-    from chalicelib.notifications import Counters
+    from chalicelib.receipts import Receipts
     from chalicelib.settings import Settings
     from chalicelib.storage.escalations import EscalationSteps
     from chalicelib.storage.profiles import Profile, Profiles
+    from chalicelib.telemetry import Counters
 
 TTL_SECONDS = 86400
 RECORD_SIZE = 4096
@@ -73,10 +74,6 @@ STEP_PREFIX = "webpush:"
 
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
-
-
-def from_b64url(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 # --- VAPID and encryption ----------------------------------------------------------------------
@@ -163,19 +160,6 @@ def encrypt(
     record = AESGCM(cek).encrypt(nonce, plaintext + b"\x02", None)
     header = salt + struct.pack("!IB", RECORD_SIZE, len(sender_point)) + sender_point
     return header + record
-
-
-def check_keys(p256dh: str, auth: str) -> None:
-    """Raise ValueError unless these are a P-256 public point and a 16-byte secret."""
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    try:
-        point, secret = from_b64url(p256dh), from_b64url(auth)
-    except ValueError:
-        raise ValueError("keys must be base64url") from None
-    if len(point) != 65 or len(secret) != 16:
-        raise ValueError("keys.p256dh must be a 65-byte P-256 point and keys.auth 16 bytes")
-    ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
 
 
 # --- the HTTP request ----------------------------------------------------------------------------
@@ -418,9 +402,7 @@ class WebPush:
         preferences = profile.preferences
         if preferences.mutes(notification) or not preferences.channels.push:
             return 0
-        from chalicelib.escalation import quiet_until
-
-        until = quiet_until(preferences.quiet_hours, datetime.fromtimestamp(self.clock(), UTC))
+        until = preferences.quiet_until(datetime.fromtimestamp(self.clock(), UTC))
         if until is not None:
             self._later(notification, subscriptions, until)
             return 0
@@ -456,10 +438,8 @@ class WebPush:
         preferences = profile.preferences
         if preferences.mutes(notification) or not preferences.channels.push:
             return "skipped", None
-        from chalicelib.escalation import quiet_until
-
         now = datetime.fromtimestamp(self.clock(), UTC)
-        until = quiet_until(preferences.quiet_hours, now)
+        until = preferences.quiet_until(now)
         if until is not None:
             return "deferred", until
         report = self._send(
@@ -638,7 +618,7 @@ def vapid_key_source(settings: Settings, session: Any) -> Callable[[], VapidKey]
     from functools import cache
 
     from chalicelib.errors import ConfigurationError
-    from chalicelib.secrets import SecretSource, is_permanent_client_error, ssm_parameter
+    from chalicelib.secrets import ssm_secret
 
     def parsed(value: str) -> str:
         try:
@@ -651,15 +631,12 @@ def vapid_key_source(settings: Settings, session: Any) -> Callable[[], VapidKey]
         text = parsed(settings.vapid_private_key)
         return cache(lambda: VapidKey(text))
     if settings.vapid_private_key_parameter:
-        from botocore.config import Config
-
-        config = Config(retries={"total_max_attempts": 1}, connect_timeout=1, read_timeout=2)
-        client = cache(lambda: session.client("ssm", region_name=settings.region, config=config))
-        source = SecretSource(
-            ssm_parameter(client, settings.vapid_private_key_parameter),
-            describe=f"the VAPID key in SSM parameter {settings.vapid_private_key_parameter}",
+        source = ssm_secret(
+            session,
+            settings.region,
+            settings.vapid_private_key_parameter,
+            describe="the VAPID key",
             validate=parsed,
-            is_permanent=is_permanent_client_error,
         )
         keys: dict[str, VapidKey] = {}
 

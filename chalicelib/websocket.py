@@ -3,9 +3,10 @@
 Mirrors rest.py: it parses each frame (size, JSON, `request_id`, `action` and the action's
 model), admits the connection before every action but `ping` and `register` (a known
 connection, an unexpired token, the rate limit: rules kept in sessions.py because register
-and the REST edge apply them too), dispatches through the action table, and answers every
-outcome, errors included, with a frame; domain errors become `{"event": "error", "code",
-...}` here and nowhere else.
+and the REST edge apply them too; an action that writes counts its rate limit inside its own
+first transaction, `Sessions.acting`, and is answered once that is settled), dispatches
+through the action table, and answers every outcome, errors included, with a frame; domain
+errors become `{"event": "error", "code", ...}` here and nowhere else.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
-from chalicelib.delivery import Outcome
 from chalicelib.errors import (
     InvalidJSON,
     PayloadTooLarge,
@@ -27,6 +27,7 @@ from chalicelib.errors import (
     UnknownAction,
     ValidationFailed,
 )
+from chalicelib.messaging import Outcome
 from chalicelib.models import (
     MAX_DATA_DEPTH,
     MAX_FRAME_BYTES,
@@ -51,7 +52,7 @@ from chalicelib.models import (
     page_event,
     parse,
 )
-from chalicelib.storage.dynamo import is_transient
+from chalicelib.retry import is_transient
 from chalicelib.telemetry import logger as log
 
 if TYPE_CHECKING:
@@ -168,10 +169,10 @@ class WebSocketApi:
         _reply(service, connection_id, page_event(page.items, page.more, unread), frame.request_id)
 
     def _mark_read(self, service: Service, connection_id: str, frame: MarkReadFrame) -> None:
-        principal = service.sessions.admit(connection_id)
-        change = service.notifications.mark_read(
-            principal.user_id, frame.ids, origin=connection_id, channel="websocket"
-        )
+        with service.sessions.acting(connection_id) as principal:
+            change = service.notifications.mark_read(
+                principal.user_id, frame.ids, origin=connection_id, channel="websocket"
+            )
         event = MarkedReadEvent(
             ids=change.ids,
             unread_count=change.unread_count,
@@ -181,27 +182,27 @@ class WebSocketApi:
         _reply(service, connection_id, event, frame.request_id)
 
     def _ack(self, service: Service, connection_id: str, frame: AckFrame) -> None:
-        principal = service.sessions.admit(connection_id)
-        known = service.notifications.ack(principal.user_id, frame.ids)
+        with service.sessions.acting(connection_id) as principal:
+            known = service.notifications.ack(principal.user_id, frame.ids)
         _reply(service, connection_id, AckedEvent(ids=known), frame.request_id)
 
     def _ping(self, service: Service, connection_id: str, frame: PingFrame) -> None:
         _reply(service, connection_id, PongEvent(), frame.request_id)
 
     def _seen(self, service: Service, connection_id: str, frame: SeenFrame) -> None:
-        principal = service.sessions.admit(connection_id)
-        fresh = service.notifications.seen(principal.user_id, frame.ids, channel="websocket")
+        with service.sessions.acting(connection_id) as principal:
+            fresh = service.notifications.seen(principal.user_id, frame.ids, channel="websocket")
         _reply(service, connection_id, SeenEvent(ids=fresh), frame.request_id)
 
     def _archive(self, service: Service, connection_id: str, frame: ArchiveFrame) -> None:
-        principal = service.sessions.admit(connection_id)
-        change = service.notifications.archive(
-            principal.user_id,
-            frame.ids,
-            frame.archived,
-            origin=connection_id,
-            channel="websocket",
-        )
+        with service.sessions.acting(connection_id) as principal:
+            change = service.notifications.archive(
+                principal.user_id,
+                frame.ids,
+                frame.archived,
+                origin=connection_id,
+                channel="websocket",
+            )
         event = ArchivedEvent(
             ids=change.ids,
             archived=frame.archived,
@@ -212,10 +213,10 @@ class WebSocketApi:
         _reply(service, connection_id, event, frame.request_id)
 
     def _confirm(self, service: Service, connection_id: str, frame: ConfirmFrame) -> None:
-        principal = service.sessions.admit(connection_id)
-        confirmed_at, unread = service.notifications.confirm(
-            principal.user_id, frame.id, origin=connection_id, channel="websocket"
-        )
+        with service.sessions.acting(connection_id) as principal:
+            confirmed_at, unread = service.notifications.confirm(
+                principal.user_id, frame.id, origin=connection_id, channel="websocket"
+            )
         event = ConfirmedEvent(id=frame.id, confirmed_at=confirmed_at, unread_count=unread)
         _reply(service, connection_id, event, frame.request_id)
 

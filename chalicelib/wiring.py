@@ -8,33 +8,53 @@ domain services from a `Settings` and a clock; tests and tools call it with thei
 
 from __future__ import annotations
 
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+# Imported with the app, not on first use: on-demand functions run their init phase on a full
+# vCPU and the first invocation at the memory's share (benchmarks/coldstart.py, `burst`).
+import botocore.session
+from botocore.config import Config
+from botocore.exceptions import DataNotFoundError
+from botocore.loaders import Loader
+
+from chalicelib.accounts import Accounts
 from chalicelib.auth import Principal, TokenVerifier, build_verifier
-from chalicelib.delivery import PUSH_RETRY, Delivery, Sender
+from chalicelib.delivery import Delivery
 from chalicelib.errors import ConfigurationError
-from chalicelib.escalation import EscalationConfig, Escalations, Messenger
+from chalicelib.escalation import EscalationPlanner
 from chalicelib.fanout import FanoutQueue, register_fanout
 from chalicelib.immigration import Immigration
 from chalicelib.jobs import JOB_CONCURRENCY, InlineJobs, Registry, SqsJobs
-from chalicelib.notifications import Counters, Notifications
-from chalicelib.preferences import Accounts
+from chalicelib.messaging import PUSH_RETRY, Messenger, Sender
+from chalicelib.notifications import Notifications
 from chalicelib.publisher import Publisher
 from chalicelib.receipts import Receipts
 from chalicelib.retry import Backoff
 from chalicelib.rights import DataRights, register_erasure
 from chalicelib.sessions import Sessions
 from chalicelib.settings import Settings, get_settings
-from chalicelib.storage import ConnectionStore, Directory, Dynamo, Inbox, Limits
+from chalicelib.storage import (
+    Cases,
+    ConnectionStore,
+    Directory,
+    Dynamo,
+    Inbox,
+    Limits,
+    PageClaims,
+)
 from chalicelib.storage.erasures import ErasureLog
 from chalicelib.storage.escalations import EscalationSteps
 from chalicelib.storage.profiles import Profiles
 from chalicelib.storage.receipts import ReceiptStore
 from chalicelib.storage.subscriptions import PushSubscriptions
+from chalicelib.sweep import EscalationConfig, EscalationSweep
+from chalicelib.telemetry import Counters
 from chalicelib.webpush import PushClient, WebPush, WebPushConfig, vapid_key_source
 
 if TYPE_CHECKING:
@@ -64,12 +84,9 @@ class Clients:
 
     @classmethod
     def from_settings(cls, settings: Settings, *, session: Any = None) -> Clients:
-        """The clients of `settings`, from a new boto3 session or `session` (tests share one:
-        a session parses each service's model once)."""
-        import boto3
-        from botocore.config import Config
-
-        session = session or boto3.session.Session()
+        """The clients of `settings`, from a new `SdkSession` or `session` (tests share a boto3
+        one: a session parses each service's model once)."""
+        session = session or SdkSession()
         refuse_real_aws(settings, session)
         push_config = Config(
             # Sender retries with the service's backoff; botocore must not retry underneath it.
@@ -112,6 +129,66 @@ class Clients:
         )
 
 
+class SdkSession:
+    """The AWS SDK without boto3: botocore's session behind boto3's `client()` call.
+
+    boto3 adds resources and S3 transfers, none of which the service uses, and importing it
+    costs a cold start about a tenth of its CPU (s3transfer pulls in multiprocessing). A
+    boto3 Session has the same two methods, so tests and tools may hand one in instead.
+    """
+
+    def __init__(self) -> None:
+        self._session = botocore.session.Session()
+        paths = self._session.get_config_variable("data_path")
+        extra = paths.split(os.pathsep) if paths else []
+        self._session.register_component(
+            "data_loader",
+            ServiceLoader(
+                extra_search_paths=[os.path.expanduser(os.path.expandvars(p)) for p in extra]
+            ),
+        )
+
+    def client(self, service_name: str, **kwargs: Any) -> Any:
+        return self._session.create_client(service_name, **kwargs)
+
+    def get_credentials(self) -> Any:
+        return self._session.get_credentials()
+
+
+class ServiceLoader(Loader):
+    """botocore's loader of service models (on the session's data path, as botocore builds
+    its own), except that it asks only the requested service's directory whether it is known.
+
+    Before each kind of model it loads, botocore lists every service's data directory (over
+    400, a few thousand file system calls: about 15 ms of a cold start's CPU) just to name
+    them in the error for an unknown service; that error and its list are kept.
+    """
+
+    def list_available_services(self, type_name: str) -> Sequence[str]:  # type: ignore[override]
+        return _KnownServices(self, type_name)
+
+
+class _KnownServices(Sequence[str]):
+    def __init__(self, loader: Loader, type_name: str) -> None:
+        self.loader, self.type_name = loader, type_name
+
+    def __contains__(self, service_name: object) -> bool:
+        try:
+            return bool(self.loader.list_api_versions(service_name, self.type_name))
+        except DataNotFoundError:
+            return False
+
+    @cached_property
+    def names(self) -> list[str]:
+        return Loader.list_available_services(self.loader, self.type_name)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.names[index]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
 LOCAL_STAGE = "local"
 # The access keys of the fake credentials the local stack and moto run with (moto's mock sets
 # FOOBARKEY): requests signed with them can only be meant for an emulator.
@@ -150,7 +227,9 @@ class Service:
     limits: Limits
     receipts: Receipts
     rights: DataRights
-    escalations: Escalations
+    # What the scheduled sweep runs; notifications plan and cancel steps through `planner`.
+    escalations: EscalationSweep
+    planner: EscalationPlanner
     accounts: Accounts
     profiles: Profiles
     steps: EscalationSteps
@@ -158,6 +237,7 @@ class Service:
     # Background work on the SQS queue (inline, to its end, where none is configured).
     jobs: SqsJobs | InlineJobs
     webpush: WebPush
+    counters: Counters
 
     def check_rate(self, principal: Principal) -> None:
         self.sessions.check_rate(principal)
@@ -191,7 +271,7 @@ def build_service(
     )
     directory = Directory(db, table, clock=clock)
     limits = Limits(db, table, clock=clock)
-    counters = Counters(limits)
+    counters = Counters(limits, clock=clock)
     sender = Sender(
         clients.management,
         connections,
@@ -206,7 +286,12 @@ def build_service(
     jobs: SqsJobs | InlineJobs = InlineJobs(registry)
     if settings.fanout_queue_url:
         jobs = SqsJobs(clients.sqs, settings.fanout_queue_url, registry)
-        fanout = FanoutQueue(jobs, users_per_message=settings.fanout_batch_size)
+        fanout = FanoutQueue(
+            jobs,
+            directory,
+            PageClaims(db, table, clock=clock),
+            users_per_message=settings.fanout_batch_size,
+        )
     verifier = build_verifier(settings, clients.session)
     profiles = Profiles(db, table)
     steps = EscalationSteps(db, table, clock=clock)
@@ -235,28 +320,26 @@ def build_service(
     # The `pushed` entry needs the domain's receipts: bound once `notifications` exists. A
     # notification no live session took goes to the user's devices by Web Push.
     delivery = Delivery(connections, sender, counters, offline=webpush.notify_offline_many)
-    escalations = Escalations(
+    planner = EscalationPlanner(steps, minimum=settings.shortest_escalation, clock=clock)
+    escalations = EscalationSweep(
         steps,
         inbox,
         profiles,
-        connections,
-        sender,
+        delivery,
         Messenger(
             _required(clients.ses, "ses"),
             _required(clients.sns, "sns"),
             email_from=settings.email_from,
         ),
+        webpush,
         receipts,
         counters,
         config=EscalationConfig(
-            minimum=settings.shortest_escalation,
             org_name=settings.org_name,
             app_url=settings.app_url,
             full_content=settings.escalation_content == "full",
         ),
         clock=clock,
-        webpush=webpush,
-        delivery=delivery,
     )
     notifications = Notifications(
         inbox,
@@ -268,7 +351,7 @@ def build_service(
         fanout=fanout,
         fanout_threshold=settings.fanout_threshold,
         receipts=receipts,
-        escalations=escalations,
+        escalations=planner,
         profiles=profiles,
         jobs=jobs,
     )
@@ -306,7 +389,7 @@ def build_service(
         verifier=verifier,
         sessions=sessions,
         notifications=notifications,
-        immigration=Immigration(notifications, directory),
+        immigration=Immigration(notifications, directory, Cases(db, table, clock=clock)),
         sender=sender,
         connections=connections,
         inbox=inbox,
@@ -315,6 +398,7 @@ def build_service(
         receipts=receipts,
         rights=rights,
         escalations=escalations,
+        planner=planner,
         accounts=Accounts(profiles, directory, push_subscriptions=webpush.listed),
         profiles=profiles,
         steps=steps,
@@ -325,6 +409,7 @@ def build_service(
         ),
         jobs=jobs,
         webpush=webpush,
+        counters=counters,
     )
 
 
@@ -341,8 +426,6 @@ def _cached[T](factory: Callable[[], T]) -> Callable[[], T]:
 
 
 def _messaging_clients(session: Any, settings: Settings) -> dict[str, Any]:
-    from botocore.config import Config
-
     # Messenger retries with the service's backoff; botocore must not retry underneath it.
     config = Config(retries={"total_max_attempts": 1}, connect_timeout=2, read_timeout=10)
     return {

@@ -30,6 +30,7 @@ from typing import Any
 
 import boto3
 
+from devstack.background import Recorded
 from devstack.messaging import RecordingMoto
 
 log = logging.getLogger("devstack")
@@ -77,20 +78,10 @@ def envelopes(body: bytes, answer: bytes, *, bus: str, region: str) -> list[dict
     return found
 
 
-class EventLog:
+class EventLog(Recorded):
     """Every event published on the local bus."""
 
-    def __init__(self) -> None:
-        self._events: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-
-    def record(self, envelope: dict[str, Any]) -> None:
-        with self._lock:
-            self._events.append(envelope)
-
-    def events(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return list(reversed(self._events))
+    events = Recorded.newest_first
 
 
 def matches_rule(envelope: dict[str, Any]) -> bool:

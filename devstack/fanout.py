@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from collections.abc import Callable
 from typing import Any
 
+from devstack.background import Poller
 from devstack.context import LambdaContext
 from devstack.tables import INFRA
 
@@ -62,12 +62,16 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> di
     }
 
 
-class FanoutWorker:
+class FanoutWorker(Poller):
     """Polls the queue and invokes the handler, deleting what succeeded."""
 
     function_name = "fanout_worker"
+    thread_name = "fanout-worker"
+    join_timeout = 5.0
 
     def __init__(self, sqs: Any, queue_url: str, handler: Handler, *, region: str) -> None:
+        # Short polls: a long poll would hold the embedded server's one-request-at-a-time lock.
+        super().__init__(idle_pause=0.2)
         self._sqs = sqs
         self._queue_url = queue_url
         self._handler = handler
@@ -75,8 +79,6 @@ class FanoutWorker:
         self._queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def poll_once(self, wait_seconds: int = 0) -> int:
         """Receive one batch (up to 10) and process it; returns how many messages it held."""
@@ -105,28 +107,3 @@ class FanoutWorker:
                     QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"]
                 )
         return len(messages)
-
-    def drain(self, max_batches: int = 1000) -> int:
-        """Process batches until the queue looks empty; returns the messages processed."""
-        total = 0
-        for _ in range(max_batches):
-            received = self.poll_once()
-            if not received:
-                return total
-            total += received
-        return total
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="fanout-worker", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        # Short polls: a long poll would hold the embedded server's one-request-at-a-time lock.
-        while not self._stop.is_set():
-            if not self.poll_once():
-                self._stop.wait(0.2)

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs
 
 import boto3
 
+from devstack.background import Periodic, Recorded
 from devstack.runtime import Invoker, MotoThread
 
 log = logging.getLogger("devstack")
@@ -34,20 +35,10 @@ def _now() -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-class Outbox:
+class Outbox(Recorded):
     """The emails and text messages sent through the local SES and SNS."""
 
-    def __init__(self) -> None:
-        self._messages: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-
-    def record(self, message: dict[str, Any]) -> None:
-        with self._lock:
-            self._messages.append(message)
-
-    def messages(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return list(reversed(self._messages))
+    messages = Recorded.newest_first
 
     def observe_email(self, body: bytes, answer: bytes) -> None:
         """A SES v2 SendEmail request (JSON) and moto's answer."""
@@ -190,8 +181,10 @@ def scheduled_event(region: str, rule: str) -> dict[str, Any]:
     }
 
 
-class Scheduler:
+class Scheduler(Periodic):
     """Invokes scheduled functions every `interval` seconds, one invocation at a time each."""
+
+    thread_name = "scheduler"
 
     def __init__(
         self,
@@ -201,12 +194,10 @@ class Scheduler:
         region: str,
         interval: float = 1.0,
     ) -> None:
+        super().__init__(interval)
         self._handlers = handlers
         self._invoker = invoker
         self._region = region
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def tick(self) -> None:
         for name, handler in self._handlers.items():
@@ -214,19 +205,6 @@ class Scheduler:
                 handler(scheduled_event(self._region, name), self._invoker.context())
             except Exception:
                 log.exception("scheduled function %s failed", name)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            self.tick()
 
 
 def scheduled_functions(app: Any) -> dict[str, Handler]:

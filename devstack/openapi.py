@@ -15,33 +15,22 @@ compares it with a fresh generation); the local stack serves it at ``GET /openap
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from chalicelib.contract import REPLY_EXAMPLES, REQUEST_EXAMPLES, RESPONSES, TAGS
+from chalicelib.contract import (
+    ERROR_DESCRIPTIONS,
+    REPLY_EXAMPLES,
+    REQUEST_EXAMPLES,
+    RESPONSES,
+    TAGS,
+)
 from devstack.runtime import PROJECT_ROOT
 
 DOCUMENT = PROJECT_ROOT / "openapi.json"
 SCHEMA_REF = "#/components/schemas/{model}"
-ERROR_DESCRIPTIONS = {
-    400: "Malformed JSON",
-    401: "No token, or a bad or expired one",
-    403: "Not allowed (admin only)",
-    404: "Not found",
-    410: "The connection is gone",
-    413: "Body too large",
-    422: "Invalid fields",
-    429: "Rate limited (see Retry-After)",
-    503: "Busy (AWS throttling, retries ran out, or the user is being erased): retry after"
-    " Retry-After",
-}
-# Path parameters with a known form (the others are any string).
-PATH_SCHEMAS: dict[str, dict[str, Any]] = {
-    "subscription_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
-}
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}}}
 
 
@@ -86,12 +75,13 @@ def _error_statuses(spec: Any, path: str) -> set[int]:
     return statuses
 
 
-def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
-    """Each field of a query model as a query parameter (validated leniently: "5" is 5)."""
+def _parameters(model: type[BaseModel], where: str) -> list[dict[str, Any]]:
+    """Each field of a path or query model as a parameter (a query's validated leniently:
+    "5" is 5)."""
     schema = model.model_json_schema(mode="validation")
     required = set(schema.get("required", []))
     return [
-        {"name": name, "in": "query", "required": name in required, "schema": field}
+        {"name": name, "in": where, "required": name in required, "schema": field}
         for name, field in schema.get("properties", {}).items()
     ]
 
@@ -128,17 +118,11 @@ def build_document(app: Any | None = None, api: Any | None = None) -> dict[str, 
                 "tags": [success.tag],
                 "responses": {},
             }
-            parameters = [
-                {
-                    "name": name,
-                    "in": "path",
-                    "required": True,
-                    "schema": PATH_SCHEMAS.get(name, {"type": "string"}),
-                }
-                for name in re.findall(r"{(\w+)}", path)
-            ]
+            parameters: list[dict[str, Any]] = []
+            if spec is not None and spec.parameters is not None:
+                parameters += _parameters(spec.parameters, "path")
             if spec is not None and spec.query is not None:
-                parameters += _query_parameters(spec.query)
+                parameters += _parameters(spec.query, "query")
             if parameters:
                 operation["parameters"] = parameters
             if spec is not None and spec.body is not None:

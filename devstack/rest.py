@@ -123,7 +123,8 @@ class RestGateway:
         app.router.add_get("/asyncapi.json", self._asyncapi)
         app.router.add_get("/dev/outbox", self._outbox)
         app.router.add_get("/dev/events", self._events)
-        app.router.add_route("*", "/{tail:.*}", self._chalice)
+        # Any path, a newline in it too (`.` stops at one): the app answers what it cannot route.
+        app.router.add_route("*", "/{tail:[\\s\\S]*}", self._chalice)
         return app
 
     def _allowed_origin(self, origin: str | None) -> str | None:

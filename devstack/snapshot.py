@@ -27,6 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from devstack.background import Periodic
+
 VERSION = 1
 BATCH = 25
 log = logging.getLogger("devstack.snapshot")
@@ -130,8 +132,11 @@ def load_snapshot(client: Any, path: Path) -> int:
     return loaded
 
 
-class Snapshotter:
+class Snapshotter(Periodic):
     """Writes the snapshot in a thread after writes happened, at most every `interval` s."""
+
+    thread_name = "snapshot"
+    join_timeout = 30.0
 
     def __init__(
         self,
@@ -142,15 +147,13 @@ class Snapshotter:
         interval: float = 2.0,
         keys: dict[str, str] | None = None,
     ) -> None:
+        super().__init__(interval)
         self._keys = keys
         self._client = client
         self.path = path
         self._writes = writes
-        self._interval = interval
         self._saved_at_writes = -1
-        self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
 
     def save_if_changed(self) -> bool:
         with self._lock:
@@ -164,19 +167,12 @@ class Snapshotter:
 
     def start(self) -> None:
         self._saved_at_writes = self._writes()  # what was just loaded is on disk already
-        self._thread = threading.Thread(target=self._run, name="snapshot", daemon=True)
-        self._thread.start()
+        super().start()
 
     def stop(self) -> None:
         """Stop the thread and write a last snapshot (the clean-stop path)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        super().stop()
         self.save_if_changed()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self.save_if_changed()
-            except Exception:
-                log.exception("snapshot to %s failed", self.path)
+    def tick(self) -> None:
+        self.save_if_changed()

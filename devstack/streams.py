@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 import uuid
 from collections import deque
@@ -30,6 +29,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from devstack.background import Poller
 from devstack.context import LambdaContext
 from devstack.tables import INFRA
 
@@ -68,6 +68,17 @@ def lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
     if isinstance(created, datetime):
         dynamodb["ApproximateCreationDateTime"] = int(created.timestamp())
     return {**record, "dynamodb": dynamodb, "eventSourceARN": stream_arn}
+
+
+def table_stream(dynamodb: Any, streams: Any, table: str) -> tuple[str, list[dict[str, Any]]]:
+    """A table's stream ARN and the records its shard holds from the oldest, as `get_records`
+    returns them (1,000 at most)."""
+    arn = dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(
+        StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    return arn, streams.get_records(ShardIterator=iterator, Limit=1000)["Records"]
 
 
 def stream_event(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -116,8 +127,10 @@ def on_failure_record(
     }
 
 
-class StreamEventSource:
+class StreamEventSource(Poller):
     """One table stream's mapping to a handler; see the module docstring."""
+
+    thread_name = "stream-source"
 
     def __init__(
         self,
@@ -132,6 +145,7 @@ class StreamEventSource:
         retry_pause: float = 0.2,
         poll_interval: float = 0.1,
     ) -> None:
+        super().__init__(idle_pause=poll_interval)
         settings = settings if settings is not None else mapping_settings()
         self._streams = streams
         self._stream_arn = stream_arn
@@ -147,11 +161,8 @@ class StreamEventSource:
         )
         self._passes = record_filter(settings)
         self._retry_pause = retry_pause
-        self._poll_interval = poll_interval
         self._iterator: str | None = None
         self._shard_id = ""
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.invocations = 0
 
     def open(self, position: str = "LATEST") -> StreamEventSource:
@@ -175,34 +186,6 @@ class StreamEventSource:
         if batch:
             self._deliver(batch)
         return len(records)
-
-    def drain(self, max_polls: int = 10_000) -> int:
-        total = 0
-        for _ in range(max_polls):
-            read = self.poll_once()
-            if not read:
-                return total
-            total += read
-        return total
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="stream-source", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                read = self.poll_once()
-            except Exception:
-                log.exception("stream event source: polling failed")
-                read = 0
-            if not read:
-                self._stop.wait(self._poll_interval)
 
     def _deliver(self, records: list[dict[str, Any]]) -> None:
         pending: deque[tuple[list[dict[str, Any]], int]] = deque([(records, 0)])

@@ -4,7 +4,7 @@ tables from infra/, a Scan guard, ws clients."""
 from __future__ import annotations
 
 import copy
-import time
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -13,36 +13,33 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from botocore.awsrequest import AWSResponse
 from chalice.test import Client
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 
 import app as lambda_app
+from benchmarks import harness
+from benchmarks.harness import REGION, Clock, aws_error  # noqa: F401 - the tests' imports
 from chalicelib import telemetry
-from chalicelib.settings import Settings, get_settings
+from chalicelib.settings import Settings
+from chalicelib.webpush import PushClient
 from chalicelib.wiring import Clients, Service, build_service, use_service
 from devstack.lambda_session import LambdaSession
 from devstack.package import package_app
 from devstack.tables import create_tables
 from devstack.tokens import mint_token
+from tests.parallel import (
+    built_once,
+    pytest_collection_modifyitems,  # noqa: F401 - a hook
+)
 from tests.serial import serialized_moto  # noqa: F401 - a fixture
 
-REGION = "us-east-1"
 SECRET = "test-secret"
 ENDPOINT = "https://testapi.execute-api.us-east-1.amazonaws.com/test"
 ENVIRONMENT = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SECURITY_TOKEN": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": REGION,
-    "AWS_REGION": REGION,
+    **harness.ENVIRONMENT,
     "JWT_SECRET": SECRET,
-    "STAGE": "local",
-    "CONNECTIONS_TABLE": "connections",
-    "NOTIFICATIONS_TABLE": "notifications",
     "WEBSOCKET_ENDPOINT": ENDPOINT,
     "RATE_LIMIT_PER_MINUTE": "1000",
 }
@@ -50,26 +47,19 @@ ENVIRONMENT = {
 
 @pytest.fixture(scope="session")
 def lambda_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The app packaged as `make package` does, once per run: sam.json and deployment.zip."""
-    return package_app(tmp_path_factory.mktemp("package"))
-
-
-def _reset_caches() -> None:
-    get_settings.cache_clear()
-    use_service(None)
-    # Metrics counted outside a handler wait for the next invocation's flush: not another test's.
-    telemetry.metrics.clear_metrics()
+    """The app packaged as `make package` does, once per run (for every worker): sam.json and
+    deployment.zip."""
+    return built_once(tmp_path_factory, "package", package_app)
 
 
 @pytest.fixture(autouse=True)
-def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ("DYNAMODB_ENDPOINT", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in ENVIRONMENT.items():
-        monkeypatch.setenv(name, value)
-    _reset_caches()
-    yield
-    _reset_caches()
+def environment() -> Iterator[None]:
+    with harness.environment(ENVIRONMENT):
+        # Metrics counted outside a handler wait for the next invocation's flush: not another
+        # test's.
+        telemetry.metrics.clear_metrics()
+        yield
+        telemetry.metrics.clear_metrics()
 
 
 @pytest.fixture
@@ -149,27 +139,12 @@ def on_call(
     return seen
 
 
-def aws_error(code: str, status: int = 400, **fields: Any) -> tuple[AWSResponse, dict[str, Any]]:
-    """The (http, parsed) answer botocore turns into the ClientError AWS would raise."""
-    parsed = {
-        "Error": {"Code": code, "Message": f"injected {code}"},
-        "ResponseMetadata": {"HTTPStatusCode": status},
-        **fields,
-    }
-    return AWSResponse("https://aws.invalid/", status, {}, None), parsed
-
-
-class Clock:
-    """A settable clock for storage, starting now."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+def request_body(request: dict[str, Any] | None) -> dict[str, Any]:
+    """The JSON body of a request `on_call` saw (its parameters as sent)."""
+    try:
+        return json.loads((request or {}).get("body") or b"{}")
+    except ValueError:
+        return {}
 
 
 @pytest.fixture
@@ -181,12 +156,14 @@ def clock() -> Clock:
 def build(
     dynamodb: Any, clock: Clock, boto_session: boto3.session.Session
 ) -> Callable[..., Service]:
-    """Build a service from the test environment's settings (with `overrides`) on the test
-    clock, and make it the one app.py uses."""
+    """Build a service from the test environment's settings (with `overrides`, and `push` for
+    the Web Push client) on the test clock, and make it the one app.py uses."""
 
-    def build_and_use(**overrides: Any) -> Service:
+    def build_and_use(*, push: PushClient | None = None, **overrides: Any) -> Service:
         settings = replace(Settings.from_env(), **overrides)
         clients = Clients.from_settings(settings, session=boto_session)
+        if push is not None:
+            clients = replace(clients, push=push)
         built = build_service(settings, clock=clock, clients=clients)
         use_service(built)
         return built
@@ -224,11 +201,14 @@ class WsClient(LambdaSession):
         return self.send({"action": "register", "token": token(user_id), **fields})
 
     @classmethod
-    def registered(cls, user_id: str, *, groups: tuple[str, ...] = ()) -> WsClient:
-        """A new session of `user_id`, connected and registered (its replay read)."""
+    def registered(cls, user_id: str, *, groups: tuple[str, ...] = (), **fields: Any) -> WsClient:
+        """A new session of `user_id`, connected and registered with `fields` (its replay
+        read)."""
         client = cls()
-        client.connect()
-        frames = client.send({"action": "register", "token": token(user_id, groups=groups)})
+        assert client.connect() == {"statusCode": 200}
+        frames = client.send(
+            {"action": "register", "token": token(user_id, groups=groups), **fields}
+        )
         assert frames[0]["event"] == "registered", frames
         return client
 
@@ -255,6 +235,16 @@ def auth(user_id: str, **claims: Any) -> dict[str, str]:
 
 
 ADMIN = auth("root", admin=True)  # the headers of a JSON request by staff
+
+
+def post(http: Any, path: str, body: Any, headers: dict[str, str] = ADMIN) -> Any:
+    """POST `body` as JSON through the `http` fixture, by staff unless `headers` say who."""
+    return http.post(path, body=json.dumps(body), headers=headers)
+
+
+def put(http: Any, path: str, body: Any, headers: dict[str, str] = ADMIN) -> Any:
+    """PUT `body` as JSON through the `http` fixture, by staff unless `headers` say who."""
+    return http.put(path, body=json.dumps(body), headers=headers)
 
 
 @pytest.fixture

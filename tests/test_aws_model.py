@@ -94,3 +94,55 @@ def test_the_model_pools_as_many_jobs_as_the_worker() -> None:
     from chalicelib.jobs import JOB_CONCURRENCY
 
     assert aws_model.JOB_CONCURRENCY == JOB_CONCURRENCY
+
+
+class TableOf:
+    """What `Indexes` reads of DynamoDB: a table's schema (the notifications table's shape)
+    and an item as it is after an update."""
+
+    def __init__(self, item: dict[str, Any]) -> None:
+        self.item = item
+
+    def describe_table(self, TableName: str) -> dict[str, Any]:
+        def index(name: str, keys: list[str], projection: dict[str, Any]) -> dict[str, Any]:
+            schema = [{"AttributeName": key} for key in keys]
+            return {"IndexName": name, "KeySchema": schema, "Projection": projection}
+
+        return {
+            "Table": {
+                "KeySchema": [{"AttributeName": "pk"}, {"AttributeName": "sk"}],
+                "GlobalSecondaryIndexes": [
+                    index("unread", ["unread_pk", "sk"], {"ProjectionType": "ALL"}),
+                    index(
+                        "due",
+                        ["due_bucket", "due_at"],
+                        {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["channel"]},
+                    ),
+                    index("owner", ["owner", "sk"], {"ProjectionType": "KEYS_ONLY"}),
+                ],
+            }
+        }
+
+    def get_item(self, TableName: str, Key: dict[str, Any]) -> dict[str, Any]:
+        return {"Item": self.item}
+
+
+def test_index_writes_copy_what_each_index_projects_of_the_items_it_holds() -> None:
+    keys = {"pk": {"S": "USER#a"}, "sk": {"S": "N#1"}}
+    item = {**keys, "unread_pk": {"S": "USER#a"}, "doc": {"S": "x" * 1500}}
+    indexes = aws_model.Indexes(TableOf(item))
+    # In the unread index only (no due_bucket, no owner), the whole 1.5 KB item: 2 units.
+    assert indexes.writes("PutItem", {"TableName": "notes", "Item": item}) == 2.0
+    owned = {**keys, "owner": {"S": "a"}, "doc": {"S": "x" * 1500}}
+    assert indexes.writes("PutItem", {"TableName": "notes", "Item": owned}) == 1.0  # keys only
+    # In a transaction the copies are not doubled; an update rewrites an index that projects
+    # all, and one that projects an attribute it names, not one that projects none of them.
+    update = {"TableName": "notes", "Key": keys, "UpdateExpression": "SET #r = :r",
+              "ExpressionAttributeNames": {"#r": "read_at"}}  # fmt: skip
+    transaction = {"TransactItems": [{"Put": {"TableName": "notes", "Item": item}},
+                                     {"Update": update}]}  # fmt: skip
+    assert indexes.writes("TransactWriteItems", transaction) == 4.0
+    due = {**keys, "due_bucket": {"S": "b"}, "due_at": {"S": "t"}, "channel": {"S": "sms"}}
+    on_due = aws_model.Indexes(TableOf(due))
+    assert on_due.writes("UpdateItem", {**update, "UpdateExpression": "SET attempts = :a"}) == 0
+    assert on_due.writes("UpdateItem", {**update, "UpdateExpression": "SET channel = :c"}) == 1

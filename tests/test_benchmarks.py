@@ -36,6 +36,7 @@ def aws_model_tables(out: str) -> None:
     assert "B=1" in out and "B=10" in out
     assert "one job at a time" in out
     assert "cost per million single-user sends" in out
+    assert "today's main" in out and "with index writes" in out
 
 
 def volume_rows(out: str) -> None:

@@ -12,30 +12,19 @@ from __future__ import annotations
 import json
 import random
 import threading
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from botocore.exceptions import ReadTimeoutError
-from chalice.test import Client
 
-import app as lambda_app
 from chalicelib.errors import ServiceError
 from chalicelib.models import NotificationContent
 from chalicelib.storage.dynamo import TRANSACT_RETRY
 from chalicelib.storage.keys import COUNTER_PREFIX
 from chalicelib.wiring import Service
-from tests.conftest import aws_error, on_call, token
+from tests.conftest import ADMIN, aws_error, on_call
 
-ADMIN = {"Authorization": f"Bearer {token('root', admin=True)}"}
 SENDERS = 32
 PER_SENDER = 4
-
-
-@pytest.fixture
-def http(service: Service) -> Iterator[Any]:
-    with Client(lambda_app.app, stage_name="dev") as client:
-        yield client.http
 
 
 def serialize(client: Any, *, conflicts: float = 0.0, seed: int = 17) -> list[int]:

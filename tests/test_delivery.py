@@ -8,8 +8,8 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from chalicelib.delivery import Outcome, Sender
 from chalicelib.errors import ConfigurationError
+from chalicelib.messaging import Outcome, Sender
 from chalicelib.models import NotificationContent
 from chalicelib.retry import Backoff
 from chalicelib.settings import management_endpoint
@@ -70,7 +70,7 @@ def test_send_notification_counts_pruned_connections(ws: type[WsClient], service
         result = service.notifications.send("alice", NotificationContent(message="hi"))
     assert result.delivered_to == 1
     assert service.connections.of_user("alice") == [live.connection_id]
-    stats = service.limits.read_stats()
+    stats = service.notifications.stats()
     assert stats["stale_pruned"] == 1
     assert stats["pushes_delivered"] == 1
 

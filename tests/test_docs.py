@@ -7,16 +7,13 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from chalice.test import Client
 
-import app as lambda_app
 from chalicelib.wiring import Service
-from tests.conftest import token
+from tests.conftest import ADMIN, token
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", ROOT / "web" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -24,7 +21,6 @@ TEXT_SUFFIXES = {".py", ".md", ".js", ".mjs", ".cjs", ".ts", ".html", ".css", ".
 # A contract file's name, its section sign and the folder it lives in (spelled so that this line
 # does not match itself).
 OUTSIDE = re.compile("|".join(("DESI" + "GN", "\u00a7", r"\.\./" + "shared")))
-ADMIN = {"Authorization": f"Bearer {token('root', admin=True)}", "Content-Type": "application/json"}
 
 
 def tracked_text_files() -> list[Path]:
@@ -78,12 +74,6 @@ def test_the_docs_cover_the_project() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for name in ("protocol.md", "rest.md", "receipts.md", "escalation.md"):
         assert f"(docs/{name})" in readme
-
-
-@pytest.fixture
-def http(service: Service) -> Iterator[Any]:
-    with Client(lambda_app.app, stage_name="dev") as client:
-        yield client.http
 
 
 def receipts_verifier() -> Any:

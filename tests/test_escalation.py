@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,17 +17,15 @@ import boto3
 import pytest
 from chalice.test import Client
 from moto.core import DEFAULT_ACCOUNT_ID
-from moto.dynamodb.models import DynamoDBBackend
 from moto.ses.models import ses_backends
 from moto.sns.models import sns_backends
 
 import app as lambda_app
-from chalicelib.escalation import Messenger, quiet_until
+from chalicelib.messaging import Messenger
 from chalicelib.models import QuietHours
 from chalicelib.retry import Backoff
-from chalicelib.settings import Settings
 from chalicelib.storage.escalations import SHARDS
-from chalicelib.wiring import Service, build_service, get_service, use_service
+from chalicelib.wiring import Service, get_service
 from tests.conftest import ADMIN, REGION, Clock, WsClient, aws_error, on_call
 from tests.conftest import auth as as_user
 
@@ -58,24 +55,23 @@ def receipts() -> RecordingReceipts:
 
 
 @pytest.fixture
-def make(dynamodb: Any, clock: Clock, receipts: RecordingReceipts) -> Callable[..., Service]:
-    def build(**overrides: Any) -> Service:
-        settings = replace(Settings.from_env(), **overrides)
-        service = build_service(settings, clock=clock)
-        # Sends retry without waiting in tests.
+def make(build: Callable[..., Service], receipts: RecordingReceipts) -> Callable[..., Service]:
+    """The shared `build`, its sends retried without waiting, its sender address verified."""
+
+    def build_for_escalation(**overrides: Any) -> Service:
+        service = build(**overrides)
         service.escalations.messenger = Messenger(
             service.clients.ses,  # type: ignore[arg-type]
             service.clients.sns,  # type: ignore[arg-type]
-            email_from=settings.email_from,
+            email_from=service.settings.email_from,
             retry=Backoff(attempts=3, sleep=lambda _: None),
         )
-        use_service(service)
         boto3.client("sesv2", region_name=REGION).create_email_identity(
-            EmailIdentity=settings.email_from
+            EmailIdentity=service.settings.email_from
         )
         return service
 
-    return build
+    return build_for_escalation
 
 
 @pytest.fixture
@@ -574,7 +570,7 @@ def test_cancel_all_and_erase_forget_every_pending_step(http: Any, svc: Service)
     for _ in range(3):
         send(http, escalation=[{"channel": "email", "after": "PT1M"}])
     send(http, user_id="bob", escalation=[{"channel": "email", "after": "PT1M"}])
-    assert svc.escalations.cancel_all("alice") == 3
+    assert svc.planner.cancel_all("alice") == 3
     assert svc.steps.pending("alice") == []
     svc.steps.erase("bob")
     assert svc.steps.pending("bob") == []
@@ -583,23 +579,8 @@ def test_cancel_all_and_erase_forget_every_pending_step(http: Any, svc: Service)
 # --- at most once, never lost ------------------------------------------------------------------
 
 
-@pytest.fixture
-def atomic_updates(monkeypatch: pytest.MonkeyPatch) -> None:
-    """DynamoDB applies each conditional write atomically; moto's in-process backend does not
-    lock, so two threads could both pass one condition. Make moto as atomic as DynamoDB."""
-    lock = threading.Lock()
-    for name in ("update_item", "delete_item", "put_item"):
-        original = getattr(DynamoDBBackend, name)
-
-        def atomic(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
-            with lock:
-                return __original(self, *args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, atomic)
-
-
 def test_a_step_fires_once_when_two_sweeps_race(
-    atomic_updates: None, http: Any, svc: Service, clock: Clock, receipts: RecordingReceipts
+    http: Any, svc: Service, clock: Clock, receipts: RecordingReceipts
 ) -> None:
     put(http, "/api/users/alice/contact", CONTACT)
     notification = send(http, escalation=[{"channel": "email", "after": "PT1M"}])
@@ -628,9 +609,7 @@ def test_a_step_fires_once_when_two_sweeps_race(
     assert [entry[0] for entry in receipts.of(notification["id"])] == ["escalated"]
 
 
-def test_concurrent_sweeps_send_each_step_once(
-    atomic_updates: None, http: Any, svc: Service, clock: Clock
-) -> None:
+def test_concurrent_sweeps_send_each_step_once(http: Any, svc: Service, clock: Clock) -> None:
     put(http, "/api/users/alice/contact", CONTACT)
     for _ in range(5):
         send(http, escalation=[{"channel": "email", "after": "PT1M"}])
@@ -744,7 +723,7 @@ def utc(*parts: int) -> datetime:
 def test_quiet_hours_end_in_the_users_time_zone(
     hours: QuietHours, now: datetime, until: datetime | None
 ) -> None:
-    assert quiet_until(hours, now) == until
+    assert hours.until(now) == until
 
 
 # --- the sweep ----------------------------------------------------------------------------------

@@ -7,10 +7,8 @@ botocore hooks on the publisher's own EventBridge client."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +24,12 @@ from chalicelib.wiring import Service
 from devstack.context import LambdaContext
 from devstack.destinations import RETRY_DELAYS, Webhook, _Delivery
 from devstack.messaging import scheduled_event
-from devstack.streams import StreamEventSource, mapping_settings
-from tests.conftest import REGION, WsClient, aws_error, on_call, token
+from devstack.streams import StreamEventSource, mapping_settings, table_stream
+from tests.conftest import ADMIN, REGION, WsClient, aws_error, on_call, token
+from tests.webhook import Receiver
 
 ROOT = Path(__file__).resolve().parent.parent
 BUS = "test-notices"
-ADMIN = {"Authorization": f"Bearer {token('root', admin=True)}", "Content-Type": "application/json"}
 SECRET_TEXT = "Your hearing is on 3 March at 9:00, courtroom 4B"
 CONTACT = {"email": "alice@example.com", "phone": "+15555550100"}
 # botocore addresses a stream ARN's account endpoint (<account>.streams-ddb...); moto knows only
@@ -404,15 +402,7 @@ def test_throttling_that_outlasts_the_retries_is_reported_from_the_first_failed_
 ) -> None:
     with Client(lambda_app.app, stage_name="dev") as client:
         notices(client.http, 2)
-    arn = dynamodb.describe_table(TableName=service.settings.receipts_table)["Table"][
-        "LatestStreamArn"
-    ]
-    streams = streams_client()
-    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
-    iterator = streams.get_shard_iterator(
-        StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
-    )["ShardIterator"]
-    records = streams.get_records(ShardIterator=iterator)["Records"]
+    arn, records = table_stream(dynamodb, streams_client(), service.settings.receipts_table)
     bridge = FlakyEventBridge()
     bridge.throttle_calls = 100
     on_call(service.clients.events(), "PutEvents", bridge)
@@ -429,18 +419,8 @@ def test_put_events_calls_stay_one_per_ten_entries_and_one_header_read_per_batch
     per entry at 10 records."""
     with Client(lambda_app.app, stage_name="dev") as client:
         ids = notices(client.http, 50)
-    arn = dynamodb.describe_table(TableName=service.settings.receipts_table)["Table"][
-        "LatestStreamArn"
-    ]
-    streams = streams_client()
-    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
-    iterator = streams.get_shard_iterator(
-        StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
-    )["ShardIterator"]
-    records = [
-        {**r, "eventSourceARN": arn}
-        for r in streams.get_records(ShardIterator=iterator, Limit=1000)["Records"]
-    ]
+    arn, found = table_stream(dynamodb, streams_client(), service.settings.receipts_table)
+    records = [{**r, "eventSourceARN": arn} for r in found]
     assert len(records) == len(expected_event_ids(service, ids)) >= 70
     puts = on_call(service.clients.events(), "PutEvents")
     reads = on_call(service.clients.dynamodb, "BatchGetItem")
@@ -463,35 +443,6 @@ def test_a_record_without_an_image_is_a_poison(service: Service) -> None:
 # --- the local API destination ------------------------------------------------------------------
 
 
-class Answers:
-    """A webhook on 127.0.0.1 answering each POST with the next status of `statuses`."""
-
-    def __init__(self, *statuses: int) -> None:
-        self.statuses = list(statuses)
-        self.bodies: list[dict[str, Any]] = []
-        answers = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                answers.bodies.append(
-                    json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                )
-                self.send_response(answers.statuses.pop(0))
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 ENVELOPE = {"id": "e-1", "source": SOURCE, "detail-type": "notice.stored", "detail": {}}
 
 
@@ -502,7 +453,7 @@ ENVELOPE = {"id": "e-1", "source": SOURCE, "detail-type": "notice.stored", "deta
 def test_the_local_api_destination_retries_only_429_5xx_and_refusals(
     status: int, retried: bool
 ) -> None:
-    answers = Answers(status)
+    answers = Receiver(status)
     try:
         webhook = Webhook(answers.url, "k")
         webhook._attempt(_Delivery(0, 0, ENVELOPE))
@@ -514,7 +465,7 @@ def test_the_local_api_destination_retries_only_429_5xx_and_refusals(
 
 
 def test_a_refused_connection_is_retried_at_least_five_times_over_thirty_seconds() -> None:
-    answers = Answers()
+    answers = Receiver()
     url = answers.url
     answers.close()  # nothing listens there any more
     clock = [0.0]
@@ -629,13 +580,8 @@ def test_the_embedded_dynamodb_serves_its_stream_and_a_cancelled_transaction_lea
                     },
                 ]
             )
-        arn = client.describe_table(TableName="r")["Table"]["LatestStreamArn"]
         streams = boto3.client("dynamodbstreams", endpoint_url=endpoint, region_name=REGION)
-        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]
-        iterator = streams.get_shard_iterator(
-            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        records = streams.get_records(ShardIterator=iterator)["Records"]
+        _, records = table_stream(client, streams, "r")
         assert [r["dynamodb"]["Keys"]["seq"]["N"] for r in records] == ["1"]
         assert (
             client.get_item(

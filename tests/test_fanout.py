@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import pytest
 from chalice.test import Client
+from ulid import ULID
 
 import app as lambda_app
 from chalicelib.auth import Principal
@@ -19,10 +20,9 @@ from chalicelib.receipts import receipt_document
 from chalicelib.storage.keys import member_count_key, member_key
 from chalicelib.wiring import Service
 from devstack.fanout import FanoutWorker, create_fanout_queues
-from tests.conftest import REGION, WsClient, on_call, token
+from tests.conftest import ADMIN, REGION, Clock, WsClient, on_call
 
 USERS = [f"user{n:02d}" for n in range(23)]
-ADMIN = {"Authorization": f"Bearer {token('root', admin=True)}", "Content-Type": "application/json"}
 
 
 @pytest.fixture
@@ -376,3 +376,188 @@ def test_a_two_stage_broadcast_resolves_languages_holds_back_mutes_and_writes_re
     assert entries(spanish) == ["stored", "pushed"]
     assert entries(muted) == ["stored"]
     assert entries(USERS[5]) == ["stored"]
+
+
+# --- a batch job's writes: ids derived from the broadcast ---------------------------------------
+
+
+def broadcast_at(clock: Clock, seconds_ago: float = 1.0) -> str:
+    """A broadcast id (a ULID) accepted `seconds_ago` on the service's clock."""
+    return str(ULID.from_timestamp(clock() - seconds_ago))
+
+
+def sort_keys(service: Service, user_id: str) -> list[str]:
+    items = service.clients.dynamodb.query(
+        TableName=service.settings.notifications_table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"USER#{user_id}"}},
+        ConsistentRead=True,
+    )["Items"]
+    return [item["sk"]["S"] for item in items]
+
+
+def stored_once(service: Service, users: list[str], message: str) -> dict[str, str]:
+    """Each user holds the broadcast exactly once, counted unread once, its receipt verified
+    and starting with `stored`; returns their notification ids."""
+    ids = {}
+    for user in users:
+        [notification] = service.inbox.everything(user)
+        assert notification.message == message, user
+        assert service.inbox.unread_count(user) == 1, user
+        receipt = service.receipts.get(notification.id)
+        assert receipt_document(receipt)["verified"] is True, user
+        assert receipt.entries[0].type == "stored"
+        ids[user] = notification.id
+    return ids
+
+
+def test_a_batch_writes_three_items_per_recipient_and_a_repeat_writes_none(
+    service: Service, clock: Clock
+) -> None:
+    users = [f"r{n:03d}" for n in range(60)]  # three transactions: 25 + 25 + 10 recipients
+    broadcast = broadcast_at(clock)
+    writes = on_call(service.clients.dynamodb, "TransactWriteItems")
+    content = NotificationContent(message="Office closed")
+    assert service.notifications.deliver(content, users, broadcast_id=broadcast) == 60
+    # The notification, its counter shard, its receipt's `stored` entry: no idempotency item.
+    assert sum(len(body(call)["TransactItems"]) for call in writes) == 3 * 60
+    assert max(len(body(call)["TransactItems"]) for call in writes) <= 100
+    ids = stored_once(service, users, "Office closed")
+    assert not any(sk.startswith("IDEM#") for user in users for sk in sort_keys(service, user))
+    assert {ULID.from_str(i).timestamp for i in ids.values()} == {
+        ULID.from_str(broadcast).timestamp
+    }
+
+    writes.clear()
+    assert service.notifications.deliver(content, users, broadcast_id=broadcast) == 0
+    assert len(writes) == 3  # one cancelled attempt per transaction, nothing rebuilt
+    assert stored_once(service, users, "Office closed") == ids
+
+
+def test_a_recipient_overtaken_since_the_broadcast_gets_a_fresh_id_above_the_fence_once(
+    service: Service, clock: Clock
+) -> None:
+    broadcast = broadcast_at(clock, seconds_ago=60)
+    fence = service.inbox.fence("reader")  # a poll fenced the user after the broadcast began
+    content = NotificationContent(message="b")
+    users = ["reader", "idle"]
+    assert service.notifications.deliver(content, users, broadcast_id=broadcast) == 2
+    ids = stored_once(service, users, "b")
+    assert ids["reader"] > fence  # a cursor taken at the fence still reaches it
+    assert [n.id for n in service.inbox.after("reader", fence, 10)] == [ids["reader"]]
+    assert any(sk.startswith("IDEM#") for sk in sort_keys(service, "reader"))
+    assert not any(sk.startswith("IDEM#") for sk in sort_keys(service, "idle"))
+
+    # Redelivered, also after another fence: the record (or the derived id) holds it off.
+    service.inbox.fence("idle")
+    clock.advance(5)
+    assert service.notifications.deliver(content, users, broadcast_id=broadcast) == 0
+    assert stored_once(service, users, "b") == ids
+
+
+def test_a_worker_killed_mid_batch_stores_the_rest_once_when_the_job_comes_again(
+    service: Service, clock: Clock
+) -> None:
+    users = [f"k{n:03d}" for n in range(60)]
+    broadcast = broadcast_at(clock)
+    content = NotificationContent(message="Deadline moved")
+    committed: list[str] = []
+
+    def die_after_first_commit(model: Any, **_: Any) -> None:
+        if model.name == "TransactWriteItems" and not committed:
+            committed.append("first transaction")
+            raise RuntimeError("worker killed after its first transaction committed")
+
+    service.clients.dynamodb.meta.events.register("after-call.dynamodb", die_after_first_commit)
+    with pytest.raises(RuntimeError):
+        service.notifications.deliver(content, users, broadcast_id=broadcast)
+    assert sum(len(service.inbox.everything(user)) for user in users) == 25
+    # SQS delivers the job again, twice at once (the visibility timeout ran out meanwhile).
+    stored: list[int] = []
+    threads = [
+        threading.Thread(
+            target=lambda: stored.append(
+                service.notifications.deliver(content, users, broadcast_id=broadcast)
+            )
+        )
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(stored) == 35
+    stored_once(service, users, "Deadline moved")
+
+
+def test_an_erasure_racing_a_batch_blocks_its_user_and_no_one_else(
+    service: Service, clock: Clock
+) -> None:
+    users = ["alice", "bob", "carol"]
+    held: list[str] = []
+
+    def erase_bob_first(_: dict[str, Any]) -> None:
+        if not held:
+            held.append("bob")
+            service.inbox.hold_sends("bob")  # the erasure's tombstone lands before the write
+
+    on_call(service.clients.dynamodb, "TransactWriteItems", erase_bob_first)
+    content = NotificationContent(message="b")
+    broadcast = broadcast_at(clock)
+    assert service.notifications.deliver(content, users, broadcast_id=broadcast) == 2
+    assert held == ["bob"]
+    assert service.inbox.everything("bob") == []
+    stored_once(service, ["alice", "carol"], "b")
+
+
+def test_a_redelivery_never_brings_back_a_notification_its_user_deleted(
+    service: Service, clock: Clock
+) -> None:
+    broadcast = broadcast_at(clock)
+    content = NotificationContent(message="b")
+    service.notifications.deliver(content, ["alice", "bob"], broadcast_id=broadcast)
+    [deleted] = service.inbox.everything("alice")
+    service.notifications.delete("alice", deleted.id)
+    clock.advance(3600)
+    assert service.notifications.deliver(content, ["alice", "bob"], broadcast_id=broadcast) == 0
+    assert service.inbox.everything("alice") == []
+    assert service.inbox.unread_count("alice") == 0
+    assert [e.type for e in service.receipts.get(deleted.id).entries] == ["stored", "deleted"]
+
+
+def test_pushed_entries_of_a_batch_keep_each_chain_whole_through_a_race_and_a_crash(
+    service: Service, clock: Clock, ws: type[WsClient]
+) -> None:
+    users = ["calm", "racing", "crashing"]
+    sessions = {user: ws.registered(user) for user in users}
+    receipts_table = service.settings.receipts_table
+    steps: list[str] = []
+    puts = on_call(service.clients.dynamodb, "PutItem")
+
+    def between_entry_and_tail(model: Any, **_: Any) -> None:
+        # After a `pushed` entry lands on the receipt, before the item's tail moves.
+        if model.name != "PutItem" or body(puts[-1])["TableName"] != receipts_table:
+            return
+        notification_id = body(puts[-1])["Item"]["notification_id"]["S"]
+        owner = next(u for u in users if service.inbox.get(u, notification_id))
+        if owner == "racing" and owner not in steps:
+            steps.append(owner)
+            service.notifications.mark_read(owner, [notification_id])
+        if owner == "crashing" and owner not in steps:
+            steps.append(owner)
+            raise RuntimeError("worker killed between the entry and the tail")
+
+    service.clients.dynamodb.meta.events.register("after-call.dynamodb", between_entry_and_tail)
+    content = NotificationContent(message="b")
+    assert service.notifications.deliver(content, users, broadcast_id=broadcast_at(clock)) == 3
+    assert sorted(steps) == ["crashing", "racing"]
+    assert len(puts) == 3  # each `pushed` entry a plain conditional write, not a transaction
+    for user in users:
+        frames = sessions[user].received()
+        [pushed] = [frame for frame in frames if frame["event"] == "notification"]
+        notification_id = pushed["notification"]["id"]
+        service.notifications.mark_read(user, [notification_id])
+        receipt = service.receipts.get(notification_id)
+        assert receipt_document(receipt)["verified"] is True, user
+        assert [e.type for e in receipt.entries] == ["stored", "pushed", "read"], user
+        assert service.inbox.unread_count(user) == 0

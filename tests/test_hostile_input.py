@@ -22,7 +22,7 @@ from chalicelib.models import MAX_DATA_DEPTH, PageQuery
 from chalicelib.storage.keys import notification_key
 from chalicelib.wiring import Service
 from devstack.websocket import route_key_for
-from tests.conftest import ADMIN, WsClient, auth, token
+from tests.conftest import ADMIN, WsClient, auth, post, token
 
 ALICE = auth("alice")
 ERROR_CODES = {
@@ -43,10 +43,6 @@ def nested(levels: int) -> dict[str, Any]:
     for _ in range(levels - 1):
         value = {"a": value}
     return value
-
-
-def post(http: Any, path: str, body: Any, headers: dict[str, str] = ADMIN) -> Any:
-    return http.post(path, body=json.dumps(body), headers=headers)
 
 
 def inbox_is_whole(service: Service, user_id: str) -> list[str]:
@@ -217,6 +213,72 @@ def test_one_unreadable_item_never_takes_down_a_read(
     [page] = client.send({"action": "get_notifications", "unread_only": True})
     assert [item["id"] for item in page["items"]] == good[::-1]
     assert "unreadable notification skipped" in caplog.text
+
+
+@pytest.mark.parametrize("doc", [*CORRUPT_DOCS, None], ids=["text", "list", "stub", "deep", "none"])
+def test_one_unreadable_item_never_takes_down_an_export(
+    http: Any, service: Service, doc: str | None, caplog: Any
+) -> None:
+    ids = [send_notification("alice", {"message": f"n{n}"}).id for n in range(3)]
+    corrupt(service, ids[1], doc)
+    caplog.set_level(logging.ERROR)
+
+    export = http.get("/api/me/export", headers=ALICE)
+    assert export.status_code == 200, export.body
+    assert [item["id"] for item in export.json_body["notifications"]] == [ids[0], ids[2]]
+    assert [n.id for n in service.inbox.everything("alice")] == [ids[0], ids[2]]
+    assert "unreadable notification skipped" in caplog.text
+
+
+# --- path parameters ---------------------------------------------------------------------------
+
+MALFORMED_PATHS = [
+    # (method, path, headers, status): a malformed id names nothing the caller could hold
+    ("GET", "/api/notifications/{bad}", ALICE, 404),
+    ("DELETE", "/api/notifications/{bad}", ALICE, 404),
+    ("POST", "/api/notifications/{bad}/confirm", ALICE, 404),
+    ("GET", "/api/notifications/{bad}/receipt", ALICE, 404),
+    ("GET", "/api/notifications/{bad}/receipt", ADMIN, 404),
+    ("DELETE", "/api/me/push-subscriptions/{bad}", ALICE, 404),
+    # a malformed user id is invalid input
+    ("DELETE", "/api/users/{bad}", ADMIN, 422),
+    ("GET", "/api/users/{bad}/erasure", ADMIN, 422),
+    ("PUT", "/api/users/{bad}/contact", ADMIN, 422),
+    ("POST", "/api/test/notification/{bad}", {}, 422),
+]
+CODES = {404: "NotFoundError", 422: "UnprocessableEntityError"}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["x" * 129, "not-a-ulid", "01jdq8zzzzzzzzzzzzzzzzzzzz", "é" * 65],
+    ids=["long", "text", "lowercase", "accented"],
+)
+@pytest.mark.parametrize(("method", "path", "headers", "status"), MALFORMED_PATHS)
+def test_a_malformed_path_parameter_is_a_clear_4xx_that_never_reaches_dynamodb(
+    http: Any,
+    service: Service,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    status: int,
+    bad: str,
+) -> None:
+    if status == 422:
+        bad = (bad * 129)[:129]  # any text of up to 128 without whitespace or '#' is a user id
+    seen: list[str] = []
+    service.clients.dynamodb.meta.events.register(
+        "before-call.dynamodb", lambda params, **_: seen.append(repr(params))
+    )
+    body = {"message": "m"} if "/test/" in path else {"email": "a@example.com"}
+    response = getattr(http, method.lower())(
+        path.format(bad=bad),
+        headers={**headers, "Content-Type": "application/json"},
+        body=json.dumps(body) if method in ("PUT", "POST") else None,
+    )
+    assert response.status_code == status, response.body
+    assert response.json_body["Code"] == CODES[status]
+    assert not [call for call in seen if bad in call]
 
 
 # --- fuzzed frames ---------------------------------------------------------------------------

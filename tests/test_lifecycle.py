@@ -8,12 +8,11 @@ import threading
 from typing import Any
 
 import pytest
-from chalice.test import Client
 
-import app as lambda_app
 from chalicelib import send_notification
 from chalicelib.wiring import Service
-from tests.conftest import Clock, WsClient, token
+from tests.conftest import Clock, WsClient
+from tests.conftest import auth as headers
 from tests.serial import serialized_moto  # noqa: F401 - a fixture
 
 UNKNOWN = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
@@ -21,27 +20,6 @@ UNKNOWN = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
 
 def send(user_id: str = "alice", message: str = "m", **extra: Any) -> str:
     return send_notification(user_id, {"message": message, **extra}).id
-
-
-def registered(ws: type[WsClient], user_id: str = "alice") -> WsClient:
-    client = ws()
-    client.connect()
-    frames = client.register(user_id)
-    assert frames[0]["event"] == "registered"
-    return client
-
-
-def headers(user_id: str, **kwargs: Any) -> dict[str, str]:
-    return {
-        "Authorization": f"Bearer {token(user_id, **kwargs)}",
-        "Content-Type": "application/json",
-    }
-
-
-@pytest.fixture
-def http(service: Service) -> Any:
-    with Client(lambda_app.app, stage_name="dev") as client:
-        yield client.http
 
 
 def post(http: Any, path: str, body: Any = None, user_id: str = "alice") -> Any:
@@ -59,7 +37,7 @@ def items(client: WsClient, **query: Any) -> list[dict[str, Any]]:
 
 
 def test_seen_stamps_the_first_time_only_and_leaves_it_unread(ws: type[WsClient]) -> None:
-    laptop = registered(ws)
+    laptop = ws.registered("alice")
     first, second = send(), send()
     laptop.received()
     [reply] = laptop.send({"action": "seen", "ids": [first, UNKNOWN], "request_id": "s"})
@@ -73,7 +51,7 @@ def test_seen_stamps_the_first_time_only_and_leaves_it_unread(ws: type[WsClient]
 
 
 def test_seen_validates_ids(ws: type[WsClient]) -> None:
-    laptop = registered(ws)
+    laptop = ws.registered("alice")
     for bad in ([], ["nope"], [UNKNOWN] * 101, None):
         [error] = laptop.send({"action": "seen", "ids": bad, "request_id": "v"})
         assert (error["event"], error["code"], error["request_id"]) == (
@@ -101,7 +79,7 @@ def test_seen_over_rest(http: Any) -> None:
 
 
 def test_archive_marks_read_hides_and_syncs_every_session(ws: type[WsClient]) -> None:
-    laptop, phone = registered(ws), registered(ws)
+    laptop, phone = ws.registered("alice"), ws.registered("alice")
     first, second = send(), send()
     laptop.received(), phone.received()
     [reply] = laptop.send({"action": "archive", "ids": [first], "request_id": "a"})
@@ -123,7 +101,7 @@ def test_archive_marks_read_hides_and_syncs_every_session(ws: type[WsClient]) ->
 
 
 def test_restore_clears_archived_at_and_stays_read(ws: type[WsClient]) -> None:
-    laptop, phone = registered(ws), registered(ws)
+    laptop, phone = ws.registered("alice"), ws.registered("alice")
     notification_id = send()
     laptop.send({"action": "archive", "ids": [notification_id]})
     phone.received()
@@ -142,7 +120,7 @@ def test_restore_clears_archived_at_and_stays_read(ws: type[WsClient]) -> None:
 
 
 def test_archive_all_leaves_unconfirmed_notices_out(ws: type[WsClient]) -> None:
-    laptop = registered(ws)
+    laptop = ws.registered("alice")
     plain = send()
     notice = send(requires_confirmation=True)
     laptop.received()
@@ -161,14 +139,14 @@ def test_archive_all_leaves_unconfirmed_notices_out(ws: type[WsClient]) -> None:
 
 
 def test_archive_needs_exactly_one_of_ids_or_all(ws: type[WsClient]) -> None:
-    laptop = registered(ws)
+    laptop = ws.registered("alice")
     for frame in ({}, {"ids": [UNKNOWN], "all": True}, {"all": False}, {"archived": "yes"}):
         [error] = laptop.send({"action": "archive", **frame})
         assert error["code"] == "validation_error", frame
 
 
 def test_archive_over_rest_pushes_to_every_session(http: Any, ws: type[WsClient]) -> None:
-    laptop = registered(ws)
+    laptop = ws.registered("alice")
     notification_id = send()
     laptop.received()
     response = post(http, "/api/notifications/archive", {"ids": [notification_id]})
@@ -185,7 +163,7 @@ def test_archive_over_rest_pushes_to_every_session(http: Any, ws: type[WsClient]
 
 def test_nobody_archives_another_users_notifications(http: Any, ws: type[WsClient]) -> None:
     notification_id = send("alice")
-    mallory = registered(ws, "mallory")
+    mallory = ws.registered("mallory")
     [reply] = mallory.send({"action": "archive", "ids": [notification_id]})
     assert reply["ids"] == []
     assert post(http, "/api/notifications/archive", {"all": True}, "mallory").json_body["ids"] == []
@@ -199,7 +177,7 @@ def test_nobody_archives_another_users_notifications(http: Any, ws: type[WsClien
 def test_confirm_marks_read_and_repeats_return_the_first_time(
     ws: type[WsClient], clock: Clock
 ) -> None:
-    laptop, phone = registered(ws), registered(ws)
+    laptop, phone = ws.registered("alice"), ws.registered("alice")
     notice = send(requires_confirmation=True)
     laptop.received(), phone.received()
     [reply] = laptop.send({"action": "confirm", "id": notice, "request_id": "c"})
@@ -221,7 +199,7 @@ def test_confirm_marks_read_and_repeats_return_the_first_time(
 def test_confirm_errors(ws: type[WsClient]) -> None:
     plain = send()
     theirs = send("bob", requires_confirmation=True)
-    laptop = registered(ws)
+    laptop = ws.registered("alice")
     laptop.received()
     for frame, code in [
         ({"id": UNKNOWN}, "not_found"),
@@ -237,7 +215,7 @@ def test_confirm_errors(ws: type[WsClient]) -> None:
 
 
 def test_confirm_over_rest(http: Any, ws: type[WsClient]) -> None:
-    laptop = registered(ws)
+    laptop = ws.registered("alice")
     notice = send(requires_confirmation=True)
     plain = send()
     laptop.received()

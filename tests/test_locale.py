@@ -8,36 +8,19 @@ Effective locale = the `locale` preference when set, else the tag the client las
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
-from chalice.test import Client
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 
-import app as lambda_app
 from chalicelib.i18n import effective_locale
 from chalicelib.wiring import Service
-from tests.conftest import REGION, Clock, WsClient, aws_error, on_call, token
+from tests.conftest import ADMIN, REGION, Clock, WsClient, aws_error, on_call, post
+from tests.conftest import auth as as_user
 
-ADMIN = {"Authorization": f"Bearer {token('root', admin=True)}", "Content-Type": "application/json"}
 SPANISH = {"en": "Your case was updated", "es": "Su caso fue actualizado"}
-
-
-def as_user(user_id: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token(user_id)}", "Content-Type": "application/json"}
-
-
-@pytest.fixture
-def http(service: Service) -> Iterator[Any]:
-    with Client(lambda_app.app, stage_name="dev") as client:
-        yield client.http
-
-
-def post(http: Any, path: str, body: Any, headers: dict[str, str] = ADMIN) -> Any:
-    return http.post(path, body=json.dumps(body), headers=headers)
 
 
 def register(user_id: str, **fields: Any) -> tuple[WsClient, dict[str, Any]]:

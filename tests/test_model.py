@@ -20,27 +20,20 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
-import requests
 from chalice.test import Client
-from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    RuleBasedStateMachine,
     initialize,
     invariant,
     rule,
-    run_state_machine_as_test,
 )
-from moto import mock_aws
 
 import app as lambda_app
 from chalicelib import send_notification
 from chalicelib.models import Notification
-from chalicelib.settings import Settings
-from chalicelib.wiring import build_service, use_service
-from devstack.tables import create_tables
-from tests.conftest import REGION, Clock, WsClient, token
+from tests.conftest import WsClient
+from tests.conftest import auth as headers
+from tests.stateful import ServiceMachine
 
 USERS = ("alice", "bob")
 SESSIONS = {"laptop": "alice", "phone": "alice", "desk": "bob"}
@@ -63,38 +56,15 @@ class Follower:
     seen: set[str] = field(default_factory=set)
 
 
-def headers(user_id: str, *, admin: bool = False) -> dict[str, str]:
-    return {
-        "Authorization": f"Bearer {token(user_id, admin=admin)}",
-        "Content-Type": "application/json",
-    }
-
-
-class NotificationService(RuleBasedStateMachine):
+class NotificationService(ServiceMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.mock = mock_aws()
-        self.mock.start()
-        # A mock started inside another (the test session's) keeps its state: reset it, so
-        # each example starts from empty tables whatever ran before.
-        requests.post("http://motoapi.amazonaws.com/moto-api/reset", timeout=5).raise_for_status()
-        create_tables(
-            boto3.client("dynamodb", region_name=REGION),
-            connections_table="connections",
-            notifications_table="notifications",
-        )
-        self.service = build_service(Settings.from_env(), clock=Clock())
-        use_service(self.service)
         self.client = Client(lambda_app.app, stage_name="dev")
         self.http = self.client.http
         self.model: dict[str, dict[str, Note]] = {user: {} for user in USERS}
         self.followers = {user: Follower() for user in USERS}
         self.sessions: dict[str, WsClient] = {}
         self.sent = 0
-
-    def teardown(self) -> None:
-        use_service(None)
-        self.mock.stop()
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -328,15 +298,4 @@ class NotificationService(RuleBasedStateMachine):
 
 
 def test_the_service_follows_the_model(scans: list[str]) -> None:
-    run_state_machine_as_test(
-        NotificationService,
-        settings=settings(
-            max_examples=8,
-            stateful_step_count=25,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            # Each example starts its own moto: shrinking would take minutes, so a failure
-            # is reported as generated (hypothesis prints its steps).
-            phases=[Phase.explicit, Phase.reuse, Phase.generate],
-        ),
-    )
+    NotificationService.check(examples=8, steps=25)

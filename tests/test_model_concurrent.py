@@ -19,38 +19,20 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import boto3
-import requests
-from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
-from moto import mock_aws
+from hypothesis.stateful import invariant, rule
 
 from chalicelib.models import NotificationContent
 from chalicelib.receipts import verify
-from chalicelib.settings import Settings
-from chalicelib.wiring import build_service, use_service
-from devstack.tables import create_tables
-from tests.conftest import REGION, Clock
+from tests.stateful import ServiceMachine
 from tests.test_contention import serialize
 
 USER = "alice"
 
 
-class ConcurrentInbox(RuleBasedStateMachine):
+class ConcurrentInbox(ServiceMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.mock = mock_aws()
-        self.mock.start()
-        requests.post("http://motoapi.amazonaws.com/moto-api/reset", timeout=5).raise_for_status()
-        create_tables(
-            boto3.client("dynamodb", region_name=REGION),
-            connections_table="connections",
-            notifications_table="notifications",
-        )
-        self.clock = Clock()
-        self.service = build_service(Settings.from_env(), clock=self.clock)
-        use_service(self.service)
         serialize(self.service.clients.dynamodb, conflicts=0.15)
         self.stored: set[str] = set()
         self.polled: set[str] = set()
@@ -59,10 +41,6 @@ class ConcurrentInbox(RuleBasedStateMachine):
         self.since: str | None = None
         self.errors: list[BaseException] = []
         self.lock = threading.Lock()
-
-    def teardown(self) -> None:
-        use_service(None)
-        self.mock.stop()
 
     def at_once(self, *work: Callable[[], Any]) -> None:
         """Run every piece of `work` in its own thread, all released together."""
@@ -172,13 +150,4 @@ class ConcurrentInbox(RuleBasedStateMachine):
 
 
 def test_concurrent_writers_on_one_user_keep_every_guarantee(scans: list[str]) -> None:
-    run_state_machine_as_test(
-        ConcurrentInbox,
-        settings=settings(
-            max_examples=6,
-            stateful_step_count=12,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            phases=[Phase.explicit, Phase.reuse, Phase.generate],
-        ),
-    )
+    ConcurrentInbox.check(examples=6, steps=12)

@@ -7,28 +7,15 @@ id); confirming one that needs no confirmation is a 422, as the WebSocket's vali
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from chalice.test import Client
 
-import app as lambda_app
 from chalicelib.wiring import Service
-from tests.conftest import on_call, token
+from tests.conftest import ADMIN, on_call
+from tests.conftest import auth as as_user
 
-ADMIN = {"Authorization": f"Bearer {token('root', admin=True)}", "Content-Type": "application/json"}
 UNKNOWN = "01JDQ8ZZZZZZZZZZZZZZZZZZZZ"
-
-
-def as_user(user_id: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token(user_id)}", "Content-Type": "application/json"}
-
-
-@pytest.fixture
-def http(service: Service) -> Iterator[Any]:
-    with Client(lambda_app.app, stage_name="dev") as client:
-        yield client.http
 
 
 def send(http: Any, user_id: str = "alice", **fields: Any) -> dict[str, Any]:

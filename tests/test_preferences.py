@@ -10,7 +10,8 @@ import pytest
 from chalicelib.i18n import escalation_letter, resolve
 from chalicelib.models import NotificationContent
 from chalicelib.wiring import Service
-from tests.conftest import ADMIN, WsClient, on_call, token
+from tests.conftest import ADMIN, WsClient, on_call, post, put
+from tests.conftest import auth as as_user
 
 DEFAULTS = {
     "locale": None,
@@ -18,21 +19,6 @@ DEFAULTS = {
     "channels": {"email": True, "sms": True, "push": True},
     "quiet_hours": None,
 }
-
-
-def as_user(user_id: str, **kwargs: Any) -> dict[str, str]:
-    return {
-        "Authorization": f"Bearer {token(user_id, **kwargs)}",
-        "Content-Type": "application/json",
-    }
-
-
-def put(http: Any, path: str, body: Any, headers: dict[str, str]) -> Any:
-    return http.put(path, body=json.dumps(body), headers=headers)
-
-
-def post(http: Any, path: str, body: Any, headers: dict[str, str] = ADMIN) -> Any:
-    return http.post(path, body=json.dumps(body), headers=headers)
 
 
 # --- GET /api/me, PUT /api/me/preferences ---------------------------------------------------------

@@ -14,35 +14,23 @@ import pytest
 
 from chalicelib.models import NotificationContent
 from chalicelib.receipts import verify
-from chalicelib.storage.inbox import _tail_item
 from chalicelib.wiring import Service
 from tests.conftest import on_call
 from tests.serial import serialized_moto  # noqa: F401 - a fixture
 from tests.test_volume import count_calls
+from tests.test_volume import seed as seed_inbox
 
 # One state read (100 ids a call) and a transaction per 49 ids (update + entry each, and the
-# counter); then the request's own: the steps cancelled, the unread count, the user's
-# connections for the sync push, the stats counter.
-MARK_READ_100_CALLS = 1 + 3 + 4
-ACK_10_CALLS = 3  # the state read, one transaction, the stats counter
+# counter); then the request's own: the unread count and the user's connections for the sync
+# push (none escalates, so no steps to cancel; the stats counters are written per container).
+MARK_READ_100_CALLS = 1 + 3 + 2
+ACK_10_CALLS = 2  # the state read, one transaction
 
 
 def seed(service: Service, user_id: str, count: int, *, tail: bool = True) -> list[str]:
     """`count` unread notifications of the user with their receipts' first entries; `tail`
     False seeds them as stored before the item kept the receipt's tail."""
-    requests, receipts, ids = [], [], []
-    for index in range(count):
-        notification, item = service.inbox._new(user_id, NotificationContent(message=f"n{index}"))
-        if tail:
-            item.update(_tail_item(service.receipts.first_tail(notification)))
-        ids.append(notification.id)
-        requests.append({"PutRequest": {"Item": item}})
-        stored = service.receipts.first_action(notification)["Put"]
-        receipts.append({"PutRequest": {"Item": stored["Item"]}})
-    db = service.inbox._db
-    db.batch_write(service.settings.notifications_table, requests)
-    db.batch_write(service.settings.receipts_table, receipts)
-    return ids
+    return seed_inbox(service, user_id, count, tail=tail, categories=False)
 
 
 def receipt_reads(service: Service) -> list[dict[str, Any]]:

@@ -22,13 +22,6 @@ from tests.serial import serialized_moto  # noqa: F401 - a fixture
 SECRET_TEXT = "Your hearing is on 3 March at 9:00, courtroom 4B"
 
 
-def registered(ws: type[WsClient], user_id: str = "alice") -> WsClient:
-    client = ws()
-    client.connect()
-    assert client.register(user_id)[0]["event"] == "registered"
-    return client
-
-
 def body(request: dict[str, Any]) -> dict[str, Any]:
     """The parameters of a botocore request seen by `on_call`."""
     return json.loads(request["body"])
@@ -90,7 +83,7 @@ def tamper(service: Service, notification_id: str, seq: int, name: str, value: A
 def sent_pushed_acked_seen_read_confirmed(
     http: Any, ws: type[WsClient]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    laptop, phone = registered(ws), registered(ws)
+    laptop, phone = ws.registered("alice"), ws.registered("alice")
     created = http.post(
         "/api/notifications",
         body=json.dumps(
@@ -238,7 +231,7 @@ def test_a_receipt_survives_erasure_but_not_for_its_owner(http: Any) -> None:
 def test_two_sessions_acking_at_once_neither_fork_nor_lose_an_entry(
     http: Any, ws: type[WsClient], service: Service
 ) -> None:
-    laptop, phone = registered(ws), registered(ws)
+    laptop, phone = ws.registered("alice"), ws.registered("alice")
     notification_id = send_notification("alice", {"message": "m"}).id
     both_read_the_tail = threading.Barrier(2)
     puts = itertools.count()
@@ -282,7 +275,7 @@ def test_the_stored_entry_rides_in_the_send_transaction(service: Service) -> Non
 
 
 def test_a_push_appends_without_reading_the_receipt(ws: type[WsClient], service: Service) -> None:
-    registered(ws)
+    ws.registered("alice")
     client = service.clients.dynamodb
     transactions = on_call(client, "TransactWriteItems")
     queries = on_call(client, "Query")
@@ -296,8 +289,8 @@ def test_a_push_appends_without_reading_the_receipt(ws: type[WsClient], service:
 
 
 def test_broadcast_receipts(ws: type[WsClient], service: Service) -> None:
-    registered(ws, "alice")
-    registered(ws, "bob")
+    ws.registered("alice")
+    ws.registered("bob")
     service.notifications.broadcast(NotificationContent(message="closed"), None)
     for user_id, types in [("alice", ["stored", "pushed"]), ("bob", ["stored", "pushed"])]:
         [notification] = service.inbox.everything(user_id)
@@ -327,7 +320,7 @@ def test_case_notices_list_every_notice_of_the_case_oldest_first(
     first = send_notification("alice", {"message": "a", "case_id": "C-1", "category": "imm"}).id
     send_notification("alice", {"message": "other case", "case_id": "C-2"})
     second = send_notification("bob", {"message": "b", "data": {"case_id": "C-1"}}).id
-    session = registered(ws, "alice")
+    session = ws.registered("alice")
     session.send({"action": "ack", "ids": [first]})
     session.send({"action": "seen", "ids": [first]})
     http.delete(f"/api/notifications/{first}", headers=auth("alice"))
@@ -379,7 +372,7 @@ def test_case_notices_join_escalations_with_semicolons(http: Any, service: Servi
 def test_a_pushed_entry_that_cannot_be_written_does_not_fail_the_send(
     http: Any, ws: type[WsClient], service: Service
 ) -> None:
-    registered(ws)
+    ws.registered("alice")
     receipts_table = service.settings.receipts_table
 
     def throttled(request: dict[str, Any]) -> Any:

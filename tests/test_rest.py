@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import itertools
-import json
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from moto.dynamodb.models import DynamoDBBackend
 
 from chalicelib.models import NotificationContent
 from chalicelib.wiring import Service
-from tests.conftest import ADMIN, Clock, WsClient, aws_error, on_call, token
+from tests.conftest import ADMIN, Clock, WsClient, aws_error, on_call, post, token
 from tests.conftest import auth as user
-
-
-def post(http: Any, path: str, body: Any, headers: dict[str, str]) -> Any:
-    return http.post(path, body=json.dumps(body), headers=headers)
 
 
 def create(http: Any, user_id: str = "alice", **fields: Any) -> dict[str, Any]:
@@ -114,19 +108,10 @@ def test_idempotency_key_stores_once_within_24_hours(
     assert later.json_body["notification"]["id"] != first.json_body["notification"]["id"]
 
 
-def test_concurrent_identical_requests_store_one_notification(
-    service: Service, monkeypatch: Any
-) -> None:
+def test_concurrent_identical_requests_store_one_notification(service: Service) -> None:
     # DynamoDB serializes transactions on an item; moto's in-process backend does not (a
-    # cancelled transaction restores a table snapshot taken before the other one wrote).
-    serialized = threading.Lock()
-    original = DynamoDBBackend.transact_write_items
-
-    def isolated(self: DynamoDBBackend, *args: Any, **kwargs: Any) -> Any:
-        with serialized:
-            return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", isolated)
+    # cancelled transaction restores a table snapshot taken before the other one wrote): the
+    # shared `aws` fixture runs moto one call at a time (tests/serial.py).
     both_ready = threading.Barrier(2)
     calls = itertools.count()
 

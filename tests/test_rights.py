@@ -7,14 +7,13 @@ import os
 import random
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote
 
 import boto3
 import pytest
-from chalice.test import Client
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.dynamodb.models import dynamodb_backends
 from moto.dynamodb.responses import DynamoHandler
@@ -29,29 +28,9 @@ from chalicelib.models import NotificationContent
 from chalicelib.rights import register_erasure
 from chalicelib.wiring import Service
 from devstack.fanout import FanoutWorker, create_fanout_queues
-from tests.conftest import REGION, Clock, WsClient, on_call, token
+from tests.conftest import ADMIN, REGION, Clock, WsClient, auth, on_call
+from tests.serial import Observer
 from tests.test_jobs import patient_redrive
-
-ADMIN = {"Authorization": f"Bearer {token('root', admin=True)}", "Content-Type": "application/json"}
-
-
-def auth(user_id: str, **kwargs: Any) -> dict[str, str]:
-    bearer = f"Bearer {token(user_id, **kwargs)}"
-    return {"Authorization": bearer, "Content-Type": "application/json"}
-
-
-@pytest.fixture
-def http(service: Service) -> Any:
-    with Client(lambda_app.app, stage_name="dev") as client:
-        yield client.http
-
-
-def registered(ws: type[WsClient], user_id: str, groups: tuple[str, ...] = ()) -> WsClient:
-    client = ws()
-    client.connect()
-    frames = client.send({"action": "register", "token": token(user_id, groups=groups)})
-    assert frames[0]["event"] == "registered"
-    return client
 
 
 def partition(service: Service, user_id: str) -> list[str]:
@@ -69,7 +48,7 @@ def partition(service: Service, user_id: str) -> list[str]:
 
 
 def test_export_holds_everything_stored_about_the_caller(http: Any, ws: type[WsClient]) -> None:
-    registered(ws, "alice", groups=("clients",))
+    ws.registered("alice", groups=("clients",))
     kept = send_notification("alice", {"message": "kept", "case_id": "C-9"}).id
     archived = send_notification("alice", {"message": "archived"}).id
     send_notification("bob", {"message": "not alice's"})
@@ -109,9 +88,9 @@ def test_export_of_a_user_never_seen_is_empty(http: Any) -> None:
 def test_erasure_closes_sessions_and_leaves_only_receipts(
     http: Any, ws: type[WsClient], service: Service
 ) -> None:
-    laptop = registered(ws, "alice", groups=("clients",))
-    phone = registered(ws, "alice", groups=("clients",))
-    registered(ws, "bob", groups=("clients",))
+    laptop = ws.registered("alice", groups=("clients",))
+    phone = ws.registered("alice", groups=("clients",))
+    ws.registered("bob", groups=("clients",))
     plain = send_notification("alice", {"message": "m"}).id
     keyed = service.notifications.send(
         "alice", NotificationContent(message="k"), idempotency_key="once"
@@ -158,7 +137,7 @@ def test_an_erased_users_token_starts_from_an_empty_inbox(
 ) -> None:
     send_notification("alice", {"message": "old"})
     http.delete("/api/users/alice", headers=ADMIN)
-    session = registered(ws, "alice")
+    session = ws.registered("alice")
     [page] = session.send({"action": "get_notifications"})
     assert page["items"] == [] and page["unread_count"] == 0
     fresh = send_notification("alice", {"message": "new"}).id
@@ -201,24 +180,19 @@ def test_a_broadcast_during_erasure_skips_the_user_and_reaches_the_rest(service:
 
 
 @pytest.fixture
-def commit_log(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+def commit_log(serialized_moto: list[Observer]) -> list[tuple[str, dict[str, Any]]]:
     """Every successful DynamoDB write, in the order moto applied it (one call at a time)."""
-    lock = threading.Lock()
     log: list[tuple[str, dict[str, Any]]] = []
-    original = DynamoHandler.call_action
 
-    def logged(self: DynamoHandler) -> Any:
-        with lock:
-            result = original(self)
-            status = result[0] if isinstance(result, tuple) else 200
-            target = self.headers.get("X-Amz-Target", "").rpartition(".")[2]
-            if status == 200 and target in {"TransactWriteItems", "DeleteItem", "BatchWriteItem"}:
-                body = self.body
-                log.append((target, body if isinstance(body, dict) else json.loads(body)))
-            return result
+    def logged(handler: DynamoHandler, result: Any) -> None:
+        status = result[0] if isinstance(result, tuple) else 200
+        target = handler.headers.get("X-Amz-Target", "").rpartition(".")[2]
+        if status == 200 and target in {"TransactWriteItems", "DeleteItem", "BatchWriteItem"}:
+            body = handler.body
+            log.append((target, body if isinstance(body, dict) else json.loads(body)))
 
-    monkeypatch.setattr(DynamoHandler, "call_action", logged)
-    yield log
+    serialized_moto.append(logged)
+    return log
 
 
 def test_erasure_racing_sends_leaves_nothing_behind(
@@ -504,7 +478,7 @@ def joined(pages: list[dict[str, Any]]) -> dict[str, Any]:
 def test_export_pages_join_to_exactly_the_unpaged_document(
     http: Any, service: Service, ws: type[WsClient]
 ) -> None:
-    registered(ws, "alice", groups=("clients",))
+    ws.registered("alice", groups=("clients",))
     seed_inbox(service, "alice", 150)
     archived = send_notification("alice", {"message": "archived"}).id
     http.post("/api/notifications/archive", body=json.dumps({"ids": [archived]}),

@@ -13,9 +13,7 @@ from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
-from chalice.test import Client
 
-import app as lambda_app
 from chalicelib import send_notification
 from chalicelib.auth import Principal
 from chalicelib.errors import Unavailable
@@ -23,10 +21,9 @@ from chalicelib.models import NotificationContent
 from chalicelib.storage.dynamo import TRANSACT_RETRY, Dynamo
 from chalicelib.storage.keys import member_key, notification_key
 from chalicelib.wiring import Service
-from tests.conftest import WsClient, aws_error, on_call, token
+from tests.conftest import WsClient, auth, aws_error, on_call, post, token
 
 ATTEMPTS = TRANSACT_RETRY.attempts  # the bound on a transaction (chalicelib/storage/dynamo.py)
-ADMIN = {"Authorization": f"Bearer {token('root', admin=True)}"}
 
 
 def cancelled(reason: str = "TransactionConflict", actions: int = 2) -> Any:
@@ -36,22 +33,6 @@ def cancelled(reason: str = "TransactionConflict", actions: int = 2) -> Any:
 
 def always(answer: Any) -> Any:
     return lambda request: answer
-
-
-@pytest.fixture
-def http(service: Service) -> Any:
-    with Client(lambda_app.app, stage_name="dev") as client:
-        yield client.http
-
-
-def auth(user_id: str, **kwargs: Any) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token(user_id, **kwargs)}"}
-
-
-def post(http: Any, path: str, body: Any, headers: dict[str, str]) -> Any:
-    return http.post(
-        path, body=json.dumps(body), headers={**headers, "Content-Type": "application/json"}
-    )
 
 
 def test_a_send_that_keeps_conflicting_is_503_with_retry_after_and_stores_nothing(

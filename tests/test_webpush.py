@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -18,13 +17,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import app as lambda_app
-from chalicelib.settings import Settings
 from chalicelib.webpush import PushClient, VapidKey
-from chalicelib.wiring import Clients, Service, build_service, get_service, use_service
-from tests.conftest import Clock, WsClient, aws_error, on_call, token
+from chalicelib.wiring import Service, get_service
+from tests.conftest import ADMIN, Clock, WsClient, aws_error, on_call, post
+from tests.conftest import auth as as_user
 from tests.push_service import PushService
 
-ADMIN = {"Authorization": f"Bearer {token('root', admin=True)}", "Content-Type": "application/json"}
 KEY = VapidKey.generate()
 SUMMARY = {
     "title": "Important notice from Legal Aid",
@@ -34,10 +32,6 @@ SUMMARY = {
 }
 
 
-def as_user(user_id: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token(user_id)}", "Content-Type": "application/json"}
-
-
 @pytest.fixture
 def pushes() -> Iterator[PushService]:
     with PushService() as service:
@@ -45,36 +39,21 @@ def pushes() -> Iterator[PushService]:
 
 
 @pytest.fixture
-def make(
-    dynamodb: Any, clock: Clock, boto_session: boto3.session.Session
-) -> Callable[..., Service]:
-    def build(*, client: PushClient | None = None, **overrides: Any) -> Service:
+def make(build: Callable[..., Service]) -> Callable[..., Service]:
+    """The shared `build` with this module's VAPID key and a push client that may reach the
+    push service on 127.0.0.1 (`client` another)."""
+
+    def build_with_push(*, client: PushClient | None = None, **overrides: Any) -> Service:
         overrides = {"vapid_private_key": KEY.private_value, **overrides}
-        settings = replace(Settings.from_env(), **overrides)
-        clients = replace(
-            Clients.from_settings(settings, session=boto_session),
-            push=client or PushClient(allow_local_http=True),
-        )
-        service = build_service(settings, clock=clock, clients=clients)
-        use_service(service)
-        return service
+        return build(push=client or PushClient(allow_local_http=True), **overrides)
 
-    return build
+    return build_with_push
 
 
 @pytest.fixture
-def svc(make: Callable[..., Service]) -> Service:
+def service(make: Callable[..., Service]) -> Service:
+    """The shared fixtures' (`http`, `ws`) service: with Web Push."""
     return make()
-
-
-@pytest.fixture
-def http(svc: Service) -> Iterator[Any]:
-    with Client(lambda_app.app, stage_name="dev") as client:
-        yield client.http
-
-
-def post(http: Any, path: str, body: Any, headers: dict[str, str] = ADMIN) -> Any:
-    return http.post(path, body=json.dumps(body), headers=headers)
 
 
 def subscribe(http: Any, user_id: str, subscription: dict[str, Any]) -> Any:
@@ -295,7 +274,7 @@ def test_a_gone_subscription_is_forgotten(http: Any, pushes: PushService, status
 
 
 def test_a_429_with_retry_after_is_retried_later_by_the_sweep(
-    http: Any, svc: Service, pushes: PushService, clock: Clock
+    http: Any, service: Service, pushes: PushService, clock: Clock
 ) -> None:
     subscribe(http, "alice", pushes.device("phone").subscription())
     pushes.answer("phone", 429, {"Retry-After": "120"})
@@ -303,14 +282,14 @@ def test_a_429_with_retry_after_is_retried_later_by_the_sweep(
     assert [r.status for r in pushes.received] == [429]  # not retried inside the request
     assert pushed_entries(notification["id"]) == []
     clock.advance(60)
-    svc.escalations.sweep()
+    service.escalations.sweep()
     assert len(pushes.received) == 1  # Retry-After is honoured
     clock.advance(61)
     for _ in range(3):
-        svc.escalations.sweep()
+        service.escalations.sweep()
     assert [r.status for r in pushes.received] == [429, 201]
     assert pushed_entries(notification["id"]) == [("pushed", "webpush", {"subscriptions": 1})]
-    assert svc.steps.pending("alice") == []
+    assert service.steps.pending("alice") == []
 
 
 def test_a_short_retry_after_is_waited_for_once_inside_the_request(
@@ -324,19 +303,19 @@ def test_a_short_retry_after_is_waited_for_once_inside_the_request(
 
 
 def test_reading_the_notice_cancels_a_pending_retry(
-    http: Any, svc: Service, pushes: PushService, clock: Clock
+    http: Any, service: Service, pushes: PushService, clock: Clock
 ) -> None:
     subscribe(http, "alice", pushes.device("phone").subscription())
     pushes.answer("phone", 429, {"Retry-After": "60"})
     notification = send(http)
     post(http, "/api/notifications/read", {"ids": [notification["id"]]}, as_user("alice"))
     clock.advance(120)
-    svc.escalations.sweep()
+    service.escalations.sweep()
     assert len(pushes.received) == 1
 
 
 def test_a_push_escalation_step_reaches_every_device_even_with_a_live_session(
-    http: Any, svc: Service, pushes: PushService, clock: Clock
+    http: Any, service: Service, pushes: PushService, clock: Clock
 ) -> None:
     subscribe(http, "alice", pushes.device("phone").subscription())
     session = WsClient()
@@ -345,7 +324,7 @@ def test_a_push_escalation_step_reaches_every_device_even_with_a_live_session(
     notification = send(http, escalation=[{"channel": "push", "after": "PT1M"}])
     assert pushes.received == []
     clock.advance(61)
-    assert svc.escalations.sweep().outcomes == {"escalated": 1}
+    assert service.escalations.sweep().outcomes == {"escalated": 1}
     [received] = pushes.received
     assert received.payload["type"] == "reminder"
     assert received.payload["id"] == notification["id"]
@@ -353,11 +332,11 @@ def test_a_push_escalation_step_reaches_every_device_even_with_a_live_session(
 
 
 def test_a_push_step_without_subscriptions_is_skipped_for_no_contact(
-    http: Any, svc: Service, clock: Clock
+    http: Any, service: Service, clock: Clock
 ) -> None:
     notification = send(http, escalation=[{"channel": "push", "after": "PT1M"}])
     clock.advance(61)
-    svc.escalations.sweep()
+    service.escalations.sweep()
     assert pushed_entries(notification["id"]) == [
         ("escalation_skipped", "push", {"reason": "no_contact"})
     ]
@@ -401,23 +380,23 @@ def test_subscriptions_are_exported_and_erased_with_the_user(
 # --- bounds and quiet hours --------------------------------------------------------------------
 
 
-def dynamodb_calls(svc: Service) -> list[str]:
+def dynamodb_calls(service: Service) -> list[str]:
     seen: list[str] = []
-    svc.clients.dynamodb.meta.events.register(
+    service.clients.dynamodb.meta.events.register(
         "before-call.dynamodb.*", lambda model, **_: seen.append(model.name)
     )
     return seen
 
 
 def test_the_send_path_costs_the_same_dynamodb_calls_for_1_or_10_subscriptions(
-    http: Any, svc: Service, pushes: PushService
+    http: Any, service: Service, pushes: PushService
 ) -> None:
     costs = {}
     for user, devices in (("one", 1), ("ten", 10)):
         for n in range(devices):
             subscribe(http, user, pushes.device(f"{user}{n}").subscription())
         send(http, user)  # the first send to a user creates what later ones only update
-        seen = dynamodb_calls(svc)
+        seen = dynamodb_calls(service)
         send(http, user)
         costs[devices] = sorted(seen)
     assert len(pushes.to("ten0")) == 2 and len(pushes.received) == 2 * 11
@@ -426,15 +405,15 @@ def test_the_send_path_costs_the_same_dynamodb_calls_for_1_or_10_subscriptions(
 
 
 def test_a_broadcast_batch_reads_every_recipients_subscriptions_in_one_call(
-    http: Any, svc: Service, pushes: PushService
+    http: Any, service: Service, pushes: PushService
 ) -> None:
     users = [f"u{n}" for n in range(30)]
     for user in users[:5]:
         subscribe(http, user, pushes.device(user).subscription())
-    seen = dynamodb_calls(svc)
-    notifications = [svc.inbox.put(user, svc_content(), idempotency=None)[0] for user in users]
+    seen = dynamodb_calls(service)
+    notifications = [service.inbox.put(user, svc_content(), idempotency=None)[0] for user in users]
     seen.clear()
-    assert svc.webpush.notify_offline_many(notifications) == 5
+    assert service.webpush.notify_offline_many(notifications) == 5
     # Subscriptions, then the subscribers' preferences; then per subscriber who was told, its
     # receipt entry (the tail read, the append); nothing per user who has no subscription.
     assert seen.count("BatchGetItem") == 2
@@ -449,7 +428,7 @@ def svc_content() -> Any:
 
 
 def test_quiet_hours_hold_the_push_until_they_end(
-    http: Any, svc: Service, pushes: PushService, clock: Clock
+    http: Any, service: Service, pushes: PushService, clock: Clock
 ) -> None:
     from datetime import UTC, datetime, timedelta
 
@@ -466,18 +445,18 @@ def test_quiet_hours_hold_the_push_until_they_end(
     notification = send(http)
     assert pushes.received == []
     clock.advance(30 * 60)
-    svc.escalations.sweep()
+    service.escalations.sweep()
     assert pushes.received == []
     clock.advance(31 * 60)
     for _ in range(3):
-        svc.escalations.sweep()
+        service.escalations.sweep()
     [received] = pushes.received
     assert received.payload["id"] == notification["id"]
     assert pushed_entries(notification["id"]) == [("pushed", "webpush", {"subscriptions": 1})]
 
 
 def test_twelve_devices_subscribing_at_once_all_succeed_and_ten_are_kept(
-    svc: Service, pushes: PushService
+    service: Service, pushes: PushService
 ) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
@@ -488,9 +467,9 @@ def test_twelve_devices_subscribing_at_once_all_succeed_and_ten_are_kept(
         for n in range(12)
     ]
     with ThreadPoolExecutor(12) as pool:
-        results = list(pool.map(lambda body: svc.webpush.subscribe("alice", body), bodies))
+        results = list(pool.map(lambda body: service.webpush.subscribe("alice", body), bodies))
     assert all(created for _, created in results)
-    stored = svc.webpush.subscriptions.of_user("alice")
+    stored = service.webpush.subscriptions.of_user("alice")
     assert len(stored) == 10
     assert len({s.id for s in stored}) == 10
     assert {s.id for s in stored} <= {subscription_id for subscription_id, _ in results}
@@ -527,7 +506,7 @@ def test_any_subscription_body_or_id_is_answered_without_a_5xx(
 
 
 def test_a_failing_subscriptions_read_does_not_fail_the_send(
-    http: Any, svc: Service, pushes: PushService
+    http: Any, service: Service, pushes: PushService
 ) -> None:
     subscribe(http, "alice", pushes.device("phone").subscription())
 
@@ -536,7 +515,7 @@ def test_a_failing_subscriptions_read_does_not_fail_the_send(
         return any(key["sk"]["S"] == "PUSH" for table in tables for key in table["Keys"])
 
     reads = on_call(
-        svc.clients.dynamodb,
+        service.clients.dynamodb,
         "BatchGetItem",
         lambda request: (
             aws_error("ProvisionedThroughputExceededException", 400)
@@ -547,11 +526,11 @@ def test_a_failing_subscriptions_read_does_not_fail_the_send(
     notification = send(http)
     assert any(is_subscriptions_read(r) for r in reads)
     assert pushes.received == []
-    assert svc.inbox.get("alice", notification["id"]) is not None
+    assert service.inbox.get("alice", notification["id"]) is not None
 
 
 def test_a_refused_connection_is_retried_later(
-    http: Any, svc: Service, clock: Clock, pushes: PushService
+    http: Any, service: Service, clock: Clock, pushes: PushService
 ) -> None:
     import socket
 
@@ -563,12 +542,12 @@ def test_a_refused_connection_is_retried_later(
     device["endpoint"] = f"http://127.0.0.1:{port}/push/phone"
     assert subscribe(http, "alice", device).status_code == 201
     notification = send(http)
-    [step] = svc.steps.pending("alice", notification["id"])
+    [step] = service.steps.pending("alice", notification["id"])
     assert step.channel.startswith("webpush:")
 
 
 def test_a_broadcast_batch_sends_at_most_its_budget_of_pushes(
-    svc: Service, pushes: PushService
+    service: Service, pushes: PushService
 ) -> None:
     from chalicelib.models import PushSubscriptionBody
     from chalicelib.webpush import WebPush, WebPushConfig
@@ -576,18 +555,18 @@ def test_a_broadcast_batch_sends_at_most_its_budget_of_pushes(
     users = [f"b{n}" for n in range(4)]
     for user in users:
         body = PushSubscriptionBody.model_validate(pushes.device(user).subscription())
-        svc.webpush.subscribe(user, body)
+        service.webpush.subscribe(user, body)
     bounded = WebPush(
-        svc.webpush.subscriptions,
-        svc.profiles,
+        service.webpush.subscriptions,
+        service.profiles,
         lambda: KEY,
         PushClient(allow_local_http=True),
-        svc.receipts,
-        svc.notifications.counters,
-        svc.steps,
+        service.receipts,
+        service.notifications.counters,
+        service.steps,
         config=WebPushConfig(per_batch=2),
     )
-    notifications = [svc.inbox.put(user, svc_content(), idempotency=None)[0] for user in users]
+    notifications = [service.inbox.put(user, svc_content(), idempotency=None)[0] for user in users]
     assert bounded.notify_offline_many(notifications) == 2
     assert len(pushes.received) == 2
 

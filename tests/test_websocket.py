@@ -24,14 +24,6 @@ def events_of(frames: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
     return [frame for frame in frames if frame["event"] == name]
 
 
-def registered(ws: type[WsClient], user_id: str, **fields: Any) -> WsClient:
-    client = ws()
-    assert client.connect() == {"statusCode": 200}
-    frames = client.register(user_id, **fields)
-    assert frames[0]["event"] == "registered"
-    return client
-
-
 # --- $connect / $disconnect ----------------------------------------------------------------
 
 
@@ -91,11 +83,11 @@ def test_register_as_another_user_than_the_connect_token_is_forbidden(
 
 
 def test_disconnect_removes_the_connection(ws: type[WsClient], service: Service) -> None:
-    client = registered(ws, "alice")
+    client = ws.registered("alice")
     assert service.connections.of_user("alice") == [client.connection_id]
     client.disconnect(status_code=1001, reason="Going away")
     assert service.connections.of_user("alice") == []
-    stats = service.limits.read_stats()
+    stats = service.notifications.stats()
     assert stats["connections_closed"] == 1
     send("alice")
     assert client.received() == []
@@ -131,7 +123,7 @@ def test_disconnect_removes_the_connection(ws: type[WsClient], service: Service)
 def test_bad_frames_get_an_error_and_the_connection_stays(
     ws: type[WsClient], body: str, code: str
 ) -> None:
-    client = registered(ws, "alice")
+    client = ws.registered("alice")
     [error] = client.send(body)
     assert error["event"] == "error"
     assert error["code"] == code
@@ -142,7 +134,7 @@ def test_bad_frames_get_an_error_and_the_connection_stays(
 
 
 def test_mark_read_with_too_many_ids_is_a_validation_error(ws: type[WsClient]) -> None:
-    client = registered(ws, "alice")
+    client = ws.registered("alice")
     ids = ["01JDQ8" + str(n).rjust(20, "0") for n in range(101)]
     [error] = client.send({"action": "mark_read", "ids": ids})
     assert error["code"] == "validation_error"
@@ -150,7 +142,7 @@ def test_mark_read_with_too_many_ids_is_a_validation_error(ws: type[WsClient]) -
 
 
 def test_oversized_frame_is_payload_too_large(ws: type[WsClient]) -> None:
-    client = registered(ws, "alice")
+    client = ws.registered("alice")
     [error] = client.send({"action": "ping", "request_id": "big", "pad": "x" * 40_000})
     assert error["code"] == "payload_too_large"
     assert error["request_id"] == "big"
@@ -180,7 +172,7 @@ def test_admins_are_not_rate_limited(ws: type[WsClient], build: Callable[..., Se
 
 
 def test_unexpected_failure_is_internal_error(ws: type[WsClient], service: Service) -> None:
-    client = registered(ws, "alice")
+    client = ws.registered("alice")
 
     def broken(request: dict[str, Any]) -> None:
         raise RuntimeError("disk on fire")
@@ -209,8 +201,8 @@ def test_expired_token_on_a_live_connection_is_unauthorized(
 
 
 def test_send_pushes_to_every_registered_session(ws: type[WsClient]) -> None:
-    laptop, phone = registered(ws, "alice"), registered(ws, "alice")
-    bystander = registered(ws, "bob")
+    laptop, phone = ws.registered("alice"), ws.registered("alice")
+    bystander = ws.registered("bob")
     notification = send_notification(
         "alice",
         {"message": "Your case status has been updated", "case_id": "12345", "status": "ok"},
@@ -225,7 +217,7 @@ def test_send_pushes_to_every_registered_session(ws: type[WsClient]) -> None:
 
 
 def test_notification_object_has_every_field(ws: type[WsClient]) -> None:
-    client = registered(ws, "alice")
+    client = ws.registered("alice")
     send_notification(
         "alice",
         {"message": "Form received", "type": "success", "priority": "high", "category": "forms"},
@@ -278,7 +270,7 @@ def test_register_replays_unacked_notifications_oldest_first(ws: type[WsClient])
 
 def test_acked_notifications_are_not_replayed_without_since(ws: type[WsClient]) -> None:
     ids = [send("alice", f"n{n}") for n in range(3)]
-    first = registered(ws, "alice")
+    first = ws.registered("alice")
     [acked] = first.send({"action": "ack", "ids": ids[:2], "request_id": "a"})
     assert acked == {"event": "acked", "ids": ids[:2], "request_id": "a"}
     again = ws()
@@ -289,7 +281,7 @@ def test_acked_notifications_are_not_replayed_without_since(ws: type[WsClient]) 
 
 def test_register_with_since_also_replays_newer_acked_ones(ws: type[WsClient]) -> None:
     ids = [send("alice", f"n{n}") for n in range(4)]
-    first = registered(ws, "alice")
+    first = ws.registered("alice")
     first.send({"action": "ack", "ids": ids})
     client = ws()
     client.connect()
@@ -313,7 +305,7 @@ def test_replay_stops_at_100(ws: type[WsClient], service: Service) -> None:
 
 def test_ack_of_unknown_ids_reports_only_known_ones(ws: type[WsClient]) -> None:
     mine = send("alice")
-    client = registered(ws, "alice")
+    client = ws.registered("alice")
     unknown = "01JDQ8ZZZZZZZZZZZZZZZZZZZZ"
     [acked] = client.send({"action": "ack", "ids": [mine, unknown]})
     assert acked["ids"] == [mine]
@@ -324,7 +316,7 @@ def test_ack_of_unknown_ids_reports_only_known_ones(ws: type[WsClient]) -> None:
 
 def test_get_notifications_pages_newest_first_with_a_cursor(ws: type[WsClient]) -> None:
     ids = [send("alice", f"n{n}") for n in range(5)]
-    client = registered(ws, "alice")
+    client = ws.registered("alice")
     client.received()
     [first] = client.send({"action": "get_notifications", "limit": 2, "request_id": "p"})
     assert first["request_id"] == "p"
@@ -345,7 +337,7 @@ def test_get_notifications_filters_unread_and_category(ws: type[WsClient]) -> No
     case = send("alice", "case", category="immigration")
     other = send("alice", "other", category="billing")
     read = send("alice", "read", category="immigration")
-    client = registered(ws, "alice")
+    client = ws.registered("alice")
     client.send({"action": "mark_read", "ids": [read]})
     [unread] = client.send({"action": "get_notifications", "unread_only": True})
     assert [item["id"] for item in unread["items"]] == [other, case]
@@ -361,7 +353,7 @@ def test_get_notifications_filters_unread_and_category(ws: type[WsClient]) -> No
 def test_pages_are_cut_to_fit_an_api_gateway_frame(ws: type[WsClient]) -> None:
     blob = {"blob": "x" * 8000}
     ids = [send("alice", "m" * 2000, data=blob) for _ in range(30)]
-    client = registered(ws, "alice")
+    client = ws.registered("alice")
     client.received()
     [page] = client.send({"action": "get_notifications", "limit": 100})
     assert 0 < len(page["items"]) < 30
@@ -383,7 +375,7 @@ def test_pages_are_cut_to_fit_an_api_gateway_frame(ws: type[WsClient]) -> None:
 
 def test_mark_read_syncs_every_session_of_the_user(ws: type[WsClient]) -> None:
     ids = [send("alice", f"n{n}") for n in range(3)]
-    laptop, phone = registered(ws, "alice"), registered(ws, "alice")
+    laptop, phone = ws.registered("alice"), ws.registered("alice")
     laptop.received(), phone.received()
     [reply] = laptop.send({"action": "mark_read", "ids": ids[:2], "request_id": "m"})
     assert reply == {"event": "marked_read", "ids": ids[:2], "unread_count": 1, "request_id": "m"}
@@ -395,7 +387,7 @@ def test_mark_read_syncs_every_session_of_the_user(ws: type[WsClient]) -> None:
 
 def test_mark_all_read(ws: type[WsClient]) -> None:
     ids = [send("alice", f"n{n}") for n in range(4)]
-    laptop, phone = registered(ws, "alice"), registered(ws, "alice")
+    laptop, phone = ws.registered("alice"), ws.registered("alice")
     phone.received()
     [reply] = laptop.send({"action": "mark_read", "all": True})
     assert sorted(reply["ids"]) == ids
@@ -425,7 +417,7 @@ def test_a_user_cannot_see_mark_or_ack_another_users_notifications(
     ws: type[WsClient], service: Service
 ) -> None:
     secret = send("alice", "alice's private case")
-    mallory = registered(ws, "mallory")
+    mallory = ws.registered("mallory")
     [page] = mallory.send({"action": "get_notifications"})
     assert page["items"] == []
     [marked] = mallory.send({"action": "mark_read", "ids": [secret]})
@@ -465,7 +457,7 @@ def test_expired_notifications_are_filtered_before_ttl_deletes_them(
 def test_expired_connections_get_no_pushes(
     ws: type[WsClient], service: Service, clock: Clock
 ) -> None:
-    registered(ws, "alice")
+    ws.registered("alice")
     clock.advance(4 * 3600)
     assert service.connections.of_user("alice") == []
 

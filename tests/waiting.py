@@ -18,8 +18,44 @@ TIMEOUT = 10.0
 INTERVAL = 0.05
 
 
-def _timed_out(what: str, timeout: float, last: object) -> AssertionError:
-    return AssertionError(f"timed out after {timeout:g} s waiting for {what}; last: {last!r}")
+class _Wait:
+    """One wait's deadline and the check's last answer."""
+
+    def __init__(self, what: str, timeout: float) -> None:
+        self.what = what
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+        self.last: object = None
+
+    def done(self, answer: object) -> bool:
+        """Whether `answer` (what the check returned, or the AssertionError it raised) holds;
+        fails the wait once the time is up."""
+        self.last = answer
+        failed = answer if isinstance(answer, AssertionError) else None
+        if answer and failed is None:
+            return True
+        if time.monotonic() >= self.deadline:
+            raise AssertionError(
+                f"timed out after {self.timeout:g} s waiting for {self.what}; last: {answer!r}"
+            ) from failed
+        return False
+
+
+def _answer(check: Callable[[], object]) -> object:
+    try:
+        return check()
+    except AssertionError as failed:
+        return failed
+
+
+async def _aanswer(check: Callable[[], object]) -> object:
+    answer = _answer(check)
+    if not inspect.isawaitable(answer):
+        return answer
+    try:
+        return await answer
+    except AssertionError as failed:
+        return failed
 
 
 def eventually[T](
@@ -30,20 +66,10 @@ def eventually[T](
     interval: float = INTERVAL,
 ) -> T:
     """Poll `check` until it holds; returns its (truthy) answer."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            last: object = check()
-        except AssertionError as failed:
-            last = failed
-        else:
-            if last:
-                return last  # type: ignore[return-value]
-        if time.monotonic() >= deadline:
-            raise _timed_out(what, timeout, last) from (
-                last if isinstance(last, AssertionError) else None
-            )
+    wait = _Wait(what, timeout)
+    while not wait.done(_answer(check)):
         time.sleep(interval)
+    return wait.last  # type: ignore[return-value]
 
 
 async def aeventually[T](
@@ -55,18 +81,7 @@ async def aeventually[T](
 ) -> T:
     """:func:`eventually` inside an event loop: `check` may be a coroutine function, and the
     loop keeps running between polls."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            answer = check()
-            last: object = await answer if inspect.isawaitable(answer) else answer
-        except AssertionError as failed:
-            last = failed
-        else:
-            if last:
-                return last  # type: ignore[return-value]
-        if time.monotonic() >= deadline:
-            raise _timed_out(what, timeout, last) from (
-                last if isinstance(last, AssertionError) else None
-            )
+    wait = _Wait(what, timeout)
+    while not wait.done(await _aanswer(check)):
         await asyncio.sleep(interval)
+    return wait.last  # type: ignore[return-value]

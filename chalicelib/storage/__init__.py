@@ -4,7 +4,9 @@
     dynamo.py       how DynamoDB is asked: Query paging, batches, THE transaction helper
     connections.py  connections: who is connected, as whom, until when
     inbox.py        notifications + unread counter + idempotency records (shared transactions)
-    directory.py    audiences (groups, everyone) and immigration cases
+    directory.py    audiences (groups, everyone) and each user's groups
+    cases.py        immigration cases: status and owner
+    claims.py       claims on a broadcast's directory pages (a page walked once)
     limits.py       rate-limit windows and the service counters
     erasures.py     each user's erasure: its status and the background job's progress
 
@@ -12,8 +14,10 @@ A new aggregate (receipts, escalations, preferences) gets its own module here, b
 dynamo.py and keys.py, and its own store object wired in chalicelib/wiring.py.
 """
 
+from chalicelib.storage.cases import CaseRecord, Cases
+from chalicelib.storage.claims import PageClaims
 from chalicelib.storage.connections import ConnectionRecord, ConnectionStore
-from chalicelib.storage.directory import CaseRecord, Directory
+from chalicelib.storage.directory import Directory
 from chalicelib.storage.dynamo import Dynamo
 from chalicelib.storage.inbox import Inbox, Page, new_id
 from chalicelib.storage.limits import STAT_NAMES, Limits
@@ -21,6 +25,7 @@ from chalicelib.storage.limits import STAT_NAMES, Limits
 __all__ = [
     "STAT_NAMES",
     "CaseRecord",
+    "Cases",
     "ConnectionRecord",
     "ConnectionStore",
     "Directory",
@@ -28,5 +33,6 @@ __all__ = [
     "Inbox",
     "Limits",
     "Page",
+    "PageClaims",
     "new_id",
 ]

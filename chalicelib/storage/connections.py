@@ -8,18 +8,16 @@ registers again with a fresh token (docs/protocol.md), at no extra read.
 from __future__ import annotations
 
 import json
-import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from chalicelib.auth import Principal
 from chalicelib.models import compact_json
 from chalicelib.storage.dynamo import Dynamo
-from chalicelib.storage.keys import BY_USER_INDEX, LIVE_INDEX, LIVE_SHARDS, Item, connection_key
+from chalicelib.storage.keys import BY_USER_INDEX, Item, connection_key
 
-FEW_USERS = LIVE_SHARDS
 AUTHORIZED = "expires_at > :now AND token_expires_at > :now"
 # Concurrent by_user Queries when a fan-out batch looks up its recipients' sessions.
 LOOKUP_CONCURRENCY = 16
@@ -29,6 +27,7 @@ LOOKUP_CONCURRENCY = 16
 class ConnectionRecord:
     connection_id: str
     principal: Principal | None
+    expires_at: int
 
 
 class ConnectionStore:
@@ -58,26 +57,28 @@ class ConnectionStore:
             item["principal"] = {"S": _principal_json(principal)}
         self._db.client.put_item(TableName=self._table, Item=item)
 
-    def register(self, connection_id: str, principal: Principal) -> None:
+    def register(self, connection_id: str, principal: Principal) -> int:
+        """Bind the connection to `principal`; returns when the connection's record expires."""
         now = int(self._clock())
-        self._db.client.update_item(
+        updated = self._db.client.update_item(
             TableName=self._table,
             Key=connection_key(connection_id),
             UpdateExpression=(
                 "SET user_id = :user, principal = :principal, registered_at = :now, "
-                "live_shard = :shard, token_expires_at = :token_expires, "
+                "token_expires_at = :token_expires, "
                 "connected_at = if_not_exists(connected_at, :now), "
                 "expires_at = if_not_exists(expires_at, :expires)"
             ),
             ExpressionAttributeValues={
                 ":user": {"S": principal.user_id},
                 ":principal": {"S": _principal_json(principal)},
-                ":shard": {"S": str(random.randrange(LIVE_SHARDS))},
                 ":token_expires": {"N": str(principal.expires_at)},
                 ":now": {"N": str(now)},
                 ":expires": {"N": str(now + self._ttl)},
             },
+            ReturnValues="ALL_NEW",
         )
+        return int(updated["Attributes"]["expires_at"]["N"])
 
     def get(self, connection_id: str) -> ConnectionRecord | None:
         item = self._db.client.get_item(
@@ -86,7 +87,7 @@ class ConnectionStore:
         if item is None or int(item["expires_at"]["N"]) <= self._clock():
             return None
         principal = _principal_from(item["principal"]["S"]) if "principal" in item else None
-        return ConnectionRecord(connection_id, principal)
+        return ConnectionRecord(connection_id, principal, int(item["expires_at"]["N"]))
 
     def remove(self, connection_id: str) -> bool:
         """Delete the connection; True when it existed (so counters count each close once)."""
@@ -110,22 +111,6 @@ class ConnectionStore:
                 },
             )
         ]
-
-    def live(self) -> Iterator[tuple[str, str]]:
-        """(connection id, user id) of every registered connection with record and token
-        unexpired."""
-        for shard in range(LIVE_SHARDS):
-            for item in self._db.query_all(
-                TableName=self._table,
-                IndexName=LIVE_INDEX,
-                KeyConditionExpression="live_shard = :shard",
-                FilterExpression=AUTHORIZED,
-                ExpressionAttributeValues={
-                    ":shard": {"S": str(shard)},
-                    ":now": {"N": str(int(self._clock()))},
-                },
-            ):
-                yield item["connection_id"]["S"], item["user_id"]["S"]
 
     def live_of(self, user_ids: list[str]) -> list[tuple[str, str]]:
         """(connection id, user id) of the live sessions of `user_ids`.

@@ -1,4 +1,4 @@
-"""The directory: who belongs to which audience (groups, everyone), and immigration cases.
+"""The directory: who belongs to which audience (groups, everyone).
 
 Each group keeps a member counter beside its members, changed only in the transaction that adds
 or removes a member, so a broadcast learns its audience's size from one GetItem.
@@ -8,37 +8,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
-
-from botocore.exceptions import ClientError
 
 from chalicelib.auth import Principal
-from chalicelib.errors import NotFound
-from chalicelib.models import iso_timestamp
-from chalicelib.storage.dynamo import TRANSACTION_LIMIT, Cancellation, Dynamo, chunks, error_code
+from chalicelib.storage.dynamo import TRANSACTION_LIMIT, Cancellation, Dynamo, chunks
 from chalicelib.storage.keys import (
     EVERYONE,
     USER_PREFIX,
     Item,
-    case_key,
     group_pk,
     groups_key,
     member_count_key,
     member_key,
     member_of,
-    page_claim_key,
 )
 
 MEMBERS_PER_WRITE = TRANSACTION_LIMIT // 2
-
-
-@dataclass(frozen=True, slots=True)
-class CaseRecord:
-    case_id: str
-    user_id: str
-    status: str
-    updated_at: str
 
 
 class Directory:
@@ -249,56 +233,6 @@ class Directory:
                 "ExpressionAttributeValues": {":delta": {"N": str(delta)}},
             }
         }
-
-    def claim_page(self, broadcast_id: str, page: int, job_id: str, ttl_seconds: int) -> bool:
-        """Claim page `page` of a broadcast's directory walk for the job `job_id`.
-
-        True for the first job to claim it, and again for that same job (SQS redelivers a job
-        whose worker died); False for any other copy, so a page enqueued twice is walked once.
-        """
-        expires = str(int(self._clock()) + ttl_seconds)
-        try:
-            self._db.client.put_item(
-                TableName=self._table,
-                Item={
-                    **page_claim_key(broadcast_id, page),
-                    "job_id": {"S": job_id},
-                    "expires_at": {"N": expires},
-                },
-                ConditionExpression="attribute_not_exists(pk) OR job_id = :job",
-                ExpressionAttributeValues={":job": {"S": job_id}},
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
-
-    def put_case(self, case_id: str, status: str, user_id: str | None) -> CaseRecord:
-        """Record a case's status; the owner is taken from the case when not given."""
-        now = iso_timestamp(datetime.fromtimestamp(self._clock(), UTC))
-        values: Item = {":status": {"S": status}, ":now": {"S": now}}
-        update = "SET #status = :status, updated_at = :now"
-        request: Item = {
-            "TableName": self._table,
-            "Key": case_key(case_id),
-            "ExpressionAttributeNames": {"#status": "status"},
-            "ReturnValues": "ALL_NEW",
-        }
-        if user_id is not None:
-            update += ", user_id = :user"
-            values[":user"] = {"S": user_id}
-        else:
-            request["ConditionExpression"] = "attribute_exists(user_id)"
-        try:
-            item = self._db.client.update_item(
-                **request, UpdateExpression=update, ExpressionAttributeValues=values
-            )["Attributes"]
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                raise NotFound(f"Unknown case {case_id!r}: give its user_id") from exc
-            raise
-        return CaseRecord(case_id, item["user_id"]["S"], status, now)
 
 
 def _groups(record: Item) -> list[str]:

@@ -3,41 +3,37 @@
 Stores say what to read and write; this module says how DynamoDB is asked: a Query read to
 its end (`query_all`) or to a limit (`collect`), batch reads and writes that resubmit their
 unprocessed part, and `transact`, the one way a store makes a conditional write. Every retry
-here uses the one policy of chalicelib/retry.py, and every retry that runs out ends the same
-way: `Unavailable` (503 with Retry-After over REST, `internal_error` over WebSocket), never a
-`RuntimeError`, a partial result presented as whole, or a wrong answer.
+here uses the one policy (and the one reading of AWS errors) of chalicelib/retry.py, and
+every retry that runs out ends the same way: `Unavailable` (503 with Retry-After over REST,
+`internal_error` over WebSocket), never a `RuntimeError`, a partial result presented as whole,
+or a wrong answer.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
 
 from chalicelib.errors import Unavailable
-from chalicelib.retry import Backoff
+from chalicelib.retry import Backoff, error_code, http_status, is_transient
 from chalicelib.storage.keys import Item
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 TRANSACTION_LIMIT = 100
+# What a store builds for one transaction: the last place is kept for a request's `Rider`.
+TRANSACTION_ROOM = TRANSACTION_LIMIT - 1
 BATCH_GET_LIMIT = 100
 BATCH_WRITE_LIMIT = 25
-# Whole-call errors worth another attempt (botocore's own retries ran out underneath).
-RETRYABLE_ERRORS = frozenset(
-    {
-        "TransactionConflictException",
-        "TransactionInProgressException",
-        "ThrottlingException",
-        "ProvisionedThroughputExceededException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-    }
-)
+# A write refused for its conditions: `prepare` settles what the reasons decide.
+CANCELLED = frozenset({"TransactionCanceledException", "ConditionalCheckFailedException"})
 SINGLE_WRITES = {"Put": "put_item", "Update": "update_item", "Delete": "delete_item"}
 # Failures after which the write may or may not have been applied: the same request is sent
 # again (a transaction with the same ClientRequestToken, which DynamoDB applies at most once).
@@ -47,14 +43,38 @@ AMBIGUOUS_ERRORS = frozenset({"InternalServerError", "TransactionInProgressExcep
 TRANSACT_RETRY = Backoff(attempts=10, base=0.01, cap=0.25)
 
 
-def error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
+class Rider(Protocol):
+    """One write a request asks its first transaction to carry (its rate-limit charge): an
+    extra action whose failed condition refuses the whole request with nothing written."""
+
+    @property
+    def pending(self) -> bool: ...
+
+    def action(self) -> Item: ...
+
+    def carried(self) -> None:
+        """It committed with a transaction."""
+
+    def refused(self) -> Exception:
+        """Its condition failed: the error the request ends with."""
+
+    def alone(self) -> None:
+        """Write it now by itself (no room in the transaction); raises when refused."""
 
 
-def is_transient(exc: ClientError) -> bool:
-    """Throttling or a server error that outlasted botocore's own retries: worth a retry later."""
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-    return error_code(exc) in RETRYABLE_ERRORS or status >= 500
+# Set for the length of one request's action (`carrying`); threads the action starts see none.
+_rider: ContextVar[Rider | None] = ContextVar("transaction_rider", default=None)
+
+
+@contextmanager
+def carrying(rider: Rider) -> Iterator[None]:
+    """Within this block the first transaction that commits carries `rider` as its last
+    action (one that fills all 100 writes it first, alone)."""
+    token = _rider.set(rider)
+    try:
+        yield
+    finally:
+        _rider.reset(token)
 
 
 def chunks[T](items: list[T], size: int) -> Iterator[list[T]]:
@@ -92,8 +112,7 @@ def _cancellation(exc: ClientError, actions: int, after_ambiguous: bool) -> Canc
 
 
 def _ambiguous(exc: ClientError) -> bool:
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-    return error_code(exc) in AMBIGUOUS_ERRORS or status >= 500
+    return error_code(exc) in AMBIGUOUS_ERRORS or http_status(exc) >= 500
 
 
 class Dynamo:
@@ -120,10 +139,14 @@ class Dynamo:
         timeout, a 5xx) the same request goes again with the same token, so it is applied at
         most once; a cancellation that follows says `after_ambiguous`. One action is written
         as a plain conditional write (half the capacity of a transaction, same outcome).
+        Within `carrying`, the first transaction also carries the request's `Rider`, so
+        `prepare` builds at most `TRANSACTION_ROOM` actions to leave it room.
         Raises `Unavailable` when the attempts run out.
         """
         cancelled: Cancellation | None = None
         actions: list[Item] | None = None
+        sent: list[Item] = []
+        rider: Rider | None = None
         token = ""
         ambiguous = False
         for attempt in range(self.transact_retry.attempts):
@@ -131,32 +154,39 @@ class Dynamo:
                 actions = prepare(cancelled)
                 if not actions:
                     return False
+                rider = _rider.get()
+                if rider is not None and rider.pending and len(actions) >= TRANSACTION_LIMIT:
+                    rider.alone()
+                if rider is not None and not rider.pending:
+                    rider = None
+                sent = actions if rider is None else [*actions, rider.action()]
                 token = uuid.uuid4().hex
             assert actions is not None
             if attempt:
                 self.transact_retry.pause(attempt)
             try:
-                if len(actions) == 1:
-                    [(kind, request)] = actions[0].items()
+                if len(sent) == 1:
+                    [(kind, request)] = sent[0].items()
                     getattr(self.client, SINGLE_WRITES[kind])(**request)
                 else:
-                    self.client.transact_write_items(
-                        TransactItems=actions, ClientRequestToken=token
-                    )
+                    self.client.transact_write_items(TransactItems=sent, ClientRequestToken=token)
+                if rider is not None:
+                    rider.carried()
                 return True
             except (ReadTimeoutError, ConnectionClosedError):
                 ambiguous = True
             except ClientError as exc:
-                code = error_code(exc)
                 if _ambiguous(exc):
                     ambiguous = True
                     continue
-                if code not in RETRYABLE_ERRORS and code not in (
-                    "TransactionCanceledException",
-                    "ConditionalCheckFailedException",
-                ):
+                if not is_transient(exc) and error_code(exc) not in CANCELLED:
                     raise
-                cancelled = _cancellation(exc, len(actions), ambiguous)
+                cancelled = _cancellation(exc, len(sent), ambiguous)
+                if rider is not None and cancelled.failed_condition(len(actions)):
+                    if not ambiguous:
+                        raise rider.refused() from None
+                    # The attempt whose outcome was unknown may have committed it.
+                    rider.carried()
                 ambiguous = False
         raise Unavailable("DynamoDB kept cancelling the write: retry shortly")
 

@@ -1,10 +1,10 @@
 """Pending escalation steps (docs/escalation.md): a time-bucketed due index in the
 notifications table.
 
-    USER#<user>   ESC#<notification>#<n>   one pending step: channel, due_at (epoch ms),
-                                           due_bucket (`<minute>#<shard>`; sparse GSI `due` =
-                                           due_bucket + due_at), attempts, claim?, expires_at
-    ESCALATION    CURSOR                   the sweep's cursor: the oldest minute to look at
+    USER#<user>   ESC#<notification>#<n>   one pending step
+    ESCALATION    CURSOR                   the sweep's cursor
+
+(their keys and attributes in storage/keys.py).
 
 Creating a step is one conditional Put (a notification's steps go in one transaction);
 cancelling is one Query of the user's steps plus one batch delete. The sweep Queries only the
@@ -18,19 +18,23 @@ puts it back into a later bucket.
 from __future__ import annotations
 
 import time
-import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
 from chalicelib.storage.dynamo import Cancellation, Dynamo, error_code
-from chalicelib.storage.keys import USER_PREFIX, Item, user_pk
-
-STEP_PREFIX = "ESC#"
-DUE_INDEX = "due"
-SHARDS = 4
-CURSOR_KEY: Item = {"pk": {"S": "ESCALATION"}, "sk": {"S": "CURSOR"}}
+from chalicelib.storage.keys import (
+    DUE_INDEX,
+    ESCALATION_CURSOR_KEY,
+    STEP_PREFIX,
+    Item,
+    due_bucket,
+    step_key,
+    step_of,
+    user_pk,
+)
+from chalicelib.storage.keys import DUE_SHARDS as SHARDS  # noqa: F401 (the sweep's, from here)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,21 +51,12 @@ class Step:
         return self.due_at // 60_000
 
 
-def step_key(user_id: str, notification_id: str, index: int) -> Item:
-    return {"pk": {"S": user_pk(user_id)}, "sk": {"S": f"{STEP_PREFIX}{notification_id}#{index}"}}
-
-
-def due_bucket(notification_id: str, index: int, minute: int) -> str:
-    shard = zlib.crc32(f"{notification_id}#{index}".encode()) % SHARDS
-    return f"{minute}#{shard}"
-
-
 def _step_from(item: Item) -> Step:
-    notification_id, _, index = item["sk"]["S"].removeprefix(STEP_PREFIX).rpartition("#")
+    user_id, notification_id, index = step_of(item)
     return Step(
-        user_id=item["pk"]["S"].removeprefix(USER_PREFIX),
+        user_id=user_id,
         notification_id=notification_id,
-        index=int(index),
+        index=index,
         channel=item["channel"]["S"],
         due_at=int(item["due_at"]["N"]),
         attempts=int(item.get("attempts", {}).get("N", "0")),
@@ -183,7 +178,7 @@ class EscalationSteps:
 
     def cursor(self) -> int | None:
         item = self._db.client.get_item(
-            TableName=self._table, Key=CURSOR_KEY, ConsistentRead=True
+            TableName=self._table, Key=ESCALATION_CURSOR_KEY, ConsistentRead=True
         ).get("Item")
         return int(item["minute"]["N"]) if item else None
 
@@ -192,7 +187,7 @@ class EscalationSteps:
         try:
             self._db.client.update_item(
                 TableName=self._table,
-                Key=CURSOR_KEY,
+                Key=ESCALATION_CURSOR_KEY,
                 UpdateExpression="SET #minute = :minute",
                 ConditionExpression="attribute_not_exists(#minute) OR #minute < :minute",
                 ExpressionAttributeNames={"#minute": "minute"},

@@ -39,6 +39,7 @@ logged error and return the rest: one bad item never takes down a page, poll or 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import time
@@ -63,6 +64,7 @@ from chalicelib.models import (
 from chalicelib.storage.dynamo import (
     BATCH_GET_LIMIT,
     TRANSACTION_LIMIT,
+    TRANSACTION_ROOM,
     Cancellation,
     Dynamo,
     chunks,
@@ -97,7 +99,7 @@ if TYPE_CHECKING:
 IDEMPOTENCY_TTL = timedelta(hours=24)
 STATE = (
     "sk, read_at, unacked_pk, expires_at, seen_at, archived_at, confirmed_at, needs_confirmation, "
-    "category, receipt_seq, receipt_hash, receipt_expires, receipt_case"
+    "category, receipt_seq, receipt_hash, receipt_expires, receipt_case, steps"
 )
 # Reading takes a notification out of the unread listings.
 UNREAD_KEYS = "unread_pk, unread_category_pk"
@@ -124,6 +126,55 @@ class Change:
     was_unread: bool = False
     needs_confirmation: bool = False
     covered: bool = False
+    # Whether it may have pending escalation steps (known unless stored before items said).
+    escalates: bool = True
+
+
+def _change(
+    notification_id: str, state: Item, *, was_unread: bool, covered: bool = False
+) -> Change:
+    steps = state.get("steps", {}).get("N")
+    return Change(
+        notification_id,
+        was_unread=was_unread,
+        needs_confirmation="needs_confirmation" in state,
+        covered=covered,
+        escalates=steps is None or steps != "0",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Stamp:
+    """A change written on notifications in batches (read, delivered, seen): the receipt
+    entry recording it, whether a notification's state still wants it, the update (`:at`
+    stands for the time) and its condition, and whether it takes one off the unread count."""
+
+    entry: str
+    wanted: Callable[[Item], bool]
+    expression: str
+    condition: str
+    counted: bool = False
+
+
+READ = _Stamp(
+    "read",
+    lambda state: "read_at" not in state,
+    f"SET read_at = :at REMOVE {UNREAD_KEYS}",
+    "attribute_not_exists(read_at)",
+    counted=True,
+)
+DELIVERED = _Stamp(
+    "delivered",
+    lambda state: "unacked_pk" in state,
+    "SET delivered = :yes REMOVE unacked_pk",
+    "attribute_exists(unacked_pk)",
+)
+SEEN = _Stamp(
+    "seen",
+    lambda state: "seen_at" not in state,
+    "SET seen_at = :at",
+    "attribute_not_exists(seen_at)",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +224,18 @@ class _Chains:
         self.entries, self.updates = {}, {}
 
 
+@dataclass(slots=True)
+class _Recipient:
+    """A recipient of a broadcast being stored: under the id derived from the broadcast
+    (`keyed_id`, counted on `shard`), or, once that id was overtaken, under a fresh id above
+    `floor` with an idempotency record."""
+
+    user_id: str
+    keyed_id: ULID | None = None
+    shard: int | None = None
+    floor: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Page:
     """Notifications newest first, and whether more follow the last one (its id continues)."""
@@ -202,6 +265,10 @@ class Inbox:
         # the chain's tail kept on the notification item (`receipt_seq`, `receipt_hash`): proof
         # of notice costs a send or a state change no extra call.
         self._receipts = receipts
+        # A broadcast's writes at the fewest write units: recipients' ids derived from the
+        # broadcast (no idempotency record), `pushed` entries as plain writes. Off: as before,
+        # a record for each and transactions (kept to measure the difference).
+        self.lean_broadcasts = True
 
     # --- writes ------------------------------------------------------------------------
 
@@ -257,20 +324,39 @@ class Inbox:
         return first, False
 
     def put_many(
-        self, user_ids: list[str], content: NotificationContent, *, idempotency: str | None
+        self,
+        user_ids: list[str],
+        content: NotificationContent,
+        *,
+        idempotency: str | None = None,
+        broadcast_id: str | None = None,
     ) -> list[Notification]:
         """Store one notification per user (a broadcast), each counted unread for its user.
 
-        Users share transactions: each adds its notification and its counter update, and,
-        with an idempotency key, its idempotency record. A user who already has the keyed
-        broadcast (a redelivered batch) is skipped, so nobody gets it twice. Returns what was
-        stored now.
+        Users share transactions: each adds its notification and its counter update (and its
+        receipt's `stored` entry). With a `broadcast_id` (a job SQS may deliver twice) it is
+        idempotent per broadcast and recipient at no extra write: each recipient's notification
+        id is derived from the broadcast (its time, a hash of broadcast and user) and so is the
+        counter shard it counts on, so a repeat fails the notification's (or its receipt's)
+        `attribute_not_exists` and is skipped. Only a recipient whose derived id is overtaken
+        on that shard (a later store or fence) gets a fresh id above it and an idempotency
+        record; the fresh store raises that shard past the derived id, so every later repeat
+        takes the same path and meets the record. `idempotency` alone writes the record for
+        everyone, on any shard. Returns what was stored now.
         """
+        if broadcast_id is not None and idempotency is None:
+            idempotency = f"broadcast:{broadcast_id}"
+        keyed_at = _keyed_time(broadcast_id) if self.lean_broadcasts else None
         stored: list[Notification] = []
         per_user = self._actions_per_user(idempotency)
         for batch in chunks(user_ids, TRANSACTION_LIMIT // per_user):
-            pending = list(batch)
-            prepared: list[tuple[Notification, list[Item]]] = []
+            pending = [
+                _Recipient(user, *_keyed(broadcast_id, user, keyed_at, self.counter_shards))
+                if broadcast_id is not None and keyed_at is not None
+                else _Recipient(user)
+                for user in batch
+            ]
+            prepared: list[tuple[_Recipient, Notification, int]] = []
 
             def prepare(cancelled: Cancellation | None) -> list[Item] | None:
                 nonlocal pending, prepared
@@ -278,34 +364,68 @@ class Inbox:
                     cancelled is not None
                     and cancelled.after_ambiguous
                     and prepared
-                    and cancelled.failed_condition(0)
+                    and all(cancelled.failed_condition(first) for _, _, first in prepared)
                 ):
-                    # The first notification exists: the attempt whose outcome was unknown
+                    # Every notification exists: the attempt whose outcome was unknown
                     # committed, all of it.
-                    stored.extend(notification for notification, _ in prepared)
+                    stored.extend(notification for _, notification, _ in prepared)
                     return None
                 if cancelled is not None:
-                    # Skipped: users who have this broadcast already (their idempotency record,
-                    # the last action, failed) and users being erased. Users whose id was only
-                    # overtaken go again with a fresh one.
                     pending = [
-                        user
-                        for index, user in enumerate(pending)
-                        if not self._erasing(cancelled, index * per_user + 1)
-                        and not (
-                            idempotency is not None
-                            and cancelled.failed_condition(index * per_user + per_user - 1)
-                        )
+                        recipient
+                        for recipient, notification, first in prepared
+                        if self._still_pending(cancelled, recipient, notification, first, per_user)
                     ]
-                floor = _latest_committed(cancelled)
-                prepared = [
-                    self._put_actions(user, content, idempotency, floor) for user in pending
-                ]
-                return [action for _, actions in prepared for action in actions]
+                    floor = _latest_committed(cancelled)
+                else:
+                    floor = None
+                prepared, actions = [], []
+                for recipient in pending:
+                    notification, more = self._put_actions(
+                        recipient.user_id,
+                        content,
+                        None if recipient.keyed_id else idempotency,
+                        max(recipient.floor or "", floor or "") or None,
+                        shard=recipient.shard,
+                        notification_id=recipient.keyed_id,
+                    )
+                    prepared.append((recipient, notification, len(actions)))
+                    actions += more
+                return actions
 
             if self._db.transact(prepare):
-                stored.extend(notification for notification, _ in prepared)
+                stored.extend(notification for _, notification, _ in prepared)
         return stored
+
+    def _still_pending(
+        self,
+        cancelled: Cancellation,
+        recipient: _Recipient,
+        notification: Notification,
+        first: int,
+        per_user: int,
+    ) -> bool:
+        """Whether a recipient of a cancelled broadcast transaction goes again (moving it to a
+        fresh id when its derived one was overtaken). Skipped: a recipient being erased, and
+        one who has the broadcast already (its notification or receipt exists under the
+        derived id, or its idempotency record, the last action, exists)."""
+        counter = first + 1
+        if self._erasing(cancelled, counter):
+            return False
+        if recipient.keyed_id is not None:
+            receipt = first + 2 if self._receipts is not None else None
+            if cancelled.failed_condition(first) or (
+                receipt is not None and cancelled.failed_condition(receipt)
+            ):
+                return False
+            if cancelled.failed_condition(counter):
+                # Overtaken: a fresh id above the derived one, on the same shard (see above).
+                recipient.keyed_id = None
+                recipient.floor = notification.id
+            return True
+        # The idempotency record, when there is one, is the last action.
+        recorded = per_user > self._actions_per_user(None)
+        return not (recorded and cancelled.failed_condition(first + per_user - 1))
 
     def mark_read(self, user_id: str, ids: Iterable[str], *, channel: str = "rest") -> list[str]:
         """Mark the user's unread notifications among `ids` read; returns those that changed."""
@@ -323,24 +443,12 @@ class Inbox:
         Each change's `read` receipt entry rides in its transaction. One a read `watermark`
         covers (the caller's, or one its counter update runs into) is recorded as read at the
         watermark's time and counted no more (`covered`)."""
-        wanted = list(dict.fromkeys(ids))
-        size = (TRANSACTION_LIMIT - 1) // self._per_notification(1)
-        mark = _Known(watermark or NO_WATERMARK)
-        return [
-            change
-            for batch, known in self._read_ahead(user_id, wanted, size)
-            for change in self._mark_read_batch(user_id, batch, channel, known, mark)
-        ]
+        return self._stamp_all(user_id, ids, READ, channel, watermark=watermark)[1]
 
     def seen(self, user_id: str, ids: Iterable[str], *, channel: str = "rest") -> list[str]:
         """Stamp `seen_at` on the user's notifications among `ids` not seen before (with
         their `seen` receipt entries)."""
-        wanted = list(dict.fromkeys(ids))
-        return [
-            notification_id
-            for batch in chunks(wanted, TRANSACTION_LIMIT // self._per_notification(1))
-            for notification_id in self._seen_batch(user_id, batch, channel)
-        ]
+        return [change.id for change in self._stamp_all(user_id, ids, SEEN, channel)[1]]
 
     def archive(
         self,
@@ -357,7 +465,7 @@ class Inbox:
         (after `read` for an unread one) in the same transaction.
         """
         wanted = list(dict.fromkeys(ids))
-        size = (TRANSACTION_LIMIT - 1) // self._per_notification(2)
+        size = (TRANSACTION_ROOM - 1) // self._per_notification(2)
         mark = _Known()
         return [
             change
@@ -391,17 +499,10 @@ class Inbox:
             stamp = self._stamp()
             unread = "read_at" not in current
             covered = mark.mark.covers(notification_id, current)
-            outcome.append(
-                (
-                    stamp,
-                    Change(
-                        notification_id,
-                        was_unread=unread and not covered,
-                        needs_confirmation=True,
-                        covered=covered,
-                    ),
-                )
+            change = _change(
+                notification_id, current, was_unread=unread and not covered, covered=covered
             )
+            outcome.append((stamp, change))
             actions: list[Item] = []
             self._chained(
                 chains,
@@ -441,14 +542,8 @@ class Inbox:
         Returns the ids that are the user's (and still exist), and those of them newly acked.
         One deleted meanwhile drops out; the others are still acked.
         """
-        wanted = list(dict.fromkeys(ids))
-        known: list[str] = []
-        acked: list[str] = []
-        for batch in chunks(wanted, TRANSACTION_LIMIT // self._per_notification(1)):
-            present, newly = self._ack_batch(user_id, batch, channel)
-            known += present
-            acked += newly
-        return known, acked
+        known, changes = self._stamp_all(user_id, ids, DELIVERED, channel)
+        return known, [change.id for change in changes]
 
     def delete(self, user_id: str, notification_id: str, *, channel: str = "rest") -> bool:
         """Delete one of the user's notifications, keeping the unread counter exact, with its
@@ -503,11 +598,18 @@ class Inbox:
         channel: str | None = None,
         detail: dict[str, object] | None = None,
         tail: Tail | None = None,
+        atomic: bool = True,
     ) -> bool:
         """Append a receipt entry that records no state change (`pushed`) and move the tail
         the notification item holds with it, in one transaction; `tail`, when the caller
         knows it, saves the first read. False (nothing written) when the item is gone or
-        holds no tail: the caller appends on the receipt alone."""
+        holds no tail: the caller appends on the receipt alone.
+
+        Not `atomic` (a broadcast's pushes): the entry, then the item's tail, each a plain
+        conditional write, half the write units of a transaction. The chain is the receipt's,
+        so it stays whole either way; a tail left behind on the item (another append won, or
+        the worker died between the two) is found behind by the next state change, as for
+        any entry appended outside one."""
         chains = _Chains()
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
@@ -531,7 +633,18 @@ class Inbox:
             )
             return actions
 
-        return self._receipts is not None and self._db.transact(prepare)
+        if self._receipts is None:
+            return False
+        if atomic:
+            return self._db.transact(prepare)
+        actions = prepare(None)
+        if not actions:
+            return False
+        move, *entries = actions
+        if not all(self._db.transact(_once(entry)) for entry in entries):
+            return False
+        self._db.transact(_once(move))  # moved on meanwhile by a state change: it is ahead
+        return True
 
     # --- erasure (docs/rest.md) -----------------------------------------------------------
 
@@ -872,21 +985,20 @@ class Inbox:
         return items
 
     def everything(self, user_id: str) -> list[Notification]:
-        """All of the user's unexpired notifications, archived too, oldest first."""
+        """All of the user's unexpired notifications, archived too, oldest first (those that
+        cannot be read back skipped, logged)."""
         watermark = self.watermark(user_id)
-        return [
-            _notification_from(item, watermark)
-            for item in self._db.query_all(
-                TableName=self._table,
-                KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-                FilterExpression="expires_at > :now",
-                ExpressionAttributeValues={
-                    ":pk": {"S": user_pk(user_id)},
-                    ":prefix": {"S": NOTIFICATION_PREFIX},
-                    ":now": {"N": str(int(self._clock()))},
-                },
-            )
-        ]
+        items = self._db.query_all(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            FilterExpression="expires_at > :now",
+            ExpressionAttributeValues={
+                ":pk": {"S": user_pk(user_id)},
+                ":prefix": {"S": NOTIFICATION_PREFIX},
+                ":now": {"N": str(int(self._clock()))},
+            },
+        )
+        return [n for item in items if (n := _readable(item, watermark)) is not None]
 
     def export_page(
         self, user_id: str, after: str | None, limit: int
@@ -908,7 +1020,7 @@ class Inbox:
             request["ExclusiveStartKey"] = notification_key(user_id, after)
         response = self._db.client.query(**request)
         watermark = self.watermark(user_id)
-        items = [_notification_from(item, watermark) for item in response["Items"]]
+        items = [n for item in response["Items"] if (n := _readable(item, watermark)) is not None]
         last = response.get("LastEvaluatedKey")
         return items, None if last is None else notification_id_of(last)
 
@@ -1074,142 +1186,98 @@ class Inbox:
             for batch in chunks(ahead, size):
                 yield batch, known
 
-    def _mark_read_batch(
+    def _stamp_all(
+        self,
+        user_id: str,
+        ids: Iterable[str],
+        stamp: _Stamp,
+        channel: str,
+        *,
+        watermark: Watermark | None = None,
+    ) -> tuple[list[str], list[Change]]:
+        """Write `stamp` on the user's notifications among `ids` that still need it, in
+        transactions that carry each one's receipt entry (and the unread counter's update
+        when it reads them): the ids found, and the changes committed. A counted stamp (read)
+        of one a read `watermark` covers (given, or learnt from a cancellation) records the
+        read at the watermark's time and counts nothing (`covered`)."""
+        wanted = list(dict.fromkeys(ids))
+        size = (TRANSACTION_ROOM - stamp.counted) // self._per_notification(1)
+        mark = _Known(watermark or NO_WATERMARK)
+        found: list[str] = []
+        changes: list[Change] = []
+        for batch, known in self._read_ahead(user_id, wanted, size):
+            present, changed = self._stamp_batch(user_id, batch, stamp, channel, known, mark)
+            found += present
+            changes += changed
+        return found, changes
+
+    def _stamp_batch(
         self,
         user_id: str,
         batch: list[str],
+        stamp: _Stamp,
         channel: str,
         known: dict[str, Item],
         mark: _Known,
-    ) -> list[Change]:
-        unread: list[str] = []
-        needs: set[str] = set()
-        covered: set[str] = set()
+    ) -> tuple[list[str], list[Change]]:
+        present: list[str] = []
+        changes: list[Change] = []
         chains = _Chains()
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
             # After a cancellation another session changed some of them: read again.
-            nonlocal unread, needs, covered
+            nonlocal present, changes
             chains.settle(cancelled)
-            mark.learn(cancelled)
+            if stamp.counted:
+                mark.learn(cancelled)
             current = known if cancelled is None else self._state(user_id, batch)
-            unread = [i for i in batch if i in current and "read_at" not in current[i]]
-            needs = {i for i in unread if "needs_confirmation" in current[i]}
-            covered = {i for i in unread if mark.mark.covers(i, current[i])}
-            if not unread:
-                return None
-            stamp = iso_timestamp(datetime.fromtimestamp(self._clock(), UTC))
+            present = [i for i in batch if i in current]
+            wanted = [i for i in present if stamp.wanted(current[i])]
+            covered = {i for i in wanted if stamp.counted and mark.mark.covers(i, current[i])}
+            changes = [
+                _change(
+                    i,
+                    current[i],
+                    was_unread=stamp.counted and i not in covered,
+                    covered=i in covered,
+                )
+                for i in wanted
+            ]
+            values = {
+                name: value
+                for name, value in ((":at", {"S": self._stamp()}), (":yes", {"BOOL": True}))
+                if name in stamp.expression
+            }
             decrements: dict[str, int] = {}
             actions: list[Item] = []
-            for notification_id in unread:
-                if notification_id not in covered:
+            for notification_id in wanted:
+                entry: tuple[str, dict[str, object] | None] = (stamp.entry, None)
+                at = values
+                if notification_id in covered:
+                    entry = _read_entry(mark.mark, True)
+                    at = {**values, ":at": {"S": mark.mark.at}}
+                elif stamp.counted:
                     bucket = counter_bucket(int(current[notification_id]["expires_at"]["N"]))
                     decrements[bucket] = decrements.get(bucket, 0) - 1
-                at = mark.mark.at if notification_id in covered else stamp
                 self._chained(
                     chains,
                     actions,
                     user_id,
                     notification_id,
                     current[notification_id],
-                    [_read_entry(mark.mark, notification_id in covered)],
+                    [entry],
                     channel,
                     lambda chain, i=notification_id, at=at: self._update(
-                        user_id,
-                        i,
-                        f"SET read_at = :at REMOVE {UNREAD_KEYS}",
-                        {":at": {"S": at}},
-                        also="attribute_not_exists(read_at)",
-                        chain=chain,
+                        user_id, i, stamp.expression, at, also=stamp.condition, chain=chain
                     ),
                 )
             if decrements:
-                lowest = min(i for i in unread if i not in covered)
+                lowest = min(i for i in wanted if i not in covered)
                 actions.append(self._counter_update(user_id, decrements, lowest=lowest))
             return actions
 
-        if not self._db.transact(prepare):
-            return []
-        return [
-            Change(
-                i,
-                was_unread=i not in covered,
-                needs_confirmation=i in needs,
-                covered=i in covered,
-            )
-            for i in unread
-        ]
-
-    def _ack_batch(
-        self, user_id: str, batch: list[str], channel: str
-    ) -> tuple[list[str], list[str]]:
-        present: list[str] = []
-        pending: list[str] = []
-        chains = _Chains()
-
-        def prepare(cancelled: Cancellation | None) -> list[Item] | None:
-            # After a cancellation one of them was deleted or acked meanwhile: read again.
-            nonlocal present, pending
-            chains.settle(cancelled)
-            current = self._state(user_id, batch)
-            present = [i for i in batch if i in current]
-            pending = [i for i in present if "unacked_pk" in current[i]]
-            actions: list[Item] = []
-            for notification_id in pending:
-                self._chained(
-                    chains,
-                    actions,
-                    user_id,
-                    notification_id,
-                    current[notification_id],
-                    [("delivered", None)],
-                    channel,
-                    lambda chain, i=notification_id: self._update(
-                        user_id,
-                        i,
-                        "SET delivered = :yes REMOVE unacked_pk",
-                        {":yes": {"BOOL": True}},
-                        also="attribute_exists(unacked_pk)",
-                        chain=chain,
-                    ),
-                )
-            return actions
-
         committed = self._db.transact(prepare)
-        return present, pending if committed else []
-
-    def _seen_batch(self, user_id: str, batch: list[str], channel: str) -> list[str]:
-        fresh: list[str] = []
-        chains = _Chains()
-
-        def prepare(cancelled: Cancellation | None) -> list[Item] | None:
-            nonlocal fresh
-            chains.settle(cancelled)
-            current = self._state(user_id, batch)
-            fresh = [i for i in batch if i in current and "seen_at" not in current[i]]
-            stamp = {":at": {"S": self._stamp()}}
-            actions: list[Item] = []
-            for notification_id in fresh:
-                self._chained(
-                    chains,
-                    actions,
-                    user_id,
-                    notification_id,
-                    current[notification_id],
-                    [("seen", None)],
-                    channel,
-                    lambda chain, i=notification_id: self._update(
-                        user_id,
-                        i,
-                        "SET seen_at = :at",
-                        stamp,
-                        also="attribute_not_exists(seen_at)",
-                        chain=chain,
-                    ),
-                )
-            return actions
-
-        return fresh if self._db.transact(prepare) else []
+        return present, changes if committed else []
 
     def _archive_batch(
         self,
@@ -1241,7 +1309,7 @@ class Inbox:
                 listed, values = self._listing(user_id, category, archived)
                 if not archived:
                     if "archived_at" in state:
-                        changes.append(Change(i, needs_confirmation=needs))
+                        changes.append(_change(i, state, was_unread=False))
                         actions.append(
                             self._update(
                                 user_id, i, f"SET {listed} REMOVE archived_at", values,
@@ -1254,12 +1322,7 @@ class Inbox:
                 unread = "read_at" not in state
                 covered = mark.mark.covers(i, state)
                 changes.append(
-                    Change(
-                        i,
-                        was_unread=unread and not covered,
-                        needs_confirmation=needs,
-                        covered=covered,
-                    )
+                    _change(i, state, was_unread=unread and not covered, covered=covered)
                 )
                 read = {":read": {"S": mark.mark.at}} if covered else {":read": stamp[":at"]}
                 self._chained(
@@ -1306,12 +1369,18 @@ class Inbox:
         return iso_timestamp(datetime.fromtimestamp(self._clock(), UTC))
 
     def _new(
-        self, user_id: str, content: NotificationContent, floor: str | None = None
+        self,
+        user_id: str,
+        content: NotificationContent,
+        floor: str | None = None,
+        *,
+        notification_id: ULID | None = None,
     ) -> tuple[Notification, Item]:
-        notification_id = _ids.generate(float(self._clock()))
-        if floor is not None and str(notification_id) <= floor:
-            # Overtaken by a commit with a greater id (another process, a clock ahead).
-            notification_id = _ids.generate(ULID.from_str(floor).milliseconds + 1)
+        if notification_id is None:
+            notification_id = _ids.generate(float(self._clock()))
+            if floor is not None and str(notification_id) <= floor:
+                # Overtaken by a commit with a greater id (another process, a clock ahead).
+                notification_id = _ids.generate(ULID.from_str(floor).milliseconds + 1)
         created = notification_id.datetime
         notification = Notification(
             id=str(notification_id),
@@ -1338,6 +1407,8 @@ class Inbox:
             item["unread_category_pk"] = {"S": unread_category_pk(user_id, content.category)}
         if content.requires_confirmation:
             item["needs_confirmation"] = {"BOOL": True}
+        # Its escalation steps: a change that closes it looks for them only when there are.
+        item["steps"] = {"N": str(len(content.escalation or []))}
         return notification, item
 
     def _put_actions(
@@ -1348,8 +1419,10 @@ class Inbox:
         floor: str | None = None,
         *,
         extra: Callable[[Notification], list[Item]] | None = None,
+        shard: int | None = None,
+        notification_id: ULID | None = None,
     ) -> tuple[Notification, list[Item]]:
-        notification, item = self._new(user_id, content, floor)
+        notification, item = self._new(user_id, content, floor, notification_id=notification_id)
         if self._receipts is not None:
             item.update(_tail_item(self._receipts.first_tail(notification)))
         actions = [
@@ -1365,6 +1438,7 @@ class Inbox:
                 {counter_bucket(int(item["expires_at"]["N"])): 1},
                 latest=notification.id,
                 unless_erasing=True,
+                shard=shard,
             ),
         ]
         if self._receipts is not None:
@@ -1467,6 +1541,7 @@ class Inbox:
         latest: str | None = None,
         unless_erasing: bool = False,
         lowest: str | None = None,
+        shard: int | None = None,
     ) -> Item:
         """Add `deltas` to a shard of the unread counter picked at random (a retry after a
         conflict picks again); a store passes its id as `latest` (see the module docstring:
@@ -1479,7 +1554,9 @@ class Inbox:
         values[":ver"] = {"N": "1"}
         update: Item = {
             "TableName": self._table,
-            "Key": counter_key(user_id, random.randrange(self.counter_shards)),
+            "Key": counter_key(
+                user_id, random.randrange(self.counter_shards) if shard is None else shard
+            ),
             "UpdateExpression": "ADD "
             + ", ".join([*(f"#d{i} :d{i}" for i in range(len(deltas))), "ver :ver"]),
             "ExpressionAttributeNames": names,
@@ -1606,6 +1683,33 @@ def _latest_committed(cancelled: Cancellation | None) -> str | None:
         if item and "latest_id" in item
     ]
     return max(found, default=None)
+
+
+def _once(action: Item) -> Callable[[Cancellation | None], list[Item] | None]:
+    """`transact`'s `prepare` of one conditional write: written, or given up on when its
+    condition fails (throttling is still retried)."""
+
+    def prepare(cancelled: Cancellation | None) -> list[Item] | None:
+        return None if cancelled is not None and cancelled.failed_condition(0) else [action]
+
+    return prepare
+
+
+def _keyed_time(broadcast_id: str | None) -> int | None:
+    """The millisecond of a broadcast (its id is a ULID); None for an id that is not one."""
+    if broadcast_id is None:
+        return None
+    try:
+        return ULID.from_str(broadcast_id).milliseconds
+    except ValueError:
+        return None
+
+
+def _keyed(broadcast_id: str, user_id: str, at_ms: int, shards: int) -> tuple[ULID, int]:
+    """The notification id and counter shard of one recipient of a broadcast: the same
+    whichever worker stores it, however often."""
+    digest = hashlib.sha256(f"{broadcast_id}|{user_id}".encode()).digest()
+    return ULID.from_bytes(at_ms.to_bytes(6, "big") + digest[:10]), digest[10] % shards
 
 
 def _floor_id(now: float) -> str:

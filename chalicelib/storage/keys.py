@@ -2,10 +2,8 @@
 
 Connections table, key `connection_id`:
     connection_id | principal (JSON, from the token) | user_id (set by `register`; GSI `by_user`
-    = user_id + connection_id) | live_shard (set by `register`; GSI `live` = live_shard +
-    connection_id: every live session in a few Queries; broadcasts no longer read it, they
-    Query `by_user` per recipient) | connected_at |
-    expires_at (TTL)
+    = user_id + connection_id: a recipient's live sessions in one Query) | token_expires_at |
+    registered_at | connected_at | expires_at (TTL)
 
 Notifications table, key `pk` + `sk`; each user has one partition, plus a few shared ones:
     USER#<user>   N#<ulid>          notification: doc (JSON of the immutable fields), category,
@@ -25,11 +23,18 @@ Notifications table, key `pk` + `sk`; each user has one partition, plus a few sh
     USER#<user>   LIMIT#<minute>    rate-limit window: hits, expires_at
     USER#<user>   GROUPS            the groups of the user's last register: groups, version
     USER#<user>   PUSH              the user's Web Push subscriptions (at most 10): doc, version
+    USER#<user>   PREFS             preferences: doc? (JSON, as PUT), client_locale?
+    USER#<user>   CONTACT           contact: email?, phone?
+    USER#<user>   ESC#<ulid>#<n>    pending escalation step n of a notification: channel,
+                                    due_at (epoch ms), due_bucket? (`<minute>#<shard>`; sparse
+                                    GSI `due` = due_bucket + due_at), attempts, claim?,
+                                    expires_at
     GROUP#<name>  USER#<user>       user directory (`GROUP#*` = everyone who ever registered)
     GROUP#<name>  COUNT             the group's member counter: members
     BCAST#<id>    PAGE#<n>          a broadcast's directory page n, claimed by job_id; expires_at
     CASE#<id>     CASE              immigration case: user_id, status, updated_at
     STATS         SHARD#<n>         service counters, write-sharded
+    ESCALATION    CURSOR            the escalation sweep's cursor: the oldest minute to look at
     ERASURE#<user> ERASURE          the user's erasure: status, requested_at, finished_at,
                                     held_until, phase, cursor (outside the user's partition,
                                     so it outlives the partition it erases)
@@ -42,6 +47,7 @@ The table definitions themselves live in infra/ (tests and the local stack creat
 
 from __future__ import annotations
 
+import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -62,13 +68,17 @@ STATS_PK = "STATS"
 ERASURE_PREFIX = "ERASURE#"
 STATS_SHARDS = 8
 BY_USER_INDEX = "by_user"
-LIVE_INDEX = "live"
-LIVE_SHARDS = 10
 UNREAD_INDEX = "unread"
 UNACKED_INDEX = "unacked"
 LISTING_INDEX = "listing"
 CATEGORY_INDEX = "category"
 UNREAD_CATEGORY_INDEX = "unread_category"
+PREFERENCES_SK = "PREFS"
+CONTACT_SK = "CONTACT"
+STEP_PREFIX = "ESC#"
+DUE_INDEX = "due"
+DUE_SHARDS = 4
+ESCALATION_CURSOR_KEY: Item = {"pk": {"S": "ESCALATION"}, "sk": {"S": "CURSOR"}}
 
 
 def listing_pk(user_id: str, archived: bool) -> str:
@@ -130,6 +140,35 @@ def groups_key(user_id: str) -> Item:
 
 def push_subscriptions_key(user_id: str) -> Item:
     return {"pk": {"S": user_pk(user_id)}, "sk": {"S": "PUSH"}}
+
+
+def preferences_key(user_id: str) -> Item:
+    return {"pk": {"S": user_pk(user_id)}, "sk": {"S": PREFERENCES_SK}}
+
+
+def contact_key(user_id: str) -> Item:
+    return {"pk": {"S": user_pk(user_id)}, "sk": {"S": CONTACT_SK}}
+
+
+def user_of(item: Item) -> str:
+    """The user whose partition holds `item`."""
+    return item["pk"]["S"].removeprefix(USER_PREFIX)
+
+
+def step_key(user_id: str, notification_id: str, index: int) -> Item:
+    return {"pk": {"S": user_pk(user_id)}, "sk": {"S": f"{STEP_PREFIX}{notification_id}#{index}"}}
+
+
+def step_of(item: Item) -> tuple[str, str, int]:
+    """The user, notification id and index of an escalation step's item."""
+    notification_id, _, index = item["sk"]["S"].removeprefix(STEP_PREFIX).rpartition("#")
+    return user_of(item), notification_id, int(index)
+
+
+def due_bucket(notification_id: str, index: int, minute: int) -> str:
+    """The `due` partition of a step due in `minute`: one of `DUE_SHARDS` per minute."""
+    shard = zlib.crc32(f"{notification_id}#{index}".encode()) % DUE_SHARDS
+    return f"{minute}#{shard}"
 
 
 def member_of(item: Item) -> str:

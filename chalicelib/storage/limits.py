@@ -5,11 +5,12 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
 from chalicelib.storage.dynamo import Dynamo, error_code
-from chalicelib.storage.keys import STATS_PK, STATS_SHARDS, limit_key, stats_key
+from chalicelib.storage.keys import STATS_PK, STATS_SHARDS, Item, limit_key, stats_key
 
 STAT_NAMES = (
     "connections_opened",
@@ -28,33 +29,53 @@ STAT_NAMES = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A minute of one user's requests: `action` counts one more unless the limit is
+    reached; `retry_after` is the seconds until the next minute."""
+
+    action: Item
+    retry_after: int
+
+
 class Limits:
     def __init__(self, db: Dynamo, table: str, *, clock: Callable[[], float] = time.time) -> None:
         self._db = db
         self._table = table
         self._clock = clock
 
-    def hit_rate_limit(self, user_id: str, limit: int) -> int | None:
-        """Count one request in the current minute; the seconds to wait when over `limit`."""
+    def window(self, user_id: str, limit: int) -> Window:
+        """The current minute of the user's requests: the conditional update counting one
+        more (to write alone with `charge`, or as one action of a transaction)."""
         now = self._clock()
-        window = int(now // 60)
+        minute = int(now // 60)
+        update: Item = {
+            "TableName": self._table,
+            "Key": limit_key(user_id, minute),
+            "UpdateExpression": "ADD hits :one SET expires_at = :expires",
+            "ConditionExpression": "attribute_not_exists(hits) OR hits < :limit",
+            "ExpressionAttributeValues": {
+                ":one": {"N": "1"},
+                ":limit": {"N": str(limit)},
+                ":expires": {"N": str((minute + 2) * 60)},
+            },
+        }
+        return Window({"Update": update}, max(1, (minute + 1) * 60 - int(now)))
+
+    def charge(self, window: Window) -> bool:
+        """Count one request in `window` with one UpdateItem; False when it is full."""
         try:
-            self._db.client.update_item(
-                TableName=self._table,
-                Key=limit_key(user_id, window),
-                UpdateExpression="ADD hits :one SET expires_at = :expires",
-                ConditionExpression="attribute_not_exists(hits) OR hits < :limit",
-                ExpressionAttributeValues={
-                    ":one": {"N": "1"},
-                    ":limit": {"N": str(limit)},
-                    ":expires": {"N": str((window + 2) * 60)},
-                },
-            )
+            self._db.client.update_item(**window.action["Update"])
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
-                return max(1, (window + 1) * 60 - int(now))
+                return False
             raise
-        return None
+        return True
+
+    def hit_rate_limit(self, user_id: str, limit: int) -> int | None:
+        """Count one request in the current minute; the seconds to wait when over `limit`."""
+        window = self.window(user_id, limit)
+        return None if self.charge(window) else window.retry_after
 
     def bump_stats(self, **deltas: int) -> None:
         """Add to the service counters with one atomic update on a random shard."""

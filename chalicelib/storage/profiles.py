@@ -4,6 +4,8 @@
                              client_locale? (the tag the client last sent with `register`)
     USER#<user>   CONTACT    contact: email?, phone?
 
+(keys built in storage/keys.py)
+
 Both live in the user's partition (erasure removes them with it). Preferences are replaced
 whole and contact is one PutItem; `doc` and `client_locale` share the PREFS item, each set by
 its own UpdateItem, so one read gives everything a user's language depends on. A missing item
@@ -19,18 +21,7 @@ from dataclasses import dataclass
 from chalicelib.i18n import effective_locale
 from chalicelib.models import Contact, Notification, Preferences, compact_json
 from chalicelib.storage.dynamo import Dynamo
-from chalicelib.storage.keys import Item, user_pk
-
-PREFERENCES_SK = "PREFS"
-CONTACT_SK = "CONTACT"
-
-
-def preferences_key(user_id: str) -> Item:
-    return {"pk": {"S": user_pk(user_id)}, "sk": {"S": PREFERENCES_SK}}
-
-
-def contact_key(user_id: str) -> Item:
-    return {"pk": {"S": user_pk(user_id)}, "sk": {"S": CONTACT_SK}}
+from chalicelib.storage.keys import Item, contact_key, preferences_key, user_pk
 
 
 @dataclass(frozen=True, slots=True)

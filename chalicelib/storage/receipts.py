@@ -244,7 +244,7 @@ class ReceiptStore:
         ]
         found: dict[str, Header] = {}
         for item in self._db.batch_get(self._table, keys, HEADER):
-            header = _header_from(item)
+            header = header_from(item)
             found[header.notification_id] = header
         return found
 
@@ -276,22 +276,14 @@ def _receipts_from(items: list[Item]) -> list[StoredReceipt]:
         notification_id = item["notification_id"]["S"]
         receipt = receipts.get(notification_id)
         if receipt is None:
-            receipt = receipts[notification_id] = StoredReceipt(_header_from(item))
-        detail = item.get("detail", {}).get("S")
-        receipt.entries.append(
-            Entry(
-                seq=int(item["seq"]["N"]),
-                type=item["type"]["S"],
-                at=item["at"]["S"],
-                hash=item["hash"]["S"],
-                channel=item.get("channel", {}).get("S"),
-                detail=json.loads(detail) if detail is not None else None,
-            )
-        )
+            receipt = receipts[notification_id] = StoredReceipt(header_from(item))
+        receipt.entries.append(entry_from(item))
     return list(receipts.values())
 
 
-def _header_from(item: Item) -> Header:
+def header_from(item: Item) -> Header:
+    """The header entry 1's item holds."""
+
     def text(name: str) -> str | None:
         return item.get(name, {}).get("S")
 
@@ -319,8 +311,3 @@ def entry_from(item: Item) -> Entry:
         channel=item.get("channel", {}).get("S"),
         detail=json.loads(detail) if detail is not None else None,
     )
-
-
-def header_from(item: Item) -> Header:
-    """The header entry 1's item holds."""
-    return _header_from(item)

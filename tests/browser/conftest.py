@@ -10,18 +10,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
 
 from devstack.stack import LocalStack
 
@@ -159,12 +160,38 @@ class DemoPage:
         )
 
 
+@contextmanager
+def new_context(browser: Browser, **options: Any) -> Iterator[BrowserContext]:
+    """A fresh context of the one browser (its own cookies, storage and service workers), a
+    desktop viewport unless `options` say otherwise, closed afterwards."""
+    context = browser.new_context(**{"viewport": {"width": 1280, "height": 900}, **options})
+    context.set_default_timeout(SLOW_MACHINE_MS)
+    try:
+        yield context
+    finally:
+        context.close()
+
+
 @pytest.fixture
 def context(browser: Browser) -> Iterator[BrowserContext]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(SLOW_MACHINE_MS)
-    yield context
-    context.close()
+    with new_context(browser) as context:
+        yield context
+
+
+def open_page(
+    context: BrowserContext, stack: LocalStack, user: str, *, query: str = "", status: str = "open"
+) -> DemoPage:
+    """A new tab on the demo page signed in as `user`, once its client reports `status`."""
+    page = context.new_page()
+    demo = DemoPage(page)
+    page.on(
+        "console",
+        lambda message: demo.errors.append(message.text) if message.type == "error" else None,
+    )
+    page.on("pageerror", lambda error: demo.errors.append(str(error)))
+    page.goto(f"{stack.rest_url}/demo/?user={user}{query}")
+    demo.wait_for_status(status)
+    return demo
 
 
 @pytest.fixture
@@ -190,31 +217,24 @@ def open_demo(stack: LocalStack, context: BrowserContext) -> Callable[..., DemoP
             )
             assert status_code == 200, (status_code, body)
             query += f"&lang={locale}"
-        page = (in_context or context).new_page()
-        demo = DemoPage(page)
-        page.on(
-            "console",
-            lambda message: demo.errors.append(message.text) if message.type == "error" else None,
-        )
-        page.on("pageerror", lambda error: demo.errors.append(str(error)))
-        page.goto(f"{stack.rest_url}/demo/?user={user}{query}")
-        demo.wait_for_status(status)
-        return demo
+        return open_page(in_context or context, stack, user, query=query, status=status)
 
     return open_demo
+
+
+def fill_deadline_and_reminders(form: Locator, deadline: datetime, *steps: tuple[str, str]) -> None:
+    """The demo's send form: a deadline (datetime-local: the browser's local time) and its
+    reminder steps, each (channel, when) by the words the form shows."""
+    form.locator("#send-deadline").fill(deadline.strftime("%Y-%m-%dT%H:%M"))
+    for number, (channel, when) in enumerate(steps, 1):
+        form.locator(f"select[name=step{number}_channel]").select_option(label=channel)
+        form.locator(f"select[name=step{number}_when]").select_option(label=when)
 
 
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
 AXE = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "axe-core" / "axe.min.js"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
@@ -302,29 +303,40 @@ def test_a_pushed_notification_arrives_on_a_throttled_connection(
     assert errors == []
 
 
+# The notifications the README's pictures show: message and fields, by a short name.
+PICTURED: dict[str, tuple[str, dict[str, Any]]] = {
+    "case": ("Your case status has been updated: in review", {"data": {"case_id": "12345"}}),
+    "form": ("Form I-130 received", {"type": "success", "category": "immigration"}),
+    "passport": (
+        "Please upload your passport copy for case 12345",
+        {
+            "type": "warning",
+            "priority": "high",
+            "category": "immigration",
+            "data": {"case_id": "12345"},
+        },
+    ),
+    "payment": ("Payment could not be processed", {"type": "error"}),
+    "office": ("Office closed on Friday", {"priority": "low"}),
+}
+
+
 def test_screenshots_of_the_center_in_english_spanish_and_arabic(
     open_demo, api: Api, user: str, artifacts: Path
 ) -> None:
     for locale in ("en", "es", "ar"):
         person = f"{user}-{locale.lower()}"
         demo: DemoPage = open_demo(person, locale=locale)
-        api.send(person, "Your case status has been updated: in review", data={"case_id": "12345"})
-        api.send(person, "Form I-130 received", type="success", category="immigration")
-        api.send(
-            person,
-            "Please upload your passport copy for case 12345",
-            type="warning",
-            priority="high",
-            category="immigration",
-            data={"case_id": "12345"},
-        )
-        api.send(person, "Payment could not be processed", type="error")
-        api.send(person, "Office closed on Friday", priority="low")
+        for message, fields in PICTURED.values():
+            api.send(person, message, **fields)
         demo.wait_for_badge(5)
         demo.inbox_item("Office closed on Friday").click()
         demo.wait_for_badge(4)
         open_panel(demo)
         demo.page.evaluate("document.querySelector('notification-toast').remove()")
+        if locale == "en":
+            demo.page.screenshot(path=artifacts / "demo-page.png", full_page=True)
+        # The center alone, on a plain background, with room for its shadow.
         demo.page.add_style_tag(content="main { visibility: hidden; }")
         path = artifacts / f"notification-center-{locale}.png"
         screenshot_center(demo.page, path)

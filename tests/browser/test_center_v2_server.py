@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
-from tests.browser.conftest import Api, DemoPage, audit, wait_until
-from tests.browser.test_center_v2 import focused_outline, open_panel, screenshot_center, tab_to
+from tests.browser.conftest import Api, DemoPage, audit, fill_deadline_and_reminders
+from tests.browser.test_center_v2 import (
+    PICTURED,
+    focused_outline,
+    open_panel,
+    screenshot_center,
+    tab_to,
+)
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.needs_server_v2
 
@@ -39,6 +45,18 @@ def send_notice(api: Api, user: str, message: str, **fields: Any) -> dict[str, A
 
 def open_v2(open_demo, user: str, query: str = "") -> DemoPage:
     return open_demo(user, query=query)
+
+
+def outbox_row(page: Page, text: str) -> Locator:
+    """The dev outbox's row with `text`, refreshing the outbox until it is there (escalation
+    steps run on the stack's own schedule)."""
+    row = page.locator("#outbox tr", has_text=text)
+    eventually(
+        lambda: page.locator("#refresh-outbox").click() is None and row.count() > 0,
+        f"an outbox row with {text!r}",
+        timeout=15,
+    )
+    return row
 
 
 def center_items(page: Page):
@@ -141,6 +159,15 @@ def test_a_notice_awaiting_confirmation_cannot_be_archived(open_demo, api: Api, 
     expect(row.locator("button.archive")).to_have_count(0)
 
 
+def on_screen_share(view: dict[str, float], item: Locator) -> float:
+    """How much of `item`'s height lies inside `view` (a bounding box), 0 to 1."""
+    box = item.bounding_box()
+    assert box is not None
+    top = max(view["y"], box["y"])
+    bottom = min(view["y"] + view["height"], box["y"] + box["height"])
+    return max(0.0, bottom - top) / box["height"]
+
+
 def test_seen_is_reported_after_a_second_on_screen_only(
     open_demo, api: Api, stack, user: str
 ) -> None:
@@ -152,13 +179,30 @@ def test_seen_is_reported_after_a_second_on_screen_only(
         _, body = as_user(api, stack, user, "GET", "/api/notifications?limit=50")
         return next(n["seen_at"] for n in body["items"] if n["id"] == notification_id)
 
-    wait_until(lambda: seen_at(shown["id"]) is not None, timeout=5)
+    eventually(lambda: seen_at(shown["id"]) is not None, "the shown one reported seen")
     # Inside the closed center's panel: rendered, never on screen, so not seen there; the inbox
-    # list is scrolled so that a new one stays out of view.
-    demo.page.locator("#inbox .scroller").evaluate("(el) => { el.style.maxHeight = '1px'; }")
+    # list is 1 px high, so a new one (on top) stays out of view.
+    scroller = demo.page.locator("#inbox .scroller")
+    scroller.evaluate("(el) => { el.style.maxHeight = '1px'; el.scrollTop = 0; }")
     hidden = api.send(user, "Not on screen")
-    expect(demo.page.locator("#inbox button.item", has_text="Not on screen")).to_have_count(1)
-    time.sleep(2)  # the seen threshold is 1 s; nothing may be reported in twice that
+    expect(demo.inbox_item("Not on screen")).to_have_count(1)
+    # A marker after it, which the list then shows whole but for its last pixel, with the hidden
+    # one just below the edge: the hidden one was rendered first, so a report of it would come
+    # no later than the marker's.
+    marker = api.send(user, "On screen after it")
+    expect(demo.inbox_item("On screen after it")).to_have_count(1)
+    demo.inbox_item("On screen after it").evaluate(
+        """(item) => {
+            const scroller = item.closest('.scroller');
+            const top = scroller.getBoundingClientRect().top;
+            scroller.style.maxHeight = `${item.getBoundingClientRect().bottom - top - 1}px`;
+        }"""
+    )
+    view = scroller.bounding_box()
+    assert view is not None
+    assert on_screen_share(view, demo.inbox_item("On screen after it")) > 0.9
+    assert on_screen_share(view, demo.inbox_item("Not on screen")) == 0
+    eventually(lambda: seen_at(marker["id"]) is not None, "the marker reported seen")
     assert seen_at(hidden["id"]) is None
     _, body = as_user(api, stack, user, "GET", "/api/notifications?limit=50")
     assert all(not n["read"] for n in body["items"]), "seen is not read"
@@ -252,15 +296,9 @@ def test_outbox_receipt_and_case_notices_on_the_demo_page(
     )
     demo.wait_for_badge(1)
 
-    page.locator("#refresh-outbox").click()
-    wait_until(
-        lambda: (
-            page.locator("#refresh-outbox").click() is None
-            and page.locator("#outbox td", has_text=f"{user}@example.org").count() > 0
-        ),
-        timeout=15,
-    )
-    expect(page.locator("#outbox tr", has_text=notice["id"])).to_contain_text("email")
+    sent_email = outbox_row(page, notice["id"])
+    expect(sent_email).to_contain_text("email")
+    expect(sent_email).to_contain_text(f"{user}@example.org")
 
     page.locator("#receipt-pick").select_option(notice["id"])  # shows the record at once
     expect(page.locator("#receipt-id")).to_have_value(notice["id"])
@@ -340,18 +378,12 @@ def test_screenshot_of_the_center_with_a_notice_to_confirm_and_an_archive(
     """The README's v2 picture: a notice to confirm pinned on top, one just archived (undo)."""
     demo = open_v2(open_demo, user)
     page = demo.page
-    api.send(user, "Office closed on Friday", priority="low")
-    send_notice(
-        api,
-        user,
-        "Please upload your passport copy for case 12345",
-        type="warning",
-        priority="high",
-        category="immigration",
-        data={"case_id": "12345"},
-    )
-    api.send(user, "Form I-130 received", type="success", category="immigration")
-    api.send(user, "Your case status has been updated: in review", data={"case_id": "12345"})
+    for name in ("office", "passport", "form", "case"):
+        message, fields = PICTURED[name]
+        if name == "passport":  # pinned: a notice to confirm
+            send_notice(api, user, message, **fields)
+        else:
+            api.send(user, message, **fields)
     demo.wait_for_badge(4)
     open_panel(demo)
     expect(center_items(page).first).to_contain_text("passport copy")
@@ -385,12 +417,12 @@ def test_the_admin_panel_sends_a_notice_with_its_escalation_fields(
     form = page.locator("#send-form")
     form.locator("#send-message").fill("Bring your ID to the hearing")
     form.locator("#send-confirm").check()
-    deadline = datetime.now() + timedelta(days=3)  # datetime-local: the browser's local time
-    form.locator("#send-deadline").fill(deadline.strftime("%Y-%m-%dT%H:%M"))
-    form.locator("select[name=step1_channel]").select_option(label="Email")
-    form.locator("select[name=step1_when]").select_option(label="After 5 seconds (to try it here)")
-    form.locator("select[name=step2_channel]").select_option(label="In the app again")
-    form.locator("select[name=step2_when]").select_option(label="1 day before the deadline")
+    fill_deadline_and_reminders(
+        form,
+        datetime.now() + timedelta(days=3),
+        ("Email", "After 5 seconds (to try it here)"),
+        ("In the app again", "1 day before the deadline"),
+    )
     with page.expect_response(lambda r: r.url.endswith("/api/notifications")) as sent:
         page.locator("#send").click()
     assert sent.value.status == 201
@@ -404,16 +436,7 @@ def test_the_admin_panel_sends_a_notice_with_its_escalation_fields(
     expect(row).to_contain_text("Bring your ID to the hearing")
     expect(row.locator("time.deadline")).to_contain_text("Due in 3 days")
     page.keyboard.press("Escape")
-    wait_until(
-        lambda: (
-            page.locator("#refresh-outbox").click() is None
-            and page.locator("#outbox tr", has_text=notification["id"]).count() > 0
-        ),
-        timeout=15,
-    )
-    expect(page.locator("#outbox tr", has_text=notification["id"])).to_contain_text(
-        f"{user}@example.org"
-    )
+    expect(outbox_row(page, notification["id"])).to_contain_text(f"{user}@example.org")
     status, receipt = api.call("GET", f"/api/notifications/{notification['id']}/receipt")
     assert status == 200
     assert [entry["channel"] for entry in receipt["entries"] if entry["type"] == "escalated"] == [

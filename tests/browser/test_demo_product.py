@@ -13,7 +13,8 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from devstack.stack import LocalStack
-from tests.browser.conftest import SLOW_MACHINE_MS, Api, DemoPage, audit, wait_until
+from tests.browser.conftest import Api, audit, fill_deadline_and_reminders, new_context, open_page
+from tests.waiting import eventually
 
 ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 # A contract document's name and section sign (written so this file does not cite them either),
@@ -31,21 +32,9 @@ JARGON = (
 
 @pytest.fixture
 def phone(browser: Browser) -> Iterator[BrowserContext]:
-    context = browser.new_context(
-        viewport={"width": 390, "height": 844}, timezone_id="Asia/Tokyo", locale="en-US"
-    )
-    context.set_default_timeout(SLOW_MACHINE_MS)
-    yield context
-    context.close()
-
-
-def signed_in(context: BrowserContext, stack: LocalStack, user: str) -> DemoPage:
-    page = context.new_page()
-    demo = DemoPage(page)
-    page.on("pageerror", lambda error: demo.errors.append(str(error)))
-    page.goto(f"{stack.rest_url}/demo/?user={user}")
-    demo.wait_for_status("open")
-    return demo
+    viewport = {"width": 390, "height": 844}
+    with new_context(browser, viewport=viewport, timezone_id="Asia/Tokyo", locale="en-US") as phone:
+        yield phone
 
 
 def box(page: Page, selector: str) -> dict[str, float]:
@@ -71,7 +60,7 @@ def test_before_sign_in_there_is_no_session_no_bell_and_no_blank_inbox(
 def test_the_inbox_card_ends_with_its_list(
     context: BrowserContext, stack: LocalStack, api: Api, user: str
 ) -> None:
-    demo = signed_in(context, stack, user)
+    demo = open_page(context, stack, user)
     api.send(user, "Your case status has been updated")
     expect(demo.inbox_item("Your case status has been updated")).to_be_visible()
     card, box_of_list = box(demo.page, ".card.inbox"), box(demo.page, "#inbox")
@@ -83,7 +72,7 @@ def test_the_inbox_card_ends_with_its_list(
 def test_toasts_make_way_for_the_open_panel_on_a_phone(
     phone: BrowserContext, stack: LocalStack, api: Api, user: str
 ) -> None:
-    demo = signed_in(phone, stack, user)
+    demo = open_page(phone, stack, user)
     page = demo.page
     page.locator("#center button.toggle").click()
     expect(page.locator("#center .panel")).to_be_visible()
@@ -103,7 +92,7 @@ def test_toasts_make_way_for_the_open_panel_on_a_phone(
 def test_the_preferences_save_button_shows_and_the_zone_is_the_browsers(
     phone: BrowserContext, stack: LocalStack, user: str
 ) -> None:
-    demo = signed_in(phone, stack, user)
+    demo = open_page(phone, stack, user)
     page = demo.page
     page.locator("#center button.toggle").click()
     page.locator("#center button.settings").click()
@@ -127,31 +116,27 @@ def test_the_preferences_save_button_shows_and_the_zone_is_the_browsers(
 def test_the_page_speaks_plainly_and_fits_the_screen(
     browser: Browser, stack: LocalStack, user: str, width: int
 ) -> None:
-    context = browser.new_context(viewport={"width": width, "height": 900})
-    try:
-        demo = signed_in(context, stack, user)
+    with new_context(browser, viewport={"width": width, "height": 900}) as context:
+        demo = open_page(context, stack, user)
         text = demo.page.locator("body").inner_text()
         assert [word for word in JARGON if word in text] == []
         scroll_width = demo.page.evaluate("document.documentElement.scrollWidth")
         assert scroll_width <= width, f"{scroll_width} px wide at {width} px"
-    finally:
-        context.close()
 
 
 def test_reminders_are_chosen_in_words_and_sent_as_durations(
     context: BrowserContext, stack: LocalStack, user: str
 ) -> None:
-    demo = signed_in(context, stack, user)
+    demo = open_page(context, stack, user)
     page = demo.page
     form = page.locator("#send-form")
     expect(form.locator("input[name$=_duration]")).to_have_count(0)
-    form.locator("#send-deadline").fill(
-        (datetime.now() + timedelta(days=5)).strftime("%Y-%m-%dT%H:%M")
+    fill_deadline_and_reminders(
+        form,
+        datetime.now() + timedelta(days=5),
+        ("Email", "After 1 hour"),
+        ("Text message (SMS)", "1 day before the deadline"),
     )
-    form.locator("select[name=step1_channel]").select_option(label="Email")
-    form.locator("select[name=step1_when]").select_option(label="After 1 hour")
-    form.locator("select[name=step2_channel]").select_option(label="Text message (SMS)")
-    form.locator("select[name=step2_when]").select_option(label="1 day before the deadline")
     with page.expect_request(lambda r: r.url.endswith("/api/notifications")) as sent:
         page.locator("#send").click()
     assert sent.value.post_data_json["escalation"] == [
@@ -164,7 +149,7 @@ def test_inspecting_a_record_changes_nothing_and_shows_it_whole(
     context: BrowserContext, stack: LocalStack, api: Api, user: str
 ) -> None:
     # The inbox reports what it shows as seen: hide it, so only the inspection could add entries.
-    demo = signed_in(context, stack, user)
+    demo = open_page(context, stack, user)
     page = demo.page
     page.evaluate("document.querySelector('#inbox-box').hidden = true")
     case_id = f"case-{uuid.uuid4().hex[:6]}"
@@ -176,7 +161,7 @@ def test_inspecting_a_record_changes_nothing_and_shows_it_whole(
         assert status == 200
         return [entry["type"] for entry in receipt["entries"]]
 
-    wait_until(lambda: "delivered" in entry_types())  # the client's ack, then the record is still
+    eventually(lambda: "delivered" in entry_types(), "the client's ack in the record")
     picker = page.locator("#receipt-pick")
     expect(picker.locator(f"option[value='{sent['id']}']")).to_have_count(1)
     picker.select_option(sent["id"])

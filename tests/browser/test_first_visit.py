@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from devstack.stack import LocalStack
-from tests.browser.conftest import SLOW_MACHINE_MS, Api, DemoPage, audit
+from tests.browser.conftest import Api, audit, new_context, open_page
 
 # Every visible string under the center and the toasts, through shadow roots.
 VISIBLE_STRINGS = """() => {
@@ -83,22 +83,11 @@ NEUTRAL = r"^[\d\s.,:/·!+()-]*$"
 @pytest.fixture
 def new_user_context(browser: Browser, request: pytest.FixtureRequest) -> Iterator[BrowserContext]:
     locale, width = request.param
-    context = browser.new_context(
-        locale=locale, viewport={"width": width, "height": 900}, timezone_id="America/New_York"
-    )
-    context.set_default_timeout(SLOW_MACHINE_MS)
-    yield context
-    context.close()
-
-
-def open_as_new_user(context: BrowserContext, stack: LocalStack, user: str) -> DemoPage:
-    page = context.new_page()
-    demo = DemoPage(page)
-    page.on("console", lambda m: demo.errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda error: demo.errors.append(str(error)))
-    page.goto(f"{stack.rest_url}/demo/?user={user}")
-    demo.wait_for_status("open")
-    return demo
+    viewport = {"width": width, "height": 900}
+    with new_context(
+        browser, locale=locale, viewport=viewport, timezone_id="America/New_York"
+    ) as context:
+        yield context
 
 
 def english_share(page: Page, strings: list[str]) -> tuple[float, list[str]]:
@@ -129,7 +118,7 @@ def test_a_new_user_sees_the_center_in_the_browsers_language(
     new_user_context: BrowserContext, stack: LocalStack, api: Api
 ) -> None:
     user = f"new-{uuid.uuid4().hex[:8]}"
-    demo = open_as_new_user(new_user_context, stack, user)
+    demo = open_page(new_user_context, stack, user)
     page = demo.page
     browser_locale = page.evaluate("navigator.language")
     language, word = TARGETS[browser_locale]
@@ -190,11 +179,9 @@ def test_a_new_user_sees_the_center_in_the_browsers_language(
 def test_the_language_menu_flips_the_open_panel_to_arabic_inside_the_viewport(
     browser: Browser, stack: LocalStack, api: Api, width: int
 ) -> None:
-    context = browser.new_context(locale="en-US", viewport={"width": width, "height": 800})
-    context.set_default_timeout(SLOW_MACHINE_MS)
-    try:
+    with new_context(browser, locale="en-US", viewport={"width": width, "height": 800}) as context:
         user = f"new-{uuid.uuid4().hex[:8]}"
-        demo = open_as_new_user(context, stack, user)
+        demo = open_page(context, stack, user)
         page = demo.page
         api.send(user, "Your case status has been updated", data={"case_id": "12345"})
         demo.wait_for_badge(1)
@@ -224,5 +211,3 @@ def test_the_language_menu_flips_the_open_panel_to_arabic_inside_the_viewport(
         page.locator("#center button.toggle").click()
         panel_inside_viewport(page)
         assert demo.errors == []
-    finally:
-        context.close()

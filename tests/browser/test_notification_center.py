@@ -4,11 +4,11 @@ reconnect after the server drops the socket, and the long-polling fallback."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from playwright.sync_api import BrowserContext, expect
 
-from tests.browser.conftest import Api, DemoPage, wait_until
+from tests.browser.conftest import Api, DemoPage
+from tests.waiting import eventually
 
 # While blocked, a WebSocket that never opens: what a proxy or policy that blocks WebSocket
 # looks like to the page (and, to the browser, also what a handshake refused with 401 looks
@@ -121,7 +121,7 @@ def test_server_dropping_the_socket_loses_nothing(open_demo, api: Api, user: str
     for message in sent_meanwhile:
         api.send(user, message)
 
-    wait_until(lambda: demo.client("connectionId") not in (None, dropped))
+    eventually(lambda: demo.client("connectionId") not in (None, dropped), "a new connection id")
     demo.wait_for_status("open")
     api.send(user, "after the reconnect")
     for message in [*sent_meanwhile, "after the reconnect"]:
@@ -152,48 +152,6 @@ def test_blocked_websocket_falls_back_to_polling_and_back(
     expect(demo.inbox_item("over the socket again")).to_be_visible(timeout=1_000)
     expect(demo.page.locator("#inbox button.item")).to_have_count(2)
     demo.wait_for_badge(2)
-
-
-def test_screenshots_of_the_center(open_demo, api: Api, user: str, artifacts: Path) -> None:
-    demo: DemoPage = open_demo(user)
-    api.send(user, "Your case status has been updated: in review", data={"case_id": "12345"})
-    api.send(user, "Form I-130 received", type="success", category="immigration")
-    api.send(
-        user,
-        "Please upload your passport copy for case 12345",
-        type="warning",
-        priority="high",
-        category="immigration",
-        data={"case_id": "12345"},
-    )
-    api.send(user, "Payment could not be processed", type="error")
-    api.send(user, "Office closed on Friday", priority="low")
-    demo.wait_for_badge(5)
-    demo.inbox_item("Office closed on Friday").click()
-    demo.wait_for_badge(4)
-
-    demo.page.locator("#center button.toggle").click()
-    panel = demo.page.locator("#center .panel")
-    expect(panel).to_be_visible()
-    demo.page.evaluate("document.querySelector('notification-toast').remove()")
-    demo.page.screenshot(path=artifacts / "demo-page.png", full_page=True)
-    # The center alone, on a plain background, with room for its shadow.
-    demo.page.add_style_tag(content="main { visibility: hidden; }")
-    box = panel.bounding_box()
-    toggle = demo.page.locator("#center button.toggle").bounding_box()
-    assert box is not None and toggle is not None
-    top = toggle["y"] - 12
-    demo.page.screenshot(
-        path=artifacts / "notification-center.png",
-        clip={
-            "x": box["x"] - 16,
-            "y": top,
-            "width": box["width"] + 32,
-            "height": box["y"] + box["height"] + 20 - top,
-        },
-    )
-    assert (artifacts / "notification-center.png").stat().st_size > 0
-    assert demo.errors == []
 
 
 def test_center_is_keyboard_operable(open_demo, api: Api, user: str) -> None:
@@ -238,7 +196,7 @@ def test_older_pages_load_by_cursor_as_the_list_scrolls(
         _, page = api.call("GET", "/api/notifications?limit=22", token=stack.token(user))
         return len(page["items"]) == 22 and all(item["delivered"] for item in page["items"])
 
-    wait_until(all_acked)
+    eventually(all_acked, "all 22 acked")
     demo.page.reload()
     demo.wait_for_status("open")
     expect(items).to_have_count(20)

@@ -15,7 +15,6 @@ checked, not the focus or a newly opened window.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,11 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, CDPSession, Page, expect
 
 from devstack.stack import LocalStack
-from tests.browser.conftest import CHROMIUM_ARGS, SLOW_MACHINE_MS, Api, _chromium
+from tests.browser.conftest import CHROMIUM_ARGS, SLOW_MACHINE_MS, Api, DemoPage, _chromium
 from tests.push_service import PushService
+from tests.waiting import eventually
+
+WAIT_S = SLOW_MACHINE_MS / 1000
 
 FAKE_PUSH_MANAGER = """(subscription) => {
   let current = null;
@@ -74,10 +76,10 @@ def worker_session(page: Page, context: BrowserContext) -> tuple[CDPSession, str
         ),
     )
     cdp.send("ServiceWorker.enable")
-    deadline = time.monotonic() + SLOW_MACHINE_MS / 1000
-    while not found:
-        assert time.monotonic() < deadline, "no service worker registration reported"
-        page.wait_for_timeout(50)  # lets Playwright dispatch the protocol's events
+    # wait_for_timeout (None) lets Playwright dispatch the protocol's events between polls.
+    eventually(
+        lambda: found or page.wait_for_timeout(0), "a service worker registration", timeout=WAIT_S
+    )
     return cdp, found[0]
 
 
@@ -108,10 +110,11 @@ def deliver(
         "ServiceWorker.deliverPushMessage",
         {"origin": origin, "registrationId": registration, "data": json.dumps(payload)},
     )
-    deadline = time.monotonic() + SLOW_MACHINE_MS / 1000
-    while worker.evaluate("self.shownCount") == before:
-        assert time.monotonic() < deadline, "the worker showed nothing"
-        time.sleep(0.05)
+    eventually(
+        lambda: worker.evaluate("self.shownCount") != before,
+        "the worker to show it",
+        timeout=WAIT_S,
+    )
 
 
 def shown(page: Page) -> list[dict[str, Any]]:
@@ -123,13 +126,19 @@ def shown(page: Page) -> list[dict[str, Any]]:
 
 
 def wait_shown(page: Page, count: int, **match: Any) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + SLOW_MACHINE_MS / 1000
-    while True:
+    def matching() -> tuple[list[dict[str, Any]]]:
         notes = shown(page)
-        if len(notes) == count and all(all(n.get(k) == v for k, v in match.items()) for n in notes):
-            return notes
-        assert time.monotonic() < deadline, notes
-        page.wait_for_timeout(50)
+        assert len(notes) == count, notes
+        assert all(all(n.get(k) == v for k, v in match.items()) for n in notes), notes
+        return (notes,)  # holds even when none are wanted
+
+    [notes] = eventually(matching, f"{count} shown notifications matching {match}", timeout=WAIT_S)
+    return notes
+
+
+def open_demo_page(page: Page, stack: LocalStack, user: str, locale: str) -> None:
+    page.goto(f"{stack.rest_url}/demo/?user={user}&lang={locale}")
+    DemoPage(page).wait_for_status("open")
 
 
 @pytest.mark.parametrize(
@@ -156,10 +165,7 @@ def test_a_push_is_shown_replaced_by_its_reminder_and_a_click_marks_it_seen(
     page = profile.pages[0] if profile.pages else profile.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(f"{stack.rest_url}/demo/?user={user}&lang={locale}")
-    page.wait_for_function(
-        "window.demo && window.demo.client && window.demo.client.status === 'open'"
-    )
+    open_demo_page(page, stack, user, locale)
     cdp, registration = worker_session(page, profile)
     page.evaluate(FAKE_PUSH_MANAGER, pushes.device(user).subscription())
 
@@ -170,30 +176,24 @@ def test_a_push_is_shown_replaced_by_its_reminder_and_a_click_marks_it_seen(
     expect(switch).not_to_be_checked()
     switch.click()
     hint = page.locator("#center notification-preferences .push-hint")
-    deadline = time.monotonic() + SLOW_MACHINE_MS / 1000
-    while not (me := api.call("GET", "/api/me", token=stack.token(user))[1])["push_subscriptions"]:
-        assert time.monotonic() < deadline, hint.text_content()
-        page.wait_for_timeout(50)
-    assert [s["origin"] for s in me["push_subscriptions"]] == [pushes.origin]
+
+    def subscriptions() -> list[dict[str, Any]]:
+        return api.call("GET", "/api/me", token=stack.token(user))[1]["push_subscriptions"]
+
+    stored = eventually(subscriptions, "the device's subscription stored", timeout=WAIT_S)
+    assert [s["origin"] for s in stored] == [pushes.origin]
     expect(switch).to_be_checked()
     expect(hint).to_have_text("")
 
     # The page closes (no live session): the server pushes, encrypted, to the push service.
     page.goto("about:blank")
     notice = api.send(user, "Your hearing moved to Room 4B", requires_confirmation=True)
-    deadline = time.monotonic() + SLOW_MACHINE_MS / 1000
-    while not pushes.to(user):
-        assert time.monotonic() < deadline, "nothing was pushed"
-        time.sleep(0.05)
+    [received] = eventually(lambda: pushes.to(user), "a push to the device", timeout=WAIT_S)
     assert pushes.errors == []
-    [received] = pushes.to(user)
     assert received.payload["title"] == title
     assert "Room 4B" not in json.dumps(received.payload, ensure_ascii=False)
 
-    page.goto(f"{stack.rest_url}/demo/?user={user}&lang={locale}")
-    page.wait_for_function(
-        "window.demo && window.demo.client && window.demo.client.status === 'open'"
-    )
+    open_demo_page(page, stack, user, locale)
     deliver(profile, cdp, stack.rest_url, registration, received.payload)
     [note] = wait_shown(page, 1, tag=notice["id"])
     assert (note["title"], note["body"]) == (title, received.payload["body"])
@@ -212,14 +212,13 @@ def test_a_push_is_shown_replaced_by_its_reminder_and_a_click_marks_it_seen(
         }"""
     )
     wait_shown(page, 0)
-    deadline = time.monotonic() + SLOW_MACHINE_MS / 1000
-    while True:
+
+    def seen_at() -> str | None:
         _, page_of = api.call("GET", "/api/notifications", token=stack.token(user))
         [item] = [n for n in page_of["items"] if n["id"] == notice["id"]]
-        if item["seen_at"] is not None:
-            break
-        assert time.monotonic() < deadline, "the click was not reported seen"
-        page.wait_for_timeout(100)
+        return item["seen_at"]
+
+    eventually(seen_at, "the click reported seen", timeout=WAIT_S)
     assert errors == []
 
 
@@ -229,10 +228,7 @@ def test_a_refused_permission_is_explained_beside_the_switch(
     profile.clear_permissions()
     Api(stack).call("PUT", "/api/me/preferences", {"locale": "es"}, token=stack.token(user))
     page = profile.pages[0] if profile.pages else profile.new_page()
-    page.goto(f"{stack.rest_url}/demo/?user={user}&lang=es")
-    page.wait_for_function(
-        "window.demo && window.demo.client && window.demo.client.status === 'open'"
-    )
+    open_demo_page(page, stack, user, "es")
     page.evaluate("navigator.serviceWorker.ready.then(() => true)")
     # Headless Chromium answers a permission prompt by itself: as a person who said no.
     page.evaluate(

@@ -147,17 +147,27 @@ def test_client_close_runs_disconnect_with_its_status_and_reason(probe_stack: Lo
     assert (context["disconnectStatusCode"], context["disconnectReason"]) == (4000, "bye now")
 
 
-def test_frame_over_32_kib_closes_with_1009(probe_stack: LocalStack) -> None:
+@pytest.mark.parametrize(
+    ("agent", "frame", "code"),
+    [
+        ("big-frame", json.dumps({"action": "ping", "pad": "x" * (32 * 1024)}), 1009),
+        ("binary", b"\x00\x01", 1003),
+    ],
+    ids=["over 32 KiB: 1009", "binary: 1003"],
+)
+def test_a_frame_the_gateway_refuses_closes_with_its_code(
+    probe_stack: LocalStack, agent: str, frame: str | bytes, code: int
+) -> None:
     async def scenario() -> int:
-        async with connect(probe_stack.ws_url, user_agent_header="big-frame") as socket:
-            await socket.send(json.dumps({"action": "ping", "pad": "x" * (32 * 1024)}))
+        async with connect(probe_stack.ws_url, user_agent_header=agent) as socket:
+            await socket.send(frame)
             with pytest.raises(ConnectionClosed) as closed:
                 await recv_json(socket)
             return closed.value.rcvd.code
 
-    assert asyncio.run(scenario()) == 1009
-    event = recorded_disconnect(probe_stack, last_connect_id(probe_stack, "big-frame"))
-    assert event["requestContext"]["disconnectStatusCode"] == 1009
+    assert asyncio.run(scenario()) == code
+    event = recorded_disconnect(probe_stack, last_connect_id(probe_stack, agent))
+    assert event["requestContext"]["disconnectStatusCode"] == code
 
 
 def test_fragmented_message_up_to_128_kib_is_accepted_and_larger_closes_with_1009(
@@ -176,19 +186,6 @@ def test_fragmented_message_up_to_128_kib_is_accepted_and_larger_closes_with_100
     reply = asyncio.run(send_fragments(4))
     assert isinstance(reply, dict) and reply["size"] == 4 * len(fragment)
     assert asyncio.run(send_fragments(5)) == 1009
-
-
-def test_binary_frame_closes_with_1003(probe_stack: LocalStack) -> None:
-    async def scenario() -> int:
-        async with connect(probe_stack.ws_url, user_agent_header="binary") as socket:
-            await socket.send(b"\x00\x01")
-            with pytest.raises(ConnectionClosed) as closed:
-                await recv_json(socket)
-            return closed.value.rcvd.code
-
-    assert asyncio.run(scenario()) == 1003
-    event = recorded_disconnect(probe_stack, last_connect_id(probe_stack, "binary"))
-    assert event["requestContext"]["disconnectStatusCode"] == 1003
 
 
 def test_handlers_run_concurrently(probe_stack: LocalStack) -> None:

@@ -3,10 +3,12 @@ WebSocket gateway (which also serves @connections): see support.py."""
 
 from __future__ import annotations
 
+import inspect
 import ipaddress
 import json
 import ssl
 import threading
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +25,13 @@ from devstack.fanout import create_fanout_queues
 from devstack.issuer import DevIssuer
 from devstack.tables import create_tables
 from tests.conftest import REGION
-from tests.lambda_runtime.support import GatewayThread, LambdaFunction, runtime_folder, unzip
+from tests.lambda_runtime.support import (
+    GatewayThread,
+    LambdaFunction,
+    function_environment,
+    runtime_folder,
+    unzip,
+)
 
 API_ID = "zipapi0001"
 SECRET = "zip-test-secret-0123456789abcdef0123456789abcdef"
@@ -32,21 +40,26 @@ EMAIL_FROM = "notices@legalaid.example.net"
 BUS = "zip-notices"
 
 
-@pytest.fixture(scope="module")
+# The package's tests share one moto server and one set of functions (tests/parallel.py keeps
+# them on one worker); each test uses users, queues and rules of its own.
+@pytest.fixture(scope="package")
 def template(lambda_package: Path) -> dict[str, Any]:
     return json.loads((lambda_package / "sam.json").read_text())
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def moto_url() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
+    url = f"http://{host}:{port}"
+    # Its backends are this process's: start from none of what earlier tests here left.
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"))
+    yield url
     server.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def stack_refs(moto_url: str, template: dict[str, Any]) -> dict[str, str]:
     """Stand-ins, on moto server, for what the template's `Ref`s name in a deployed stack."""
     clients = {
@@ -67,12 +80,10 @@ def stack_refs(moto_url: str, template: dict[str, Any]) -> dict[str, str]:
     )
     queue, _ = create_fanout_queues(clients["sqs"], prefix="zip")
     parameter = template["Parameters"]["JwtSecretParameterName"]["Default"]
-    # moto server's backends live in this process: a module run earlier made them already.
-    clients["ssm"].put_parameter(Name=parameter, Value=SECRET, Type="SecureString", Overwrite=True)
+    clients["ssm"].put_parameter(Name=parameter, Value=SECRET, Type="SecureString")
     # The verified SES identity a deploy needs (README "Deploy"), given as EmailFrom.
     clients["sesv2"].create_email_identity(EmailIdentity=EMAIL_FROM)
-    if BUS not in {bus["Name"] for bus in clients["events"].list_event_buses()["EventBuses"]}:
-        clients["events"].create_event_bus(Name=BUS)
+    clients["events"].create_event_bus(Name=BUS)
     return {
         "ConnectionsTable": "zip-connections",
         "NotificationsTable": "zip-notes",
@@ -85,81 +96,89 @@ def stack_refs(moto_url: str, template: dict[str, Any]) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
-def gateway() -> Iterator[GatewayThread]:
-    thread = GatewayThread()
-    yield thread
-    thread.stop()
+@dataclass(frozen=True)
+class Deployment:
+    """The package, its template and moto server: what each set of functions starts from."""
+
+    package: Path
+    template: dict[str, Any]
+    moto_url: str
+    folders: pytest.TempPathFactory
+
+    @contextmanager
+    def start(
+        self,
+        refs: dict[str, str],
+        gateway: GatewayThread,
+        *,
+        only: set[str] | None = None,
+        environment: dict[str, str] | None = None,
+    ) -> Iterator[dict[str, LambdaFunction]]:
+        """The template's functions (`only` those named), by logical id, each in its own
+        process, with `refs` for the stack's `Ref`s, pushing through `gateway`."""
+        task_root = unzip(self.package / "deployment.zip", self.folders.mktemp("task"))
+        runtime_dir = runtime_folder(self.folders.mktemp("runtime") / "python")
+        test_settings = {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            # Every AWS client of the function talks to moto server; pushes go to the gateway.
+            "AWS_ENDPOINT_URL": self.moto_url,
+            "WEBSOCKET_ENDPOINT": gateway.url,
+            "FANOUT_THRESHOLD": FANOUT_THRESHOLD,
+            "FANOUT_BATCH_SIZE": "2",
+            **(environment or {}),
+        }
+        started: dict[str, LambdaFunction] = {}
+        try:
+            for logical_id, resource in self.template["Resources"].items():
+                if resource["Type"] != "AWS::Serverless::Function":
+                    continue
+                if only is not None and logical_id not in only:
+                    continue
+                properties = resource["Properties"]
+                started[logical_id] = LambdaFunction(
+                    logical_id,
+                    handler=properties["Handler"],
+                    task_root=task_root,
+                    runtime_dir=runtime_dir,
+                    environment={
+                        **function_environment(self.template, logical_id, refs),
+                        **test_settings,
+                    },
+                    region=REGION,
+                    timeout_s=int(properties.get("Timeout", 60)),
+                    memory_mb=int(properties.get("MemorySize", 128)),
+                )
+            yield started
+        finally:
+            for function in started.values():
+                function.close()
 
 
-@pytest.fixture(scope="module")
-def functions(
+@pytest.fixture(scope="package")
+def deployment(
     lambda_package: Path,
-    tmp_path_factory: pytest.TempPathFactory,
     template: dict[str, Any],
-    stack_refs: dict[str, str],
     moto_url: str,
-    gateway: GatewayThread,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Deployment:
+    return Deployment(lambda_package, template, moto_url, tmp_path_factory)
+
+
+@pytest.fixture(scope="package")
+def gateway() -> Iterator[GatewayThread]:
+    with GatewayThread() as thread:
+        yield thread
+
+
+@pytest.fixture(scope="package")
+def functions(
+    deployment: Deployment, stack_refs: dict[str, str], gateway: GatewayThread
 ) -> Iterator[dict[str, LambdaFunction]]:
     """Every function of the template, by logical id, each in its own process."""
-    with start_functions(
-        lambda_package, tmp_path_factory, template, stack_refs, moto_url, gateway
-    ) as started:
+    with deployment.start(stack_refs, gateway) as started:
         yield started
-
-
-@contextmanager
-def start_functions(
-    lambda_package: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-    template: dict[str, Any],
-    stack_refs: dict[str, str],
-    moto_url: str,
-    gateway: GatewayThread,
-    *,
-    only: set[str] | None = None,
-    environment: dict[str, str] | None = None,
-) -> Iterator[dict[str, LambdaFunction]]:
-    from tests.lambda_runtime.support import function_environment
-
-    task_root = unzip(lambda_package / "deployment.zip", tmp_path_factory.mktemp("task"))
-    runtime_dir = runtime_folder(tmp_path_factory.mktemp("runtime") / "python")
-    test_settings = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        # Every AWS client of the function talks to moto server; pushes go to the gateway.
-        "AWS_ENDPOINT_URL": moto_url,
-        "WEBSOCKET_ENDPOINT": gateway.url,
-        "FANOUT_THRESHOLD": FANOUT_THRESHOLD,
-        "FANOUT_BATCH_SIZE": "2",
-        **(environment or {}),
-    }
-    started: dict[str, LambdaFunction] = {}
-    try:
-        for logical_id, resource in template["Resources"].items():
-            if resource["Type"] != "AWS::Serverless::Function":
-                continue
-            if only is not None and logical_id not in only:
-                continue
-            properties = resource["Properties"]
-            started[logical_id] = LambdaFunction(
-                logical_id,
-                handler=properties["Handler"],
-                task_root=task_root,
-                runtime_dir=runtime_dir,
-                environment={
-                    **function_environment(template, logical_id, stack_refs),
-                    **test_settings,
-                },
-                region=REGION,
-                timeout_s=int(properties.get("Timeout", 60)),
-                memory_mb=int(properties.get("MemorySize", 128)),
-            )
-        yield started
-    finally:
-        for function in started.values():
-            function.close()
 
 
 # --- an OIDC provider over https (issue 11: the zip also runs the RS256 path) -----------------
@@ -183,55 +202,48 @@ def _certificates(directory: Path) -> tuple[Path, Path, Path]:
     def name(common: str) -> x509.Name:
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
 
+    def certificate(
+        subject: str, key: Any, issuer: str, signer: Any, *extensions: tuple[Any, bool]
+    ) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name(subject))
+            .issuer_name(name(issuer))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=1))
+        )
+        for extension, critical in extensions:
+            builder = builder.add_extension(extension, critical=critical)
+        return builder.sign(signer, hashes.SHA256())
+
+    # x509.KeyUsage takes every usage by name: a CA's are signing certificates and revocations.
+    ca_usage = dict.fromkeys(inspect.signature(x509.KeyUsage).parameters, False) | {
+        "digital_signature": True,
+        "key_cert_sign": True,
+        "crl_sign": True,
+    }
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(name("zip test CA"))
-        .issuer_name(name("zip test CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
+    ca = certificate(
+        "zip test CA",
+        ca_key,
+        "zip test CA",
+        ca_key,
+        (x509.BasicConstraints(ca=True, path_length=0), True),
+        (x509.KeyUsage(**ca_usage), True),
+        (x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False),
     )
     key = ec.generate_private_key(ec.SECP256R1())
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(name("127.0.0.1"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
+    leaf = certificate(
+        "127.0.0.1",
+        key,
+        "zip test CA",
+        ca_key,
+        (x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False),
+        (x509.BasicConstraints(ca=False, path_length=None), True),
+        (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
+        (x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False),
     )
     paths = directory / "ca.pem", directory / "server.pem", directory / "server.key"
     paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
@@ -280,18 +292,14 @@ class _JwksHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def rs256_gateway() -> Iterator[GatewayThread]:
-    thread = GatewayThread()
-    yield thread
-    thread.stop()
+    with GatewayThread() as thread:
+        yield thread
 
 
 @pytest.fixture(scope="module")
 def rs256_functions(
-    lambda_package: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-    template: dict[str, Any],
+    deployment: Deployment,
     stack_refs: dict[str, str],
-    moto_url: str,
     rs256_gateway: GatewayThread,
     provider: Provider,
 ) -> Iterator[dict[str, LambdaFunction]]:
@@ -304,12 +312,8 @@ def rs256_functions(
         "JwtIssuer": issuer.issuer,
         "JwtAudience": issuer.audience,
     }
-    with start_functions(
-        lambda_package,
-        tmp_path_factory,
-        template,
+    with deployment.start(
         refs,
-        moto_url,
         rs256_gateway,
         only={"APIHandler", "WebsocketConnect", "WebsocketMessage", "WebsocketDisconnect"},
         environment={"SSL_CERT_FILE": str(provider.ca_file)},

@@ -245,6 +245,12 @@ class GatewayThread:
             raise RuntimeError("the gateway did not start")
         return self
 
+    def __enter__(self) -> GatewayThread:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         import asyncio
 

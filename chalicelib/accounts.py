@@ -1,7 +1,7 @@
 """The caller's own account: who they are, their preferences, their language, their contact.
 
 Preferences are the user's to replace; contact is set by staff. Both are read again whenever
-an escalation step fires (chalicelib/escalation.py), so a change applies to what is pending.
+an escalation step fires (chalicelib/sweep.py), so a change applies to what is pending.
 The language a user reads in is their effective locale (chalicelib.i18n.effective_locale):
 the preference when set, else what their client last sent with `register`, else `en`.
 """
@@ -12,8 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib.auth import Principal
-from chalicelib.errors import ValidationFailed
-from chalicelib.models import Contact, Preferences, is_user_id
+from chalicelib.models import Contact, Preferences
 from chalicelib.storage import Directory
 from chalicelib.storage.profiles import Profiles
 
@@ -55,7 +54,5 @@ class Accounts:
         return self.profiles.put_preferences(user_id, preferences)
 
     def set_contact(self, user_id: str, contact: Contact) -> dict[str, Any]:
-        if not is_user_id(user_id):
-            raise ValidationFailed("user_id must be 1-128 characters without '#' or whitespace")
         stored = self.profiles.put_contact(user_id, contact)
         return {"user_id": user_id, **stored.model_dump(mode="json")}

@@ -1,0 +1,144 @@
+"""What a cold start loads: the SDK without boto3, and service models without a directory walk.
+
+The figures are the benchmark's (`python -m benchmarks coldstart`); these tests hold the
+behaviour the cuts must keep: every client the service uses still works, an unknown service
+still fails with botocore's own error, and what was cut stays cut.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+import pytest
+from botocore.exceptions import UnknownServiceError
+
+from chalicelib.settings import Settings
+from chalicelib.wiring import Clients, SdkSession, build_service
+
+ROOT = Path(__file__).resolve().parent.parent
+REGION = "us-east-1"
+# Every AWS service the service talks to (wiring.py, auth.py and webpush.py's SSM reads).
+SERVICES = ("dynamodb", "apigatewaymanagementapi", "sqs", "sesv2", "sns", "events", "ssm")
+
+_listings: list[str] = []
+_listening: list[bool] = []
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if _listening and event == "os.listdir":
+        _listings.append(str(args[0]))
+
+
+# The interpreter's audit events: what the file system was asked, with nothing patched.
+sys.addaudithook(_audit)
+
+
+@pytest.fixture
+def listings() -> Iterator[list[str]]:
+    """Every directory listed while the test runs."""
+    _listings.clear()
+    _listening.append(True)
+    try:
+        yield _listings
+    finally:
+        _listening.clear()
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_sdk_session_makes_each_client_the_service_uses(name: str) -> None:
+    client = SdkSession().client(name, region_name=REGION, endpoint_url="http://127.0.0.1:9")
+    assert client.meta.service_model.service_name == name
+    assert client.meta.region_name == REGION
+
+
+def test_a_client_from_the_sdk_session_talks_to_dynamodb(dynamodb: Any) -> None:
+    """Inside moto, as the tests' boto3 clients: the same botocore underneath."""
+    client = SdkSession().client("dynamodb", region_name=REGION)
+    assert "notifications" in client.list_tables()["TableNames"]
+
+
+def test_an_unknown_service_still_fails_naming_the_known_ones() -> None:
+    with pytest.raises(UnknownServiceError) as raised:
+        SdkSession().client("dynamodbb", region_name=REGION)
+    assert "dynamodb" in str(raised.value)
+    assert "sqs" in str(raised.value)
+
+
+def test_a_client_lists_only_its_own_services_directory(listings: list[str]) -> None:
+    """botocore lists every service's directory (hundreds) before each model it loads."""
+    SdkSession().client("dynamodb", region_name=REGION)
+    ours = len(listings)
+    listings.clear()
+    botocore.session.Session().create_client("dynamodb", region_name=REGION)
+    assert ours < 20, listings
+    assert len(listings) > 10 * ours
+
+
+def test_the_sdk_sessions_data_path_is_botocores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AWS_DATA_PATH (models of services botocore does not ship) is still searched first."""
+    shipped = Path(botocore.__file__).parent / "data" / "sns"
+    version = sorted(path.name for path in shipped.iterdir() if path.is_dir())[-1]
+    extra = tmp_path / "models" / "sns-copy" / version
+    extra.mkdir(parents=True)
+    for source in (shipped / version).iterdir():
+        (extra / source.name).write_bytes(source.read_bytes())
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path / "models"))
+    client = SdkSession().client("sns-copy", region_name=REGION)
+    assert client.meta.service_model.service_name == "sns-copy"
+
+
+def test_the_service_is_built_without_boto3() -> None:
+    """A fresh interpreter, as a Lambda's: building the service and its DynamoDB client never
+    imports boto3 (nor s3transfer, nor multiprocessing)."""
+    code = (
+        "import sys\n"
+        "from chalicelib.settings import Settings\n"
+        "from chalicelib.wiring import build_service\n"
+        "service = build_service(Settings.from_env())\n"
+        "service.clients.dynamodb\n"
+        "print(sorted(m for m in ('boto3', 's3transfer', 'multiprocessing') if m in sys.modules))\n"
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "STAGE": "dev",
+        "AWS_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "DYNAMODB_ENDPOINT": "http://127.0.0.1:9",
+        "JWT_SECRET": "x" * 32,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_service_takes_a_boto3_session_too(dynamodb: Any) -> None:
+    import boto3
+
+    settings = Settings.from_env()
+    clients = Clients.from_settings(settings, session=boto3.session.Session())
+    service = build_service(settings, clients=clients)
+    assert service.clients.dynamodb.describe_table(TableName="notifications")["Table"]
+
+
+def test_a_chalicelib_module_loads_without_the_service_graph() -> None:
+    """The package's own module runs before any of its modules: it must not import them all."""
+    code = (
+        "import sys\n"
+        "import chalicelib.settings\n"
+        "print(sorted(m for m in ('chalicelib.wiring', 'chalicelib.models', 'pydantic')"
+        " if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
