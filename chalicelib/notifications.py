@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chalicelib import telemetry
 from chalicelib.delivery import Delivery
 from chalicelib.errors import (
     ConnectionGone,
@@ -42,16 +41,15 @@ from chalicelib.models import (
 )
 from chalicelib.receipts import Receipts
 from chalicelib.storage import (
-    STAT_NAMES,
     ConnectionStore,
     Directory,
     Inbox,
-    Limits,
     Page,
     new_id,
 )
 from chalicelib.storage.inbox import Change
 from chalicelib.storage.keys import Item
+from chalicelib.telemetry import Counters
 from chalicelib.telemetry import logger as log
 
 if TYPE_CHECKING:
@@ -89,26 +87,6 @@ class SendResult:
     notification: Notification
     created: bool
     delivered_to: int
-
-
-class Counters:
-    """Counts each outcome twice: in the stats counters and in this invocation's metrics."""
-
-    def __init__(self, limits: Limits) -> None:
-        self._limits = limits
-
-    def record(self, **counts: int) -> None:
-        self._limits.bump_stats(**{n: v for n, v in counts.items() if n in STAT_NAMES})
-        telemetry.count(**counts)
-
-    def snapshot(self) -> dict[str, int]:
-        counters = self._limits.read_stats()
-        active = (
-            counters["connections_opened"]
-            - counters["connections_closed"]
-            - counters["stale_pruned"]
-        )
-        return {"active_connections": max(active, 0), **counters}
 
 
 class Notifications:

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from chalicelib import telemetry
 from chalicelib.auth import Principal, TokenVerifier
 from chalicelib.errors import Forbidden, RateLimited, Unauthorized
-from chalicelib.notifications import Counters
 from chalicelib.storage import ConnectionStore, Directory, Limits
+from chalicelib.telemetry import Counters
 from chalicelib.telemetry import logger as log
 
 

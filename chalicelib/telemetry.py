@@ -8,10 +8,13 @@ are never logged: only ids and counts are ever passed here.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.metrics import Metrics, MetricUnit
+
+if TYPE_CHECKING:
+    from chalicelib.storage.limits import Limits
 
 SERVICE = "legal-aid-notifications"
 NAMESPACE = "LegalAidNotifications"
@@ -43,6 +46,27 @@ def count(**deltas: int) -> None:
     for name, value in deltas.items():
         if value:
             metrics.add_metric(name=METRIC_NAMES[name], unit=MetricUnit.Count, value=value)
+
+
+class Counters:
+    """Counts each outcome twice: in the stats counters and in this invocation's metrics."""
+
+    def __init__(self, limits: Limits) -> None:
+        self._limits = limits
+
+    def record(self, **counts: int) -> None:
+        # The stats counters keep only their own names (`Limits.bump_stats` drops the rest).
+        self._limits.bump_stats(**counts)
+        count(**counts)
+
+    def snapshot(self) -> dict[str, int]:
+        counters = self._limits.read_stats()
+        active = (
+            counters["connections_opened"]
+            - counters["connections_closed"]
+            - counters["stale_pruned"]
+        )
+        return {"active_connections": max(active, 0), **counters}
 
 
 def invocation_keys(event: Any) -> dict[str, str]:

@@ -49,11 +49,11 @@ from chalicelib.telemetry import logger as log
 
 if TYPE_CHECKING:
     from chalicelib.models import Notification, PushSubscriptionBody
-    from chalicelib.notifications import Counters
     from chalicelib.receipts import Receipts
     from chalicelib.settings import Settings
     from chalicelib.storage.escalations import EscalationSteps
     from chalicelib.storage.profiles import Profile, Profiles
+    from chalicelib.telemetry import Counters
 
 TTL_SECONDS = 86400
 RECORD_SIZE = 4096

@@ -31,7 +31,7 @@ from chalicelib.fanout import FanoutQueue, register_fanout
 from chalicelib.immigration import Immigration
 from chalicelib.jobs import JOB_CONCURRENCY, InlineJobs, Registry, SqsJobs
 from chalicelib.messaging import PUSH_RETRY, Messenger, Sender
-from chalicelib.notifications import Counters, Notifications
+from chalicelib.notifications import Notifications
 from chalicelib.preferences import Accounts
 from chalicelib.publisher import Publisher
 from chalicelib.receipts import Receipts
@@ -46,6 +46,7 @@ from chalicelib.storage.profiles import Profiles
 from chalicelib.storage.receipts import ReceiptStore
 from chalicelib.storage.subscriptions import PushSubscriptions
 from chalicelib.sweep import EscalationConfig, EscalationSweep
+from chalicelib.telemetry import Counters
 from chalicelib.webpush import PushClient, WebPush, WebPushConfig, vapid_key_source
 
 if TYPE_CHECKING:
