@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice.app import Chalice, CloudWatchEvent, DynamoDBEvent, SQSEvent, WebsocketEvent
 
@@ -29,13 +29,15 @@ from chalicelib.models import (
     TestNotification,
     page_event,
 )
-from chalicelib.notifications import StateChange
 from chalicelib.publisher import batch_item_failures
 from chalicelib.receipts import notices_csv
 from chalicelib.rest import Access, Reply, RestApi
 from chalicelib.telemetry import instrument
 from chalicelib.websocket import WebSocketApi
 from chalicelib.wiring import get_service
+
+if TYPE_CHECKING:
+    from chalicelib.notifications import StateChange
 
 app = Chalice(app_name="legal-aid-notifications")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
