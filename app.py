@@ -29,8 +29,6 @@ from chalicelib.models import (
     TestNotification,
     page_event,
 )
-from chalicelib.publisher import batch_item_failures
-from chalicelib.receipts import notices_csv
 from chalicelib.rest import Access, Reply, RestApi
 from chalicelib.telemetry import instrument
 from chalicelib.websocket import WebSocketApi
@@ -163,9 +161,10 @@ def receipt(principal: Principal, notification_id: str) -> Reply:
 
 @api.route("/api/cases/{case_id}/notices", access=Access.ADMIN)
 def case_notices(principal: Principal, case_id: str) -> Reply:
-    accept = app.current_request.headers.get("accept", "")
     notices = get_service().receipts.case_notices(case_id)
-    if "text/csv" in accept:
+    if "text/csv" in app.current_request.headers.get("accept", ""):
+        from chalicelib.receipts import notices_csv  # the receipts module: this route's only
+
         return Reply(notices_csv(notices), headers={"Content-Type": "text/csv; charset=utf-8"})
     return Reply({"case_id": case_id, "notices": notices})
 
@@ -327,4 +326,6 @@ RECEIPTS_STREAM = "arn:aws:dynamodb:us-east-1:123456789012:table/receipts/stream
 def events_publisher(event: DynamoDBEvent) -> dict[str, list[dict[str, str]]]:
     budget = event.context.get_remaining_time_in_millis() / 1000 - 5
     failed = get_service().publisher.publish(event.to_dict()["Records"], budget=max(budget, 1))
+    from chalicelib.publisher import batch_item_failures  # loaded by `publisher` just now
+
     return batch_item_failures(failed)

@@ -142,3 +142,76 @@ def test_a_chalicelib_module_loads_without_the_service_graph() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+# What `$connect` reaches: sessions, connections, the directory, the counters, the verifier.
+# The rest of the domain (and what it imports) is for the other functions.
+NOT_FOR_CONNECT = (
+    "chalicelib.notifications",
+    "chalicelib.escalation",
+    "chalicelib.sweep",
+    "chalicelib.webpush",
+    "chalicelib.delivery",
+    "chalicelib.fanout",
+    "chalicelib.receipts",
+    "chalicelib.publisher",
+    "chalicelib.rights",
+    "chalicelib.immigration",
+    "chalicelib.preferences",
+    "chalicelib.i18n",
+)
+
+CONNECT_CHILD = """\
+import json, os, sys
+from moto import mock_aws
+with mock_aws():
+    import boto3
+    from devstack.context import LambdaContext
+    from devstack.tables import create_tables
+    dynamodb = boto3.client("dynamodb", region_name=os.environ["AWS_REGION"])
+    create_tables(dynamodb, connections_table=os.environ["CONNECTIONS_TABLE"],
+                  notifications_table=os.environ["NOTIFICATIONS_TABLE"])
+    import app
+    result = app.connect(json.loads(os.environ["EVENT"]), LambdaContext(function_name="c"))
+    stored = dynamodb.scan(TableName=os.environ["CONNECTIONS_TABLE"])["Items"]
+    print(json.dumps({"result": result, "stored": len(stored),
+                      "loaded": sorted(m for m in sys.modules if m.startswith("chalicelib"))}))
+"""
+
+
+def test_connect_loads_only_what_its_route_needs() -> None:
+    """A fresh interpreter, as the WebsocketConnect function's: importing the app and accepting
+    a `$connect` with a token stores the connection without loading the notification,
+    escalation, Web Push, receipt or event modules."""
+    import json
+    import os
+
+    from devstack import events
+    from devstack.tokens import mint_token
+    from tests.conftest import SECRET
+
+    context = events.ConnectionContext(
+        connection_id=events.new_connection_id(),
+        connected_at=events.now_ms(),
+        source_ip="127.0.0.1",
+        user_agent="tests",
+        domain_name="testapi.execute-api.us-east-1.amazonaws.com",
+        stage="test",
+    )
+    token = mint_token("user-connect", secret=SECRET, ttl_seconds=600)
+    event = events.connect_event(
+        context, header_pairs=[("Host", context.domain_name)], query_pairs=[("token", token)]
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", CONNECT_CHILD],
+        cwd=ROOT,
+        env={**os.environ, "EVENT": json.dumps(event)},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["result"] == {"statusCode": 200}  # accepted
+    assert figures["stored"] == 1
+    assert "chalicelib.sessions" in figures["loaded"]
+    assert sorted(set(NOT_FOR_CONNECT) & set(figures["loaded"])) == []
