@@ -159,6 +159,8 @@ NOT_FOR_CONNECT = (
     "chalicelib.immigration",
     "chalicelib.preferences",
     "chalicelib.i18n",
+    "chalicelib.storage.inbox",
+    "chalicelib.storage.receipts",
 )
 
 CONNECT_CHILD = """\
