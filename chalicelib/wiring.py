@@ -1,7 +1,9 @@
 """The composition root: the only place that builds AWS clients and the service graph.
 
 `build_service(settings, clock=..., clients=...)` wires stores, sender, fan-out queue and the
-domain services from a `Settings` and a clock; tests and tools call it with their own.
+domain services from a `Settings` and a clock; tests and tools call it with their own. Each
+part of the graph is built, and its module imported, when first used: a function loads only
+what its handler reaches.
 `get_service()` is the process-wide instance app.py and the edges use, built on first use
 (never at import: Lambda reuses the process, `chalice package` imports app.py).
 """
