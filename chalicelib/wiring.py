@@ -470,18 +470,20 @@ class Service:
         from chalicelib.sweep import EscalationConfig, EscalationSweep
 
         settings, clients = self.settings, self.clients
+        # A sweep with nothing due reads only the steps: what fires a step is built when the
+        # first one does.
         return EscalationSweep(
             self.steps,
-            self.inbox,
-            self.profiles,
-            self.delivery,
+            _Late(lambda: self.inbox),  # type: ignore[arg-type]
+            _Late(lambda: self.profiles),  # type: ignore[arg-type]
+            _Late(lambda: self.delivery),  # type: ignore[arg-type]
             Messenger(
                 _required(clients.ses, "ses"),
                 _required(clients.sns, "sns"),
                 email_from=settings.email_from,
             ),
-            self.webpush,
-            self.receipts,
+            _Late(lambda: self.webpush),  # type: ignore[arg-type]
+            _Late(lambda: self.receipts),  # type: ignore[arg-type]
             self.counters,
             config=EscalationConfig(
                 org_name=settings.org_name,
