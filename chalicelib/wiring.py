@@ -497,19 +497,21 @@ class Service:
     def notifications(self) -> Notifications:
         from chalicelib.notifications import Notifications
 
+        # What only some of its calls use (pushes, escalation plans, background jobs) is
+        # built when first called: a page of the inbox needs none of it.
         return Notifications(
             self.inbox,
             self.connections,
             self.directory,
             self.counters,
-            self.sender,
-            self.delivery,
+            _Late(lambda: self.sender),  # type: ignore[arg-type]
+            _Late(lambda: self.delivery),  # type: ignore[arg-type]
             fanout=self.fanout,
             fanout_threshold=self.settings.fanout_threshold,
             receipts=self.receipts,
-            escalations=self.planner,
+            escalations=_Late(lambda: self.planner),  # type: ignore[arg-type]
             profiles=self.profiles,
-            jobs=self.jobs,
+            jobs=_Late(lambda: self.jobs),  # type: ignore[arg-type]
         )
 
     @part
