@@ -157,7 +157,7 @@ NOT_FOR_CONNECT = (
     "chalicelib.publisher",
     "chalicelib.rights",
     "chalicelib.immigration",
-    "chalicelib.preferences",
+    "chalicelib.accounts",
     "chalicelib.i18n",
     "chalicelib.storage.inbox",
     "chalicelib.storage.receipts",
