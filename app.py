@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice.app import Chalice, CloudWatchEvent, DynamoDBEvent, SQSEvent, WebsocketEvent
 
@@ -51,13 +51,13 @@ from chalicelib.models import (
     UserPath,
     page_event,
 )
-from chalicelib.notifications import StateChange
-from chalicelib.publisher import batch_item_failures
-from chalicelib.receipts import notices_csv
 from chalicelib.rest import Access, Reply, RestApi
 from chalicelib.telemetry import instrument
 from chalicelib.websocket import WebSocketApi
 from chalicelib.wiring import get_service
+
+if TYPE_CHECKING:
+    from chalicelib.notifications import StateChange
 
 app = Chalice(app_name="legal-aid-notifications")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
@@ -199,9 +199,10 @@ def receipt(principal: Principal, notification_id: str) -> Reply:
 
 @api.route("/api/cases/{case_id}/notices", access=Access.ADMIN, parameters=CasePath)
 def case_notices(principal: Principal, case_id: str) -> Reply:
-    accept = app.current_request.headers.get("accept", "")
     notices = get_service().receipts.case_notices(case_id)
-    if "text/csv" in accept:
+    if "text/csv" in app.current_request.headers.get("accept", ""):
+        from chalicelib.receipts import notices_csv  # the receipts module: this route's only
+
         return Reply(notices_csv(notices), headers={"Content-Type": "text/csv; charset=utf-8"})
     return Reply({"case_id": case_id, "notices": notices})
 
@@ -382,4 +383,6 @@ RECEIPTS_STREAM = "arn:aws:dynamodb:us-east-1:123456789012:table/receipts/stream
 def events_publisher(event: DynamoDBEvent) -> dict[str, list[dict[str, str]]]:
     budget = event.context.get_remaining_time_in_millis() / 1000 - 5
     failed = get_service().publisher.publish(event.to_dict()["Records"], budget=max(budget, 1))
+    from chalicelib.publisher import batch_item_failures  # loaded by `publisher` just now
+
     return batch_item_failures(failed)

@@ -10,16 +10,14 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.delivery import Delivery
 from chalicelib.errors import (
     ConnectionGone,
     NotFound,
     PayloadTooLarge,
     ServiceError,
 )
-from chalicelib.fanout import FanoutQueue
 from chalicelib.i18n import resolve
-from chalicelib.messaging import Outcome, Sender
+from chalicelib.messaging import Outcome
 from chalicelib.models import (
     MAX_MESSAGE_BYTES,
     ArchivedEvent,
@@ -35,22 +33,20 @@ from chalicelib.models import (
     mutable,
     stays_open,
 )
-from chalicelib.receipts import Receipts
-from chalicelib.storage import (
-    ConnectionStore,
-    Directory,
-    Inbox,
-    Page,
-    new_id,
-)
-from chalicelib.storage.inbox import Change, Watermark
-from chalicelib.storage.keys import Item
+from chalicelib.storage.inbox import Watermark, new_id
 from chalicelib.telemetry import Counters
 from chalicelib.telemetry import logger as log
 
 if TYPE_CHECKING:
+    from chalicelib.delivery import Delivery
     from chalicelib.escalation import EscalationPlanner
+    from chalicelib.fanout import FanoutQueue
     from chalicelib.jobs import Deadline, Jobs
+    from chalicelib.messaging import Sender
+    from chalicelib.receipts import Receipts
+    from chalicelib.storage import ConnectionStore, Directory, Inbox, Page
+    from chalicelib.storage.inbox import Change
+    from chalicelib.storage.keys import Item
     from chalicelib.storage.profiles import Profile, Profiles
 
 REPLAY_LIMIT = 100

@@ -17,7 +17,7 @@ from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.metrics import Metrics, MetricUnit
 
 if TYPE_CHECKING:
-    from chalicelib.storage import Limits
+    from chalicelib.storage.limits import Limits
 
 SERVICE = "legal-aid-notifications"
 NAMESPACE = "LegalAidNotifications"

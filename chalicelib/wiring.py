@@ -1,7 +1,9 @@
 """The composition root: the only place that builds AWS clients and the service graph.
 
 `build_service(settings, clock=..., clients=...)` wires stores, sender, fan-out queue and the
-domain services from a `Settings` and a clock; tests and tools call it with their own.
+domain services from a `Settings` and a clock; tests and tools call it with their own. Each
+part of the graph is built, and its module imported, when first used: a function loads only
+what its handler reaches.
 `get_service()` is the process-wide instance app.py and the edges use, built on first use
 (never at import: Lambda reuses the process, `chalice package` imports app.py).
 """
@@ -23,39 +25,8 @@ from botocore.config import Config
 from botocore.exceptions import DataNotFoundError
 from botocore.loaders import Loader
 
-from chalicelib.accounts import Accounts
-from chalicelib.auth import Principal, TokenVerifier, build_verifier
-from chalicelib.delivery import Delivery
 from chalicelib.errors import ConfigurationError
-from chalicelib.escalation import EscalationPlanner
-from chalicelib.fanout import FanoutQueue, register_fanout
-from chalicelib.immigration import Immigration
-from chalicelib.jobs import JOB_CONCURRENCY, InlineJobs, Registry, SqsJobs
-from chalicelib.messaging import PUSH_RETRY, Messenger, Sender
-from chalicelib.notifications import Notifications
-from chalicelib.publisher import Publisher
-from chalicelib.receipts import Receipts
-from chalicelib.retry import Backoff
-from chalicelib.rights import DataRights, register_erasure
-from chalicelib.sessions import Sessions
 from chalicelib.settings import Settings, get_settings
-from chalicelib.storage import (
-    Cases,
-    ConnectionStore,
-    Directory,
-    Dynamo,
-    Inbox,
-    Limits,
-    PageClaims,
-)
-from chalicelib.storage.erasures import ErasureLog
-from chalicelib.storage.escalations import EscalationSteps
-from chalicelib.storage.profiles import Profiles
-from chalicelib.storage.receipts import ReceiptStore
-from chalicelib.storage.subscriptions import PushSubscriptions
-from chalicelib.sweep import EscalationConfig, EscalationSweep
-from chalicelib.telemetry import Counters
-from chalicelib.webpush import PushClient, WebPush, WebPushConfig, vapid_key_source
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
@@ -64,6 +35,27 @@ if TYPE_CHECKING:
     from mypy_boto3_sesv2 import SESV2Client
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
+
+    from chalicelib.accounts import Accounts
+    from chalicelib.auth import Principal, TokenVerifier
+    from chalicelib.delivery import Delivery
+    from chalicelib.escalation import EscalationPlanner
+    from chalicelib.fanout import FanoutQueue
+    from chalicelib.immigration import Immigration
+    from chalicelib.jobs import InlineJobs, Registry, SqsJobs
+    from chalicelib.messaging import Sender
+    from chalicelib.notifications import Notifications
+    from chalicelib.publisher import Publisher
+    from chalicelib.receipts import Receipts
+    from chalicelib.rights import DataRights
+    from chalicelib.sessions import Sessions
+    from chalicelib.storage import ConnectionStore, Directory, Dynamo, Inbox, Limits
+    from chalicelib.storage.escalations import EscalationSteps
+    from chalicelib.storage.profiles import Profiles
+    from chalicelib.storage.receipts import ReceiptStore
+    from chalicelib.sweep import EscalationSweep
+    from chalicelib.telemetry import Counters
+    from chalicelib.webpush import PushClient, WebPush
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +78,8 @@ class Clients:
     def from_settings(cls, settings: Settings, *, session: Any = None) -> Clients:
         """The clients of `settings`, from a new `SdkSession` or `session` (tests share a boto3
         one: a session parses each service's model once)."""
+        from chalicelib.jobs import JOB_CONCURRENCY
+
         session = session or SdkSession()
         refuse_real_aws(settings, session)
         push_config = Config(
@@ -210,37 +204,371 @@ def refuse_real_aws(settings: Settings, session: Any) -> None:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Service:
-    """The service graph: what the edges (app.py, rest.py, websocket.py) call."""
+class part[T]:
+    """A part of the service graph: built on first use, from the parts it uses, then kept.
 
-    settings: Settings
-    clients: Clients
-    verifier: TokenVerifier
-    sessions: Sessions
-    notifications: Notifications
-    immigration: Immigration
-    sender: Sender
-    connections: ConnectionStore
-    inbox: Inbox
-    directory: Directory
-    limits: Limits
-    receipts: Receipts
-    rights: DataRights
-    # What the scheduled sweep runs; notifications plan and cancel steps through `planner`.
-    escalations: EscalationSweep
-    planner: EscalationPlanner
-    accounts: Accounts
-    profiles: Profiles
-    steps: EscalationSteps
-    publisher: Publisher
-    # Background work on the SQS queue (inline, to its end, where none is configured).
-    jobs: SqsJobs | InlineJobs
-    webpush: WebPush
-    counters: Counters
+    A function builds only what its handler reaches (a `$connect` never imports the
+    notification, escalation or Web Push modules). The build holds the service's lock: the
+    SQS worker's concurrent jobs may reach the same part at once, and each part is made once.
+    """
+
+    def __init__(self, build: Callable[[Service], T]) -> None:
+        self._build = build
+        self.__doc__ = build.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    def __get__(self, service: Service | None, owner: type | None = None) -> T:
+        if service is None:
+            return self  # type: ignore[return-value]
+        with service._lock:
+            built = service.__dict__.get(self._name, _MISSING)
+            if built is _MISSING:
+                built = service.__dict__[self._name] = self._build(service)
+        return built  # type: ignore[no-any-return]
+
+
+_MISSING = object()
+
+
+class _Late:
+    """The methods of a part not built yet, bound when first called: job handlers and hooks
+    registered before the part they call (which may itself need the registry)."""
+
+    def __init__(self, get: Callable[[], Any]) -> None:
+        self._get = get
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        return lambda *args, **kwargs: getattr(self._get(), name)(*args, **kwargs)
+
+
+class Service:
+    """The service graph: what the edges (app.py, rest.py, websocket.py) call. Each part is
+    built on first use (`part`); once built it is an attribute like any other."""
+
+    def __init__(
+        self, settings: Settings, clients: Clients, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.settings = settings
+        self.clients = clients
+        self.clock = clock
+        self._lock = threading.RLock()
 
     def check_rate(self, principal: Principal) -> None:
         self.sessions.check_rate(principal)
+
+    # --- storage ----------------------------------------------------------------------------
+
+    @part
+    def db(self) -> Dynamo:
+        from chalicelib.storage.dynamo import Dynamo
+
+        return Dynamo(self.clients.dynamodb)
+
+    @part
+    def connections(self) -> ConnectionStore:
+        from chalicelib.storage.connections import ConnectionStore
+
+        settings = self.settings
+        return ConnectionStore(
+            self.db,
+            settings.connections_table,
+            ttl_seconds=settings.connection_ttl_seconds,
+            clock=self.clock,
+        )
+
+    @part
+    def receipt_store(self) -> ReceiptStore:
+        from chalicelib.storage.receipts import ReceiptStore
+
+        return ReceiptStore(self.db, self.settings.receipts_table, clock=self.clock)
+
+    @part
+    def receipts(self) -> Receipts:
+        from chalicelib.receipts import Receipts
+
+        return Receipts(
+            self.receipt_store,
+            retention_days=self.settings.receipt_retention_days,
+            clock=self.clock,
+        )
+
+    @part
+    def inbox(self) -> Inbox:
+        from chalicelib.storage.inbox import Inbox
+
+        return Inbox(
+            self.db,
+            self.settings.notifications_table,
+            retention_days=self.settings.notification_retention_days,
+            clock=self.clock,
+            receipts=self.receipts,
+        )
+
+    @part
+    def directory(self) -> Directory:
+        from chalicelib.storage.directory import Directory
+
+        return Directory(self.db, self.settings.notifications_table, clock=self.clock)
+
+    @part
+    def limits(self) -> Limits:
+        from chalicelib.storage.limits import Limits
+
+        return Limits(self.db, self.settings.notifications_table, clock=self.clock)
+
+    @part
+    def counters(self) -> Counters:
+        from chalicelib.telemetry import Counters
+
+        return Counters(self.limits, clock=self.clock)
+
+    @part
+    def profiles(self) -> Profiles:
+        from chalicelib.storage.profiles import Profiles
+
+        return Profiles(self.db, self.settings.notifications_table)
+
+    @part
+    def steps(self) -> EscalationSteps:
+        from chalicelib.storage.escalations import EscalationSteps
+
+        return EscalationSteps(self.db, self.settings.notifications_table, clock=self.clock)
+
+    # --- sessions and pushes ------------------------------------------------------------------
+
+    @part
+    def verifier(self) -> TokenVerifier:
+        from chalicelib.auth import build_verifier
+
+        return build_verifier(self.settings, self.clients.session)
+
+    @part
+    def sessions(self) -> Sessions:
+        from chalicelib.sessions import Sessions
+
+        return Sessions(
+            self.connections,
+            self.directory,
+            self.limits,
+            self.counters,
+            self.verifier,
+            rate_limit_per_minute=self.settings.rate_limit_per_minute,
+            clock=self.clock,
+        )
+
+    @part
+    def sender(self) -> Sender:
+        from chalicelib.jobs import JOB_CONCURRENCY
+        from chalicelib.messaging import PUSH_RETRY, Sender
+
+        settings = self.settings
+        return Sender(
+            self.clients.management,
+            self.connections,
+            endpoint=settings.websocket_endpoint,
+            region=settings.region,
+            retry=replace(PUSH_RETRY, attempts=settings.push_max_attempts),
+            # Per job: the SQS worker runs up to JOB_CONCURRENCY jobs at once, each pushing.
+            concurrency=settings.push_concurrency * JOB_CONCURRENCY,
+        )
+
+    @part
+    def webpush(self) -> WebPush:
+        from chalicelib.retry import Backoff
+        from chalicelib.storage.dynamo import Dynamo
+        from chalicelib.storage.subscriptions import PushSubscriptions
+        from chalicelib.webpush import PushClient, WebPush, WebPushConfig, vapid_key_source
+
+        settings, clients = self.settings, self.clients
+        return WebPush(
+            # One item per user that every change rewrites: a few more attempts ride out a
+            # burst of devices subscribing at once.
+            PushSubscriptions(
+                Dynamo(clients.dynamodb, retry=Backoff(attempts=10, base=0.02, cap=0.5)),
+                settings.notifications_table,
+                clock=self.clock,
+            ),
+            self.profiles,
+            vapid_key_source(settings, clients.session),
+            clients.push or PushClient(allow_local_http=settings.is_local),
+            self.receipts,
+            self.counters,
+            self.steps,
+            config=WebPushConfig(
+                org_name=settings.org_name,
+                app_url=settings.app_url,
+                subject=settings.push_subject or settings.app_url,
+                full_content=settings.escalation_content == "full",
+            ),
+            clock=self.clock,
+        )
+
+    @part
+    def delivery(self) -> Delivery:
+        from chalicelib.delivery import Delivery
+
+        # A notification no live session took goes to the user's devices by Web Push; the
+        # `pushed` entry needs the domain's receipts (notifications).
+        return Delivery(
+            self.connections,
+            self.sender,
+            self.counters,
+            offline=_Late(lambda: self.webpush).notify_offline_many,
+            pushed=_Late(lambda: self.notifications).record_push,
+        )
+
+    # --- background jobs ----------------------------------------------------------------------
+
+    @part
+    def registry(self) -> Registry:
+        from chalicelib.fanout import register_fanout
+        from chalicelib.jobs import Registry
+        from chalicelib.rights import register_erasure
+
+        registry = Registry()
+        notifications = _Late(lambda: self.notifications)
+        registry.register("mark_read_all", notifications.mark_read_all)
+        registry.register("archive_all", notifications.archive_all)
+        register_fanout(registry, notifications)  # type: ignore[arg-type]
+        register_erasure(registry, _Late(lambda: self.rights))  # type: ignore[arg-type]
+        return registry
+
+    @part
+    def jobs(self) -> SqsJobs | InlineJobs:
+        """Background work on the SQS queue (inline, to its end, where none is configured)."""
+        from chalicelib.jobs import InlineJobs, SqsJobs
+
+        if self.settings.fanout_queue_url:
+            return SqsJobs(self.clients.sqs, self.settings.fanout_queue_url, self.registry)
+        return InlineJobs(self.registry)
+
+    @part
+    def fanout(self) -> FanoutQueue | None:
+        from chalicelib.fanout import FanoutQueue
+        from chalicelib.storage.claims import PageClaims
+
+        if not self.settings.fanout_queue_url:
+            return None
+        return FanoutQueue(
+            self.jobs,
+            self.directory,
+            PageClaims(self.db, self.settings.notifications_table, clock=self.clock),
+            users_per_message=self.settings.fanout_batch_size,
+        )
+
+    # --- the domain ---------------------------------------------------------------------------
+
+    @part
+    def planner(self) -> EscalationPlanner:
+        """Notifications plan and cancel escalation steps through it."""
+        from chalicelib.escalation import EscalationPlanner
+
+        return EscalationPlanner(
+            self.steps, minimum=self.settings.shortest_escalation, clock=self.clock
+        )
+
+    @part
+    def escalations(self) -> EscalationSweep:
+        """What the scheduled sweep runs."""
+        from chalicelib.messaging import Messenger
+        from chalicelib.sweep import EscalationConfig, EscalationSweep
+
+        settings, clients = self.settings, self.clients
+        # A sweep with nothing due reads only the steps: what fires a step is built when the
+        # first one does.
+        return EscalationSweep(
+            self.steps,
+            _Late(lambda: self.inbox),  # type: ignore[arg-type]
+            _Late(lambda: self.profiles),  # type: ignore[arg-type]
+            _Late(lambda: self.delivery),  # type: ignore[arg-type]
+            Messenger(
+                _required(clients.ses, "ses"),
+                _required(clients.sns, "sns"),
+                email_from=settings.email_from,
+            ),
+            _Late(lambda: self.webpush),  # type: ignore[arg-type]
+            _Late(lambda: self.receipts),  # type: ignore[arg-type]
+            self.counters,
+            config=EscalationConfig(
+                org_name=settings.org_name,
+                app_url=settings.app_url,
+                full_content=settings.escalation_content == "full",
+            ),
+            clock=self.clock,
+        )
+
+    @part
+    def notifications(self) -> Notifications:
+        from chalicelib.notifications import Notifications
+
+        # What only some of its calls use (pushes, escalation plans, background jobs) is
+        # built when first called: a page of the inbox needs none of it.
+        return Notifications(
+            self.inbox,
+            self.connections,
+            self.directory,
+            self.counters,
+            _Late(lambda: self.sender),  # type: ignore[arg-type]
+            _Late(lambda: self.delivery),  # type: ignore[arg-type]
+            fanout=self.fanout,
+            fanout_threshold=self.settings.fanout_threshold,
+            receipts=self.receipts,
+            escalations=_Late(lambda: self.planner),  # type: ignore[arg-type]
+            profiles=self.profiles,
+            jobs=_Late(lambda: self.jobs),  # type: ignore[arg-type]
+        )
+
+    @part
+    def immigration(self) -> Immigration:
+        from chalicelib.immigration import Immigration
+        from chalicelib.storage.cases import Cases
+
+        return Immigration(
+            self.notifications,
+            self.directory,
+            Cases(self.db, self.settings.notifications_table, clock=self.clock),
+        )
+
+    @part
+    def rights(self) -> DataRights:
+        from chalicelib.rights import DataRights
+        from chalicelib.storage.erasures import ErasureLog
+
+        profiles, webpush = self.profiles, self.webpush
+        return DataRights(
+            self.notifications,
+            self.directory,
+            self.receipts,
+            ErasureLog(self.db, self.settings.notifications_table, clock=self.clock),
+            self.jobs,
+            erasables=(profiles, webpush.subscriptions),
+            exporters={
+                "preferences": lambda user_id: profiles.preferences(user_id).model_dump(
+                    mode="json"
+                ),
+                "contact": lambda user_id: profiles.contact(user_id).model_dump(mode="json"),
+                "push_subscriptions": webpush.exported,
+            },
+            clock=self.clock,
+        )
+
+    @part
+    def accounts(self) -> Accounts:
+        from chalicelib.accounts import Accounts
+
+        return Accounts(self.profiles, self.directory, push_subscriptions=self.webpush.listed)
+
+    @part
+    def publisher(self) -> Publisher:
+        from chalicelib.publisher import Publisher
+
+        return Publisher(
+            _required(self.clients.events, "events"),
+            self.settings.event_bus_name or "",
+            self.receipt_store,
+        )
 
 
 def build_service(
@@ -249,168 +577,9 @@ def build_service(
     clock: Callable[[], float] = time.time,
     clients: Clients | None = None,
 ) -> Service:
-    """Wire the service from `settings`, on `clock`, through `clients` (real ones by default)."""
-    clients = clients or Clients.from_settings(settings)
-    db = Dynamo(clients.dynamodb)
-    table = settings.notifications_table
-    connections = ConnectionStore(
-        db, settings.connections_table, ttl_seconds=settings.connection_ttl_seconds, clock=clock
-    )
-    receipt_store = ReceiptStore(db, settings.receipts_table, clock=clock)
-    receipts = Receipts(
-        receipt_store,
-        retention_days=settings.receipt_retention_days,
-        clock=clock,
-    )
-    inbox = Inbox(
-        db,
-        table,
-        retention_days=settings.notification_retention_days,
-        clock=clock,
-        receipts=receipts,
-    )
-    directory = Directory(db, table, clock=clock)
-    limits = Limits(db, table, clock=clock)
-    counters = Counters(limits, clock=clock)
-    sender = Sender(
-        clients.management,
-        connections,
-        endpoint=settings.websocket_endpoint,
-        region=settings.region,
-        retry=replace(PUSH_RETRY, attempts=settings.push_max_attempts),
-        # Per job: the SQS worker runs up to JOB_CONCURRENCY jobs at once, each pushing.
-        concurrency=settings.push_concurrency * JOB_CONCURRENCY,
-    )
-    registry = Registry()
-    fanout = None
-    jobs: SqsJobs | InlineJobs = InlineJobs(registry)
-    if settings.fanout_queue_url:
-        jobs = SqsJobs(clients.sqs, settings.fanout_queue_url, registry)
-        fanout = FanoutQueue(
-            jobs,
-            directory,
-            PageClaims(db, table, clock=clock),
-            users_per_message=settings.fanout_batch_size,
-        )
-    verifier = build_verifier(settings, clients.session)
-    profiles = Profiles(db, table)
-    steps = EscalationSteps(db, table, clock=clock)
-    webpush = WebPush(
-        # One item per user that every change rewrites: a few more attempts ride out a burst
-        # of devices subscribing at once.
-        PushSubscriptions(
-            Dynamo(clients.dynamodb, retry=Backoff(attempts=10, base=0.02, cap=0.5)),
-            table,
-            clock=clock,
-        ),
-        profiles,
-        vapid_key_source(settings, clients.session),
-        clients.push or PushClient(allow_local_http=settings.is_local),
-        receipts,
-        counters,
-        steps,
-        config=WebPushConfig(
-            org_name=settings.org_name,
-            app_url=settings.app_url,
-            subject=settings.push_subject or settings.app_url,
-            full_content=settings.escalation_content == "full",
-        ),
-        clock=clock,
-    )
-    # The `pushed` entry needs the domain's receipts: bound once `notifications` exists. A
-    # notification no live session took goes to the user's devices by Web Push.
-    delivery = Delivery(connections, sender, counters, offline=webpush.notify_offline_many)
-    planner = EscalationPlanner(steps, minimum=settings.shortest_escalation, clock=clock)
-    escalations = EscalationSweep(
-        steps,
-        inbox,
-        profiles,
-        delivery,
-        Messenger(
-            _required(clients.ses, "ses"),
-            _required(clients.sns, "sns"),
-            email_from=settings.email_from,
-        ),
-        webpush,
-        receipts,
-        counters,
-        config=EscalationConfig(
-            org_name=settings.org_name,
-            app_url=settings.app_url,
-            full_content=settings.escalation_content == "full",
-        ),
-        clock=clock,
-    )
-    notifications = Notifications(
-        inbox,
-        connections,
-        directory,
-        counters,
-        sender,
-        delivery,
-        fanout=fanout,
-        fanout_threshold=settings.fanout_threshold,
-        receipts=receipts,
-        escalations=planner,
-        profiles=profiles,
-        jobs=jobs,
-    )
-    registry.register("mark_read_all", notifications.mark_read_all)
-    registry.register("archive_all", notifications.archive_all)
-    delivery.pushed = notifications.record_push
-    sessions = Sessions(
-        connections,
-        directory,
-        limits,
-        counters,
-        verifier,
-        rate_limit_per_minute=settings.rate_limit_per_minute,
-        clock=clock,
-    )
-    rights = DataRights(
-        notifications,
-        directory,
-        receipts,
-        ErasureLog(db, table, clock=clock),
-        jobs,
-        erasables=(profiles, webpush.subscriptions),
-        exporters={
-            "preferences": lambda user_id: profiles.preferences(user_id).model_dump(mode="json"),
-            "contact": lambda user_id: profiles.contact(user_id).model_dump(mode="json"),
-            "push_subscriptions": webpush.exported,
-        },
-        clock=clock,
-    )
-    register_fanout(registry, notifications)
-    register_erasure(registry, rights)
-    return Service(
-        settings=settings,
-        clients=clients,
-        verifier=verifier,
-        sessions=sessions,
-        notifications=notifications,
-        immigration=Immigration(notifications, directory, Cases(db, table, clock=clock)),
-        sender=sender,
-        connections=connections,
-        inbox=inbox,
-        directory=directory,
-        limits=limits,
-        receipts=receipts,
-        rights=rights,
-        escalations=escalations,
-        planner=planner,
-        accounts=Accounts(profiles, directory, push_subscriptions=webpush.listed),
-        profiles=profiles,
-        steps=steps,
-        publisher=Publisher(
-            _required(clients.events, "events"),
-            settings.event_bus_name or "",
-            receipt_store,
-        ),
-        jobs=jobs,
-        webpush=webpush,
-        counters=counters,
-    )
+    """The service of `settings`, on `clock`, through `clients` (real ones by default); its
+    parts are built on first use."""
+    return Service(settings, clients or Clients.from_settings(settings), clock=clock)
 
 
 def _cached[T](factory: Callable[[], T]) -> Callable[[], T]:

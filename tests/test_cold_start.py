@@ -142,3 +142,110 @@ def test_a_chalicelib_module_loads_without_the_service_graph() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+# What `$connect` reaches: sessions, connections, the directory, the counters, the verifier.
+# The rest of the domain (and what it imports) is for the other functions.
+NOT_FOR_CONNECT = (
+    "chalicelib.notifications",
+    "chalicelib.escalation",
+    "chalicelib.sweep",
+    "chalicelib.webpush",
+    "chalicelib.delivery",
+    "chalicelib.fanout",
+    "chalicelib.receipts",
+    "chalicelib.publisher",
+    "chalicelib.rights",
+    "chalicelib.immigration",
+    "chalicelib.accounts",
+    "chalicelib.i18n",
+    "chalicelib.storage.inbox",
+    "chalicelib.storage.receipts",
+)
+# A sweep with nothing due reads its cursor and the due buckets: nothing that fires a step.
+NOT_FOR_AN_IDLE_SWEEP = (
+    "chalicelib.notifications",
+    "chalicelib.webpush",
+    "chalicelib.delivery",
+    "chalicelib.fanout",
+    "chalicelib.receipts",
+    "chalicelib.publisher",
+    "chalicelib.rights",
+    "chalicelib.sessions",
+    "chalicelib.storage.profiles",
+    "chalicelib.storage.subscriptions",
+)
+
+FUNCTION_CHILD = """\
+import json, os, sys
+from moto import mock_aws
+with mock_aws():
+    import boto3
+    from devstack.context import LambdaContext
+    from devstack.tables import create_tables
+    dynamodb = boto3.client("dynamodb", region_name=os.environ["AWS_REGION"])
+    create_tables(dynamodb, connections_table=os.environ["CONNECTIONS_TABLE"],
+                  notifications_table=os.environ["NOTIFICATIONS_TABLE"])
+    import app
+    handler = getattr(app, os.environ["HANDLER"])
+    result = handler(json.loads(os.environ["EVENT"]), LambdaContext(function_name="f"))
+    stored = dynamodb.scan(TableName=os.environ["CONNECTIONS_TABLE"])["Items"]
+    print(json.dumps({"result": result, "connections": len(stored),
+                      "loaded": sorted(m for m in sys.modules if m.startswith("chalicelib"))}))
+"""
+
+
+def first_event(handler: str, event: dict[str, Any]) -> dict[str, Any]:
+    """A fresh interpreter, as a function's first: moto's tables, `import app`, one event to
+    `handler`; what it returned, the connections stored and the chalicelib modules loaded."""
+    import json
+    import os
+
+    done = subprocess.run(
+        [sys.executable, "-c", FUNCTION_CHILD],
+        cwd=ROOT,
+        env={**os.environ, "HANDLER": handler, "EVENT": json.dumps(event)},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def test_connect_loads_only_what_its_route_needs() -> None:
+    """WebsocketConnect: importing the app and accepting a `$connect` with a token stores the
+    connection without loading the notification, escalation, Web Push, receipt or event
+    modules."""
+    from devstack import events
+    from devstack.tokens import mint_token
+    from tests.conftest import SECRET
+
+    context = events.ConnectionContext(
+        connection_id=events.new_connection_id(),
+        connected_at=events.now_ms(),
+        source_ip="127.0.0.1",
+        user_agent="tests",
+        domain_name="testapi.execute-api.us-east-1.amazonaws.com",
+        stage="test",
+    )
+    token = mint_token("user-connect", secret=SECRET, ttl_seconds=600)
+    event = events.connect_event(
+        context, header_pairs=[("Host", context.domain_name)], query_pairs=[("token", token)]
+    )
+    figures = first_event("connect", event)
+    assert figures["result"] == {"statusCode": 200}  # accepted
+    assert figures["connections"] == 1
+    assert "chalicelib.sessions" in figures["loaded"]
+    assert sorted(set(NOT_FOR_CONNECT) & set(figures["loaded"])) == []
+
+
+def test_an_idle_sweep_loads_nothing_that_fires_a_step() -> None:
+    """EscalationSweep: a first sweep with nothing due answers without building (or importing)
+    delivery, Web Push, receipts or the notifications."""
+    from devstack.messaging import scheduled_event
+
+    figures = first_event("escalation_sweep", scheduled_event(REGION, "sweep"))
+    assert figures["result"] == {"due": 0, "outcomes": {}}
+    assert "chalicelib.sweep" in figures["loaded"]
+    assert sorted(set(NOT_FOR_AN_IDLE_SWEEP) & set(figures["loaded"])) == []

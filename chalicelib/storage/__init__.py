@@ -14,13 +14,42 @@ A new aggregate (receipts, escalations, preferences) gets its own module here, b
 dynamo.py and keys.py, and its own store object wired in chalicelib/wiring.py.
 """
 
-from chalicelib.storage.cases import CaseRecord, Cases
-from chalicelib.storage.claims import PageClaims
-from chalicelib.storage.connections import ConnectionRecord, ConnectionStore
-from chalicelib.storage.directory import Directory
-from chalicelib.storage.dynamo import Dynamo
-from chalicelib.storage.inbox import Inbox, Page, new_id
-from chalicelib.storage.limits import STAT_NAMES, Limits
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chalicelib.storage.cases import CaseRecord, Cases
+    from chalicelib.storage.claims import PageClaims
+    from chalicelib.storage.connections import ConnectionRecord, ConnectionStore
+    from chalicelib.storage.directory import Directory
+    from chalicelib.storage.dynamo import Dynamo
+    from chalicelib.storage.inbox import Inbox, Page, new_id
+    from chalicelib.storage.limits import STAT_NAMES, Limits
+
+# Each name's module, imported when the name is first asked for: a function that stores only
+# connections (a `$connect`) never loads the inbox.
+_MODULES = {
+    "STAT_NAMES": "limits",
+    "CaseRecord": "cases",
+    "Cases": "cases",
+    "PageClaims": "claims",
+    "ConnectionRecord": "connections",
+    "ConnectionStore": "connections",
+    "Directory": "directory",
+    "Dynamo": "dynamo",
+    "Inbox": "inbox",
+    "Limits": "limits",
+    "Page": "inbox",
+    "new_id": "inbox",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "STAT_NAMES",
