@@ -57,7 +57,7 @@ from chalicelib.websocket import WebSocketApi
 from chalicelib.wiring import get_service
 
 if TYPE_CHECKING:
-    from chalicelib.notifications import StateChange
+    pass
 
 app = Chalice(app_name="legal-aid-notifications")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
@@ -147,7 +147,7 @@ def unread_count(principal: Principal) -> Reply:
 @api.route("/api/notifications/read", method="POST", body=MarkRead, writes=True)
 def mark_read(principal: Principal, body: MarkRead) -> Reply:
     change = get_service().notifications.mark_read(principal.user_id, body.ids)
-    return Reply(MarkedRead.model_construct(**_state_change(change, body.all)))
+    return Reply(MarkedRead.model_construct(**change.fields()))
 
 
 @api.route("/api/notifications/seen", method="POST", body=SeenRequest, writes=True)
@@ -160,20 +160,7 @@ def seen(principal: Principal, body: SeenRequest) -> Reply:
 @api.route("/api/notifications/archive", method="POST", body=ArchiveRequest, writes=True)
 def archive(principal: Principal, body: ArchiveRequest) -> Reply:
     change = get_service().notifications.archive(principal.user_id, body.ids, body.archived)
-    return Reply(
-        Archived.model_construct(**_state_change(change, body.all), archived=body.archived)
-    )
-
-
-def _state_change(change: StateChange, everything: bool | None) -> dict[str, Any]:
-    """A read or archive reply's fields; a user-wide one says so, and whether its ids were
-    cut."""
-    return {
-        "ids": change.ids,
-        "unread_count": change.unread_count,
-        "all": True if everything else None,
-        "truncated": True if change.truncated else None,
-    }
+    return Reply(Archived.model_construct(**change.fields(), archived=body.archived))
 
 
 @api.route(

@@ -68,6 +68,17 @@ class StateChange:
     ids: list[str]
     unread_count: int
     truncated: bool = False
+    everything: bool = False  # user-wide (`all`)
+
+    def fields(self) -> dict[str, Any]:
+        """The fields its reply and its sync event share; a user-wide one says so, and
+        whether its ids were cut."""
+        return {
+            "ids": self.ids,
+            "unread_count": self.unread_count,
+            "all": True if self.everything else None,
+            "truncated": True if self.truncated else None,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,14 +307,11 @@ class Notifications:
             self._read(user_id, changes)
             changed = [change.id for change in changes if not change.covered]
             done = True
-        change = StateChange(changed[:SYNC_IDS], self.inbox.unread_count(user_id), not done)
+        change = StateChange(
+            changed[:SYNC_IDS], self.inbox.unread_count(user_id), not done, ids is None
+        )
         if changed:
-            event = MarkedReadEvent(
-                ids=change.ids,
-                unread_count=change.unread_count,
-                all=True if ids is None else None,
-                truncated=True if change.truncated else None,
-            )
+            event = MarkedReadEvent(**change.fields())
             read = 0 if ids is None else len(changed)  # the job counts what it records
             self.delivery.tell(user_id, event.to_wire(), origin=origin, notifications_read=read)
         return change
@@ -386,15 +394,11 @@ class Notifications:
                 self.jobs.enqueue("archive_all", job)
         else:
             changed, done = self._archived(user_id, ids, archived, channel), True
-        change = StateChange(changed[:SYNC_IDS], self.inbox.unread_count(user_id), not done)
+        change = StateChange(
+            changed[:SYNC_IDS], self.inbox.unread_count(user_id), not done, ids is None
+        )
         if changed:
-            event = ArchivedEvent(
-                ids=change.ids,
-                archived=archived,
-                unread_count=change.unread_count,
-                all=True if ids is None else None,
-                truncated=True if change.truncated else None,
-            )
+            event = ArchivedEvent(**change.fields(), archived=archived)
             self.delivery.tell(user_id, event.to_wire(), origin=origin)
         return change
 

@@ -173,12 +173,7 @@ class WebSocketApi:
             change = service.notifications.mark_read(
                 principal.user_id, frame.ids, origin=connection_id, channel="websocket"
             )
-        event = MarkedReadEvent(
-            ids=change.ids,
-            unread_count=change.unread_count,
-            all=frame.all,
-            truncated=True if change.truncated else None,
-        )
+        event = MarkedReadEvent(**change.fields())
         _reply(service, connection_id, event, frame.request_id)
 
     def _ack(self, service: Service, connection_id: str, frame: AckFrame) -> None:
@@ -203,13 +198,7 @@ class WebSocketApi:
                 origin=connection_id,
                 channel="websocket",
             )
-        event = ArchivedEvent(
-            ids=change.ids,
-            archived=frame.archived,
-            unread_count=change.unread_count,
-            all=frame.all,
-            truncated=True if change.truncated else None,
-        )
+        event = ArchivedEvent(**change.fields(), archived=frame.archived)
         _reply(service, connection_id, event, frame.request_id)
 
     def _confirm(self, service: Service, connection_id: str, frame: ConfirmFrame) -> None:
