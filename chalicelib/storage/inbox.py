@@ -486,9 +486,7 @@ class Inbox:
         mark = _Known()
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
-            chains.settle(cancelled)
-            mark.learn(cancelled)
-            current = self._state(user_id, [notification_id]).get(notification_id)
+            current = self._one(user_id, notification_id, cancelled, chains, mark)
             if current is None:
                 raise NotFound(f"No notification {notification_id}")
             if "needs_confirmation" not in current:
@@ -524,11 +522,7 @@ class Inbox:
             )
             if not unread or covered:
                 return actions
-            bucket = counter_bucket(int(current["expires_at"]["N"]))
-            return [
-                *actions,
-                self._counter_update(user_id, {bucket: -1}, lowest=notification_id),
-            ]
+            return [*actions, self._uncount(user_id, notification_id, current)]
 
         self._db.transact(prepare)
         return outcome[-1]
@@ -555,9 +549,7 @@ class Inbox:
         mark = _Known()
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
-            chains.settle(cancelled)
-            mark.learn(cancelled)
-            current = self._state(user_id, [notification_id]).get(notification_id)
+            current = self._one(user_id, notification_id, cancelled, chains, mark)
             if current is None:
                 return None
             key = notification_key(user_id, notification_id)
@@ -581,13 +573,28 @@ class Inbox:
             )
             if read or covered:
                 return actions
-            bucket = counter_bucket(int(current["expires_at"]["N"]))
-            return [
-                *actions,
-                self._counter_update(user_id, {bucket: -1}, lowest=notification_id),
-            ]
+            return [*actions, self._uncount(user_id, notification_id, current)]
 
         return self._db.transact(prepare)
+
+    def _one(
+        self,
+        user_id: str,
+        notification_id: str,
+        cancelled: Cancellation | None,
+        chains: _Chains,
+        mark: _Known,
+    ) -> Item | None:
+        """One notification's state for a (re)try of a change to it alone, once what a
+        cancellation taught (a moved chain tail, a raised watermark) is learnt."""
+        chains.settle(cancelled)
+        mark.learn(cancelled)
+        return self._state(user_id, [notification_id]).get(notification_id)
+
+    def _uncount(self, user_id: str, notification_id: str, state: Item) -> Item:
+        """The counter update taking one unread notification off the count."""
+        bucket = counter_bucket(int(state["expires_at"]["N"]))
+        return self._counter_update(user_id, {bucket: -1}, lowest=notification_id)
 
     def record(
         self,
