@@ -186,7 +186,7 @@ class _LiveTableAsBackup:
     """Stands in for the ``copy`` module inside moto's DynamoDB backend during one
     TransactWriteItems, whose rollback backup is a deep copy of the whole table per
     transaction item (up to 100 copies of every item): a 1,000-user broadcast took minutes.
-    Here the "backup" is the live table, and :func:`_patch_moto_transactions` restores
+    Here the "backup" is the live table, and :func:`item_level_transactions` restores
     just the items the transaction touches."""
 
     def deepcopy(self, value: Any, memo: dict[int, Any] | None = None) -> Any:
@@ -267,9 +267,10 @@ def moto_backs_up_tables_with_module_copy() -> bool:
     )
 
 
-def _patch_moto_transactions() -> None:
+def item_level_transactions() -> None:
     """Item-level rollback for moto's TransactWriteItems (see :class:`_LiveTableAsBackup`);
-    safe because the embedded server runs one request at a time."""
+    safe where moto answers one request at a time: the embedded server, and the tests'
+    serialized in-process moto."""
     from moto.dynamodb import models
 
     original = models.DynamoDBBackend.transact_write_items
@@ -336,7 +337,7 @@ class EmbeddedMoto:
         from moto.moto_server.werkzeug_app import create_backend_app
 
         if self.service == "dynamodb":
-            _patch_moto_transactions()
+            item_level_transactions()
         # The service's app alone: moto's dispatcher would match every request's host against
         # every service first, a sixth of the time of a GetItem.
         dispatcher = create_backend_app(self.service)

@@ -29,7 +29,7 @@ WHAT_TO_DO = (
     f"moto {version('moto')} changed how TransactWriteItems backs up tables. devstack/server.py "
     "swaps moto.dynamodb.models.copy during DynamoDBBackend.transact_write_items so that the "
     "backup is the live table, then restores the touched items itself. Read moto's "
-    "transact_write_items, adapt _patch_moto_transactions (or drop it if moto no longer copies "
+    "transact_write_items, adapt item_level_transactions (or drop it if moto no longer copies "
     "whole tables), then update this test; until then pin moto to the last version that passes."
 )
 

@@ -208,12 +208,17 @@ def test_reads_throttled_past_botocore_s_retries_are_503_with_retry_after(
             assert response.status_code == 503, (path, response.body)
             assert int(response.headers["Retry-After"]) >= 1
     [reply] = session.send({"action": "get_notifications", "request_id": "g"})
-    assert reply == {
-        "event": "error",
-        "code": "internal_error",
-        "message": "The service is busy: retry shortly",
-        "request_id": "g",
-    }
+    if operation == "GetItem":
+        # The connection's principal is remembered on this container since register: the
+        # action reads no item, so the throttled GetItem never comes up.
+        assert (reply["event"], len(reply["items"])) == ("notifications", 1)
+    else:
+        assert reply == {
+            "event": "error",
+            "code": "internal_error",
+            "message": "The service is busy: retry shortly",
+            "request_id": "g",
+        }
     faults[0] = False
     assert http.get("/api/notifications/unread-count", headers=ALICE).json_body == {
         "unread_count": 1
