@@ -7,6 +7,7 @@ by the edges (websocket.py, rest.py, fanout.py); DynamoDB is spoken to by the st
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -337,12 +338,7 @@ class Notifications:
         user's notifications stored unread up to `job["upto"]` (the read watermark: every
         read shows them read already); True once none is left. Idempotent: a slice changes
         only what is still stored unread, so a job redone after a kill does nothing twice."""
-        while True:
-            _, done = self._read_slice(job, SLICE)
-            if done:
-                return True
-            if deadline.passed:
-                return False
+        return _in_slices(lambda: self._read_slice(job, SLICE), deadline)
 
     def _read_slice(self, job: dict[str, Any], size: int) -> tuple[list[str], bool]:
         user_id = job["user_id"]
@@ -405,12 +401,7 @@ class Notifications:
     def archive_all(self, job: dict[str, Any], deadline: Deadline) -> bool:
         """The `archive_all` job: archive (or restore) slice after slice until `deadline`
         every notification up to `job["upto"]`; True once none is left (idempotent)."""
-        while True:
-            _, done = self._archive_slice(job, SLICE)
-            if done:
-                return True
-            if deadline.passed:
-                return False
+        return _in_slices(lambda: self._archive_slice(job, SLICE), deadline)
 
     def _archive_slice(self, job: dict[str, Any], size: int) -> tuple[list[str], bool]:
         user_id, archived = job["user_id"], job["archived"]
@@ -529,6 +520,17 @@ def _read_job(user_id: str, mark: Watermark, channel: str) -> dict[str, Any]:
 def _job_watermark(job: dict[str, Any]) -> Watermark | None:
     """The read watermark a job records up to (None: a job enqueued before there was one)."""
     return Watermark(job["upto"], job["read_at"]) if "read_at" in job else None
+
+
+def _in_slices(slice_: Callable[[], tuple[list[str], bool]], deadline: Deadline) -> bool:
+    """Run a user-wide job's slices until one says it was the last (True) or `deadline`
+    passes (False: the job is continued by a new message)."""
+    while True:
+        _, done = slice_()
+        if done:
+            return True
+        if deadline.passed:
+            return False
 
 
 def localize(
