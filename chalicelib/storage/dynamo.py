@@ -77,6 +77,27 @@ def carrying(rider: Rider) -> Iterator[None]:
         _rider.reset(token)
 
 
+def update_action(
+    table: str,
+    key: Item,
+    expression: str,
+    values: Item | None = None,
+    *,
+    condition: str | None = None,
+    names: dict[str, str] | None = None,
+) -> Item:
+    """One Update action of a transaction (empty names or values left out: DynamoDB refuses
+    them)."""
+    update: Item = {"TableName": table, "Key": key, "UpdateExpression": expression}
+    if condition:
+        update["ConditionExpression"] = condition
+    if values:
+        update["ExpressionAttributeValues"] = values
+    if names:
+        update["ExpressionAttributeNames"] = names
+    return {"Update": update}
+
+
 def chunks[T](items: list[T], size: int) -> Iterator[list[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]

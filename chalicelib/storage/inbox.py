@@ -68,6 +68,7 @@ from chalicelib.storage.dynamo import (
     Cancellation,
     Dynamo,
     chunks,
+    update_action,
 )
 from chalicelib.storage.keys import (
     CATEGORY_INDEX,
@@ -663,14 +664,9 @@ class Inbox:
 
         def prepare(cancelled: Cancellation | None) -> list[Item]:
             return [
-                {
-                    "Update": {
-                        "TableName": self._table,
-                        "Key": counter_key(user_id, shard),
-                        "UpdateExpression": "SET erasing_until = :until",
-                        "ExpressionAttributeValues": until,
-                    }
-                }
+                update_action(
+                    self._table, counter_key(user_id, shard), "SET erasing_until = :until", until
+                )
                 for shard in range(self.counter_shards)
             ]
 
@@ -801,16 +797,9 @@ class Inbox:
             condition += "ver = :ver"
         else:
             condition += "attribute_not_exists(ver)"
-        update: Item = {
-            "TableName": self._table,
-            "Key": key,
-            "UpdateExpression": clause + " ADD ver :one",
-            "ConditionExpression": condition,
-            "ExpressionAttributeValues": values,
-        }
-        if names:
-            update["ExpressionAttributeNames"] = names
-        return {"Update": update}
+        return update_action(
+            self._table, key, clause + " ADD ver :one", values, condition=condition, names=names
+        )
 
     def watermark(self, user_id: str) -> Watermark:
         """The user's read watermark (one GetItem of a shard: it is on every one)."""
@@ -851,17 +840,13 @@ class Inbox:
             if not pending:
                 return None
             return [
-                {
-                    "Update": {
-                        "TableName": self._table,
-                        "Key": counter_key(user_id, shard),
-                        "UpdateExpression": "SET latest_id = :fence",
-                        "ConditionExpression": (
-                            "attribute_not_exists(latest_id) OR latest_id < :fence"
-                        ),
-                        "ExpressionAttributeValues": {":fence": {"S": fence}},
-                    }
-                }
+                update_action(
+                    self._table,
+                    counter_key(user_id, shard),
+                    "SET latest_id = :fence",
+                    {":fence": {"S": fence}},
+                    condition="attribute_not_exists(latest_id) OR latest_id < :fence",
+                )
                 for shard in pending
             ]
 
@@ -1477,15 +1462,13 @@ class Inbox:
                 expression = f"SET {clause} {expression}".rstrip()
             values = {**values, **tail_values}
             condition += f" AND {tail_condition}"
-        update: Item = {
-            "TableName": self._table,
-            "Key": notification_key(user_id, notification_id),
-            "UpdateExpression": expression,
-            "ConditionExpression": condition,
-        }
-        if values:
-            update["ExpressionAttributeValues"] = values
-        return {"Update": update}
+        return update_action(
+            self._table,
+            notification_key(user_id, notification_id),
+            expression,
+            values,
+            condition=condition,
+        )
 
     def _per_notification(self, entries: int) -> int:
         """Actions a state change of one notification takes: its update and its entries."""
