@@ -54,6 +54,10 @@ def count(**deltas: int) -> None:
             metrics.add_metric(name=METRIC_NAMES[name], unit=MetricUnit.Count, value=value)
 
 
+# The counts behind the active-connections gauge: written when counted, never held back.
+GAUGE = ("connections_opened", "connections_closed", "stale_pruned")
+
+
 class Counters:
     """Counts each outcome twice: in this invocation's metrics and in the service's stats.
 
@@ -61,8 +65,11 @@ class Counters:
     stats counters are added up per container and written with one UpdateItem at most every
     `flush_seconds` (by the first count after that long), whenever the stats are read on this
     container, and when a sweep or worker invocation ends (`flush`): a request pays no call
-    for them. What can be lost is what a container counted in its last unflushed seconds
-    before it is recycled; the stats route is a live view, the metrics are the ledger.
+    for them. The counts the active-connections gauge is made of (`GAUGE`: connections
+    opened, closed, pruned) are written at once, with whatever is pending: they are rare
+    next to sends and reads, and a container that counted one may see no other invocation.
+    What can be lost is what a container counted in its last unflushed seconds before it is
+    recycled; the stats route is a live view, the metrics are the ledger.
     """
 
     def __init__(
@@ -83,7 +90,9 @@ class Counters:
         count(**counts)
         with self._lock:
             self._pending.update({name: value for name, value in counts.items() if value})
-            due = self._clock() - self._flushed_at >= self._flush_seconds
+            due = self._clock() - self._flushed_at >= self._flush_seconds or any(
+                counts.get(name) for name in GAUGE
+            )
         if due:
             try:
                 self.flush()
