@@ -21,6 +21,7 @@ from chalicelib.storage.keys import member_count_key, member_key
 from chalicelib.wiring import Service
 from devstack.fanout import FanoutWorker, create_fanout_queues
 from tests.conftest import ADMIN, REGION, Clock, WsClient, on_call
+from tests.test_rights import partition
 
 USERS = [f"user{n:02d}" for n in range(23)]
 
@@ -386,16 +387,6 @@ def broadcast_at(clock: Clock, seconds_ago: float = 1.0) -> str:
     return str(ULID.from_timestamp(clock() - seconds_ago))
 
 
-def sort_keys(service: Service, user_id: str) -> list[str]:
-    items = service.clients.dynamodb.query(
-        TableName=service.settings.notifications_table,
-        KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": f"USER#{user_id}"}},
-        ConsistentRead=True,
-    )["Items"]
-    return [item["sk"]["S"] for item in items]
-
-
 def stored_once(service: Service, users: list[str], message: str) -> dict[str, str]:
     """Each user holds the broadcast exactly once, counted unread once, its receipt verified
     and starting with `stored`; returns their notification ids."""
@@ -423,7 +414,7 @@ def test_a_batch_writes_three_items_per_recipient_and_a_repeat_writes_none(
     assert sum(len(body(call)["TransactItems"]) for call in writes) == 3 * 60
     assert max(len(body(call)["TransactItems"]) for call in writes) <= 100
     ids = stored_once(service, users, "Office closed")
-    assert not any(sk.startswith("IDEM#") for user in users for sk in sort_keys(service, user))
+    assert not any(sk.startswith("IDEM#") for user in users for sk in partition(service, user))
     assert {ULID.from_str(i).timestamp for i in ids.values()} == {
         ULID.from_str(broadcast).timestamp
     }
@@ -445,8 +436,8 @@ def test_a_recipient_overtaken_since_the_broadcast_gets_a_fresh_id_above_the_fen
     ids = stored_once(service, users, "b")
     assert ids["reader"] > fence  # a cursor taken at the fence still reaches it
     assert [n.id for n in service.inbox.after("reader", fence, 10)] == [ids["reader"]]
-    assert any(sk.startswith("IDEM#") for sk in sort_keys(service, "reader"))
-    assert not any(sk.startswith("IDEM#") for sk in sort_keys(service, "idle"))
+    assert any(sk.startswith("IDEM#") for sk in partition(service, "reader"))
+    assert not any(sk.startswith("IDEM#") for sk in partition(service, "idle"))
 
     # Redelivered, also after another fence: the record (or the derived id) holds it off.
     service.inbox.fence("idle")

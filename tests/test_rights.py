@@ -26,6 +26,7 @@ from chalicelib.errors import Unavailable
 from chalicelib.jobs import InlineJobs, Registry
 from chalicelib.models import NotificationContent
 from chalicelib.rights import register_erasure
+from chalicelib.storage.keys import user_pk
 from chalicelib.wiring import Service
 from devstack.fanout import FanoutWorker, create_fanout_queues
 from tests.conftest import ADMIN, REGION, Clock, WsClient, auth, on_call
@@ -38,7 +39,7 @@ def partition(service: Service, user_id: str) -> list[str]:
     items = service.clients.dynamodb.query(
         TableName=service.settings.notifications_table,
         KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": f"USER#{user_id}"}},
+        ExpressionAttributeValues={":pk": {"S": user_pk(user_id)}},
         ConsistentRead=True,
     )["Items"]
     return [item["sk"]["S"] for item in items]
