@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import re
 import zoneinfo
 from datetime import UTC, date, datetime, timedelta
@@ -30,10 +29,10 @@ from pydantic import (
 )
 
 from chalicelib.errors import ValidationFailed
+from chalicelib.wire import MAX_DATA_DEPTH, USER_ID_PATTERN, check_json, compact_json
 
 ULID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{26}$"
 MAX_DATA_BYTES = 8 * 1024
-MAX_DATA_DEPTH = 32
 MAX_FRAME_BYTES = 32 * 1024
 MAX_MESSAGE_BYTES = 128 * 1024
 # Room for the envelope around a page of notifications (event name, cursor, counts).
@@ -41,7 +40,6 @@ PAGE_BYTES = MAX_MESSAGE_BYTES - 1024
 
 NotificationId = Annotated[str, StringConstraints(pattern=ULID_PATTERN)]
 RequestId = Annotated[str, StringConstraints(max_length=64)]
-USER_ID_PATTERN = r"^[^#\s]{1,128}$"
 UserId = Annotated[str, StringConstraints(pattern=USER_ID_PATTERN)]
 Category = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Message = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
@@ -55,11 +53,6 @@ DURATION_PATTERN = (
     r"^P(?=\d|T\d)(?:(\d{1,7})D)?(?:T(?=\d)(?:(\d{1,7})H)?(?:(\d{1,7})M)?(?:(\d{1,7})S)?)?$"
 )
 Channel = Literal["repush", "email", "sms", "push"]
-
-
-def is_user_id(value: object) -> bool:
-    """A user id: 1-128 characters, no '#' (a key separator) and no whitespace."""
-    return isinstance(value, str) and re.fullmatch(USER_ID_PATTERN, value) is not None
 
 
 def validation_message(exc: ValidationError) -> str:
@@ -77,47 +70,6 @@ def parse[M: BaseModel](model: type[M], data: Any, *, strict: bool | None = None
         return model.model_validate(data, strict=strict)
     except ValidationError as exc:
         raise ValidationFailed(validation_message(exc)) from None
-
-
-def compact_json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def check_json(value: Any, *, max_depth: int) -> None:
-    """Raise ValueError unless `value` is JSON that nests at most `max_depth` levels (an object
-    or array is one level more than its deepest member) and encodes as UTF-8.
-
-    Walked with an explicit stack: a value nested thousands deep is refused, never a
-    RecursionError (json.dumps and pydantic's serializer both recurse).
-    """
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            if depth >= max_depth:
-                raise ValueError(f"nested more than {max_depth} levels deep")
-            if isinstance(item, dict):
-                for key in item:
-                    if not isinstance(key, str):
-                        raise ValueError("object keys must be strings")
-                    _check_text(key)
-                stack.extend((member, depth + 1) for member in item.values())
-            else:
-                stack.extend((member, depth + 1) for member in item)
-        elif isinstance(item, str):
-            _check_text(item)
-        elif isinstance(item, float):
-            if not math.isfinite(item):
-                raise ValueError("numbers must be finite")
-        elif item is not None and not isinstance(item, bool | int):
-            raise ValueError(f"{type(item).__name__} is not a JSON value")
-
-
-def _check_text(text: str) -> None:
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        raise ValueError("text must be valid Unicode (no lone surrogates)") from None
 
 
 def _bounded_data(data: dict[str, Any]) -> dict[str, Any]:

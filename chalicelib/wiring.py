@@ -26,7 +26,7 @@ from botocore.exceptions import DataNotFoundError
 from botocore.loaders import Loader
 
 from chalicelib.errors import ConfigurationError
-from chalicelib.settings import Settings, get_settings
+from chalicelib.settings import JOB_CONCURRENCY, Settings, get_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
@@ -78,8 +78,6 @@ class Clients:
     def from_settings(cls, settings: Settings, *, session: Any = None) -> Clients:
         """The clients of `settings`, from a new `SdkSession` or `session` (tests share a boto3
         one: a session parses each service's model once)."""
-        from chalicelib.jobs import JOB_CONCURRENCY
-
         session = session or SdkSession()
         refuse_real_aws(settings, session)
         push_config = Config(
@@ -360,7 +358,6 @@ class Service:
 
     @part
     def sender(self) -> Sender:
-        from chalicelib.jobs import JOB_CONCURRENCY
         from chalicelib.messaging import PUSH_RETRY, Sender
 
         settings = self.settings
