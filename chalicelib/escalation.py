@@ -14,9 +14,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from chalicelib.errors import ValidationFailed
-from chalicelib.models import EscalationStep, Notification, NotificationContent, epoch_ms
+from chalicelib.models import EscalationStep, Notification, NotificationContent
 from chalicelib.storage.escalations import EscalationSteps, Step
 from chalicelib.storage.keys import Item
+from chalicelib.wire import epoch_ms
 
 MAXIMUM_DURATION = timedelta(days=90)
 

@@ -29,7 +29,13 @@ from pydantic import (
 )
 
 from chalicelib.errors import ValidationFailed
-from chalicelib.wire import MAX_DATA_DEPTH, USER_ID_PATTERN, check_json, compact_json
+from chalicelib.wire import (
+    MAX_DATA_DEPTH,
+    USER_ID_PATTERN,
+    check_json,
+    compact_json,
+    iso_timestamp,
+)
 
 ULID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{26}$"
 MAX_DATA_BYTES = 8 * 1024
@@ -269,18 +275,10 @@ def mutable(notice: Notification | NotificationContent) -> bool:
     )
 
 
-def epoch_ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
 # What changes after a notification is stored; the rest of the object never does.
 STATE_FIELDS = frozenset(
     {"read", "read_at", "delivered", "seen_at", "archived", "archived_at", "confirmed_at"}
 )
-
-
-def iso_timestamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 # --- WebSocket frames (client -> server) -------------------------------------------------

@@ -1,4 +1,4 @@
-"""The wire's plain rules, without pydantic: what a user id is and how JSON is written.
+"""The wire's plain rules, without pydantic: what a user id is, how JSON and times are written.
 
 models.py builds its types on them; what runs before any model is needed (a `$connect`:
 verifying a token, storing the connection) reads them from here and so never imports pydantic.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from datetime import datetime
 from typing import Any
 
 USER_ID_PATTERN = r"^[^#\s]{1,128}$"
@@ -60,3 +61,11 @@ def _check_text(text: str) -> None:
         text.encode()
     except UnicodeEncodeError:
         raise ValueError("text must be valid Unicode (no lone surrogates)") from None
+
+
+def epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def iso_timestamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

@@ -555,7 +555,13 @@ class Service:
     def accounts(self) -> Accounts:
         from chalicelib.accounts import Accounts
 
-        return Accounts(self.profiles, self.directory, push_subscriptions=self.webpush.listed)
+        # The push subscriptions are listed by `GET /api/me` only: a `register` that reads the
+        # user's language builds no Web Push.
+        return Accounts(
+            self.profiles,
+            self.directory,
+            push_subscriptions=lambda user_id: self.webpush.listed(user_id),
+        )
 
     @part
     def publisher(self) -> Publisher:
