@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 # Imported with the app, not on first use: on-demand functions run their init phase on a full
 # vCPU and the first invocation at the memory's share (benchmarks/coldstart.py, `burst`).
@@ -230,15 +230,23 @@ class part[T]:
 _MISSING = object()
 
 
+def late[T](build: Callable[[], T]) -> T:
+    """The part `build` returns, built on first use: a stand-in whose attributes are the
+    part's, fetched (and the part built) when first asked for.
+
+    For a part a consumer holds but may never use on a cold start (an idle sweep fires no
+    step: it builds neither the inbox nor Web Push), and to close the one circle of the graph
+    (the jobs' registry hands jobs to the notifications, which enqueue through the jobs).
+    """
+    return cast("T", _Late(build))
+
+
 class _Late:
-    """The methods of a part not built yet, bound when first called: job handlers and hooks
-    registered before the part they call (which may itself need the registry)."""
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
 
-    def __init__(self, get: Callable[[], Any]) -> None:
-        self._get = get
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        return lambda *args, **kwargs: getattr(self._get(), name)(*args, **kwargs)
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._build(), name)
 
 
 class Service:
@@ -412,8 +420,10 @@ class Service:
             self.connections,
             self.sender,
             self.counters,
-            offline=_Late(lambda: self.webpush).notify_offline_many,
-            pushed=_Late(lambda: self.notifications).record_push,
+            offline=lambda notifications: self.webpush.notify_offline_many(notifications),
+            pushed=lambda notification, reached: self.notifications.record_push(
+                notification, reached
+            ),
         )
 
     # --- background jobs ----------------------------------------------------------------------
@@ -425,11 +435,14 @@ class Service:
         from chalicelib.rights import register_erasure
 
         registry = Registry()
-        notifications = _Late(lambda: self.notifications)
-        registry.register("mark_read_all", notifications.mark_read_all)
-        registry.register("archive_all", notifications.archive_all)
-        register_fanout(registry, notifications)  # type: ignore[arg-type]
-        register_erasure(registry, _Late(lambda: self.rights))  # type: ignore[arg-type]
+        registry.register(
+            "mark_read_all", lambda job, deadline: self.notifications.mark_read_all(job, deadline)
+        )
+        registry.register(
+            "archive_all", lambda job, deadline: self.notifications.archive_all(job, deadline)
+        )
+        register_fanout(registry, late(lambda: self.notifications))
+        register_erasure(registry, late(lambda: self.rights))
         return registry
 
     @part
@@ -449,7 +462,7 @@ class Service:
         if not self.settings.fanout_queue_url:
             return None
         return FanoutQueue(
-            self.jobs,
+            late(lambda: self.jobs),
             self.directory,
             PageClaims(self.db, self.settings.notifications_table, clock=self.clock),
             users_per_message=self.settings.fanout_batch_size,
@@ -477,16 +490,16 @@ class Service:
         # first one does.
         return EscalationSweep(
             self.steps,
-            _Late(lambda: self.inbox),  # type: ignore[arg-type]
-            _Late(lambda: self.profiles),  # type: ignore[arg-type]
-            _Late(lambda: self.delivery),  # type: ignore[arg-type]
+            late(lambda: self.inbox),
+            late(lambda: self.profiles),
+            late(lambda: self.delivery),
             Messenger(
                 _required(clients.ses, "ses"),
                 _required(clients.sns, "sns"),
                 email_from=settings.email_from,
             ),
-            _Late(lambda: self.webpush),  # type: ignore[arg-type]
-            _Late(lambda: self.receipts),  # type: ignore[arg-type]
+            late(lambda: self.webpush),
+            late(lambda: self.receipts),
             self.counters,
             config=EscalationConfig(
                 org_name=settings.org_name,
@@ -500,21 +513,21 @@ class Service:
     def notifications(self) -> Notifications:
         from chalicelib.notifications import Notifications
 
-        # What only some of its calls use (pushes, escalation plans, background jobs) is
-        # built when first called: a page of the inbox needs none of it.
+        # The background jobs are built when first used: they reach the notifications back
+        # (through their registry), and a page of the inbox enqueues none.
         return Notifications(
             self.inbox,
             self.connections,
             self.directory,
             self.counters,
-            _Late(lambda: self.sender),  # type: ignore[arg-type]
-            _Late(lambda: self.delivery),  # type: ignore[arg-type]
+            self.sender,
+            self.delivery,
             fanout=self.fanout,
             fanout_threshold=self.settings.fanout_threshold,
             receipts=self.receipts,
-            escalations=_Late(lambda: self.planner),  # type: ignore[arg-type]
+            escalations=self.planner,
             profiles=self.profiles,
-            jobs=_Late(lambda: self.jobs),  # type: ignore[arg-type]
+            jobs=late(lambda: self.jobs),
         )
 
     @part

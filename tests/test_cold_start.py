@@ -144,33 +144,34 @@ def test_a_chalicelib_module_loads_without_the_service_graph() -> None:
     assert done.stdout.strip() == "[]"
 
 
-# What `$connect` reaches: sessions, connections, the directory, the counters, the verifier.
-# The rest of the domain (and what it imports) is for the other functions.
-NOT_FOR_CONNECT = (
+# What pushes, fans out, records or publishes a notification, and the models: neither a
+# `$connect` nor a sweep with nothing due parses or builds one, so neither imports pydantic.
+NOTIFYING = (
+    "pydantic",
+    "chalicelib.models",
     "chalicelib.notifications",
-    "chalicelib.escalation",
-    "chalicelib.sweep",
     "chalicelib.webpush",
     "chalicelib.delivery",
     "chalicelib.fanout",
     "chalicelib.receipts",
     "chalicelib.publisher",
     "chalicelib.rights",
+    "chalicelib.storage.inbox",
+)
+# What `$connect` reaches: sessions, connections, the directory, the counters, the verifier.
+# The rest of the domain (and what it imports) is for the other functions.
+NOT_FOR_CONNECT = (
+    *NOTIFYING,
+    "chalicelib.escalation",
+    "chalicelib.sweep",
     "chalicelib.immigration",
     "chalicelib.accounts",
     "chalicelib.i18n",
-    "chalicelib.storage.inbox",
     "chalicelib.storage.receipts",
 )
 # A sweep with nothing due reads its cursor and the due buckets: nothing that fires a step.
 NOT_FOR_AN_IDLE_SWEEP = (
-    "chalicelib.notifications",
-    "chalicelib.webpush",
-    "chalicelib.delivery",
-    "chalicelib.fanout",
-    "chalicelib.receipts",
-    "chalicelib.publisher",
-    "chalicelib.rights",
+    *NOTIFYING,
     "chalicelib.sessions",
     "chalicelib.storage.profiles",
     "chalicelib.storage.subscriptions",
@@ -191,13 +192,15 @@ with mock_aws():
     result = handler(json.loads(os.environ["EVENT"]), LambdaContext(function_name="f"))
     stored = dynamodb.scan(TableName=os.environ["CONNECTIONS_TABLE"])["Items"]
     print(json.dumps({"result": result, "connections": len(stored),
-                      "loaded": sorted(m for m in sys.modules if m.startswith("chalicelib"))}))
+                      "loaded": sorted(m for m in sys.modules
+                                       if m.startswith("chalicelib") or m == "pydantic")}))
 """
 
 
 def first_event(handler: str, event: dict[str, Any]) -> dict[str, Any]:
     """A fresh interpreter, as a function's first: moto's tables, `import app`, one event to
-    `handler`; what it returned, the connections stored and the chalicelib modules loaded."""
+    `handler`; what it returned, the connections stored and the chalicelib modules (and
+    pydantic) loaded."""
     import json
     import os
 
