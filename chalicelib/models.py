@@ -390,11 +390,10 @@ class NotificationEvent(Event):
     notification: Notification
 
 
-class ReminderEvent(Event):
+class ReminderEvent(NotificationEvent):
     """An escalation step of channel `repush` (docs/escalation.md)."""
 
-    event: Literal["reminder"] = "reminder"
-    notification: Notification
+    event: Literal["reminder"] = "reminder"  # type: ignore[assignment]
 
 
 class NotificationsEvent(Event):
