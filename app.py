@@ -13,7 +13,7 @@ from chalicelib.websocket import WebSocketApi
 from chalicelib.wiring import get_service
 
 if TYPE_CHECKING:
-    from chalicelib.models import (
+    from chalicelib.bodies import (
         ArchiveRequest,
         BroadcastRequest,
         CaseStatusUpdate,
@@ -56,8 +56,9 @@ def message(event: WebsocketEvent) -> None:
 
 # --- REST API (docs/rest.md) ----------------------------------------------------------------------
 
-# Routes name their models and views import their replies' models: each model is built on the
-# first request that uses it, never in a function's init phase (every function imports app.py).
+# Routes name their models (chalicelib/bodies.py) and views import their replies' models: each
+# model is built on the first request that uses it, never in a function's init phase (every
+# function imports app.py).
 api = RestApi(app)
 
 

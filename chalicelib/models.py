@@ -17,7 +17,7 @@ import re
 import zoneinfo
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -166,7 +166,7 @@ class EscalationStep(BaseModel):
 Escalation = Annotated[list[EscalationStep], Field(min_length=1, max_length=5)]
 
 
-def _check_escalation(escalation: list[EscalationStep] | None, deadline: str | None) -> None:
+def check_escalation(escalation: list[EscalationStep] | None, deadline: str | None) -> None:
     if escalation and deadline is None and any(s.before_deadline for s in escalation):
         raise ValueError("a before_deadline step needs a deadline")
 
@@ -203,7 +203,7 @@ class NotificationContent(Strict):
 
     @model_validator(mode="after")
     def _steps_fit_the_deadline(self) -> Self:
-        _check_escalation(self.escalation, self.deadline)
+        check_escalation(self.escalation, self.deadline)
         return self
 
     @property
@@ -471,113 +471,7 @@ class ErrorEvent(Event):
     message: str
 
 
-# --- REST bodies and queries ---------------------------------------------------------------
-
-IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 GroupName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^#\s]+$")]
-ShortText = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-
-
-class CreateNotification(NotificationContent):
-    user_id: UserId
-    idempotency_key: IdempotencyKey | None = None
-
-    def content(self) -> NotificationContent:
-        return NotificationContent.model_validate(
-            self.model_dump(exclude={"user_id", "idempotency_key"})
-        )
-
-
-class BroadcastRequest(NotificationContent):
-    group: GroupName | None = None
-
-    @model_validator(mode="after")
-    def _no_escalation(self) -> Self:
-        if self.escalation is not None:
-            raise ValueError("escalation is for notifications to one user")
-        return self
-
-    def content(self) -> NotificationContent:
-        return NotificationContent.model_validate(self.model_dump(exclude={"group"}))
-
-
-class DirectMessage(Strict):
-    data: JsonValue = Field(...)
-
-
-# --- REST path parameters --------------------------------------------------------------
-
-
-class PathParameters(Strict):
-    """The path parameters of a REST route. A route whose parameter names a thing the caller
-    may hold (`unknown_as`) answers a malformed one as that thing not found (404), like any
-    unknown id; the others answer a malformed one as invalid (422)."""
-
-    unknown_as: ClassVar[str | None] = None
-
-
-class NotificationPath(PathParameters):
-    unknown_as = "notification"
-    notification_id: NotificationId
-
-
-class UserPath(PathParameters):
-    user_id: UserId
-
-
-class SubscriptionPath(PathParameters):
-    unknown_as = "push subscription"
-    subscription_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-
-
-class CasePath(PathParameters):
-    case_id: str
-
-
-class ConnectionPath(PathParameters):
-    connection_id: str
-
-
-class ExportQuery(Strict):
-    # An opaque cursor from the previous page's `next_cursor` (checked by the export itself).
-    cursor: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = None
-
-
-class PollQuery(Strict):
-    after: NotificationId | None = None
-    wait: float = Field(0, ge=0, le=20)
-
-
-class CaseStatusUpdate(Strict):
-    case_id: ShortText
-    status: ShortText
-    message: MessageText
-    user_id: UserId | None = None
-
-
-class FormSubmission(Strict):
-    form_id: ShortText
-    form_type: ShortText
-    notify_admins: bool = True
-
-
-class DocumentRequired(Strict):
-    user_id: UserId
-    case_id: ShortText
-    document_type: ShortText
-    message: MessageText
-    deadline: Deadline | None = None
-    escalation: Escalation | None = None
-
-    @model_validator(mode="after")
-    def _steps_fit_the_deadline(self) -> Self:
-        _check_escalation(self.escalation, self.deadline)
-        return self
-
-
-class TestNotification(Strict):
-    message: Message
-    type: NotificationType = "info"
 
 
 class FanoutJob(Strict):
@@ -698,49 +592,8 @@ class Contact(Strict):
     phone: PhoneNumber | None = None
 
 
-Base64Url = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]+={0,2}$", max_length=256)]
-
-
 def from_b64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def check_keys(p256dh: str, auth: str) -> None:
-    """Raise ValueError unless these are a P-256 public point and a 16-byte secret."""
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    try:
-        point, secret = from_b64url(p256dh), from_b64url(auth)
-    except ValueError:
-        raise ValueError("keys must be base64url") from None
-    if len(point) != 65 or len(secret) != 16:
-        raise ValueError("keys.p256dh must be a 65-byte P-256 point and keys.auth 16 bytes")
-    ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
-
-
-class PushKeys(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore", frozen=True, defer_build=True)
-
-    p256dh: Base64Url
-    auth: Base64Url
-
-    @model_validator(mode="after")
-    def _usable(self) -> Self:
-        check_keys(self.p256dh, self.auth)
-        return self
-
-
-class PushSubscriptionBody(BaseModel):
-    """The browser's `PushSubscription.toJSON()`; the endpoint's safety is checked by the
-    service (it needs DNS), its form here."""
-
-    model_config = ConfigDict(
-        strict=True, extra="forbid", frozen=True, defer_build=True, populate_by_name=True
-    )
-
-    endpoint: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
-    expiration_time: float | None = Field(None, alias="expirationTime", ge=0, le=1e15)
-    keys: PushKeys
 
 
 class FanoutPage(Strict):

@@ -1,8 +1,8 @@
 """The REST edge: authentication, rate limits, parsing and error mapping for every route.
 
 Each route in app.py declares who may call it and which models parse its body, query and
-path parameters (by name, in the app's models module: a model is imported and built on the
-first request of a route that uses it, so a function's init phase builds none); the view
+path parameters (by name, in chalicelib/bodies.py: a model is imported and built on the first
+request of a route that uses it, so a function's init phase builds none); the view
 receives parsed models (path parameters as keyword arguments) and returns a `Reply`. Errors
 become Chalice's `{"Code", "Message"}` shape here and nowhere else.
 """
@@ -37,7 +37,7 @@ from chalicelib.wiring import get_service
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from chalicelib.models import PathParameters
+    from chalicelib.bodies import PathParameters
 
 MAX_BODY_BYTES = 64 * 1024
 ERROR_NAMES = {
@@ -157,7 +157,7 @@ class RestApi:
     """Registers Chalice routes whose views get a principal and parsed models (named in the
     module `models`)."""
 
-    def __init__(self, app: Chalice, *, models: str = "chalicelib.models") -> None:
+    def __init__(self, app: Chalice, *, models: str = "chalicelib.bodies") -> None:
         self._app = app
         self._models = models
         self.routes: list[RouteSpec] = []
