@@ -10,12 +10,14 @@ what its handler reaches.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 # Imported with the app, not on first use: on-demand functions run their init phase on a full
@@ -24,6 +26,7 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import DataNotFoundError
 from botocore.loaders import Loader
+from botocore.regions import EndpointResolver
 
 from chalicelib.errors import ConfigurationError
 from chalicelib.settings import JOB_CONCURRENCY, Settings, get_settings
@@ -121,6 +124,13 @@ class Clients:
         )
 
 
+# botocore's endpoint data (endpoints.json, 1.2 MB) cut to the services the app calls, by their
+# endpoint prefix: DynamoDB, @connections, SQS, SES, SNS, EventBridge, SSM. infra/package.py
+# writes it into the package; where it is absent (tests, the local stack) botocore reads its own.
+ENDPOINTS = Path(__file__).with_name("endpoints.json")
+ENDPOINT_PREFIXES = frozenset({"dynamodb", "execute-api", "sqs", "email", "sns", "events", "ssm"})
+
+
 class SdkSession:
     """The AWS SDK without boto3: botocore's session behind boto3's `client()` call.
 
@@ -129,22 +139,76 @@ class SdkSession:
     boto3 Session has the same two methods, so tests and tools may hand one in instead.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, endpoints: Path = ENDPOINTS) -> None:
         self._session = botocore.session.Session()
         paths = self._session.get_config_variable("data_path")
         extra = paths.split(os.pathsep) if paths else []
-        self._session.register_component(
-            "data_loader",
-            ServiceLoader(
-                extra_search_paths=[os.path.expanduser(os.path.expandvars(p)) for p in extra]
-            ),
+        loader = ServiceLoader(
+            extra_search_paths=[os.path.expanduser(os.path.expandvars(p)) for p in extra]
         )
+        self._session.register_component("data_loader", loader)
+        if not extra and endpoints.is_file():
+            # botocore's own endpoint data is in use (no data path could override it).
+            self._session._internal_components.register_component(
+                "endpoint_resolver", TrimmedEndpoints(endpoints, loader)
+            )
 
     def client(self, service_name: str, **kwargs: Any) -> Any:
         return self._session.create_client(service_name, **kwargs)
 
     def get_credentials(self) -> Any:
         return self._session.get_credentials()
+
+
+def trimmed_endpoints(data: dict[str, Any]) -> dict[str, Any]:
+    """botocore's endpoint data with only the services of ENDPOINT_PREFIXES (every partition,
+    region and default kept)."""
+    return {
+        **data,
+        "partitions": [
+            {
+                **partition,
+                "services": {
+                    name: service
+                    for name, service in partition["services"].items()
+                    if name in ENDPOINT_PREFIXES
+                },
+            }
+            for partition in data["partitions"]
+        ],
+    }
+
+
+class TrimmedEndpoints(EndpointResolver):
+    """botocore's endpoint resolver over `trimmed_endpoints` data: each client a session makes
+    resolves its endpoint here, and parsing botocore's whole file costs a cold start about 16 ms
+    of CPU. A service outside the cut is resolved from the whole file, read then."""
+
+    def __init__(self, path: Path, loader: Loader) -> None:
+        super().__init__(json.loads(path.read_bytes()), uses_builtin_data=True)
+        self._loader = loader
+
+    @cached_property
+    def whole(self) -> EndpointResolver:
+        data, path = self._loader.load_data_with_path("endpoints")
+        return EndpointResolver(data, uses_builtin_data=self._loader.is_builtin_path(path))
+
+    def construct_endpoint(
+        self, service_name: str, region_name: str | None = None, *args: Any, **kwargs: Any
+    ) -> Any:
+        if service_name not in ENDPOINT_PREFIXES:
+            return self.whole.construct_endpoint(service_name, region_name, *args, **kwargs)
+        return super().construct_endpoint(service_name, region_name, *args, **kwargs)
+
+    def get_available_endpoints(self, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        if service_name not in ENDPOINT_PREFIXES:
+            return self.whole.get_available_endpoints(service_name, *args, **kwargs)
+        return super().get_available_endpoints(service_name, *args, **kwargs)
+
+    def get_service_endpoints_data(self, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        if service_name not in ENDPOINT_PREFIXES:
+            return self.whole.get_service_endpoints_data(service_name, *args, **kwargs)
+        return super().get_service_endpoints_data(service_name, *args, **kwargs)
 
 
 class ServiceLoader(Loader):
