@@ -260,8 +260,9 @@ def test_an_idle_sweep_loads_nothing_that_fires_a_step() -> None:
 # --- botocore's endpoint data, cut to the services the app calls ----------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def whole_endpoints() -> dict[str, Any]:
+    """botocore's endpoint data, read afresh (botocore's resolver changes what it is given)."""
     from botocore.loaders import create_loader
 
     data: dict[str, Any] = create_loader().load_data("endpoints")
@@ -347,3 +348,18 @@ def _resolved(resolver: Any, *args: Any, **kwargs: Any) -> Any:
         return resolver.construct_endpoint(*args, **kwargs)
     except Exception as exc:
         return type(exc).__name__
+
+
+def test_the_package_carries_the_endpoint_data_cut_to_the_apps_services(
+    lambda_package: Path, whole_endpoints: dict[str, Any]
+) -> None:
+    """What `make package` writes beside wiring.py, from the botocore it packages with."""
+    import json
+    import zipfile
+
+    from chalicelib.wiring import trimmed_endpoints
+
+    with zipfile.ZipFile(lambda_package / "deployment.zip") as archive:
+        shipped = json.loads(archive.read("chalicelib/endpoints.json"))
+    assert shipped == json.loads(json.dumps(trimmed_endpoints(whole_endpoints)))
+    assert {"dynamodb", "sqs", "sns"} <= set(shipped["partitions"][0]["services"])
