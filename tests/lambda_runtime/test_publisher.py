@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from devstack.streams import lambda_record
-from tests.conftest import REGION
+from tests.conftest import REGION, bus_to_queue, drain_queue
 from tests.lambda_runtime.conftest import BUS
 from tests.lambda_runtime.support import FunctionError, LambdaFunction
 from tests.lambda_runtime.test_zip import Rest
@@ -45,25 +45,8 @@ def stream_records(moto_url: str, table: str) -> list[dict[str, Any]]:
 def bus_queue(moto_url: str) -> tuple[Any, str]:
     """An SQS queue that a rule on the bus sends every event to."""
     sqs, events = client("sqs", moto_url), client("events", moto_url)
-    queue = sqs.create_queue(QueueName="zip-events-seen")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
     pattern = {"source": ["legal-aid.notifications"]}
-    events.put_rule(Name="all", EventBusName=BUS, EventPattern=json.dumps(pattern))
-    events.put_targets(Rule="all", EventBusName=BUS, Targets=[{"Id": "q", "Arn": arn}])
-    return sqs, queue
-
-
-def received(sqs: Any, queue: str) -> list[dict[str, Any]]:
-    found = []
-    while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get(
-        "Messages", []
-    ):
-        for message in messages:
-            found.append(json.loads(message["Body"]))
-            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
-    return found
+    return sqs, bus_to_queue(events, sqs, BUS, pattern, "zip-events-seen")
 
 
 def test_the_zip_publishes_a_stream_batch_and_raises_on_a_poison(
@@ -92,7 +75,7 @@ def test_the_zip_publishes_a_stream_batch_and_raises_on_a_poison(
 
     answer = functions["EventsPublisher"].invoke({"Records": records})
     assert answer == {"batchItemFailures": []}
-    events = received(sqs, queue)
+    events = drain_queue(sqs, queue)
     status, receipt = rest("GET", f"/api/notifications/{notice_id}/receipt")
     assert status == 200
     assert [event["detail-type"] for event in events] == ["notice.stored", "notice.read"]
@@ -105,4 +88,4 @@ def test_the_zip_publishes_a_stream_batch_and_raises_on_a_poison(
     with pytest.raises(FunctionError) as failed:
         functions["EventsPublisher"].invoke({"Records": [broken]})
     assert failed.value.reply["errorType"] == "PoisonRecord"
-    assert received(sqs, queue) == []
+    assert drain_queue(sqs, queue) == []
