@@ -51,8 +51,9 @@ def embedded(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, DynamoDBBac
         server.stop()
 
 
-def _table(client: Any) -> str:
-    name = f"rollback-{uuid4().hex[:8]}"
+def scratch_table(client: Any, prefix: str = "rollback") -> str:
+    """A new table keyed by `pk` and `sk` (strings), on demand; returns its name."""
+    name = f"{prefix}-{uuid4().hex[:8]}"
     client.create_table(
         TableName=name,
         KeySchema=[
@@ -89,7 +90,7 @@ def test_a_cancelled_transaction_restores_exactly_the_items_it_touched(
     embedded: tuple[Any, DynamoDBBackend],
 ) -> None:
     client, backend = embedded
-    table = _table(client)
+    table = scratch_table(client)
     client.put_item(TableName=table, Item={"pk": {"S": "a"}, "sk": {"S": "1"}, "n": {"N": "1"}})
     client.put_item(TableName=table, Item={"pk": {"S": "b"}, "sk": {"S": "1"}, "n": {"N": "1"}})
     before = _items(client, table)
@@ -131,7 +132,7 @@ def test_a_transaction_rejected_as_invalid_leaves_the_table_as_it_was(
     embedded: tuple[Any, DynamoDBBackend],
 ) -> None:
     client, _ = embedded
-    table = _table(client)
+    table = scratch_table(client)
     client.put_item(TableName=table, Item={"pk": {"S": "a"}, "sk": {"S": "1"}, "n": {"N": "1"}})
     before = _items(client, table)
 

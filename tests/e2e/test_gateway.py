@@ -6,7 +6,6 @@ import asyncio
 import json
 import re
 import time
-import uuid
 from typing import Any
 
 import boto3
@@ -23,6 +22,7 @@ from tests.e2e.support import (
     management_client,
     recv_json,
 )
+from tests.test_embedded_dynamodb import scratch_table
 from tests.waiting import eventually
 
 CONNECTION_ID = re.compile(r"^[A-Za-z0-9_-]{15}=$")
@@ -373,19 +373,7 @@ def test_embedded_dynamodb_transactions_stay_atomic(probe_stack: LocalStack) -> 
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
-    table = f"tx-{uuid.uuid4().hex[:8]}"
-    client.create_table(
-        TableName=table,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    table = scratch_table(client, "tx")
 
     def key(pk: str, sk: str) -> dict[str, Any]:
         return {"pk": {"S": pk}, "sk": {"S": sk}}
