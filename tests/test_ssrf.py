@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from cryptography import x509
@@ -191,8 +191,20 @@ def test_a_name_that_rebinds_to_a_private_address_at_send_time_is_not_contacted(
     assert asked == ["push.example.com", "push.example.com"]
 
 
+class TlsServer(NamedTuple):
+    port: int
+    context: ssl.SSLContext  # a client's, trusting the server's certificate
+    seen: list[dict[str, Any]]  # the Host header and SNI name of each request
+
+    def pinned(self, name: str) -> _PinnedHTTPSConnection:
+        """A connection to `name` pinned to 127.0.0.1 and the server's port."""
+        connection = _PinnedHTTPSConnection(name, self.port, "127.0.0.1", timeout=2)
+        connection._context = self.context  # type: ignore[attr-defined]
+        return connection
+
+
 @pytest.fixture
-def tls_server(tmp_path: Path) -> Iterator[tuple[int, ssl.SSLContext, list[dict[str, Any]]]]:
+def tls_server(tmp_path: Path) -> Iterator[TlsServer]:
     """HTTPS on 127.0.0.1 with a certificate for push.example only."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "push.example")])
@@ -242,32 +254,28 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[int, ssl.SSLContext, list[dict[
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     client_context = ssl.create_default_context(cafile=str(cert_file))
-    yield server.server_address[1], client_context, seen
+    yield TlsServer(server.server_address[1], client_context, seen)
     server.shutdown()
     server.server_close()
 
 
 def test_the_connection_goes_to_the_checked_address_with_the_names_host_and_sni(
-    tls_server: tuple[int, ssl.SSLContext, list[dict[str, Any]]],
+    tls_server: TlsServer,
 ) -> None:
-    port, context, seen = tls_server
     # push.example resolves nowhere: only the address given can have been reached.
-    connection = _PinnedHTTPSConnection("push.example", port, "127.0.0.1", timeout=2)
-    connection._context = context  # type: ignore[attr-defined]
+    connection = tls_server.pinned("push.example")
     connection.request("POST", "/x", body=b"")
     assert connection.getresponse().status == 201
-    assert seen == [{"host": f"push.example:{port}", "sni": "push.example"}]
+    assert tls_server.seen == [{"host": f"push.example:{tls_server.port}", "sni": "push.example"}]
 
 
 def test_the_certificate_must_match_the_name_not_the_address(
-    tls_server: tuple[int, ssl.SSLContext, list[dict[str, Any]]],
+    tls_server: TlsServer,
 ) -> None:
-    port, context, seen = tls_server
-    connection = _PinnedHTTPSConnection("other.example", port, "127.0.0.1", timeout=2)
-    connection._context = context  # type: ignore[attr-defined]
+    connection = tls_server.pinned("other.example")
     with pytest.raises(ssl.SSLCertVerificationError):
         connection.request("POST", "/x", body=b"")
-    assert seen == []
+    assert tls_server.seen == []
 
 
 def test_a_redirect_is_not_followed_and_a_silent_server_times_out_fast() -> None:
