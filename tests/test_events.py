@@ -25,16 +25,7 @@ from devstack.context import LambdaContext
 from devstack.destinations import RETRY_DELAYS, Webhook, _Delivery
 from devstack.messaging import scheduled_event
 from devstack.streams import StreamEventSource, mapping_settings, table_stream
-from tests.conftest import (
-    ADMIN,
-    REGION,
-    WsClient,
-    aws_error,
-    bus_to_queue,
-    drain_queue,
-    on_call,
-    token,
-)
+from tests.conftest import ADMIN, REGION, BusQueue, WsClient, aws_error, on_call, token
 from tests.webhook import Receiver
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,11 +53,11 @@ def published(service: Service) -> Iterator[Callable[[], list[dict[str, Any]]]]:
     events = boto3.client("events", region_name=REGION)
     sqs = boto3.client("sqs", region_name=REGION)
     events.create_event_bus(Name=BUS)
-    queue = bus_to_queue(events, sqs, BUS, {"source": [SOURCE]}, "events-seen")
+    queue = BusQueue(events, sqs, BUS, {"source": [SOURCE]}, "events-seen")
     seen: list[dict[str, Any]] = []
 
     def read() -> list[dict[str, Any]]:
-        seen.extend(drain_queue(sqs, queue))
+        seen.extend(queue.drain())
         return list(seen)
 
     yield read
@@ -497,7 +488,7 @@ def test_the_readme_rule_pattern_matches_confirmed_and_skipped_steps_of_its_case
     events = boto3.client("events", region_name=REGION)
     sqs = boto3.client("sqs", region_name=REGION)
     events.create_event_bus(Name=BUS)
-    queue = bus_to_queue(events, sqs, BUS, pattern, "readme-rule")
+    queue = BusQueue(events, sqs, BUS, pattern, "readme-rule")
     with Client(lambda_app.app, stage_name="dev") as client:
         http = client.http
         for case in (case_id, "OTHER-1"):
@@ -524,7 +515,7 @@ def test_the_readme_rule_pattern_matches_confirmed_and_skipped_steps_of_its_case
     )
     assert report["outcomes"] == {"skipped": 2}, report
     Mapping(dynamodb, service.settings.receipts_table).drain()
-    matched = drain_queue(sqs, queue)
+    matched = queue.drain()
     assert sorted((e["detail-type"], e["detail"]["case_id"]) for e in matched) == [
         ("notice.confirmed", case_id),
         ("notice.escalation_skipped", case_id),

@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from devstack.streams import lambda_record
-from tests.conftest import REGION, bus_to_queue, drain_queue
+from tests.conftest import REGION, BusQueue
 from tests.lambda_runtime.conftest import BUS
 from tests.lambda_runtime.support import FunctionError, LambdaFunction
 from tests.lambda_runtime.test_zip import Rest
@@ -42,17 +42,17 @@ def stream_records(moto_url: str, table: str) -> list[dict[str, Any]]:
     return [lambda_record(record, arn) for record in records]
 
 
-def bus_queue(moto_url: str) -> tuple[Any, str]:
+def bus_queue(moto_url: str) -> BusQueue:
     """An SQS queue that a rule on the bus sends every event to."""
     sqs, events = client("sqs", moto_url), client("events", moto_url)
     pattern = {"source": ["legal-aid.notifications"]}
-    return sqs, bus_to_queue(events, sqs, BUS, pattern, "zip-events-seen")
+    return BusQueue(events, sqs, BUS, pattern, "zip-events-seen")
 
 
 def test_the_zip_publishes_a_stream_batch_and_raises_on_a_poison(
     functions: dict[str, LambdaFunction], stack_refs: dict[str, str], moto_url: str
 ) -> None:
-    sqs, queue = bus_queue(moto_url)
+    queue = bus_queue(moto_url)
     rest = Rest(functions["APIHandler"])
     status, body = rest(
         "POST",
@@ -75,7 +75,7 @@ def test_the_zip_publishes_a_stream_batch_and_raises_on_a_poison(
 
     answer = functions["EventsPublisher"].invoke({"Records": records})
     assert answer == {"batchItemFailures": []}
-    events = drain_queue(sqs, queue)
+    events = queue.drain()
     status, receipt = rest("GET", f"/api/notifications/{notice_id}/receipt")
     assert status == 200
     assert [event["detail-type"] for event in events] == ["notice.stored", "notice.read"]
@@ -88,4 +88,4 @@ def test_the_zip_publishes_a_stream_batch_and_raises_on_a_poison(
     with pytest.raises(FunctionError) as failed:
         functions["EventsPublisher"].invoke({"Records": [broken]})
     assert failed.value.reply["errorType"] == "PoisonRecord"
-    assert drain_queue(sqs, queue) == []
+    assert queue.drain() == []
