@@ -5,25 +5,48 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
-class Receiver:
-    """Listens on a free port of 127.0.0.1 from creation until `close()`: records each POST's
-    JSON body with its arrival time and answers it with the next of `statuses` (200 once none
-    are left)."""
+@dataclass(frozen=True)
+class Received:
+    """One POST the receiver got."""
 
-    def __init__(self, *statuses: int) -> None:
+    at: float
+    headers: dict[str, str]  # names lower-cased
+    raw: bytes
+    body: dict[str, Any]
+
+
+class Receiver:
+    """Listens on a free port of 127.0.0.1 from creation until `close()`: records each POST
+    (arrival time, headers, raw and JSON body) and answers it with `answer(body)`, by default
+    the next of `statuses` (200 once none are left); `path` ends the URL it gives out."""
+
+    def __init__(
+        self,
+        *statuses: int,
+        answer: Callable[[dict[str, Any]], int] | None = None,
+        path: str = "/",
+    ) -> None:
         self.statuses = list(statuses)
-        self.arrivals: list[tuple[float, dict[str, Any]]] = []
+        self.received: list[Received] = []
+        self._answer = answer or self._next_status
+        self._lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                receiver.arrivals.append((time.time(), body))
-                self.send_response(receiver.statuses.pop(0) if receiver.statuses else 200)
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                body = json.loads(raw)
+                with receiver._lock:
+                    receiver.received.append(Received(time.time(), headers, raw, body))
+                    status = receiver._answer(body)
+                self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -31,8 +54,17 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def _next_status(self, body: dict[str, Any]) -> int:
+        return self.statuses.pop(0) if self.statuses else 200
+
+    @property
+    def arrivals(self) -> list[tuple[float, dict[str, Any]]]:
+        with self._lock:
+            return [(received.at, received.body) for received in self.received]
 
     @property
     def bodies(self) -> list[dict[str, Any]]:
@@ -41,6 +73,7 @@ class Receiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        self._thread.join(5)
 
     def __enter__(self) -> Receiver:
         return self
