@@ -7,8 +7,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.local_http import LocalServer, read_body, respond
 
 
 @dataclass(frozen=True)
@@ -36,27 +38,17 @@ class Receiver:
         self.received: list[Received] = []
         self._answer = answer or self._next_status
         self._lock = threading.Lock()
-        receiver = self
+        self._server = LocalServer(self._record, method="POST")
+        self.url = f"http://127.0.0.1:{self._server.port}{path}"
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                headers = {name.lower(): value for name, value in self.headers.items()}
-                body = json.loads(raw)
-                with receiver._lock:
-                    receiver.received.append(Received(time.time(), headers, raw, body))
-                    status = receiver._answer(body)
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{path}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
+    def _record(self, request: BaseHTTPRequestHandler) -> None:
+        raw = read_body(request)
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        body = json.loads(raw)
+        with self._lock:
+            self.received.append(Received(time.time(), headers, raw, body))
+            status = self._answer(body)
+        respond(request, status)
 
     def _next_status(self, body: dict[str, Any]) -> int:
         return self.statuses.pop(0) if self.statuses else 200
@@ -71,9 +63,7 @@ class Receiver:
         return [body for _, body in self.arrivals]
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(5)
+        self._server.close()
 
     def __enter__(self) -> Receiver:
         return self
