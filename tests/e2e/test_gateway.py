@@ -8,7 +8,6 @@ import re
 import time
 from typing import Any
 
-import boto3
 import jwt
 import pytest
 from botocore.exceptions import ClientError
@@ -19,6 +18,7 @@ from tests.e2e.support import (
     PROBE_APP,
     connect,
     http,
+    local_client,
     management_client,
     recv_json,
 )
@@ -366,13 +366,7 @@ def test_idle_timeout_and_max_duration_close_with_1001() -> None:
 def test_embedded_dynamodb_transactions_stay_atomic(probe_stack: LocalStack) -> None:
     """A cancelled transaction leaves every item as it was (the stack's moto rolls back
     item by item); a successful one applies every write."""
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=probe_stack.dynamodb_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    client = local_client("dynamodb", probe_stack.dynamodb_url)
     table = scratch_table(client, "tx")
 
     def key(pk: str, sk: str) -> dict[str, Any]:

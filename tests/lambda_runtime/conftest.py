@@ -16,7 +16,6 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
@@ -24,6 +23,7 @@ from devstack.fanout import create_fanout_queues
 from devstack.issuer import DevIssuer
 from devstack.tables import create_tables
 from tests.conftest import REGION
+from tests.e2e.support import local_client
 from tests.lambda_runtime.support import (
     GatewayThread,
     LambdaFunction,
@@ -63,14 +63,7 @@ def moto_url() -> Iterator[str]:
 def stack_refs(moto_url: str, template: dict[str, Any]) -> dict[str, str]:
     """Stand-ins, on moto server, for what the template's `Ref`s name in a deployed stack."""
     clients = {
-        name: boto3.client(
-            name,
-            endpoint_url=moto_url,
-            region_name=REGION,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        for name in ("dynamodb", "sqs", "ssm", "sesv2", "events")
+        name: local_client(name, moto_url) for name in ("dynamodb", "sqs", "ssm", "sesv2", "events")
     }
     create_tables(
         clients["dynamodb"],

@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import boto3
 import pytest
 
 from devstack.streams import lambda_record
-from tests.conftest import REGION, BusQueue
+from tests.conftest import BusQueue
+from tests.e2e.support import local_client
 from tests.lambda_runtime.conftest import BUS
 from tests.lambda_runtime.support import FunctionError, LambdaFunction
 from tests.lambda_runtime.test_zip import Rest
@@ -20,20 +20,12 @@ from tests.lambda_runtime.test_zip import Rest
 SECRET_TEXT = "Bring the signed I-589 to the clinic"
 
 
-def client(name: str, moto_url: str) -> Any:
-    return boto3.client(
-        name,
-        endpoint_url=moto_url,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
 def stream_records(moto_url: str, table: str) -> list[dict[str, Any]]:
     """Every record of the table's stream so far, as Lambda hands them to the function."""
-    arn = client("dynamodb", moto_url).describe_table(TableName=table)["Table"]["LatestStreamArn"]
-    streams = client("dynamodbstreams", moto_url)
+    arn = local_client("dynamodb", moto_url).describe_table(TableName=table)["Table"][
+        "LatestStreamArn"
+    ]
+    streams = local_client("dynamodbstreams", moto_url)
     [shard] = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
     iterator = streams.get_shard_iterator(
         StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
@@ -44,7 +36,7 @@ def stream_records(moto_url: str, table: str) -> list[dict[str, Any]]:
 
 def bus_queue(moto_url: str) -> BusQueue:
     """An SQS queue that a rule on the bus sends every event to."""
-    sqs, events = client("sqs", moto_url), client("events", moto_url)
+    sqs, events = local_client("sqs", moto_url), local_client("events", moto_url)
     pattern = {"source": ["legal-aid.notifications"]}
     return BusQueue(events, sqs, BUS, pattern, "zip-events-seen")
 
