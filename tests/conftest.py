@@ -151,6 +151,30 @@ def request_body(request: dict[str, Any] | None) -> dict[str, Any]:
         return {}
 
 
+class BusQueue:
+    """An SQS queue (and a rule of the same name) that the EventBridge `bus` sends the events
+    matching `pattern` to: what EventBridge accepted, to read back."""
+
+    def __init__(self, events: Any, sqs: Any, bus: str, pattern: dict[str, Any], name: str) -> None:
+        self.sqs = sqs
+        self.url = sqs.create_queue(QueueName=name)["QueueUrl"]
+        attributes = sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])
+        events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(pattern))
+        target = {"Id": "q", "Arn": attributes["Attributes"]["QueueArn"]}
+        events.put_targets(Rule=name, EventBusName=bus, Targets=[target])
+
+    def drain(self) -> list[dict[str, Any]]:
+        """The JSON bodies of every message waiting on the queue, each deleted once read."""
+        found = []
+        while messages := self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            for message in messages:
+                found.append(json.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
+        return found
+
+
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
