@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from botocore.exceptions import ClientError
 from chalice.app import Chalice, Response
 from pydantic import BaseModel
 
@@ -25,11 +24,10 @@ from chalicelib.errors import (
     NotFound,
     PayloadTooLarge,
     ServiceError,
-    Unavailable,
     ValidationFailed,
 )
 from chalicelib.models import PathParameters, parse
-from chalicelib.retry import is_transient
+from chalicelib.retry import as_unavailable
 from chalicelib.telemetry import logger as log
 from chalicelib.wiring import get_service
 
@@ -151,11 +149,12 @@ class RestApi:
                     if exc.status >= 500:
                         log.exception("request failed", extra={"path": path})
                     return error_response(exc)
-                except ClientError as exc:
-                    if not is_transient(exc):
+                except Exception as exc:
+                    busy = as_unavailable(exc)
+                    if busy is None:
                         raise
                     log.exception("request failed", extra={"path": path})
-                    return error_response(Unavailable("AWS is throttling: retry shortly"))
+                    return error_response(busy)
                 content = reply.body
                 if isinstance(content, BaseModel):
                     content = content.model_dump(mode="json")
