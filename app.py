@@ -188,7 +188,7 @@ def receipt(principal: Principal, notification_id: str) -> Reply:
 def case_notices(principal: Principal, case_id: str) -> Reply:
     notices = get_service().receipts.case_notices(case_id)
     if "text/csv" in app.current_request.headers.get("accept", ""):
-        from chalicelib.receipts import notices_csv  # the receipts module: this route's only
+        from chalicelib.rest import notices_csv
 
         return Reply(notices_csv(notices), headers={"Content-Type": "text/csv; charset=utf-8"})
     return Reply({"case_id": case_id, "notices": notices})

@@ -46,6 +46,23 @@ ERROR_NAMES = {
 }
 
 
+# The case notice list as CSV: its columns, in order.
+CASE_COLUMNS = (
+    "notification_id",
+    "user_id",
+    "type",
+    "category",
+    "created_at",
+    "delivered_at",
+    "seen_at",
+    "read_at",
+    "confirmed_at",
+    "escalations",
+    "content_sha256",
+    "verified",
+)
+
+
 class Access(Enum):
     ANYONE = "anyone"
     USER = "user"
@@ -205,3 +222,19 @@ class RestApi:
             # Query strings are text: validate them leniently ("5" is 5, "true" is true).
             arguments["query"] = parse(query, dict(request.query_params or {}), strict=False)
         return arguments
+
+
+def notices_csv(notices: list[dict[str, Any]]) -> str:
+    """The case notice list as CSV: a header row, columns in CASE_COLUMNS order, nulls empty."""
+    import csv  # this route's only
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CASE_COLUMNS)
+    for notice in notices:
+        row = dict(notice)
+        row["escalations"] = ";".join(f"{e['channel']}@{e['at']}" for e in notice["escalations"])
+        row["verified"] = "true" if notice["verified"] else "false"
+        writer.writerow(["" if row[column] is None else row[column] for column in CASE_COLUMNS])
+    return out.getvalue()
