@@ -14,14 +14,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.auth import Principal
 from chalicelib.errors import NotFound
 from chalicelib.models import Notification, iso_timestamp
-from chalicelib.storage.keys import Item
 from chalicelib.storage.receipts import Entry, Header, ReceiptStore, StoredReceipt, Tail
 from chalicelib.telemetry import logger as log
+
+if TYPE_CHECKING:
+    from chalicelib.storage.keys import Item
 
 CONTENT_FIELDS = (
     "user_id",

@@ -3,8 +3,8 @@
 - edge: parses the wire (frames, bodies, query strings, headers, Lambda event shapes) and
   answers it; never talks to AWS.
 - domain: decides what the contract decides (who may, what changes state, mutes, quiet hours,
-  escalation, receipts); is handed its stores and clients, parses nothing and talks to AWS
-  only through them.
+  escalation, receipts); is handed its stores and clients, parses nothing, builds no key or
+  DynamoDB request and talks to AWS only through them.
 - aws: talks to AWS and the other services outside (DynamoDB, @connections, SES, SNS, SQS,
   EventBridge, SSM, push services); parses no request.
 - shared: what every room uses (errors, settings, the retry policy, logs and metrics).
@@ -178,8 +178,8 @@ def violations(name: str, room: str, tree: ast.AST, rooms: dict[str, str]) -> se
                 broken.add(f"imports chalicelib.models.{imported}")
             if room == AWS and imported not in STORED_VALUES:
                 broken.add(f"imports chalicelib.models.{imported}")
-        if room == DOMAIN and target == "chalicelib.storage.dynamo":
-            broken.add("imports chalicelib.storage.dynamo")
+        if room == DOMAIN and target in ("chalicelib.storage.dynamo", "chalicelib.storage.keys"):
+            broken.add(f"imports {target}")
     if room == DOMAIN:
         broken |= {f"calls {call}" for call in _calls(tree, {"json.loads", "model_validate"})}
         words = {
@@ -241,6 +241,11 @@ def _room_of(text: str, room: str) -> set[str]:
             {"imports chalicelib.storage.dynamo"},
         ),
         (DOMAIN, "from chalicelib.models import parse\n", {"imports chalicelib.models.parse"}),
+        (
+            DOMAIN,
+            "from chalicelib.storage.keys import user_pk\n",
+            {"imports chalicelib.storage.keys"},
+        ),
         (DOMAIN, "import json\njson.loads('1')\n", {"calls json.loads"}),
         (DOMAIN, "x = {'TableName': 't'}\n", {"builds a DynamoDB request (TableName)"}),
         (
