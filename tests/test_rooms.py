@@ -1,7 +1,7 @@
 """Every module of chalicelib lives in one room, and does only what its room does.
 
 - edge: parses the wire (frames, bodies, query strings, headers, Lambda event shapes) and
-  answers it; never talks to AWS.
+  answers it; never talks to AWS (no SDK, no store, no DynamoDB request).
 - domain: decides what the contract decides (who may, what changes state, mutes, quiet hours,
   escalation, receipts); is handed its stores and clients, parses nothing, builds no key or
   DynamoDB request and talks to AWS only through them.
@@ -181,7 +181,9 @@ def violations(name: str, room: str, tree: ast.AST, rooms: dict[str, str]) -> se
         if room == DOMAIN and target in ("chalicelib.storage.dynamo", "chalicelib.storage.keys"):
             broken.add(f"imports {target}")
     if room == DOMAIN:
-        broken |= {f"calls {call}" for call in _calls(tree, {"json.loads", "model_validate"})}
+        parsers = {"json.loads", "model_validate", "model_validate_json"}
+        broken |= {f"calls {call}" for call in _calls(tree, parsers)}
+    if room in (EDGE, DOMAIN):
         words = {
             node.value
             for node in ast.walk(tree)
@@ -248,6 +250,12 @@ def _room_of(text: str, room: str) -> set[str]:
         ),
         (DOMAIN, "import json\njson.loads('1')\n", {"calls json.loads"}),
         (DOMAIN, "x = {'TableName': 't'}\n", {"builds a DynamoDB request (TableName)"}),
+        (
+            EDGE,
+            "x = {'UpdateExpression': 'SET a = :a'}\n",
+            {"builds a DynamoDB request (UpdateExpression)"},
+        ),
+        (DOMAIN, "Job.model_validate_json(body)\n", {"calls model_validate_json"}),
         (
             DOMAIN,
             "from chalicelib.storage.limits import Limits\n"
