@@ -15,7 +15,6 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
 from chalicelib.errors import (
@@ -52,7 +51,7 @@ from chalicelib.models import (
     page_event,
     parse,
 )
-from chalicelib.retry import is_transient
+from chalicelib.retry import as_unavailable
 from chalicelib.telemetry import logger as log
 
 if TYPE_CHECKING:
@@ -134,7 +133,7 @@ class WebSocketApi:
             _reply(service, connection_id, error, request_id)
         except Exception as exc:
             log.exception("message failed", extra={"connection_id": connection_id})
-            busy = isinstance(exc, ClientError) and is_transient(exc)
+            busy = as_unavailable(exc) is not None
             message = Unavailable.default_message if busy else "Internal error"
             _reply(
                 service,

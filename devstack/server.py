@@ -588,7 +588,7 @@ class DevStack:
     def _vapid_private_key(self) -> str:
         """The Web Push key of this stack: the state file's, else one made now (and kept
         there by `_restore`), so browsers' subscriptions outlive a restart."""
-        from chalicelib.webpush import VapidKey
+        from chalicelib.pushservice import VapidKey
 
         state = self.settings.state_file
         kept = read_keys(state).get("vapid_private_key") if state is not None else None

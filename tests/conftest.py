@@ -22,8 +22,8 @@ import app as lambda_app
 from benchmarks import harness
 from benchmarks.harness import REGION, Clock, aws_error  # noqa: F401 - the tests' imports
 from chalicelib import telemetry
+from chalicelib.pushservice import PushClient
 from chalicelib.settings import Settings
-from chalicelib.webpush import PushClient
 from chalicelib.wiring import Clients, Service, build_service, use_service
 from devstack.lambda_session import LambdaSession
 from devstack.package import package_app

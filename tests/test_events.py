@@ -18,7 +18,8 @@ import pytest
 from chalice.test import Client
 
 import app as lambda_app
-from chalicelib.publisher import PUT_EVENTS_LIMIT, SOURCE, PoisonRecord, Publisher
+from chalicelib.events import SOURCE, PoisonRecord
+from chalicelib.publisher import PUT_EVENTS_LIMIT, Publisher
 from chalicelib.retry import Backoff
 from chalicelib.wiring import Service
 from devstack.context import LambdaContext

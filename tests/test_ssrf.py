@@ -20,8 +20,8 @@ from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chalicelib.pushservice import PushClient, Result, _PinnedHTTPSConnection
 from chalicelib.ssrf import UnsafeEndpoint, check_endpoint, is_public_address, parse_endpoint
-from chalicelib.webpush import PushClient, Result, _PinnedHTTPSConnection
 from tests.local_http import LocalServer, respond
 
 BLOCKED = [

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import app as lambda_app
-from chalicelib.webpush import PushClient, VapidKey
+from chalicelib.pushservice import PushClient, VapidKey
 from chalicelib.wiring import Service, get_service
 from tests.conftest import ADMIN, Clock, WsClient, aws_error, on_call, post
 from tests.conftest import auth as as_user
