@@ -183,7 +183,7 @@ def receipt(principal: Principal, notification_id: str) -> Reply:
 def case_notices(principal: Principal, case_id: str) -> Reply:
     notices = get_service().receipts.case_notices(case_id)
     if "text/csv" in app.current_request.headers.get("accept", ""):
-        from chalicelib.receipts import notices_csv  # the receipts module: this route's only
+        from chalicelib.rest import notices_csv
 
         return Reply(notices_csv(notices), headers={"Content-Type": "text/csv; charset=utf-8"})
     return Reply({"case_id": case_id, "notices": notices})
@@ -390,6 +390,6 @@ RECEIPTS_STREAM = "arn:aws:dynamodb:us-east-1:123456789012:table/receipts/stream
 def events_publisher(event: DynamoDBEvent) -> dict[str, list[dict[str, str]]]:
     budget = event.context.get_remaining_time_in_millis() / 1000 - 5
     failed = get_service().publisher.publish(event.to_dict()["Records"], budget=max(budget, 1))
-    from chalicelib.publisher import batch_item_failures  # loaded by `publisher` just now
+    from chalicelib.events import batch_item_failures  # loaded by `publisher` just now
 
     return batch_item_failures(failed)

@@ -26,18 +26,31 @@ TIME_GOAL_MS = 1_000.0
 SIZES = (10, 5_000, 10_000)
 
 
-def seed_inbox(service: Any, user_id: str, count: int, *, message: str = "Seeded") -> list[str]:
-    """`count` notifications for `user_id` with their receipts, oldest first: all but the last
-    written straight with BatchWriteItem (the unread counter is left to the last one, sent for
-    real, so it exists but counts one), the last one through the service's own send path.
+def seed_inbox(
+    service: Any,
+    user_id: str,
+    count: int,
+    *,
+    message: str = "Seeded",
+    counted: bool = False,
+    **fields: Any,
+) -> list[str]:
+    """`count` notifications for `user_id` with their receipts, oldest first, written straight
+    with BatchWriteItem (every other one in category "news"; `fields` go into each one's
+    content). The unread counter: `counted`, it counts them all, on one shard, as their sends
+    would have; otherwise the last one is sent for real, so the counter exists but counts one.
     Returns their ids."""
     from chalicelib.models import NotificationContent
 
     inbox = service.inbox
     by_table: dict[str, list[dict[str, Any]]] = {}
-    ids = []
-    for n in range(count - 1):
-        content = NotificationContent(message=f"{message} {n}", category="news" if n % 2 else None)
+    ids: list[str] = []
+    buckets: dict[str, int] = {}
+    for n in range(count if counted else count - 1):
+        category = "news" if n % 2 else None
+        content = NotificationContent(
+            **{"message": f"{message} {n}", "category": category, **fields}
+        )
         notification, actions = inbox._put_actions(user_id, content, None)
         ids.append(notification.id)
         for action in actions:
@@ -46,11 +59,17 @@ def seed_inbox(service: Any, user_id: str, count: int, *, message: str = "Seeded
                 by_table.setdefault(put["TableName"], []).append(
                     {"PutRequest": {"Item": put["Item"]}}
                 )
+            else:
+                [bucket] = action["Update"]["ExpressionAttributeNames"].values()
+                buckets[bucket] = buckets.get(bucket, 0) + 1
     for table, requests in by_table.items():
         inbox._db.batch_write(table, requests)
-    if count:
-        notification, _ = inbox.put(user_id, NotificationContent(message=f"{message} last"))
-        ids.append(notification.id)
+    if counted and ids:
+        counter = inbox._counter_update(user_id, buckets, latest=max(ids))["Update"]
+        service.clients.dynamodb.update_item(**counter)
+    elif count:
+        content = NotificationContent(message=f"{message} last", **fields)
+        ids.append(inbox.put(user_id, content)[0].id)
     return ids
 
 

@@ -61,7 +61,7 @@ _t1 = time.perf_counter()
 """
     + SUBSCRIPTION_SNIPPET
     + """\
-from chalicelib.webpush import VapidKey, encrypt
+from chalicelib.pushservice import VapidKey, encrypt
 _header = VapidKey(_key).authorization("https://fcm.googleapis.com", "mailto:a@b.org", time.time())
 _body = encrypt(_payload, _sub["keys"]["p256dh"], _sub["keys"]["auth"])
 _t2 = time.perf_counter()
@@ -117,8 +117,8 @@ def reminder_costs(runs: int) -> dict[str, dict[str, float]]:
 
     from chalicelib.bodies import PushSubscriptionBody
     from chalicelib.models import Contact, NotificationContent
+    from chalicelib.pushservice import PushClient, VapidKey
     from chalicelib.settings import Settings
-    from chalicelib.webpush import PushClient, VapidKey
     from chalicelib.wiring import Clients
     from tests.push_service import PushService
 
@@ -224,7 +224,7 @@ def cold_starts(runs: int) -> dict[str, list[float]]:
     import pywebpush
 
     from benchmarks.coldstart import Variant, package_zip, run_child, runtime_directory, unpack
-    from chalicelib.webpush import VapidKey
+    from chalicelib.pushservice import VapidKey
     from tests.push_service import PushService
 
     site = str(Path(pywebpush.__file__).resolve().parent.parent)

@@ -4,6 +4,7 @@ which receipt entry follows. The frames go out through `Sender` (messaging.py)."
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from chalicelib.messaging import Outcome, PushReport
@@ -32,6 +33,7 @@ def _nothing(*_: object) -> None:
     return None
 
 
+@dataclass(eq=False)
 class Delivery:
     """THE way a user is told something: find the live sessions, push, prune the 410s (the
     sender does), count the outcome once, and, for a notification, append its `pushed`
@@ -39,21 +41,13 @@ class Delivery:
     through here: a send, a broadcast batch, a replay, the sync events, reminders and an
     admin's direct message."""
 
-    def __init__(
-        self,
-        connections: ConnectionStore,
-        sender: Sender,
-        counters: Recorder,
-        *,
-        pushed: Pushed = _nothing,
-        offline: Offline = _nothing,
-    ) -> None:
-        self.connections = connections
-        self.sender = sender
-        self.counters = counters
-        self.pushed = pushed
-        # The seam for "no live session": web push plugs in here.
-        self.offline = offline
+    connections: ConnectionStore
+    sender: Sender
+    counters: Recorder
+    _: KW_ONLY
+    pushed: Pushed = _nothing
+    # The seam for "no live session": web push plugs in here.
+    offline: Offline = _nothing
 
     def tell(
         self,

@@ -12,12 +12,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from chalicelib.errors import ValidationFailed
 from chalicelib.models import EscalationStep, Notification, NotificationContent
 from chalicelib.storage.escalations import EscalationSteps, Step
-from chalicelib.storage.keys import Item
 from chalicelib.wire import epoch_ms
+
+if TYPE_CHECKING:
+    from chalicelib.storage.keys import Item
 
 MAXIMUM_DURATION = timedelta(days=90)
 

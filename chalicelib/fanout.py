@@ -9,6 +9,7 @@ and `register_fanout` hands the worker's two kinds to the domain.
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.jobs import MESSAGES_PER_CALL, Deadline, Registry, SqsJobs, job_body
@@ -30,23 +31,16 @@ BATCHES_PER_PAGE = 10 * MESSAGES_PER_CALL - 1
 PAGE_CLAIM_TTL = 2 * 24 * 3600
 
 
+@dataclass(eq=False)
 class FanoutQueue:
     """Splits a broadcast into jobs of up to 100 recipients and enqueues them."""
 
-    def __init__(
-        self,
-        jobs: SqsJobs,
-        directory: Directory,
-        claims: PageClaims,
-        *,
-        users_per_message: int = USERS_PER_MESSAGE,
-        batches_per_page: int = BATCHES_PER_PAGE,
-    ) -> None:
-        self.jobs = jobs
-        self.directory = directory
-        self.claims = claims
-        self.users_per_message = users_per_message
-        self.batches_per_page = batches_per_page
+    jobs: SqsJobs
+    directory: Directory
+    claims: PageClaims
+    _: KW_ONLY
+    users_per_message: int = USERS_PER_MESSAGE
+    batches_per_page: int = BATCHES_PER_PAGE
 
     @property
     def client(self) -> SQSClient:

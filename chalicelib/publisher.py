@@ -1,15 +1,9 @@
 """Events out: every new receipt entry becomes one event on the stack's EventBridge bus.
 
 The outbox pattern: no request path publishes. The receipts table's stream hands each new
-entry (an INSERT record) to `Publisher.publish`, which puts `notice.<entry type>` events with
-source `legal-aid.notifications` and this detail:
-
-    {"event_id": "<notification_id>:<seq>", "notification_id", "user_id", "case_id",
-     "category", "type", "priority", "content_sha256", "entry": {the entry, with its hash}}
-
-No message text and no contact details: a receipt holds neither. Entry 1 (`stored`) carries
-the receipt's header; for later entries the header is read once (BatchGetItem) and kept,
-since it never changes.
+entry (an INSERT record) to `Publisher.publish`, which puts its event (as chalicelib/events.py
+gives it) on the bus. Entry 1 (`stored`) carries the receipt's header; for later entries the
+header is read once (BatchGetItem) and kept, since it never changes.
 
 Failures, as the stream's event source mapping expects them (ReportBatchItemFailures, bisect
 on error, bounded retries, an on-failure queue):
@@ -28,32 +22,25 @@ from __future__ import annotations
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as EndpointUnreachable
 
 from chalicelib.errors import ConfigurationError
+from chalicelib.events import SOURCE, PoisonRecord, detail_type, event_detail, event_time, inserted
 from chalicelib.retry import TRANSIENT_CODES, Backoff, is_transient
-from chalicelib.storage.receipts import Entry, Header, ReceiptStore, entry_from, header_from
+from chalicelib.storage.receipts import Header, ReceiptStore, entry_from, header_from
 from chalicelib.telemetry import logger as log
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
 
-SOURCE = "legal-aid.notifications"
-DETAIL_TYPE_PREFIX = "notice."
 PUT_EVENTS_LIMIT = 10  # entries per PutEvents call (EventBridge's limit)
 HEADER_CACHE_SIZE = 10_000
 PUBLISH_RETRY = Backoff(attempts=5, base=0.1, cap=2.0)
-
-
-class PoisonRecord(Exception):
-    """A stream record that can never become an event; the batch fails so the mapping
-    bisects it and, after its retries, sends the poison to the on-failure queue."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,26 +50,6 @@ class Pending:
     sequence_number: str
     event_id: str
     request: dict[str, Any]
-
-
-def event_detail(header: Header, entry: Entry) -> dict[str, Any]:
-    """The event's detail: the receipt's header fields and the entry exactly as a receipt
-    shows it."""
-    return {
-        "event_id": f"{header.notification_id}:{entry.seq}",
-        "notification_id": header.notification_id,
-        "user_id": header.user_id,
-        "case_id": header.case_id,
-        "category": header.category,
-        "type": header.notification_type,
-        "priority": header.priority,
-        "content_sha256": header.content_sha256,
-        "entry": {**entry.body(), "hash": entry.hash},
-    }
-
-
-def event_time(entry: Entry) -> datetime:
-    return datetime.strptime(entry.at, "%Y-%m-%dT%H:%M:%S.%f%z")
 
 
 @dataclass
@@ -111,18 +78,8 @@ class Publisher:
         return failed
 
     def _prepare(self, records: list[dict[str, Any]]) -> list[Pending]:
-        """Each INSERT record's event, in stream order. A record of another kind (TTL's
-        deletions, which the mapping's filter already leaves out) is skipped."""
-        images: list[tuple[str, dict[str, Any]]] = []
-        for record in records:
-            dynamodb = record.get("dynamodb") or {}
-            if record.get("eventName") != "INSERT":
-                continue
-            image = dynamodb.get("NewImage")
-            sequence_number = dynamodb.get("SequenceNumber")
-            if not isinstance(image, dict) or not isinstance(sequence_number, str):
-                raise PoisonRecord(f"a stream record without an image: {record.get('eventID')}")
-            images.append((sequence_number, image))
+        """Each new entry's event, in stream order."""
+        images = inserted(records)
         self._load_headers(
             [image["notification_id"]["S"] for _, image in images if _is_later_entry(image)]
         )
@@ -141,7 +98,7 @@ class Publisher:
             raise PoisonRecord(f"not a receipt entry at {sequence_number}: {exc!r}") from exc
         request = {
             "Source": SOURCE,
-            "DetailType": f"{DETAIL_TYPE_PREFIX}{entry.type}",
+            "DetailType": detail_type(entry),
             "Detail": json.dumps(detail, separators=(",", ":"), ensure_ascii=False),
             "EventBusName": self.bus,
             "Time": time_of_entry,
@@ -202,8 +159,3 @@ class Publisher:
 def _is_later_entry(image: dict[str, Any]) -> bool:
     seq = image.get("seq", {}).get("N")
     return seq is not None and seq != "1" and "notification_id" in image
-
-
-def batch_item_failures(sequence_numbers: Iterable[str]) -> dict[str, list[dict[str, str]]]:
-    """The stream handler's partial batch response."""
-    return {"batchItemFailures": [{"itemIdentifier": number} for number in sequence_numbers]}

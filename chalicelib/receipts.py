@@ -8,22 +8,22 @@ or reordering any stored entry breaks `verified`. Receipts hold no message text.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.auth import Principal
 from chalicelib.errors import NotFound
 from chalicelib.models import Notification, iso_timestamp
-from chalicelib.storage.keys import Item
 from chalicelib.storage.receipts import Entry, Header, ReceiptStore, StoredReceipt, Tail
 from chalicelib.telemetry import logger as log
+
+if TYPE_CHECKING:
+    from chalicelib.storage.keys import Item
 
 CONTENT_FIELDS = (
     "user_id",
@@ -36,20 +36,6 @@ CONTENT_FIELDS = (
     "created_at",
     "requires_confirmation",
     "deadline",
-)
-CASE_COLUMNS = (
-    "notification_id",
-    "user_id",
-    "type",
-    "category",
-    "created_at",
-    "delivered_at",
-    "seen_at",
-    "read_at",
-    "confirmed_at",
-    "escalations",
-    "content_sha256",
-    "verified",
 )
 
 
@@ -130,19 +116,6 @@ def _described(header: Header) -> dict[str, Any]:
         "category": header.category,
         "created_at": header.created_at,
     }
-
-
-def notices_csv(notices: list[dict[str, Any]]) -> str:
-    """The case notice list as CSV: a header row, columns in CASE_COLUMNS order, nulls empty."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CASE_COLUMNS)
-    for notice in notices:
-        row = dict(notice)
-        row["escalations"] = ";".join(f"{e['channel']}@{e['at']}" for e in notice["escalations"])
-        row["verified"] = "true" if notice["verified"] else "false"
-        writer.writerow(["" if row[column] is None else row[column] for column in CASE_COLUMNS])
-    return out.getvalue()
 
 
 @dataclass(frozen=True, slots=True)

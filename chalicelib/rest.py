@@ -18,7 +18,6 @@ from functools import cache
 from importlib import import_module
 from typing import TYPE_CHECKING, Any, cast
 
-from botocore.exceptions import ClientError
 from chalice.app import Chalice, Response
 
 from chalicelib.auth import Principal
@@ -27,10 +26,9 @@ from chalicelib.errors import (
     NotFound,
     PayloadTooLarge,
     ServiceError,
-    Unavailable,
     ValidationFailed,
 )
-from chalicelib.retry import is_transient
+from chalicelib.retry import as_unavailable
 from chalicelib.telemetry import logger as log
 from chalicelib.wiring import get_service
 
@@ -52,6 +50,23 @@ ERROR_NAMES = {
     500: "InternalServerError",
     503: "ServiceUnavailableError",
 }
+
+
+# The case notice list as CSV: its columns, in order.
+CASE_COLUMNS = (
+    "notification_id",
+    "user_id",
+    "type",
+    "category",
+    "created_at",
+    "delivered_at",
+    "seen_at",
+    "read_at",
+    "confirmed_at",
+    "escalations",
+    "content_sha256",
+    "verified",
+)
 
 
 class Access(Enum):
@@ -203,11 +218,12 @@ class RestApi:
                     if exc.status >= 500:
                         log.exception("request failed", extra={"path": path})
                     return error_response(exc)
-                except ClientError as exc:
-                    if not is_transient(exc):
+                except Exception as exc:
+                    busy = as_unavailable(exc)
+                    if busy is None:
                         raise
                     log.exception("request failed", extra={"path": path})
-                    return error_response(Unavailable("AWS is throttling: retry shortly"))
+                    return error_response(busy)
                 content = reply.body
                 if content is not None and not isinstance(content, str | dict):
                     content = content.model_dump(mode="json")
@@ -258,3 +274,19 @@ class RestApi:
             # Query strings are text: validate them leniently ("5" is 5, "true" is true).
             arguments["query"] = parse(query, dict(request.query_params or {}), strict=False)
         return arguments
+
+
+def notices_csv(notices: list[dict[str, Any]]) -> str:
+    """The case notice list as CSV: a header row, columns in CASE_COLUMNS order, nulls empty."""
+    import csv  # this route's only
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CASE_COLUMNS)
+    for notice in notices:
+        row = dict(notice)
+        row["escalations"] = ";".join(f"{e['channel']}@{e['at']}" for e in notice["escalations"])
+        row["verified"] = "true" if notice["verified"] else "false"
+        writer.writerow(["" if row[column] is None else row[column] for column in CASE_COLUMNS])
+    return out.getvalue()

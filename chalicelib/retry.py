@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from chalicelib.errors import Unavailable
+
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
 
@@ -71,6 +73,16 @@ def is_transient(exc: ClientError) -> bool:
     """Throttling or a server error (that outlasted botocore's own retries, if any)."""
     status = http_status(exc)
     return error_code(exc) in TRANSIENT_CODES or status == 429 or status >= 500
+
+
+def as_unavailable(exc: BaseException) -> Unavailable | None:
+    """An AWS error worth another attempt that outlasted the retries, as the `Unavailable` the
+    edges answer with; None for anything else (a bug, which they report as one)."""
+    from botocore.exceptions import ClientError  # loaded already: an AWS call raised
+
+    if isinstance(exc, ClientError) and is_transient(exc):
+        return Unavailable("AWS is throttling: retry shortly")
+    return None
 
 
 def is_gone(exc: ClientError) -> bool:

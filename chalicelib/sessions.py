@@ -28,9 +28,6 @@ from chalicelib.auth import Principal, TokenVerifier
 from chalicelib.errors import Forbidden, RateLimited, Unauthorized
 from chalicelib.storage import ConnectionStore, Directory, Limits
 from chalicelib.storage.connections import ConnectionRecord
-from chalicelib.storage.dynamo import carrying
-from chalicelib.storage.keys import Item
-from chalicelib.storage.limits import Window
 from chalicelib.telemetry import Counters
 from chalicelib.telemetry import logger as log
 
@@ -69,37 +66,6 @@ class Admitted:
     def forget(self, connection_id: str) -> None:
         with self._lock:
             self._entries.pop(connection_id, None)
-
-
-class RateCharge:
-    """One request counted in its user's rate-limit window: carried by the request's first
-    transaction (a `Rider`), or written alone when it has none."""
-
-    def __init__(self, limits: Limits, window: Window, limit: int) -> None:
-        self._limits = limits
-        self._window = window
-        self._limit = limit
-        self.pending = True
-
-    def action(self) -> Item:
-        return self._window.action
-
-    def carried(self) -> None:
-        self.pending = False
-
-    def refused(self) -> RateLimited:
-        self.pending = False
-        telemetry.count(rate_limited=1)
-        retry_after = self._window.retry_after
-        return RateLimited(
-            retry_after,
-            f"More than {self._limit} requests a minute; retry in {retry_after} s",
-        )
-
-    def alone(self) -> None:
-        self.pending = False
-        if not self._limits.charge(self._window):
-            raise self.refused()
 
 
 class Sessions:
@@ -186,20 +152,20 @@ class Sessions:
         if principal.is_admin:
             yield
             return
-        limit = self.rate_limit_per_minute
-        charge = RateCharge(self.limits, self.limits.window(principal.user_id, limit), limit)
-        try:
-            with carrying(charge):
-                yield
-        finally:
-            if charge.pending:
-                charge.alone()
+        with self.limits.charged(principal.user_id, self.rate_limit_per_minute, self._refused):
+            yield
 
     def check_rate(self, principal: Principal) -> None:
         if principal.is_admin:
             return
-        limit = self.rate_limit_per_minute
-        RateCharge(self.limits, self.limits.window(principal.user_id, limit), limit).alone()
+        self.limits.count(principal.user_id, self.rate_limit_per_minute, self._refused)
+
+    def _refused(self, retry_after: int) -> RateLimited:
+        telemetry.count(rate_limited=1)
+        return RateLimited(
+            retry_after,
+            f"More than {self.rate_limit_per_minute} requests a minute; retry in {retry_after} s",
+        )
 
     def _principal(self, connection_id: str) -> Principal:
         """The registered principal of the connection, unexpired (from this container's

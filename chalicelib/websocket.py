@@ -16,8 +16,6 @@ from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
 from chalicelib.errors import (
     InvalidJSON,
     PayloadTooLarge,
@@ -28,7 +26,7 @@ from chalicelib.errors import (
     ValidationFailed,
 )
 from chalicelib.messaging import Outcome
-from chalicelib.retry import is_transient
+from chalicelib.retry import as_unavailable
 from chalicelib.telemetry import logger as log
 from chalicelib.wire import MAX_DATA_DEPTH, check_json
 
@@ -144,7 +142,7 @@ class WebSocketApi:
             _reply(service, connection_id, error, request_id)
         except Exception as exc:
             log.exception("message failed", extra={"connection_id": connection_id})
-            busy = isinstance(exc, ClientError) and is_transient(exc)
+            busy = as_unavailable(exc) is not None
             message = Unavailable.default_message if busy else "Internal error"
             _reply(
                 service,

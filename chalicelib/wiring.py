@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from chalicelib.messaging import Sender
     from chalicelib.notifications import Notifications
     from chalicelib.publisher import Publisher
+    from chalicelib.pushservice import PushClient
     from chalicelib.receipts import Receipts
     from chalicelib.rights import DataRights
     from chalicelib.sessions import Sessions
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
     from chalicelib.storage.receipts import ReceiptStore
     from chalicelib.sweep import EscalationSweep
     from chalicelib.telemetry import Counters
-    from chalicelib.webpush import PushClient, WebPush
+    from chalicelib.webpush import WebPush
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,10 +446,11 @@ class Service:
 
     @part
     def webpush(self) -> WebPush:
+        from chalicelib.pushservice import PushClient, vapid_key_source
         from chalicelib.retry import Backoff
         from chalicelib.storage.dynamo import Dynamo
         from chalicelib.storage.subscriptions import PushSubscriptions
-        from chalicelib.webpush import PushClient, WebPush, WebPushConfig, vapid_key_source
+        from chalicelib.webpush import WebPush, WebPushConfig
 
         settings, clients = self.settings, self.clients
         return WebPush(
@@ -457,7 +459,6 @@ class Service:
             PushSubscriptions(
                 Dynamo(clients.dynamodb, retry=Backoff(attempts=10, base=0.02, cap=0.5)),
                 settings.notifications_table,
-                clock=self.clock,
             ),
             self.profiles,
             vapid_key_source(settings, clients.session),

@@ -588,7 +588,7 @@ class DevStack:
     def _vapid_private_key(self) -> str:
         """The Web Push key of this stack: the state file's, else one made now (and kept
         there by `_restore`), so browsers' subscriptions outlive a restart."""
-        from chalicelib.webpush import VapidKey
+        from chalicelib.pushservice import VapidKey
 
         state = self.settings.state_file
         kept = read_keys(state).get("vapid_private_key") if state is not None else None
@@ -601,22 +601,13 @@ class DevStack:
         if self._invoker is not None:
             await asyncio.to_thread(self._invoker.shutdown)
             self._invoker = None
-        if self._fanout is not None:
-            await asyncio.to_thread(self._fanout.stop)
-            self._fanout = None
-        if self._stream_source is not None:
-            await asyncio.to_thread(self._stream_source.stop)
-            self._stream_source = None
-        if self._bus is not None:
-            await asyncio.to_thread(self._bus.stop)
-            self._bus = None
+        parts = (self._fanout, self._stream_source, self._bus, self._snapshots, self._scheduler)
+        for part in parts:
+            if part is not None:
+                await asyncio.to_thread(part.stop)
         if self._snapshots is not None:
-            await asyncio.to_thread(self._snapshots.stop)
             log.info("saved the embedded DynamoDB to %s", self._snapshots.path)
-            self._snapshots = None
-        if self._scheduler is not None:
-            await asyncio.to_thread(self._scheduler.stop)
-            self._scheduler = None
+        self._fanout = self._stream_source = self._bus = self._snapshots = self._scheduler = None
         if self._messaging is not None:
             self._messaging.stop()
             self._messaging = None

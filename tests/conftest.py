@@ -22,8 +22,8 @@ import app as lambda_app
 from benchmarks import harness
 from benchmarks.harness import REGION, Clock, aws_error  # noqa: F401 - the tests' imports
 from chalicelib import telemetry
+from chalicelib.pushservice import PushClient
 from chalicelib.settings import Settings
-from chalicelib.webpush import PushClient
 from chalicelib.wiring import Clients, Service, build_service, use_service
 from devstack.lambda_session import LambdaSession
 from devstack.package import package_app
@@ -149,6 +149,30 @@ def request_body(request: dict[str, Any] | None) -> dict[str, Any]:
         return json.loads((request or {}).get("body") or b"{}")
     except ValueError:
         return {}
+
+
+class BusQueue:
+    """An SQS queue (and a rule of the same name) that the EventBridge `bus` sends the events
+    matching `pattern` to: what EventBridge accepted, to read back."""
+
+    def __init__(self, events: Any, sqs: Any, bus: str, pattern: dict[str, Any], name: str) -> None:
+        self.sqs = sqs
+        self.url = sqs.create_queue(QueueName=name)["QueueUrl"]
+        attributes = sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])
+        events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(pattern))
+        target = {"Id": "q", "Arn": attributes["Attributes"]["QueueArn"]}
+        events.put_targets(Rule=name, EventBusName=bus, Targets=[target])
+
+    def drain(self) -> list[dict[str, Any]]:
+        """The JSON bodies of every message waiting on the queue, each deleted once read."""
+        found = []
+        while messages := self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            for message in messages:
+                found.append(json.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
+        return found
 
 
 @pytest.fixture

@@ -15,13 +15,15 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import http_ece
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from tests.local_http import LocalServer, read_body, respond
 
 
 def b64url(data: bytes) -> str:
@@ -67,26 +69,14 @@ class PushService:
         self.received: list[Received] = []
         self.errors: list[str] = []
         self._lock = threading.Lock()
-        service = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                service._handle(self)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.origin = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._server = LocalServer(self._handle, method="POST")
+        self.origin = f"http://127.0.0.1:{self._server.port}"
 
     def __enter__(self) -> PushService:
-        self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.close()
 
     def device(self, name: str) -> Device:
         device = Device(
@@ -107,7 +97,7 @@ class PushService:
 
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
         name = request.path.rsplit("/", 1)[-1]
-        body = request.rfile.read(int(request.headers.get("Content-Length", "0")))
+        body = read_body(request)
         headers = {key.lower(): value for key, value in request.headers.items()}
         device = self.devices.get(name)
         status, extra = 404, {}
@@ -135,11 +125,7 @@ class PushService:
                         self.devices.pop(name, None)
         with self._lock:
             self.received.append(Received(name, headers, payload, claims, status))
-        request.send_response(status)
-        for key, value in extra.items():
-            request.send_header(key, value)
-        request.send_header("Content-Length", "0")
-        request.end_headers()
+        respond(request, status, headers=extra)
 
     def _verify(self, headers: dict[str, str]) -> dict[str, Any]:
         if headers.get("content-encoding") != "aes128gcm":

@@ -9,10 +9,9 @@ import hmac
 import json
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from chalicelib.auth import JwksKeys, TokenVerifier
 from chalicelib.errors import ConfigurationError, Unauthorized
 from chalicelib.settings import Settings
 from tests.conftest import WsClient
+from tests.local_http import LocalServer, respond
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "s" * 32
@@ -116,24 +116,13 @@ class Issuer:
         self.keys: dict[str, rsa.RSAPrivateKey] = {}
         self.requests = 0
         self.rotate()
-        issuer = self
+        self.server = LocalServer(self._serve)
+        self.url = f"http://127.0.0.1:{self.server.port}/.well-known/jwks.json"
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                issuer.requests += 1
-                body = json.dumps(issuer.jwks()).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/.well-known/jwks.json"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def _serve(self, request: BaseHTTPRequestHandler) -> None:
+        self.requests += 1
+        body = json.dumps(self.jwks()).encode()
+        respond(request, 200, body, {"Content-Type": "application/json"})
 
     def rotate(self) -> str:
         kid = f"key-{len(self.keys) + 1}"
@@ -158,8 +147,7 @@ class Issuer:
 def issuer() -> Iterator[Issuer]:
     running = Issuer()
     yield running
-    running.server.shutdown()
-    running.server.server_close()
+    running.server.close()
 
 
 def rs_verifier(issuer: Issuer, **options: Any) -> TokenVerifier:

@@ -51,8 +51,9 @@ def embedded(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, DynamoDBBac
         server.stop()
 
 
-def _table(client: Any) -> str:
-    name = f"rollback-{uuid4().hex[:8]}"
+def scratch_table(client: Any, prefix: str = "rollback") -> str:
+    """A new table keyed by `pk` and `sk` (strings), on demand; returns its name."""
+    name = f"{prefix}-{uuid4().hex[:8]}"
     client.create_table(
         TableName=name,
         KeySchema=[
@@ -85,12 +86,19 @@ def test_moto_still_backs_up_transactions_through_its_module_global_copy() -> No
     assert moto_backs_up_tables_with_module_copy(), WHAT_TO_DO
 
 
-def test_a_cancelled_transaction_restores_exactly_the_items_it_touched(
-    embedded: tuple[Any, DynamoDBBackend],
-) -> None:
+@pytest.fixture
+def holding_a(embedded: tuple[Any, DynamoDBBackend]) -> tuple[Any, DynamoDBBackend, str]:
+    """The embedded server, its backend and a scratch table holding the item a/1 (n = 1)."""
     client, backend = embedded
-    table = _table(client)
+    table = scratch_table(client)
     client.put_item(TableName=table, Item={"pk": {"S": "a"}, "sk": {"S": "1"}, "n": {"N": "1"}})
+    return client, backend, table
+
+
+def test_a_cancelled_transaction_restores_exactly_the_items_it_touched(
+    holding_a: tuple[Any, DynamoDBBackend, str],
+) -> None:
+    client, backend, table = holding_a
     client.put_item(TableName=table, Item={"pk": {"S": "b"}, "sk": {"S": "1"}, "n": {"N": "1"}})
     before = _items(client, table)
     live = backend.tables[table]
@@ -128,11 +136,9 @@ def test_a_cancelled_transaction_restores_exactly_the_items_it_touched(
 
 
 def test_a_transaction_rejected_as_invalid_leaves_the_table_as_it_was(
-    embedded: tuple[Any, DynamoDBBackend],
+    holding_a: tuple[Any, DynamoDBBackend, str],
 ) -> None:
-    client, _ = embedded
-    table = _table(client)
-    client.put_item(TableName=table, Item={"pk": {"S": "a"}, "sk": {"S": "1"}, "n": {"N": "1"}})
+    client, _, table = holding_a
     before = _items(client, table)
 
     with pytest.raises(client.exceptions.ClientError) as rejected:

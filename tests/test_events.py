@@ -18,14 +18,15 @@ import pytest
 from chalice.test import Client
 
 import app as lambda_app
-from chalicelib.publisher import PUT_EVENTS_LIMIT, SOURCE, PoisonRecord, Publisher
+from chalicelib.events import SOURCE, PoisonRecord
+from chalicelib.publisher import PUT_EVENTS_LIMIT, Publisher
 from chalicelib.retry import Backoff
 from chalicelib.wiring import Service
 from devstack.context import LambdaContext
 from devstack.destinations import RETRY_DELAYS, Webhook, _Delivery
 from devstack.messaging import scheduled_event
 from devstack.streams import StreamEventSource, mapping_settings, table_stream
-from tests.conftest import ADMIN, REGION, WsClient, aws_error, on_call, token
+from tests.conftest import ADMIN, REGION, BusQueue, WsClient, aws_error, on_call, token
 from tests.webhook import Receiver
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,23 +54,11 @@ def published(service: Service) -> Iterator[Callable[[], list[dict[str, Any]]]]:
     events = boto3.client("events", region_name=REGION)
     sqs = boto3.client("sqs", region_name=REGION)
     events.create_event_bus(Name=BUS)
-    queue = sqs.create_queue(QueueName="events-seen")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    events.put_rule(
-        Name="everything", EventBusName=BUS, EventPattern=json.dumps({"source": [SOURCE]})
-    )
-    events.put_targets(Rule="everything", EventBusName=BUS, Targets=[{"Id": "q", "Arn": arn}])
+    queue = BusQueue(events, sqs, BUS, {"source": [SOURCE]}, "events-seen")
     seen: list[dict[str, Any]] = []
 
     def read() -> list[dict[str, Any]]:
-        while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get(
-            "Messages", []
-        ):
-            for message in messages:
-                seen.append(json.loads(message["Body"]))
-                sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+        seen.extend(queue.drain())
         return list(seen)
 
     yield read
@@ -500,12 +489,7 @@ def test_the_readme_rule_pattern_matches_confirmed_and_skipped_steps_of_its_case
     events = boto3.client("events", region_name=REGION)
     sqs = boto3.client("sqs", region_name=REGION)
     events.create_event_bus(Name=BUS)
-    queue = sqs.create_queue(QueueName="readme-rule")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    events.put_rule(Name="readme", EventBusName=BUS, EventPattern=json.dumps(pattern))
-    events.put_targets(Rule="readme", EventBusName=BUS, Targets=[{"Id": "q", "Arn": arn}])
+    queue = BusQueue(events, sqs, BUS, pattern, "readme-rule")
     with Client(lambda_app.app, stage_name="dev") as client:
         http = client.http
         for case in (case_id, "OTHER-1"):
@@ -532,13 +516,7 @@ def test_the_readme_rule_pattern_matches_confirmed_and_skipped_steps_of_its_case
     )
     assert report["outcomes"] == {"skipped": 2}, report
     Mapping(dynamodb, service.settings.receipts_table).drain()
-    matched = []
-    while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get(
-        "Messages", []
-    ):
-        for message in messages:
-            matched.append(json.loads(message["Body"]))
-            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+    matched = queue.drain()
     assert sorted((e["detail-type"], e["detail"]["case_id"]) for e in matched) == [
         ("notice.confirmed", case_id),
         ("notice.escalation_skipped", case_id),

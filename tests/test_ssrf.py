@@ -6,12 +6,11 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from cryptography import x509
@@ -21,8 +20,9 @@ from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chalicelib.pushservice import PushClient, Result, _PinnedHTTPSConnection
 from chalicelib.ssrf import UnsafeEndpoint, check_endpoint, is_public_address, parse_endpoint
-from chalicelib.webpush import PushClient, Result, _PinnedHTTPSConnection
+from tests.local_http import LocalServer, respond
 
 BLOCKED = [
     "0.0.0.0/8",
@@ -191,8 +191,20 @@ def test_a_name_that_rebinds_to_a_private_address_at_send_time_is_not_contacted(
     assert asked == ["push.example.com", "push.example.com"]
 
 
+class TlsServer(NamedTuple):
+    port: int
+    context: ssl.SSLContext  # a client's, trusting the server's certificate
+    seen: list[dict[str, Any]]  # the Host header and SNI name of each request
+
+    def pinned(self, name: str) -> _PinnedHTTPSConnection:
+        """A connection to `name` pinned to 127.0.0.1 and the server's port."""
+        connection = _PinnedHTTPSConnection(name, self.port, "127.0.0.1", timeout=2)
+        connection._context = self.context  # type: ignore[attr-defined]
+        return connection
+
+
 @pytest.fixture
-def tls_server(tmp_path: Path) -> Iterator[tuple[int, ssl.SSLContext, list[dict[str, Any]]]]:
+def tls_server(tmp_path: Path) -> Iterator[TlsServer]:
     """HTTPS on 127.0.0.1 with a certificate for push.example only."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "push.example")])
@@ -220,17 +232,11 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[int, ssl.SSLContext, list[dict[
     )
     seen: list[dict[str, Any]] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            seen.append({"host": self.headers["Host"], "sni": self.connection.server_hostname})  # type: ignore[attr-defined]
-            self.send_response(201)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+    def answer(request: BaseHTTPRequestHandler) -> None:
+        sni = request.connection.server_hostname  # type: ignore[attr-defined]
+        seen.append({"host": request.headers["Host"], "sni": sni})
+        respond(request, 201)
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_file, key_file)
 
@@ -238,58 +244,41 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[int, ssl.SSLContext, list[dict[
         sock.server_hostname = server_name  # type: ignore[misc]
 
     context.sni_callback = remember_sni  # type: ignore[assignment]
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     client_context = ssl.create_default_context(cafile=str(cert_file))
-    yield server.server_address[1], client_context, seen
-    server.shutdown()
-    server.server_close()
+    with LocalServer(answer, method="POST", tls=context) as server:
+        yield TlsServer(server.port, client_context, seen)
 
 
 def test_the_connection_goes_to_the_checked_address_with_the_names_host_and_sni(
-    tls_server: tuple[int, ssl.SSLContext, list[dict[str, Any]]],
+    tls_server: TlsServer,
 ) -> None:
-    port, context, seen = tls_server
     # push.example resolves nowhere: only the address given can have been reached.
-    connection = _PinnedHTTPSConnection("push.example", port, "127.0.0.1", timeout=2)
-    connection._context = context  # type: ignore[attr-defined]
+    connection = tls_server.pinned("push.example")
     connection.request("POST", "/x", body=b"")
     assert connection.getresponse().status == 201
-    assert seen == [{"host": f"push.example:{port}", "sni": "push.example"}]
+    assert tls_server.seen == [{"host": f"push.example:{tls_server.port}", "sni": "push.example"}]
 
 
 def test_the_certificate_must_match_the_name_not_the_address(
-    tls_server: tuple[int, ssl.SSLContext, list[dict[str, Any]]],
+    tls_server: TlsServer,
 ) -> None:
-    port, context, seen = tls_server
-    connection = _PinnedHTTPSConnection("other.example", port, "127.0.0.1", timeout=2)
-    connection._context = context  # type: ignore[attr-defined]
+    connection = tls_server.pinned("other.example")
     with pytest.raises(ssl.SSLCertVerificationError):
         connection.request("POST", "/x", body=b"")
-    assert seen == []
+    assert tls_server.seen == []
 
 
 def test_a_redirect_is_not_followed_and_a_silent_server_times_out_fast() -> None:
     hits: list[str] = []
 
-    class Redirect(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            hits.append(self.path)
-            self.send_response(307)
-            self.send_header("Location", "http://127.0.0.1:1/elsewhere")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+    def redirect(request: BaseHTTPRequestHandler) -> None:
+        hits.append(request.path)
+        respond(request, 307, headers={"Location": "http://127.0.0.1:1/elsewhere"})
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Redirect)
-    threading.Thread(target=server.handle_request, daemon=True).start()
     client = PushClient(allow_local_http=True, timeout=0.5)
-    answer = client.post(f"http://127.0.0.1:{server.server_address[1]}/p", b"x", {})
+    with LocalServer(redirect, method="POST") as server:
+        answer = client.post(f"http://127.0.0.1:{server.port}/p", b"x", {})
     assert (answer.result, answer.status, hits) == (Result.FAILED, 307, ["/p"])
-    server.server_close()
 
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))

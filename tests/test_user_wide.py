@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks.volume import seed_inbox
 from chalicelib.jobs import Deadline
 from chalicelib.models import NotificationContent, PageQuery
 from chalicelib.notifications import ARCHIVE_IN_REQUEST
@@ -46,30 +47,8 @@ def entries(service: Service, notification_id: str) -> list[str]:
 
 
 def seed_unread(service: Service, user_id: str, count: int, **fields: Any) -> list[str]:
-    """`count` unread notifications with their receipts, written with batch writes, and
-    counted on one counter shard as their stores would have: oldest first."""
-    inbox = service.inbox
-    by_table: dict[str, list[dict[str, Any]]] = {}
-    ids: list[str] = []
-    buckets: dict[str, int] = {}
-    for n in range(count):
-        content = NotificationContent(message=f"n{n}", **fields)
-        notification, actions = inbox._put_actions(user_id, content, None)
-        ids.append(notification.id)
-        for action in actions:
-            if "Put" in action:
-                put = action["Put"]
-                by_table.setdefault(put["TableName"], []).append(
-                    {"PutRequest": {"Item": put["Item"]}}
-                )
-            else:
-                [bucket] = action["Update"]["ExpressionAttributeNames"].values()
-                buckets[bucket] = buckets.get(bucket, 0) + 1
-    for table, requests in by_table.items():
-        inbox._db.batch_write(table, requests)
-    counter = inbox._counter_update(user_id, buckets, latest=max(ids))["Update"]
-    service.clients.dynamodb.update_item(**counter)
-    return ids
+    """`count` unread notifications with their receipts, counted as their stores would have."""
+    return seed_inbox(service, user_id, count, counted=True, **fields)
 
 
 def unread_page(service: Service, user_id: str) -> list[Any]:

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import app as lambda_app
-from chalicelib.webpush import PushClient, VapidKey
+from chalicelib.pushservice import PushClient, VapidKey
 from chalicelib.wiring import Service, get_service
 from tests.conftest import ADMIN, Clock, WsClient, aws_error, on_call, post
 from tests.conftest import auth as as_user
@@ -273,12 +273,20 @@ def test_a_gone_subscription_is_forgotten(http: Any, pushes: PushService, status
     assert stats["push_subscriptions_pruned"] == 1
 
 
+def send_to_a_phone_answering(
+    http: Any, pushes: PushService, status: int, *, retry_after: str
+) -> dict[str, Any]:
+    """A notification to alice, whose one subscription (her phone) answers its first push
+    with `status` and `Retry-After`."""
+    subscribe(http, "alice", pushes.device("phone").subscription())
+    pushes.answer("phone", status, {"Retry-After": retry_after})
+    return send(http)
+
+
 def test_a_429_with_retry_after_is_retried_later_by_the_sweep(
     http: Any, service: Service, pushes: PushService, clock: Clock
 ) -> None:
-    subscribe(http, "alice", pushes.device("phone").subscription())
-    pushes.answer("phone", 429, {"Retry-After": "120"})
-    notification = send(http)
+    notification = send_to_a_phone_answering(http, pushes, 429, retry_after="120")
     assert [r.status for r in pushes.received] == [429]  # not retried inside the request
     assert pushed_entries(notification["id"]) == []
     clock.advance(60)
@@ -295,9 +303,7 @@ def test_a_429_with_retry_after_is_retried_later_by_the_sweep(
 def test_a_short_retry_after_is_waited_for_once_inside_the_request(
     http: Any, pushes: PushService
 ) -> None:
-    subscribe(http, "alice", pushes.device("phone").subscription())
-    pushes.answer("phone", 503, {"Retry-After": "0"})
-    notification = send(http)
+    notification = send_to_a_phone_answering(http, pushes, 503, retry_after="0")
     assert [r.status for r in pushes.received] == [503, 201]
     assert pushed_entries(notification["id"]) == [("pushed", "webpush", {"subscriptions": 1})]
 
@@ -305,9 +311,7 @@ def test_a_short_retry_after_is_waited_for_once_inside_the_request(
 def test_reading_the_notice_cancels_a_pending_retry(
     http: Any, service: Service, pushes: PushService, clock: Clock
 ) -> None:
-    subscribe(http, "alice", pushes.device("phone").subscription())
-    pushes.answer("phone", 429, {"Retry-After": "60"})
-    notification = send(http)
+    notification = send_to_a_phone_answering(http, pushes, 429, retry_after="60")
     post(http, "/api/notifications/read", {"ids": [notification["id"]]}, as_user("alice"))
     clock.advance(120)
     service.escalations.sweep()

@@ -201,9 +201,6 @@ export function createNotificationClient(options) {
       case "message":
         emit("message", message.data);
         break;
-      case "notifications":
-        unread.set(message.unread_count);
-        break;
       case "error":
         if (!message.request_id) emit("error", { code: message.code, message: message.message });
         break;
@@ -213,8 +210,9 @@ export function createNotificationClient(options) {
   }
 
   async function list({ limit = 20, cursor, unreadOnly = false, category, archived = false } = {}) {
+    const read = unread.reading();
     const page = await rest.list({ limit, cursor, unreadOnly, category, archived });
-    unread.set(page?.unread_count);
+    read(page?.unread_count);
     return page;
   }
 
@@ -265,7 +263,14 @@ export function createNotificationClient(options) {
     pushEnabled: async (opts) => (await import("./client/push.js")).pushEnabled(opts ?? {}),
     caseNotices: (caseId, opts) => rest.caseNotices(caseId, opts),
     /** Sends a protocol action over the socket and resolves with its reply. */
-    request: (action, fields, opts) => connection.request(action, fields, opts),
+    request(action, fields, opts) {
+      if (action !== "get_notifications") return connection.request(action, fields, opts);
+      const read = unread.reading();
+      return connection.request(action, fields, opts).then((reply) => {
+        read(reply.unread_count);
+        return reply;
+      });
+    },
   };
   // Read-only views of the rooms' state.
   const views = {

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from chalicelib.storage.dynamo import Dynamo, error_code
+from chalicelib.storage.dynamo import Dynamo, carrying, error_code
 from chalicelib.storage.keys import STATS_PK, STATS_SHARDS, Item, limit_key, stats_key
 
 STAT_NAMES = (
@@ -36,6 +37,36 @@ class Window:
 
     action: Item
     retry_after: int
+
+
+# What a request over its limit ends with, from the seconds until the next minute.
+Refusal = Callable[[int], Exception]
+
+
+class Charge:
+    """One request counted in its user's window: carried by the request's first transaction
+    (a `Rider`), or written alone when it has none."""
+
+    def __init__(self, limits: Limits, window: Window, refusal: Refusal) -> None:
+        self._limits = limits
+        self._window = window
+        self._refusal = refusal
+        self.pending = True
+
+    def action(self) -> Item:
+        return self._window.action
+
+    def carried(self) -> None:
+        self.pending = False
+
+    def refused(self) -> Exception:
+        self.pending = False
+        return self._refusal(self._window.retry_after)
+
+    def alone(self) -> None:
+        self.pending = False
+        if not self._limits.charge(self._window):
+            raise self.refused()
 
 
 class Limits:
@@ -71,6 +102,24 @@ class Limits:
                 return False
             raise
         return True
+
+    @contextmanager
+    def charged(self, user_id: str, limit: int, refusal: Refusal) -> Iterator[None]:
+        """Count the block's request in the user's window inside the block's first
+        transaction: over `limit`, that transaction is refused with nothing written and
+        `refusal` raised. A block that commits none is counted after it, alone."""
+        charge = Charge(self, self.window(user_id, limit), refusal)
+        try:
+            with carrying(charge):
+                yield
+        finally:
+            if charge.pending:
+                charge.alone()
+
+    def count(self, user_id: str, limit: int, refusal: Refusal) -> None:
+        """Count one request in the user's window with one UpdateItem; over `limit`, raise
+        `refusal`."""
+        Charge(self, self.window(user_id, limit), refusal).alone()
 
     def hit_rate_limit(self, user_id: str, limit: int) -> int | None:
         """Count one request in the current minute; the seconds to wait when over `limit`."""

@@ -3,27 +3,21 @@
     USER#<user>   PUSH   doc (JSON list of subscriptions, oldest first), version
 
 One item, not one per subscription: a send reads a user's subscriptions with one GetItem and
-a broadcast batch reads 100 users' with one BatchGetItem, and there are at most
-`MAX_PER_USER` of them (a few KiB). Every change is a conditional Put on the version it read,
-so concurrent changes apply one after the other and the cap holds. The item lives in the
-user's partition, so erasure removes it with the rest.
+a broadcast batch reads 100 users' with one BatchGetItem, and a user has a few of them (a few
+KiB; how many is chalicelib/webpush.py's rule). Every change is a conditional Put on the
+version it read, so concurrent changes apply one after the other and a rule that the change
+keeps holds. The item lives in the user's partition, so erasure removes it with the rest.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 
-from chalicelib.models import compact_json, iso_timestamp
+from chalicelib.models import compact_json
 from chalicelib.storage.dynamo import Cancellation, Dynamo
 from chalicelib.storage.keys import Item, push_subscriptions_key, user_pk
-
-MAX_PER_USER = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,22 +30,14 @@ class Subscription:
     created_at: str
     expiration_time: int | None = None
 
-    def listed(self) -> dict[str, str]:
-        """As `GET /api/me` shows it: never the endpoint or the keys."""
-        return {"id": self.id, "origin": self.origin, "created_at": self.created_at}
 
-
-def subscription_id(endpoint: str) -> str:
-    """The same endpoint always has the same id (a repeated subscribe is found by it)."""
-    digest = hashlib.sha256(endpoint.encode()).digest()[:15]
-    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+Change = Callable[[list[Subscription]], list[Subscription]]
 
 
 class PushSubscriptions:
-    def __init__(self, db: Dynamo, table: str, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, db: Dynamo, table: str) -> None:
         self._db = db
         self._table = table
-        self._clock = clock
 
     def of_user(self, user_id: str) -> list[Subscription]:
         item = self._db.client.get_item(
@@ -72,35 +58,6 @@ class PushSubscriptions:
                 found[by_pk[item["pk"]["S"]]] = subscriptions
         return found
 
-    def add(
-        self,
-        user_id: str,
-        *,
-        endpoint: str,
-        p256dh: str,
-        auth: str,
-        origin: str,
-        expiration_time: int | None = None,
-    ) -> tuple[Subscription, bool]:
-        """Store a subscription; returns it and whether it is new. A known endpoint keeps its
-        id (its keys are refreshed); an eleventh replaces the oldest."""
-        new_id = subscription_id(endpoint)
-        outcome: dict[str, tuple[Subscription, bool]] = {}
-
-        def change(current: list[Subscription]) -> list[Subscription]:
-            known = next((s for s in current if s.id == new_id), None)
-            created_at = known.created_at if known else iso_timestamp(self._now())
-            fresh = Subscription(
-                new_id, endpoint, p256dh, auth, origin, created_at, expiration_time
-            )
-            outcome["result"] = (fresh, known is None)
-            if known is not None:
-                return [fresh if s.id == new_id else s for s in current]
-            return [*current, fresh][-MAX_PER_USER:]
-
-        self._update(user_id, change)
-        return outcome["result"]
-
     def remove(self, user_id: str, ids: Iterable[str]) -> bool:
         """Forget subscriptions by id; True if any of them was the user's."""
         unwanted = set(ids)
@@ -112,16 +69,16 @@ class PushSubscriptions:
             removed = len(kept) < len(current)
             return kept
 
-        self._update(user_id, change)
+        self.change(user_id, change)
         return removed
 
     def erase(self, user_id: str) -> None:
         """Forget every subscription of the user (data rights)."""
         self._db.client.delete_item(TableName=self._table, Key=push_subscriptions_key(user_id))
 
-    def _update(
-        self, user_id: str, change: Callable[[list[Subscription]], list[Subscription]]
-    ) -> None:
+    def change(self, user_id: str, change: Change) -> None:
+        """Replace the user's subscriptions by `change` of them, read consistently; run again
+        on what another change wrote meanwhile."""
         key = push_subscriptions_key(user_id)
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
@@ -153,9 +110,6 @@ class PushSubscriptions:
             ]
 
         self._db.transact(prepare)
-
-    def _now(self) -> datetime:
-        return datetime.fromtimestamp(self._clock(), UTC)
 
 
 def _subscriptions(item: Item | None) -> list[Subscription]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Response, expect, sync_playwright
 
 from devstack.stack import LocalStack
 
@@ -222,13 +222,18 @@ def open_demo(stack: LocalStack, context: BrowserContext) -> Callable[..., DemoP
     return open_demo
 
 
-def fill_deadline_and_reminders(form: Locator, deadline: datetime, *steps: tuple[str, str]) -> None:
-    """The demo's send form: a deadline (datetime-local: the browser's local time) and its
-    reminder steps, each (channel, when) by the words the form shows."""
+def send_with_reminders(page: Page, deadline: datetime, *steps: tuple[str, str]) -> Response:
+    """Sends the demo's send form, as filled so far, with a deadline (datetime-local: the
+    browser's local time) and its reminder steps, each (channel, when) by the words the form
+    shows; returns the response to the send."""
+    form = page.locator("#send-form")
     form.locator("#send-deadline").fill(deadline.strftime("%Y-%m-%dT%H:%M"))
     for number, (channel, when) in enumerate(steps, 1):
         form.locator(f"select[name=step{number}_channel]").select_option(label=channel)
         form.locator(f"select[name=step{number}_when]").select_option(label=when)
+    with page.expect_response(lambda r: r.url.endswith("/api/notifications")) as sent:
+        page.locator("#send").click()
+    return sent.value
 
 
 @pytest.fixture(scope="session")

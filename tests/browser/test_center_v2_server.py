@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.browser.conftest import Api, DemoPage, audit, fill_deadline_and_reminders
+from tests.browser.conftest import Api, DemoPage, audit, send_with_reminders
 from tests.browser.test_center_v2 import (
     PICTURED,
     focused_outline,
@@ -417,16 +417,14 @@ def test_the_admin_panel_sends_a_notice_with_its_escalation_fields(
     form = page.locator("#send-form")
     form.locator("#send-message").fill("Bring your ID to the hearing")
     form.locator("#send-confirm").check()
-    fill_deadline_and_reminders(
-        form,
+    sent = send_with_reminders(
+        page,
         datetime.now() + timedelta(days=3),
         ("Email", "After 5 seconds (to try it here)"),
         ("In the app again", "1 day before the deadline"),
     )
-    with page.expect_response(lambda r: r.url.endswith("/api/notifications")) as sent:
-        page.locator("#send").click()
-    assert sent.value.status == 201
-    notification = sent.value.json()["notification"]
+    assert sent.status == 201
+    notification = sent.json()["notification"]
     assert notification["requires_confirmation"] is True
     assert notification["deadline"] is not None
 

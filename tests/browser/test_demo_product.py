@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from devstack.stack import LocalStack
-from tests.browser.conftest import Api, audit, fill_deadline_and_reminders, new_context, open_page
+from tests.browser.conftest import Api, audit, new_context, open_page, send_with_reminders
 from tests.waiting import eventually
 
 ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
@@ -131,15 +131,13 @@ def test_reminders_are_chosen_in_words_and_sent_as_durations(
     page = demo.page
     form = page.locator("#send-form")
     expect(form.locator("input[name$=_duration]")).to_have_count(0)
-    fill_deadline_and_reminders(
-        form,
+    sent = send_with_reminders(
+        page,
         datetime.now() + timedelta(days=5),
         ("Email", "After 1 hour"),
         ("Text message (SMS)", "1 day before the deadline"),
     )
-    with page.expect_request(lambda r: r.url.endswith("/api/notifications")) as sent:
-        page.locator("#send").click()
-    assert sent.value.post_data_json["escalation"] == [
+    assert sent.request.post_data_json["escalation"] == [
         {"channel": "email", "after": "PT1H"},
         {"channel": "sms", "before_deadline": "P1D"},
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from playwright.sync_api import BrowserContext, expect
+from playwright.sync_api import APIResponse, BrowserContext, Route, expect
 
 from tests.browser.conftest import Api, DemoPage
 from tests.waiting import eventually
@@ -179,6 +179,49 @@ def test_center_is_keyboard_operable(open_demo, api: Api, user: str) -> None:
     page.keyboard.press("Escape")
     expect(toggle).to_have_attribute("aria-expanded", "false")
     expect(toggle).to_be_focused()
+    assert demo.errors == []
+
+
+def test_a_count_read_answered_after_a_mark_read_leaves_the_badge_alone(
+    open_demo, api: Api, user: str, context: BrowserContext
+) -> None:
+    """A list page carries the unread count as it was read; one read before the user marked
+    an item read (the page's receipt picker refreshes 300 ms after each arrival) but answered
+    after the mark's reply must not put the badge back up. On a loaded machine it was, and
+    the badge then stayed one too high for good."""
+    held: list[tuple[Route, APIResponse]] = []
+    holding = False
+
+    def hold_list_pages(route: Route) -> None:
+        if holding:
+            held.append((route, route.fetch()))  # read now, answered later
+        else:
+            route.continue_()
+
+    context.route("**/api/notifications?*", hold_list_pages)
+    demo: DemoPage = open_demo(user)
+    api.send(user, "older one")
+    api.send(user, "newer one")
+    demo.wait_for_badge(2)
+    page = demo.page
+
+    # GIVEN a list read of the count (2) on its way
+    holding = True
+    page.evaluate("() => { window.heldPage = window.demo.client.list({ limit: 20 }); }")
+    eventually(lambda: page.evaluate("0") == 0 and held, "the list page read and held")
+    holding = False
+    # WHEN the user marks one read, and only then the list page arrives
+    demo.inbox_item("older one").click()
+    demo.wait_for_badge(1)
+    for route, response in held:
+        route.fulfill(response=response)
+    assert page.evaluate("() => window.heldPage.then((page) => page.unread_count)") == 2
+
+    # THEN the badge keeps the count of the change, which is the server's
+    assert demo.badge_count() == "1"
+    assert demo.client("unreadCount") == 1
+    status, body = api.call("GET", "/api/notifications/unread-count", token=api.stack.token(user))
+    assert (status, body) == (200, {"unread_count": 1})
     assert demo.errors == []
 
 

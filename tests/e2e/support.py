@@ -83,12 +83,17 @@ async def recv_until(
             return frames
 
 
-def management_client(connections_base: str) -> Any:
-    """boto3's apigatewaymanagementapi client (SigV4-signed) pointed at the emulator."""
+def local_client(service: str, endpoint_url: str) -> Any:
+    """A boto3 client of `service` (SigV4-signed with fake credentials) for a local endpoint."""
     return boto3.client(
-        "apigatewaymanagementapi",
-        endpoint_url=connections_base,
+        service,
+        endpoint_url=endpoint_url,
         region_name="us-east-1",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
+
+
+def management_client(connections_base: str) -> Any:
+    """boto3's apigatewaymanagementapi client pointed at the emulator."""
+    return local_client("apigatewaymanagementapi", connections_base)

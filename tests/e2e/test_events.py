@@ -4,12 +4,9 @@ the webhook, delivered as an API destination would, to a receiver on 127.0.0.1."
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -18,53 +15,19 @@ from websockets.sync.client import ClientConnection, connect
 from devstack.stack import LocalStack
 from tests.e2e.support import http
 from tests.waiting import eventually
+from tests.webhook import Received, Receiver
 
 API_KEY = "case-system-key-0123456789"
 SECRET_TEXT = "Your asylum interview is on 12 May at 10:30, room 7"
 
 
-@dataclass
-class Received:
-    """One POST the receiver got."""
-
-    at: float
-    headers: dict[str, str]
-    raw: bytes
-    body: dict[str, Any] = field(default_factory=dict)
-
-
-class Receiver:
-    """The organisation's webhook: records every POST; answers 500 to the first delivery of an
-    event of a user whose id starts with `flaky-`, 400 to those of `reject-`, else 200."""
+class Organisation:
+    """The organisation's webhook: answers 500 to the first delivery of an event of a user
+    whose id starts with `flaky-`, 400 to those of `reject-`, else 200."""
 
     def __init__(self) -> None:
-        self.received: list[Received] = []
         self._failed_once: set[str] = set()
-        self._lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                body = json.loads(raw)
-                with receiver._lock:
-                    receiver.received.append(
-                        Received(
-                            time.time(), {k.lower(): v for k, v in self.headers.items()}, raw, body
-                        )
-                    )
-                    status = receiver._answer(body)
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/notices"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
+        self.webhook = Receiver(answer=self._answer, path="/hooks/notices")
 
     def _answer(self, body: dict[str, Any]) -> int:
         user_id = body["detail"]["user_id"]
@@ -77,27 +40,23 @@ class Receiver:
         return 200
 
     def of(self, notification_id: str) -> list[Received]:
-        with self._lock:
-            return [
-                r for r in self.received if r.body["detail"]["notification_id"] == notification_id
-            ]
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(5)
+        return [
+            r
+            for r in list(self.webhook.received)
+            if r.body["detail"]["notification_id"] == notification_id
+        ]
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    running = Receiver()
-    yield running
-    running.stop()
+def receiver() -> Iterator[Organisation]:
+    running = Organisation()
+    with running.webhook:
+        yield running
 
 
 @pytest.fixture(scope="module")
-def events_stack(receiver: Receiver) -> Iterator[LocalStack]:
-    with LocalStack(env={"WEBHOOK_URL": receiver.url, "WEBHOOK_API_KEY": API_KEY}) as stack:
+def events_stack(receiver: Organisation) -> Iterator[LocalStack]:
+    with LocalStack(env={"WEBHOOK_URL": receiver.webhook.url, "WEBHOOK_API_KEY": API_KEY}) as stack:
         yield stack
     assert stack.stop() == 0
 
@@ -123,7 +82,7 @@ def send(stack: LocalStack, user: str, **fields: Any) -> dict[str, Any]:
 
 
 def test_a_notice_sent_acked_read_and_confirmed_reaches_the_webhook_as_five_events(
-    events_stack: LocalStack, receiver: Receiver
+    events_stack: LocalStack, receiver: Organisation
 ) -> None:
     stack = events_stack
     user = f"client-{uuid.uuid4().hex[:8]}"
@@ -178,7 +137,7 @@ def test_a_notice_sent_acked_read_and_confirmed_reaches_the_webhook_as_five_even
 
 
 def test_an_event_the_webhook_answered_500_is_delivered_again(
-    events_stack: LocalStack, receiver: Receiver
+    events_stack: LocalStack, receiver: Organisation
 ) -> None:
     notice = send(events_stack, f"flaky-{uuid.uuid4().hex[:8]}")
     got = eventually(lambda: len(found := receiver.of(notice["id"])) >= 2 and found, timeout=30)
@@ -188,7 +147,7 @@ def test_an_event_the_webhook_answered_500_is_delivered_again(
 
 
 def test_an_event_the_webhook_refused_with_400_is_not_retried(
-    events_stack: LocalStack, receiver: Receiver
+    events_stack: LocalStack, receiver: Organisation
 ) -> None:
     rejected = send(events_stack, f"reject-{uuid.uuid4().hex[:8]}")
     eventually(lambda: receiver.of(rejected["id"]), timeout=30)

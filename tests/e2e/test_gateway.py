@@ -6,10 +6,8 @@ import asyncio
 import json
 import re
 import time
-import uuid
 from typing import Any
 
-import boto3
 import jwt
 import pytest
 from botocore.exceptions import ClientError
@@ -20,9 +18,11 @@ from tests.e2e.support import (
     PROBE_APP,
     connect,
     http,
+    local_client,
     management_client,
     recv_json,
 )
+from tests.test_embedded_dynamodb import scratch_table
 from tests.waiting import eventually
 
 CONNECTION_ID = re.compile(r"^[A-Za-z0-9_-]{15}=$")
@@ -366,26 +366,8 @@ def test_idle_timeout_and_max_duration_close_with_1001() -> None:
 def test_embedded_dynamodb_transactions_stay_atomic(probe_stack: LocalStack) -> None:
     """A cancelled transaction leaves every item as it was (the stack's moto rolls back
     item by item); a successful one applies every write."""
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=probe_stack.dynamodb_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    table = f"tx-{uuid.uuid4().hex[:8]}"
-    client.create_table(
-        TableName=table,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    client = local_client("dynamodb", probe_stack.dynamodb_url)
+    table = scratch_table(client, "tx")
 
     def key(pk: str, sk: str) -> dict[str, Any]:
         return {"pk": {"S": pk}, "sk": {"S": sk}}

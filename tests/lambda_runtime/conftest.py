@@ -7,17 +7,15 @@ import inspect
 import ipaddress
 import json
 import ssl
-import threading
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
@@ -25,6 +23,7 @@ from devstack.fanout import create_fanout_queues
 from devstack.issuer import DevIssuer
 from devstack.tables import create_tables
 from tests.conftest import REGION
+from tests.e2e.support import local_client
 from tests.lambda_runtime.support import (
     GatewayThread,
     LambdaFunction,
@@ -32,6 +31,7 @@ from tests.lambda_runtime.support import (
     runtime_folder,
     unzip,
 )
+from tests.local_http import LocalServer, respond
 
 API_ID = "zipapi0001"
 SECRET = "zip-test-secret-0123456789abcdef0123456789abcdef"
@@ -63,14 +63,7 @@ def moto_url() -> Iterator[str]:
 def stack_refs(moto_url: str, template: dict[str, Any]) -> dict[str, str]:
     """Stand-ins, on moto server, for what the template's `Ref`s name in a deployed stack."""
     clients = {
-        name: boto3.client(
-            name,
-            endpoint_url=moto_url,
-            region_name=REGION,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        for name in ("dynamodb", "sqs", "ssm", "sesv2", "events")
+        name: local_client(name, moto_url) for name in ("dynamodb", "sqs", "ssm", "sesv2", "events")
     }
     create_tables(
         clients["dynamodb"],
@@ -262,32 +255,19 @@ def _certificates(directory: Path) -> tuple[Path, Path, Path]:
 def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider]:
     """devstack's dev issuer, its JWKS served over https on 127.0.0.1 by a CA of this test."""
     ca_file, cert, key = _certificates(tmp_path_factory.mktemp("tls"))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _JwksHandler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    issuer = DevIssuer(f"https://127.0.0.1:{server.server_address[1]}")
-    server.jwks = json.dumps(issuer.jwks()).encode()  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, name="jwks", daemon=True)
-    thread.start()
-    yield Provider(issuer, ca_file)
-    server.shutdown()
-    server.server_close()
-    thread.join(10)
+    served: dict[str, bytes] = {}  # path -> body: the JWKS, once the issuer knows its URL
 
+    def serve(request: BaseHTTPRequestHandler) -> None:
+        body = served.get(request.path)
+        json_type = {"Content-Type": "application/json"}
+        respond(request, 200 if body else 404, body or b"{}", json_type)
 
-class _JwksHandler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        found = self.path == "/jwks.json"
-        body = self.server.jwks if found else b"{}"  # type: ignore[attr-defined]
-        self.send_response(200 if found else 404)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+    with LocalServer(serve, tls=context) as server:
+        issuer = DevIssuer(f"https://127.0.0.1:{server.port}")
+        served["/jwks.json"] = json.dumps(issuer.jwks()).encode()
+        yield Provider(issuer, ca_file)
 
 
 @pytest.fixture(scope="module")

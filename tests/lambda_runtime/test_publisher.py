@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import boto3
 import pytest
 
 from devstack.streams import lambda_record
-from tests.conftest import REGION
+from tests.conftest import BusQueue
+from tests.e2e.support import local_client
 from tests.lambda_runtime.conftest import BUS
 from tests.lambda_runtime.support import FunctionError, LambdaFunction
 from tests.lambda_runtime.test_zip import Rest
@@ -20,20 +20,12 @@ from tests.lambda_runtime.test_zip import Rest
 SECRET_TEXT = "Bring the signed I-589 to the clinic"
 
 
-def client(name: str, moto_url: str) -> Any:
-    return boto3.client(
-        name,
-        endpoint_url=moto_url,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
 def stream_records(moto_url: str, table: str) -> list[dict[str, Any]]:
     """Every record of the table's stream so far, as Lambda hands them to the function."""
-    arn = client("dynamodb", moto_url).describe_table(TableName=table)["Table"]["LatestStreamArn"]
-    streams = client("dynamodbstreams", moto_url)
+    arn = local_client("dynamodb", moto_url).describe_table(TableName=table)["Table"][
+        "LatestStreamArn"
+    ]
+    streams = local_client("dynamodbstreams", moto_url)
     [shard] = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
     iterator = streams.get_shard_iterator(
         StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
@@ -42,34 +34,17 @@ def stream_records(moto_url: str, table: str) -> list[dict[str, Any]]:
     return [lambda_record(record, arn) for record in records]
 
 
-def bus_queue(moto_url: str) -> tuple[Any, str]:
+def bus_queue(moto_url: str) -> BusQueue:
     """An SQS queue that a rule on the bus sends every event to."""
-    sqs, events = client("sqs", moto_url), client("events", moto_url)
-    queue = sqs.create_queue(QueueName="zip-events-seen")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
+    sqs, events = local_client("sqs", moto_url), local_client("events", moto_url)
     pattern = {"source": ["legal-aid.notifications"]}
-    events.put_rule(Name="all", EventBusName=BUS, EventPattern=json.dumps(pattern))
-    events.put_targets(Rule="all", EventBusName=BUS, Targets=[{"Id": "q", "Arn": arn}])
-    return sqs, queue
-
-
-def received(sqs: Any, queue: str) -> list[dict[str, Any]]:
-    found = []
-    while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get(
-        "Messages", []
-    ):
-        for message in messages:
-            found.append(json.loads(message["Body"]))
-            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
-    return found
+    return BusQueue(events, sqs, BUS, pattern, "zip-events-seen")
 
 
 def test_the_zip_publishes_a_stream_batch_and_raises_on_a_poison(
     functions: dict[str, LambdaFunction], stack_refs: dict[str, str], moto_url: str
 ) -> None:
-    sqs, queue = bus_queue(moto_url)
+    queue = bus_queue(moto_url)
     rest = Rest(functions["APIHandler"])
     status, body = rest(
         "POST",
@@ -92,7 +67,7 @@ def test_the_zip_publishes_a_stream_batch_and_raises_on_a_poison(
 
     answer = functions["EventsPublisher"].invoke({"Records": records})
     assert answer == {"batchItemFailures": []}
-    events = received(sqs, queue)
+    events = queue.drain()
     status, receipt = rest("GET", f"/api/notifications/{notice_id}/receipt")
     assert status == 200
     assert [event["detail-type"] for event in events] == ["notice.stored", "notice.read"]
@@ -105,4 +80,4 @@ def test_the_zip_publishes_a_stream_batch_and_raises_on_a_poison(
     with pytest.raises(FunctionError) as failed:
         functions["EventsPublisher"].invoke({"Records": [broken]})
     assert failed.value.reply["errorType"] == "PoisonRecord"
-    assert received(sqs, queue) == []
+    assert queue.drain() == []

@@ -169,3 +169,34 @@ test("list() can ask for the Archived view", async () => {
   assert.deepEqual(fetch.calls.at(-1).query, { limit: "5", archived: "true" });
   client.close();
 });
+
+test("a count read that began before a change never undoes it", async () => {
+  // GIVEN a list page and a count request on their way while the user marks one read
+  let answerList;
+  const fetch = rest({
+    "GET /api/notifications": () => new Promise((resolve) => (answerList = resolve)),
+  });
+  const { client, ws, clock } = await registered({ fetch });
+  const page = client.list({ limit: 20 });
+  const count = client.request("get_notifications", { limit: 1 });
+  await clock.advance(0);
+  const marked = client.markRead(["01A"]);
+  ws.last().reply("mark_read", { event: "marked_read", ids: ["01A"], unread_count: 2 });
+  await marked;
+  assert.equal(client.unreadCount, 2);
+
+  // WHEN both answer afterwards with the figure they read before the change
+  ws.last().answerCountSync(3);
+  answerList({ body: { items: [], next_cursor: null, unread_count: 3 } });
+  await page;
+  await count;
+
+  // THEN the change's count stands; a read begun after it is applied again
+  assert.equal(client.unreadCount, 2);
+  const later = client.list({ limit: 20 });
+  await clock.advance(0);
+  answerList({ body: { items: [], next_cursor: null, unread_count: 1 } });
+  await later;
+  assert.equal(client.unreadCount, 1);
+  client.close();
+});
