@@ -102,7 +102,7 @@ class Logger:
     def __init__(self, service: str) -> None:
         self.registered_formatter = JsonFormatter(service)
         self._logger = logging.getLogger(service)
-        level = os.environ.get("POWERTOOLS_LOG_LEVEL") or os.environ.get("LOG_LEVEL") or "INFO"
+        level = os.environ.get("LOG_LEVEL") or "INFO"
         self._logger.setLevel(level.upper())
         self._logger.propagate = False
         handler = logging.StreamHandler(sys.stdout)

@@ -148,11 +148,13 @@ class SdkSession:
             extra_search_paths=[os.path.expanduser(os.path.expandvars(p)) for p in extra]
         )
         self._session.register_component("data_loader", loader)
-        if not extra and endpoints.is_file():
+        # botocore offers no public seam for a session's endpoint resolver: the cut data goes
+        # in through its internal component registry when that is there, and a botocore
+        # without it (the Lambda runtime's may differ from ours) reads its whole file.
+        internal = getattr(self._session, "_internal_components", None)
+        if not extra and endpoints.is_file() and internal is not None:
             # botocore's own endpoint data is in use (no data path could override it).
-            self._session._internal_components.register_component(
-                "endpoint_resolver", TrimmedEndpoints(endpoints, loader)
-            )
+            internal.register_component("endpoint_resolver", TrimmedEndpoints(endpoints, loader))
 
     def client(self, service_name: str, **kwargs: Any) -> Any:
         return self._session.create_client(service_name, **kwargs)

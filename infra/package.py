@@ -42,7 +42,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOYMENT = "WebsocketAPIDeployment"
 VISIBILITY_PER_TIMEOUT = 6
-UNUSED_DIRECTORIES = ("aws_lambda_powertools/event_handler/openapi/swagger_ui/",)
 UNUSED_SUFFIXES = (".pyi", ".h")
 # Where app.py keeps its routes for tests (chalicelib.rest.Access.LOCAL), and the stages that
 # serve them.
@@ -155,11 +154,8 @@ def finish_zip(path: Path) -> None:
         ):
             for info in source.infolist():
                 name = info.filename
-                if (
-                    name.startswith(UNUSED_DIRECTORIES)
-                    or name.endswith(UNUSED_SUFFIXES)
-                    or "__pycache__/" in name  # stale bytecode from the working tree
-                ):
+                if name.endswith(UNUSED_SUFFIXES) or "__pycache__/" in name:
+                    # type stubs, C headers, stale bytecode from the working tree
                     continue
                 data = source.read(info)
                 target.writestr(info, data)
