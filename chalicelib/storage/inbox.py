@@ -33,6 +33,29 @@ job records it (`read_at`, the `read` receipt entry). A read, archive, confirm o
 id <= W counts nothing (its counter update is conditioned on the watermark being below the
 ids it subtracts; cancelled, it learns W from the shard and goes again).
 
+Archive all takes effect at once the same way. Notifications are listed on shelves (the
+`list_pk` of the listing index, and `category_pk` alike): `I` the inbox, `A` archived, `H`
+held (awaiting a confirmation: stored there, with unread keys and counter buckets of their
+own, `HELD#...` and `h<day>`, so no archive all ever covers them) and `R@<fence>` (relisted,
+see below). One transaction sets an archive fence A (a fence, with its time) on every shard,
+zeroes their `d` buckets (the held ones' `h` buckets stay) and adds the archive all's mark
+(A, its time, the relisted shelf it covers) to their `arch_marks`, conditioned on `ver` as
+the watermark is. Every notification on the inbox shelf with an id <= A then reads as
+archived and read, though its item still says otherwise until the `archive_all` job records
+it (`archived_at`, `read_at`, the `read` and `archived` receipt entries, moved to the
+archived shelf) and takes the mark off. Stores need not know A: every store commits above
+it, so the inbox is the inbox shelf above A, merged with the held shelf. A notification that
+goes back to the inbox with an id <= A (restored; confirmed, leaving the held shelf) goes to
+the shelf of the current fence, `R@A`, conditioned on A still standing (its counter update
+says so, and sets `relisted`); the next archive all covers that shelf too (its mark names
+it) and takes a fence of its own. So the archived listing merges the archived shelf, the
+inbox shelf up to A and the relisted shelves of the marks still pending (at most
+`MAX_PENDING_RELISTED`: a page stays a few Queries), and the unread listing reads above
+max(W, A), merged with the held unread ones above W. A read, archive or delete of a
+notification A covers counts nothing (a subtraction from a `d` bucket is conditioned on A
+being below it); restored, deleted or archived by id before the job reached it, it is first
+recorded as the job would have (`read`, `archived`).
+
 Reads skip an item they cannot read (a corrupt `doc`, data no client could be sent) with a
 logged error and return the rest: one bad item never takes down a page, poll or replay.
 """

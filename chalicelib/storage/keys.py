@@ -10,15 +10,23 @@ Notifications table, key `pk` + `sk`; each user has one partition, plus a few sh
                                     read_at?, delivered, unread_pk? (sparse GSI `unread`),
                                     unacked_pk? (sparse GSI `unacked`), expires_at (TTL);
                                     the listings, each a GSI on `+ sk`, so a filtered page
-                                    reads only what it returns: list_pk (`listing`:
-                                    `USER#<user>#I`, or `#A` once archived), category_pk?
-                                    (`category`: `USER#<user>#I#<category>` / `#A#...`),
+                                    reads only what it returns: list_pk (`listing`: the
+                                    shelf, `USER#<user>#I` the inbox, `#A` archived, `#H`
+                                    held: awaiting a confirmation, `#R@<fence>` relisted
+                                    under an archive fence), category_pk? (`category`:
+                                    `USER#<user>#I#<category>`, `#A#...`, ...),
                                     unread_category_pk? (`unread_category`, while unread:
-                                    `USER#<user>#<category>`)
+                                    `USER#<user>#<category>`); held ones unread under
+                                    `HELD#USER#<user>` (unread_pk and unread_category_pk)
     USER#<user>   COUNT#<k>         unread counter shard k of `COUNTER_SHARDS`: one number per
                                     expiry day, `d<yyyymmdd>` (the count is the sum over the
-                                    shards); latest_id (the greatest id committed on this
-                                    shard or fenced, see inbox.py); erasing_until (tombstone)
+                                    shards; `h<yyyymmdd>` for held ones); latest_id (the
+                                    greatest id committed on this shard or fenced, see
+                                    inbox.py); erasing_until (tombstone); read_upto,
+                                    read_upto_at (mark all read's watermark); arch_upto,
+                                    arch_at, arch_marks, relisted (archive all's fence, its
+                                    pending marks, the fence something was relisted under);
+                                    ver (every update adds 1)
     USER#<user>   IDEM#<key>        idempotency record: notification_id, expires_at
     USER#<user>   LIMIT#<minute>    rate-limit window: hits, expires_at
     USER#<user>   GROUPS            the groups of the user's last register: groups, version
