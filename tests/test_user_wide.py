@@ -21,6 +21,9 @@ MANY = 250
 MANY_UNREAD = 1_200
 # moto copies every table on each transaction: the job's run is measured on fewer.
 JOB_UNREAD = 150
+# Archive all's request: the shards, the inbox shelf's first ids, the fence's transaction, the
+# unread count and the user's connections (to tell the other sessions).
+ARCHIVE_ALL_CALLS = 5
 
 
 class Queue:
@@ -336,8 +339,24 @@ def test_archive_all_takes_effect_for_every_read_before_any_job_runs_at_the_same
         assert_archived_for_every_read(service, user_id, held, archivable, case)
         assert entries(service, archivable[1]) == ["stored", "read", "archived"]
         assert entries(service, held[1]) == ["stored"]
-    print("archive all calls", calls)
-    assert calls[10] == calls[MANY_UNREAD] <= 6, calls
+    assert calls[10] == calls[MANY_UNREAD] <= ARCHIVE_ALL_CALLS, calls
+
+
+def test_archive_all_makes_the_same_few_calls_at_10_and_5000(service: Service) -> None:
+    calls: dict[int, int] = {}
+    for count in (10, 5_000):
+        user_id = f"u{count}"
+        seed_unread(service, user_id, count)
+        [notice] = seed_unread(service, user_id, 1, requires_confirmation=True)
+        service.notifications.jobs = Queue()
+        calls[count] = calls_of(
+            service, lambda user_id=user_id: service.notifications.archive(user_id, None)
+        )
+        page, unread = service.notifications.page(user_id, PageQuery(limit=20))
+        assert [n.id for n in page.items] == [notice] and unread == 1
+        page, _ = service.notifications.page(user_id, PageQuery(limit=20, archived=True))
+        assert len(page.items) == min(count, 20) and all(n.archived for n in page.items)
+    assert calls[10] == calls[5_000] <= ARCHIVE_ALL_CALLS, calls
 
 
 def test_the_archive_all_job_records_every_archive_once_though_killed_at_random_points(
@@ -521,6 +540,33 @@ def test_sync_events_of_a_user_wide_change_carry_at_most_100_ids(
     [synced] = [f for f in laptop.received() if f["event"] == "marked_read"]
     assert synced["all"] is True and len(synced["ids"]) <= 100
     assert synced["unread_count"] == 0
+
+
+def test_archive_all_over_the_websocket_shows_in_the_next_page_of_every_session(
+    service: Service, ws: type[WsClient]
+) -> None:
+    seed(service, "alice", 150)
+    [notice] = seed(service, "alice", 1, requires_confirmation=True)
+    service.notifications.jobs = Queue()  # the job has not run when the pages are read
+    phone, laptop = ws(), ws()
+    for client in (phone, laptop):
+        client.connect(token("alice"))
+        client.send({"action": "register"})
+        client.received()
+    [reply] = [f for f in phone.send({"action": "archive", "all": True}) if "ids" in f]
+    assert reply["event"] == "archived" and reply["all"] is True and reply["truncated"] is True
+    assert len(reply["ids"]) == 100 and reply["unread_count"] == 1
+    [synced] = [f for f in laptop.received() if f["event"] == "archived"]
+    assert synced["all"] is True and len(synced["ids"]) == 100
+    [inbox] = laptop.send({"action": "get_notifications"})
+    assert [n["id"] for n in inbox["items"]] == [notice] and inbox["unread_count"] == 1
+    [archived] = laptop.send({"action": "get_notifications", "archived": True, "limit": 100})
+    assert len(archived["items"]) == 100 and archived["next_cursor"] is not None
+    assert all(n["archived"] and n["read"] for n in archived["items"])
+    [rest] = laptop.send(
+        {"action": "get_notifications", "archived": True, "cursor": archived["next_cursor"]}
+    )
+    assert len(rest["items"]) == 20 and rest["next_cursor"] is not None
 
 
 def test_mark_all_read_takes_everything_stored_until_now_on_the_stores_clock(
