@@ -433,8 +433,10 @@ class Notifications:
     def _fenced_slice(self, job: dict[str, Any], size: int) -> tuple[list[str], bool]:
         user_id = job["user_id"]
         mark = ArchiveMark(job["fence"], job["at"], job.get("relisted_from", ""))
-        ids = self.inbox.archived_upto(user_id, mark, size + 1)
         view = self.inbox.view(user_id)
+        # Earlier archive alls still pending are finished with it (one whose job was lost).
+        marks = [mark, *(m for m in view.archives.marks if m.fence < mark.fence)]
+        ids = self.inbox.archived_upto(user_id, marks, size + 1)
         changes = (
             self.inbox.archive(user_id, ids[:size], True, channel=job["channel"], view=view)
             if ids
@@ -443,7 +445,7 @@ class Notifications:
         self._closed_by_archive(user_id, changes)
         done = len(ids) <= size or not changes
         if done:
-            self.inbox.archive_done(user_id, mark)
+            self.inbox.archive_done(user_id, marks)
         return [change.id for change in changes], done
 
     def _archive_slice(self, job: dict[str, Any], size: int) -> tuple[list[str], bool]:

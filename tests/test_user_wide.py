@@ -525,6 +525,38 @@ def test_archive_all_and_mark_all_read_in_either_order_record_each_read_once(
     assert service.inbox.unread_count("alice") == 0
 
 
+def test_an_archive_all_whose_job_was_never_enqueued_is_finished_by_a_later_job(
+    service: Service,
+) -> None:
+    plain = seed_unread(service, "alice", 30)
+
+    class Refusing(Queue):
+        def enqueue(self, kind: str, payload: dict[str, Any]) -> None:
+            raise RuntimeError("killed before the job was enqueued")
+
+    service.notifications.jobs = Refusing()
+    with pytest.raises(RuntimeError):
+        service.notifications.archive("alice", None)
+    assert every_page(service, "alice") == []  # the fence took effect
+    # Restored under the first fence, then archived by a second one whose job runs.
+    service.notifications.jobs = Queue()
+    service.notifications.archive("alice", [plain[0]], False)
+    later = service.notifications.send("alice", NotificationContent(message="later"))
+    queue = service.notifications.jobs = Queue()
+    change = service.notifications.archive("alice", None)
+    assert sorted(change.ids) == sorted([later.notification.id, plain[0]])
+    [(_, job)] = queue.jobs
+    assert service.notifications.archive_all(job, deadline=Deadline(60))
+    assert service.inbox.view("alice").archives.marks == ()
+    assert entries(service, plain[0]) == ["stored", "read", "archived", "archived"]
+    assert all(entries(service, i) == ["stored", "read", "archived"] for i in plain[1:])
+    archived = every_page(service, "alice", archived=True)
+    assert len(archived) == 31 and all(n.archived_at for n in archived)
+    # With nothing new, archive all enqueues no job again.
+    again = service.notifications.archive("alice", None)
+    assert again.ids == [] and queue.jobs == [("archive_all", job)]
+
+
 def test_sync_events_of_a_user_wide_change_carry_at_most_100_ids(
     service: Service, ws: type[WsClient]
 ) -> None:

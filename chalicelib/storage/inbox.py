@@ -1083,25 +1083,26 @@ class Inbox:
         self._db.transact(prepare)
         return outcome[-1]
 
-    def archived_upto(self, user_id: str, mark: ArchiveMark, limit: int) -> list[str]:
-        """The oldest `limit` ids of the notifications archive all `mark` archived that its
-        job has still to record: on the inbox shelf up to its fence, then on the shelf of
-        those relisted before it."""
+    def archived_upto(self, user_id: str, marks: list[ArchiveMark], limit: int) -> list[str]:
+        """The oldest `limit` ids of the notifications the archive alls `marks` archived that
+        are still to be recorded: on the inbox shelf up to their fence, then on the shelves
+        of those relisted before them."""
         ids = self._ids_upto(
             LISTING_INDEX,
             "list_pk",
             shelf_pk(user_id, INBOX_SHELF),
-            mark.fence,
+            max(mark.fence for mark in marks),
             limit,
             NOT_HELD,
         )
-        if len(ids) < limit and mark.relisted_from:
-            shelf = relisted_shelf(mark.relisted_from)
-            ids += self._shelf_ids(user_id, shelf, limit=limit - len(ids))
+        for mark in marks:
+            if len(ids) < limit and mark.relisted_from:
+                shelf = relisted_shelf(mark.relisted_from)
+                ids += self._shelf_ids(user_id, shelf, limit=limit - len(ids))
         return ids
 
-    def archive_done(self, user_id: str, mark: ArchiveMark) -> None:
-        """Take a finished archive all's mark off every shard (that still exists)."""
+    def archive_done(self, user_id: str, marks: list[ArchiveMark]) -> None:
+        """Take finished archive alls' marks off every shard (that still exists)."""
         pending = list(range(self.counter_shards))
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
@@ -1114,8 +1115,8 @@ class Inbox:
                 update_action(
                     self._table,
                     counter_key(user_id, shard),
-                    "DELETE arch_marks :mark",
-                    {":mark": {"SS": [mark.encoded()]}},
+                    "DELETE arch_marks :marks",
+                    {":marks": {"SS": sorted({mark.encoded() for mark in marks})}},
                     condition="attribute_exists(pk)",
                 )
                 for shard in pending
