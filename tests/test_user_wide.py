@@ -464,6 +464,29 @@ def test_restore_confirm_and_delete_before_the_job_record_what_it_would_have(
     assert service.inbox.unread_count("alice") == 0
 
 
+def test_restore_all_before_the_archive_all_job_ran_restores_everything_once(
+    service: Service,
+) -> None:
+    plain = seed_unread(service, "alice", 30)
+    notice = seed_unread(service, "alice", 1, requires_confirmation=True)[0]
+    queue = service.notifications.jobs = Queue()
+    service.notifications.archive("alice", None)
+    restored = service.notifications.archive("alice", None, False)
+    assert restored.truncated and restored.unread_count == 1
+    [(_, archiving), (_, restoring)] = queue.jobs
+    assert service.notifications.archive_all(restoring, deadline=Deadline(60))
+    listed = every_page(service, "alice")
+    assert [n.id for n in listed] == sorted([*plain, notice], reverse=True)
+    assert all(n.read and not n.archived for n in listed if n.id != notice)
+    assert every_page(service, "alice", archived=True) == []
+    # The archive all's job then finds nothing left to record.
+    assert service.notifications.archive_all(archiving, deadline=Deadline(60))
+    assert all(entries(service, i) == ["stored", "read", "archived"] for i in plain)
+    assert entries(service, notice) == ["stored"]
+    assert service.inbox.unread_count("alice") == 1
+    assert len(every_page(service, "alice")) == 31
+
+
 def test_a_send_racing_archive_all_lands_in_one_epoch_or_the_other_and_counts_exactly(
     service: Service,
 ) -> None:
