@@ -421,6 +421,7 @@ def test_restore_confirm_and_delete_before_the_job_record_what_it_would_have(
 ) -> None:
     plain = seed_unread(service, "alice", 4)
     notice = seed_unread(service, "alice", 1, requires_confirmation=True)[0]
+    service.notifications.mark_read("alice", [plain[1]])
     queue = service.notifications.jobs = Queue()
     service.notifications.archive("alice", None)
     [(_, first)] = queue.jobs

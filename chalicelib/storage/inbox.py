@@ -624,9 +624,7 @@ class Inbox:
         """
         wanted = list(dict.fromkeys(ids))
         size = (TRANSACTION_ROOM - 2) // self._per_notification(2)
-        # Which ones an archive all archived decides what each change writes: read first.
-        view = view or self.view(user_id)
-        mark = _Known(view.watermark, view.archives)
+        mark = self._known(user_id, view)
         return [
             change
             for batch, known in self._read_ahead(user_id, wanted, size)
@@ -643,7 +641,7 @@ class Inbox:
         """
         outcome: list[tuple[str, Change | None]] = []
         chains = _Chains()
-        mark = _Known()
+        mark = self._known(user_id)
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
             current = self._one(user_id, notification_id, cancelled, chains, mark)
@@ -714,7 +712,7 @@ class Inbox:
         False only when it does not exist (or is not the user's).
         """
         chains = _Chains()
-        mark = _Known()
+        mark = self._known(user_id)
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
             current = self._one(user_id, notification_id, cancelled, chains, mark)
@@ -752,6 +750,12 @@ class Inbox:
             return [*actions, self._uncount(user_id, notification_id, current)]
 
         return self._db.transact(prepare)
+
+    def _known(self, user_id: str, view: View | None = None) -> _Known:
+        """What the user-wide changes made every reader see, for a change that must record
+        what they did to its notifications first (one GetItem, unless `view` is given)."""
+        view = view or self.view(user_id)
+        return _Known(view.watermark, view.archives)
 
     def _one(
         self,
