@@ -445,6 +445,13 @@ class Notifications:
         self._closed_by_archive(user_id, changes)
         done = len(ids) <= size or not changes
         if done:
+            # Stored awaiting a confirmation before those were held apart: held now.
+            fence = max(m.fence for m in marks)
+            stored_held = self.inbox.stored_held_upto(user_id, fence, size + 1)
+            for notification_id in stored_held[:size]:
+                self.inbox.hold(user_id, notification_id)
+            if len(stored_held) > size:
+                return [change.id for change in changes], False
             self.inbox.archive_done(user_id, marks)
         return [change.id for change in changes], done
 

@@ -14,6 +14,13 @@ import pytest
 from chalicelib.jobs import Deadline
 from chalicelib.models import NotificationContent, PageQuery
 from chalicelib.receipts import verify
+from chalicelib.storage.keys import (
+    category_pk,
+    counter_bucket,
+    counter_key,
+    listing_pk,
+    notification_key,
+)
 from chalicelib.wiring import Service
 from tests.conftest import WsClient, on_call, token
 
@@ -486,6 +493,53 @@ def test_restore_all_before_the_archive_all_job_ran_restores_everything_once(
     assert entries(service, notice) == ["stored"]
     assert service.inbox.unread_count("alice") == 1
     assert len(every_page(service, "alice")) == 31
+
+
+def test_notices_stored_before_held_ones_had_a_shelf_are_left_out_and_held_by_the_job(
+    service: Service,
+) -> None:
+    plain = seed_unread(service, "alice", 3)
+    stored = seed_unread(service, "alice", 3, requires_confirmation=True, category="case")
+    service.notifications.mark_read("alice", [stored[0]])
+    table = service.settings.notifications_table
+    for notification_id in stored:  # as they were stored before: on the inbox, counted in `d`
+        item = service.clients.dynamodb.get_item(
+            TableName=table, Key=notification_key("alice", notification_id)
+        )["Item"]
+        item["list_pk"] = {"S": listing_pk("alice", False)}
+        item["category_pk"] = {"S": category_pk("alice", "case", False)}
+        if "unread_pk" in item:
+            item["unread_pk"] = {"S": "USER#alice"}
+            item["unread_category_pk"] = {"S": "USER#alice#case"}
+            bucket = counter_bucket(int(item["expires_at"]["N"]))
+            for delta, name in ((1, bucket), (-1, "h" + bucket[1:])):
+                service.clients.dynamodb.update_item(
+                    TableName=table,
+                    Key=counter_key("alice", 0),
+                    UpdateExpression="ADD #b :d",
+                    ExpressionAttributeNames={"#b": name},
+                    ExpressionAttributeValues={":d": {"N": str(delta)}},
+                )
+        service.clients.dynamodb.put_item(TableName=table, Item=item)
+    assert service.inbox.unread_count("alice") == 5
+    queue = service.notifications.jobs = Queue()
+    service.notifications.archive("alice", None)
+    # Never archived; its count went with the others' until the job holds it.
+    assert not any(service.notifications.get("alice", i).archived for i in stored)
+    assert {n.id for n in every_page(service, "alice", archived=True)} == set(plain)
+    assert service.notifications.mark_read("alice", [stored[1]]).ids == [stored[1]]
+    assert service.inbox.unread_count("alice") == 0
+    [(_, job)] = queue.jobs
+    assert service.notifications.archive_all(job, deadline=Deadline(60))
+    assert service.inbox.unread_count("alice") == 1  # counted apart again
+    assert [n.id for n in every_page(service, "alice", unread_only=True)] == [stored[2]]
+    assert [n.id for n in every_page(service, "alice")] == sorted(stored, reverse=True)
+    assert [n.id for n in every_page(service, "alice", category="case")] == sorted(
+        stored, reverse=True
+    )
+    service.notifications.confirm("alice", stored[2])
+    assert service.inbox.unread_count("alice") == 0
+    assert all(entries(service, i)[-1] == "archived" for i in plain)
 
 
 def test_a_send_racing_archive_all_lands_in_one_epoch_or_the_other_and_counts_exactly(

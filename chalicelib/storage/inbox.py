@@ -54,7 +54,10 @@ inbox shelf up to A and the relisted shelves of the marks still pending (at most
 max(W, A), merged with the held unread ones above W. A read, archive or delete of a
 notification A covers counts nothing (a subtraction from a `d` bucket is conditioned on A
 being below it); restored, deleted or archived by id before the job reached it, it is first
-recorded as the job would have (`read`, `archived`).
+recorded as the job would have (`read`, `archived`). A notification awaiting a confirmation
+stored before held ones had a shelf of their own is on the inbox shelf, counted in a `d`
+bucket: an archive all leaves it unarchived but takes its count (and hides it from the inbox
+listing) until the job moves it to the held shelf and counts it again (`hold`).
 
 Reads skip an item they cannot read (a corrupt `doc`, data no client could be sent) with a
 logged error and return the rest: one bad item never takes down a page, poll or replay.
@@ -291,6 +294,12 @@ class Archives:
             source = shelf.removeprefix(RELISTED_SHELF)
             return next((m.at for m in self.marks if m.relisted_from == source), self.at)
         return None
+
+    def zeroed(self, notification_id: str, state: Item) -> bool:
+        """Whether an unread notification's count went with an archive all (counted in a `d`
+        bucket, an id up to the fence): one stored awaiting a confirmation before held ones
+        were counted apart, until the job holds it."""
+        return notification_id <= self.fence and not _bucket(state).startswith("h")
 
     def relisted_shelves(self) -> list[str]:
         """The relisted shelves whose notifications read as archived."""
@@ -686,7 +695,7 @@ class Inbox:
                     chain=chain,
                 ),
             )
-            if not unread or covered:
+            if not unread or covered or mark.archives.zeroed(notification_id, current):
                 return [*actions, self._counter_update(user_id, {}, **guard)]
             return [*actions, self._uncount(user_id, notification_id, current, **guard)]
 
@@ -745,7 +754,7 @@ class Inbox:
                 channel,
                 lambda chain: _delete(self._table, key, f"{condition} AND {found}", chain, values),
             )
-            if read or read_at is not None:
+            if read or read_at is not None or mark.archives.zeroed(notification_id, current):
                 return actions
             return [*actions, self._uncount(user_id, notification_id, current)]
 
@@ -1104,6 +1113,56 @@ class Inbox:
                 shelf = relisted_shelf(mark.relisted_from)
                 ids += self._shelf_ids(user_id, shelf, limit=limit - len(ids))
         return ids
+
+    def stored_held_upto(self, user_id: str, fence: str, limit: int) -> list[str]:
+        """The oldest `limit` ids of notifications awaiting a confirmation on the inbox shelf
+        up to `fence`: stored before held ones had a shelf of their own."""
+        key = shelf_pk(user_id, INBOX_SHELF)
+        return self._ids_upto(LISTING_INDEX, "list_pk", key, fence, limit, f"NOT ({NOT_HELD})")
+
+    def hold(self, user_id: str, notification_id: str) -> bool:
+        """Move one notification awaiting a confirmation from the inbox shelf to the held one
+        (listed, unread and counted apart): unread, it counts again in an `h` bucket (its
+        `d` count went with the archive all that left it), unless a read watermark covers
+        it. False when it is no longer such a notification."""
+        mark = self._known(user_id)
+
+        def prepare(cancelled: Cancellation | None) -> list[Item] | None:
+            mark.learn(cancelled)
+            state = self._state(user_id, [notification_id]).get(notification_id)
+            if state is None or not _held(state) or shelf_of(state) != INBOX_SHELF:
+                return None
+            listed, values = self._shelved(user_id, state, HELD_SHELF)
+            found, found_values = _found_on(state)
+            unread = "read_at" not in state
+            clause = f"SET {listed}"
+            if unread:
+                values[":unread"] = {"S": unread_pk(user_id, held=True)}
+                clause += ", unread_pk = :unread"
+                category = state.get("category", {}).get("S")
+                if category is not None:
+                    values[":unread_category"] = {
+                        "S": unread_category_pk(user_id, category, held=True)
+                    }
+                    clause += ", unread_category_pk = :unread_category"
+            actions = [
+                self._update(
+                    user_id,
+                    notification_id,
+                    clause,
+                    {**values, **found_values},
+                    also=f"{found} AND attribute_not_exists(confirmed_at) AND "
+                    + _read_condition(unread),
+                )
+            ]
+            if unread and not mark.mark.covers(notification_id, state):
+                held_state = {**state, "unread_pk": values[":unread"]}
+                actions.append(
+                    self._counter_update(user_id, {_bucket(held_state): 1}, lowest=notification_id)
+                )
+            return actions
+
+        return self._db.transact(prepare)
 
     def archive_done(self, user_id: str, marks: list[ArchiveMark]) -> None:
         """Take finished archive alls' marks off every shard (that still exists)."""
@@ -1647,7 +1706,9 @@ class Inbox:
                 if notification_id in covered:
                     entry = _read_entry(mark.mark, True)
                     at = {**values, ":at": {"S": mark.mark.at}}
-                elif stamp.counted:
+                elif stamp.counted and not mark.archives.zeroed(
+                    notification_id, current[notification_id]
+                ):
                     bucket = _bucket(current[notification_id])
                     decrements[bucket] = decrements.get(bucket, 0) - 1
                     counted.append(notification_id)
@@ -1759,7 +1820,7 @@ class Inbox:
                         )
                     ),
                 )
-                if unread and read_at is None:
+                if unread and read_at is None and not view.archives.zeroed(i, state):
                     bucket = _bucket(state)
                     decrements[bucket] = decrements.get(bucket, 0) - 1
                     counted.append(i)
