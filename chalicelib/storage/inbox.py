@@ -316,6 +316,8 @@ class View:
 
     watermark: Watermark = NO_WATERMARK
     archives: Archives = NO_ARCHIVES
+    # The unread counts read with them (`d` buckets, `h` buckets), when they were.
+    unread: tuple[int, int] | None = None
 
     def read_at(self, notification_id: str, state: Item) -> str | None:
         """When a notification stored unread reads as read (mark all read, or archive all,
@@ -1302,6 +1304,8 @@ class Inbox:
             index = UNREAD_CATEGORY_INDEX if category is not None else UNREAD_INDEX
             key_name = "unread_category_pk" if category is not None else "unread_pk"
             for held, low in ((False, max(mark.id, archives.fence)), (True, mark.id)):
+                if view.unread is not None and not view.unread[held]:
+                    continue  # none counted: none above the watermark and fence
                 key = (
                     unread_category_pk(user_id, category, held=held)
                     if category is not None
@@ -1506,15 +1510,16 @@ class Inbox:
         """The unread count, the read watermark and the archive fences, read together (one
         Query)."""
         shards = self._shards(user_id)
-        return self._count(shards), _view_of(shards)
+        unread = (self._count(shards, "d"), self._count(shards, "h"))
+        return sum(unread), replace(_view_of(shards), unread=unread)
 
-    def _count(self, shards: list[Item]) -> int:
+    def _count(self, shards: list[Item], kinds: str = "dh") -> int:
         today = datetime.fromtimestamp(self._clock(), UTC).strftime("%Y%m%d")
         return sum(
             int(value["N"])
             for item in shards
             for name, value in item.items()
-            if _is_bucket(name) and name[1:] >= today and "N" in value
+            if _is_bucket(name, kinds) and name[1:] >= today and "N" in value
         )
 
     def _shards(self, user_id: str) -> list[Item]:
