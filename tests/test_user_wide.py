@@ -571,6 +571,45 @@ def test_a_send_racing_archive_all_lands_in_one_epoch_or_the_other_and_counts_ex
     assert raced[0] in {n.id for n in every_page(service, "alice", archived=True)}
 
 
+@pytest.mark.parametrize("action", ["restore", "confirm"])
+def test_a_restore_or_confirm_racing_a_second_archive_all_goes_again_under_its_fence(
+    service: Service, action: str
+) -> None:
+    plain = seed_unread(service, "alice", 3)
+    notice = seed_unread(service, "alice", 1, requires_confirmation=True)[0]
+    service.notifications.jobs = Queue()
+    service.notifications.archive("alice", None)
+    raced: list[Any] = []
+
+    def race(request: dict[str, Any]) -> None:
+        guarded = any(
+            "arch_upto = :fence" in item.get("Update", {}).get("ConditionExpression", "")
+            for item in json.loads(request["body"])["TransactItems"]
+        )
+        if guarded and not raced:
+            # Between its read of the fence and its write: a send and a second archive all.
+            raced.append(service.notifications.send("alice", NotificationContent(message="x")))
+            raced.append(service.notifications.archive("alice", None))
+
+    writes = on_call(service.clients.dynamodb, "TransactWriteItems", race)
+    target = plain[0] if action == "restore" else notice
+    if action == "restore":
+        service.notifications.archive("alice", [target], False)
+    else:
+        service.notifications.confirm("alice", target)
+    assert len(raced) == 2 and len(writes) >= 4
+    # It committed after the second archive all, so that one did not cover it.
+    one = service.notifications.get("alice", target)
+    assert one.read and not one.archived
+    listed = sorted({target, notice}, reverse=True)  # the notice is held, or confirmed
+    assert [n.id for n in every_page(service, "alice")] == listed
+    assert service.inbox.unread_count("alice") == (action == "restore")
+    # The next archive all does.
+    service.notifications.archive("alice", None)
+    assert service.notifications.get("alice", target).archived
+    assert [n.id for n in every_page(service, "alice")] == [notice] * (action == "restore")
+
+
 @pytest.mark.parametrize("first", ["archive all", "mark all read"])
 def test_archive_all_and_mark_all_read_in_either_order_record_each_read_once(
     service: Service, first: str
