@@ -61,6 +61,7 @@ def seed_unread(service: Service, user_id: str, count: int, **fields: Any) -> li
     by_table: dict[str, list[dict[str, Any]]] = {}
     ids: list[str] = []
     buckets: dict[str, int] = {}
+    held = 0
     for n in range(count):
         content = NotificationContent(message=f"n{n}", **fields)
         notification, actions = inbox._put_actions(user_id, content, None)
@@ -72,11 +73,13 @@ def seed_unread(service: Service, user_id: str, count: int, **fields: Any) -> li
                     {"PutRequest": {"Item": put["Item"]}}
                 )
             else:
-                [bucket] = action["Update"]["ExpressionAttributeNames"].values()
+                update = action["Update"]
+                [bucket] = update["ExpressionAttributeNames"].values()
                 buckets[bucket] = buckets.get(bucket, 0) + 1
+                held += int(update["ExpressionAttributeValues"].get(":held", {"N": "0"})["N"])
     for table, requests in by_table.items():
         inbox._db.batch_write(table, requests)
-    counter = inbox._counter_update(user_id, buckets, latest=max(ids))["Update"]
+    counter = inbox._counter_update(user_id, buckets, latest=max(ids), held=held)["Update"]
     service.clients.dynamodb.update_item(**counter)
     return ids
 

@@ -316,8 +316,10 @@ class View:
 
     watermark: Watermark = NO_WATERMARK
     archives: Archives = NO_ARCHIVES
-    # The unread counts read with them (`d` buckets, `h` buckets), when they were.
+    # The unread counts read with them (`d` buckets, `h` buckets), and how many are on the
+    # held shelf, when they were.
     unread: tuple[int, int] | None = None
+    held: int | None = None
 
     def read_at(self, notification_id: str, state: Item) -> str | None:
         """When a notification stored unread reads as read (mark all read, or archive all,
@@ -673,7 +675,11 @@ class Inbox:
             # Confirmed, it is no longer held: back on the inbox, where an archive all covers it.
             shelf = mark.archives.shelf_for(notification_id)
             listed, values = self._shelved(user_id, current, shelf)
-            guard = {"fence": mark.archives.fence, "relist": shelf != INBOX_SHELF}
+            guard = {
+                "fence": mark.archives.fence,
+                "relist": shelf != INBOX_SHELF,
+                "held": -int(shelf_of(current) == HELD_SHELF),
+            }
             actions: list[Item] = []
             self._chained(
                 chains,
@@ -756,9 +762,10 @@ class Inbox:
                 channel,
                 lambda chain: _delete(self._table, key, f"{condition} AND {found}", chain, values),
             )
+            held = -int(shelf_of(current) == HELD_SHELF)
             if read or read_at is not None or mark.archives.zeroed(notification_id, current):
-                return actions
-            return [*actions, self._uncount(user_id, notification_id, current)]
+                return [*actions, self._counter_update(user_id, {}, held=held)] if held else actions
+            return [*actions, self._uncount(user_id, notification_id, current, held=held)]
 
         return self._db.transact(prepare)
 
@@ -1157,11 +1164,16 @@ class Inbox:
                     + _read_condition(unread),
                 )
             ]
-            if unread and not mark.mark.covers(notification_id, state):
-                held_state = {**state, "unread_pk": values[":unread"]}
-                actions.append(
-                    self._counter_update(user_id, {_bucket(held_state): 1}, lowest=notification_id)
+            counted = unread and not mark.mark.covers(notification_id, state)
+            bucket = _bucket({**state, "unread_pk": values.get(":unread", {})})
+            actions.append(
+                self._counter_update(
+                    user_id,
+                    {bucket: 1} if counted else {},
+                    lowest=notification_id if counted else None,
+                    held=1,
                 )
+            )
             return actions
 
         return self._db.transact(prepare)
@@ -1319,7 +1331,9 @@ class Inbox:
                     shelves.append((INBOX_SHELF, None, archives.fence))
                 shelves += [(shelf, None, None) for shelf in archives.relisted_shelves()]
             else:
-                shelves = [(INBOX_SHELF, archives.fence or None, None), (HELD_SHELF, None, None)]
+                shelves = [(INBOX_SHELF, archives.fence or None, None)]
+                if view.held is None or view.held > 0:
+                    shelves.append((HELD_SHELF, None, None))
                 if archives.relisted:
                     shelves.append((relisted_shelf(archives.fence), None, None))
             for shelf, low, high in shelves:
@@ -1511,7 +1525,8 @@ class Inbox:
         Query)."""
         shards = self._shards(user_id)
         unread = (self._count(shards, "d"), self._count(shards, "h"))
-        return sum(unread), replace(_view_of(shards), unread=unread)
+        held = sum(int(item.get("held_n", {}).get("N", "0")) for item in shards)
+        return sum(unread), replace(_view_of(shards), unread=unread, held=held)
 
     def _count(self, shards: list[Item], kinds: str = "dh") -> int:
         today = datetime.fromtimestamp(self._clock(), UTC).strftime("%Y%m%d")
@@ -1938,6 +1953,7 @@ class Inbox:
                 {_bucket(item): 1},
                 latest=notification.id,
                 unless_erasing=True,
+                held=int(shelf_of(item) == HELD_SHELF),
                 shard=shard,
             ),
         ]
@@ -2042,6 +2058,7 @@ class Inbox:
         lowest_fresh: str | None = None,
         fence: str | None = None,
         relist: bool = False,
+        held: int = 0,
         shard: int | None = None,
     ) -> Item:
         """Add `deltas` to a shard of the unread counter picked at random (a retry after a
@@ -2052,18 +2069,22 @@ class Inbox:
         `d` bucket (`lowest_fresh`): only while no archive fence covers it. A change that
         lists a notification back in the inbox passes the `fence` it decided by: it commits
         only while that fence stands (`relist`: and notes that its relisted shelf is in use).
-        Each update adds 1 to `ver`, which a user-wide change's transaction finds unchanged
-        or goes again."""
+        `held` adds to the count of notifications on the held shelf (a listing skips the shelf
+        while it is 0). Each update adds 1 to `ver`, which a user-wide change's transaction
+        finds unchanged or goes again."""
         names = {f"#d{i}": bucket for i, bucket in enumerate(deltas)}
         values = {f":d{i}": {"N": str(delta)} for i, delta in enumerate(deltas.values())}
         values[":ver"] = {"N": "1"}
+        adds = [*(f"#d{i} :d{i}" for i in range(len(deltas))), "ver :ver"]
+        if held:
+            adds.append("held_n :held")
+            values[":held"] = {"N": str(held)}
         update: Item = {
             "TableName": self._table,
             "Key": counter_key(
                 user_id, random.randrange(self.counter_shards) if shard is None else shard
             ),
-            "UpdateExpression": "ADD "
-            + ", ".join([*(f"#d{i} :d{i}" for i in range(len(deltas))), "ver :ver"]),
+            "UpdateExpression": "ADD " + ", ".join(adds),
             "ExpressionAttributeValues": values,
         }
         if names:
