@@ -51,13 +51,15 @@ says so, and sets `relisted`); the next archive all covers that shelf too (its m
 it) and takes a fence of its own. So the archived listing merges the archived shelf, the
 inbox shelf up to A and the relisted shelves of the marks still pending (at most
 `MAX_PENDING_RELISTED`: a page stays a few Queries), and the unread listing reads above
-max(W, A), merged with the held unread ones above W. A read, archive or delete of a
-notification A covers counts nothing (a subtraction from a `d` bucket is conditioned on A
-being below it); restored, deleted or archived by id before the job reached it, it is first
-recorded as the job would have (`read`, `archived`). A notification awaiting a confirmation
-stored before held ones had a shelf of their own is on the inbox shelf, counted in a `d`
-bucket: an archive all leaves it unarchived but takes its count (and hides it from the inbox
-listing) until the job moves it to the held shelf and counts it again (`hold`).
+max(W, A), merged with the held unread ones above W (each Query left out when the counter
+read with the page says it has nothing: no unread of its kind, `held_n` 0). A read, archive
+or delete of a notification A covers counts nothing (a subtraction from a `d` bucket is
+conditioned on A being below it); restored, deleted or archived by id before the job
+reached it, it is first recorded as the job would have (`read`, `archived`). A notification
+awaiting a confirmation stored before held ones had a shelf of their own is on the inbox
+shelf, counted in a `d` bucket: an archive all leaves it unarchived but takes its count (and
+hides it from the inbox listing) until the job moves it to the held shelf and counts it
+again (`hold`).
 
 Reads skip an item they cannot read (a corrupt `doc`, data no client could be sent) with a
 logged error and return the rest: one bad item never takes down a page, poll or replay.

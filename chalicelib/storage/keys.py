@@ -26,7 +26,9 @@ Notifications table, key `pk` + `sk`; each user has one partition, plus a few sh
                                     read_upto_at (mark all read's watermark); arch_upto,
                                     arch_at, arch_marks, relisted (archive all's fence, its
                                     pending marks, the fence something was relisted under);
-                                    ver (every update adds 1)
+                                    held_n (notifications on the held shelf, an upper bound:
+                                    0 lets a listing skip that shelf); ver (every update
+                                    adds 1)
     USER#<user>   IDEM#<key>        idempotency record: notification_id, expires_at
     USER#<user>   LIMIT#<minute>    rate-limit window: hits, expires_at
     USER#<user>   GROUPS            the groups of the user's last register: groups, version
