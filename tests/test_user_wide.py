@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from chalicelib.errors import RateLimited
 from chalicelib.jobs import Deadline
 from chalicelib.models import NotificationContent, PageQuery
 from chalicelib.receipts import verify
+from chalicelib.storage.inbox import MAX_PENDING_RELISTED
 from chalicelib.storage.keys import (
     category_pk,
     counter_bucket,
@@ -611,6 +613,28 @@ def test_a_restore_or_confirm_racing_a_second_archive_all_goes_again_under_its_f
     service.notifications.archive("alice", None)
     assert service.notifications.get("alice", target).archived
     assert [n.id for n in every_page(service, "alice")] == [notice] * (action == "restore")
+
+
+def test_archive_alls_piling_up_behind_their_jobs_wait_with_a_429_until_one_runs(
+    service: Service,
+) -> None:
+    plain = seed_unread(service, "alice", 3)
+    queue = service.notifications.jobs = Queue()
+    service.notifications.archive("alice", None)
+    for _ in range(MAX_PENDING_RELISTED):  # each relists one: its shelf waits for a job
+        service.notifications.archive("alice", [plain[0]], False)
+        service.notifications.archive("alice", None)
+    service.notifications.archive("alice", [plain[0]], False)
+    with pytest.raises(RateLimited):
+        service.notifications.archive("alice", None)
+    # Every archived page is still a few Queries, and shows what it must.
+    queries = on_call(service.clients.dynamodb, "Query")
+    archived = every_page(service, "alice", archived=True)
+    assert [n.id for n in archived] == [plain[2], plain[1]]
+    assert len(queries) <= 3 + MAX_PENDING_RELISTED
+    assert service.notifications.archive_all(queue.jobs[-1][1], deadline=Deadline(60))
+    assert service.inbox.view("alice").archives.marks == ()
+    assert service.notifications.archive("alice", None).ids == [plain[0]]
 
 
 @pytest.mark.parametrize("first", ["archive all", "mark all read"])
