@@ -321,14 +321,20 @@ class Notifications:
         """Raise the read watermark and hand the rest to the job; the ids it covered (up to
         `SYNC_IDS` + 1). A watermark an earlier request raised but whose job never got
         enqueued (killed in between) gets its job now."""
-        previous, mark = self.inbox.read_all(user_id)
+        before, mark = self.inbox.read_all(user_id)
+        previous = before.watermark
         if mark is None:
             if previous.id and self.inbox.unread_ids(user_id, upto=previous.id, limit=1):
                 self.jobs.enqueue("mark_read_all", _read_job(user_id, previous, channel))
             return []
         # Listed before the job runs (an inline job records them at once).
         changed = self.inbox.unread_ids(
-            user_id, upto=mark.id, limit=SYNC_IDS + 1, above=previous.id or None
+            user_id,
+            upto=mark.id,
+            limit=SYNC_IDS + 1,
+            above=previous.id or None,
+            fence=before.archives.fence,
+            unread=before.unread,
         )
         self.jobs.enqueue("mark_read_all", _read_job(user_id, mark, channel))
         return changed

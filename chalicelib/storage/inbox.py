@@ -941,19 +941,21 @@ class Inbox:
             ],
         )
 
-    def read_all(self, user_id: str) -> tuple[Watermark, Watermark | None]:
+    def read_all(self, user_id: str) -> tuple[View, Watermark | None]:
         """Mark every notification of the user read for every reader at once: raise the read
         watermark on every shard to a fence W and zero the unread counts, in one transaction
-        (module docstring). Returns the watermark before and the new one (None when nothing
-        was unread: no write). The per-item remainder is `mark_read_changes(watermark=W)` of
-        the unread ids up to W."""
-        outcome: list[tuple[Watermark, Watermark | None]] = []
+        (module docstring). Returns the view before (the watermark, the archive fences, the
+        unread counts) and the new watermark (None when nothing was unread: no write). The
+        per-item remainder is `mark_read_changes(watermark=W)` of the unread ids up to W."""
+        outcome: list[tuple[View, Watermark | None]] = []
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
             shards = self._shards(user_id)
-            previous = _watermark_of(shards)
-            if not self._count(shards):
-                outcome.append((previous, None))
+            unread = (self._count(shards, "d"), self._count(shards, "h"))
+            before = replace(_view_of(shards), unread=unread)
+            previous = before.watermark
+            if not sum(unread):
+                outcome.append((before, None))
                 return None
             mark = Watermark(
                 max(
@@ -965,7 +967,7 @@ class Inbox:
                 ),
                 self._stamp(),
             )
-            outcome.append((previous, mark))
+            outcome.append((before, mark))
             found = {item["sk"]["S"]: item for item in shards}
             keys = [counter_key(user_id, shard) for shard in range(self.counter_shards)]
             keys += [
@@ -1556,15 +1558,23 @@ class Inbox:
         )
 
     def unread_ids(
-        self, user_id: str, *, upto: str, limit: int, above: str | None = None, fence: str = ""
+        self,
+        user_id: str,
+        *,
+        upto: str,
+        limit: int,
+        above: str | None = None,
+        fence: str = "",
+        unread: tuple[int, int] | None = None,
     ) -> list[str]:
         """The oldest `limit` ids of the user's notifications stored unread with ids up to
         `upto` (and above `above`): those a read watermark covers are there until recorded.
         Those an archive fence covers (up to `fence`, not held) are left out: the archive
-        all's job records them."""
+        all's job records them. `unread`: the counts (`d`, `h`) above `above`, when known: a
+        kind counted 0 has none to list."""
         ids: list[str] = []
         for held, low in ((False, max(above or "", fence)), (True, above or "")):
-            if low and low >= upto:
+            if (low and low >= upto) or (unread is not None and not unread[held]):
                 continue
             key = unread_pk(user_id, held=held)
             found = self._ids_upto(
