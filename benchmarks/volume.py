@@ -46,6 +46,7 @@ def seed_inbox(
     by_table: dict[str, list[dict[str, Any]]] = {}
     ids: list[str] = []
     buckets: dict[str, int] = {}
+    held = 0  # those awaiting a confirmation, counted on their own shelf
     for n in range(count if counted else count - 1):
         category = "news" if n % 2 else None
         content = NotificationContent(
@@ -60,12 +61,14 @@ def seed_inbox(
                     {"PutRequest": {"Item": put["Item"]}}
                 )
             else:
-                [bucket] = action["Update"]["ExpressionAttributeNames"].values()
+                update = action["Update"]
+                [bucket] = update["ExpressionAttributeNames"].values()
                 buckets[bucket] = buckets.get(bucket, 0) + 1
+                held += int(update["ExpressionAttributeValues"].get(":held", {"N": "0"})["N"])
     for table, requests in by_table.items():
         inbox._db.batch_write(table, requests)
     if counted and ids:
-        counter = inbox._counter_update(user_id, buckets, latest=max(ids))["Update"]
+        counter = inbox._counter_update(user_id, buckets, latest=max(ids), held=held)["Update"]
         service.clients.dynamodb.update_item(**counter)
     elif count:
         content = NotificationContent(message=f"{message} last", **fields)

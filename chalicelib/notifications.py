@@ -34,7 +34,7 @@ from chalicelib.models import (
     mutable,
     stays_open,
 )
-from chalicelib.storage.inbox import Watermark, new_id
+from chalicelib.storage.inbox import ArchiveMark, Watermark, new_id
 from chalicelib.telemetry import Counters
 from chalicelib.telemetry import logger as log
 
@@ -260,8 +260,8 @@ class Notifications:
 
     def page(self, user_id: str, query: PageQuery) -> tuple[Page, int]:
         """A page of the user's notifications, newest first, and the unread count (read
-        first, with the read watermark the page needs)."""
-        unread, watermark = self.inbox.counter(user_id)
+        first, with the read watermark and archive fences the page needs)."""
+        unread, view = self.inbox.counter(user_id)
         page = self.inbox.page(
             user_id,
             limit=query.limit,
@@ -269,7 +269,7 @@ class Notifications:
             unread_only=query.unread_only,
             category=query.category,
             archived=query.archived,
-            watermark=watermark,
+            view=view,
         )
         return page, unread
 
@@ -321,14 +321,20 @@ class Notifications:
         """Raise the read watermark and hand the rest to the job; the ids it covered (up to
         `SYNC_IDS` + 1). A watermark an earlier request raised but whose job never got
         enqueued (killed in between) gets its job now."""
-        previous, mark = self.inbox.read_all(user_id)
+        before, mark = self.inbox.read_all(user_id)
+        previous = before.watermark
         if mark is None:
             if previous.id and self.inbox.unread_ids(user_id, upto=previous.id, limit=1):
                 self.jobs.enqueue("mark_read_all", _read_job(user_id, previous, channel))
             return []
         # Listed before the job runs (an inline job records them at once).
         changed = self.inbox.unread_ids(
-            user_id, upto=mark.id, limit=SYNC_IDS + 1, above=previous.id or None
+            user_id,
+            upto=mark.id,
+            limit=SYNC_IDS + 1,
+            above=previous.id or None,
+            fence=before.archives.fence,
+            unread=before.unread,
         )
         self.jobs.enqueue("mark_read_all", _read_job(user_id, mark, channel))
         return changed
@@ -342,7 +348,9 @@ class Notifications:
 
     def _read_slice(self, job: dict[str, Any], size: int) -> tuple[list[str], bool]:
         user_id = job["user_id"]
-        ids = self.inbox.unread_ids(user_id, upto=job["upto"], limit=size + 1)
+        # Those an archive all archived are its job's: it records their read too.
+        fence = self.inbox.view(user_id).archives.fence
+        ids = self.inbox.unread_ids(user_id, upto=job["upto"], limit=size + 1, fence=fence)
         changes = self.inbox.mark_read_changes(
             user_id, ids[:size], channel=job["channel"], watermark=_job_watermark(job)
         )
@@ -377,8 +385,15 @@ class Notifications:
     ) -> StateChange:
         """Archive (and mark read) or restore (`ids=None`: all); tells the other sessions.
 
-        All: the first slice at once, the rest by the `archive_all` job (as `mark_read`)."""
-        if ids is None:
+        Archive all: one transaction raises the user's archive fence, so every read sees
+        everything archived at once (but what awaits a confirmation), whatever the user holds;
+        the `archive_all` job then records each one (`archived_at`, its `read` and `archived`
+        receipt entries, its escalation steps cancelled). Restore all: the first slice at
+        once, the rest by the `archive_all` job."""
+        if ids is None and archived:
+            changed = self._archive_everything(user_id, channel)
+            done = len(changed) <= SYNC_IDS
+        elif ids is None:
             job = {
                 "user_id": user_id,
                 "upto": self.inbox.position_now(),
@@ -398,10 +413,56 @@ class Notifications:
             self.delivery.tell(user_id, event.to_wire(), origin=origin)
         return change
 
+    def _archive_everything(self, user_id: str, channel: str) -> list[str]:
+        """Raise the archive fence and hand the rest to the job; the ids it archived (up to
+        `SYNC_IDS` + 1). Archive alls whose jobs have not finished (one killed before it was
+        enqueued) get their job again when there is nothing new to archive."""
+        previous, mark, changed = self.inbox.archive_all(user_id, SYNC_IDS + 1)
+        if mark is None:
+            for pending in previous.marks:
+                self.jobs.enqueue("archive_all", _archive_job(user_id, pending, channel))
+            return []
+        self.jobs.enqueue("archive_all", _archive_job(user_id, mark, channel))
+        return changed
+
     def archive_all(self, job: dict[str, Any], deadline: Deadline) -> bool:
-        """The `archive_all` job: archive (or restore) slice after slice until `deadline`
-        every notification up to `job["upto"]`; True once none is left (idempotent)."""
+        """The `archive_all` job. Of an archive all (`job["fence"]`): record as archived, slice
+        after slice until `deadline`, every notification its fence archived (every read
+        shows them archived already), then take its mark off. Of a restore all: restore
+        every notification up to `job["upto"]`. True once none is left; idempotent: a slice
+        changes only what is still where it was, so a job redone after a kill does nothing
+        twice."""
+        if "fence" in job:
+            return _in_slices(lambda: self._fenced_slice(job, SLICE), deadline)
         return _in_slices(lambda: self._archive_slice(job, SLICE), deadline)
+
+    def _fenced_slice(self, job: dict[str, Any], size: int) -> tuple[list[str], bool]:
+        user_id = job["user_id"]
+        mark = ArchiveMark(job["fence"], job["at"], job.get("relisted_from", ""))
+        view = self.inbox.view(user_id)
+        # Earlier archive alls still pending are finished with it (one whose job was lost).
+        marks = [mark, *(m for m in view.archives.marks if m.fence < mark.fence)]
+        ids = self.inbox.archived_upto(user_id, marks, size + 1)
+        changes = (
+            self.inbox.archive(user_id, ids[:size], True, channel=job["channel"], view=view)
+            if ids
+            else []
+        )
+        self._closed_by_archive(user_id, changes)
+        done = len(ids) <= size or not changes
+        if done:
+            # Stored awaiting a confirmation before those were held apart: held now.
+            fence = max(m.fence for m in marks)
+            stored_held = self.inbox.stored_held_upto(user_id, fence, size + 1)
+            for notification_id in stored_held[:size]:
+                self.inbox.hold(user_id, notification_id)
+            if len(stored_held) > size:
+                return [change.id for change in changes], False
+            # One listed but left unchanged (an index behind the table) keeps the marks, so
+            # every read still finds it; a later job of the user's takes them off.
+            if len(changes) == len(ids[:size]):
+                self.inbox.archive_done(user_id, marks)
+        return [change.id for change in changes], done
 
     def _archive_slice(self, job: dict[str, Any], size: int) -> tuple[list[str], bool]:
         user_id, archived = job["user_id"], job["archived"]
@@ -413,11 +474,15 @@ class Notifications:
 
     def _archived(self, user_id: str, ids: list[str], archived: bool, channel: str) -> list[str]:
         changes = self.inbox.archive(user_id, ids, archived, channel=channel) if ids else []
-        if archived:
-            newly_read = [change for change in changes if change.was_unread or change.covered]
-            self._read(user_id, newly_read)
-            self.counters.record(notifications_read=len(newly_read))
-        return [change.id for change in changes]
+        self._closed_by_archive(user_id, changes)
+        # One an archive all archived already changed nothing anyone sees.
+        return [change.id for change in changes if not (archived and change.fenced)]
+
+    def _closed_by_archive(self, user_id: str, changes: list[Change]) -> None:
+        """Archiving marks read (restoring one an archive all archived records that read)."""
+        newly_read = [change for change in changes if change.was_unread or change.covered]
+        self._read(user_id, newly_read)
+        self.counters.record(notifications_read=len(newly_read))
 
     def confirm(
         self,
@@ -515,6 +580,16 @@ class Notifications:
 
 def _read_job(user_id: str, mark: Watermark, channel: str) -> dict[str, Any]:
     return {"user_id": user_id, "upto": mark.id, "read_at": mark.at, "channel": channel}
+
+
+def _archive_job(user_id: str, mark: ArchiveMark, channel: str) -> dict[str, Any]:
+    return {
+        "user_id": user_id,
+        "fence": mark.fence,
+        "at": mark.at,
+        "relisted_from": mark.relisted_from,
+        "channel": channel,
+    }
 
 
 def _job_watermark(job: dict[str, Any]) -> Watermark | None:

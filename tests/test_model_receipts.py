@@ -2,6 +2,8 @@
 
 A tiny reference model (one dict per notification) runs beside the real service on moto;
 after every step the invariants of docs/protocol.md, docs/receipts.md are checked against both.
+Archive all's job waits in a queue until a rule runs it: meanwhile every read already shows
+the archive, and a change to one it covers records what the job would have first.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from hypothesis.stateful import (
 )
 
 from chalicelib.errors import NotFound, ValidationFailed
-from chalicelib.models import NotificationContent
+from chalicelib.jobs import Deadline
+from chalicelib.models import NotificationContent, PageQuery
 from chalicelib.receipts import verify
 from chalicelib.wiring import Service
 from tests.conftest import WsClient
@@ -39,10 +42,39 @@ class Model:
     archived: bool = False
     confirmed: bool = False
     deleted: bool = False
+    # Archived by an archive all whose job has not recorded it yet (with its read, if so).
+    pending: bool = False
+    pending_read: bool = False
+
+    def settle(self) -> None:
+        """The entries archive all's job (or a change before it) records."""
+        if self.pending:
+            self.receipt += ["read"] * self.pending_read + ["archived"]
+            self.pending = self.pending_read = False
+
+
+class Deferred:
+    """The service's jobs, but archive all's kept until `run` (mark all read's run at once)."""
+
+    def __init__(self, jobs: Any) -> None:
+        self.jobs = jobs
+        self.waiting: list[dict[str, Any]] = []
+
+    def enqueue(self, kind: str, payload: dict[str, Any]) -> None:
+        if kind == "archive_all":
+            self.waiting.append(payload)
+        else:
+            self.jobs.enqueue(kind, payload)
+
+    def run(self, notifications: Any) -> None:
+        waiting, self.waiting = self.waiting, []
+        for payload in waiting:
+            assert notifications.archive_all(payload, deadline=Deadline(60))
 
 
 def test_lifecycle_against_a_model(service: Service, ws: type[WsClient]) -> None:
     notifications = service.notifications
+    jobs = notifications.jobs = Deferred(notifications.jobs)
 
     class Lifecycle(RuleBasedStateMachine):
         def __init__(self) -> None:
@@ -101,6 +133,8 @@ def test_lifecycle_against_a_model(service: Service, ws: type[WsClient]) -> None
         def archive(self, index: int, archived: bool) -> None:
             notification_id, model = self.pick(index)
             changed = notifications.archive(self.user, [notification_id], archived).ids
+            if not model.deleted:
+                model.settle()
             if model.deleted:
                 expected = False
             elif archived:
@@ -147,8 +181,60 @@ def test_lifecycle_against_a_model(service: Service, ws: type[WsClient]) -> None
                 assert model.deleted
                 return
             assert not model.deleted
+            model.settle()
             model.deleted = True
             model.receipt.append("deleted")
+
+        @rule()
+        def archive_all(self) -> None:
+            for model in self.model.values():
+                held = model.needs_confirmation and not model.confirmed
+                if not (model.deleted or model.archived or held):
+                    model.archived = model.pending = True
+                    model.pending_read = not model.read
+                    model.read = True
+            change = notifications.archive(self.user, None)
+            assert change.unread_count == self.unread()
+
+        @rule()
+        def mark_all_read(self) -> None:
+            for model in self.model.values():
+                if not (model.deleted or model.read):
+                    model.read = True
+                    model.receipt.append("read")
+            assert notifications.mark_read(self.user, None).unread_count == 0
+
+        @rule()
+        def run_jobs(self) -> None:
+            jobs.run(notifications)
+            for model in self.model.values():
+                if not model.deleted:
+                    model.settle()
+
+        def unread(self) -> int:
+            return sum(not m.read for m in self.model.values() if not m.deleted)
+
+        def listed(self, archived: bool) -> list[str]:
+            found: list[str] = []
+            cursor = None
+            while True:
+                query = PageQuery(limit=3, cursor=cursor, archived=archived)
+                page, unread = notifications.page(self.user, query)
+                assert unread == self.unread()
+                found += [n.id for n in page.items]
+                if not page.more:
+                    return found
+                cursor = page.items[-1].id
+
+        @invariant()
+        def each_listing_shows_exactly_its_own_newest_first(self) -> None:
+            for archived in (False, True):
+                expected = [
+                    i
+                    for i, m in sorted(self.model.items(), reverse=True)
+                    if not m.deleted and m.archived == archived
+                ]
+                assert self.listed(archived) == expected
 
         @invariant()
         def every_notification_has_its_receipt_starting_with_stored(self) -> None:
@@ -166,8 +252,7 @@ def test_lifecycle_against_a_model(service: Service, ws: type[WsClient]) -> None
             assert all(item.read for item in items if item.archived)
             unread = sum(not item.read for item in items)
             assert service.inbox.unread_count(self.user) == unread
-            expected = sum(not m.read for m in self.model.values() if not m.deleted)
-            assert unread == expected
+            assert unread == self.unread()
             live = {item.id: item for item in items}
             assert set(live) == {i for i, m in self.model.items() if not m.deleted}
             for notification_id, item in live.items():

@@ -33,6 +33,34 @@ job records it (`read_at`, the `read` receipt entry). A read, archive, confirm o
 id <= W counts nothing (its counter update is conditioned on the watermark being below the
 ids it subtracts; cancelled, it learns W from the shard and goes again).
 
+Archive all takes effect at once the same way. Notifications are listed on shelves (the
+`list_pk` of the listing index, and `category_pk` alike): `I` the inbox, `A` archived, `H`
+held (awaiting a confirmation: stored there, with unread keys and counter buckets of their
+own, `HELD#...` and `h<day>`, so no archive all ever covers them) and `R@<fence>` (relisted,
+see below). One transaction sets an archive fence A (a fence, with its time) on every shard,
+zeroes their `d` buckets (the held ones' `h` buckets stay) and adds the archive all's mark
+(A, its time, the relisted shelf it covers) to their `arch_marks`, conditioned on `ver` as
+the watermark is. Every notification on the inbox shelf with an id <= A then reads as
+archived and read, though its item still says otherwise until the `archive_all` job records
+it (`archived_at`, `read_at`, the `read` and `archived` receipt entries, moved to the
+archived shelf) and takes the mark off. Stores need not know A: every store commits above
+it, so the inbox is the inbox shelf above A, merged with the held shelf. A notification that
+goes back to the inbox with an id <= A (restored; confirmed, leaving the held shelf) goes to
+the shelf of the current fence, `R@A`, conditioned on A still standing (its counter update
+says so, and sets `relisted`); the next archive all covers that shelf too (its mark names
+it) and takes a fence of its own. So the archived listing merges the archived shelf, the
+inbox shelf up to A and the relisted shelves of the marks still pending (at most
+`MAX_PENDING_RELISTED`: a page stays a few Queries), and the unread listing reads above
+max(W, A), merged with the held unread ones above W (each Query left out when the counter
+read with the page says it has nothing: no unread of its kind, `held_n` 0). A read, archive
+or delete of a notification A covers counts nothing (a subtraction from a `d` bucket is
+conditioned on A being below it); restored, deleted or archived by id before the job
+reached it, it is first recorded as the job would have (`read`, `archived`). A notification
+awaiting a confirmation stored before held ones had a shelf of their own is on the inbox
+shelf, counted in a `d` bucket: an archive all leaves it unarchived but takes its count (and
+hides it from the inbox listing) until the job moves it to the held shelf and counts it
+again (`hold`).
+
 Reads skip an item they cannot read (a corrupt `doc`, data no client could be sent) with a
 logged error and return the rest: one bad item never takes down a page, poll or replay.
 """
@@ -44,14 +72,14 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from ulid import ULID, LaxMonotonicPolicy, ULIDGenerator
 
-from chalicelib.errors import NotFound, Unavailable, ValidationFailed
+from chalicelib.errors import NotFound, RateLimited, Unavailable, ValidationFailed
 from chalicelib.models import (
     MAX_DATA_DEPTH,
     STATE_FIELDS,
@@ -71,24 +99,32 @@ from chalicelib.storage.dynamo import (
     update_action,
 )
 from chalicelib.storage.keys import (
+    ARCHIVED_SHELF,
     CATEGORY_INDEX,
     COUNTER_PREFIX,
     COUNTER_SHARDS,
     COUNTER_SK,
+    HELD_PREFIX,
+    HELD_SHELF,
+    INBOX_SHELF,
     LISTING_INDEX,
     NOTIFICATION_PREFIX,
+    RELISTED_SHELF,
     UNACKED_INDEX,
     UNREAD_CATEGORY_INDEX,
     UNREAD_INDEX,
     Item,
-    category_pk,
     counter_bucket,
     counter_key,
     idempotency_key,
-    listing_pk,
     notification_id_of,
     notification_key,
+    relisted_shelf,
+    shelf_category_pk,
+    shelf_of,
+    shelf_pk,
     unread_category_pk,
+    unread_pk,
     user_pk,
 )
 from chalicelib.storage.receipts import Tail
@@ -100,8 +136,16 @@ if TYPE_CHECKING:
 IDEMPOTENCY_TTL = timedelta(hours=24)
 STATE = (
     "sk, read_at, unacked_pk, expires_at, seen_at, archived_at, confirmed_at, needs_confirmation, "
-    "category, receipt_seq, receipt_hash, receipt_expires, receipt_case, steps"
+    "category, receipt_seq, receipt_hash, receipt_expires, receipt_case, steps, list_pk, unread_pk"
 )
+# The counter attributes a reader of the user-wide changes needs.
+VIEW = "read_upto, read_upto_at, arch_upto, arch_at, arch_marks, relisted"
+# Notifications stored before held ones had a shelf of their own may await a confirmation on
+# the inbox shelf: an archive all leaves them.
+NOT_HELD = "attribute_not_exists(needs_confirmation) OR attribute_exists(confirmed_at)"
+# Archive alls whose relisted shelves still wait for their job: one more Query per archived
+# page each, so a further archive all waits (429) until a job has caught up.
+MAX_PENDING_RELISTED = 8
 # Reading takes a notification out of the unread listings.
 UNREAD_KEYS = "unread_pk, unread_category_pk"
 # How long an erasure holds off sends to the user if it dies before lifting its tombstone.
@@ -129,10 +173,17 @@ class Change:
     covered: bool = False
     # Whether it may have pending escalation steps (known unless stored before items said).
     escalates: bool = True
+    # It read as archived already (an archive all); the action recorded that archive.
+    fenced: bool = False
 
 
 def _change(
-    notification_id: str, state: Item, *, was_unread: bool, covered: bool = False
+    notification_id: str,
+    state: Item,
+    *,
+    was_unread: bool,
+    covered: bool = False,
+    fenced: bool = False,
 ) -> Change:
     steps = state.get("steps", {}).get("N")
     return Change(
@@ -141,6 +192,7 @@ def _change(
         needs_confirmation="needs_confirmation" in state,
         covered=covered,
         escalates=steps is None or steps != "0",
+        fenced=fenced,
     )
 
 
@@ -194,16 +246,122 @@ class Watermark:
 NO_WATERMARK = Watermark("", "")
 
 
+@dataclass(frozen=True, slots=True)
+class ArchiveMark:
+    """One archive all whose job has not finished: every notification on the inbox shelf with
+    an id up to `fence`, and every one relisted while the fence before it stood
+    (`relisted_from`, "" when none was), reads as archived since `at`."""
+
+    fence: str
+    at: str
+    relisted_from: str = ""
+
+    def encoded(self) -> str:
+        return f"{self.fence}|{self.at}|{self.relisted_from}"
+
+    @classmethod
+    def decoded(cls, text: str) -> ArchiveMark:
+        fence, at, relisted_from = text.split("|")
+        return cls(fence, at, relisted_from)
+
+
+@dataclass(frozen=True, slots=True)
+class Archives:
+    """The user's archive fence (the latest archive all: `fence`, `at`), the archive alls
+    whose jobs are still running (`marks`), and whether anything was relisted under the
+    fence (its relisted shelf may hold notifications)."""
+
+    fence: str = ""
+    at: str = ""
+    marks: tuple[ArchiveMark, ...] = ()
+    relisted: bool = False
+
+    def shelf_for(self, notification_id: str) -> str:
+        """The shelf a notification goes back to the inbox on (restored, confirmed): the
+        inbox shelf above the fence, else the shelf of the ones relisted under it."""
+        if notification_id > self.fence:
+            return INBOX_SHELF
+        return relisted_shelf(self.fence)
+
+    def archived_at(self, notification_id: str, state: Item) -> str | None:
+        """When an archive all archived a notification whose item does not say so yet (None:
+        it did not). One awaiting a confirmation is never archived."""
+        if "archived_at" in state or _held(state):
+            return None
+        shelf = shelf_of(state)
+        if shelf == INBOX_SHELF and notification_id <= self.fence:
+            covering = [mark for mark in self.marks if mark.fence >= notification_id]
+            return min(covering, key=lambda mark: mark.fence).at if covering else self.at
+        if shelf and shelf.startswith(RELISTED_SHELF) and shelf != relisted_shelf(self.fence):
+            source = shelf.removeprefix(RELISTED_SHELF)
+            return next((m.at for m in self.marks if m.relisted_from == source), self.at)
+        return None
+
+    def zeroed(self, notification_id: str, state: Item) -> bool:
+        """Whether an unread notification's count went with an archive all (counted in a `d`
+        bucket, an id up to the fence): one stored awaiting a confirmation before held ones
+        were counted apart, until the job holds it."""
+        return notification_id <= self.fence and not _bucket(state).startswith("h")
+
+    def relisted_shelves(self) -> list[str]:
+        """The relisted shelves whose notifications read as archived."""
+        return [relisted_shelf(mark.relisted_from) for mark in self.marks if mark.relisted_from]
+
+
+NO_ARCHIVES = Archives()
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """What the user-wide changes make every reader see: the read watermark and the archive
+    fences (read together from a counter shard: each is on every shard)."""
+
+    watermark: Watermark = NO_WATERMARK
+    archives: Archives = NO_ARCHIVES
+    # The unread counts read with them (`d` buckets, `h` buckets), and how many are on the
+    # held shelf, when they were.
+    unread: tuple[int, int] | None = None
+    held: int | None = None
+
+    def read_at(self, notification_id: str, state: Item) -> str | None:
+        """When a notification stored unread reads as read (mark all read, or archive all,
+        whichever came first; None: it reads unread)."""
+        if "read_at" in state:
+            return None
+        found = [
+            at
+            for at in (
+                self.watermark.at if self.watermark.covers(notification_id, state) else None,
+                self.archives.archived_at(notification_id, state),
+            )
+            if at
+        ]
+        return min(found, default=None)
+
+
+NO_VIEW = View()
+
+
 @dataclass(slots=True)
 class _Known:
-    """The watermark an action believes in; a cancellation by a newer one raises it."""
+    """The watermark and archive fence an action believes in; a cancellation by a newer one
+    raises them."""
 
     mark: Watermark = NO_WATERMARK
+    archives: Archives = NO_ARCHIVES
 
     def learn(self, cancelled: Cancellation | None) -> None:
-        found = _watermark_of([item for item in (cancelled.items if cancelled else []) if item])
+        items = [item for item in (cancelled.items if cancelled else []) if item]
+        found = _watermark_of(items)
         if found.id > self.mark.id:
             self.mark = found
+        fenced = _archives_of(items)
+        if fenced.fence > self.archives.fence:
+            self.archives = fenced
+
+    @property
+    def view(self) -> View:
+        return View(self.mark, self.archives)
 
 
 @dataclass(slots=True)
@@ -235,6 +393,17 @@ class _Recipient:
     keyed_id: ULID | None = None
     shard: int | None = None
     floor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """One Query of a listing: an index's partition, above `low` or up to `high` (ids)."""
+
+    index: str
+    key_name: str
+    key: str
+    low: str | None = None
+    high: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -458,16 +627,19 @@ class Inbox:
         archived: bool,
         *,
         channel: str = "rest",
+        view: View | None = None,
     ) -> list[Change]:
         """Archive (marking read) or restore the user's notifications among `ids`.
 
         A notification that needs confirmation is archived only once confirmed; restoring
         clears `archived_at` and leaves it read. Archiving appends `archived` to the receipt
-        (after `read` for an unread one) in the same transaction.
+        (after `read` for an unread one) in the same transaction. One an archive all archived
+        (`view`, given or learnt from a cancellation) is recorded as archived at its time;
+        restored, it is recorded so first and goes back to the inbox.
         """
         wanted = list(dict.fromkeys(ids))
-        size = (TRANSACTION_ROOM - 1) // self._per_notification(2)
-        mark = _Known()
+        size = (TRANSACTION_ROOM - 2) // self._per_notification(2)
+        mark = self._known(user_id, view)
         return [
             change
             for batch, known in self._read_ahead(user_id, wanted, size)
@@ -484,7 +656,7 @@ class Inbox:
         """
         outcome: list[tuple[str, Change | None]] = []
         chains = _Chains()
-        mark = _Known()
+        mark = self._known(user_id)
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
             current = self._one(user_id, notification_id, cancelled, chains, mark)
@@ -502,6 +674,14 @@ class Inbox:
                 notification_id, current, was_unread=unread and not covered, covered=covered
             )
             outcome.append((stamp, change))
+            # Confirmed, it is no longer held: back on the inbox, where an archive all covers it.
+            shelf = mark.archives.shelf_for(notification_id)
+            listed, values = self._shelved(user_id, current, shelf)
+            guard = {
+                "fence": mark.archives.fence,
+                "relist": shelf != INBOX_SHELF,
+                "held": -int(shelf_of(current) == HELD_SHELF),
+            }
             actions: list[Item] = []
             self._chained(
                 chains,
@@ -514,16 +694,20 @@ class Inbox:
                 lambda chain: self._update(
                     user_id,
                     notification_id,
-                    "SET confirmed_at = :at, read_at = if_not_exists(read_at, :read) "
-                    f"REMOVE {UNREAD_KEYS}",
-                    {":at": {"S": stamp}, ":read": {"S": mark.mark.at if covered else stamp}},
+                    "SET confirmed_at = :at, read_at = if_not_exists(read_at, :read), "
+                    f"{listed} REMOVE {UNREAD_KEYS}",
+                    {
+                        ":at": {"S": stamp},
+                        ":read": {"S": mark.mark.at if covered else stamp},
+                        **values,
+                    },
                     also="attribute_not_exists(confirmed_at) AND " + _read_condition(unread),
                     chain=chain,
                 ),
             )
-            if not unread or covered:
-                return actions
-            return [*actions, self._uncount(user_id, notification_id, current)]
+            if not unread or covered or mark.archives.zeroed(notification_id, current):
+                return [*actions, self._counter_update(user_id, {}, **guard)]
+            return [*actions, self._uncount(user_id, notification_id, current, **guard)]
 
         self._db.transact(prepare)
         return outcome[-1]
@@ -547,7 +731,7 @@ class Inbox:
         False only when it does not exist (or is not the user's).
         """
         chains = _Chains()
-        mark = _Known()
+        mark = self._known(user_id)
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
             current = self._one(user_id, notification_id, cancelled, chains, mark)
@@ -555,12 +739,20 @@ class Inbox:
                 return None
             key = notification_key(user_id, notification_id)
             read = "read_at" in current
-            covered = mark.mark.covers(notification_id, current)
+            read_at = mark.view.read_at(notification_id, current)
+            fenced_at = mark.archives.archived_at(notification_id, current)
             condition = (
                 "attribute_exists(read_at)"
                 if read
                 else "attribute_exists(pk) AND attribute_not_exists(read_at)"
             )
+            found, values = _found_on(current)
+            entries: list[tuple[str, dict[str, object] | None]] = []
+            if read_at is not None:
+                entries.append(("read", {"read_at": read_at}))
+            if fenced_at is not None:
+                # What the archive all's job would have written, before it is gone.
+                entries.append(("archived", {"archived_at": fenced_at}))
             actions: list[Item] = []
             self._chained(
                 chains,
@@ -568,15 +760,22 @@ class Inbox:
                 user_id,
                 notification_id,
                 current,
-                [_read_entry(mark.mark, True)] * covered + [("deleted", None)],
+                [*entries, ("deleted", None)],
                 channel,
-                lambda chain: _delete(self._table, key, condition, chain),
+                lambda chain: _delete(self._table, key, f"{condition} AND {found}", chain, values),
             )
-            if read or covered:
-                return actions
-            return [*actions, self._uncount(user_id, notification_id, current)]
+            held = -int(shelf_of(current) == HELD_SHELF)
+            if read or read_at is not None or mark.archives.zeroed(notification_id, current):
+                return [*actions, self._counter_update(user_id, {}, held=held)] if held else actions
+            return [*actions, self._uncount(user_id, notification_id, current, held=held)]
 
         return self._db.transact(prepare)
+
+    def _known(self, user_id: str, view: View | None = None) -> _Known:
+        """What the user-wide changes made every reader see, for a change that must record
+        what they did to its notifications first (one GetItem, unless `view` is given)."""
+        view = view or self.view(user_id)
+        return _Known(view.watermark, view.archives)
 
     def _one(
         self,
@@ -592,10 +791,14 @@ class Inbox:
         mark.learn(cancelled)
         return self._state(user_id, [notification_id]).get(notification_id)
 
-    def _uncount(self, user_id: str, notification_id: str, state: Item) -> Item:
-        """The counter update taking one unread notification off the count."""
-        bucket = counter_bucket(int(state["expires_at"]["N"]))
-        return self._counter_update(user_id, {bucket: -1}, lowest=notification_id)
+    def _uncount(self, user_id: str, notification_id: str, state: Item, **guard: Any) -> Item:
+        """The counter update taking one unread notification off the count (`guard`: the
+        archive fence a change that relists it decided by, see `_counter_update`)."""
+        bucket = _bucket(state)
+        fresh = None if bucket.startswith("h") else notification_id
+        return self._counter_update(
+            user_id, {bucket: -1}, lowest=notification_id, lowest_fresh=fresh, **guard
+        )
 
     def record(
         self,
@@ -738,19 +941,21 @@ class Inbox:
             ],
         )
 
-    def read_all(self, user_id: str) -> tuple[Watermark, Watermark | None]:
+    def read_all(self, user_id: str) -> tuple[View, Watermark | None]:
         """Mark every notification of the user read for every reader at once: raise the read
         watermark on every shard to a fence W and zero the unread counts, in one transaction
-        (module docstring). Returns the watermark before and the new one (None when nothing
-        was unread: no write). The per-item remainder is `mark_read_changes(watermark=W)` of
-        the unread ids up to W."""
-        outcome: list[tuple[Watermark, Watermark | None]] = []
+        (module docstring). Returns the view before (the watermark, the archive fences, the
+        unread counts) and the new watermark (None when nothing was unread: no write). The
+        per-item remainder is `mark_read_changes(watermark=W)` of the unread ids up to W."""
+        outcome: list[tuple[View, Watermark | None]] = []
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
             shards = self._shards(user_id)
-            previous = _watermark_of(shards)
-            if not self._count(shards):
-                outcome.append((previous, None))
+            unread = (self._count(shards, "d"), self._count(shards, "h"))
+            before = replace(_view_of(shards), unread=unread)
+            previous = before.watermark
+            if not sum(unread):
+                outcome.append((before, None))
                 return None
             mark = Watermark(
                 max(
@@ -762,7 +967,7 @@ class Inbox:
                 ),
                 self._stamp(),
             )
-            outcome.append((previous, mark))
+            outcome.append((before, mark))
             found = {item["sk"]["S"]: item for item in shards}
             keys = [counter_key(user_id, shard) for shard in range(self.counter_shards)]
             keys += [
@@ -778,38 +983,252 @@ class Inbox:
         return outcome[-1]
 
     def _watermark_update(self, key: Item, shard: Item, mark: Watermark) -> Item:
-        """Set the watermark on one shard and zero its day buckets, if nothing changed it
-        since it was read (`ver`) and no fence went past the watermark meanwhile."""
-        buckets = [name for name, value in shard.items() if name.startswith("d") and "N" in value]
+        """Set the watermark on one shard and zero its day buckets."""
+        return self._user_wide_update(
+            key,
+            shard,
+            mark.id,
+            "read_upto = :fence, read_upto_at = :at",
+            {":at": {"S": mark.at}},
+            kinds="dh",
+        )
+
+    def _user_wide_update(
+        self,
+        key: Item,
+        shard: Item,
+        fence: str,
+        clause: str,
+        values: Item,
+        *,
+        kinds: str,
+        add: str = "",
+    ) -> Item:
+        """A user-wide change's update of one shard: raise `latest_id` to its `fence`, set
+        `clause` and zero the day buckets of `kinds`, if nothing changed the shard since it
+        was read (`ver`) and no fence went past this one meanwhile."""
+        buckets = [name for name, value in shard.items() if _is_bucket(name, kinds)]
         names = {f"#b{i}": name for i, name in enumerate(buckets)}
-        values: Item = {
-            ":w": {"S": mark.id},
-            ":at": {"S": mark.at},
-            ":one": {"N": "1"},
-        }
-        clause = "SET latest_id = :w, read_upto = :w, read_upto_at = :at"
+        values = {**values, ":fence": {"S": fence}, ":one": {"N": "1"}}
+        clause = f"SET latest_id = :fence, {clause}"
         if buckets:
             values[":zero"] = {"N": "0"}
             clause += "".join(f", #b{i} = :zero" for i in range(len(buckets)))
-        condition = "(attribute_not_exists(latest_id) OR latest_id <= :w) AND "
+        condition = "(attribute_not_exists(latest_id) OR latest_id <= :fence) AND "
         if "ver" in shard:
             values[":ver"] = shard["ver"]
             condition += "ver = :ver"
         else:
             condition += "attribute_not_exists(ver)"
         return update_action(
-            self._table, key, clause + " ADD ver :one", values, condition=condition, names=names
+            self._table,
+            key,
+            f"{clause} ADD ver :one{add}",
+            values,
+            condition=condition,
+            names=names,
         )
 
     def watermark(self, user_id: str) -> Watermark:
         """The user's read watermark (one GetItem of a shard: it is on every one)."""
+        return self.view(user_id).watermark
+
+    def view(self, user_id: str) -> View:
+        """The user's read watermark and archive fences (one GetItem of a shard: they are on
+        every one). Whether anything was relisted is on one shard only: assumed."""
         item = self._db.client.get_item(
             TableName=self._table,
             Key=counter_key(user_id, 0),
-            ProjectionExpression="read_upto, read_upto_at",
+            ProjectionExpression=VIEW,
             ConsistentRead=True,
         ).get("Item")
-        return _watermark_of([item] if item else [])
+        shards = [item] if item else []
+        archives = _archives_of(shards)
+        if archives.fence:
+            archives = replace(archives, relisted=True)
+        return View(_watermark_of(shards), archives)
+
+    # --- archive all (module docstring) ----------------------------------------------------
+
+    def archive_all(
+        self, user_id: str, listed: int
+    ) -> tuple[Archives, ArchiveMark | None, list[str]]:
+        """Archive every notification of the user but those awaiting a confirmation, for
+        every reader at once: raise the archive fence on every shard to a fence F and zero
+        their `d` buckets (the held ones count in `h` buckets), in one transaction
+        conditioned on no shard having changed since read (module docstring). Returns the
+        archives before, the new archive all's mark (None when nothing was listed in the
+        inbox: no write) and up to `listed` ids it archived. The per-item remainder is the
+        job's (`archive_fenced`)."""
+        outcome: list[tuple[Archives, ArchiveMark | None, list[str]]] = []
+
+        def prepare(cancelled: Cancellation | None) -> list[Item] | None:
+            shards = self._shards(user_id)
+            archives = _archives_of(shards)
+            ids = self._shelf_ids(user_id, INBOX_SHELF, above=archives.fence, limit=listed)
+            if archives.relisted and len(ids) < listed:
+                shelf = relisted_shelf(archives.fence)
+                ids += self._shelf_ids(user_id, shelf, limit=listed - len(ids))
+            if not ids and not archives.relisted:
+                outcome.append((archives, None, []))
+                return None
+            if len(archives.relisted_shelves()) >= MAX_PENDING_RELISTED:
+                raise RateLimited(5, "Archive all is still finishing: retry shortly")
+            fence = max(
+                [
+                    _floor_id(self._clock()),
+                    archives.fence,
+                    *(s["latest_id"]["S"] for s in shards if "latest_id" in s),
+                ]
+            )
+            if archives.fence and fence <= archives.fence:
+                # A fence of its own: the shelf relisted under the one before is covered now.
+                fence = str(ULID.from_int(int(ULID.from_str(archives.fence)) + 1))
+            mark = ArchiveMark(fence, self._stamp(), archives.fence if archives.relisted else "")
+            outcome.append((archives, mark, ids))
+            found = {item["sk"]["S"]: item for item in shards}
+            keys = [counter_key(user_id, shard) for shard in range(self.counter_shards)]
+            keys += [
+                {"pk": item["pk"], "sk": item["sk"]}
+                for sk, item in found.items()
+                if sk not in {key["sk"]["S"] for key in keys}
+            ]
+            return [
+                self._user_wide_update(
+                    key,
+                    found.get(key["sk"]["S"], {}),
+                    fence,
+                    "arch_upto = :fence, arch_at = :at",
+                    {":at": {"S": mark.at}, ":mark": {"SS": [mark.encoded()]}},
+                    kinds="d",
+                    add=", arch_marks :mark",
+                )
+                for key in keys
+            ]
+
+        self._db.transact(prepare)
+        return outcome[-1]
+
+    def archived_upto(self, user_id: str, marks: list[ArchiveMark], limit: int) -> list[str]:
+        """The oldest `limit` ids of the notifications the archive alls `marks` archived that
+        are still to be recorded: on the inbox shelf up to their fence, then on the shelves
+        of those relisted before them."""
+        ids = self._ids_upto(
+            LISTING_INDEX,
+            "list_pk",
+            shelf_pk(user_id, INBOX_SHELF),
+            max(mark.fence for mark in marks),
+            limit,
+            NOT_HELD,
+        )
+        for mark in marks:
+            if len(ids) < limit and mark.relisted_from:
+                shelf = relisted_shelf(mark.relisted_from)
+                ids += self._shelf_ids(user_id, shelf, limit=limit - len(ids))
+        return ids
+
+    def stored_held_upto(self, user_id: str, fence: str, limit: int) -> list[str]:
+        """The oldest `limit` ids of notifications awaiting a confirmation on the inbox shelf
+        up to `fence`: stored before held ones had a shelf of their own."""
+        key = shelf_pk(user_id, INBOX_SHELF)
+        return self._ids_upto(LISTING_INDEX, "list_pk", key, fence, limit, f"NOT ({NOT_HELD})")
+
+    def hold(self, user_id: str, notification_id: str) -> bool:
+        """Move one notification awaiting a confirmation from the inbox shelf to the held one
+        (listed, unread and counted apart): unread, it counts again in an `h` bucket (its
+        `d` count went with the archive all that left it), unless a read watermark covers
+        it. False when it is no longer such a notification."""
+        mark = self._known(user_id)
+
+        def prepare(cancelled: Cancellation | None) -> list[Item] | None:
+            mark.learn(cancelled)
+            state = self._state(user_id, [notification_id]).get(notification_id)
+            if state is None or not _held(state) or shelf_of(state) != INBOX_SHELF:
+                return None
+            listed, values = self._shelved(user_id, state, HELD_SHELF)
+            found, found_values = _found_on(state)
+            unread = "read_at" not in state
+            clause = f"SET {listed}"
+            if unread:
+                values[":unread"] = {"S": unread_pk(user_id, held=True)}
+                clause += ", unread_pk = :unread"
+                category = state.get("category", {}).get("S")
+                if category is not None:
+                    values[":unread_category"] = {
+                        "S": unread_category_pk(user_id, category, held=True)
+                    }
+                    clause += ", unread_category_pk = :unread_category"
+            actions = [
+                self._update(
+                    user_id,
+                    notification_id,
+                    clause,
+                    {**values, **found_values},
+                    also=f"{found} AND attribute_not_exists(confirmed_at) AND "
+                    + _read_condition(unread),
+                )
+            ]
+            counted = unread and not mark.mark.covers(notification_id, state)
+            bucket = _bucket({**state, "unread_pk": values.get(":unread", {})})
+            actions.append(
+                self._counter_update(
+                    user_id,
+                    {bucket: 1} if counted else {},
+                    lowest=notification_id if counted else None,
+                    held=1,
+                )
+            )
+            return actions
+
+        return self._db.transact(prepare)
+
+    def archive_done(self, user_id: str, marks: list[ArchiveMark]) -> None:
+        """Take finished archive alls' marks off every shard (that still exists)."""
+        pending = list(range(self.counter_shards))
+
+        def prepare(cancelled: Cancellation | None) -> list[Item] | None:
+            nonlocal pending
+            if cancelled is not None:
+                pending = [s for i, s in enumerate(pending) if not cancelled.failed_condition(i)]
+            if not pending:
+                return None
+            return [
+                update_action(
+                    self._table,
+                    counter_key(user_id, shard),
+                    "DELETE arch_marks :marks",
+                    {":marks": {"SS": sorted({mark.encoded() for mark in marks})}},
+                    condition="attribute_exists(pk)",
+                )
+                for shard in pending
+            ]
+
+        self._db.transact(prepare)
+
+    def _shelf_ids(
+        self, user_id: str, shelf: str, *, limit: int, above: str | None = None
+    ) -> list[str]:
+        """The oldest `limit` ids listed on a shelf (above `above`)."""
+        values: Item = {
+            ":key": {"S": shelf_pk(user_id, shelf)},
+            ":now": {"N": str(int(self._clock()))},
+        }
+        condition = "list_pk = :key"
+        if above:
+            condition += " AND sk > :above"
+            values[":above"] = {"S": NOTIFICATION_PREFIX + above}
+        items, _ = self._db.collect(
+            {
+                "TableName": self._table,
+                "IndexName": LISTING_INDEX,
+                "KeyConditionExpression": condition,
+                "FilterExpression": f"expires_at > :now AND ({NOT_HELD})",
+                "ProjectionExpression": "sk",
+                "ExpressionAttributeValues": values,
+            },
+            limit,
+        )
+        return [notification_id_of(item) for item in items]
 
     def position_now(self) -> str:
         """An id above every notification id stored until now (the largest of the next
@@ -824,8 +1243,8 @@ class Inbox:
         committed), so F covers every id committed before the call."""
         return self._fenced(user_id)[0]
 
-    def _fenced(self, user_id: str) -> tuple[str, Watermark]:
-        """`fence`, and the read watermark the shards held when read."""
+    def _fenced(self, user_id: str) -> tuple[str, View]:
+        """`fence`, and the read watermark and archive fences the shards held when read."""
         shards = self._shards(user_id)
         fence = max(
             [_floor_id(self._clock()), *(s["latest_id"]["S"] for s in shards if "latest_id" in s)]
@@ -851,7 +1270,7 @@ class Inbox:
             ]
 
         self._db.transact(prepare)
-        return fence, _watermark_of(shards)
+        return fence, _view_of(shards)
 
     # --- reads -------------------------------------------------------------------------
 
@@ -863,9 +1282,9 @@ class Inbox:
         ).get("Item")
         if item is None or self._expired(item):
             return None
-        if "read_at" in item:
+        if "read_at" in item and shelf_of(item) in (ARCHIVED_SHELF, HELD_SHELF):
             return _readable(item)
-        return _readable(item, self.watermark(user_id))
+        return _readable(item, self.view(user_id))
 
     def page(
         self,
@@ -876,61 +1295,101 @@ class Inbox:
         unread_only: bool = False,
         category: str | None = None,
         archived: bool = False,
-        watermark: Watermark | None = None,
+        view: View | None = None,
     ) -> Page:
         """Up to `limit` notifications, newest first, after `cursor` (a notification id);
         the archived ones only when `archived`, and then only they.
 
         Each filter has its own sparse index (key schema in keys.py), so a page reads only
-        what it returns, whatever the filter leaves out; unread ones are read above the read
-        `watermark` only (looked up when not given), so a page costs the same after a mark
-        all read, however many items the job has still to record.
+        what it returns, whatever the filter leaves out. A listing is the merge of a few
+        Queries, one per shelf it shows (module docstring): the inbox is the inbox shelf
+        above the archive fence, the held shelf and the shelf relisted under the fence; the
+        archived listing the archived shelf, the inbox shelf up to the fence and the relisted
+        shelves of archive alls whose job is still running; unread ones are read above the
+        read watermark (and, held aside, the archive fence). So a page costs the same after a
+        user-wide change, however many items its job has still to record. `view` (the
+        watermark and fences) is looked up when not given.
         """
         if unread_only and archived:
             return Page([], False)  # archiving marks read
-        if watermark is None:
-            watermark = self.watermark(user_id)
-        if unread_only and cursor is not None and cursor <= watermark.id:
-            return Page([], False)
-        if unread_only and category is not None:
-            index, key_name, key = (
-                UNREAD_CATEGORY_INDEX,
-                "unread_category_pk",
-                unread_category_pk(user_id, category),
-            )
-        elif unread_only:
-            index, key_name, key = UNREAD_INDEX, "unread_pk", user_pk(user_id)
-        elif category is not None:
-            index, key_name, key = (
-                CATEGORY_INDEX,
-                "category_pk",
-                category_pk(user_id, category, archived),
-            )
+        if view is None:
+            view = self.view(user_id)
+        mark, archives = view.watermark, view.archives
+        sources: list[_Source] = []
+        if unread_only:
+            index = UNREAD_CATEGORY_INDEX if category is not None else UNREAD_INDEX
+            key_name = "unread_category_pk" if category is not None else "unread_pk"
+            for held, low in ((False, max(mark.id, archives.fence)), (True, mark.id)):
+                if view.unread is not None and not view.unread[held]:
+                    continue  # none counted: none above the watermark and fence
+                key = (
+                    unread_category_pk(user_id, category, held=held)
+                    if category is not None
+                    else unread_pk(user_id, held=held)
+                )
+                sources.append(_Source(index, key_name, key, low=low or None))
         else:
-            index, key_name, key = LISTING_INDEX, "list_pk", listing_pk(user_id, archived)
+            if archived:
+                shelves = [(ARCHIVED_SHELF, None, None)]
+                if archives.fence:
+                    shelves.append((INBOX_SHELF, None, archives.fence))
+                shelves += [(shelf, None, None) for shelf in archives.relisted_shelves()]
+            else:
+                shelves = [(INBOX_SHELF, archives.fence or None, None)]
+                if view.held is None or view.held > 0:
+                    shelves.append((HELD_SHELF, None, None))
+                if archives.relisted:
+                    shelves.append((relisted_shelf(archives.fence), None, None))
+            for shelf, low, high in shelves:
+                if category is not None:
+                    key = shelf_category_pk(user_id, shelf, category)
+                    sources.append(_Source(CATEGORY_INDEX, "category_pk", key, low, high))
+                else:
+                    key = shelf_pk(user_id, shelf)
+                    sources.append(_Source(LISTING_INDEX, "list_pk", key, low, high))
+        found: dict[str, Notification] = {}
+        more = False
+        for source in sources:
+            request = self._source_request(user_id, source, cursor)
+            if request is None:
+                continue
+            items, more_here = self._collect(request, limit, source.key_name, view)
+            more |= more_here
+            # Shown as it reads: an item on the inbox shelf up to the fence is archived.
+            found.update((n.id, n) for n in items if n.archived == archived)
+        merged = sorted(found.values(), key=lambda n: n.id, reverse=True)
+        return Page(merged[:limit], more or len(merged) > limit)
+
+    def _source_request(self, user_id: str, source: _Source, cursor: str | None) -> Item | None:
+        """The Query of one shelf of a listing, newest first, below `cursor` (None: nothing
+        of it is below the cursor)."""
+        values: Item = {":key": {"S": source.key}, ":now": {"N": str(int(self._clock()))}}
+        condition = f"{source.key_name} = :key"
         request: Item = {
             "TableName": self._table,
-            "IndexName": index,
+            "IndexName": source.index,
             "ScanIndexForward": False,
-            "KeyConditionExpression": f"{key_name} = :key",
             "FilterExpression": "expires_at > :now",
-            "ExpressionAttributeValues": {
-                ":key": {"S": key},
-                ":now": {"N": str(int(self._clock()))},
-            },
+            "ExpressionAttributeValues": values,
         }
-        if unread_only and watermark.id:
-            request["KeyConditionExpression"] += " AND sk > :read"
-            request["ExpressionAttributeValues"][":read"] = {
-                "S": NOTIFICATION_PREFIX + watermark.id
-            }
-        if cursor is not None:
-            request["ExclusiveStartKey"] = {
-                **notification_key(user_id, cursor),
-                key_name: {"S": key},
-            }
-        items, more = self._collect(request, limit, key_name, watermark)
-        return Page(items, more)
+        if source.low is not None:
+            if cursor is not None and cursor <= source.low:
+                return None
+            condition += " AND sk > :low"
+            values[":low"] = {"S": NOTIFICATION_PREFIX + source.low}
+            if cursor is not None:
+                request["ExclusiveStartKey"] = {
+                    **notification_key(user_id, cursor),
+                    source.key_name: {"S": source.key},
+                }
+        elif cursor is not None and (source.high is None or cursor <= source.high):
+            condition += " AND sk < :high"
+            values[":high"] = {"S": NOTIFICATION_PREFIX + cursor}
+        elif source.high is not None:
+            condition += " AND sk <= :high"
+            values[":high"] = {"S": NOTIFICATION_PREFIX + source.high}
+        request["KeyConditionExpression"] = condition
+        return request
 
     def after(self, user_id: str, after: str | None, limit: int) -> list[Notification]:
         """Up to `limit` notifications with id greater than `after`, oldest first.
@@ -941,10 +1400,10 @@ class Inbox:
         """
         if not self._query_after(user_id, after, None, 1):
             return []
-        fence, watermark = self._fenced(user_id)
+        fence, view = self._fenced(user_id)
         if after is not None and after >= fence:
             return []
-        return self._query_after(user_id, after, fence, limit, watermark)
+        return self._query_after(user_id, after, fence, limit, view)
 
     def _query_after(
         self,
@@ -952,7 +1411,7 @@ class Inbox:
         after: str | None,
         upto: str | None,
         limit: int,
-        watermark: Watermark = NO_WATERMARK,
+        view: View = NO_VIEW,
     ) -> list[Notification]:
         values: Item = {
             ":pk": {"S": user_pk(user_id)},
@@ -973,13 +1432,13 @@ class Inbox:
         }
         if after is not None:
             request["ExclusiveStartKey"] = notification_key(user_id, after)
-        items, _ = self._collect(request, limit, None, watermark)
+        items, _ = self._collect(request, limit, None, view)
         return items
 
     def everything(self, user_id: str) -> list[Notification]:
         """All of the user's unexpired notifications, archived too, oldest first (those that
         cannot be read back skipped, logged)."""
-        watermark = self.watermark(user_id)
+        view = self.view(user_id)
         items = self._db.query_all(
             TableName=self._table,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
@@ -990,7 +1449,7 @@ class Inbox:
                 ":now": {"N": str(int(self._clock()))},
             },
         )
-        return [n for item in items if (n := _readable(item, watermark)) is not None]
+        return [n for item in items if (n := _readable(item, view)) is not None]
 
     def export_page(
         self, user_id: str, after: str | None, limit: int
@@ -1011,8 +1470,8 @@ class Inbox:
         if after is not None:
             request["ExclusiveStartKey"] = notification_key(user_id, after)
         response = self._db.client.query(**request)
-        watermark = self.watermark(user_id)
-        items = [n for item in response["Items"] if (n := _readable(item, watermark)) is not None]
+        view = self.view(user_id)
+        items = [n for item in response["Items"] if (n := _readable(item, view)) is not None]
         last = response.get("LastEvaluatedKey")
         return items, None if last is None else notification_id_of(last)
 
@@ -1027,19 +1486,19 @@ class Inbox:
             since is None or not self._query_after(user_id, since, None, 1)
         ):
             return []
-        fence, watermark = self._fenced(user_id)
-        notifications = self._unacked(user_id, fence, limit, watermark)
+        fence, view = self._fenced(user_id)
+        notifications = self._unacked(user_id, fence, limit, view)
         if since is not None and since < fence:
             pending = {notification.id for notification in notifications}
             notifications += [
                 notification
-                for notification in self._query_after(user_id, since, fence, limit, watermark)
+                for notification in self._query_after(user_id, since, fence, limit, view)
                 if notification.id not in pending
             ]
         return sorted(notifications, key=lambda notification: notification.id)[:limit]
 
     def _unacked(
-        self, user_id: str, upto: str | None, limit: int, watermark: Watermark = NO_WATERMARK
+        self, user_id: str, upto: str | None, limit: int, view: View = NO_VIEW
     ) -> list[Notification]:
         """Up to `limit` of the user's not-yet-acked notifications (with ids up to `upto`)."""
         values: Item = {":pk": {"S": user_pk(user_id)}, ":now": {"N": str(int(self._clock()))}}
@@ -1057,7 +1516,7 @@ class Inbox:
             },
             limit,
             "unacked_pk",
-            watermark,
+            view,
         )
         return notifications
 
@@ -1065,18 +1524,21 @@ class Inbox:
         """The sum over the counter shards of the day buckets not expired yet (one Query)."""
         return self._count(self._shards(user_id))
 
-    def counter(self, user_id: str) -> tuple[int, Watermark]:
-        """The unread count and the read watermark, read together (one Query)."""
+    def counter(self, user_id: str) -> tuple[int, View]:
+        """The unread count, the read watermark and the archive fences, read together (one
+        Query)."""
         shards = self._shards(user_id)
-        return self._count(shards), _watermark_of(shards)
+        unread = (self._count(shards, "d"), self._count(shards, "h"))
+        held = sum(int(item.get("held_n", {}).get("N", "0")) for item in shards)
+        return sum(unread), replace(_view_of(shards), unread=unread, held=held)
 
-    def _count(self, shards: list[Item]) -> int:
-        today = datetime.fromtimestamp(self._clock(), UTC).strftime("d%Y%m%d")
+    def _count(self, shards: list[Item], kinds: str = "dh") -> int:
+        today = datetime.fromtimestamp(self._clock(), UTC).strftime("%Y%m%d")
         return sum(
             int(value["N"])
             for item in shards
             for name, value in item.items()
-            if name.startswith("d") and name >= today and "N" in value
+            if _is_bucket(name, kinds) and name[1:] >= today and "N" in value
         )
 
     def _shards(self, user_id: str) -> list[Item]:
@@ -1096,25 +1558,49 @@ class Inbox:
         )
 
     def unread_ids(
-        self, user_id: str, *, upto: str, limit: int, above: str | None = None
+        self,
+        user_id: str,
+        *,
+        upto: str,
+        limit: int,
+        above: str | None = None,
+        fence: str = "",
+        unread: tuple[int, int] | None = None,
     ) -> list[str]:
         """The oldest `limit` ids of the user's notifications stored unread with ids up to
-        `upto` (and above `above`): those a read watermark covers are there until recorded."""
-        if not above:
-            return self._ids_upto(UNREAD_INDEX, "unread_pk", user_pk(user_id), upto, limit)
-        ids = self._ids_upto(
-            UNREAD_INDEX, "unread_pk", user_pk(user_id), upto, limit + 1, above=above
-        )
-        return [i for i in ids if i > above][:limit]
+        `upto` (and above `above`): those a read watermark covers are there until recorded.
+        Those an archive fence covers (up to `fence`, not held) are left out: the archive
+        all's job records them. `unread`: the counts (`d`, `h`) above `above`, when known: a
+        kind counted 0 has none to list."""
+        ids: list[str] = []
+        for held, low in ((False, max(above or "", fence)), (True, above or "")):
+            if (low and low >= upto) or (unread is not None and not unread[held]):
+                continue
+            key = unread_pk(user_id, held=held)
+            found = self._ids_upto(
+                UNREAD_INDEX, "unread_pk", key, upto, limit + 1, above=low or None
+            )
+            ids += [i for i in found if i > low]
+        return sorted(ids)[:limit]
 
     def listed_ids(self, user_id: str, *, archived: bool, upto: str, limit: int) -> list[str]:
         """The oldest `limit` ids of the user's notifications archived (or not) with ids up to
-        `upto`; not archived, those that need a confirmation they lack are left out."""
-        pending = None if archived else (
-            "attribute_not_exists(needs_confirmation) OR attribute_exists(confirmed_at)"
-        )  # fmt: skip
-        key = listing_pk(user_id, archived)
-        return self._ids_upto(LISTING_INDEX, "list_pk", key, upto, limit, pending)
+        `upto`, shelf after shelf; not archived, those that await a confirmation are left
+        out. Archived: those an archive all archived too (read from the `view`)."""
+        if not archived:
+            shelves = [(INBOX_SHELF, upto)]
+        else:
+            archives = self.view(user_id).archives
+            shelves = [(ARCHIVED_SHELF, upto), (INBOX_SHELF, min(upto, archives.fence))]
+            shelves += [(shelf, upto) for shelf in archives.relisted_shelves()]
+        ids: list[str] = []
+        for shelf, high in shelves:
+            if high and len(ids) < limit:
+                key = shelf_pk(user_id, shelf)
+                ids += self._ids_upto(
+                    LISTING_INDEX, "list_pk", key, high, limit - len(ids), NOT_HELD
+                )
+        return ids
 
     def _ids_upto(
         self,
@@ -1152,14 +1638,14 @@ class Inbox:
         request: Item,
         limit: int,
         index_pk: str | None,
-        watermark: Watermark = NO_WATERMARK,
+        view: View = NO_VIEW,
     ) -> tuple[list[Notification], bool]:
         """Up to `limit` readable notifications of the Query, and whether more follow; an
         unreadable item is skipped and the Query goes on past it to fill the page."""
         found: list[Notification] = []
         while True:
             items, more = self._db.collect(request, limit - len(found))
-            found += [n for item in items if (n := _readable(item, watermark)) is not None]
+            found += [n for item in items if (n := _readable(item, view)) is not None]
             if not more or not items or len(found) >= limit:
                 return found, more
             last = items[-1]
@@ -1225,6 +1711,9 @@ class Inbox:
             current = known if cancelled is None else self._state(user_id, batch)
             present = [i for i in batch if i in current]
             wanted = [i for i in present if stamp.wanted(current[i])]
+            if stamp.counted:
+                # One an archive all covers reads read already: its job records it.
+                wanted = [i for i in wanted if mark.archives.archived_at(i, current[i]) is None]
             covered = {i for i in wanted if stamp.counted and mark.mark.covers(i, current[i])}
             changes = [
                 _change(
@@ -1241,6 +1730,7 @@ class Inbox:
                 if name in stamp.expression
             }
             decrements: dict[str, int] = {}
+            counted: list[str] = []
             actions: list[Item] = []
             for notification_id in wanted:
                 entry: tuple[str, dict[str, object] | None] = (stamp.entry, None)
@@ -1248,9 +1738,12 @@ class Inbox:
                 if notification_id in covered:
                     entry = _read_entry(mark.mark, True)
                     at = {**values, ":at": {"S": mark.mark.at}}
-                elif stamp.counted:
-                    bucket = counter_bucket(int(current[notification_id]["expires_at"]["N"]))
+                elif stamp.counted and not mark.archives.zeroed(
+                    notification_id, current[notification_id]
+                ):
+                    bucket = _bucket(current[notification_id])
                     decrements[bucket] = decrements.get(bucket, 0) - 1
+                    counted.append(notification_id)
                 self._chained(
                     chains,
                     actions,
@@ -1264,8 +1757,7 @@ class Inbox:
                     ),
                 )
             if decrements:
-                lowest = min(i for i in wanted if i not in covered)
-                actions.append(self._counter_update(user_id, decrements, lowest=lowest))
+                actions.append(self._decrement(user_id, decrements, counted, current))
             return actions
 
         committed = self._db.transact(prepare)
@@ -1289,71 +1781,109 @@ class Inbox:
             chains.settle(cancelled)
             mark.learn(cancelled)
             current = known if cancelled is None else self._state(user_id, batch)
-            stamp = {":at": {"S": self._stamp()}}
+            stamp = self._stamp()
+            view = mark.view
             changes, actions = [], []
             decrements: dict[str, int] = {}
+            counted: list[str] = []
+            relisted = False
             for i in batch:
                 state = current.get(i)
                 if state is None:
                     continue
-                needs = "needs_confirmation" in state
-                category = state.get("category", {}).get("S")
-                listed, values = self._listing(user_id, category, archived)
-                if not archived:
-                    if "archived_at" in state:
-                        changes.append(_change(i, state, was_unread=False))
-                        actions.append(
-                            self._update(
-                                user_id, i, f"SET {listed} REMOVE archived_at", values,
-                                also="attribute_exists(archived_at)",
-                            )
-                        )  # fmt: skip
-                    continue
-                if "archived_at" in state or (needs and "confirmed_at" not in state):
-                    continue
+                fenced_at = view.archives.archived_at(i, state)
                 unread = "read_at" not in state
-                covered = mark.mark.covers(i, state)
+                read_at = view.read_at(i, state)
+                if archived and ("archived_at" in state or _held(state)):
+                    continue
+                if not archived and "archived_at" not in state and fenced_at is None:
+                    continue
+                if not archived and fenced_at is None:
+                    shelf = view.archives.shelf_for(i)
+                    relisted |= shelf != INBOX_SHELF
+                    listed, values = self._shelved(user_id, state, shelf)
+                    changes.append(_change(i, state, was_unread=False))
+                    actions.append(
+                        self._update(
+                            user_id, i, f"SET {listed} REMOVE archived_at", values,
+                            also="attribute_exists(archived_at)",
+                        )
+                    )  # fmt: skip
+                    continue
+                # Archive it, or restore one an archive all archived: either way its receipt
+                # gets what the archive all's job would have written (`read`, `archived`).
+                shelf = ARCHIVED_SHELF if archived else view.archives.shelf_for(i)
+                relisted |= shelf not in (ARCHIVED_SHELF, INBOX_SHELF)
+                listed, values = self._shelved(user_id, state, shelf)
+                found, found_values = _found_on(state)
+                values.update(found_values)
+                values[":read"] = {"S": read_at or stamp}
+                clause = f"SET read_at = if_not_exists(read_at, :read), {listed}"
+                if archived:
+                    clause += ", archived_at = :archived"
+                    values[":archived"] = {"S": fenced_at or stamp}
                 changes.append(
-                    _change(i, state, was_unread=unread and not covered, covered=covered)
+                    _change(
+                        i,
+                        state,
+                        was_unread=unread and read_at is None,
+                        covered=unread and read_at is not None,
+                        fenced=fenced_at is not None,
+                    )
                 )
-                read = {":read": {"S": mark.mark.at}} if covered else {":read": stamp[":at"]}
                 self._chained(
                     chains,
                     actions,
                     user_id,
                     i,
                     state,
-                    [_read_entry(mark.mark, covered)] * unread + [("archived", None)],
+                    [("read", {"read_at": read_at} if read_at else None)] * unread
+                    + [("archived", {"archived_at": fenced_at} if fenced_at else None)],
                     channel,
-                    lambda chain, i=i, listed=listed, values=values, unread=unread, read=read: (
+                    lambda chain, i=i, clause=clause, values=values, unread=unread, found=found: (
                         self._update(
                             user_id,
                             i,
-                            "SET archived_at = :at, read_at = if_not_exists(read_at, :read), "
-                            f"{listed} REMOVE {UNREAD_KEYS}",
-                            {**stamp, **read, **values},
-                            also="attribute_not_exists(archived_at) AND " + _read_condition(unread),
+                            f"{clause} REMOVE {UNREAD_KEYS}",
+                            values,
+                            also=f"attribute_not_exists(archived_at) AND {found} AND "
+                            + _read_condition(unread),
                             chain=chain,
                         )
                     ),
                 )
-                if unread and not covered:
-                    bucket = counter_bucket(int(state["expires_at"]["N"]))
+                if unread and read_at is None and not view.archives.zeroed(i, state):
+                    bucket = _bucket(state)
                     decrements[bucket] = decrements.get(bucket, 0) - 1
+                    counted.append(i)
             if decrements:
-                lowest = min(c.id for c in changes if c.was_unread)
-                actions.append(self._counter_update(user_id, decrements, lowest=lowest))
+                actions.append(self._decrement(user_id, decrements, counted, current))
+            if not archived and changes:
+                guard = self._counter_update(
+                    user_id, {}, fence=view.archives.fence, relist=relisted
+                )
+                actions.append(guard)
             return actions
 
         return changes if self._db.transact(prepare) else []
 
-    def _listing(self, user_id: str, category: str | None, archived: bool) -> tuple[str, Item]:
-        """The SET clause (and its values) that moves a notification to the listings of
-        archived ones, or back."""
-        values: Item = {":list": {"S": listing_pk(user_id, archived)}}
+    def _decrement(
+        self, user_id: str, decrements: dict[str, int], counted: list[str], state: dict[str, Item]
+    ) -> Item:
+        """The counter update taking the unread notifications `counted` off the count, while
+        no user-wide change covers them (the lowest of them, and of those in `d` buckets)."""
+        fresh = [i for i in counted if not _bucket(state[i]).startswith("h")]
+        return self._counter_update(
+            user_id, decrements, lowest=min(counted), lowest_fresh=min(fresh, default=None)
+        )
+
+    def _shelved(self, user_id: str, state: Item, shelf: str) -> tuple[str, Item]:
+        """The SET clause (and its values) that lists a notification on `shelf`."""
+        values: Item = {":list": {"S": shelf_pk(user_id, shelf)}}
         clause = "list_pk = :list"
+        category = state.get("category", {}).get("S")
         if category is not None:
-            values[":category"] = {"S": category_pk(user_id, category, archived)}
+            values[":category"] = {"S": shelf_category_pk(user_id, shelf, category)}
             clause += ", category_pk = :category"
         return clause, values
 
@@ -1383,20 +1913,25 @@ class Inbox:
         expiry_day = (created + self._retention).date() + timedelta(days=1)
         expires_at = int(datetime(*expiry_day.timetuple()[:3], tzinfo=UTC).timestamp())
         doc = notification.model_dump(exclude=STATE_FIELDS)
-        pk = user_pk(user_id)
+        # One awaiting a confirmation is held: listed, counted and unread apart from the others,
+        # so that no archive all covers it.
+        held = content.requires_confirmation
+        shelf = HELD_SHELF if held else INBOX_SHELF
         item: Item = {
             **notification_key(user_id, notification.id),
             "doc": {"S": compact_json(doc)},
             "delivered": {"BOOL": False},
-            "unread_pk": {"S": pk},
-            "unacked_pk": {"S": pk},
+            "unread_pk": {"S": unread_pk(user_id, held=held)},
+            "unacked_pk": {"S": user_pk(user_id)},
             "expires_at": {"N": str(expires_at)},
         }
-        item["list_pk"] = {"S": listing_pk(user_id, False)}
+        item["list_pk"] = {"S": shelf_pk(user_id, shelf)}
         if content.category is not None:
             item["category"] = {"S": content.category}
-            item["category_pk"] = {"S": category_pk(user_id, content.category, False)}
-            item["unread_category_pk"] = {"S": unread_category_pk(user_id, content.category)}
+            item["category_pk"] = {"S": shelf_category_pk(user_id, shelf, content.category)}
+            item["unread_category_pk"] = {
+                "S": unread_category_pk(user_id, content.category, held=held)
+            }
         if content.requires_confirmation:
             item["needs_confirmation"] = {"BOOL": True}
         # Its escalation steps: a change that closes it looks for them only when there are.
@@ -1427,9 +1962,10 @@ class Inbox:
             },
             self._counter_update(
                 user_id,
-                {counter_bucket(int(item["expires_at"]["N"])): 1},
+                {_bucket(item): 1},
                 latest=notification.id,
                 unless_erasing=True,
+                held=int(shelf_of(item) == HELD_SHELF),
                 shard=shard,
             ),
         ]
@@ -1531,35 +2067,62 @@ class Inbox:
         latest: str | None = None,
         unless_erasing: bool = False,
         lowest: str | None = None,
+        lowest_fresh: str | None = None,
+        fence: str | None = None,
+        relist: bool = False,
+        held: int = 0,
         shard: int | None = None,
     ) -> Item:
         """Add `deltas` to a shard of the unread counter picked at random (a retry after a
         conflict picks again); a store passes its id as `latest` (see the module docstring:
         it commits only above the shard's `latest_id`) and asks `unless_erasing` (the erasure
         tombstone is on every shard). A subtraction passes the `lowest` id it subtracts: it
-        commits only while no read watermark covers it. Each update adds 1 to `ver`, which
-        the watermark's transaction finds unchanged or goes again."""
+        commits only while no read watermark covers it; and the lowest it subtracts from a
+        `d` bucket (`lowest_fresh`): only while no archive fence covers it. A change that
+        lists a notification back in the inbox passes the `fence` it decided by: it commits
+        only while that fence stands (`relist`: and notes that its relisted shelf is in use).
+        `held` adds to the count of notifications on the held shelf (a listing skips the shelf
+        while it is 0). Each update adds 1 to `ver`, which a user-wide change's transaction
+        finds unchanged or goes again."""
         names = {f"#d{i}": bucket for i, bucket in enumerate(deltas)}
         values = {f":d{i}": {"N": str(delta)} for i, delta in enumerate(deltas.values())}
         values[":ver"] = {"N": "1"}
+        adds = [*(f"#d{i} :d{i}" for i in range(len(deltas))), "ver :ver"]
+        if held:
+            adds.append("held_n :held")
+            values[":held"] = {"N": str(held)}
         update: Item = {
             "TableName": self._table,
             "Key": counter_key(
                 user_id, random.randrange(self.counter_shards) if shard is None else shard
             ),
-            "UpdateExpression": "ADD "
-            + ", ".join([*(f"#d{i} :d{i}" for i in range(len(deltas))), "ver :ver"]),
-            "ExpressionAttributeNames": names,
+            "UpdateExpression": "ADD " + ", ".join(adds),
             "ExpressionAttributeValues": values,
         }
+        if names:
+            update["ExpressionAttributeNames"] = names
         conditions = []
+        sets = []
         if lowest is not None:
             conditions.append("(attribute_not_exists(read_upto) OR read_upto < :lowest)")
             values[":lowest"] = {"S": lowest}
+        if lowest_fresh is not None:
+            conditions.append("(attribute_not_exists(arch_upto) OR arch_upto < :fresh)")
+            values[":fresh"] = {"S": lowest_fresh}
+        if fence is not None:
+            if fence:
+                conditions.append("arch_upto = :fence")
+                values[":fence"] = {"S": fence}
+            else:
+                conditions.append("attribute_not_exists(arch_upto)")
+            if relist and fence:
+                sets.append("relisted = :fence")
         if latest is not None:
-            update["UpdateExpression"] = "SET latest_id = :latest " + update["UpdateExpression"]
+            sets.append("latest_id = :latest")
             conditions.append("(attribute_not_exists(latest_id) OR latest_id < :latest)")
             values[":latest"] = {"S": latest}
+        if sets:
+            update["UpdateExpression"] = f"SET {', '.join(sets)} {update['UpdateExpression']}"
         if unless_erasing:
             conditions.append("(attribute_not_exists(erasing_until) OR erasing_until < :now)")
             values[":now"] = {"N": str(int(self._clock()))}
@@ -1608,12 +2171,13 @@ class Inbox:
         return {notification_id_of(item): item for item in items if not self._expired(item)}
 
 
-def _notification_from(item: Item, watermark: Watermark = NO_WATERMARK) -> Notification:
+def _notification_from(item: Item, view: View = NO_VIEW) -> Notification:
     doc = json.loads(item["doc"]["S"])
-    read_at = item.get("read_at", {}).get("S")
-    if read_at is None and watermark.covers(notification_id_of(item), item):
-        read_at = watermark.at
-    archived_at = item.get("archived_at", {}).get("S")
+    notification_id = notification_id_of(item)
+    read_at = item.get("read_at", {}).get("S") or view.read_at(notification_id, item)
+    archived_at = item.get("archived_at", {}).get("S") or view.archives.archived_at(
+        notification_id, item
+    )
     return Notification.model_construct(
         **doc,
         read=read_at is not None,
@@ -1631,15 +2195,22 @@ def _read_entry(mark: Watermark, covered: bool) -> tuple[str, dict[str, object] 
     return ("read", {"read_at": mark.at} if covered else None)
 
 
+def _found_on(state: Item) -> tuple[str, Item]:
+    """That a notification is still on the shelf it was read on (the condition, its values)."""
+    if "list_pk" not in state:
+        return "attribute_not_exists(list_pk)", {}
+    return "list_pk = :found", {":found": state["list_pk"]}
+
+
 def _read_condition(unread: bool) -> str:
     """That the notification is still as unread (or read) as the action found it."""
     return "attribute_not_exists(read_at)" if unread else "attribute_exists(read_at)"
 
 
-def _readable(item: Item, watermark: Watermark = NO_WATERMARK) -> Notification | None:
+def _readable(item: Item, view: View = NO_VIEW) -> Notification | None:
     """The notification of a stored item, or None (logged) when it cannot be read back whole."""
     try:
-        notification = _notification_from(item, watermark)
+        notification = _notification_from(item, view)
         Notification.model_validate(notification.__dict__)
         check_json(notification.data, max_depth=MAX_DATA_DEPTH)
     except (KeyError, TypeError, ValueError, RecursionError, ValidationError) as exc:
@@ -1663,6 +2234,44 @@ def _watermark_of(shards: list[Item]) -> Watermark:
         if "read_upto" in item
     ]
     return max(marks, key=lambda mark: mark.id, default=NO_WATERMARK)
+
+
+def _view_of(shards: list[Item]) -> View:
+    return View(_watermark_of(shards), _archives_of(shards))
+
+
+def _archives_of(shards: list[Item]) -> Archives:
+    """The archive fence the counter shards hold (the greatest, should one lag), the archive
+    alls still pending on any, and whether one relisted a notification under the fence."""
+    fenced = [item for item in shards if "arch_upto" in item]
+    if not fenced:
+        return NO_ARCHIVES
+    latest = max(fenced, key=lambda item: item["arch_upto"]["S"])
+    fence = latest["arch_upto"]["S"]
+    marks = {text for item in fenced for text in item.get("arch_marks", {}).get("SS", [])}
+    return Archives(
+        fence,
+        latest.get("arch_at", {}).get("S", ""),
+        tuple(sorted((ArchiveMark.decoded(text) for text in marks), key=lambda m: m.fence)),
+        any(item.get("relisted", {}).get("S") == fence for item in shards),
+    )
+
+
+def _held(state: Item) -> bool:
+    """Whether a notification awaits a confirmation (no archive all covers it)."""
+    return "needs_confirmation" in state and "confirmed_at" not in state
+
+
+def _bucket(state: Item) -> str:
+    """The counter bucket an unread notification is counted in."""
+    held = state.get("unread_pk", {}).get("S", "").startswith(HELD_PREFIX)
+    return counter_bucket(int(state["expires_at"]["N"]), held=held)
+
+
+def _is_bucket(name: str, kinds: str = "dh") -> bool:
+    """Whether a counter attribute is a day bucket (`d` unread, `h` unread awaiting a
+    confirmation)."""
+    return len(name) == 9 and name[0] in kinds and name[1:].isdigit()
 
 
 def _latest_committed(cancelled: Cancellation | None) -> str | None:
@@ -1708,15 +2317,20 @@ def _floor_id(now: float) -> str:
 
 
 def _delete(
-    table: str, key: Item, condition: str, chain: tuple[str, Item, str] | None = None
+    table: str,
+    key: Item,
+    condition: str,
+    chain: tuple[str, Item, str] | None = None,
+    values: Item | None = None,
 ) -> Item:
     delete: Item = {"TableName": table, "Key": key, "ConditionExpression": condition}
+    found = dict(values or {})
     if chain is not None:
-        _, values, tail_condition = chain
-        held = {name: value for name, value in values.items() if name == ":rheld"}
+        _, tail_values, tail_condition = chain
+        found.update({name: value for name, value in tail_values.items() if name == ":rheld"})
         delete["ConditionExpression"] += f" AND {tail_condition}"
-        if held:
-            delete["ExpressionAttributeValues"] = held
+    if found:
+        delete["ExpressionAttributeValues"] = found
     return {"Delete": delete}
 
 

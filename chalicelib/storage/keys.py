@@ -10,15 +10,25 @@ Notifications table, key `pk` + `sk`; each user has one partition, plus a few sh
                                     read_at?, delivered, unread_pk? (sparse GSI `unread`),
                                     unacked_pk? (sparse GSI `unacked`), expires_at (TTL);
                                     the listings, each a GSI on `+ sk`, so a filtered page
-                                    reads only what it returns: list_pk (`listing`:
-                                    `USER#<user>#I`, or `#A` once archived), category_pk?
-                                    (`category`: `USER#<user>#I#<category>` / `#A#...`),
+                                    reads only what it returns: list_pk (`listing`: the
+                                    shelf, `USER#<user>#I` the inbox, `#A` archived, `#H`
+                                    held: awaiting a confirmation, `#R@<fence>` relisted
+                                    under an archive fence), category_pk? (`category`:
+                                    `USER#<user>#I#<category>`, `#A#...`, ...),
                                     unread_category_pk? (`unread_category`, while unread:
-                                    `USER#<user>#<category>`)
+                                    `USER#<user>#<category>`); held ones unread under
+                                    `HELD#USER#<user>` (unread_pk and unread_category_pk)
     USER#<user>   COUNT#<k>         unread counter shard k of `COUNTER_SHARDS`: one number per
                                     expiry day, `d<yyyymmdd>` (the count is the sum over the
-                                    shards); latest_id (the greatest id committed on this
-                                    shard or fenced, see inbox.py); erasing_until (tombstone)
+                                    shards; `h<yyyymmdd>` for held ones); latest_id (the
+                                    greatest id committed on this shard or fenced, see
+                                    inbox.py); erasing_until (tombstone); read_upto,
+                                    read_upto_at (mark all read's watermark); arch_upto,
+                                    arch_at, arch_marks, relisted (archive all's fence, its
+                                    pending marks, the fence something was relisted under);
+                                    held_n (notifications on the held shelf, an upper bound:
+                                    0 lets a listing skip that shelf); ver (every update
+                                    adds 1)
     USER#<user>   IDEM#<key>        idempotency record: notification_id, expires_at
     USER#<user>   LIMIT#<minute>    rate-limit window: hits, expires_at
     USER#<user>   GROUPS            the groups of the user's last register: groups, version
@@ -81,17 +91,51 @@ DUE_SHARDS = 4
 ESCALATION_CURSOR_KEY: Item = {"pk": {"S": "ESCALATION"}, "sk": {"S": "CURSOR"}}
 
 
+# The shelves a notification is listed on (the last part of its `list_pk`).
+INBOX_SHELF = "I"
+ARCHIVED_SHELF = "A"
+HELD_SHELF = "H"
+RELISTED_SHELF = "R@"
+HELD_PREFIX = "HELD#"
+
+
 def listing_pk(user_id: str, archived: bool) -> str:
     """The `listing` partition of the user's notifications, archived or not."""
-    return f"{user_pk(user_id)}#{'A' if archived else 'I'}"
+    return shelf_pk(user_id, ARCHIVED_SHELF if archived else INBOX_SHELF)
+
+
+def shelf_pk(user_id: str, shelf: str) -> str:
+    """The `listing` partition of one shelf: `I` (the inbox), `A` (archived), `H` (held:
+    awaiting a confirmation) or `R@<fence>` (relisted while that archive fence stood)."""
+    return f"{user_pk(user_id)}#{shelf}"
+
+
+def relisted_shelf(fence: str) -> str:
+    return RELISTED_SHELF + fence
+
+
+def shelf_of(item: Item) -> str | None:
+    """The shelf a notification item is listed on (None: an item without a listing)."""
+    listed = item.get("list_pk", {}).get("S")
+    return None if listed is None else listed.rpartition("#")[2]
 
 
 def category_pk(user_id: str, category: str, archived: bool) -> str:
-    return f"{listing_pk(user_id, archived)}#{category}"
+    return shelf_category_pk(user_id, ARCHIVED_SHELF if archived else INBOX_SHELF, category)
 
 
-def unread_category_pk(user_id: str, category: str) -> str:
-    return f"{user_pk(user_id)}#{category}"
+def shelf_category_pk(user_id: str, shelf: str, category: str) -> str:
+    return f"{shelf_pk(user_id, shelf)}#{category}"
+
+
+def unread_category_pk(user_id: str, category: str, *, held: bool = False) -> str:
+    return f"{unread_pk(user_id, held=held)}#{category}"
+
+
+def unread_pk(user_id: str, *, held: bool = False) -> str:
+    """The `unread` partition: `USER#<user>`, or `HELD#USER#<user>` for the ones awaiting a
+    confirmation (a prefix no category can make)."""
+    return (HELD_PREFIX if held else "") + user_pk(user_id)
 
 
 def user_pk(user_id: str) -> str:
@@ -111,10 +155,11 @@ def counter_key(user_id: str, shard: int) -> Item:
     return {"pk": {"S": user_pk(user_id)}, "sk": {"S": f"{COUNTER_PREFIX}{shard}"}}
 
 
-def counter_bucket(expires_at: int) -> str:
-    """The counter attribute of the day whose end is `expires_at`."""
+def counter_bucket(expires_at: int, *, held: bool = False) -> str:
+    """The counter attribute of the day whose end is `expires_at`: `d<yyyymmdd>`, or
+    `h<yyyymmdd>` for notifications awaiting a confirmation (archive all leaves them)."""
     day = datetime.fromtimestamp(expires_at, UTC) - timedelta(days=1)
-    return day.strftime("d%Y%m%d")
+    return day.strftime("h%Y%m%d" if held else "d%Y%m%d")
 
 
 def idempotency_key(user_id: str, key: str) -> Item:
