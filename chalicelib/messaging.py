@@ -79,10 +79,11 @@ class Sender:
         self._concurrency = concurrency
         self._pool: ThreadPoolExecutor | None = None
 
-    def configure_from_request_context(self, context: dict[str, Any]) -> None:
-        """Use the event's API unless an endpoint is configured already (the first one wins)."""
-        if self._endpoint is None and "apiId" in context:
-            self._endpoint = management_endpoint(context["apiId"], context["stage"], self._region)
+    def use_api(self, api_id: str, stage: str) -> None:
+        """Use the management endpoint of the API an event came through, unless an endpoint is
+        configured already (the first one wins)."""
+        if self._endpoint is None:
+            self._endpoint = management_endpoint(api_id, stage, self._region)
 
     @property
     def client(self) -> ApiGatewayManagementApiClient:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from chalicelib.contract import WS_ACTIONS
 from chalicelib.errors import (
     InvalidJSON,
     PayloadTooLarge,
@@ -67,15 +68,19 @@ class WebSocketApi:
 
     def __init__(self, service: Callable[[], Service]) -> None:
         self._service = service
+        handlers: dict[str, Callable[[Service, str, Any], None]] = {
+            "register": self._register,
+            "get_notifications": self._get_notifications,
+            "mark_read": self._mark_read,
+            "ack": self._ack,
+            "ping": self._ping,
+            "seen": self._seen,
+            "archive": self._archive,
+            "confirm": self._confirm,
+        }
+        # Each action's frame is the contract's (chalicelib/contract.py), the one table of both.
         self._actions: dict[str, tuple[type[BaseModel], Callable[[Service, str, Any], None]]] = {
-            "register": (RegisterFrame, self._register),
-            "get_notifications": (GetNotificationsFrame, self._get_notifications),
-            "mark_read": (MarkReadFrame, self._mark_read),
-            "ack": (AckFrame, self._ack),
-            "ping": (PingFrame, self._ping),
-            "seen": (SeenFrame, self._seen),
-            "archive": (ArchiveFrame, self._archive),
-            "confirm": (ConfirmFrame, self._confirm),
+            name: (WS_ACTIONS[name].frame, handler) for name, handler in handlers.items()
         }
 
     def connect(self, connection_id: str, token: str | None) -> dict[str, int] | None:
@@ -98,7 +103,8 @@ class WebSocketApi:
     ) -> None:
         """Handle one client frame; every outcome, errors included, is a frame back."""
         service = self._service()
-        service.sender.configure_from_request_context(request_context)
+        if "apiId" in request_context:
+            service.sender.use_api(request_context["apiId"], request_context["stage"])
         request_id: str | None = None
         try:
             raw = body or ""

@@ -110,8 +110,8 @@ def test_endpoint_comes_from_the_event_when_not_configured(service: Service) -> 
     sender = Sender(lambda endpoint: endpoint, service.connections, region="eu-west-1")
     with pytest.raises(ConfigurationError):
         _ = sender.client
-    sender.configure_from_request_context({"apiId": "abc123", "stage": "prod"})
+    sender.use_api("abc123", "prod")
     assert sender.client == "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"
-    sender.configure_from_request_context({"apiId": "other", "stage": "dev"})
+    sender.use_api("other", "dev")
     assert sender.client == "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"
     assert management_endpoint("x", "s", "cn-north-1").endswith(".amazonaws.com.cn/s")
