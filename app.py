@@ -368,8 +368,9 @@ RECEIPTS_STREAM = "arn:aws:dynamodb:us-east-1:123456789012:table/receipts/stream
     name="events_publisher",
 )
 def events_publisher(event: DynamoDBEvent) -> dict[str, list[dict[str, str]]]:
-    budget = event.context.get_remaining_time_in_millis() / 1000 - 5
-    failed = get_service().publisher.publish(event.to_dict()["Records"], budget=max(budget, 1))
-    from chalicelib.events import batch_item_failures  # loaded by `publisher` just now
+    from chalicelib.events import batch_item_failures, inserted  # this function's edge only
 
+    images = inserted(event.to_dict()["Records"])
+    budget = event.context.get_remaining_time_in_millis() / 1000 - 5
+    failed = get_service().publisher.publish(images, budget=max(budget, 1))
     return batch_item_failures(failed)
