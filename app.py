@@ -196,7 +196,10 @@ def case_notices(principal: Principal, case_id: str) -> Reply:
 
 @api.route("/api/me/export", query=ExportQuery)
 def export(principal: Principal, query: ExportQuery) -> Reply:
-    return Reply(get_service().rights.export(principal, query.cursor))
+    from chalicelib.rest import export_cursor, export_position
+
+    page, following = get_service().rights.export(principal, export_position(query.cursor))
+    return Reply({**page, "next_cursor": export_cursor(following)})
 
 
 @api.route("/api/users/{user_id}", method="DELETE", access=Access.ADMIN, parameters=UserPath)

@@ -114,9 +114,6 @@ KNOWN: dict[tuple[str, str], str] = {
     ("chalicelib.jobs", "imports pydantic"): (
         "parses its SQS message envelope with pydantic beside sending the messages"
     ),
-    ("chalicelib.rights", "calls json.loads"): (
-        "decodes the export's own cursor (a position it issued, opaque to the edge)"
-    ),
     ("chalicelib.storage.inbox", "imports pydantic"): (
         "re-validates the stored items it reads (ValidationError): a check on what it stored"
     ),
