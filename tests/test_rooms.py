@@ -36,6 +36,7 @@ ROOMS: dict[str, str] = {
     "chalicelib.rest": EDGE,
     "chalicelib.websocket": EDGE,
     "chalicelib.events": EDGE,
+    "chalicelib.worker": EDGE,
     "chalicelib.models": EDGE,
     "chalicelib.contract": EDGE,
     "chalicelib.auth": EDGE,
@@ -107,9 +108,6 @@ KNOWN: dict[tuple[str, str], str] = {
     ),
     ("chalicelib.auth", "imports chalicelib.secrets"): (
         "`build_verifier` reads the JWT secret from SSM: the same key sources"
-    ),
-    ("chalicelib.fanout", "calls model_validate"): (
-        "parses its SQS job payloads itself; the worker's parsing belongs with jobs.py's envelope"
     ),
     ("chalicelib.jobs", "imports pydantic"): (
         "parses its SQS message envelope with pydantic beside sending the messages"
