@@ -91,9 +91,9 @@ class WebPush:
     counters: Counters
     steps: EscalationSteps
     _: KW_ONLY
-    config: WebPushConfig = field(default_factory=WebPushConfig)
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
+    config: WebPushConfig = field(default_factory=WebPushConfig)
     _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
     _pool_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 

@@ -32,22 +32,14 @@ from chalicelib.models import (
     MAX_DATA_DEPTH,
     MAX_FRAME_BYTES,
     AckedEvent,
-    AckFrame,
     ArchivedEvent,
-    ArchiveFrame,
     ConfirmedEvent,
-    ConfirmFrame,
     ErrorEvent,
     Event,
-    GetNotificationsFrame,
     MarkedReadEvent,
-    MarkReadFrame,
-    PingFrame,
     PongEvent,
     RegisteredEvent,
-    RegisterFrame,
     SeenEvent,
-    SeenFrame,
     check_json,
     page_event,
     parse,
@@ -56,6 +48,16 @@ from chalicelib.retry import as_unavailable
 from chalicelib.telemetry import logger as log
 
 if TYPE_CHECKING:
+    from chalicelib.models import (
+        AckFrame,
+        ArchiveFrame,
+        ConfirmFrame,
+        GetNotificationsFrame,
+        MarkReadFrame,
+        PingFrame,
+        RegisterFrame,
+        SeenFrame,
+    )
     from chalicelib.wiring import Service
 
 MAX_REQUEST_ID = 64
