@@ -307,10 +307,10 @@ def poison(service: Service, dynamodb: Any) -> None:
     dynamodb.put_item(
         TableName=service.settings.receipts_table,
         Item={
-            "notification_id": {"S": "01JDQ8ABCDEFGHJKMNPQRSTVWX"},
+            "notification_id": STORED["notification_id"],
             "seq": {"N": "2"},
             "type": {"S": "read"},
-            "at": {"S": "2026-11-25T19:41:32.123Z"},
+            "at": STORED["at"],
             "hash": {"S": "0" * 64},
             "user_id": {"S": "mallory"},
             "expires_at": {"N": str(int(time.time()) + 3600)},

@@ -20,12 +20,11 @@ delete its entry).
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.test_import_graph import ROOT, _type_checking, modules
+from tests.test_import_graph import ROOT, modules, runtime_imports
 
 EDGE, DOMAIN, AWS, SHARED, ROOT_ROOM = "edge", "domain", "aws", "shared", "root"
 
@@ -119,21 +118,6 @@ KNOWN: dict[tuple[str, str], str] = {
         "the same check of a stored item's `data` before it is handed out"
     ),
 }
-
-
-def runtime_imports(tree: ast.AST) -> Iterator[tuple[str, str | None]]:
-    """(module, name) of every import that runs: `import m` gives (m, None)."""
-    pending = list(ast.iter_child_nodes(tree))
-    while pending:
-        node = pending.pop()
-        if isinstance(node, ast.If) and _type_checking(node):
-            pending.extend(node.orelse)
-            continue
-        if isinstance(node, ast.Import):
-            yield from ((alias.name, None) for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            yield from ((node.module, alias.name) for alias in node.names)
-        pending.extend(ast.iter_child_nodes(node))
 
 
 def _under(module: str, prefixes: tuple[str, ...]) -> bool:
