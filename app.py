@@ -7,57 +7,30 @@ from typing import TYPE_CHECKING, Any
 from chalice.app import Chalice, CloudWatchEvent, DynamoDBEvent, SQSEvent, WebsocketEvent
 
 from chalicelib.auth import Principal
-from chalicelib.contract import (
-    Archived,
-    BroadcastAccepted,
-    Delivered,
-    Erased,
-    Erasure,
-    FormSubmitted,
-    MarkedRead,
-    NotificationsPage,
-    OneNotification,
-    PollResult,
-    PushKey,
-    PushSubscriptionId,
-    Seen,
-    SendResult,
-    UnreadCount,
-    UserContact,
-)
-from chalicelib.jobs import Deadline
-from chalicelib.models import (
-    ArchiveRequest,
-    BroadcastRequest,
-    CasePath,
-    CaseStatusUpdate,
-    ConnectionPath,
-    Contact,
-    CreateNotification,
-    DirectMessage,
-    DocumentRequired,
-    ExportQuery,
-    FormSubmission,
-    MarkRead,
-    NotificationContent,
-    NotificationPath,
-    PageQuery,
-    PollQuery,
-    Preferences,
-    PushSubscriptionBody,
-    SeenRequest,
-    SubscriptionPath,
-    TestNotification,
-    UserPath,
-    page_event,
-)
 from chalicelib.rest import Access, Reply, RestApi
 from chalicelib.telemetry import instrument
 from chalicelib.websocket import WebSocketApi
 from chalicelib.wiring import get_service
 
 if TYPE_CHECKING:
-    pass
+    from chalicelib.bodies import (
+        ArchiveRequest,
+        BroadcastRequest,
+        CaseStatusUpdate,
+        Contact,
+        CreateNotification,
+        DirectMessage,
+        DocumentRequired,
+        ExportQuery,
+        FormSubmission,
+        MarkRead,
+        PageQuery,
+        PollQuery,
+        Preferences,
+        PushSubscriptionBody,
+        SeenRequest,
+        TestNotification,
+    )
 
 app = Chalice(app_name="legal-aid-notifications")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
@@ -83,6 +56,9 @@ def message(event: WebsocketEvent) -> None:
 
 # --- REST API (docs/rest.md) ----------------------------------------------------------------------
 
+# Routes name their models (chalicelib/bodies.py) and views import their replies' models: each
+# model is built on the first request that uses it, never in a function's init phase (every
+# function imports app.py).
 api = RestApi(app)
 
 
@@ -91,8 +67,10 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@api.route("/api/notifications", method="POST", access=Access.ADMIN, body=CreateNotification)
+@api.route("/api/notifications", method="POST", access=Access.ADMIN, body="CreateNotification")
 def create_notification(principal: Principal, body: CreateNotification) -> Reply:
+    from chalicelib.contract import SendResult
+
     result = get_service().notifications.send(
         body.user_id, body.content(), idempotency_key=body.idempotency_key
     )
@@ -103,9 +81,11 @@ def create_notification(principal: Principal, body: CreateNotification) -> Reply
 
 
 @api.route(
-    "/api/notifications/broadcast", method="POST", access=Access.ADMIN, body=BroadcastRequest
+    "/api/notifications/broadcast", method="POST", access=Access.ADMIN, body="BroadcastRequest"
 )
 def broadcast(principal: Principal, body: BroadcastRequest) -> Reply:
+    from chalicelib.contract import BroadcastAccepted
+
     broadcast_id, recipients = get_service().notifications.broadcast(body.content(), body.group)
     return Reply(
         BroadcastAccepted.model_construct(broadcast_id=broadcast_id, recipients=recipients), 202
@@ -116,16 +96,21 @@ def broadcast(principal: Principal, body: BroadcastRequest) -> Reply:
     "/api/connections/{connection_id}/messages",
     method="POST",
     access=Access.ADMIN,
-    body=DirectMessage,
-    parameters=ConnectionPath,
+    body="DirectMessage",
+    parameters="ConnectionPath",
 )
 def message_connection(principal: Principal, body: DirectMessage, connection_id: str) -> Reply:
+    from chalicelib.contract import Delivered
+
     get_service().notifications.message_connection(connection_id, body.data)
     return Reply(Delivered.model_construct(delivered=True))
 
 
-@api.route("/api/notifications", query=PageQuery)
+@api.route("/api/notifications", query="PageQuery")
 def list_notifications(principal: Principal, query: PageQuery) -> Reply:
+    from chalicelib.contract import NotificationsPage
+    from chalicelib.models import page_event
+
     page, unread = get_service().notifications.page(principal.user_id, query)
     event = page_event(page.items, page.more, unread)
     return Reply(
@@ -137,6 +122,8 @@ def list_notifications(principal: Principal, query: PageQuery) -> Reply:
 
 @api.route("/api/notifications/unread-count")
 def unread_count(principal: Principal) -> Reply:
+    from chalicelib.contract import UnreadCount
+
     return Reply(
         UnreadCount.model_construct(
             unread_count=get_service().notifications.unread_count(principal.user_id)
@@ -144,21 +131,27 @@ def unread_count(principal: Principal) -> Reply:
     )
 
 
-@api.route("/api/notifications/read", method="POST", body=MarkRead, writes=True)
+@api.route("/api/notifications/read", method="POST", body="MarkRead", writes=True)
 def mark_read(principal: Principal, body: MarkRead) -> Reply:
+    from chalicelib.contract import MarkedRead
+
     change = get_service().notifications.mark_read(principal.user_id, body.ids)
     return Reply(MarkedRead.model_construct(**change.fields()))
 
 
-@api.route("/api/notifications/seen", method="POST", body=SeenRequest, writes=True)
+@api.route("/api/notifications/seen", method="POST", body="SeenRequest", writes=True)
 def seen(principal: Principal, body: SeenRequest) -> Reply:
+    from chalicelib.contract import Seen
+
     return Reply(
         Seen.model_construct(ids=get_service().notifications.seen(principal.user_id, body.ids))
     )
 
 
-@api.route("/api/notifications/archive", method="POST", body=ArchiveRequest, writes=True)
+@api.route("/api/notifications/archive", method="POST", body="ArchiveRequest", writes=True)
 def archive(principal: Principal, body: ArchiveRequest) -> Reply:
+    from chalicelib.contract import Archived
+
     change = get_service().notifications.archive(principal.user_id, body.ids, body.archived)
     return Reply(Archived.model_construct(**change.fields(), archived=body.archived))
 
@@ -166,10 +159,12 @@ def archive(principal: Principal, body: ArchiveRequest) -> Reply:
 @api.route(
     "/api/notifications/{notification_id}/confirm",
     method="POST",
-    parameters=NotificationPath,
+    parameters="NotificationPath",
     writes=True,
 )
 def confirm(principal: Principal, notification_id: str) -> Reply:
+    from chalicelib.contract import OneNotification
+
     notifications = get_service().notifications
     notifications.confirm(principal.user_id, notification_id)
     return Reply(
@@ -179,12 +174,12 @@ def confirm(principal: Principal, notification_id: str) -> Reply:
     )
 
 
-@api.route("/api/notifications/{notification_id}/receipt", parameters=NotificationPath)
+@api.route("/api/notifications/{notification_id}/receipt", parameters="NotificationPath")
 def receipt(principal: Principal, notification_id: str) -> Reply:
     return Reply(get_service().receipts.document_for(principal, notification_id))
 
 
-@api.route("/api/cases/{case_id}/notices", access=Access.ADMIN, parameters=CasePath)
+@api.route("/api/cases/{case_id}/notices", access=Access.ADMIN, parameters="CasePath")
 def case_notices(principal: Principal, case_id: str) -> Reply:
     notices = get_service().receipts.case_notices(case_id)
     if "text/csv" in app.current_request.headers.get("accept", ""):
@@ -194,7 +189,7 @@ def case_notices(principal: Principal, case_id: str) -> Reply:
     return Reply({"case_id": case_id, "notices": notices})
 
 
-@api.route("/api/me/export", query=ExportQuery)
+@api.route("/api/me/export", query="ExportQuery")
 def export(principal: Principal, query: ExportQuery) -> Reply:
     from chalicelib.rest import export_cursor, export_position
 
@@ -202,31 +197,39 @@ def export(principal: Principal, query: ExportQuery) -> Reply:
     return Reply({**page, "next_cursor": export_cursor(following)})
 
 
-@api.route("/api/users/{user_id}", method="DELETE", access=Access.ADMIN, parameters=UserPath)
+@api.route("/api/users/{user_id}", method="DELETE", access=Access.ADMIN, parameters="UserPath")
 def erase_user(principal: Principal, user_id: str) -> Reply:
+    from chalicelib.contract import Erased
+
     status = get_service().rights.request_erasure(user_id)
     return Reply(Erased.model_construct(erased=True, status=status), 202)
 
 
-@api.route("/api/users/{user_id}/erasure", access=Access.ADMIN, parameters=UserPath)
+@api.route("/api/users/{user_id}/erasure", access=Access.ADMIN, parameters="UserPath")
 def erasure_status(principal: Principal, user_id: str) -> Reply:
+    from chalicelib.contract import Erasure
+
     return Reply(Erasure.model_construct(**get_service().rights.erasure_status(user_id)))
 
 
-@api.route("/api/notifications/poll", query=PollQuery)
+@api.route("/api/notifications/poll", query="PollQuery")
 def poll(principal: Principal, query: PollQuery) -> Reply:
+    from chalicelib.contract import PollResult
+
     items = get_service().notifications.poll(principal.user_id, query.after, query.wait)
     cursor = items[-1].id if items else query.after
     return Reply(PollResult.model_construct(items=items, cursor=cursor))
 
 
-@api.route("/api/notifications/{notification_id}", parameters=NotificationPath)
+@api.route("/api/notifications/{notification_id}", parameters="NotificationPath")
 def get_notification(principal: Principal, notification_id: str) -> Reply:
+    from chalicelib.contract import OneNotification
+
     notification = get_service().notifications.get(principal.user_id, notification_id)
     return Reply(OneNotification.model_construct(notification=notification))
 
 
-@api.route("/api/notifications/{notification_id}", method="DELETE", parameters=NotificationPath)
+@api.route("/api/notifications/{notification_id}", method="DELETE", parameters="NotificationPath")
 def delete_notification(principal: Principal, notification_id: str) -> Reply:
     get_service().notifications.delete(principal.user_id, notification_id)
     return Reply(status=204)
@@ -236,17 +239,21 @@ def delete_notification(principal: Principal, notification_id: str) -> Reply:
     "/api/immigration/notifications/case-status-update",
     method="POST",
     access=Access.ADMIN,
-    body=CaseStatusUpdate,
+    body="CaseStatusUpdate",
 )
 def case_status_update(principal: Principal, body: CaseStatusUpdate) -> Reply:
+    from chalicelib.contract import OneNotification
+
     notification = get_service().immigration.case_status_update(
         body.case_id, body.status, body.message, body.user_id
     )
     return Reply(OneNotification.model_construct(notification=notification), 201)
 
 
-@api.route("/api/immigration/notifications/form-submission", method="POST", body=FormSubmission)
+@api.route("/api/immigration/notifications/form-submission", method="POST", body="FormSubmission")
 def form_submission(principal: Principal, body: FormSubmission) -> Reply:
+    from chalicelib.contract import FormSubmitted
+
     notification, admins = get_service().immigration.form_submission(
         principal, body.form_id, body.form_type, body.notify_admins
     )
@@ -259,9 +266,11 @@ def form_submission(principal: Principal, body: FormSubmission) -> Reply:
     "/api/immigration/notifications/document-required",
     method="POST",
     access=Access.ADMIN,
-    body=DocumentRequired,
+    body="DocumentRequired",
 )
 def document_required(principal: Principal, body: DocumentRequired) -> Reply:
+    from chalicelib.contract import OneNotification
+
     notification = get_service().immigration.document_required(
         body.user_id,
         body.case_id,
@@ -277,10 +286,13 @@ def document_required(principal: Principal, body: DocumentRequired) -> Reply:
     "/api/test/notification/{user_id}",
     method="POST",
     access=Access.LOCAL,
-    body=TestNotification,
-    parameters=UserPath,
+    body="TestNotification",
+    parameters="UserPath",
 )
 def test_notification(body: TestNotification, user_id: str) -> Reply:
+    from chalicelib.contract import OneNotification
+    from chalicelib.models import NotificationContent
+
     content = NotificationContent(message=body.message, type=body.type)
     result = get_service().notifications.send(user_id, content)
     return Reply(OneNotification.model_construct(notification=result.notification), 201)
@@ -291,24 +303,28 @@ def me(principal: Principal) -> Reply:
     return Reply(get_service().accounts.me(principal))
 
 
-@api.route("/api/me/preferences", method="PUT", body=Preferences)
+@api.route("/api/me/preferences", method="PUT", body="Preferences")
 def put_preferences(principal: Principal, body: Preferences) -> Reply:
     return Reply(get_service().accounts.set_preferences(principal.user_id, body))
 
 
 @api.route("/api/push/key", access=Access.ANYONE)
 def push_key() -> Reply:
+    from chalicelib.contract import PushKey
+
     return Reply(PushKey.model_construct(public_key=get_service().webpush.public_key()))
 
 
-@api.route("/api/me/push-subscriptions", method="POST", body=PushSubscriptionBody)
+@api.route("/api/me/push-subscriptions", method="POST", body="PushSubscriptionBody")
 def subscribe_push(principal: Principal, body: PushSubscriptionBody) -> Reply:
+    from chalicelib.contract import PushSubscriptionId
+
     subscription_id, created = get_service().webpush.subscribe(principal.user_id, body)
     return Reply(PushSubscriptionId.model_construct(id=subscription_id), 201 if created else 200)
 
 
 @api.route(
-    "/api/me/push-subscriptions/{subscription_id}", method="DELETE", parameters=SubscriptionPath
+    "/api/me/push-subscriptions/{subscription_id}", method="DELETE", parameters="SubscriptionPath"
 )
 def unsubscribe_push(principal: Principal, subscription_id: str) -> Reply:
     get_service().webpush.unsubscribe(principal.user_id, subscription_id)
@@ -319,10 +335,12 @@ def unsubscribe_push(principal: Principal, subscription_id: str) -> Reply:
     "/api/users/{user_id}/contact",
     method="PUT",
     access=Access.ADMIN,
-    body=Contact,
-    parameters=UserPath,
+    body="Contact",
+    parameters="UserPath",
 )
 def put_contact(principal: Principal, body: Contact, user_id: str) -> Reply:
+    from chalicelib.contract import UserContact
+
     return Reply(UserContact.model_construct(**get_service().accounts.set_contact(user_id, body)))
 
 
@@ -336,6 +354,8 @@ def stats(principal: Principal) -> Reply:
 
 @app.on_sqs_message(queue="notifications-fanout", batch_size=10)
 def fanout_worker(event: SQSEvent) -> dict[str, list[dict[str, str]]]:
+    from chalicelib.jobs import Deadline
+
     deadline = Deadline.from_context(event.context)
     try:
         failed = get_service().jobs.process(event.to_dict()["Records"], deadline)

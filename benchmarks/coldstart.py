@@ -340,23 +340,15 @@ def jwks_server() -> Iterator[tuple[str, Any]]:
     public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
     body = json.dumps({"keys": [{**public, "kid": "bench", "use": "sig"}]}).encode()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(_Quiet):
         def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/jwks.json", key
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _serving(Handler) as port:
+        yield f"http://127.0.0.1:{port}/jwks.json", key
 
 
 @contextmanager
@@ -364,20 +356,29 @@ def connections_recorder() -> Iterator[tuple[str, list[bytes]]]:
     """API Gateway's @connections on 127.0.0.1: every post is accepted and kept."""
     posted: list[bytes] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(_Quiet):
         def do_POST(self) -> None:
             posted.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
             self.send_response(200)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def log_message(self, *args: Any) -> None:
-            pass
+    with _serving(Handler) as port:
+        yield f"http://127.0.0.1:{port}/bench", posted
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+
+class _Quiet(BaseHTTPRequestHandler):
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
+    """`handler` served on 127.0.0.1 from a thread; yields its port."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}/bench", posted
+        yield server.server_port
     finally:
         server.shutdown()
         server.server_close()

@@ -115,7 +115,8 @@ def reminder_costs(runs: int) -> dict[str, dict[str, float]]:
     import boto3
     from moto import mock_aws
 
-    from chalicelib.models import Contact, NotificationContent, PushSubscriptionBody
+    from chalicelib.bodies import PushSubscriptionBody
+    from chalicelib.models import Contact, NotificationContent
     from chalicelib.pushservice import PushClient, VapidKey
     from chalicelib.settings import Settings
     from chalicelib.wiring import Clients

@@ -27,7 +27,8 @@ def send_notification(user_id: str, payload: dict[str, Any]) -> Notification:
     """Store a notification for `user_id` and push it to every live session of the user."""
     # Imported here: every `import chalicelib.x` runs this module first, and a Lambda function
     # should load only the modules its handlers use, not the whole service graph.
-    from chalicelib.models import NotificationContent, UserPath, parse
+    from chalicelib.bodies import UserPath
+    from chalicelib.models import NotificationContent, parse
     from chalicelib.wiring import get_service
 
     user = parse(UserPath, {"user_id": user_id})

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.errors import Forbidden, Unauthorized
-from chalicelib.models import is_user_id
 from chalicelib.settings import Settings, check_secret
+from chalicelib.wire import is_user_id
 
 ADMIN_ROLE = "admin"
 ADMINS_GROUP = "admins"

@@ -1,7 +1,7 @@
 """The API's contract: what every REST route and WebSocket action answers.
 
-Requests are parsed by the models of chalicelib/models.py; views reply with the models of
-this module, one per shape. It also holds the success statuses and extra error statuses of
+Requests are parsed by the models of chalicelib/models.py and bodies.py; views reply with the
+models of this module, one per shape. It also holds the success statuses and extra error statuses of
 each route (`RESPONSES`), its tag, and examples. The descriptions the
 project publishes are rendered from here and from models.py (the dev tool
 `python -m devstack openapi` writes `openapi.json`, and `asyncapi.json` for the WebSocket

@@ -15,8 +15,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from chalicelib.errors import ValidationFailed
-from chalicelib.models import EscalationStep, Notification, NotificationContent, epoch_ms
+from chalicelib.models import EscalationStep, Notification, NotificationContent
 from chalicelib.storage.escalations import EscalationSteps, Step
+from chalicelib.wire import epoch_ms
 
 if TYPE_CHECKING:
     from chalicelib.storage.keys import Item

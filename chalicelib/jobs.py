@@ -26,14 +26,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chalicelib.errors import ServiceError, Unavailable
 from chalicelib.retry import Backoff
+from chalicelib.settings import JOB_CONCURRENCY
 from chalicelib.telemetry import logger as log
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 MESSAGES_PER_CALL = 10
-# Records of one invocation run side by side (SQS hands the worker up to 10).
-JOB_CONCURRENCY = 10
 # Time kept back from the Lambda deadline: a slice's last call, enqueueing its continuation
 # and answering the event source must fit in it.
 DEADLINE_MARGIN_S = 10.0

@@ -8,16 +8,16 @@ is still open (`Notification.still_open`), when it is muted (`Preferences.mutes`
 hours end (`QuietHours.until`). They are pure: no clock, no store.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic evaluates string annotations when it creates
+# each model class, which costs a cold start about a third more per class than real ones.
 
 import base64
 import json
-import math
 import re
 import zoneinfo
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -30,10 +30,16 @@ from pydantic import (
 )
 
 from chalicelib.errors import ValidationFailed
+from chalicelib.wire import (
+    MAX_DATA_DEPTH,
+    USER_ID_PATTERN,
+    check_json,
+    compact_json,
+    iso_timestamp,
+)
 
 ULID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{26}$"
 MAX_DATA_BYTES = 8 * 1024
-MAX_DATA_DEPTH = 32
 MAX_FRAME_BYTES = 32 * 1024
 MAX_MESSAGE_BYTES = 128 * 1024
 # Room for the envelope around a page of notifications (event name, cursor, counts).
@@ -41,7 +47,6 @@ PAGE_BYTES = MAX_MESSAGE_BYTES - 1024
 
 NotificationId = Annotated[str, StringConstraints(pattern=ULID_PATTERN)]
 RequestId = Annotated[str, StringConstraints(max_length=64)]
-USER_ID_PATTERN = r"^[^#\s]{1,128}$"
 UserId = Annotated[str, StringConstraints(pattern=USER_ID_PATTERN)]
 Category = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Message = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
@@ -55,11 +60,6 @@ DURATION_PATTERN = (
     r"^P(?=\d|T\d)(?:(\d{1,7})D)?(?:T(?=\d)(?:(\d{1,7})H)?(?:(\d{1,7})M)?(?:(\d{1,7})S)?)?$"
 )
 Channel = Literal["repush", "email", "sms", "push"]
-
-
-def is_user_id(value: object) -> bool:
-    """A user id: 1-128 characters, no '#' (a key separator) and no whitespace."""
-    return isinstance(value, str) and re.fullmatch(USER_ID_PATTERN, value) is not None
 
 
 def validation_message(exc: ValidationError) -> str:
@@ -77,47 +77,6 @@ def parse[M: BaseModel](model: type[M], data: Any, *, strict: bool | None = None
         return model.model_validate(data, strict=strict)
     except ValidationError as exc:
         raise ValidationFailed(validation_message(exc)) from None
-
-
-def compact_json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def check_json(value: Any, *, max_depth: int) -> None:
-    """Raise ValueError unless `value` is JSON that nests at most `max_depth` levels (an object
-    or array is one level more than its deepest member) and encodes as UTF-8.
-
-    Walked with an explicit stack: a value nested thousands deep is refused, never a
-    RecursionError (json.dumps and pydantic's serializer both recurse).
-    """
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            if depth >= max_depth:
-                raise ValueError(f"nested more than {max_depth} levels deep")
-            if isinstance(item, dict):
-                for key in item:
-                    if not isinstance(key, str):
-                        raise ValueError("object keys must be strings")
-                    _check_text(key)
-                stack.extend((member, depth + 1) for member in item.values())
-            else:
-                stack.extend((member, depth + 1) for member in item)
-        elif isinstance(item, str):
-            _check_text(item)
-        elif isinstance(item, float):
-            if not math.isfinite(item):
-                raise ValueError("numbers must be finite")
-        elif item is not None and not isinstance(item, bool | int):
-            raise ValueError(f"{type(item).__name__} is not a JSON value")
-
-
-def _check_text(text: str) -> None:
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        raise ValueError("text must be valid Unicode (no lone surrogates)") from None
 
 
 def _bounded_data(data: dict[str, Any]) -> dict[str, Any]:
@@ -194,7 +153,7 @@ class EscalationStep(BaseModel):
     before_deadline: Duration | None = None
 
     @model_validator(mode="after")
-    def _one_time(self) -> EscalationStep:
+    def _one_time(self) -> Self:
         if (self.after is None) == (self.before_deadline is None):
             raise ValueError("give exactly one of after or before_deadline")
         return self
@@ -207,7 +166,7 @@ class EscalationStep(BaseModel):
 Escalation = Annotated[list[EscalationStep], Field(min_length=1, max_length=5)]
 
 
-def _check_escalation(escalation: list[EscalationStep] | None, deadline: str | None) -> None:
+def check_escalation(escalation: list[EscalationStep] | None, deadline: str | None) -> None:
     if escalation and deadline is None and any(s.before_deadline for s in escalation):
         raise ValueError("a before_deadline step needs a deadline")
 
@@ -243,8 +202,8 @@ class NotificationContent(Strict):
         return data
 
     @model_validator(mode="after")
-    def _steps_fit_the_deadline(self) -> NotificationContent:
-        _check_escalation(self.escalation, self.deadline)
+    def _steps_fit_the_deadline(self) -> Self:
+        check_escalation(self.escalation, self.deadline)
         return self
 
     @property
@@ -255,7 +214,7 @@ class NotificationContent(Strict):
         return self.message
 
     @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> NotificationContent:
+    def from_payload(cls, payload: dict[str, Any]) -> Self:
         """Build from a loose payload: keys other than the known fields go into `data`."""
         known = {name: payload[name] for name in cls.model_fields if name in payload}
         extra = {key: value for key, value in payload.items() if key not in cls.model_fields}
@@ -317,18 +276,10 @@ def mutable(notice: Notification | NotificationContent) -> bool:
     )
 
 
-def epoch_ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
 # What changes after a notification is stored; the rest of the object never does.
 STATE_FIELDS = frozenset(
     {"read", "read_at", "delivered", "seen_at", "archived", "archived_at", "confirmed_at"}
 )
-
-
-def iso_timestamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 # --- WebSocket frames (client -> server) -------------------------------------------------
@@ -363,7 +314,7 @@ class MarkRead(Strict):
     all: Literal[True] | None = None
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> MarkRead:
+    def _exactly_one(self) -> Self:
         if (self.ids is None) == (self.all is None):
             raise ValueError("give exactly one of ids or all: true")
         return self
@@ -439,11 +390,10 @@ class NotificationEvent(Event):
     notification: Notification
 
 
-class ReminderEvent(Event):
+class ReminderEvent(NotificationEvent):
     """An escalation step of channel `repush` (docs/escalation.md)."""
 
-    event: Literal["reminder"] = "reminder"
-    notification: Notification
+    event: Literal["reminder"] = "reminder"  # type: ignore[assignment]
 
 
 class NotificationsEvent(Event):
@@ -521,113 +471,7 @@ class ErrorEvent(Event):
     message: str
 
 
-# --- REST bodies and queries ---------------------------------------------------------------
-
-IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 GroupName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^#\s]+$")]
-ShortText = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-
-
-class CreateNotification(NotificationContent):
-    user_id: UserId
-    idempotency_key: IdempotencyKey | None = None
-
-    def content(self) -> NotificationContent:
-        return NotificationContent.model_validate(
-            self.model_dump(exclude={"user_id", "idempotency_key"})
-        )
-
-
-class BroadcastRequest(NotificationContent):
-    group: GroupName | None = None
-
-    @model_validator(mode="after")
-    def _no_escalation(self) -> BroadcastRequest:
-        if self.escalation is not None:
-            raise ValueError("escalation is for notifications to one user")
-        return self
-
-    def content(self) -> NotificationContent:
-        return NotificationContent.model_validate(self.model_dump(exclude={"group"}))
-
-
-class DirectMessage(Strict):
-    data: JsonValue = Field(...)
-
-
-# --- REST path parameters --------------------------------------------------------------
-
-
-class PathParameters(Strict):
-    """The path parameters of a REST route. A route whose parameter names a thing the caller
-    may hold (`unknown_as`) answers a malformed one as that thing not found (404), like any
-    unknown id; the others answer a malformed one as invalid (422)."""
-
-    unknown_as: ClassVar[str | None] = None
-
-
-class NotificationPath(PathParameters):
-    unknown_as = "notification"
-    notification_id: NotificationId
-
-
-class UserPath(PathParameters):
-    user_id: UserId
-
-
-class SubscriptionPath(PathParameters):
-    unknown_as = "push subscription"
-    subscription_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-
-
-class CasePath(PathParameters):
-    case_id: str
-
-
-class ConnectionPath(PathParameters):
-    connection_id: str
-
-
-class ExportQuery(Strict):
-    # An opaque cursor from the previous page's `next_cursor` (checked by the export itself).
-    cursor: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = None
-
-
-class PollQuery(Strict):
-    after: NotificationId | None = None
-    wait: float = Field(0, ge=0, le=20)
-
-
-class CaseStatusUpdate(Strict):
-    case_id: ShortText
-    status: ShortText
-    message: MessageText
-    user_id: UserId | None = None
-
-
-class FormSubmission(Strict):
-    form_id: ShortText
-    form_type: ShortText
-    notify_admins: bool = True
-
-
-class DocumentRequired(Strict):
-    user_id: UserId
-    case_id: ShortText
-    document_type: ShortText
-    message: MessageText
-    deadline: Deadline | None = None
-    escalation: Escalation | None = None
-
-    @model_validator(mode="after")
-    def _steps_fit_the_deadline(self) -> DocumentRequired:
-        _check_escalation(self.escalation, self.deadline)
-        return self
-
-
-class TestNotification(Strict):
-    message: Message
-    type: NotificationType = "info"
 
 
 class FanoutJob(Strict):
@@ -748,49 +592,8 @@ class Contact(Strict):
     phone: PhoneNumber | None = None
 
 
-Base64Url = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]+={0,2}$", max_length=256)]
-
-
 def from_b64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def check_keys(p256dh: str, auth: str) -> None:
-    """Raise ValueError unless these are a P-256 public point and a 16-byte secret."""
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    try:
-        point, secret = from_b64url(p256dh), from_b64url(auth)
-    except ValueError:
-        raise ValueError("keys must be base64url") from None
-    if len(point) != 65 or len(secret) != 16:
-        raise ValueError("keys.p256dh must be a 65-byte P-256 point and keys.auth 16 bytes")
-    ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
-
-
-class PushKeys(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore", frozen=True, defer_build=True)
-
-    p256dh: Base64Url
-    auth: Base64Url
-
-    @model_validator(mode="after")
-    def _usable(self) -> PushKeys:
-        check_keys(self.p256dh, self.auth)
-        return self
-
-
-class PushSubscriptionBody(BaseModel):
-    """The browser's `PushSubscription.toJSON()`; the endpoint's safety is checked by the
-    service (it needs DNS), its form here."""
-
-    model_config = ConfigDict(
-        strict=True, extra="forbid", frozen=True, defer_build=True, populate_by_name=True
-    )
-
-    endpoint: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
-    expiration_time: float | None = Field(None, alias="expirationTime", ge=0, le=1e15)
-    keys: PushKeys
 
 
 class FanoutPage(Strict):

@@ -1,9 +1,10 @@
 """The REST edge: authentication, rate limits, parsing and error mapping for every route.
 
 Each route in app.py declares who may call it and which models parse its body, query and
-path parameters; the view receives parsed models (path parameters as keyword arguments) and
-returns a `Reply`. Errors become Chalice's `{"Code",
-"Message"}` shape here and nowhere else.
+path parameters (by name, in chalicelib/bodies.py: a model is imported and built on the first
+request of a route that uses it, so a function's init phase builds none); the view
+receives parsed models (path parameters as keyword arguments) and returns a `Reply`. Errors
+become Chalice's `{"Code", "Message"}` shape here and nowhere else.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from functools import cache
+from importlib import import_module
+from typing import TYPE_CHECKING, Any, cast
 
 from chalice.app import Chalice, Response
-from pydantic import BaseModel
 
 from chalicelib.auth import Principal
 from chalicelib.errors import (
@@ -28,10 +30,14 @@ from chalicelib.errors import (
     ServiceError,
     ValidationFailed,
 )
-from chalicelib.models import PathParameters, parse
 from chalicelib.retry import as_unavailable
 from chalicelib.telemetry import logger as log
 from chalicelib.wiring import get_service
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from chalicelib.bodies import PathParameters
 
 MAX_BODY_BYTES = 64 * 1024
 ERROR_NAMES = {
@@ -74,16 +80,51 @@ class Access(Enum):
 
 @dataclass(frozen=True, slots=True)
 class RouteSpec:
-    """A route as declared, for tools that describe the API (devstack's OpenAPI document)."""
+    """A route as declared, for tools that describe the API (devstack's OpenAPI document).
+    Its models are named in `models` (a module) and imported when first asked for."""
 
     path: str
     method: str
     access: Access
-    body: type[BaseModel] | None
-    query: type[BaseModel] | None
-    parameters: type[PathParameters] | None
+    body_name: str | None
+    query_name: str | None
+    parameters_name: str | None
     status: int | None  # the success status when declared; None: the view decides
     name: str
+    models: str
+
+    @property
+    def body(self) -> type[BaseModel] | None:
+        return None if self.body_name is None else _model(self.models, self.body_name)
+
+    @property
+    def query(self) -> type[BaseModel] | None:
+        return None if self.query_name is None else _model(self.models, self.query_name)
+
+    @property
+    def parameters(self) -> type[PathParameters] | None:
+        if self.parameters_name is None:
+            return None
+        return cast("type[PathParameters]", _model(self.models, self.parameters_name))
+
+    def check(self) -> None:
+        """Raise TypeError unless the path parameters model has exactly the path's names."""
+        names = set(re.findall(r"{(\w+)}", self.path))
+        declared = self.parameters
+        if names != set(declared.model_fields if declared else ()):
+            raise TypeError(
+                f"{self.path}: declare a PathParameters model of exactly {sorted(names)}"
+            )
+
+
+@cache
+def _model(module: str, name: str) -> type[BaseModel]:
+    from pydantic import BaseModel
+
+    model = getattr(import_module(module), name)
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise TypeError(f"{module}.{name} is not a model")
+    return model
 
 
 # Views build their reply models with `model_construct`: validation is for what comes in; a
@@ -119,6 +160,8 @@ def _json_body(raw: bytes) -> Any:
 
 
 def _path_arguments(model: type[PathParameters], values: dict[str, str]) -> dict[str, Any]:
+    from chalicelib.models import parse
+
     try:
         return parse(model, values).model_dump()
     except ValidationFailed:
@@ -128,10 +171,12 @@ def _path_arguments(model: type[PathParameters], values: dict[str, str]) -> dict
 
 
 class RestApi:
-    """Registers Chalice routes whose views get a principal and parsed models."""
+    """Registers Chalice routes whose views get a principal and parsed models (named in the
+    module `models`)."""
 
-    def __init__(self, app: Chalice) -> None:
+    def __init__(self, app: Chalice, *, models: str = "chalicelib.bodies") -> None:
         self._app = app
+        self._models = models
         self.routes: list[RouteSpec] = []
 
     def route(
@@ -140,24 +185,31 @@ class RestApi:
         *,
         method: str = "GET",
         access: Access = Access.USER,
-        body: type[BaseModel] | None = None,
-        query: type[BaseModel] | None = None,
-        parameters: type[PathParameters] | None = None,
+        body: str | None = None,
+        query: str | None = None,
+        parameters: str | None = None,
         status: int | None = None,
         writes: bool = False,
     ) -> Callable[[Callable[..., Reply]], Callable[..., Response]]:
-        """`writes`: the view's first AWS write is a transaction, which then carries the
-        request's rate-limit charge (`Sessions.charged`) instead of a call of its own."""
-        names = set(re.findall(r"{(\w+)}", path))
-        if names != set(parameters.model_fields if parameters else ()):
-            raise TypeError(f"{path}: declare a PathParameters model of exactly {sorted(names)}")
+        """`body`, `query`, `parameters`: names of models of the API's models module (a
+        PathParameters model of exactly the path's names, checked on the route's first
+        request). `writes`: the view's first AWS write is a transaction, which then carries
+        the request's rate-limit charge (`Sessions.charged`) instead of a call of its own."""
 
         def register(view: Callable[..., Reply]) -> Callable[..., Response]:
+            spec = RouteSpec(
+                path, method, access, body, query, parameters, status, view.__name__, self._models
+            )
+            checked: list[bool] = []
+
             def handler(**path_params: str) -> Response:
                 try:
-                    arguments = self._arguments(access, body, query, charge=not writes)
-                    if parameters is not None:
-                        arguments |= _path_arguments(parameters, path_params)
+                    if not checked:
+                        spec.check()
+                        checked.append(True)
+                    arguments = self._arguments(access, spec.body, spec.query, charge=not writes)
+                    if spec.parameters is not None:
+                        arguments |= _path_arguments(spec.parameters, path_params)
                     principal = arguments.get("principal")
                     if writes and principal is not None:
                         with get_service().sessions.charged(principal):
@@ -175,7 +227,7 @@ class RestApi:
                     log.exception("request failed", extra={"path": path})
                     return error_response(busy)
                 content = reply.body
-                if isinstance(content, BaseModel):
+                if content is not None and not isinstance(content, str | dict):
                     content = content.model_dump(mode="json")
                 return Response(
                     body=content if content is not None else "",
@@ -186,9 +238,7 @@ class RestApi:
             handler.__name__ = view.__name__
             handler.__doc__ = view.__doc__
             self._app.route(path, methods=[method], cors=True)(handler)
-            self.routes.append(
-                RouteSpec(path, method, access, body, query, parameters, status, view.__name__)
-            )
+            self.routes.append(spec)
             return handler
 
         return register
@@ -201,6 +251,8 @@ class RestApi:
         *,
         charge: bool = True,
     ) -> dict[str, Any]:
+        from chalicelib.models import parse
+
         request = self._app.current_request
         service = get_service()
         arguments: dict[str, Any] = {}

@@ -281,7 +281,8 @@ class DataRights:
 
 
 def register_erasure(registry: Registry, rights: DataRights) -> None:
-    registry.register(ERASE_USER, rights.erase_slice)
+    # Looked up when a job runs, as register_fanout's: the rights may be built after the registry.
+    registry.register(ERASE_USER, lambda payload, deadline: rights.erase_slice(payload, deadline))
 
 
 def _job(user_id: str, requested_at: str) -> dict[str, Any]:

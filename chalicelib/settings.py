@@ -18,6 +18,9 @@ from chalicelib.errors import ConfigurationError
 LOCAL_STAGES = frozenset({"local", "dev"})
 LOCAL_DEV_SECRET = "local-dev-secret"
 MIN_SECRET_BYTES = 32
+# Records of one SQS worker invocation run side by side (SQS hands the worker up to 10); the
+# clients' connection pools are sized for them.
+JOB_CONCURRENCY = 10
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any
 from chalicelib import telemetry
 from chalicelib.i18n import escalation_letter, resolve
 from chalicelib.messaging import ProviderFailed
-from chalicelib.models import Notification, ReminderEvent, epoch_ms, iso_timestamp
 from chalicelib.storage.escalations import SHARDS, EscalationSteps, Step
-from chalicelib.storage.inbox import new_id
 from chalicelib.telemetry import logger as log
+from chalicelib.wire import epoch_ms, iso_timestamp
 
 if TYPE_CHECKING:
     from chalicelib.delivery import Delivery, Recorder
     from chalicelib.messaging import Messenger
+    from chalicelib.models import Notification
     from chalicelib.receipts import Receipts
     from chalicelib.storage import Inbox
     from chalicelib.storage.profiles import Profiles
@@ -138,6 +138,8 @@ class EscalationSweep:
 
     def fire(self, step: Step) -> str:
         """Claim and fire one due step; returns what happened."""
+        from chalicelib.storage.inbox import new_id
+
         token = new_id()
         if not self.steps.claim(step, token):
             return "taken"
@@ -176,6 +178,8 @@ class EscalationSweep:
             self._receipt(step, "escalation_skipped", decision.channel, {"reason": decision.reason})
             return "skipped"
         if step.channel == "repush":
+            from chalicelib.models import ReminderEvent
+
             payload = ReminderEvent(notification=notification).to_wire()
             report = self.delivery.tell(user_id, payload)
             self.steps.finish(step, token)

@@ -35,7 +35,8 @@ from chalicelib.storage.subscriptions import PushSubscriptions, Subscription
 from chalicelib.telemetry import logger as log
 
 if TYPE_CHECKING:
-    from chalicelib.models import Notification, PushSubscriptionBody
+    from chalicelib.bodies import PushSubscriptionBody
+    from chalicelib.models import Notification
     from chalicelib.pushservice import PushClient, VapidKey
     from chalicelib.receipts import Receipts
     from chalicelib.storage.escalations import EscalationSteps

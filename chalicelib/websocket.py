@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
-
-from chalicelib.contract import WS_ACTIONS
 from chalicelib.errors import (
     InvalidJSON,
     PayloadTooLarge,
@@ -28,30 +26,18 @@ from chalicelib.errors import (
     ValidationFailed,
 )
 from chalicelib.messaging import Outcome
-from chalicelib.models import (
-    MAX_DATA_DEPTH,
-    MAX_FRAME_BYTES,
-    AckedEvent,
-    ArchivedEvent,
-    ConfirmedEvent,
-    ErrorEvent,
-    Event,
-    MarkedReadEvent,
-    PongEvent,
-    RegisteredEvent,
-    SeenEvent,
-    check_json,
-    page_event,
-    parse,
-)
 from chalicelib.retry import as_unavailable
 from chalicelib.telemetry import logger as log
+from chalicelib.wire import MAX_DATA_DEPTH, check_json
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from chalicelib.models import (
         AckFrame,
         ArchiveFrame,
         ConfirmFrame,
+        Event,
         GetNotificationsFrame,
         MarkReadFrame,
         PingFrame,
@@ -66,10 +52,21 @@ MAX_FRAME_DEPTH = MAX_DATA_DEPTH + 2
 
 
 class WebSocketApi:
-    """The action table and the handlers behind `$connect`, `$disconnect` and messages."""
+    """The action table and the handlers behind `$connect`, `$disconnect` and messages.
+
+    The frames and events (models) are imported with the first message: `$connect` and
+    `$disconnect` parse none.
+    """
 
     def __init__(self, service: Callable[[], Service]) -> None:
         self._service = service
+
+    @cached_property
+    def _actions(self) -> dict[str, tuple[type[BaseModel], Callable[[Service, str, Any], None]]]:
+        """Each action's frame, as the contract names it (chalicelib/contract.py: the one table
+        of actions), and its handler here."""
+        from chalicelib.contract import WS_ACTIONS
+
         handlers: dict[str, Callable[[Service, str, Any], None]] = {
             "register": self._register,
             "get_notifications": self._get_notifications,
@@ -80,10 +77,7 @@ class WebSocketApi:
             "archive": self._archive,
             "confirm": self._confirm,
         }
-        # Each action's frame is the contract's (chalicelib/contract.py), the one table of both.
-        self._actions: dict[str, tuple[type[BaseModel], Callable[[Service, str, Any], None]]] = {
-            name: (WS_ACTIONS[name].frame, handler) for name, handler in handlers.items()
-        }
+        return {name: (WS_ACTIONS[name].frame, handler) for name, handler in handlers.items()}
 
     def connect(self, connection_id: str, token: str | None) -> dict[str, int] | None:
         """Accept the handshake, or reject it with 401 when a given token is bad."""
@@ -104,6 +98,8 @@ class WebSocketApi:
         self, connection_id: str, body: str | None, request_context: dict[str, Any]
     ) -> None:
         """Handle one client frame; every outcome, errors included, is a frame back."""
+        from chalicelib.models import MAX_FRAME_BYTES, ErrorEvent, parse
+
         service = self._service()
         if "apiId" in request_context:
             service.sender.use_api(request_context["apiId"], request_context["stage"])
@@ -153,6 +149,8 @@ class WebSocketApi:
     # --- actions -------------------------------------------------------------------------
 
     def _register(self, service: Service, connection_id: str, frame: RegisterFrame) -> None:
+        from chalicelib.models import RegisteredEvent
+
         principal = service.sessions.register(connection_id, frame.token)
         locale = service.accounts.client_language(principal.user_id, frame.locale)
         replay, truncated = service.notifications.to_replay(principal.user_id, frame.since)
@@ -171,11 +169,15 @@ class WebSocketApi:
     def _get_notifications(
         self, service: Service, connection_id: str, frame: GetNotificationsFrame
     ) -> None:
+        from chalicelib.models import page_event
+
         principal = service.sessions.admit(connection_id)
         page, unread = service.notifications.page(principal.user_id, frame)
         _reply(service, connection_id, page_event(page.items, page.more, unread), frame.request_id)
 
     def _mark_read(self, service: Service, connection_id: str, frame: MarkReadFrame) -> None:
+        from chalicelib.models import MarkedReadEvent
+
         with service.sessions.acting(connection_id) as principal:
             change = service.notifications.mark_read(
                 principal.user_id, frame.ids, origin=connection_id, channel="websocket"
@@ -184,19 +186,27 @@ class WebSocketApi:
         _reply(service, connection_id, event, frame.request_id)
 
     def _ack(self, service: Service, connection_id: str, frame: AckFrame) -> None:
+        from chalicelib.models import AckedEvent
+
         with service.sessions.acting(connection_id) as principal:
             known = service.notifications.ack(principal.user_id, frame.ids)
         _reply(service, connection_id, AckedEvent(ids=known), frame.request_id)
 
     def _ping(self, service: Service, connection_id: str, frame: PingFrame) -> None:
+        from chalicelib.models import PongEvent
+
         _reply(service, connection_id, PongEvent(), frame.request_id)
 
     def _seen(self, service: Service, connection_id: str, frame: SeenFrame) -> None:
+        from chalicelib.models import SeenEvent
+
         with service.sessions.acting(connection_id) as principal:
             fresh = service.notifications.seen(principal.user_id, frame.ids, channel="websocket")
         _reply(service, connection_id, SeenEvent(ids=fresh), frame.request_id)
 
     def _archive(self, service: Service, connection_id: str, frame: ArchiveFrame) -> None:
+        from chalicelib.models import ArchivedEvent
+
         with service.sessions.acting(connection_id) as principal:
             change = service.notifications.archive(
                 principal.user_id,
@@ -209,6 +219,8 @@ class WebSocketApi:
         _reply(service, connection_id, event, frame.request_id)
 
     def _confirm(self, service: Service, connection_id: str, frame: ConfirmFrame) -> None:
+        from chalicelib.models import ConfirmedEvent
+
         with service.sessions.acting(connection_id) as principal:
             confirmed_at, unread = service.notifications.confirm(
                 principal.user_id, frame.id, origin=connection_id, channel="websocket"

@@ -10,13 +10,15 @@ what its handler reaches.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 # Imported with the app, not on first use: on-demand functions run their init phase on a full
 # vCPU and the first invocation at the memory's share (benchmarks/coldstart.py, `burst`).
@@ -24,9 +26,10 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import DataNotFoundError
 from botocore.loaders import Loader
+from botocore.regions import EndpointResolver
 
 from chalicelib.errors import ConfigurationError
-from chalicelib.settings import Settings, get_settings
+from chalicelib.settings import JOB_CONCURRENCY, Settings, get_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
@@ -79,8 +82,6 @@ class Clients:
     def from_settings(cls, settings: Settings, *, session: Any = None) -> Clients:
         """The clients of `settings`, from a new `SdkSession` or `session` (tests share a boto3
         one: a session parses each service's model once)."""
-        from chalicelib.jobs import JOB_CONCURRENCY
-
         session = session or SdkSession()
         refuse_real_aws(settings, session)
         push_config = Config(
@@ -124,6 +125,13 @@ class Clients:
         )
 
 
+# botocore's endpoint data (endpoints.json, 1.2 MB) cut to the services the app calls, by their
+# endpoint prefix: DynamoDB, @connections, SQS, SES, SNS, EventBridge, SSM. infra/package.py
+# writes it into the package; where it is absent (tests, the local stack) botocore reads its own.
+ENDPOINTS = Path(__file__).with_name("endpoints.json")
+ENDPOINT_PREFIXES = frozenset({"dynamodb", "execute-api", "sqs", "email", "sns", "events", "ssm"})
+
+
 class SdkSession:
     """The AWS SDK without boto3: botocore's session behind boto3's `client()` call.
 
@@ -132,22 +140,78 @@ class SdkSession:
     boto3 Session has the same two methods, so tests and tools may hand one in instead.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, endpoints: Path = ENDPOINTS) -> None:
         self._session = botocore.session.Session()
         paths = self._session.get_config_variable("data_path")
         extra = paths.split(os.pathsep) if paths else []
-        self._session.register_component(
-            "data_loader",
-            ServiceLoader(
-                extra_search_paths=[os.path.expanduser(os.path.expandvars(p)) for p in extra]
-            ),
+        loader = ServiceLoader(
+            extra_search_paths=[os.path.expanduser(os.path.expandvars(p)) for p in extra]
         )
+        self._session.register_component("data_loader", loader)
+        # botocore offers no public seam for a session's endpoint resolver: the cut data goes
+        # in through its internal component registry when that is there, and a botocore
+        # without it (the Lambda runtime's may differ from ours) reads its whole file.
+        internal = getattr(self._session, "_internal_components", None)
+        if not extra and endpoints.is_file() and internal is not None:
+            # botocore's own endpoint data is in use (no data path could override it).
+            internal.register_component("endpoint_resolver", TrimmedEndpoints(endpoints, loader))
 
     def client(self, service_name: str, **kwargs: Any) -> Any:
         return self._session.create_client(service_name, **kwargs)
 
     def get_credentials(self) -> Any:
         return self._session.get_credentials()
+
+
+def trimmed_endpoints(data: dict[str, Any]) -> dict[str, Any]:
+    """botocore's endpoint data with only the services of ENDPOINT_PREFIXES (every partition,
+    region and default kept)."""
+    return {
+        **data,
+        "partitions": [
+            {
+                **partition,
+                "services": {
+                    name: service
+                    for name, service in partition["services"].items()
+                    if name in ENDPOINT_PREFIXES
+                },
+            }
+            for partition in data["partitions"]
+        ],
+    }
+
+
+class TrimmedEndpoints(EndpointResolver):
+    """botocore's endpoint resolver over `trimmed_endpoints` data: each client a session makes
+    resolves its endpoint here, and parsing botocore's whole file costs a cold start about 16 ms
+    of CPU. A service outside the cut is resolved from the whole file, read then."""
+
+    def __init__(self, path: Path, loader: Loader) -> None:
+        super().__init__(json.loads(path.read_bytes()), uses_builtin_data=True)
+        self._loader = loader
+
+    @cached_property
+    def whole(self) -> EndpointResolver:
+        data, path = self._loader.load_data_with_path("endpoints")
+        return EndpointResolver(data, uses_builtin_data=self._loader.is_builtin_path(path))
+
+    def construct_endpoint(
+        self, service_name: str, region_name: str | None = None, *args: Any, **kwargs: Any
+    ) -> Any:
+        if service_name not in ENDPOINT_PREFIXES:
+            return self.whole.construct_endpoint(service_name, region_name, *args, **kwargs)
+        return super().construct_endpoint(service_name, region_name, *args, **kwargs)
+
+    def get_available_endpoints(self, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        if service_name not in ENDPOINT_PREFIXES:
+            return self.whole.get_available_endpoints(service_name, *args, **kwargs)
+        return super().get_available_endpoints(service_name, *args, **kwargs)
+
+    def get_service_endpoints_data(self, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        if service_name not in ENDPOINT_PREFIXES:
+            return self.whole.get_service_endpoints_data(service_name, *args, **kwargs)
+        return super().get_service_endpoints_data(service_name, *args, **kwargs)
 
 
 class ServiceLoader(Loader):
@@ -233,15 +297,23 @@ class part[T]:
 _MISSING = object()
 
 
+def late[T](build: Callable[[], T]) -> T:
+    """The part `build` returns, built on first use: a stand-in whose attributes are the
+    part's, fetched (and the part built) when first asked for.
+
+    For a part a consumer holds but may never use on a cold start (an idle sweep fires no
+    step: it builds neither the inbox nor Web Push), and to close the one circle of the graph
+    (the jobs' registry hands jobs to the notifications, which enqueue through the jobs).
+    """
+    return cast("T", _Late(build))
+
+
 class _Late:
-    """The methods of a part not built yet, bound when first called: job handlers and hooks
-    registered before the part they call (which may itself need the registry)."""
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
 
-    def __init__(self, get: Callable[[], Any]) -> None:
-        self._get = get
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        return lambda *args, **kwargs: getattr(self._get(), name)(*args, **kwargs)
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._build(), name)
 
 
 class Service:
@@ -361,7 +433,6 @@ class Service:
 
     @part
     def sender(self) -> Sender:
-        from chalicelib.jobs import JOB_CONCURRENCY
         from chalicelib.messaging import PUSH_RETRY, Sender
 
         settings = self.settings
@@ -416,8 +487,10 @@ class Service:
             self.connections,
             self.sender,
             self.counters,
-            offline=_Late(lambda: self.webpush).notify_offline_many,
-            pushed=_Late(lambda: self.notifications).record_push,
+            offline=lambda notifications: self.webpush.notify_offline_many(notifications),
+            pushed=lambda notification, reached: self.notifications.record_push(
+                notification, reached
+            ),
         )
 
     # --- background jobs ----------------------------------------------------------------------
@@ -429,11 +502,14 @@ class Service:
         from chalicelib.worker import register_fanout
 
         registry = Registry()
-        notifications = _Late(lambda: self.notifications)
-        registry.register("mark_read_all", notifications.mark_read_all)
-        registry.register("archive_all", notifications.archive_all)
-        register_fanout(registry, notifications)  # type: ignore[arg-type]
-        register_erasure(registry, _Late(lambda: self.rights))  # type: ignore[arg-type]
+        registry.register(
+            "mark_read_all", lambda job, deadline: self.notifications.mark_read_all(job, deadline)
+        )
+        registry.register(
+            "archive_all", lambda job, deadline: self.notifications.archive_all(job, deadline)
+        )
+        register_fanout(registry, late(lambda: self.notifications))
+        register_erasure(registry, late(lambda: self.rights))
         return registry
 
     @part
@@ -453,7 +529,7 @@ class Service:
         if not self.settings.fanout_queue_url:
             return None
         return FanoutQueue(
-            self.jobs,
+            late(lambda: self.jobs),
             self.directory,
             PageClaims(self.db, self.settings.notifications_table, clock=self.clock),
             users_per_message=self.settings.fanout_batch_size,
@@ -481,16 +557,16 @@ class Service:
         # first one does.
         return EscalationSweep(
             self.steps,
-            _Late(lambda: self.inbox),  # type: ignore[arg-type]
-            _Late(lambda: self.profiles),  # type: ignore[arg-type]
-            _Late(lambda: self.delivery),  # type: ignore[arg-type]
+            late(lambda: self.inbox),
+            late(lambda: self.profiles),
+            late(lambda: self.delivery),
             Messenger(
                 _required(clients.ses, "ses"),
                 _required(clients.sns, "sns"),
                 email_from=settings.email_from,
             ),
-            _Late(lambda: self.webpush),  # type: ignore[arg-type]
-            _Late(lambda: self.receipts),  # type: ignore[arg-type]
+            late(lambda: self.webpush),
+            late(lambda: self.receipts),
             self.counters,
             config=EscalationConfig(
                 org_name=settings.org_name,
@@ -504,21 +580,21 @@ class Service:
     def notifications(self) -> Notifications:
         from chalicelib.notifications import Notifications
 
-        # What only some of its calls use (pushes, escalation plans, background jobs) is
-        # built when first called: a page of the inbox needs none of it.
+        # The background jobs are built when first used: they reach the notifications back
+        # (through their registry), and a page of the inbox enqueues none.
         return Notifications(
             self.inbox,
             self.connections,
             self.directory,
             self.counters,
-            _Late(lambda: self.sender),  # type: ignore[arg-type]
-            _Late(lambda: self.delivery),  # type: ignore[arg-type]
+            self.sender,
+            self.delivery,
             fanout=self.fanout,
             fanout_threshold=self.settings.fanout_threshold,
             receipts=self.receipts,
-            escalations=_Late(lambda: self.planner),  # type: ignore[arg-type]
+            escalations=self.planner,
             profiles=self.profiles,
-            jobs=_Late(lambda: self.jobs),  # type: ignore[arg-type]
+            jobs=late(lambda: self.jobs),
         )
 
     @part
@@ -559,7 +635,13 @@ class Service:
     def accounts(self) -> Accounts:
         from chalicelib.accounts import Accounts
 
-        return Accounts(self.profiles, self.directory, push_subscriptions=self.webpush.listed)
+        # The push subscriptions are listed by `GET /api/me` only: a `register` that reads the
+        # user's language builds no Web Push.
+        return Accounts(
+            self.profiles,
+            self.directory,
+            push_subscriptions=lambda user_id: self.webpush.listed(user_id),
+        )
 
     @part
     def publisher(self) -> Publisher:

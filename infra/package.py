@@ -17,6 +17,9 @@ derived from what Chalice generated rather than copied by hand:
   directory is read-only, so without them every cold start compiles every module; hash-based
   so the zip's 2-second timestamps cannot invalidate them) and loses files nothing imports
   (the Powertools Swagger UI bundle, type stubs, C headers).
+- The zip gets botocore's endpoint data cut to the services the app calls
+  (`chalicelib/endpoints.json`, see chalicelib.wiring.TrimmedEndpoints): every client made on a
+  cold start reads it instead of botocore's whole 1.2 MB file.
 
 Usage: python infra/package.py [--stage prod] OUTDIR
 """
@@ -31,6 +34,7 @@ import py_compile
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -38,12 +42,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOYMENT = "WebsocketAPIDeployment"
 VISIBILITY_PER_TIMEOUT = 6
-UNUSED_DIRECTORIES = ("aws_lambda_powertools/event_handler/openapi/swagger_ui/",)
 UNUSED_SUFFIXES = (".pyi", ".h")
 # Where app.py keeps its routes for tests (chalicelib.rest.Access.LOCAL), and the stages that
 # serve them.
 TEST_ROUTE_PREFIX = "/api/test/"
 TEST_STAGES = frozenset({"local", "dev"})
+ENDPOINTS_ENTRY = "chalicelib/endpoints.json"
 
 
 def chalice_package(stage: str, out: Path) -> None:
@@ -123,8 +127,24 @@ def finish_template(path: Path, stage: str = "prod") -> dict[str, Any]:
     return template
 
 
+def endpoints_json() -> bytes:
+    """botocore's endpoint data (this interpreter's botocore, as Lambda's runtime ships it), cut
+    to the services the app calls."""
+    sys.path.insert(0, str(ROOT))
+    from botocore.loaders import create_loader
+
+    from chalicelib.wiring import trimmed_endpoints
+
+    loader = create_loader()
+    data, where = loader.load_data_with_path("endpoints")
+    if not loader.is_builtin_path(where):
+        raise SystemExit(f"botocore's endpoint data is overridden by {where}: package without it")
+    return json.dumps(trimmed_endpoints(data), separators=(",", ":")).encode()
+
+
 def finish_zip(path: Path) -> None:
-    """Drop unused files and add a .pyc beside every .py (in __pycache__, as CPython looks)."""
+    """Drop unused files, add a .pyc beside every .py (in __pycache__, as CPython looks) and
+    the endpoint data the app's clients read."""
     with tempfile.TemporaryDirectory() as scratch:
         workdir = Path(scratch)
         finished = workdir / "finished.zip"
@@ -134,11 +154,8 @@ def finish_zip(path: Path) -> None:
         ):
             for info in source.infolist():
                 name = info.filename
-                if (
-                    name.startswith(UNUSED_DIRECTORIES)
-                    or name.endswith(UNUSED_SUFFIXES)
-                    or "__pycache__/" in name  # stale bytecode from the working tree
-                ):
+                if name.endswith(UNUSED_SUFFIXES) or "__pycache__/" in name:
+                    # type stubs, C headers, stale bytecode from the working tree
                     continue
                 data = source.read(info)
                 target.writestr(info, data)
@@ -146,6 +163,10 @@ def finish_zip(path: Path) -> None:
                     compiled = _compile(workdir, name, data)
                     if compiled is not None:
                         target.writestr(_pyc_info(info), compiled)
+            endpoints = zipfile.ZipInfo(ENDPOINTS_ENTRY, date_time=time.localtime()[:6])
+            endpoints.external_attr = 0o644 << 16
+            endpoints.compress_type = zipfile.ZIP_DEFLATED
+            target.writestr(endpoints, endpoints_json())
         finished.replace(path)
 
 

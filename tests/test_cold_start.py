@@ -26,12 +26,15 @@ REGION = "us-east-1"
 SERVICES = ("dynamodb", "apigatewaymanagementapi", "sqs", "sesv2", "sns", "events", "ssm")
 
 _listings: list[str] = []
+_opened: list[str] = []
 _listening: list[bool] = []
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
     if _listening and event == "os.listdir":
         _listings.append(str(args[0]))
+    if _listening and event == "open":
+        _opened.append(str(args[0]))
 
 
 # The interpreter's audit events: what the file system was asked, with nothing patched.
@@ -144,33 +147,34 @@ def test_a_chalicelib_module_loads_without_the_service_graph() -> None:
     assert done.stdout.strip() == "[]"
 
 
-# What `$connect` reaches: sessions, connections, the directory, the counters, the verifier.
-# The rest of the domain (and what it imports) is for the other functions.
-NOT_FOR_CONNECT = (
+# What pushes, fans out, records or publishes a notification, and the models: neither a
+# `$connect` nor a sweep with nothing due parses or builds one, so neither imports pydantic.
+NOTIFYING = (
+    "pydantic",
+    "chalicelib.models",
     "chalicelib.notifications",
-    "chalicelib.escalation",
-    "chalicelib.sweep",
     "chalicelib.webpush",
     "chalicelib.delivery",
     "chalicelib.fanout",
     "chalicelib.receipts",
     "chalicelib.publisher",
     "chalicelib.rights",
+    "chalicelib.storage.inbox",
+)
+# What `$connect` reaches: sessions, connections, the directory, the counters, the verifier.
+# The rest of the domain (and what it imports) is for the other functions.
+NOT_FOR_CONNECT = (
+    *NOTIFYING,
+    "chalicelib.escalation",
+    "chalicelib.sweep",
     "chalicelib.immigration",
     "chalicelib.accounts",
     "chalicelib.i18n",
-    "chalicelib.storage.inbox",
     "chalicelib.storage.receipts",
 )
 # A sweep with nothing due reads its cursor and the due buckets: nothing that fires a step.
 NOT_FOR_AN_IDLE_SWEEP = (
-    "chalicelib.notifications",
-    "chalicelib.webpush",
-    "chalicelib.delivery",
-    "chalicelib.fanout",
-    "chalicelib.receipts",
-    "chalicelib.publisher",
-    "chalicelib.rights",
+    *NOTIFYING,
     "chalicelib.sessions",
     "chalicelib.storage.profiles",
     "chalicelib.storage.subscriptions",
@@ -191,13 +195,15 @@ with mock_aws():
     result = handler(json.loads(os.environ["EVENT"]), LambdaContext(function_name="f"))
     stored = dynamodb.scan(TableName=os.environ["CONNECTIONS_TABLE"])["Items"]
     print(json.dumps({"result": result, "connections": len(stored),
-                      "loaded": sorted(m for m in sys.modules if m.startswith("chalicelib"))}))
+                      "loaded": sorted(m for m in sys.modules
+                                       if m.startswith("chalicelib") or m == "pydantic")}))
 """
 
 
 def first_event(handler: str, event: dict[str, Any]) -> dict[str, Any]:
     """A fresh interpreter, as a function's first: moto's tables, `import app`, one event to
-    `handler`; what it returned, the connections stored and the chalicelib modules loaded."""
+    `handler`; what it returned, the connections stored and the chalicelib modules (and
+    pydantic) loaded."""
     import json
     import os
 
@@ -249,3 +255,111 @@ def test_an_idle_sweep_loads_nothing_that_fires_a_step() -> None:
     assert figures["result"] == {"due": 0, "outcomes": {}}
     assert "chalicelib.sweep" in figures["loaded"]
     assert sorted(set(NOT_FOR_AN_IDLE_SWEEP) & set(figures["loaded"])) == []
+
+
+# --- botocore's endpoint data, cut to the services the app calls ----------------------------
+
+
+@pytest.fixture
+def whole_endpoints() -> dict[str, Any]:
+    """botocore's endpoint data, read afresh (botocore's resolver changes what it is given)."""
+    from botocore.loaders import create_loader
+
+    data: dict[str, Any] = create_loader().load_data("endpoints")
+    return data
+
+
+@pytest.fixture
+def trimmed_file(tmp_path: Path, whole_endpoints: dict[str, Any]) -> Path:
+    """The file infra/package.py writes into the package, from this botocore's data."""
+    import json
+
+    from chalicelib.wiring import trimmed_endpoints
+
+    path = tmp_path / "endpoints.json"
+    path.write_text(json.dumps(trimmed_endpoints(whole_endpoints)))
+    return path
+
+
+def test_the_cut_endpoint_data_resolves_every_region_as_botocores_whole_file(
+    trimmed_file: Path, whole_endpoints: dict[str, Any]
+) -> None:
+    from botocore.loaders import create_loader
+    from botocore.regions import EndpointResolver
+
+    from chalicelib.wiring import ENDPOINT_PREFIXES, TrimmedEndpoints
+
+    trimmed = TrimmedEndpoints(trimmed_file, create_loader())
+    whole = EndpointResolver(whole_endpoints, uses_builtin_data=True)
+    regions = [
+        (partition["partition"], region)
+        for partition in whole_endpoints["partitions"]
+        for region in [*partition["regions"], "xx-unknown-1"]
+    ]
+    assert len(regions) > 30
+    compared = 0
+    for service in sorted(ENDPOINT_PREFIXES):
+        for partition, region in regions:
+            for variant in ({}, {"use_fips_endpoint": True}, {"use_dualstack_endpoint": True}):
+                expected = _resolved(whole, service, region, partition, **variant)
+                assert _resolved(trimmed, service, region, partition, **variant) == expected, (
+                    service,
+                    region,
+                    variant,
+                )
+                compared += isinstance(expected, dict)
+        assert trimmed.get_available_endpoints(service) == whole.get_available_endpoints(service)
+    assert compared > 100
+    # A service outside the cut is answered from the whole file, read then.
+    assert "whole" not in vars(trimmed)
+    assert trimmed.construct_endpoint("s3", "eu-west-1") == whole.construct_endpoint(
+        "s3", "eu-west-1"
+    )
+
+
+def test_a_session_with_the_cut_data_makes_the_same_clients_without_the_whole_file(
+    trimmed_file: Path,
+) -> None:
+    """Each client the service uses gets the endpoint, region and signing of a plain botocore
+    session's, and botocore's 1.2 MB endpoints.json is never opened."""
+    plain = botocore.session.Session()
+    expected = {name: plain.create_client(name, region_name="eu-west-2") for name in SERVICES}
+    _opened.clear()
+    _listening.append(True)
+    try:
+        session = SdkSession(endpoints=trimmed_file)
+        made = {name: session.client(name, region_name="eu-west-2") for name in SERVICES}
+    finally:
+        _listening.clear()
+    assert str(trimmed_file) in _opened
+    assert [path for path in _opened if path.endswith(("endpoints.json", "endpoints.json.gz"))] == [
+        str(trimmed_file)
+    ]
+    for name, client in made.items():
+        assert client.meta.endpoint_url == expected[name].meta.endpoint_url, name
+        assert client.meta.region_name == expected[name].meta.region_name
+        assert client.meta.partition == expected[name].meta.partition
+        assert client._request_signer._signing_name == expected[name]._request_signer._signing_name
+
+
+def _resolved(resolver: Any, *args: Any, **kwargs: Any) -> Any:
+    """What `construct_endpoint` answers, or the name of the error it raises."""
+    try:
+        return resolver.construct_endpoint(*args, **kwargs)
+    except Exception as exc:
+        return type(exc).__name__
+
+
+def test_the_package_carries_the_endpoint_data_cut_to_the_apps_services(
+    lambda_package: Path, whole_endpoints: dict[str, Any]
+) -> None:
+    """What `make package` writes beside wiring.py, from the botocore it packages with."""
+    import json
+    import zipfile
+
+    from chalicelib.wiring import trimmed_endpoints
+
+    with zipfile.ZipFile(lambda_package / "deployment.zip") as archive:
+        shipped = json.loads(archive.read("chalicelib/endpoints.json"))
+    assert shipped == json.loads(json.dumps(trimmed_endpoints(whole_endpoints)))
+    assert {"dynamodb", "sqs", "sns"} <= set(shipped["partitions"][0]["services"])

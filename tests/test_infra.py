@@ -614,8 +614,7 @@ def test_the_zip_verifies_cognito_tokens_with_its_own_cryptography(
         hs = verify_in_zip(lambda_layout, hs256({"sub": "svc", "exp": 2_000_000_000}), env)
         assert hs == {"user": "svc", "admin": False, "cryptography": None}
     finally:
-        issuer.server.shutdown()
-        issuer.server.server_close()
+        issuer.server.close()
 
 
 # --- events out: the receipts stream, the bus, the webhook --------------------------------------

@@ -7,7 +7,8 @@
   DynamoDB request and talks to AWS only through them.
 - aws: talks to AWS and the other services outside (DynamoDB, @connections, SES, SNS, SQS,
   EventBridge, SSM, push services); parses no request.
-- shared: what every room uses (errors, settings, the retry policy, logs and metrics).
+- shared: what every room uses (errors, settings, the retry policy, logs and metrics, the
+  wire's plain rules).
 - root: the composition root and the package's Python API.
 
 The rules are read from the source with `ast`, like tests/test_import_graph.py: every import
@@ -37,6 +38,7 @@ ROOMS: dict[str, str] = {
     "chalicelib.events": EDGE,
     "chalicelib.worker": EDGE,
     "chalicelib.models": EDGE,
+    "chalicelib.bodies": EDGE,
     "chalicelib.contract": EDGE,
     "chalicelib.auth": EDGE,
     # domain
@@ -78,12 +80,14 @@ ROOMS: dict[str, str] = {
     "chalicelib.retry": SHARED,
     "chalicelib.settings": SHARED,
     "chalicelib.telemetry": SHARED,
+    "chalicelib.wire": SHARED,
 }
 
 AWS_SDK = ("botocore", "boto3", "s3transfer", "mypy_boto3")
 NETWORK = ("http.client", "socket", "ssl", "urllib.request")
 WIRE_LIBRARIES = ("pydantic", "chalice")
-# What parses the wire in chalicelib.models (the models themselves are built by the edges).
+# What parses the wire in chalicelib.models and chalicelib.wire (the models themselves are built
+# by the edges).
 WIRE_PARSERS = frozenset({"parse", "check_json", "validation_message", "page_event"})
 # The wire modules whose parts only an edge may use.
 EDGE_MODULES = frozenset({"chalicelib.rest", "chalicelib.websocket", "chalicelib.contract"})
@@ -152,7 +156,7 @@ def violations(name: str, room: str, tree: ast.AST, rooms: dict[str, str]) -> se
             broken.add(f"imports {target}")
         if room == EDGE and rooms.get(target) == AWS and (module, imported) not in EDGE_READS:
             broken.add(f"imports {target}")
-        if module == "chalicelib.models" and imported is not None:
+        if module in ("chalicelib.models", "chalicelib.wire") and imported is not None:
             if room == DOMAIN and imported in WIRE_PARSERS:
                 broken.add(f"imports chalicelib.models.{imported}")
             if room == AWS and imported not in STORED_VALUES:

@@ -51,7 +51,7 @@ def test_connect_register_and_send_emit_embedded_metrics(
 
 @pytest.fixture
 def log_output() -> Iterator[io.StringIO]:
-    """What the service logs, formatted by the Powertools JSON formatter it ships with."""
+    """What the service logs, formatted by the JSON formatter it ships with."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(telemetry.logger.registered_formatter)

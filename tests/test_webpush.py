@@ -464,7 +464,7 @@ def test_twelve_devices_subscribing_at_once_all_succeed_and_ten_are_kept(
 ) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from chalicelib.models import PushSubscriptionBody
+    from chalicelib.bodies import PushSubscriptionBody
 
     bodies = [
         PushSubscriptionBody.model_validate(pushes.device(f"c{n}").subscription())
@@ -553,7 +553,7 @@ def test_a_refused_connection_is_retried_later(
 def test_a_broadcast_batch_sends_at_most_its_budget_of_pushes(
     service: Service, pushes: PushService
 ) -> None:
-    from chalicelib.models import PushSubscriptionBody
+    from chalicelib.bodies import PushSubscriptionBody
     from chalicelib.webpush import WebPush, WebPushConfig
 
     users = [f"b{n}" for n in range(4)]

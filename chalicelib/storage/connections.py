@@ -14,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import KW_ONLY, dataclass
 
 from chalicelib.auth import Principal
-from chalicelib.models import compact_json
 from chalicelib.storage.dynamo import Dynamo
 from chalicelib.storage.keys import BY_USER_INDEX, Item, connection_key
+from chalicelib.wire import compact_json
 
 AUTHORIZED = "expires_at > :now AND token_expires_at > :now"
 # Concurrent by_user Queries when a fan-out batch looks up its recipients' sessions.
