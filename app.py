@@ -191,7 +191,10 @@ def case_notices(principal: Principal, case_id: str) -> Reply:
 
 @api.route("/api/me/export", query="ExportQuery")
 def export(principal: Principal, query: ExportQuery) -> Reply:
-    return Reply(get_service().rights.export(principal, query.cursor))
+    from chalicelib.rest import export_cursor, export_position
+
+    page, following = get_service().rights.export(principal, export_position(query.cursor))
+    return Reply({**page, "next_cursor": export_cursor(following)})
 
 
 @api.route("/api/users/{user_id}", method="DELETE", access=Access.ADMIN, parameters="UserPath")
@@ -388,8 +391,9 @@ RECEIPTS_STREAM = "arn:aws:dynamodb:us-east-1:123456789012:table/receipts/stream
     name="events_publisher",
 )
 def events_publisher(event: DynamoDBEvent) -> dict[str, list[dict[str, str]]]:
-    budget = event.context.get_remaining_time_in_millis() / 1000 - 5
-    failed = get_service().publisher.publish(event.to_dict()["Records"], budget=max(budget, 1))
-    from chalicelib.events import batch_item_failures  # loaded by `publisher` just now
+    from chalicelib.events import batch_item_failures, inserted  # this function's edge only
 
+    images = inserted(event.to_dict()["Records"])
+    budget = event.context.get_remaining_time_in_millis() / 1000 - 5
+    failed = get_service().publisher.publish(images, budget=max(budget, 1))
     return batch_item_failures(failed)

@@ -2,24 +2,22 @@
 
 The request enqueues one page job (kind `fanout_page`); a worker claims that page, reads it
 from the directory and enqueues its batch jobs (kind `fanout_batch`, up to 100 recipients
-each) and, last, the next page job; batch workers store and push. Both ends live here:
-`FanoutQueue` writes the jobs onto the jobs queue (chalicelib/jobs.py) and walks the pages,
-and `register_fanout` hands the worker's two kinds to the domain.
+each) and, last, the next page job; batch workers store and push. `FanoutQueue` writes the
+jobs onto the jobs queue (chalicelib/jobs.py) and walks the pages; the worker's edge
+(chalicelib/worker.py) parses each job and hands it to the domain.
 """
 
 from __future__ import annotations
 
 from dataclasses import KW_ONLY, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from chalicelib.jobs import MESSAGES_PER_CALL, Deadline, Registry, SqsJobs, job_body
+from chalicelib.jobs import MESSAGES_PER_CALL, SqsJobs, job_body
 from chalicelib.models import FanoutJob, FanoutPage, NotificationContent
 from chalicelib.storage import Directory, PageClaims, new_id
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
-
-    from chalicelib.notifications import Notifications
 
 FANOUT_PAGE = "fanout_page"
 FANOUT_BATCH = "fanout_batch"
@@ -107,19 +105,3 @@ class FanoutQueue:
 
 def _page_body(page: FanoutPage) -> str:
     return job_body(FANOUT_PAGE, page.model_dump(mode="json"))
-
-
-def register_fanout(registry: Registry, notifications: Notifications) -> None:
-    """The worker's side of a broadcast: each job is one bounded step, done in one go."""
-
-    def page(payload: dict[str, Any], deadline: Deadline) -> bool:
-        notifications.deliver_page(FanoutPage.model_validate(payload))
-        return True
-
-    def batch(payload: dict[str, Any], deadline: Deadline) -> bool:
-        job = FanoutJob.model_validate(payload)
-        notifications.deliver(job.content, job.user_ids, broadcast_id=job.broadcast_id)
-        return True
-
-    registry.register(FANOUT_PAGE, page)
-    registry.register(FANOUT_BATCH, batch)

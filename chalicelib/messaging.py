@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 ClientFactory = Callable[[str], "ApiGatewayManagementApiClient"]
 PUSH_RETRY = Backoff(attempts=4, base=0.05, cap=1.0)
+SEND_RETRY = Backoff(attempts=3, base=0.2, cap=2.0)
 
 
 class Outcome(Enum):
@@ -53,6 +54,7 @@ class PushReport:
             self.failed += 1
 
 
+@dataclass(eq=False)
 class Sender:
     """Posts frames to connections with bounded, jittered retries; prunes connections that 410.
 
@@ -60,38 +62,30 @@ class Sender:
     the event. Throttling and 5xx answers are retried on the service's one backoff policy.
     """
 
-    def __init__(
-        self,
-        client_factory: ClientFactory,
-        connections: ConnectionStore,
-        *,
-        endpoint: str | None = None,
-        region: str = "us-east-1",
-        retry: Backoff = PUSH_RETRY,
-        concurrency: int = 16,
-    ) -> None:
-        self._client_factory = client_factory
-        self._connections = connections
-        self._endpoint = endpoint
-        self._region = region
-        self._client: ApiGatewayManagementApiClient | None = None
-        self._retry = retry
-        self._concurrency = concurrency
-        self._pool: ThreadPoolExecutor | None = None
+    client_factory: ClientFactory
+    connections: ConnectionStore
+    _: KW_ONLY
+    endpoint: str | None = None
+    region: str = "us-east-1"
+    retry: Backoff = PUSH_RETRY
+    concurrency: int = 16
+    _client: ApiGatewayManagementApiClient | None = field(default=None, init=False, repr=False)
+    _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
 
-    def configure_from_request_context(self, context: dict[str, Any]) -> None:
-        """Use the event's API unless an endpoint is configured already (the first one wins)."""
-        if self._endpoint is None and "apiId" in context:
-            self._endpoint = management_endpoint(context["apiId"], context["stage"], self._region)
+    def use_api(self, api_id: str, stage: str) -> None:
+        """Use the management endpoint of the API an event came through, unless an endpoint is
+        configured already (the first one wins)."""
+        if self.endpoint is None:
+            self.endpoint = management_endpoint(api_id, stage, self.region)
 
     @property
     def client(self) -> ApiGatewayManagementApiClient:
         if self._client is None:
-            if self._endpoint is None:
+            if self.endpoint is None:
                 raise ConfigurationError(
                     "WEBSOCKET_ENDPOINT must be set to push outside WebSocket handlers"
                 )
-            self._client = self._client_factory(self._endpoint)
+            self._client = self.client_factory(self.endpoint)
         return self._client
 
     def send(self, connection_id: str, payload: bytes) -> Outcome:
@@ -123,35 +117,35 @@ class Sender:
         except ClientError as exc:
             if not is_gone(exc):
                 raise
-        self._connections.remove(connection_id)
+        self.connections.remove(connection_id)
 
     def _send(self, connection_id: str, payload: bytes) -> tuple[Outcome, bool]:
-        for attempt in range(1, self._retry.attempts + 1):
+        for attempt in range(1, self.retry.attempts + 1):
             try:
                 self.client.post_to_connection(ConnectionId=connection_id, Data=payload)
                 return Outcome.DELIVERED, False
             except ClientError as exc:
                 if is_gone(exc):
-                    return Outcome.GONE, self._connections.remove(connection_id)
-                if not is_transient(exc) or attempt == self._retry.attempts:
+                    return Outcome.GONE, self.connections.remove(connection_id)
+                if not is_transient(exc) or attempt == self.retry.attempts:
                     log.warning(
                         "push failed",
                         extra={"connection_id": connection_id, "error": error_code(exc)},
                     )
                     return Outcome.FAILED, False
             except (ConnectionError, HTTPClientError) as exc:
-                if attempt == self._retry.attempts:
+                if attempt == self.retry.attempts:
                     log.warning(
                         "push failed",
                         extra={"connection_id": connection_id, "error": type(exc).__name__},
                     )
                     return Outcome.FAILED, False
-            self._retry.pause(attempt)
+            self.retry.pause(attempt)
         raise AssertionError("unreachable")
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="push")
+            self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="push")
         return self._pool
 
 
@@ -159,28 +153,22 @@ class ProviderFailed(Exception):
     """SES or SNS refused or failed the message after the retries."""
 
 
+@dataclass(eq=False)
 class Messenger:
     """Email through Amazon SES v2 and text messages through Amazon SNS, with the one backoff."""
 
-    def __init__(
-        self,
-        ses: Callable[[], SESV2Client],
-        sns: Callable[[], SNSClient],
-        *,
-        email_from: str,
-        retry: Backoff | None = None,
-    ) -> None:
-        self._ses_factory = ses
-        self._sns_factory = sns
-        self._clients: dict[str, Any] = {}
-        self._email_from = email_from
-        self._retry = retry or Backoff(attempts=3, base=0.2, cap=2.0)
+    ses: Callable[[], SESV2Client]
+    sns: Callable[[], SNSClient]
+    _: KW_ONLY
+    email_from: str
+    retry: Backoff = SEND_RETRY
+    _clients: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     def email(self, to: str, subject: str, text: str, notification_id: str) -> str:
         """Send; returns SES's message id."""
         return self._attempt(
             lambda: self._ses().send_email(
-                FromEmailAddress=self._email_from,
+                FromEmailAddress=self.email_from,
                 Destination={"ToAddresses": [to]},
                 Content={
                     "Simple": {
@@ -207,16 +195,16 @@ class Messenger:
 
     def _ses(self) -> SESV2Client:
         if "ses" not in self._clients:
-            self._clients["ses"] = self._ses_factory()
+            self._clients["ses"] = self.ses()
         return self._clients["ses"]
 
     def _sns(self) -> SNSClient:
         if "sns" not in self._clients:
-            self._clients["sns"] = self._sns_factory()
+            self._clients["sns"] = self.sns()
         return self._clients["sns"]
 
     def _attempt(self, call: Callable[[], str]) -> str:
-        for attempt in range(1, self._retry.attempts + 1):
+        for attempt in range(1, self.retry.attempts + 1):
             try:
                 return call()
             except ClientError as exc:
@@ -225,7 +213,7 @@ class Messenger:
                 failure: Exception = exc
             except BotoCoreError as exc:
                 failure = exc
-            if attempt == self._retry.attempts:
+            if attempt == self.retry.attempts:
                 raise ProviderFailed(type(failure).__name__) from failure
-            self._retry.pause(attempt)
+            self.retry.pause(attempt)
         raise AssertionError("unreachable")

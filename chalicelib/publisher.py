@@ -1,9 +1,10 @@
 """Events out: every new receipt entry becomes one event on the stack's EventBridge bus.
 
 The outbox pattern: no request path publishes. The receipts table's stream hands each new
-entry (an INSERT record) to `Publisher.publish`, which puts its event (as chalicelib/events.py
-gives it) on the bus. Entry 1 (`stored`) carries the receipt's header; for later entries the
-header is read once (BatchGetItem) and kept, since it never changes.
+entry (an INSERT record, read by chalicelib/events.py at the edge) to `Publisher.publish`,
+which puts its event (as events.py gives it) on the bus. Entry 1 (`stored`) carries the
+receipt's header; for later entries the header is read once (BatchGetItem) and kept, since it
+never changes.
 
 Failures, as the stream's event source mapping expects them (ReportBatchItemFailures, bisect
 on error, bounded retries, an on-failure queue):
@@ -30,7 +31,7 @@ from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as EndpointUnreachable
 
 from chalicelib.errors import ConfigurationError
-from chalicelib.events import SOURCE, PoisonRecord, detail_type, event_detail, event_time, inserted
+from chalicelib.events import SOURCE, PoisonRecord, detail_type, event_detail, event_time
 from chalicelib.retry import TRANSIENT_CODES, Backoff, is_transient
 from chalicelib.storage.receipts import Header, ReceiptStore, entry_from, header_from
 from chalicelib.telemetry import logger as log
@@ -63,23 +64,24 @@ class Publisher:
     clock: Callable[[], float] = time.monotonic
     _headers: OrderedDict[str, Header] = field(default_factory=OrderedDict, repr=False)
 
-    def publish(self, records: list[dict[str, Any]], *, budget: float = 60.0) -> list[str]:
-        """Publish the events of `records` (a stream batch, oldest first); returns the
-        sequence numbers of the records that still failed, for `batchItemFailures`. Retries
-        stop once `budget` seconds are spent."""
+    def publish(
+        self, images: list[tuple[str, dict[str, Any]]], *, budget: float = 60.0
+    ) -> list[str]:
+        """Publish the events of a stream batch's new entries (`events.inserted`: sequence
+        number and new image, oldest first); returns the sequence numbers of the records that
+        still failed, for `batchItemFailures`. Retries stop once `budget` seconds are spent."""
         if not self.bus:
             raise ConfigurationError("EVENT_BUS_NAME is not set: no bus to publish to")
         deadline = self.clock() + budget
-        pending = self._prepare(records)
+        pending = self._prepare(images)
         failed: list[str] = []
         for start in range(0, len(pending), PUT_EVENTS_LIMIT):
             chunk = pending[start : start + PUT_EVENTS_LIMIT]
             failed.extend(entry.sequence_number for entry in self._put(chunk, deadline))
         return failed
 
-    def _prepare(self, records: list[dict[str, Any]]) -> list[Pending]:
+    def _prepare(self, images: list[tuple[str, dict[str, Any]]]) -> list[Pending]:
         """Each new entry's event, in stream order."""
-        images = inserted(records)
         self._load_headers(
             [image["notification_id"]["S"] for _, image in images if _is_later_entry(image)]
         )

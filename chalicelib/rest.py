@@ -9,6 +9,8 @@ become Chalice's `{"Code", "Message"}` shape here and nowhere else.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from collections.abc import Callable
@@ -290,3 +292,35 @@ def notices_csv(notices: list[dict[str, Any]]) -> str:
         row["verified"] = "true" if notice["verified"] else "false"
         writer.writerow(["" if row[column] is None else row[column] for column in CASE_COLUMNS])
     return out.getvalue()
+
+
+# The parts of an export, in order; its cursor names one and the last id handed over of it.
+EXPORT_PARTS = ("notifications", "receipts")
+
+
+def export_cursor(position: tuple[str, str | None] | None) -> str | None:
+    """The opaque `next_cursor` of an export page: where the next one starts (None: done)."""
+    if position is None:
+        return None
+    part, after = position
+    raw = json.dumps({"part": part, "after": after}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def export_position(cursor: str | None) -> tuple[str, str | None]:
+    """Where the export page a cursor asks for starts; one the export did not give is a 422."""
+    from ulid import ULID  # this route's only
+
+    if cursor is None:
+        return EXPORT_PARTS[0], None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        decoded = json.loads(raw)
+        part, after = decoded["part"], decoded["after"]
+        if part not in EXPORT_PARTS or set(decoded) != {"part", "after"}:
+            raise ValueError(part)
+        if after is not None:
+            ULID.from_str(after)
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+        raise ValidationFailed("cursor is not one this export gave") from exc
+    return part, after

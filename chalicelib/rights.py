@@ -22,8 +22,6 @@ per erasure and never renewed by reruns: it lapses `ERASURE_HOLD` after the requ
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -34,7 +32,6 @@ from typing import Any, Protocol
 from ulid import ULID
 
 from chalicelib.auth import Principal
-from chalicelib.errors import ValidationFailed
 from chalicelib.jobs import Deadline, Jobs, Registry
 from chalicelib.models import iso_timestamp
 from chalicelib.notifications import Notifications
@@ -70,6 +67,10 @@ EXPORT_PAGE_BYTES = 1_000_000
 EXPORT_CALLS = 90
 EXPORT_NOTIFICATIONS_PER_QUERY = 1000  # a Query returns at most 1 MB anyway
 EXPORT_RECEIPTS_PER_QUERY = 40
+# Where an export page starts: the part ("notifications", then "receipts") and the last id of
+# it already handed over (None: from its start). The edge carries it as an opaque cursor.
+ExportPosition = tuple[str, str | None]
+EXPORT_START: ExportPosition = ("notifications", None)
 
 
 class Erasable(Protocol):
@@ -97,12 +98,15 @@ class DataRights:
 
     # --- export ----------------------------------------------------------------------------
 
-    def export(self, principal: Principal, cursor: str | None = None) -> dict[str, Any]:
-        """One page of everything stored about the caller: notifications, then receipts.
-        `next_cursor` continues it (None on the last page); every page has the same shape
-        and the other sections, so the pages' lists joined make the whole document."""
+    def export(
+        self, principal: Principal, position: ExportPosition = EXPORT_START
+    ) -> tuple[dict[str, Any], ExportPosition | None]:
+        """One page of everything stored about the caller: notifications, then receipts, from
+        `position`; and where the next page starts (None after the last). Every page has the
+        same shape and the other sections, so the pages' lists joined make the whole
+        document."""
         user_id = principal.user_id
-        part, after = _decode_cursor(cursor)
+        part, after = position
         groups = self.directory.groups_of(user_id)
         document: dict[str, Any] = {
             "user_id": user_id,
@@ -113,6 +117,7 @@ class DataRights:
         for name, exporter in self.exporters.items():
             document[name] = exporter(user_id)
         calls = 1 + len(self.exporters)
+        # Room for the cursor the edge adds.
         size = len(json.dumps(document)) + len('"next_cursor": ""') + 200
         full = False
 
@@ -161,8 +166,7 @@ class DataRights:
                 after = notification_id
             if not full and following is None:
                 part = "done"
-        document["next_cursor"] = None if part == "done" else _encode_cursor(part, after)
-        return document
+        return document, None if part == "done" else (part, after)
 
     # --- erasure ---------------------------------------------------------------------------
 
@@ -288,24 +292,3 @@ def _job(user_id: str, requested_at: str) -> dict[str, Any]:
 def _ms(timestamp: str) -> int:
     parsed = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
     return int(parsed.timestamp() * 1000)
-
-
-def _encode_cursor(part: str, after: str | None) -> str:
-    raw = json.dumps({"part": part, "after": after}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str | None) -> tuple[str, str | None]:
-    if cursor is None:
-        return "notifications", None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        decoded = json.loads(raw)
-        part, after = decoded["part"], decoded["after"]
-        if part not in ("notifications", "receipts") or set(decoded) != {"part", "after"}:
-            raise ValueError(part)
-        if after is not None:
-            ULID.from_str(after)
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
-        raise ValidationFailed("cursor is not one this export gave") from exc
-    return part, after

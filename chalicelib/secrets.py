@@ -13,6 +13,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.errors import ConfigurationError
@@ -31,38 +32,26 @@ PERMANENT_ERRORS = frozenset(
 )
 
 
+@dataclass(eq=False)
 class SecretSource:
     """A value fetched on first use and then kept for the life of the process."""
 
-    def __init__(
-        self,
-        fetch: Callable[[], str],
-        *,
-        describe: str,
-        validate: Callable[[str], str] = lambda value: value,
-        attempts: int = 3,
-        base_delay: float = 0.1,
-        deadline: float = 3.0,
-        retry_interval: float = 5.0,
-        is_permanent: Callable[[Exception], bool] = lambda exc: False,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._fetch = fetch
-        self._describe = describe
-        self._validate = validate
-        self._attempts = attempts
-        self._base_delay = base_delay
-        self._deadline = deadline
-        self._retry_interval = retry_interval
-        self._is_permanent = is_permanent
-        self._clock = clock
-        self._sleep = sleep
-        self._lock = threading.Lock()
-        self._value: str | None = None
-        self._failed_at: float | None = None
-        self._failure = ""
-        self.fetches = 0
+    fetch: Callable[[], str]
+    _: KW_ONLY
+    describe: str
+    validate: Callable[[str], str] = lambda value: value
+    attempts: int = 3
+    base_delay: float = 0.1
+    deadline: float = 3.0
+    retry_interval: float = 5.0
+    is_permanent: Callable[[Exception], bool] = lambda exc: False
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    fetches: int = field(default=0, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _value: str | None = field(default=None, init=False, repr=False)
+    _failed_at: float | None = field(default=None, init=False, repr=False)
+    _failure: str = field(default="", init=False, repr=False)
 
     def get(self) -> str:
         value = self._value
@@ -74,36 +63,36 @@ class SecretSource:
             return self._value
 
     def _load(self) -> str:
-        now = self._clock()
-        if self._failed_at is not None and now - self._failed_at < self._retry_interval:
-            raise ConfigurationError(f"{self._describe} is unavailable: {self._failure}")
-        give_up_at = now + self._deadline
+        now = self.clock()
+        if self._failed_at is not None and now - self._failed_at < self.retry_interval:
+            raise ConfigurationError(f"{self.describe} is unavailable: {self._failure}")
+        give_up_at = now + self.deadline
         error: Exception | None = None
-        for attempt in range(self._attempts):
+        for attempt in range(self.attempts):
             self.fetches += 1
             try:
-                value = self._fetch()
+                value = self.fetch()
             except Exception as exc:
                 error = exc
-                if self._is_permanent(exc):
+                if self.is_permanent(exc):
                     break
-                delay = self._base_delay * 2**attempt * (0.5 + random.random() / 2)
-                if attempt + 1 == self._attempts or self._clock() + delay > give_up_at:
+                delay = self.base_delay * 2**attempt * (0.5 + random.random() / 2)
+                if attempt + 1 == self.attempts or self.clock() + delay > give_up_at:
                     break
-                self._sleep(delay)
+                self.sleep(delay)
                 continue
             try:
-                return self._validate(value)
+                return self.validate(value)
             except ConfigurationError as exc:
                 self._fail(exc)
                 raise
         self._fail(error)
         raise ConfigurationError(
-            f"Could not read {self._describe} ({self._failure}); the next request tries again"
+            f"Could not read {self.describe} ({self._failure}); the next request tries again"
         ) from error
 
     def _fail(self, error: Exception | None) -> None:
-        self._failed_at = self._clock()
+        self._failed_at = self.clock()
         self._failure = f"{type(error).__name__}: {error}"
 
 

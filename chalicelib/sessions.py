@@ -22,6 +22,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import KW_ONLY, dataclass, field
 
 from chalicelib import telemetry
 from chalicelib.auth import Principal, TokenVerifier
@@ -68,27 +69,19 @@ class Admitted:
             self._entries.pop(connection_id, None)
 
 
+@dataclass(eq=False)
 class Sessions:
-    def __init__(
-        self,
-        connections: ConnectionStore,
-        directory: Directory,
-        limits: Limits,
-        counters: Counters,
-        verifier: TokenVerifier,
-        *,
-        rate_limit_per_minute: int,
-        clock: Callable[[], float] = time.time,
-        admitted: Admitted | None = None,
-    ) -> None:
-        self.connections = connections
-        self.directory = directory
-        self.limits = limits
-        self.counters = counters
-        self.verifier = verifier
-        self.rate_limit_per_minute = rate_limit_per_minute
-        self._clock = clock
-        self._admitted = admitted or Admitted()
+    """Connections' lifecycle and admission (see the module docstring)."""
+
+    connections: ConnectionStore
+    directory: Directory
+    limits: Limits
+    counters: Counters
+    verifier: TokenVerifier
+    _: KW_ONLY
+    rate_limit_per_minute: int
+    clock: Callable[[], float] = time.time
+    admitted: Admitted = field(default_factory=Admitted)
 
     def connect(self, connection_id: str, token: str | None) -> None:
         """Accept a connection; a present but invalid token raises Unauthorized."""
@@ -97,7 +90,7 @@ class Sessions:
         self.counters.record(connections_opened=1)
 
     def disconnect(self, connection_id: str, status_code: int | None, reason: str | None) -> None:
-        self._admitted.forget(connection_id)
+        self.admitted.forget(connection_id)
         existed = self.connections.remove(connection_id)
         log.info(
             "disconnected",
@@ -112,7 +105,7 @@ class Sessions:
 
     def register(self, connection_id: str, token: str | None) -> Principal:
         """Bind the connection to its user (from `token`, else the connect token)."""
-        self._admitted.forget(connection_id)
+        self.admitted.forget(connection_id)
         record = self._record(connection_id)
         connected_as = record.principal
         if token is not None:
@@ -125,7 +118,7 @@ class Sessions:
             principal = self._unexpired(connected_as)
         self.check_rate(principal)
         expires_at = self.connections.register(connection_id, principal)
-        self._admitted.put(connection_id, principal, expires_at)
+        self.admitted.put(connection_id, principal, expires_at)
         self.directory.record_member(principal)
         return principal
 
@@ -170,15 +163,15 @@ class Sessions:
     def _principal(self, connection_id: str) -> Principal:
         """The registered principal of the connection, unexpired (from this container's
         memory when it has it)."""
-        now = self._clock()
-        remembered = self._admitted.get(connection_id, now)
+        now = self.clock()
+        remembered = self.admitted.get(connection_id, now)
         if remembered is not None:
             return remembered
         record = self._record(connection_id)
         if record.principal is None:
             raise Unauthorized("Register with a token first")
         principal = self._unexpired(record.principal)
-        self._admitted.put(connection_id, principal, record.expires_at)
+        self.admitted.put(connection_id, principal, record.expires_at)
         return principal
 
     def _record(self, connection_id: str) -> ConnectionRecord:
@@ -188,6 +181,6 @@ class Sessions:
         return record
 
     def _unexpired(self, principal: Principal) -> Principal:
-        if principal.expires_at <= self._clock():
+        if principal.expires_at <= self.clock():
             raise Unauthorized("Token expired: register again with a fresh token")
         return principal

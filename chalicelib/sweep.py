@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -76,33 +76,21 @@ class _Decision:
     locale: str | None = None
 
 
+@dataclass(eq=False)
 class EscalationSweep:
     """What the scheduled function needs: the due steps found, claimed and fired."""
 
-    def __init__(
-        self,
-        steps: EscalationSteps,
-        inbox: Inbox,
-        profiles: Profiles,
-        delivery: Delivery,
-        messenger: Messenger,
-        webpush: WebPush,
-        receipts: Receipts,
-        counters: Recorder,
-        *,
-        config: EscalationConfig | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.steps = steps
-        self.inbox = inbox
-        self.profiles = profiles
-        self.delivery = delivery
-        self.messenger = messenger
-        self.webpush = webpush
-        self.receipts = receipts
-        self.counters = counters
-        self.config = config or EscalationConfig()
-        self.clock = clock
+    steps: EscalationSteps
+    inbox: Inbox
+    profiles: Profiles
+    delivery: Delivery
+    messenger: Messenger
+    webpush: WebPush
+    receipts: Receipts
+    counters: Recorder
+    _: KW_ONLY
+    config: EscalationConfig = field(default_factory=EscalationConfig)
+    clock: Callable[[], float] = time.time
 
     def sweep(self, *, budget: float | None = None) -> SweepReport:
         """Fire the steps whose time has come (see the module docstring); with a `budget` in

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -80,38 +80,28 @@ class PushReport:
     failed: int = 0
 
 
+@dataclass(eq=False)
 class WebPush:
-    def __init__(
-        self,
-        subscriptions: PushSubscriptions,
-        profiles: Profiles,
-        key: Callable[[], VapidKey],
-        client: PushClient,
-        receipts: Receipts,
-        counters: Counters,
-        steps: EscalationSteps,
-        *,
-        config: WebPushConfig | None = None,
-        clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.subscriptions = subscriptions
-        self.profiles = profiles
-        self._key = key
-        self.client = client
-        self.receipts = receipts
-        self.counters = counters
-        self.steps = steps
-        self.config = config or WebPushConfig()
-        self.clock = clock
-        self._sleep = sleep
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
+    """Web Push's rules (see the module docstring), over the push services' client."""
+
+    subscriptions: PushSubscriptions
+    profiles: Profiles
+    key: Callable[[], VapidKey]
+    client: PushClient
+    receipts: Receipts
+    counters: Counters
+    steps: EscalationSteps
+    _: KW_ONLY
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+    config: WebPushConfig = field(default_factory=WebPushConfig)
+    _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
+    _pool_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     # --- subscriptions -----------------------------------------------------------------------
 
     def public_key(self) -> str:
-        return self._key().public_key
+        return self.key().public_key
 
     def subscribe(self, user_id: str, body: PushSubscriptionBody) -> tuple[str, bool]:
         """Store the browser's subscription; returns its id and whether it is new. A known
@@ -309,7 +299,7 @@ class WebPush:
     ) -> PushReport:
         plaintext = self.payload(notification, locale, kind)
         urgent = notification.priority == "high" or notification.requires_confirmation
-        key = self._key()
+        key = self.key()
 
         def one(subscription: Subscription) -> Answer:
             return self._post(key, subscription, plaintext, urgent)
@@ -362,7 +352,7 @@ class WebPush:
         answer = self.client.post(subscription.endpoint, body, headers)
         wait = answer.retry_after if answer.retry_after is not None else 0.2
         if answer.result is Result.RETRY and wait <= MAX_INLINE_WAIT:
-            self._sleep(wait)
+            self.sleep(wait)
             answer = self.client.post(subscription.endpoint, body, headers)
         return answer
 

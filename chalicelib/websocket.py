@@ -63,27 +63,21 @@ class WebSocketApi:
 
     @cached_property
     def _actions(self) -> dict[str, tuple[type[BaseModel], Callable[[Service, str, Any], None]]]:
-        from chalicelib.models import (
-            AckFrame,
-            ArchiveFrame,
-            ConfirmFrame,
-            GetNotificationsFrame,
-            MarkReadFrame,
-            PingFrame,
-            RegisterFrame,
-            SeenFrame,
-        )
+        """Each action's frame, as the contract names it (chalicelib/contract.py: the one table
+        of actions), and its handler here."""
+        from chalicelib.contract import WS_ACTIONS
 
-        return {
-            "register": (RegisterFrame, self._register),
-            "get_notifications": (GetNotificationsFrame, self._get_notifications),
-            "mark_read": (MarkReadFrame, self._mark_read),
-            "ack": (AckFrame, self._ack),
-            "ping": (PingFrame, self._ping),
-            "seen": (SeenFrame, self._seen),
-            "archive": (ArchiveFrame, self._archive),
-            "confirm": (ConfirmFrame, self._confirm),
+        handlers: dict[str, Callable[[Service, str, Any], None]] = {
+            "register": self._register,
+            "get_notifications": self._get_notifications,
+            "mark_read": self._mark_read,
+            "ack": self._ack,
+            "ping": self._ping,
+            "seen": self._seen,
+            "archive": self._archive,
+            "confirm": self._confirm,
         }
+        return {name: (WS_ACTIONS[name].frame, handler) for name, handler in handlers.items()}
 
     def connect(self, connection_id: str, token: str | None) -> dict[str, int] | None:
         """Accept the handshake, or reject it with 401 when a given token is bad."""
@@ -107,7 +101,8 @@ class WebSocketApi:
         from chalicelib.models import MAX_FRAME_BYTES, ErrorEvent, parse
 
         service = self._service()
-        service.sender.configure_from_request_context(request_context)
+        if "apiId" in request_context:
+            service.sender.use_api(request_context["apiId"], request_context["stage"])
         request_id: str | None = None
         try:
             raw = body or ""

@@ -497,9 +497,9 @@ class Service:
 
     @part
     def registry(self) -> Registry:
-        from chalicelib.fanout import register_fanout
         from chalicelib.jobs import Registry
         from chalicelib.rights import register_erasure
+        from chalicelib.worker import register_fanout
 
         registry = Registry()
         registry.register(

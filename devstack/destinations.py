@@ -24,7 +24,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -97,35 +97,28 @@ class _Delivery:
     attempt: int = field(default=1, compare=False)
 
 
+@dataclass(eq=False)
 class Webhook:
     """The API destination: see the module docstring."""
 
-    def __init__(
-        self,
-        url: str,
-        api_key: str | None = None,
-        *,
-        delays: tuple[float, ...] = RETRY_DELAYS,
-        timeout: float = TIMEOUT_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.url = url
-        self._api_key = api_key
-        self._delays = delays
-        self._timeout = timeout
-        self._clock = clock
-        self._due: list[_Delivery] = []
-        self._order = 0
-        self._wake = threading.Condition()
-        self._stopped = False
-        self._thread: threading.Thread | None = None
-        self.delivered = 0
-        self.dead_letters: list[dict[str, Any]] = []
+    url: str
+    api_key: str | None = None
+    _: KW_ONLY
+    delays: tuple[float, ...] = RETRY_DELAYS
+    timeout: float = TIMEOUT_SECONDS
+    clock: Callable[[], float] = time.monotonic
+    delivered: int = field(default=0, init=False)
+    dead_letters: list[dict[str, Any]] = field(default_factory=list, init=False)
+    _due: list[_Delivery] = field(default_factory=list, init=False, repr=False)
+    _order: int = field(default=0, init=False, repr=False)
+    _wake: threading.Condition = field(default_factory=threading.Condition, init=False, repr=False)
+    _stopped: bool = field(default=False, init=False, repr=False)
+    _thread: threading.Thread | None = field(default=None, init=False, repr=False)
 
     def send(self, envelope: dict[str, Any]) -> None:
         with self._wake:
             self._order += 1
-            heapq.heappush(self._due, _Delivery(self._clock(), self._order, envelope))
+            heapq.heappush(self._due, _Delivery(self.clock(), self._order, envelope))
             self._wake.notify()
 
     def start(self) -> None:
@@ -142,8 +135,8 @@ class Webhook:
     def _run(self) -> None:
         while True:
             with self._wake:
-                while not self._stopped and (not self._due or self._due[0].due > self._clock()):
-                    wait = self._due[0].due - self._clock() if self._due else None
+                while not self._stopped and (not self._due or self._due[0].due > self.clock()):
+                    wait = self._due[0].due - self.clock() if self._due else None
                     self._wake.wait(wait)
                 if self._stopped:
                     return
@@ -156,14 +149,14 @@ class Webhook:
         if 200 <= (status or 0) < 300:
             self.delivered += 1
             return
-        if retryable and delivery.attempt <= len(self._delays):
-            delay = self._delays[delivery.attempt - 1]
+        if retryable and delivery.attempt <= len(self.delays):
+            delay = self.delays[delivery.attempt - 1]
             with self._wake:
                 self._order += 1
                 heapq.heappush(
                     self._due,
                     _Delivery(
-                        self._clock() + delay, self._order, delivery.envelope, delivery.attempt + 1
+                        self.clock() + delay, self._order, delivery.envelope, delivery.attempt + 1
                     ),
                 )
             return
@@ -173,13 +166,13 @@ class Webhook:
     def post(self, envelope: dict[str, Any]) -> int | None:
         """One POST; the HTTP status, or None when no answer came (refused, timed out)."""
         headers = {"Content-Type": "application/json"}
-        if self._api_key:
-            headers["x-api-key"] = self._api_key
+        if self.api_key:
+            headers["x-api-key"] = self.api_key
         request = urllib.request.Request(
             self.url, data=json.dumps(envelope).encode(), headers=headers, method="POST"
         )
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout) as response:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return int(response.status)
         except urllib.error.HTTPError as error:
             return int(error.code)

@@ -8,12 +8,15 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
+import app as lambda_app
 from chalicelib.errors import ConfigurationError
 from chalicelib.messaging import Outcome, Sender
 from chalicelib.models import NotificationContent
 from chalicelib.retry import Backoff
 from chalicelib.settings import management_endpoint
 from chalicelib.wiring import Service
+from devstack.context import LambdaContext
+from devstack.events import API_ID, ConnectionContext, message_event, new_connection_id, now_ms
 from tests.conftest import ENDPOINT, REGION, WsClient
 
 
@@ -110,8 +113,27 @@ def test_endpoint_comes_from_the_event_when_not_configured(service: Service) -> 
     sender = Sender(lambda endpoint: endpoint, service.connections, region="eu-west-1")
     with pytest.raises(ConfigurationError):
         _ = sender.client
-    sender.configure_from_request_context({"apiId": "abc123", "stage": "prod"})
+    sender.use_api("abc123", "prod")
     assert sender.client == "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"
-    sender.configure_from_request_context({"apiId": "other", "stage": "dev"})
+    sender.use_api("other", "dev")
     assert sender.client == "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"
     assert management_endpoint("x", "s", "cn-north-1").endswith(".amazonaws.com.cn/s")
+
+
+def test_a_message_handler_hands_the_sender_its_events_api(build: Any) -> None:
+    """With no endpoint configured, the WebSocket edge reads the API id and stage of the
+    message's request context, and pushes go to that API's management endpoint."""
+    service = build(websocket_endpoint=None)
+    context = ConnectionContext(
+        connection_id=new_connection_id(),
+        connected_at=now_ms(),
+        source_ip="127.0.0.1",
+        user_agent=None,
+        domain_name=f"{API_ID}.execute-api.{REGION}.amazonaws.com",
+        stage="prod",
+    )
+    event = message_event(context, route_key="$default", body='{"action": "ping"}')
+    lambda_app.message(event, LambdaContext(function_name="message"))
+    expected = management_endpoint(API_ID, "prod", REGION)
+    assert service.sender.endpoint == expected
+    assert service.sender.client.meta.endpoint_url == expected

@@ -18,7 +18,7 @@ import pytest
 from chalice.test import Client
 
 import app as lambda_app
-from chalicelib.events import SOURCE, PoisonRecord
+from chalicelib.events import SOURCE, PoisonRecord, inserted
 from chalicelib.publisher import PUT_EVENTS_LIMIT, Publisher
 from chalicelib.retry import Backoff
 from chalicelib.wiring import Service
@@ -307,10 +307,10 @@ def poison(service: Service, dynamodb: Any) -> None:
     dynamodb.put_item(
         TableName=service.settings.receipts_table,
         Item={
-            "notification_id": {"S": "01JDQ8ABCDEFGHJKMNPQRSTVWX"},
+            "notification_id": STORED["notification_id"],
             "seq": {"N": "2"},
             "type": {"S": "read"},
-            "at": {"S": "2026-11-25T19:41:32.123Z"},
+            "at": STORED["at"],
             "hash": {"S": "0" * 64},
             "user_id": {"S": "mallory"},
             "expires_at": {"N": str(int(time.time()) + 3600)},
@@ -395,7 +395,9 @@ def test_throttling_that_outlasts_the_retries_is_reported_from_the_first_failed_
     bridge = FlakyEventBridge()
     bridge.throttle_calls = 100
     on_call(service.clients.events(), "PutEvents", bridge)
-    failed = service.publisher.publish([{**r, "eventSourceARN": arn} for r in records], budget=60)
+    failed = service.publisher.publish(
+        inserted([{**r, "eventSourceARN": arn} for r in records]), budget=60
+    )
     numbers = [r["dynamodb"]["SequenceNumber"] for r in records if r["eventName"] == "INSERT"]
     assert failed == numbers
     assert bridge.calls == NO_WAIT.attempts
@@ -419,14 +421,14 @@ def test_put_events_calls_stay_one_per_ten_entries_and_one_header_read_per_batch
         publisher = Publisher(
             service.clients.events, BUS, service.publisher.receipts, retry=NO_WAIT
         )
-        assert publisher.publish(records[:size]) == []
+        assert publisher.publish(inserted(records[:size])) == []
         assert len(puts) == -(-size // PUT_EVENTS_LIMIT)
         assert len(reads) <= 1
 
 
-def test_a_record_without_an_image_is_a_poison(service: Service) -> None:
+def test_a_record_without_an_image_is_a_poison() -> None:
     with pytest.raises(PoisonRecord):
-        service.publisher.publish([{"eventName": "INSERT", "dynamodb": {"SequenceNumber": "1"}}])
+        inserted([{"eventName": "INSERT", "dynamodb": {"SequenceNumber": "1"}}])
 
 
 # --- the local API destination ------------------------------------------------------------------
@@ -589,9 +591,7 @@ def test_a_connection_lost_mid_call_is_retried_and_a_malformed_request_is_not(
     assert {e["detail"]["event_id"] for e in published()} == expected_event_ids(service, ids)
     failures.append(ParamValidationError(report="invalid"))
     with pytest.raises(ParamValidationError):
-        service.publisher.publish(
-            [{"eventName": "INSERT", "dynamodb": {"SequenceNumber": "9", "NewImage": STORED}}]
-        )
+        service.publisher.publish([("9", STORED)])
 
 
 STORED = {

@@ -300,6 +300,7 @@ def test_a_poisoned_batch_ends_in_the_dead_letter_queue(
         json.dumps(batch),  # a job without its kind is not guessed at
         json.dumps({"kind": "no_such_kind", "payload": {}}),
         json.dumps({"kind": "fanout_batch", "payload": {**batch, "user_ids": []}}),
+        json.dumps({"kind": "fanout_page", "payload": {"broadcast_id": "b1", "page": -1}}),
     ]
     for body in [*poisons, good]:
         sqs.send_message(QueueUrl=queue, MessageBody=body)

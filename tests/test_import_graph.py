@@ -9,6 +9,7 @@ it still counts.
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,9 +34,8 @@ def _type_checking(node: ast.If) -> bool:
     )
 
 
-def imports(tree: ast.AST, known: dict[str, Path]) -> set[str]:
-    """The modules of `known` that `tree` imports when it runs."""
-    found: set[str] = set()
+def runtime_imports(tree: ast.AST) -> Iterator[tuple[str, str | None]]:
+    """(module, name) of every import that runs: `import m` gives (m, None)."""
     pending = list(ast.iter_child_nodes(tree))
     while pending:
         node = pending.pop()
@@ -43,15 +43,20 @@ def imports(tree: ast.AST, known: dict[str, Path]) -> set[str]:
             pending.extend(node.orelse)
             continue
         if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names if alias.name in known)
+            yield from ((alias.name, None) for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            for alias in node.names:
-                submodule = f"{node.module}.{alias.name}"
-                if submodule in known:
-                    found.add(submodule)
-                elif node.module in known:
-                    found.add(node.module)
+            yield from ((node.module, alias.name) for alias in node.names)
         pending.extend(ast.iter_child_nodes(node))
+
+
+def imports(tree: ast.AST, known: dict[str, Path]) -> set[str]:
+    """The modules of `known` that `tree` imports when it runs."""
+    found: set[str] = set()
+    for module, name in runtime_imports(tree):
+        if name is not None and f"{module}.{name}" in known:
+            found.add(f"{module}.{name}")
+        elif module in known:
+            found.add(module)
     return found
 
 

@@ -17,6 +17,7 @@ import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.dynamodb.models import dynamodb_backends
 from moto.dynamodb.responses import DynamoHandler
+from ulid import ULID
 
 import app as lambda_app
 from benchmarks.volume import seed_inbox
@@ -25,7 +26,8 @@ from chalicelib.auth import Principal
 from chalicelib.errors import Unavailable
 from chalicelib.jobs import InlineJobs, Registry
 from chalicelib.models import NotificationContent
-from chalicelib.rights import register_erasure
+from chalicelib.rest import export_cursor, export_position
+from chalicelib.rights import EXPORT_START, register_erasure
 from chalicelib.storage.keys import user_pk
 from chalicelib.wiring import Service
 from devstack.fanout import FanoutWorker, create_fanout_queues
@@ -488,8 +490,9 @@ def test_export_pages_join_to_exactly_the_unpaged_document(
     assert len(pages) >= 2  # 151 receipts take two pages of at most 100 calls
     assert all(page["next_cursor"] for page in pages[:-1])
     unbounded = replace(service.rights, export_calls=10**6, export_page_bytes=10**9)
-    whole = unbounded.export(Principal("alice", groups=("clients",)))
-    assert whole["next_cursor"] is None
+    document, following = unbounded.export(Principal("alice", groups=("clients",)))
+    assert following is None
+    whole = {**document, "next_cursor": None}
     assert joined(pages) == whole
     assert len(whole["notifications"]) == len(whole["receipts"]) == 151
 
@@ -534,3 +537,15 @@ def test_export_pages_stay_within_a_megabyte_and_100_calls(http: Any, service: S
 def test_an_export_cursor_it_did_not_give_is_a_422(http: Any, cursor: str) -> None:
     response = http.get(f"/api/me/export?cursor={cursor}", headers=auth("alice"))
     assert response.status_code == 422, response.body
+
+
+def test_an_export_cursor_names_the_position_it_was_made_from() -> None:
+    """The REST edge's cursor carries the domain's position there and back; no cursor is the
+    start, and no position after the last page is no cursor."""
+    after = str(ULID())
+    for position in [("notifications", after), ("receipts", None), ("receipts", after)]:
+        cursor = export_cursor(position)
+        assert cursor is not None and cursor.isascii() and "=" not in cursor
+        assert export_position(cursor) == position
+    assert export_position(None) == EXPORT_START
+    assert export_cursor(None) is None

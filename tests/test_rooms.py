@@ -21,12 +21,11 @@ delete its entry).
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.test_import_graph import ROOT, _type_checking, modules
+from tests.test_import_graph import ROOT, modules, runtime_imports
 
 EDGE, DOMAIN, AWS, SHARED, ROOT_ROOM = "edge", "domain", "aws", "shared", "root"
 
@@ -37,6 +36,7 @@ ROOMS: dict[str, str] = {
     "chalicelib.rest": EDGE,
     "chalicelib.websocket": EDGE,
     "chalicelib.events": EDGE,
+    "chalicelib.worker": EDGE,
     "chalicelib.models": EDGE,
     "chalicelib.bodies": EDGE,
     "chalicelib.contract": EDGE,
@@ -112,14 +112,8 @@ KNOWN: dict[tuple[str, str], str] = {
     ("chalicelib.auth", "imports chalicelib.secrets"): (
         "`build_verifier` reads the JWT secret from SSM: the same key sources"
     ),
-    ("chalicelib.fanout", "calls model_validate"): (
-        "parses its SQS job payloads itself; the worker's parsing belongs with jobs.py's envelope"
-    ),
     ("chalicelib.jobs", "imports pydantic"): (
         "parses its SQS message envelope with pydantic beside sending the messages"
-    ),
-    ("chalicelib.rights", "calls json.loads"): (
-        "decodes the export's own cursor (a position it issued, opaque to the edge)"
     ),
     ("chalicelib.storage.inbox", "imports pydantic"): (
         "re-validates the stored items it reads (ValidationError): a check on what it stored"
@@ -128,21 +122,6 @@ KNOWN: dict[tuple[str, str], str] = {
         "the same check of a stored item's `data` before it is handed out"
     ),
 }
-
-
-def runtime_imports(tree: ast.AST) -> Iterator[tuple[str, str | None]]:
-    """(module, name) of every import that runs: `import m` gives (m, None)."""
-    pending = list(ast.iter_child_nodes(tree))
-    while pending:
-        node = pending.pop()
-        if isinstance(node, ast.If) and _type_checking(node):
-            pending.extend(node.orelse)
-            continue
-        if isinstance(node, ast.Import):
-            yield from ((alias.name, None) for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            yield from ((node.module, alias.name) for alias in node.names)
-        pending.extend(ast.iter_child_nodes(node))
 
 
 def _under(module: str, prefixes: tuple[str, ...]) -> bool:

@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 
 from chalicelib.auth import Principal
 from chalicelib.storage.dynamo import Dynamo
@@ -30,38 +30,33 @@ class ConnectionRecord:
     expires_at: int
 
 
+@dataclass(eq=False)
 class ConnectionStore:
-    def __init__(
-        self,
-        db: Dynamo,
-        table: str,
-        *,
-        ttl_seconds: int = 3 * 3600,
-        clock: Callable[[], float] = time.time,
-        lookup_concurrency: int = LOOKUP_CONCURRENCY,
-    ) -> None:
-        self._db = db
-        self._lookup_concurrency = lookup_concurrency
-        self._table = table
-        self._ttl = ttl_seconds
-        self._clock = clock
+    """The connections table: see the module docstring."""
+
+    db: Dynamo
+    table: str
+    _: KW_ONLY
+    ttl_seconds: int = 3 * 3600
+    clock: Callable[[], float] = time.time
+    lookup_concurrency: int = LOOKUP_CONCURRENCY
 
     def add(self, connection_id: str, principal: Principal | None) -> None:
-        now = int(self._clock())
+        now = int(self.clock())
         item: Item = {
             "connection_id": {"S": connection_id},
             "connected_at": {"N": str(now)},
-            "expires_at": {"N": str(now + self._ttl)},
+            "expires_at": {"N": str(now + self.ttl_seconds)},
         }
         if principal is not None:
             item["principal"] = {"S": _principal_json(principal)}
-        self._db.client.put_item(TableName=self._table, Item=item)
+        self.db.client.put_item(TableName=self.table, Item=item)
 
     def register(self, connection_id: str, principal: Principal) -> int:
         """Bind the connection to `principal`; returns when the connection's record expires."""
-        now = int(self._clock())
-        updated = self._db.client.update_item(
-            TableName=self._table,
+        now = int(self.clock())
+        updated = self.db.client.update_item(
+            TableName=self.table,
             Key=connection_key(connection_id),
             UpdateExpression=(
                 "SET user_id = :user, principal = :principal, registered_at = :now, "
@@ -74,25 +69,25 @@ class ConnectionStore:
                 ":principal": {"S": _principal_json(principal)},
                 ":token_expires": {"N": str(principal.expires_at)},
                 ":now": {"N": str(now)},
-                ":expires": {"N": str(now + self._ttl)},
+                ":expires": {"N": str(now + self.ttl_seconds)},
             },
             ReturnValues="ALL_NEW",
         )
         return int(updated["Attributes"]["expires_at"]["N"])
 
     def get(self, connection_id: str) -> ConnectionRecord | None:
-        item = self._db.client.get_item(
-            TableName=self._table, Key=connection_key(connection_id), ConsistentRead=True
+        item = self.db.client.get_item(
+            TableName=self.table, Key=connection_key(connection_id), ConsistentRead=True
         ).get("Item")
-        if item is None or int(item["expires_at"]["N"]) <= self._clock():
+        if item is None or int(item["expires_at"]["N"]) <= self.clock():
             return None
         principal = _principal_from(item["principal"]["S"]) if "principal" in item else None
         return ConnectionRecord(connection_id, principal, int(item["expires_at"]["N"]))
 
     def remove(self, connection_id: str) -> bool:
         """Delete the connection; True when it existed (so counters count each close once)."""
-        old = self._db.client.delete_item(
-            TableName=self._table, Key=connection_key(connection_id), ReturnValues="ALL_OLD"
+        old = self.db.client.delete_item(
+            TableName=self.table, Key=connection_key(connection_id), ReturnValues="ALL_OLD"
         ).get("Attributes")
         return old is not None
 
@@ -100,14 +95,14 @@ class ConnectionStore:
         """Ids of the user's registered connections whose record and token are unexpired."""
         return [
             item["connection_id"]["S"]
-            for item in self._db.query_all(
-                TableName=self._table,
+            for item in self.db.query_all(
+                TableName=self.table,
                 IndexName=BY_USER_INDEX,
                 KeyConditionExpression="user_id = :user",
                 FilterExpression=AUTHORIZED,
                 ExpressionAttributeValues={
                     ":user": {"S": user_id},
-                    ":now": {"N": str(int(self._clock()))},
+                    ":now": {"N": str(int(self.clock()))},
                 },
             )
         ]
@@ -120,7 +115,7 @@ class ConnectionStore:
         """
         if len(user_ids) <= 1:
             return [(cid, user_id) for user_id in user_ids for cid in self.of_user(user_id)]
-        workers = min(self._lookup_concurrency, len(user_ids))
+        workers = min(self.lookup_concurrency, len(user_ids))
         with ThreadPoolExecutor(max_workers=workers) as pool:
             found = pool.map(self.of_user, user_ids)
             return [
