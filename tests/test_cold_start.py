@@ -7,6 +7,7 @@ still fails with botocore's own error, and what was cut stays cut.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -145,6 +146,30 @@ def test_a_chalicelib_module_loads_without_the_service_graph() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_importing_the_app_leaves_the_collector_on_with_its_objects_frozen() -> None:
+    """app.py pauses the cyclic collector while it loads and freezes what it loaded: after the
+    import the collector runs again (a cycle made then is collected), and the modules' objects
+    are out of its reach."""
+    code = (
+        "import gc, json\n"
+        "import app\n"
+        "class Cycle:\n"
+        "    pass\n"
+        "cycle = Cycle()\n"
+        "cycle.me = cycle\n"
+        "del cycle\n"
+        "print(json.dumps({'enabled': gc.isenabled(), 'frozen': gc.get_freeze_count(),\n"
+        "                  'collected': gc.collect()}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["enabled"] is True
+    assert figures["frozen"] > 20_000  # botocore, chalice and the app's modules
+    assert figures["collected"] >= 1  # the cycle made after the import
 
 
 # What pushes, fans out, records or publishes a notification, and the models: neither a
