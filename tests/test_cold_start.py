@@ -282,6 +282,37 @@ def test_an_idle_sweep_loads_nothing_that_fires_a_step() -> None:
     assert sorted(set(NOT_FOR_AN_IDLE_SWEEP) & set(figures["loaded"])) == []
 
 
+COLLECTOR_CHILD = FUNCTION_CHILD.replace(
+    "    import app\n", "    import app, gc\n    during_init = gc.isenabled()\n"
+).replace('"loaded":', '"collector": [during_init, gc.isenabled()], "loaded":')
+
+
+def test_in_lambda_the_collector_stays_off_until_the_first_event_is_answered() -> None:
+    """In Lambda (AWS_LAMBDA_FUNCTION_NAME set) the first event ends the cold start: the
+    collector is still off after `import app` and on once that event is answered."""
+    import os
+
+    from devstack.messaging import scheduled_event
+
+    event = scheduled_event(REGION, "sweep")
+    done = subprocess.run(
+        [sys.executable, "-c", COLLECTOR_CHILD],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "AWS_LAMBDA_FUNCTION_NAME": "f",
+            "HANDLER": "escalation_sweep",
+            "EVENT": json.dumps(event),
+        },
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["result"] == {"due": 0, "outcomes": {}}
+    assert figures["collector"] == [False, True]
+
+
 # --- botocore's endpoint data, cut to the services the app calls ----------------------------
 
 
