@@ -299,7 +299,7 @@ _MISSING = object()
 
 def late[T](build: Callable[[], T]) -> T:
     """The part `build` returns, built on first use: a stand-in whose attributes are the
-    part's, fetched (and the part built) when first asked for.
+    part's, fetched or set (and the part built) when first asked for.
 
     For a part a consumer holds but may never use on a cold start (an idle sweep fires no
     step: it builds neither the inbox nor Web Push), and to close the one circle of the graph
@@ -310,10 +310,13 @@ def late[T](build: Callable[[], T]) -> T:
 
 class _Late:
     def __init__(self, build: Callable[[], Any]) -> None:
-        self._build = build
+        object.__setattr__(self, "_build", build)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._build(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._build(), name, value)
 
 
 class Service:
@@ -581,7 +584,8 @@ class Service:
         from chalicelib.notifications import Notifications
 
         # The background jobs are built when first used: they reach the notifications back
-        # (through their registry), and a page of the inbox enqueues none.
+        # (through their registry), and a page of the inbox enqueues none. So are the fan-out
+        # queue and the escalation planner: a register or a page of the inbox uses neither.
         return Notifications(
             self.inbox,
             self.connections,
@@ -589,10 +593,10 @@ class Service:
             self.counters,
             self.sender,
             self.delivery,
-            fanout=self.fanout,
+            fanout=late(lambda: self.fanout) if self.settings.fanout_queue_url else None,
             fanout_threshold=self.settings.fanout_threshold,
             receipts=self.receipts,
-            escalations=self.planner,
+            escalations=late(lambda: self.planner),
             profiles=self.profiles,
             jobs=late(lambda: self.jobs),
         )

@@ -7,6 +7,7 @@ still fails with botocore's own error, and what was cut stays cut.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -147,6 +148,30 @@ def test_a_chalicelib_module_loads_without_the_service_graph() -> None:
     assert done.stdout.strip() == "[]"
 
 
+def test_importing_the_app_leaves_the_collector_on_with_its_objects_frozen() -> None:
+    """app.py pauses the cyclic collector while it loads and freezes what it loaded: after the
+    import the collector runs again (a cycle made then is collected), and the modules' objects
+    are out of its reach."""
+    code = (
+        "import gc, json\n"
+        "import app\n"
+        "class Cycle:\n"
+        "    pass\n"
+        "cycle = Cycle()\n"
+        "cycle.me = cycle\n"
+        "del cycle\n"
+        "print(json.dumps({'enabled': gc.isenabled(), 'frozen': gc.get_freeze_count(),\n"
+        "                  'collected': gc.collect()}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["enabled"] is True
+    assert figures["frozen"] > 20_000  # botocore, chalice and the app's modules
+    assert figures["collected"] >= 1  # the cycle made after the import
+
+
 # What pushes, fans out, records or publishes a notification, and the models: neither a
 # `$connect` nor a sweep with nothing due parses or builds one, so neither imports pydantic.
 NOTIFYING = (
@@ -255,6 +280,37 @@ def test_an_idle_sweep_loads_nothing_that_fires_a_step() -> None:
     assert figures["result"] == {"due": 0, "outcomes": {}}
     assert "chalicelib.sweep" in figures["loaded"]
     assert sorted(set(NOT_FOR_AN_IDLE_SWEEP) & set(figures["loaded"])) == []
+
+
+COLLECTOR_CHILD = FUNCTION_CHILD.replace(
+    "    import app\n", "    import app, gc\n    during_init = gc.isenabled()\n"
+).replace('"loaded":', '"collector": [during_init, gc.isenabled()], "loaded":')
+
+
+def test_in_lambda_the_collector_stays_off_until_the_first_event_is_answered() -> None:
+    """In Lambda (AWS_LAMBDA_FUNCTION_NAME set) the first event ends the cold start: the
+    collector is still off after `import app` and on once that event is answered."""
+    import os
+
+    from devstack.messaging import scheduled_event
+
+    event = scheduled_event(REGION, "sweep")
+    done = subprocess.run(
+        [sys.executable, "-c", COLLECTOR_CHILD],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "AWS_LAMBDA_FUNCTION_NAME": "f",
+            "HANDLER": "escalation_sweep",
+            "EVENT": json.dumps(event),
+        },
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["result"] == {"due": 0, "outcomes": {}}
+    assert figures["collector"] == [False, True]
 
 
 # --- botocore's endpoint data, cut to the services the app calls ----------------------------
