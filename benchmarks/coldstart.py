@@ -46,7 +46,9 @@ memory's share ("Effectively running Java on Serverless: utilize the initializat
 AWS Serverless Land; the Lambda Web Adapter's async-init notes say the same); provisioned
 concurrency gets no burst. Each child reports its CPU time at the end of init
 (`time.process_time()`), so `burst = cpu_init + (cpu - cpu_init) / share`. The goal is judged
-on `at_memory`, which holds for every concurrency mode.
+on `at_memory` (which holds for every concurrency mode) and on `to event end` both, the larger
+ratio of the two: what a process saves at an exit Lambda never runs must not count as a
+faster cold start.
 
 Variants: the baseline; the baseline plus its first request (a GetItem: what any function
 that does work also pays, for context); botocore alone + one client (the SDK as the app's
@@ -706,7 +708,8 @@ def _report(variants: list[Variant], share: float, memory: int, archive: Path, r
         )
     for name in ("boto3call", "botocore", "pydantic", *FUNCTIONS, "nopyc", "rs256"):
         ratio = cpu_based[name] / cpu_based["boto3"]
-        verdict = "meets" if ratio <= GOAL else "misses"
+        judged = max(ratio, ends[name] / ends["boto3"])
+        verdict = "meets" if judged <= GOAL else "misses"
         print(
             f"ratio {name} / boto3 at {memory} MB: {ratio:.2f}x ({verdict} the {GOAL}x goal; "
             f"wall-based {walls[name] / walls['boto3']:.2f}x; "
