@@ -46,6 +46,67 @@ class Queue:
         self.jobs.append((kind, json.loads(json.dumps(payload))))  # as it would travel
 
 
+def run_though_killed(
+    service: Service, queue: Queue, kind: str, *, seed: int, operations: tuple[str, ...]
+) -> dict[str, Any]:
+    """Runs the one job of `kind` enqueued until it says it is done, the worker dying before a
+    random share of its `operations` (SQS hands the job over again each time); then once more,
+    as a redelivered message, which must find nothing left to do twice. Returns the job."""
+    [(enqueued, job)] = queue.jobs
+    assert enqueued == kind
+    run = getattr(service.notifications, kind)
+    rng = random.Random(seed)
+    killed = 0
+    dying = True
+
+    def dies_sometimes(request: dict[str, Any]) -> None:
+        nonlocal killed
+        if dying and rng.random() < 0.3:
+            killed += 1
+            raise RuntimeError("worker killed")
+
+    for operation in operations:
+        on_call(service.clients.dynamodb, operation, dies_sometimes)
+    runs = 0
+    while True:
+        runs += 1
+        assert runs < 500
+        try:
+            if run(job, deadline=Deadline(0)):
+                break
+        except RuntimeError:
+            continue
+    assert killed >= 3
+    dying = False
+    assert run(job, deadline=Deadline(60))
+    return job
+
+
+def transacts(request: dict[str, Any], words: str, part: str = "UpdateExpression") -> bool:
+    """Whether a TransactWriteItems request holds an Update whose `part` says `words`."""
+    return any(
+        words in item.get("Update", {}).get(part, "")
+        for item in json.loads(request["body"])["TransactItems"]
+    )
+
+
+def registered(ws: type[WsClient], user_id: str, count: int = 2) -> list[WsClient]:
+    """`count` sessions of one user, connected and registered, their greetings read."""
+    clients = [ws() for _ in range(count)]
+    for client in clients:
+        client.connect(token(user_id))
+        client.send({"action": "register"})
+        client.received()
+    return clients
+
+
+class Refusing(Queue):
+    """A queue whose request is killed before the job is enqueued."""
+
+    def enqueue(self, kind: str, payload: dict[str, Any]) -> None:
+        raise RuntimeError("killed before the job was enqueued")
+
+
 def seed(service: Service, user_id: str, count: int, **fields: Any) -> list[str]:
     return [
         service.inbox.put(user_id, NotificationContent(message=f"n{n}", **fields))[0].id
@@ -116,36 +177,15 @@ def test_the_mark_all_read_job_records_every_read_once_though_killed_at_random_p
     ids = seed_unread(service, "alice", JOB_UNREAD)
     queue = service.notifications.jobs = Queue()
     change = service.notifications.mark_read("alice", None)
-    [(kind, job)] = queue.jobs
-    assert kind == "mark_read_all"
     read_at = service.notifications.get("alice", ids[-1]).read_at
     assert read_at is not None
-    # The worker dies before a random share of its writes and reads; SQS hands it over again.
-    rng = random.Random(17)
-    killed = 0
-    dying = True
-
-    def dies_sometimes(request: dict[str, Any]) -> None:
-        nonlocal killed
-        if dying and rng.random() < 0.3:
-            killed += 1
-            raise RuntimeError("worker killed")
-
-    for operation in ("TransactWriteItems", "Query", "BatchGetItem", "UpdateItem"):
-        on_call(service.clients.dynamodb, operation, dies_sometimes)
-    runs = 0
-    while True:
-        runs += 1
-        assert runs < 500
-        try:
-            if service.notifications.mark_read_all(job, deadline=Deadline(0)):
-                break
-        except RuntimeError:
-            continue
-    assert killed >= 3
-    dying = False
-    # Redone after it finished (a redelivered message): nothing twice.
-    assert service.notifications.mark_read_all(job, deadline=Deadline(60))
+    job = run_though_killed(
+        service,
+        queue,
+        "mark_read_all",
+        seed=17,
+        operations=("TransactWriteItems", "Query", "BatchGetItem", "UpdateItem"),
+    )
     assert service.inbox.unread_count("alice") == 0
     stored = service.inbox.everything("alice")
     assert len(stored) == JOB_UNREAD
@@ -197,11 +237,7 @@ def test_a_write_racing_the_watermark_makes_it_go_again_and_the_count_stays_exac
     raced: list[str] = []
 
     def race(request: dict[str, Any]) -> None:
-        watermark = any(
-            "read_upto" in item.get("Update", {}).get("UpdateExpression", "")
-            for item in json.loads(request["body"])["TransactItems"]
-        )
-        if watermark and not raced:
+        if transacts(request, "read_upto") and not raced:
             raced.append("x")
             # Between the watermark's read of the shards and its write: a read and a store.
             service.inbox.mark_read("alice", [ids[0]])
@@ -223,11 +259,6 @@ def test_a_request_killed_between_the_watermark_and_its_job_is_completed_by_the_
     service: Service,
 ) -> None:
     ids = seed_unread(service, "alice", 30)
-
-    class Refusing(Queue):
-        def enqueue(self, kind: str, payload: dict[str, Any]) -> None:
-            raise RuntimeError("killed before the job was enqueued")
-
     service.notifications.jobs = Refusing()
     with pytest.raises(RuntimeError):
         service.notifications.mark_read("alice", None)
@@ -355,35 +386,15 @@ def test_the_archive_all_job_records_every_archive_once_though_killed_at_random_
     was_read = {i for i in archivable if service.inbox.get("alice", i).read}
     queue = service.notifications.jobs = Queue()
     service.notifications.archive("alice", None)
-    [(kind, job)] = queue.jobs
-    assert kind == "archive_all"
     archived_at = service.notifications.get("alice", archivable[-1]).archived_at
     assert archived_at is not None
-    rng = random.Random(23)
-    killed = 0
-    dying = True
-
-    def dies_sometimes(request: dict[str, Any]) -> None:
-        nonlocal killed
-        if dying and rng.random() < 0.3:
-            killed += 1
-            raise RuntimeError("worker killed")
-
-    for operation in ("TransactWriteItems", "Query", "BatchGetItem", "GetItem"):
-        on_call(service.clients.dynamodb, operation, dies_sometimes)
-    runs = 0
-    while True:
-        runs += 1
-        assert runs < 500
-        try:
-            if service.notifications.archive_all(job, deadline=Deadline(0)):
-                break
-        except RuntimeError:
-            continue
-    assert killed >= 3
-    dying = False
-    # Redone after it finished (a redelivered message): nothing twice.
-    assert service.notifications.archive_all(job, deadline=Deadline(60))
+    run_though_killed(
+        service,
+        queue,
+        "archive_all",
+        seed=23,
+        operations=("TransactWriteItems", "Query", "BatchGetItem", "GetItem"),
+    )
     assert service.inbox.view("alice").archives.marks == ()
     assert_archived_for_every_read(service, "alice", held, archivable, case)
     for notification_id in archivable:
@@ -531,11 +542,7 @@ def test_a_send_racing_archive_all_lands_in_one_epoch_or_the_other_and_counts_ex
     raced: list[str] = []
 
     def race(request: dict[str, Any]) -> None:
-        fence = any(
-            "arch_upto" in item.get("Update", {}).get("UpdateExpression", "")
-            for item in json.loads(request["body"])["TransactItems"]
-        )
-        if fence and not raced:
+        if transacts(request, "arch_upto") and not raced:
             # Between the archive all's read of the shards and its write: a store.
             raced.append(service.inbox.put("alice", NotificationContent(message="racer"))[0].id)
 
@@ -563,11 +570,7 @@ def test_a_restore_or_confirm_racing_a_second_archive_all_goes_again_under_its_f
     raced: list[Any] = []
 
     def race(request: dict[str, Any]) -> None:
-        guarded = any(
-            "arch_upto = :fence" in item.get("Update", {}).get("ConditionExpression", "")
-            for item in json.loads(request["body"])["TransactItems"]
-        )
-        if guarded and not raced:
+        if transacts(request, "arch_upto = :fence", "ConditionExpression") and not raced:
             # Between its read of the fence and its write: a send and a second archive all.
             raced.append(service.notifications.send("alice", NotificationContent(message="x")))
             raced.append(service.notifications.archive("alice", None))
@@ -649,11 +652,6 @@ def test_an_archive_all_whose_job_was_never_enqueued_is_finished_by_a_later_job(
     service: Service,
 ) -> None:
     plain = seed_unread(service, "alice", 30)
-
-    class Refusing(Queue):
-        def enqueue(self, kind: str, payload: dict[str, Any]) -> None:
-            raise RuntimeError("killed before the job was enqueued")
-
     service.notifications.jobs = Refusing()
     with pytest.raises(RuntimeError):
         service.notifications.archive("alice", None)
@@ -681,11 +679,7 @@ def test_sync_events_of_a_user_wide_change_carry_at_most_100_ids(
     service: Service, ws: type[WsClient]
 ) -> None:
     seed(service, "alice", 150)
-    phone, laptop = ws(), ws()
-    for client in (phone, laptop):
-        client.connect(token("alice"))
-        client.send({"action": "register"})
-        client.received()
+    phone, laptop = registered(ws, "alice")
     [reply] = [f for f in phone.send({"action": "mark_read", "all": True}) if "ids" in f]
     assert reply["all"] is True and reply["unread_count"] == 0
     assert len(reply["ids"]) <= 100
@@ -700,11 +694,7 @@ def test_archive_all_over_the_websocket_shows_in_the_next_page_of_every_session(
     seed(service, "alice", 150)
     [notice] = seed(service, "alice", 1, requires_confirmation=True)
     service.notifications.jobs = Queue()  # the job has not run when the pages are read
-    phone, laptop = ws(), ws()
-    for client in (phone, laptop):
-        client.connect(token("alice"))
-        client.send({"action": "register"})
-        client.received()
+    phone, laptop = registered(ws, "alice")
     [reply] = [f for f in phone.send({"action": "archive", "all": True}) if "ids" in f]
     assert reply["event"] == "archived" and reply["all"] is True and reply["truncated"] is True
     assert len(reply["ids"]) == 100 and reply["unread_count"] == 1
