@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.errors import (
@@ -89,35 +89,21 @@ class SendResult:
     delivered_to: int
 
 
+@dataclass(eq=False)
 class Notifications:
-    def __init__(
-        self,
-        inbox: Inbox,
-        connections: ConnectionStore,
-        directory: Directory,
-        counters: Counters,
-        sender: Sender,
-        delivery: Delivery,
-        *,
-        fanout: FanoutQueue | None = None,
-        fanout_threshold: int = 1000,
-        receipts: Receipts,
-        escalations: EscalationPlanner,
-        profiles: Profiles,
-        jobs: Jobs,
-    ) -> None:
-        self.receipts = receipts
-        self.jobs = jobs
-        self.inbox = inbox
-        self.connections = connections
-        self.directory = directory
-        self.counters = counters
-        self.sender = sender
-        self.delivery = delivery
-        self.fanout = fanout
-        self.fanout_threshold = fanout_threshold
-        self.escalations = escalations
-        self.profiles = profiles
+    inbox: Inbox
+    connections: ConnectionStore
+    directory: Directory
+    counters: Counters
+    sender: Sender
+    delivery: Delivery
+    _: KW_ONLY
+    fanout: FanoutQueue | None = None
+    fanout_threshold: int = 1000
+    receipts: Receipts
+    escalations: EscalationPlanner
+    profiles: Profiles
+    jobs: Jobs
 
     # --- sending ---------------------------------------------------------------------------
 
