@@ -1,22 +1,48 @@
-"""The jobs worker's edge: each job's payload parsed into its model, then the domain called.
+"""The jobs worker's edge: each SQS message read into its job, each job's payload parsed into
+its model, then the domain called.
 
-chalicelib/jobs.py reads the SQS message around a job (`{"kind", "payload"}`) and hands the
-payload to the handler registered for its kind; the handlers here parse it, as the REST and
-WebSocket edges parse a body or a frame, and call the service with the model. A payload that
-does not parse raises: the record is reported as failed and SQS hands it over again, then to
-the dead-letter queue.
+`read_jobs` parses the message around a job (`{"kind", "payload"}`) off each SQS record, as the
+REST and WebSocket edges parse a body or a frame; chalicelib/jobs.py hands the payload to the
+handler registered for its kind, and the handlers here parse it and call the service with the
+model. A message or payload that does not parse fails its record alone: SQS hands it over
+again, then to the dead-letter queue.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from chalicelib.fanout import FANOUT_BATCH, FANOUT_PAGE
 from chalicelib.models import FanoutJob, FanoutPage
+from chalicelib.telemetry import logger as log
 
 if TYPE_CHECKING:
-    from chalicelib.jobs import Deadline, Registry
+    from chalicelib.jobs import Deadline, Job, Registry
     from chalicelib.notifications import Notifications
+
+
+class JobMessage(BaseModel):
+    """One SQS message: the kind of job and its payload."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+    kind: str = Field(min_length=1, max_length=64)
+    payload: dict[str, Any]
+
+
+def read_jobs(records: list[dict[str, Any]]) -> list[tuple[str, Job | None]]:
+    """Each SQS record's message id and job (None, logged, for one that does not parse)."""
+    jobs: list[tuple[str, Job | None]] = []
+    for record in records:
+        try:
+            message = JobMessage.model_validate_json(record["body"])
+            jobs.append((record["messageId"], (message.kind, message.payload)))
+        except (ValidationError, KeyError):
+            log.exception("job unreadable", extra={"message_id": record.get("messageId")})
+            jobs.append((record["messageId"], None))
+    return jobs
 
 
 def register_fanout(registry: Registry, notifications: Notifications) -> None:

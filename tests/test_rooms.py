@@ -112,9 +112,6 @@ KNOWN: dict[tuple[str, str], str] = {
     ("chalicelib.auth", "imports chalicelib.secrets"): (
         "`build_verifier` reads the JWT secret from SSM: the same key sources"
     ),
-    ("chalicelib.jobs", "imports pydantic"): (
-        "parses its SQS message envelope with pydantic beside sending the messages"
-    ),
     ("chalicelib.storage.inbox", "imports pydantic"): (
         "re-validates the stored items it reads (ValidationError): a check on what it stored"
     ),
