@@ -414,8 +414,9 @@ class Service:
     @part
     def verifier(self) -> TokenVerifier:
         from chalicelib.auth import build_verifier
+        from chalicelib.token_keys import token_keys
 
-        return build_verifier(self.settings, self.clients.session)
+        return build_verifier(self.settings, token_keys(self.settings, self.clients.session))
 
     @part
     def sessions(self) -> Sessions:
