@@ -499,8 +499,7 @@ class Service:
     @part
     def registry(self) -> Registry:
         from chalicelib.jobs import Registry
-        from chalicelib.rights import register_erasure
-        from chalicelib.worker import register_fanout
+        from chalicelib.worker import register_erasure, register_fanout
 
         registry = Registry()
         registry.register(

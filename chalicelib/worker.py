@@ -16,11 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chalicelib.fanout import FANOUT_BATCH, FANOUT_PAGE
 from chalicelib.models import FanoutJob, FanoutPage
+from chalicelib.rights import ERASE_USER
 from chalicelib.telemetry import logger as log
 
 if TYPE_CHECKING:
     from chalicelib.jobs import Deadline, Job, Registry
     from chalicelib.notifications import Notifications
+    from chalicelib.rights import DataRights
 
 
 class JobMessage(BaseModel):
@@ -60,3 +62,23 @@ def register_fanout(registry: Registry, notifications: Notifications) -> None:
 
     registry.register(FANOUT_PAGE, page)
     registry.register(FANOUT_BATCH, batch)
+
+
+class ErasureJob(BaseModel):
+    """An erasure job's payload (chalicelib/rights.py): whose, and which request."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    user_id: str
+    requested_at: str
+
+
+def register_erasure(registry: Registry, rights: DataRights) -> None:
+    """The erasure job: one bounded slice a run. `rights` is looked up when a job runs, as
+    register_fanout's notifications: the rights may be built after the registry."""
+
+    def erase(payload: dict[str, Any], deadline: Deadline) -> bool:
+        job = ErasureJob.model_validate(payload)
+        return rights.erase_slice(job.user_id, job.requested_at, deadline)
+
+    registry.register(ERASE_USER, erase)
