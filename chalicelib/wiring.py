@@ -499,15 +499,10 @@ class Service:
     @part
     def registry(self) -> Registry:
         from chalicelib.jobs import Registry
-        from chalicelib.worker import register_erasure, register_fanout
+        from chalicelib.worker import register_erasure, register_fanout, register_user_wide
 
         registry = Registry()
-        registry.register(
-            "mark_read_all", lambda job, deadline: self.notifications.mark_read_all(job, deadline)
-        )
-        registry.register(
-            "archive_all", lambda job, deadline: self.notifications.archive_all(job, deadline)
-        )
+        register_user_wide(registry, late(lambda: self.notifications))
         register_fanout(registry, late(lambda: self.notifications))
         register_erasure(registry, late(lambda: self.rights))
         return registry

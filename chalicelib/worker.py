@@ -47,6 +47,58 @@ def read_jobs(records: list[dict[str, Any]]) -> list[tuple[str, Job | None]]:
     return jobs
 
 
+class ReadAllJob(BaseModel):
+    """A `mark_read_all` job's payload: the read watermark to record up to (no `read_at`: a
+    job enqueued before watermarks had a time)."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    user_id: str
+    upto: str
+    read_at: str | None = None
+    channel: str
+
+
+class ArchiveAllJob(BaseModel):
+    """An `archive_all` job's payload of an archive all: its fence, its time and the
+    relisted shelf it covers."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    user_id: str
+    fence: str
+    at: str
+    relisted_from: str = ""
+    channel: str
+
+
+class RestoreAllJob(BaseModel):
+    """An `archive_all` job's payload of a restore all: everything listed up to `upto`."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    user_id: str
+    upto: str
+    archived: bool
+    channel: str
+
+
+def register_user_wide(registry: Registry, notifications: Notifications) -> None:
+    """Mark all read's and archive all's jobs (chalicelib/notifications.py): slice after
+    slice until the deadline."""
+
+    def read_all(payload: dict[str, Any], deadline: Deadline) -> bool:
+        return notifications.mark_read_all(ReadAllJob.model_validate(payload), deadline)
+
+    def archive_all(payload: dict[str, Any], deadline: Deadline) -> bool:
+        if "fence" in payload:
+            return notifications.archive_all(ArchiveAllJob.model_validate(payload), deadline)
+        return notifications.restore_all(RestoreAllJob.model_validate(payload), deadline)
+
+    registry.register("mark_read_all", read_all)
+    registry.register("archive_all", archive_all)
+
+
 def register_fanout(registry: Registry, notifications: Notifications) -> None:
     """A broadcast's two kinds of job (chalicelib/fanout.py): each is one bounded step, done in
     one go."""
