@@ -368,10 +368,11 @@ def stats(principal: Principal) -> Reply:
 @app.on_sqs_message(queue="notifications-fanout", batch_size=10)
 def fanout_worker(event: SQSEvent) -> dict[str, list[dict[str, str]]]:
     from chalicelib.jobs import Deadline
+    from chalicelib.worker import read_jobs
 
     deadline = Deadline.from_context(event.context)
     try:
-        failed = get_service().jobs.process(event.to_dict()["Records"], deadline)
+        failed = get_service().jobs.process(read_jobs(event.to_dict()["Records"]), deadline)
     finally:
         get_service().counters.flush()
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}

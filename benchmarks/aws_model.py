@@ -358,12 +358,13 @@ def record_traces(*, batch_size: int, live_counts: tuple[int, ...], ks: tuple[in
 
     import app as lambda_app
     from chalicelib.fanout import FANOUT_BATCH, FANOUT_PAGE
-    from chalicelib.jobs import JobMessage, job_body
+    from chalicelib.jobs import job_body
     from chalicelib.models import FanoutJob, NotificationContent
     from chalicelib.storage.connections import LOOKUP_CONCURRENCY
     from chalicelib.storage.inbox import new_id
     from chalicelib.storage.keys import member_count_key, member_key
     from chalicelib.wiring import use_service
+    from chalicelib.worker import JobMessage
     from devstack.context import LambdaContext
     from devstack.fanout import create_fanout_queues, sqs_event
     from devstack.lambda_session import LambdaSession

@@ -3,8 +3,7 @@
 HS256: signed with the configured secret; claims `sub` (user id, required), `exp` (required),
 `roles` (list; `admin` grants admin) and `groups` (list).
 
-RS256 (Amazon Cognito or any OIDC provider): keys from `JWT_JWKS_URL`, cached and refetched
-when a token names an unknown `kid` (at most once per `refresh_interval`); `iss` must equal
+RS256 (Amazon Cognito or any OIDC provider): keys from `JWT_JWKS_URL`; `iss` must equal
 `JWT_ISSUER`; with `JWT_AUDIENCE`, `aud` must contain it or, for tokens without `aud` (Cognito
 access tokens), `client_id` must equal it. Groups come from `groups` or `cognito:groups`; admin
 from `roles` containing `admin` or from membership of the admin group.
@@ -13,6 +12,9 @@ HS256 is verified with the standard library: PyJWT imports `cryptography` as soo
 imported, and the HS256-only cold start should not pay for it. PyJWT (and with it
 `cryptography`) is imported only when an RS256 token meets a configured JWKS. Both may be on.
 Admins are always members of the `admins` group.
+
+The keys are handed in: chalicelib/token_keys.py reads the secret from SSM and fetches and
+caches the JWKS; this module only checks tokens with them.
 """
 
 from __future__ import annotations
@@ -23,19 +25,20 @@ import hashlib
 import hmac
 import json
 import re
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.errors import Forbidden, Unauthorized
-from chalicelib.settings import Settings, check_secret
 from chalicelib.wire import is_user_id
+
+if TYPE_CHECKING:
+    from chalicelib.settings import Settings
+    from chalicelib.token_keys import JwksKeys, TokenKeys
 
 ADMIN_ROLE = "admin"
 ADMINS_GROUP = "admins"
-MAX_JWKS_BYTES = 256 * 1024
 BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -101,87 +104,6 @@ def _check_times(claims: dict[str, Any], now: float) -> int:
         raise Unauthorized("Token not yet valid")
     _numeric(claims, "iat")
     return int(expires)
-
-
-class JwksKeys:
-    """An identity provider's signing keys by `kid`, fetched over HTTPS and cached.
-
-    An unknown `kid` (the provider rotated its keys) triggers a refetch, at most once per
-    `refresh_interval`, so a flood of forged `kid`s costs one fetch, not one per token.
-    """
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        fetch: Callable[[str], bytes] | None = None,
-        refresh_interval: float = 60.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.url = url
-        self._fetch = fetch or fetch_url
-        self._refresh_interval = refresh_interval
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._keys: dict[str, Any] = {}
-        self._fetched_at: float | None = None
-        self.fetches = 0
-
-    def key(self, kid: str) -> Any:
-        """The public key for `kid`; Unauthorized when the provider does not know it."""
-        key = self._keys.get(kid)
-        if key is not None:
-            return key
-        with self._lock:
-            if kid not in self._keys and self._may_refresh():
-                self._refresh()
-            key = self._keys.get(kid)
-        if key is None:
-            raise Unauthorized("Token signed with an unknown key")
-        return key
-
-    def _may_refresh(self) -> bool:
-        return self._fetched_at is None or (
-            self._clock() - self._fetched_at >= self._refresh_interval
-        )
-
-    def _refresh(self) -> None:
-        from jwt import PyJWK, PyJWKError
-
-        self._fetched_at = self._clock()
-        self.fetches += 1
-        try:
-            document = json.loads(self._fetch(self.url))
-        except Exception as exc:
-            # Keep the keys we have: a provider hiccup must not sign everyone out.
-            from chalicelib.telemetry import logger
-
-            logger.warning("JWKS fetch failed", extra={"url": self.url, "error": repr(exc)})
-            return
-        keys: dict[str, Any] = {}
-        for entry in document.get("keys", []) if isinstance(document, dict) else []:
-            if not isinstance(entry, dict) or entry.get("kty") != "RSA" or "kid" not in entry:
-                continue
-            if entry.get("use", "sig") != "sig":
-                continue
-            try:
-                keys[str(entry["kid"])] = PyJWK(entry, algorithm="RS256").key
-            except PyJWKError:
-                continue
-        if keys:
-            self._keys = keys
-
-
-def fetch_url(url: str, timeout: float = 3.0) -> bytes:
-    """GET `url` with urllib (no extra dependency), bounded in time and size."""
-    import urllib.request  # only with a JWKS: HS256-only cold starts skip it
-
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        body = response.read(MAX_JWKS_BYTES + 1)
-    if len(body) > MAX_JWKS_BYTES:
-        raise ValueError(f"JWKS document larger than {MAX_JWKS_BYTES} bytes")
-    return body
 
 
 class TokenVerifier:
@@ -291,31 +213,12 @@ class TokenVerifier:
         return Principal(user_id, roles, groups, int(claims["exp"]))
 
 
-def build_verifier(settings: Settings, session: Any) -> TokenVerifier:
-    """The verifier the settings describe; a secret in SSM is read on first use, once.
-
-    `session` is a boto3 Session; nothing is called on it until a token needs the secret.
-    """
-    from chalicelib.secrets import ssm_secret
-
-    secret: str | Callable[[], str] | None = settings.jwt_secret
-    if settings.jwt_secret_parameter:
-        source = ssm_secret(
-            session,
-            settings.region,
-            settings.jwt_secret_parameter,
-            describe="the JWT secret",
-            validate=(
-                (lambda value: value)
-                if settings.is_local
-                else (lambda value: check_secret(value, "JWT_SECRET_PARAMETER"))
-            ),
-        )
-        secret = source.get
-    jwks = JwksKeys(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
+def build_verifier(settings: Settings, keys: TokenKeys) -> TokenVerifier:
+    """The verifier the settings describe, checking tokens with `keys` (chalicelib/token_keys.py
+    fetches them)."""
     return TokenVerifier(
-        secret,
-        jwks=jwks,
+        keys.secret,
+        jwks=keys.jwks,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         admin_group=settings.admin_group,

@@ -12,17 +12,18 @@ which the redelivered message (or the continuation) finishes the job, nothing lo
 done twice. They keep their progress in DynamoDB or in the payload they return.
 
 `SqsJobs` writes to the queue; `InlineJobs` (no queue configured: tests, tools) runs a job to
-its end at once, slice after slice, in the caller.
+its end at once, slice after slice, in the caller. The worker's edge (chalicelib/worker.py)
+reads the messages: the registry is handed each record's job as `(kind, payload)`, or None for
+one that did not parse.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chalicelib.errors import ServiceError, Unavailable
 from chalicelib.retry import Backoff
@@ -40,6 +41,8 @@ DEADLINE_MARGIN_S = 10.0
 INLINE_SLICE_S = 20.0
 
 JobResult = bool | dict[str, Any]
+# A job as it travels: its kind and its payload.
+Job = tuple[str, dict[str, Any]]
 
 
 class Deadline:
@@ -69,17 +72,10 @@ class Deadline:
 Handler = Callable[[dict[str, Any], Deadline], JobResult]
 
 
-class JobMessage(BaseModel):
-    """One SQS message: the kind of job and its payload."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
-
-    kind: str = Field(min_length=1, max_length=64)
-    payload: dict[str, Any]
-
-
 def job_body(kind: str, payload: dict[str, Any]) -> str:
-    return JobMessage(kind=kind, payload=payload).model_dump_json()
+    """One SQS message's body: `{"kind": ..., "payload": {...}}`, compact."""
+    body = {"kind": kind, "payload": payload}
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
 
 class Jobs(Protocol):
@@ -105,47 +101,44 @@ class Registry:
     def kinds(self) -> frozenset[str]:
         return frozenset(self._handlers)
 
-    def run(self, message: JobMessage, deadline: Deadline) -> JobResult:
-        handler = self._handlers.get(message.kind)
+    def run(self, job: Job, deadline: Deadline) -> JobResult:
+        kind, payload = job
+        handler = self._handlers.get(kind)
         if handler is None:
-            raise ServiceError(f"No handler for job kind {message.kind!r}")
-        return handler(dict(message.payload), deadline)
+            raise ServiceError(f"No handler for job kind {kind!r}")
+        return handler(dict(payload), deadline)
 
     def process(
         self,
-        records: list[dict[str, Any]],
+        records: list[tuple[str, Job | None]],
         deadline: Deadline,
-        continue_with: Callable[[list[tuple[str, dict[str, Any]]]], None],
+        continue_with: Callable[[list[Job]], None],
     ) -> list[str]:
-        """Run each SQS record's job side by side; returns the message ids that failed (to be
-        handed over again). Unfinished jobs are continued through `continue_with`."""
-        parsed: list[tuple[str, JobMessage]] = []
+        """Run each record's job (by message id; None: unreadable, logged by the edge that
+        read it) side by side; returns the message ids that failed (to be handed over again).
+        Unfinished jobs are continued through `continue_with`."""
+        parsed: list[tuple[str, Job]] = []
         failed: list[str] = []
-        for record in records:
-            try:
-                message = JobMessage.model_validate_json(record["body"])
-                if message.kind not in self._handlers:
-                    raise ValueError(f"unknown job kind {message.kind!r}")
-                parsed.append((record["messageId"], message))
-            except (ValidationError, ValueError, KeyError):
-                log.exception("job unreadable", extra={"message_id": record.get("messageId")})
-                failed.append(record["messageId"])
+        for message_id, job in records:
+            if job is not None and job[0] in self._handlers:
+                parsed.append((message_id, job))
+                continue
+            if job is not None:
+                log.error("job unreadable: unknown kind", extra={"message_id": message_id})
+            failed.append(message_id)
 
-        def one(entry: tuple[str, JobMessage]) -> str | None:
-            message_id, message = entry
+        def one(entry: tuple[str, Job]) -> str | None:
+            message_id, (kind, payload) = entry
             try:
                 if deadline.passed:
                     # Queued behind the others too long: hand it back untouched.
-                    continue_with([(message.kind, message.payload)])
+                    continue_with([(kind, payload)])
                     return None
-                result = self.run(message, deadline)
+                result = self.run((kind, payload), deadline)
                 if result is not True:
-                    payload = message.payload if result is False else result
-                    continue_with([(message.kind, payload)])
+                    continue_with([(kind, payload if result is False else result)])
             except Exception:
-                log.exception(
-                    "job failed", extra={"message_id": message_id, "job_kind": message.kind}
-                )
+                log.exception("job failed", extra={"message_id": message_id, "job_kind": kind})
                 return message_id
             return None
 
@@ -215,7 +208,7 @@ class SqsJobs:
             else:
                 raise Unavailable(f"SQS refused {len(entries)} job messages")
 
-    def process(self, records: list[dict[str, Any]], deadline: Deadline) -> list[str]:
+    def process(self, records: list[tuple[str, Job | None]], deadline: Deadline) -> list[str]:
         return self.registry.process(records, deadline, self.enqueue_many)
 
 
@@ -230,14 +223,15 @@ class InlineJobs:
         self.registry.register(kind, handler)
 
     def enqueue(self, kind: str, payload: dict[str, Any]) -> None:
-        message = JobMessage(kind=kind, payload=payload)
-        while (result := self.registry.run(message, Deadline(self._slice_seconds))) is not True:
+        while (
+            result := self.registry.run((kind, payload), Deadline(self._slice_seconds))
+        ) is not True:
             if result is not False:
-                message = JobMessage(kind=kind, payload=result)
+                payload = result
 
     def enqueue_many(self, jobs: Iterable[tuple[str, dict[str, Any]]]) -> None:
         for kind, payload in jobs:
             self.enqueue(kind, payload)
 
-    def process(self, records: list[dict[str, Any]], deadline: Deadline) -> list[str]:
+    def process(self, records: list[tuple[str, Job | None]], deadline: Deadline) -> list[str]:
         return self.registry.process(records, deadline, self.enqueue_many)

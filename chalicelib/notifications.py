@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.errors import (
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from chalicelib.storage.inbox import Change
     from chalicelib.storage.keys import Item
     from chalicelib.storage.profiles import Profile, Profiles
+    from chalicelib.worker import ArchiveAllJob, ReadAllJob, RestoreAllJob
 
 REPLAY_LIMIT = 100
 # The most ids a reply or pushed sync event carries (a frame stays far below 128 KiB).
@@ -89,35 +90,21 @@ class SendResult:
     delivered_to: int
 
 
+@dataclass(eq=False)
 class Notifications:
-    def __init__(
-        self,
-        inbox: Inbox,
-        connections: ConnectionStore,
-        directory: Directory,
-        counters: Counters,
-        sender: Sender,
-        delivery: Delivery,
-        *,
-        fanout: FanoutQueue | None = None,
-        fanout_threshold: int = 1000,
-        receipts: Receipts,
-        escalations: EscalationPlanner,
-        profiles: Profiles,
-        jobs: Jobs,
-    ) -> None:
-        self.receipts = receipts
-        self.jobs = jobs
-        self.inbox = inbox
-        self.connections = connections
-        self.directory = directory
-        self.counters = counters
-        self.sender = sender
-        self.delivery = delivery
-        self.fanout = fanout
-        self.fanout_threshold = fanout_threshold
-        self.escalations = escalations
-        self.profiles = profiles
+    inbox: Inbox
+    connections: ConnectionStore
+    directory: Directory
+    counters: Counters
+    sender: Sender
+    delivery: Delivery
+    _: KW_ONLY
+    fanout: FanoutQueue | None = None
+    fanout_threshold: int = 1000
+    receipts: Receipts
+    escalations: EscalationPlanner
+    profiles: Profiles
+    jobs: Jobs
 
     # --- sending ---------------------------------------------------------------------------
 
@@ -339,20 +326,23 @@ class Notifications:
         self.jobs.enqueue("mark_read_all", _read_job(user_id, mark, channel))
         return changed
 
-    def mark_read_all(self, job: dict[str, Any], deadline: Deadline) -> bool:
-        """The `mark_read_all` job: record as read, slice after slice until `deadline`, the
-        user's notifications stored unread up to `job["upto"]` (the read watermark: every
-        read shows them read already); True once none is left. Idempotent: a slice changes
-        only what is still stored unread, so a job redone after a kill does nothing twice."""
+    def mark_read_all(self, job: ReadAllJob, deadline: Deadline) -> bool:
+        """The `mark_read_all` job (read by chalicelib/worker.py): record as read, slice after
+        slice until `deadline`, the user's notifications stored unread up to `job.upto` (the
+        read watermark: every read shows them read already); True once none is left.
+        Idempotent: a slice changes only what is still stored unread, so a job redone after a
+        kill does nothing twice."""
         return _in_slices(lambda: self._read_slice(job, SLICE), deadline)
 
-    def _read_slice(self, job: dict[str, Any], size: int) -> tuple[list[str], bool]:
-        user_id = job["user_id"]
+    def _read_slice(self, job: ReadAllJob, size: int) -> tuple[list[str], bool]:
+        user_id = job.user_id
         # Those an archive all archived are its job's: it records their read too.
         fence = self.inbox.view(user_id).archives.fence
-        ids = self.inbox.unread_ids(user_id, upto=job["upto"], limit=size + 1, fence=fence)
+        ids = self.inbox.unread_ids(user_id, upto=job.upto, limit=size + 1, fence=fence)
+        # None: a job enqueued before there was a watermark.
+        watermark = Watermark(job.upto, job.read_at) if job.read_at is not None else None
         changes = self.inbox.mark_read_changes(
-            user_id, ids[:size], channel=job["channel"], watermark=_job_watermark(job)
+            user_id, ids[:size], channel=job.channel, watermark=watermark
         )
         self._read(user_id, changes)
         self.counters.record(notifications_read=len(changes))
@@ -394,14 +384,12 @@ class Notifications:
             changed = self._archive_everything(user_id, channel)
             done = len(changed) <= SYNC_IDS
         elif ids is None:
-            job = {
-                "user_id": user_id,
-                "upto": self.inbox.position_now(),
-                "archived": archived,
-                "channel": channel,
-            }
-            changed, done = self._archive_slice(job, ARCHIVE_IN_REQUEST)
+            upto = self.inbox.position_now()
+            changed, done = self._archive_slice(
+                user_id, upto, archived, channel, ARCHIVE_IN_REQUEST
+            )
             if not done:
+                job = {"user_id": user_id, "upto": upto, "archived": archived, "channel": channel}
                 self.jobs.enqueue("archive_all", job)
         else:
             changed, done = self._archived(user_id, ids, archived, channel), True
@@ -425,26 +413,31 @@ class Notifications:
         self.jobs.enqueue("archive_all", _archive_job(user_id, mark, channel))
         return changed
 
-    def archive_all(self, job: dict[str, Any], deadline: Deadline) -> bool:
-        """The `archive_all` job. Of an archive all (`job["fence"]`): record as archived, slice
-        after slice until `deadline`, every notification its fence archived (every read
-        shows them archived already), then take its mark off. Of a restore all: restore
-        every notification up to `job["upto"]`. True once none is left; idempotent: a slice
-        changes only what is still where it was, so a job redone after a kill does nothing
-        twice."""
-        if "fence" in job:
-            return _in_slices(lambda: self._fenced_slice(job, SLICE), deadline)
-        return _in_slices(lambda: self._archive_slice(job, SLICE), deadline)
+    def archive_all(self, job: ArchiveAllJob, deadline: Deadline) -> bool:
+        """The `archive_all` job of an archive all (read by chalicelib/worker.py): record as
+        archived, slice after slice until `deadline`, every notification its fence archived
+        (every read shows them archived already), then take its mark off. True once none is
+        left; idempotent: a slice changes only what is still where it was, so a job redone
+        after a kill does nothing twice."""
+        return _in_slices(lambda: self._fenced_slice(job, SLICE), deadline)
 
-    def _fenced_slice(self, job: dict[str, Any], size: int) -> tuple[list[str], bool]:
-        user_id = job["user_id"]
-        mark = ArchiveMark(job["fence"], job["at"], job.get("relisted_from", ""))
+    def restore_all(self, job: RestoreAllJob, deadline: Deadline) -> bool:
+        """The `archive_all` job of a restore all: restore, slice after slice until
+        `deadline`, every notification up to `job.upto`; True once none is left."""
+        return _in_slices(
+            lambda: self._archive_slice(job.user_id, job.upto, job.archived, job.channel, SLICE),
+            deadline,
+        )
+
+    def _fenced_slice(self, job: ArchiveAllJob, size: int) -> tuple[list[str], bool]:
+        user_id = job.user_id
+        mark = ArchiveMark(job.fence, job.at, job.relisted_from)
         view = self.inbox.view(user_id)
         # Earlier archive alls still pending are finished with it (one whose job was lost).
         marks = [mark, *(m for m in view.archives.marks if m.fence < mark.fence)]
         ids = self.inbox.archived_upto(user_id, marks, size + 1)
         changes = (
-            self.inbox.archive(user_id, ids[:size], True, channel=job["channel"], view=view)
+            self.inbox.archive(user_id, ids[:size], True, channel=job.channel, view=view)
             if ids
             else []
         )
@@ -464,12 +457,11 @@ class Notifications:
                 self.inbox.archive_done(user_id, marks)
         return [change.id for change in changes], done
 
-    def _archive_slice(self, job: dict[str, Any], size: int) -> tuple[list[str], bool]:
-        user_id, archived = job["user_id"], job["archived"]
-        ids = self.inbox.listed_ids(
-            user_id, archived=not archived, upto=job["upto"], limit=size + 1
-        )
-        changed = self._archived(user_id, ids[:size], archived, job["channel"])
+    def _archive_slice(
+        self, user_id: str, upto: str, archived: bool, channel: str, size: int
+    ) -> tuple[list[str], bool]:
+        ids = self.inbox.listed_ids(user_id, archived=not archived, upto=upto, limit=size + 1)
+        changed = self._archived(user_id, ids[:size], archived, channel)
         return changed, len(ids) <= size or not changed
 
     def _archived(self, user_id: str, ids: list[str], archived: bool, channel: str) -> list[str]:
@@ -590,11 +582,6 @@ def _archive_job(user_id: str, mark: ArchiveMark, channel: str) -> dict[str, Any
         "relisted_from": mark.relisted_from,
         "channel": channel,
     }
-
-
-def _job_watermark(job: dict[str, Any]) -> Watermark | None:
-    """The read watermark a job records up to (None: a job enqueued before there was one)."""
-    return Watermark(job["upto"], job["read_at"]) if "read_at" in job else None
 
 
 def _in_slices(slice_: Callable[[], tuple[list[str], bool]], deadline: Deadline) -> bool:

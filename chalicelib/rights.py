@@ -32,7 +32,7 @@ from typing import Any, Protocol
 from ulid import ULID
 
 from chalicelib.auth import Principal
-from chalicelib.jobs import Deadline, Jobs, Registry
+from chalicelib.jobs import Deadline, Jobs
 from chalicelib.models import iso_timestamp
 from chalicelib.notifications import Notifications
 from chalicelib.receipts import Receipts, receipt_document
@@ -86,7 +86,7 @@ class DataRights:
     directory: Directory
     receipts: Receipts
     erasure_log: ErasureLog
-    # Where erasures run (register_erasure adds their kind to its registry).
+    # Where erasures run (chalicelib/worker.py registers their kind).
     jobs: Jobs
     erasables: Sequence[Erasable]
     # Sections of the export other stores provide, by name (e.g. "preferences", "contact").
@@ -203,13 +203,14 @@ class DataRights:
         uses `request_erasure`)."""
         self.request_erasure(user_id)
         erasure = self.erasure_log.get(user_id)
-        job = _job(user_id, erasure.requested_at) if erasure is not None else None
-        while job is not None and self.erase_slice(job, Deadline(60)) is not True:
+        while erasure is not None and not self.erase_slice(
+            user_id, erasure.requested_at, Deadline(60)
+        ):
             pass
 
-    def erase_slice(self, payload: dict[str, Any], deadline: Deadline) -> bool:
-        """One slice of an erasure job (see the module docstring); True once it is done."""
-        user_id, requested_at = payload["user_id"], payload["requested_at"]
+    def erase_slice(self, user_id: str, requested_at: str, deadline: Deadline) -> bool:
+        """One slice of the erasure job of the user's request made at `requested_at` (see the
+        module docstring; chalicelib/worker.py reads the job); True once it is done."""
         log = self.erasure_log
         erasure = log.get(user_id)
         if erasure is None or erasure.status != "pending" or erasure.requested_at != requested_at:
@@ -278,11 +279,6 @@ class DataRights:
 
     def _timestamp(self) -> str:
         return iso_timestamp(datetime.fromtimestamp(self.clock(), UTC))
-
-
-def register_erasure(registry: Registry, rights: DataRights) -> None:
-    # Looked up when a job runs, as register_fanout's: the rights may be built after the registry.
-    registry.register(ERASE_USER, lambda payload, deadline: rights.erase_slice(payload, deadline))
 
 
 def _job(user_id: str, requested_at: str) -> dict[str, Any]:

@@ -417,8 +417,9 @@ class Service:
     @part
     def verifier(self) -> TokenVerifier:
         from chalicelib.auth import build_verifier
+        from chalicelib.token_keys import token_keys
 
-        return build_verifier(self.settings, self.clients.session)
+        return build_verifier(self.settings, token_keys(self.settings, self.clients.session))
 
     @part
     def sessions(self) -> Sessions:
@@ -501,16 +502,10 @@ class Service:
     @part
     def registry(self) -> Registry:
         from chalicelib.jobs import Registry
-        from chalicelib.rights import register_erasure
-        from chalicelib.worker import register_fanout
+        from chalicelib.worker import register_erasure, register_fanout, register_user_wide
 
         registry = Registry()
-        registry.register(
-            "mark_read_all", lambda job, deadline: self.notifications.mark_read_all(job, deadline)
-        )
-        registry.register(
-            "archive_all", lambda job, deadline: self.notifications.archive_all(job, deadline)
-        )
+        register_user_wide(registry, late(lambda: self.notifications))
         register_fanout(registry, late(lambda: self.notifications))
         register_erasure(registry, late(lambda: self.rights))
         return registry

@@ -23,9 +23,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import app as lambda_app
-from chalicelib.auth import JwksKeys, TokenVerifier
+from chalicelib.auth import TokenVerifier
 from chalicelib.errors import ConfigurationError, Unauthorized
 from chalicelib.settings import Settings
+from chalicelib.token_keys import JwksKeys
 from tests.conftest import WsClient
 from tests.local_http import LocalServer, respond
 
@@ -330,7 +331,8 @@ def test_the_test_route_is_404_outside_local_and_dev(
 LAZY_CHILD = """
 import json, sys
 import app
-from chalicelib.auth import JwksKeys, TokenVerifier
+from chalicelib.auth import TokenVerifier
+from chalicelib.token_keys import JwksKeys
 token, secret, jwks_url, issuer = sys.argv[1:]
 jwks = JwksKeys(jwks_url) if jwks_url else None
 TokenVerifier(secret or None, jwks=jwks, issuer=issuer or None).verify(token)

@@ -10,10 +10,11 @@ import jwt
 import pytest
 from botocore.exceptions import ClientError
 
-from chalicelib.auth import build_verifier
+from chalicelib.auth import TokenVerifier, build_verifier
 from chalicelib.errors import ConfigurationError, Unauthorized
 from chalicelib.secrets import SecretSource, is_permanent_client_error
 from chalicelib.settings import Settings
+from chalicelib.token_keys import token_keys
 
 SECRET = "k" * 40
 PARAMETER = "/legal-aid-notifications/jwt-secret"
@@ -124,13 +125,19 @@ def prod(**env: str) -> Settings:
     return Settings.from_env({"STAGE": "prod", "AWS_REGION": "us-east-1", **env})
 
 
+def verifier_from_ssm(session: boto3.session.Session) -> TokenVerifier:
+    """The verifier of a production stage whose JWT secret is the SSM parameter."""
+    settings = prod(JWT_SECRET_PARAMETER=PARAMETER)
+    return build_verifier(settings, token_keys(settings, session))
+
+
 def test_the_secret_is_read_from_ssm_once_and_only_when_a_token_needs_it(aws: None) -> None:
     boto3.client("ssm", region_name="us-east-1").put_parameter(
         Name=PARAMETER, Value=SECRET, Type="SecureString"
     )
     session = boto3.session.Session()
     reads = ssm_reads(session)
-    verifier = build_verifier(prod(JWT_SECRET_PARAMETER=PARAMETER), session)
+    verifier = verifier_from_ssm(session)
     assert reads == []  # a function that never verifies (the fan-out worker) never reads SSM
     token = jwt.encode({"sub": "alice", "exp": int(time.time()) + 60}, SECRET, algorithm="HS256")
     for _ in range(20):
@@ -142,14 +149,14 @@ def test_a_short_secret_in_ssm_refuses_to_serve(aws: None) -> None:
     boto3.client("ssm", region_name="us-east-1").put_parameter(
         Name=PARAMETER, Value="short", Type="SecureString"
     )
-    verifier = build_verifier(prod(JWT_SECRET_PARAMETER=PARAMETER), boto3.session.Session())
+    verifier = verifier_from_ssm(boto3.session.Session())
     token = jwt.encode({"sub": "alice", "exp": int(time.time()) + 60}, "short", algorithm="HS256")
     with pytest.raises(ConfigurationError, match="shorter than 32 bytes"):
         verifier.verify(token)
 
 
 def test_a_missing_parameter_is_a_configuration_error_not_unauthorized(aws: None) -> None:
-    verifier = build_verifier(prod(JWT_SECRET_PARAMETER=PARAMETER), boto3.session.Session())
+    verifier = verifier_from_ssm(boto3.session.Session())
     token = jwt.encode({"sub": "alice", "exp": int(time.time()) + 60}, SECRET, algorithm="HS256")
     with pytest.raises(ConfigurationError) as raised:
         verifier.verify(token)

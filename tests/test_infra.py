@@ -558,7 +558,9 @@ sys.path[:0] = sys.argv[1:3]
 import boto3
 from chalicelib.auth import build_verifier
 from chalicelib.settings import Settings
-verifier = build_verifier(Settings.from_env(), boto3.session.Session())
+from chalicelib.token_keys import token_keys
+settings = Settings.from_env()
+verifier = build_verifier(settings, token_keys(settings, boto3.session.Session()))
 principal = verifier.verify(sys.argv[3])
 crypto = sys.modules.get("cryptography")
 print(json.dumps({"user": principal.user_id, "admin": principal.is_admin,

@@ -18,8 +18,9 @@ from awslambdaric.lambda_context import LambdaContext as RuntimeContext
 from botocore.exceptions import ClientError
 
 import app as lambda_app
-from chalicelib.jobs import Deadline, InlineJobs, JobMessage, Registry, SqsJobs, job_body
+from chalicelib.jobs import Deadline, InlineJobs, Registry, SqsJobs, job_body
 from chalicelib.wiring import Service
+from chalicelib.worker import JobMessage, read_jobs
 from devstack.context import LambdaContext
 from devstack.fanout import FanoutWorker, create_fanout_queues, sqs_event
 from tests.conftest import REGION
@@ -41,7 +42,7 @@ def test_each_record_goes_to_the_handler_of_its_kind() -> None:
     registry.register("b", lambda payload, deadline: seen.append(("b", payload)) is None)
     continued, continue_with = collector()
     failed = registry.process(
-        [record(job_body("a", {"n": 1})), record(job_body("b", {"n": 2}))],
+        read_jobs([record(job_body("a", {"n": 1})), record(job_body("b", {"n": 2}))]),
         Deadline(30),
         continue_with,
     )
@@ -80,7 +81,9 @@ def test_a_message_that_is_not_a_known_job_fails_alone(body: str) -> None:
     registry.register("a", lambda payload, deadline: ran.append(payload) is None)
     bad, good = record(body), record(job_body("a", {"ok": True}))
     continued, continue_with = collector()
-    assert registry.process([bad, good], Deadline(30), continue_with) == [bad["messageId"]]
+    assert registry.process(read_jobs([bad, good]), Deadline(30), continue_with) == [
+        bad["messageId"]
+    ]
     assert ran == [{"ok": True}] and continued == []
 
 
@@ -99,7 +102,9 @@ def test_an_unfinished_job_is_continued_and_a_failing_one_handed_back() -> None:
         failing := record(job_body("broken", {})),
     ]
     continued, continue_with = collector()
-    assert registry.process(records, Deadline(30), continue_with) == [failing["messageId"]]
+    assert registry.process(read_jobs(records), Deadline(30), continue_with) == [
+        failing["messageId"]
+    ]
     assert sorted(continued, key=lambda job: job[0]) == [
         ("next", {"step": 1}),
         ("same", {"step": 0}),
@@ -111,7 +116,10 @@ def test_a_job_whose_deadline_passed_before_it_started_is_handed_back_untouched(
     ran: list[int] = []
     registry.register("a", lambda payload, deadline: ran.append(1) is None)
     continued, continue_with = collector()
-    assert registry.process([record(job_body("a", {"x": 1}))], Deadline(-1), continue_with) == []
+    assert (
+        registry.process(read_jobs([record(job_body("a", {"x": 1}))]), Deadline(-1), continue_with)
+        == []
+    )
     assert ran == [] and continued == [("a", {"x": 1})]
 
 
@@ -123,7 +131,7 @@ def test_a_continuation_that_cannot_be_enqueued_fails_its_record() -> None:
         raise RuntimeError("SQS unreachable")
 
     message = record(job_body("a", {}))
-    assert registry.process([message], Deadline(30), refuse) == [message["messageId"]]
+    assert registry.process(read_jobs([message]), Deadline(30), refuse) == [message["messageId"]]
 
 
 def test_an_invocations_records_run_side_by_side() -> None:
@@ -138,7 +146,7 @@ def test_an_invocations_records_run_side_by_side() -> None:
 
     registry.register("meet", meet)
     records = [record(job_body("meet", {"n": n})) for n in range(10)]
-    assert registry.process(records, Deadline(30), lambda jobs: None) == []
+    assert registry.process(read_jobs(records), Deadline(30), lambda jobs: None) == []
     assert len(threads) == 10
 
 

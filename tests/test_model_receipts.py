@@ -66,10 +66,10 @@ class Deferred:
         else:
             self.jobs.enqueue(kind, payload)
 
-    def run(self, notifications: Any) -> None:
+    def run(self) -> None:
         waiting, self.waiting = self.waiting, []
         for payload in waiting:
-            assert notifications.archive_all(payload, deadline=Deadline(60))
+            assert self.jobs.registry.run(("archive_all", payload), Deadline(60))
 
 
 def test_lifecycle_against_a_model(service: Service, ws: type[WsClient]) -> None:
@@ -206,7 +206,7 @@ def test_lifecycle_against_a_model(service: Service, ws: type[WsClient]) -> None
 
         @rule()
         def run_jobs(self) -> None:
-            jobs.run(notifications)
+            jobs.run()
             for model in self.model.values():
                 if not model.deleted:
                     model.settle()

@@ -27,9 +27,10 @@ from chalicelib.errors import Unavailable
 from chalicelib.jobs import InlineJobs, Registry
 from chalicelib.models import NotificationContent
 from chalicelib.rest import export_cursor, export_position
-from chalicelib.rights import EXPORT_START, register_erasure
+from chalicelib.rights import EXPORT_START
 from chalicelib.storage.keys import user_pk
 from chalicelib.wiring import Service
+from chalicelib.worker import register_erasure
 from devstack.fanout import FanoutWorker, create_fanout_queues
 from tests.conftest import ADMIN, REGION, Clock, WsClient, auth, on_call
 from tests.serial import Observer

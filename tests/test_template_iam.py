@@ -22,6 +22,7 @@ from chalicelib.auth import Principal
 from chalicelib.jobs import Deadline
 from chalicelib.settings import Settings
 from chalicelib.wiring import Clients, Service, build_service, get_service, use_service
+from chalicelib.worker import read_jobs
 from devstack.context import LambdaContext
 from devstack.fanout import create_fanout_queues
 from devstack.messaging import scheduled_event
@@ -229,7 +230,7 @@ def drain(service: Service) -> int:
         QueueUrl=service.settings.fanout_queue_url, MaxNumberOfMessages=10
     ).get("Messages"):
         records = [{"messageId": m["MessageId"], "body": m["Body"]} for m in received]
-        assert service.jobs.process(records, Deadline(60)) == []
+        assert service.jobs.process(read_jobs(records), Deadline(60)) == []
         for message in received:
             sqs.delete_message(
                 QueueUrl=service.settings.fanout_queue_url, ReceiptHandle=message["ReceiptHandle"]

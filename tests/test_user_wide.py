@@ -46,6 +46,73 @@ class Queue:
         self.jobs.append((kind, json.loads(json.dumps(payload))))  # as it would travel
 
 
+def run_though_killed(
+    service: Service, queue: Queue, kind: str, *, seed: int, operations: tuple[str, ...]
+) -> dict[str, Any]:
+    """Runs the one job of `kind` enqueued until it says it is done, the worker dying before a
+    random share of its `operations` (SQS hands the job over again each time); then once more,
+    as a redelivered message, which must find nothing left to do twice. Returns the job."""
+    [(enqueued, job)] = queue.jobs
+    assert enqueued == kind
+    rng = random.Random(seed)
+    killed = 0
+    dying = True
+
+    def dies_sometimes(request: dict[str, Any]) -> None:
+        nonlocal killed
+        if dying and rng.random() < 0.3:
+            killed += 1
+            raise RuntimeError("worker killed")
+
+    for operation in operations:
+        on_call(service.clients.dynamodb, operation, dies_sometimes)
+    runs = 0
+    while True:
+        runs += 1
+        assert runs < 500
+        try:
+            if run_job(service, kind, job, 0):
+                break
+        except RuntimeError:
+            continue
+    assert killed >= 3
+    dying = False
+    assert run_job(service, kind, job, 60)
+    return job
+
+
+def run_job(service: Service, kind: str, job: dict[str, Any], seconds: float) -> bool:
+    """Run one slice of a job as the worker does (its payload read at the worker's edge)."""
+    result = service.registry.run((kind, job), Deadline(seconds))
+    assert isinstance(result, bool)
+    return result
+
+
+def transacts(request: dict[str, Any], words: str, part: str = "UpdateExpression") -> bool:
+    """Whether a TransactWriteItems request holds an Update whose `part` says `words`."""
+    return any(
+        words in item.get("Update", {}).get(part, "")
+        for item in json.loads(request["body"])["TransactItems"]
+    )
+
+
+def registered(ws: type[WsClient], user_id: str, count: int = 2) -> list[WsClient]:
+    """`count` sessions of one user, connected and registered, their greetings read."""
+    clients = [ws() for _ in range(count)]
+    for client in clients:
+        client.connect(token(user_id))
+        client.send({"action": "register"})
+        client.received()
+    return clients
+
+
+class Refusing(Queue):
+    """A queue whose request is killed before the job is enqueued."""
+
+    def enqueue(self, kind: str, payload: dict[str, Any]) -> None:
+        raise RuntimeError("killed before the job was enqueued")
+
+
 def seed(service: Service, user_id: str, count: int, **fields: Any) -> list[str]:
     return [
         service.inbox.put(user_id, NotificationContent(message=f"n{n}", **fields))[0].id
@@ -116,36 +183,15 @@ def test_the_mark_all_read_job_records_every_read_once_though_killed_at_random_p
     ids = seed_unread(service, "alice", JOB_UNREAD)
     queue = service.notifications.jobs = Queue()
     change = service.notifications.mark_read("alice", None)
-    [(kind, job)] = queue.jobs
-    assert kind == "mark_read_all"
     read_at = service.notifications.get("alice", ids[-1]).read_at
     assert read_at is not None
-    # The worker dies before a random share of its writes and reads; SQS hands it over again.
-    rng = random.Random(17)
-    killed = 0
-    dying = True
-
-    def dies_sometimes(request: dict[str, Any]) -> None:
-        nonlocal killed
-        if dying and rng.random() < 0.3:
-            killed += 1
-            raise RuntimeError("worker killed")
-
-    for operation in ("TransactWriteItems", "Query", "BatchGetItem", "UpdateItem"):
-        on_call(service.clients.dynamodb, operation, dies_sometimes)
-    runs = 0
-    while True:
-        runs += 1
-        assert runs < 500
-        try:
-            if service.notifications.mark_read_all(job, deadline=Deadline(0)):
-                break
-        except RuntimeError:
-            continue
-    assert killed >= 3
-    dying = False
-    # Redone after it finished (a redelivered message): nothing twice.
-    assert service.notifications.mark_read_all(job, deadline=Deadline(60))
+    job = run_though_killed(
+        service,
+        queue,
+        "mark_read_all",
+        seed=17,
+        operations=("TransactWriteItems", "Query", "BatchGetItem", "UpdateItem"),
+    )
     assert service.inbox.unread_count("alice") == 0
     stored = service.inbox.everything("alice")
     assert len(stored) == JOB_UNREAD
@@ -197,11 +243,7 @@ def test_a_write_racing_the_watermark_makes_it_go_again_and_the_count_stays_exac
     raced: list[str] = []
 
     def race(request: dict[str, Any]) -> None:
-        watermark = any(
-            "read_upto" in item.get("Update", {}).get("UpdateExpression", "")
-            for item in json.loads(request["body"])["TransactItems"]
-        )
-        if watermark and not raced:
+        if transacts(request, "read_upto") and not raced:
             raced.append("x")
             # Between the watermark's read of the shards and its write: a read and a store.
             service.inbox.mark_read("alice", [ids[0]])
@@ -223,11 +265,6 @@ def test_a_request_killed_between_the_watermark_and_its_job_is_completed_by_the_
     service: Service,
 ) -> None:
     ids = seed_unread(service, "alice", 30)
-
-    class Refusing(Queue):
-        def enqueue(self, kind: str, payload: dict[str, Any]) -> None:
-            raise RuntimeError("killed before the job was enqueued")
-
     service.notifications.jobs = Refusing()
     with pytest.raises(RuntimeError):
         service.notifications.mark_read("alice", None)
@@ -237,7 +274,7 @@ def test_a_request_killed_between_the_watermark_and_its_job_is_completed_by_the_
     assert again.ids == [] and again.unread_count == 0
     [(kind, job)] = queue.jobs
     assert kind == "mark_read_all"
-    assert service.notifications.mark_read_all(job, deadline=Deadline(60))
+    assert run_job(service, "mark_read_all", job, 60)
     assert all(entries(service, i) == ["stored", "read"] for i in ids)
 
 
@@ -323,7 +360,7 @@ def test_archive_all_takes_effect_for_every_read_before_any_job_runs_at_the_same
         assert entries(service, archivable[1]) == ["stored"]
         # The job records each one and changes nothing anyone sees.
         [(_, job)] = queue.jobs
-        assert service.notifications.archive_all(job, deadline=Deadline(600))
+        assert run_job(service, "archive_all", job, 600)
         assert_archived_for_every_read(service, user_id, held, archivable, case)
         assert entries(service, archivable[1]) == ["stored", "read", "archived"]
         assert entries(service, held[1]) == ["stored"]
@@ -355,35 +392,15 @@ def test_the_archive_all_job_records_every_archive_once_though_killed_at_random_
     was_read = {i for i in archivable if service.inbox.get("alice", i).read}
     queue = service.notifications.jobs = Queue()
     service.notifications.archive("alice", None)
-    [(kind, job)] = queue.jobs
-    assert kind == "archive_all"
     archived_at = service.notifications.get("alice", archivable[-1]).archived_at
     assert archived_at is not None
-    rng = random.Random(23)
-    killed = 0
-    dying = True
-
-    def dies_sometimes(request: dict[str, Any]) -> None:
-        nonlocal killed
-        if dying and rng.random() < 0.3:
-            killed += 1
-            raise RuntimeError("worker killed")
-
-    for operation in ("TransactWriteItems", "Query", "BatchGetItem", "GetItem"):
-        on_call(service.clients.dynamodb, operation, dies_sometimes)
-    runs = 0
-    while True:
-        runs += 1
-        assert runs < 500
-        try:
-            if service.notifications.archive_all(job, deadline=Deadline(0)):
-                break
-        except RuntimeError:
-            continue
-    assert killed >= 3
-    dying = False
-    # Redone after it finished (a redelivered message): nothing twice.
-    assert service.notifications.archive_all(job, deadline=Deadline(60))
+    run_though_killed(
+        service,
+        queue,
+        "archive_all",
+        seed=23,
+        operations=("TransactWriteItems", "Query", "BatchGetItem", "GetItem"),
+    )
     assert service.inbox.view("alice").archives.marks == ()
     assert_archived_for_every_read(service, "alice", held, archivable, case)
     for notification_id in archivable:
@@ -440,8 +457,8 @@ def test_restore_confirm_and_delete_before_the_job_record_what_it_would_have(
     service.notifications.archive("alice", [plain[3]], False)
     assert [n.id for n in every_page(service, "alice")] == [plain[3]]
     # The jobs, in either order, leave each receipt whole.
-    assert service.notifications.archive_all(second, deadline=Deadline(60))
-    assert service.notifications.archive_all(first, deadline=Deadline(60))
+    assert run_job(service, "archive_all", second, 60)
+    assert run_job(service, "archive_all", first, 60)
     assert service.inbox.view("alice").archives.marks == ()
     assert entries(service, plain[0]) == ["stored", "read", "archived", "archived"]
     assert entries(service, notice) == ["stored", "read", "confirmed", "archived"]
@@ -463,13 +480,13 @@ def test_restore_all_before_the_archive_all_job_ran_restores_everything_once(
     restored = service.notifications.archive("alice", None, False)
     assert restored.truncated and restored.unread_count == 1
     [(_, archiving), (_, restoring)] = queue.jobs
-    assert service.notifications.archive_all(restoring, deadline=Deadline(60))
+    assert run_job(service, "archive_all", restoring, 60)
     listed = every_page(service, "alice")
     assert [n.id for n in listed] == sorted([*plain, notice], reverse=True)
     assert all(n.read and not n.archived for n in listed if n.id != notice)
     assert every_page(service, "alice", archived=True) == []
     # The archive all's job then finds nothing left to record.
-    assert service.notifications.archive_all(archiving, deadline=Deadline(60))
+    assert run_job(service, "archive_all", archiving, 60)
     assert all(entries(service, i) == ["stored", "read", "archived"] for i in plain)
     assert entries(service, notice) == ["stored"]
     assert service.inbox.unread_count("alice") == 1
@@ -511,7 +528,7 @@ def test_notices_stored_before_held_ones_had_a_shelf_are_left_out_and_held_by_th
     assert service.notifications.mark_read("alice", [stored[1]]).ids == [stored[1]]
     assert service.inbox.unread_count("alice") == 0
     [(_, job)] = queue.jobs
-    assert service.notifications.archive_all(job, deadline=Deadline(60))
+    assert run_job(service, "archive_all", job, 60)
     assert service.inbox.unread_count("alice") == 1  # counted apart again
     assert [n.id for n in every_page(service, "alice", unread_only=True)] == [stored[2]]
     assert [n.id for n in every_page(service, "alice")] == sorted(stored, reverse=True)
@@ -531,11 +548,7 @@ def test_a_send_racing_archive_all_lands_in_one_epoch_or_the_other_and_counts_ex
     raced: list[str] = []
 
     def race(request: dict[str, Any]) -> None:
-        fence = any(
-            "arch_upto" in item.get("Update", {}).get("UpdateExpression", "")
-            for item in json.loads(request["body"])["TransactItems"]
-        )
-        if fence and not raced:
+        if transacts(request, "arch_upto") and not raced:
             # Between the archive all's read of the shards and its write: a store.
             raced.append(service.inbox.put("alice", NotificationContent(message="racer"))[0].id)
 
@@ -563,11 +576,7 @@ def test_a_restore_or_confirm_racing_a_second_archive_all_goes_again_under_its_f
     raced: list[Any] = []
 
     def race(request: dict[str, Any]) -> None:
-        guarded = any(
-            "arch_upto = :fence" in item.get("Update", {}).get("ConditionExpression", "")
-            for item in json.loads(request["body"])["TransactItems"]
-        )
-        if guarded and not raced:
+        if transacts(request, "arch_upto = :fence", "ConditionExpression") and not raced:
             # Between its read of the fence and its write: a send and a second archive all.
             raced.append(service.notifications.send("alice", NotificationContent(message="x")))
             raced.append(service.notifications.archive("alice", None))
@@ -608,7 +617,7 @@ def test_archive_alls_piling_up_behind_their_jobs_wait_with_a_429_until_one_runs
     archived = every_page(service, "alice", archived=True)
     assert [n.id for n in archived] == [plain[2], plain[1]]
     assert len(queries) <= 3 + MAX_PENDING_RELISTED
-    assert service.notifications.archive_all(queue.jobs[-1][1], deadline=Deadline(60))
+    assert run_job(service, "archive_all", queue.jobs[-1][1], 60)
     assert service.inbox.view("alice").archives.marks == ()
     assert service.notifications.archive("alice", None).ids == [plain[0]]
 
@@ -631,10 +640,8 @@ def test_archive_all_and_mark_all_read_in_either_order_record_each_read_once(
     assert [n.id for n in every_page(service, "alice")] == sorted(held, reverse=True)
     read_at = {n.id: n.read_at for n in every_page(service, "alice", archived=True)}
     assert set(read_at) == set(plain) and all(read_at.values())
-    for _, job in queue.jobs if first == "archive all" else reversed(queue.jobs):
-        runner = service.notifications.archive_all if "fence" in job else None
-        runner = runner or service.notifications.mark_read_all
-        assert runner(job, deadline=Deadline(60))
+    for kind, job in queue.jobs if first == "archive all" else reversed(queue.jobs):
+        assert run_job(service, kind, job, 60)
     for notification_id in plain:
         receipt = service.receipts.get(notification_id)
         assert [entry.type for entry in receipt.entries] == ["stored", "read", "archived"]
@@ -649,11 +656,6 @@ def test_an_archive_all_whose_job_was_never_enqueued_is_finished_by_a_later_job(
     service: Service,
 ) -> None:
     plain = seed_unread(service, "alice", 30)
-
-    class Refusing(Queue):
-        def enqueue(self, kind: str, payload: dict[str, Any]) -> None:
-            raise RuntimeError("killed before the job was enqueued")
-
     service.notifications.jobs = Refusing()
     with pytest.raises(RuntimeError):
         service.notifications.archive("alice", None)
@@ -666,7 +668,7 @@ def test_an_archive_all_whose_job_was_never_enqueued_is_finished_by_a_later_job(
     change = service.notifications.archive("alice", None)
     assert sorted(change.ids) == sorted([later.notification.id, plain[0]])
     [(_, job)] = queue.jobs
-    assert service.notifications.archive_all(job, deadline=Deadline(60))
+    assert run_job(service, "archive_all", job, 60)
     assert service.inbox.view("alice").archives.marks == ()
     assert entries(service, plain[0]) == ["stored", "read", "archived", "archived"]
     assert all(entries(service, i) == ["stored", "read", "archived"] for i in plain[1:])
@@ -681,11 +683,7 @@ def test_sync_events_of_a_user_wide_change_carry_at_most_100_ids(
     service: Service, ws: type[WsClient]
 ) -> None:
     seed(service, "alice", 150)
-    phone, laptop = ws(), ws()
-    for client in (phone, laptop):
-        client.connect(token("alice"))
-        client.send({"action": "register"})
-        client.received()
+    phone, laptop = registered(ws, "alice")
     [reply] = [f for f in phone.send({"action": "mark_read", "all": True}) if "ids" in f]
     assert reply["all"] is True and reply["unread_count"] == 0
     assert len(reply["ids"]) <= 100
@@ -700,11 +698,7 @@ def test_archive_all_over_the_websocket_shows_in_the_next_page_of_every_session(
     seed(service, "alice", 150)
     [notice] = seed(service, "alice", 1, requires_confirmation=True)
     service.notifications.jobs = Queue()  # the job has not run when the pages are read
-    phone, laptop = ws(), ws()
-    for client in (phone, laptop):
-        client.connect(token("alice"))
-        client.send({"action": "register"})
-        client.received()
+    phone, laptop = registered(ws, "alice")
     [reply] = [f for f in phone.send({"action": "archive", "all": True}) if "ids" in f]
     assert reply["event"] == "archived" and reply["all"] is True and reply["truncated"] is True
     assert len(reply["ids"]) == 100 and reply["unread_count"] == 1

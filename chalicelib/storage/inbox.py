@@ -682,10 +682,8 @@ class Inbox:
                 "relist": shelf != INBOX_SHELF,
                 "held": -int(shelf_of(current) == HELD_SHELF),
             }
-            actions: list[Item] = []
-            self._chained(
+            actions = self._chained(
                 chains,
-                actions,
                 user_id,
                 notification_id,
                 current,
@@ -753,10 +751,8 @@ class Inbox:
             if fenced_at is not None:
                 # What the archive all's job would have written, before it is gone.
                 entries.append(("archived", {"archived_at": fenced_at}))
-            actions: list[Item] = []
-            self._chained(
+            actions = self._chained(
                 chains,
-                actions,
                 user_id,
                 notification_id,
                 current,
@@ -831,10 +827,8 @@ class Inbox:
                 state = self._state(user_id, [notification_id]).get(notification_id)
             if state is None or "receipt_seq" not in state:
                 return None
-            actions: list[Item] = []
-            self._chained(
+            actions = self._chained(
                 chains,
-                actions,
                 user_id,
                 notification_id,
                 state,
@@ -957,26 +951,11 @@ class Inbox:
             if not sum(unread):
                 outcome.append((before, None))
                 return None
-            mark = Watermark(
-                max(
-                    [
-                        _floor_id(self._clock()),
-                        previous.id,
-                        *(s["latest_id"]["S"] for s in shards if "latest_id" in s),
-                    ]
-                ),
-                self._stamp(),
-            )
+            mark = Watermark(self._fence_over(shards, previous.id), self._stamp())
             outcome.append((before, mark))
-            found = {item["sk"]["S"]: item for item in shards}
-            keys = [counter_key(user_id, shard) for shard in range(self.counter_shards)]
-            keys += [
-                {"pk": item["pk"], "sk": item["sk"]}
-                for sk, item in found.items()
-                if sk not in {key["sk"]["S"] for key in keys}
-            ]
             return [
-                self._watermark_update(key, found.get(key["sk"]["S"], {}), mark) for key in keys
+                self._watermark_update(key, shard, mark)
+                for key, shard in self._every_shard(user_id, shards)
             ]
 
         self._db.transact(prepare)
@@ -1074,36 +1053,23 @@ class Inbox:
                 return None
             if len(archives.relisted_shelves()) >= MAX_PENDING_RELISTED:
                 raise RateLimited(5, "Archive all is still finishing: retry shortly")
-            fence = max(
-                [
-                    _floor_id(self._clock()),
-                    archives.fence,
-                    *(s["latest_id"]["S"] for s in shards if "latest_id" in s),
-                ]
-            )
+            fence = self._fence_over(shards, archives.fence)
             if archives.fence and fence <= archives.fence:
                 # A fence of its own: the shelf relisted under the one before is covered now.
                 fence = str(ULID.from_int(int(ULID.from_str(archives.fence)) + 1))
             mark = ArchiveMark(fence, self._stamp(), archives.fence if archives.relisted else "")
             outcome.append((archives, mark, ids))
-            found = {item["sk"]["S"]: item for item in shards}
-            keys = [counter_key(user_id, shard) for shard in range(self.counter_shards)]
-            keys += [
-                {"pk": item["pk"], "sk": item["sk"]}
-                for sk, item in found.items()
-                if sk not in {key["sk"]["S"] for key in keys}
-            ]
             return [
                 self._user_wide_update(
                     key,
-                    found.get(key["sk"]["S"], {}),
+                    shard,
                     fence,
                     "arch_upto = :fence, arch_at = :at",
                     {":at": {"S": mark.at}, ":mark": {"SS": [mark.encoded()]}},
                     kinds="d",
                     add=", arch_marks :mark",
                 )
-                for key in keys
+                for key, shard in self._every_shard(user_id, shards)
             ]
 
         self._db.transact(prepare)
@@ -1184,6 +1150,17 @@ class Inbox:
 
     def archive_done(self, user_id: str, marks: list[ArchiveMark]) -> None:
         """Take finished archive alls' marks off every shard (that still exists)."""
+        self._update_shards(
+            user_id,
+            "DELETE arch_marks :marks",
+            {":marks": {"SS": sorted({mark.encoded() for mark in marks})}},
+            condition="attribute_exists(pk)",
+        )
+
+    def _update_shards(self, user_id: str, clause: str, values: Item, *, condition: str) -> None:
+        """Update every counter shard of the user in one transaction. A shard whose condition
+        failed needs no update (it is gone, or past what the update would set): the others go
+        again without it."""
         pending = list(range(self.counter_shards))
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
@@ -1194,11 +1171,7 @@ class Inbox:
                 return None
             return [
                 update_action(
-                    self._table,
-                    counter_key(user_id, shard),
-                    "DELETE arch_marks :marks",
-                    {":marks": {"SS": sorted({mark.encoded() for mark in marks})}},
-                    condition="attribute_exists(pk)",
+                    self._table, counter_key(user_id, shard), clause, values, condition=condition
                 )
                 for shard in pending
             ]
@@ -1246,31 +1219,32 @@ class Inbox:
     def _fenced(self, user_id: str) -> tuple[str, View]:
         """`fence`, and the read watermark and archive fences the shards held when read."""
         shards = self._shards(user_id)
-        fence = max(
-            [_floor_id(self._clock()), *(s["latest_id"]["S"] for s in shards if "latest_id" in s)]
+        fence = self._fence_over(shards)
+        self._update_shards(
+            user_id,
+            "SET latest_id = :fence",
+            {":fence": {"S": fence}},
+            condition="attribute_not_exists(latest_id) OR latest_id < :fence",
         )
-        pending = list(range(self.counter_shards))
-
-        def prepare(cancelled: Cancellation | None) -> list[Item] | None:
-            nonlocal pending
-            if cancelled is not None:
-                # A shard whose condition failed holds an id above the fence already.
-                pending = [s for i, s in enumerate(pending) if not cancelled.failed_condition(i)]
-            if not pending:
-                return None
-            return [
-                update_action(
-                    self._table,
-                    counter_key(user_id, shard),
-                    "SET latest_id = :fence",
-                    {":fence": {"S": fence}},
-                    condition="attribute_not_exists(latest_id) OR latest_id < :fence",
-                )
-                for shard in pending
-            ]
-
-        self._db.transact(prepare)
         return fence, _view_of(shards)
+
+    def _fence_over(self, shards: list[Item], *floors: str) -> str:
+        """The smallest id of now, raised to every shard's `latest_id` and to `floors` (a
+        clock behind the ids committed): a fence that covers every id committed so far."""
+        latest = (s["latest_id"]["S"] for s in shards if "latest_id" in s)
+        return max([_floor_id(self._clock()), *floors, *latest])
+
+    def _every_shard(self, user_id: str, shards: list[Item]) -> list[tuple[Item, Item]]:
+        """Each counter shard's key with what was read of it (nothing for one not there yet):
+        the shards a user-wide change updates, those read beyond `counter_shards` too."""
+        found = {item["sk"]["S"]: item for item in shards}
+        keys = [counter_key(user_id, shard) for shard in range(self.counter_shards)]
+        keys += [
+            {"pk": item["pk"], "sk": item["sk"]}
+            for sk, item in found.items()
+            if sk not in {key["sk"]["S"] for key in keys}
+        ]
+        return [(key, found.get(key["sk"]["S"], {})) for key in keys]
 
     # --- reads -------------------------------------------------------------------------
 
@@ -1746,7 +1720,6 @@ class Inbox:
                     counted.append(notification_id)
                 self._chained(
                     chains,
-                    actions,
                     user_id,
                     notification_id,
                     current[notification_id],
@@ -1755,6 +1728,7 @@ class Inbox:
                     lambda chain, i=notification_id, at=at: self._update(
                         user_id, i, stamp.expression, at, also=stamp.condition, chain=chain
                     ),
+                    actions=actions,
                 )
             if decrements:
                 actions.append(self._decrement(user_id, decrements, counted, current))
@@ -1833,7 +1807,6 @@ class Inbox:
                 )
                 self._chained(
                     chains,
-                    actions,
                     user_id,
                     i,
                     state,
@@ -1851,6 +1824,7 @@ class Inbox:
                             chain=chain,
                         )
                     ),
+                    actions=actions,
                 )
                 if unread and read_at is None and not view.archives.zeroed(i, state):
                     bucket = _bucket(state)
@@ -2013,18 +1987,21 @@ class Inbox:
     def _chained(
         self,
         chains: _Chains,
-        actions: list[Item],
         user_id: str,
         notification_id: str,
         state: Item,
         entries: list[tuple[str, dict[str, object] | None]],
         channel: str | None,
         write: Callable[[tuple[str, Item, str] | None], Item],
-    ) -> None:
-        """Append to `actions` the write `write` makes of one notification and the receipt
-        entries `entries` (type, detail) recording it, in order, on the tail the item holds
-        (the receipt's own for an item stored without one, or one found behind); the write
-        moves the item's tail on, conditioned on the tail it was read with."""
+        *,
+        actions: list[Item] | None = None,
+    ) -> list[Item]:
+        """Append to `actions` (a new list when not given; returned) the write `write` makes
+        of one notification and the receipt entries `entries` (type, detail) recording it, in
+        order, on the tail the item holds (the receipt's own for an item stored without one,
+        or one found behind); the write moves the item's tail on, conditioned on the tail it
+        was read with."""
+        actions = [] if actions is None else actions
         tail = None
         if self._receipts is not None and entries:
             tail = _tail_from(user_id, notification_id, state)
@@ -2034,7 +2011,7 @@ class Inbox:
                     tail = None
         if tail is None:
             actions.append(write(None))
-            return
+            return actions
         assert self._receipts is not None
         puts: list[Item] = []
         for kind, detail in entries:
@@ -2058,6 +2035,7 @@ class Inbox:
         for put in puts:
             chains.entries[len(actions)] = notification_id
             actions.append(put)
+        return actions
 
     def _counter_update(
         self,
