@@ -25,6 +25,12 @@ export class NotificationList extends ClientElement {
     this.loading = false;
     this.loadedOnce = false;
     this.generation = 0;
+    // A page is the server's state when it was read: a change made here after that (by the
+    // user or pushed from another session) is newer, so the page must not undo it.
+    this.changes = 0; // changes made here so far
+    this.changed = new Map(); // id -> { at, fields, removed }: the last change, while a page is on its way
+    this.readAllAt = 0; // the last "everything is read"
+    this.reads = 0; // pages on their way
     this.view = null;
     this.render(
       `:host { display: block; }
@@ -169,6 +175,7 @@ export class NotificationList extends ClientElement {
   async #loadPage(cursor) {
     if (!this.client || this.loading) return;
     const generation = this.generation;
+    const read = this.#reading();
     this.loading = true;
     this.$(".error").hidden = true;
     this.$(".loading").hidden = false;
@@ -176,7 +183,11 @@ export class NotificationList extends ClientElement {
     try {
       const page = await this.client.list(this.#query(cursor));
       if (generation !== this.generation) return;
-      for (const item of page.items ?? []) if (!this.items.has(item.id)) this.items.set(item.id, item);
+      for (const item of page.items ?? []) {
+        if (this.items.has(item.id)) continue;
+        const current = read.current(item);
+        if (current) this.items.set(item.id, current);
+      }
       this.cursor = page.next_cursor ?? null;
       this.loadedOnce = true;
       this.view?.pageLoaded();
@@ -184,6 +195,7 @@ export class NotificationList extends ClientElement {
       if (generation === this.generation) this.$(".error").hidden = false;
       console.warn("notification-list: loading failed", error);
     } finally {
+      read.done();
       this.loading = false;
       this.$(".loading").hidden = true;
       this.listEl.removeAttribute("aria-busy");
@@ -192,13 +204,54 @@ export class NotificationList extends ClientElement {
   }
 
   async #refreshFirstPage() {
+    const generation = this.generation;
+    const read = this.#reading();
     try {
       const page = await this.client.list(this.#query(null));
-      for (const item of page.items ?? []) this.items.set(item.id, item);
+      if (generation !== this.generation) return;
+      for (const item of page.items ?? []) {
+        const current = read.current(item);
+        if (current) this.items.set(item.id, current);
+      }
       this.#render();
     } catch {
       // The next push or reload corrects the view.
+    } finally {
+      read.done();
     }
+  }
+
+  /** Call when a page read starts: `current(item)` is a page's item with the changes made since, or null. */
+  #reading() {
+    const since = this.changes;
+    let open = true;
+    this.reads += 1;
+    return {
+      current: (item) => {
+        const change = this.changed.get(item.id);
+        let current = item;
+        if (this.readAllAt > since && !current.read) current = { ...current, read: true, read_at: new Date().toISOString() };
+        if (change && change.at > since) {
+          if (change.removed) return null;
+          current = { ...current, ...change.fields };
+        }
+        return this.unreadOnly && current.read ? null : current;
+      },
+      done: () => {
+        if (!open) return;
+        open = false;
+        this.reads -= 1;
+        if (this.reads === 0) this.changed.clear();
+      },
+    };
+  }
+
+  /** Records a change made here to `id` (its new `fields`, or that it left this list). */
+  #change(id, fields, removed = false) {
+    this.changes += 1;
+    if (this.reads === 0) return; // no page on its way began before it
+    const before = this.changed.get(id);
+    this.changed.set(id, { at: this.changes, fields: { ...before?.fields, ...fields }, removed });
   }
 
   #matches(n) {
@@ -216,6 +269,7 @@ export class NotificationList extends ClientElement {
   }
 
   #update(id, fields) {
+    this.#change(id, fields);
     const item = this.items.get(id);
     if (!item) return;
     this.items.set(id, { ...item, ...fields });
@@ -225,12 +279,17 @@ export class NotificationList extends ClientElement {
   #onMarkedRead(ids, unreadCount, all = false) {
     const now = new Date().toISOString();
     // User-wide (`all`): every item listed here was read, whatever `ids` had room for.
-    const changed = unreadCount === 0 || all ? [...this.items.keys()] : (ids ?? []);
+    const everything = unreadCount === 0 || all;
+    if (everything) this.readAllAt = ++this.changes;
+    const changed = everything ? [...this.items.keys()] : (ids ?? []);
     for (const id of changed) {
       const item = this.items.get(id);
-      if (!item || item.read) continue;
+      if (item?.read) continue;
+      const fields = { read: true, read_at: item?.read_at ?? now };
+      this.#change(id, fields, this.unreadOnly);
+      if (!item) continue;
       if (this.unreadOnly) this.items.delete(id);
-      else this.items.set(id, { ...item, read: true, read_at: item.read_at ?? now });
+      else this.items.set(id, { ...item, ...fields });
     }
     this.#render();
   }
@@ -245,13 +304,16 @@ export class NotificationList extends ClientElement {
       // Archived while showing archived, or restored in the inbox: they belong here now.
       for (const id of ids) {
         const item = this.stash.get(id);
-        if (item) this.items.set(id, { ...item, archived, read: true });
+        if (!item) continue;
+        this.items.set(id, { ...item, archived, read: true });
+        this.#change(id, { archived, read: true });
       }
       if (ids.some((id) => !this.items.has(id))) this.#refreshFirstPage();
     } else {
       for (const id of ids) {
         if (this.items.has(id)) this.stash.set(id, this.items.get(id));
         this.items.delete(id);
+        this.#change(id, { archived }, true);
       }
     }
     this.#render();
@@ -306,6 +368,7 @@ export class NotificationList extends ClientElement {
       await this.client.markRead([n.id]);
     } catch (error) {
       this.items.set(n.id, n);
+      this.#change(n.id, n);
       this.#render();
       console.warn("notification-list: mark read failed", error);
     }
