@@ -284,10 +284,10 @@ export class NotificationList extends ClientElement {
     const changed = everything ? [...this.items.keys()] : (ids ?? []);
     for (const id of changed) {
       const item = this.items.get(id);
-      if (item?.read) continue;
       const fields = { read: true, read_at: item?.read_at ?? now };
+      // Also when shown read already: a page read since may not have seen the server's change.
       this.#change(id, fields, this.unreadOnly);
-      if (!item) continue;
+      if (!item || item.read) continue;
       if (this.unreadOnly) this.items.delete(id);
       else this.items.set(id, { ...item, ...fields });
     }

@@ -306,3 +306,20 @@ test("changes are remembered only while a page is on its way", async () => {
   assert.equal(list.changed.size, 0);
   assert.deepEqual(state(list), [{ id: "01A", read: true }]);
 });
+
+test("a page read after the user opened an item, answered after the server's word on it, leaves it read", async () => {
+  const client = heldClient();
+  const list = await loadedList(client, [notification("01A"), notification("01B")]);
+  await list.openItem(list.items.get("01A"));
+  const held = await reconnect(client);
+
+  // The page may have been read before the server took the mark read; its push came after.
+  client.emit("marked_read", { ids: ["01A"], unread_count: 1 });
+  held.resolve(page([notification("01A"), notification("01B")]));
+  await flush();
+
+  assert.deepEqual(state(list), [
+    { id: "01B", read: false },
+    { id: "01A", read: true },
+  ]);
+});
