@@ -209,7 +209,18 @@ export class NotificationList extends ClientElement {
     try {
       const page = await this.client.list(this.#query(null));
       if (generation !== this.generation) return;
-      for (const item of page.items ?? []) {
+      const listed = page.items ?? [];
+      // The page is everything from its last item up (newest first), or everything when no
+      // page follows: what it covers but left out has left this list elsewhere (archived,
+      // read in an unread-only list) unless it arrived or changed here since.
+      // (A filtered page may come back empty with a next one: then it says nothing.)
+      const covered = page.next_cursor ? listed.at(-1)?.id : "";
+      const ids = new Set(listed.map((item) => item.id));
+      for (const id of covered === undefined ? [] : [...this.items.keys()]) {
+        if (id >= covered && !ids.has(id) && !read.changedSince(id)) this.items.delete(id);
+      }
+      if (!page.next_cursor) this.cursor = null;
+      for (const item of listed) {
         const current = read.current(item);
         if (current) this.items.set(item.id, current);
       }
@@ -237,6 +248,7 @@ export class NotificationList extends ClientElement {
         }
         return this.unreadOnly && current.read ? null : current;
       },
+      changedSince: (id) => (this.changed.get(id)?.at ?? 0) > since,
       done: () => {
         if (!open) return;
         open = false;
@@ -264,6 +276,7 @@ export class NotificationList extends ClientElement {
     if (!this.#matches(n)) return;
     if (this.items.has(n.id) && !reminder) return;
     this.items.set(n.id, { ...this.items.get(n.id), ...n });
+    this.#change(n.id, {});
     if (!reminder) announceArrival(n, this.locale);
     this.#render();
   }
@@ -297,7 +310,9 @@ export class NotificationList extends ClientElement {
   #onArchived({ ids, archived, all = false, truncated = false }) {
     if (all || truncated) {
       // A user-wide change lists at most 100 ids: read the page again instead.
+      if (archived !== this.archivedView) this.#remove(ids ?? [], archived);
       this.#refreshFirstPage();
+      this.#render();
       return;
     }
     if (archived === this.archivedView) {
@@ -309,14 +324,16 @@ export class NotificationList extends ClientElement {
         this.#change(id, { archived, read: true });
       }
       if (ids.some((id) => !this.items.has(id))) this.#refreshFirstPage();
-    } else {
-      for (const id of ids) {
-        if (this.items.has(id)) this.stash.set(id, this.items.get(id));
-        this.items.delete(id);
-        this.#change(id, { archived }, true);
-      }
-    }
+    } else this.#remove(ids, archived);
     this.#render();
+  }
+
+  #remove(ids, archived) {
+    for (const id of ids) {
+      if (this.items.has(id)) this.stash.set(id, this.items.get(id));
+      this.items.delete(id);
+      this.#change(id, { archived }, true);
+    }
   }
 
   /** Archives (or, with `archived: false`, restores) `ids`, offering an undo. */

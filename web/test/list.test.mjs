@@ -323,3 +323,57 @@ test("a page read after the user opened an item, answered after the server's wor
     { id: "01A", read: true },
   ]);
 });
+
+test("archive all from another session leaves only what the first page still lists", async () => {
+  const client = heldClient();
+  const pending = notification("01A", { requires_confirmation: true, confirmed_at: null });
+  const list = await loadedList(client, [notification("01D"), notification("01C"), notification("01B"), pending], {
+    cursor: "01A",
+  });
+
+  // At most 100 ids fit the push: here one, the rest are cut off.
+  client.emit("archived", { ids: ["01D"], archived: true, all: true, truncated: true });
+  assert.deepEqual(list.notifications.map((n) => n.id), ["01A", "01C", "01B"], "the listed one leaves at once");
+  const refresh = client.pages.shift();
+  assert.equal(refresh.query.cursor, undefined);
+  refresh.resolve(page([pending]));
+  await flush();
+
+  assert.deepEqual(list.notifications.map((n) => n.id), ["01A"]);
+  assert.equal(list.cursor, null);
+});
+
+test("the first page read again on reconnect drops what left elsewhere and keeps what arrived since", async () => {
+  const client = heldClient();
+  const list = await loadedList(client, [notification("01E"), notification("01D"), notification("01C")], {
+    cursor: "01C",
+  });
+  const older = list.loadMore();
+  await flush();
+  client.pages.shift().resolve(page([notification("01B"), notification("01A")]));
+  await older;
+  const held = await reconnect(client);
+
+  client.emit("notification", notification("01F"));
+  // 01D was archived while away; 01C stays, the page's last; 01B and 01A are older than it.
+  held.resolve(page([notification("01E"), notification("01C")], "01C"));
+  await flush();
+
+  assert.deepEqual(list.notifications.map((n) => n.id), ["01F", "01E", "01C", "01B", "01A"]);
+  assert.equal(list.cursor, null);
+});
+
+test("an empty first page with more to follow (a filter found none yet) drops nothing", async () => {
+  const client = heldClient();
+  const list = await loadedList(client, [notification("01B"), notification("01A")], {
+    cursor: "01A",
+    attributes: { category: "court" },
+  });
+  const held = await reconnect(client);
+
+  held.resolve(page([], "01A"));
+  await flush();
+
+  assert.deepEqual(list.notifications.map((n) => n.id), ["01B", "01A"]);
+  assert.equal(list.cursor, "01A");
+});
