@@ -92,3 +92,25 @@ def test_a_first_page_read_on_reconnect_and_answered_late_keeps_newer_changes(
         ("older one", True),
     ]
     assert demo.errors == []
+
+
+def test_archive_all_in_another_session_empties_the_list_here(
+    open_demo, api: Api, user: str, context: BrowserContext
+) -> None:
+    """The `archived` push of a user-wide archive lists at most 100 ids and says `all`; the
+    list reads its first page again. Items the page no longer lists stayed on screen."""
+    demo: DemoPage = open_demo(user)
+    for i in range(3):
+        api.send(user, f"to archive {i}")
+    items = demo.page.locator("#inbox button.item")
+    expect(items).to_have_count(3)
+
+    status, body = api.call(
+        "POST", "/api/notifications/archive", {"all": True}, token=api.stack.token(user)
+    )
+    assert status == 200, body
+
+    expect(items).to_have_count(0)
+    expect(demo.page.locator("#inbox .empty")).to_be_visible()
+    demo.wait_for_badge(0)
+    assert demo.errors == []
