@@ -25,11 +25,9 @@ export class NotificationList extends ClientElement {
     this.loading = false;
     this.loadedOnce = false;
     this.generation = 0;
-    // A page is the server's state when it was read: a change made here after that (by the
-    // user or pushed from another session) is newer, so the page must not undo it.
-    this.changes = 0; // changes made here so far
-    this.changed = new Map(); // id -> { at, fields, removed }: the last change, while a page is on its way
-    this.readAllAt = 0; // the last "everything is read"
+    this.changes = 0;
+    this.changed = new Map(); // id -> its last change { at, fields, removed }, while pages are on their way
+    this.readAllAt = 0;
     this.reads = 0; // pages on their way
     this.view = null;
     this.render(
@@ -210,14 +208,13 @@ export class NotificationList extends ClientElement {
       const page = await this.client.list(this.#query(null));
       if (generation !== this.generation) return;
       const listed = page.items ?? [];
-      // The page is everything from its last item up (newest first), or everything when no
-      // page follows: what it covers but left out has left this list elsewhere (archived,
-      // read in an unread-only list) unless it arrived or changed here since.
-      // (A filtered page may come back empty with a next one: then it says nothing.)
+      // Newest first: what the page spans (down to its last item, all without a next page)
+      // but does not list has left elsewhere, unless it arrived or changed here since. An
+      // empty page with a next one (a filter found none yet) spans nothing.
       const covered = page.next_cursor ? listed.at(-1)?.id : "";
       const ids = new Set(listed.map((item) => item.id));
       for (const id of covered === undefined ? [] : [...this.items.keys()]) {
-        if (id >= covered && !ids.has(id) && !read.changedSince(id)) this.items.delete(id);
+        if (id >= covered && !ids.has(id) && !read.newer(id)) this.items.delete(id);
       }
       if (!page.next_cursor) this.cursor = null;
       for (const item of listed) {
@@ -232,38 +229,35 @@ export class NotificationList extends ClientElement {
     }
   }
 
-  /** Call when a page read starts: `current(item)` is a page's item with the changes made since, or null. */
+  // A page shows the server as it was when read: changes made here since (the user's, or
+  // pushed from another session) are newer and stay. `current(item)`: the page's item with
+  // them, or null when it has left this list.
   #reading() {
     const since = this.changes;
-    let open = true;
+    const newer = (id) => this.changed.get(id)?.at > since;
     this.reads += 1;
     return {
+      newer,
       current: (item) => {
-        const change = this.changed.get(item.id);
-        let current = item;
-        if (this.readAllAt > since && !current.read) current = { ...current, read: true, read_at: new Date().toISOString() };
-        if (change && change.at > since) {
-          if (change.removed) return null;
-          current = { ...current, ...change.fields };
+        let current = this.readAllAt > since && !item.read ? { ...item, read: true, read_at: new Date().toISOString() } : item;
+        if (newer(item.id)) {
+          const { fields, removed } = this.changed.get(item.id);
+          if (removed) return null;
+          current = { ...current, ...fields };
         }
         return this.unreadOnly && current.read ? null : current;
       },
-      changedSince: (id) => (this.changed.get(id)?.at ?? 0) > since,
       done: () => {
-        if (!open) return;
-        open = false;
-        this.reads -= 1;
-        if (this.reads === 0) this.changed.clear();
+        if (--this.reads === 0) this.changed.clear();
       },
     };
   }
 
-  /** Records a change made here to `id` (its new `fields`, or that it left this list). */
+  /** Records a change made here to `id`: its new `fields`, or that it left this list. */
   #change(id, fields, removed = false) {
     this.changes += 1;
-    if (this.reads === 0) return; // no page on its way began before it
-    const before = this.changed.get(id);
-    this.changed.set(id, { at: this.changes, fields: { ...before?.fields, ...fields }, removed });
+    if (this.reads === 0) return; // no page on its way is older
+    this.changed.set(id, { at: this.changes, fields: { ...this.changed.get(id)?.fields, ...fields }, removed });
   }
 
   #matches(n) {
@@ -298,7 +292,7 @@ export class NotificationList extends ClientElement {
     for (const id of changed) {
       const item = this.items.get(id);
       const fields = { read: true, read_at: item?.read_at ?? now };
-      // Also when shown read already: a page read since may not have seen the server's change.
+      // Also when shown read: a page read since may predate the server's change.
       this.#change(id, fields, this.unreadOnly);
       if (!item || item.read) continue;
       if (this.unreadOnly) this.items.delete(id);
