@@ -239,7 +239,8 @@ export class NotificationList extends ClientElement {
     return {
       newer,
       current: (item) => {
-        let current = this.readAllAt > since && !item.read ? { ...item, read: true, read_at: new Date().toISOString() } : item;
+        const readAll = this.readAllAt > since && !(this.changed.get(item.id)?.at > this.readAllAt);
+        let current = readAll && !item.read ? { ...item, read: true, read_at: new Date().toISOString() } : item;
         if (newer(item.id)) {
           const { fields, removed } = this.changed.get(item.id);
           if (removed) return null;

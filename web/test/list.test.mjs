@@ -377,3 +377,20 @@ test("an empty first page with more to follow (a filter found none yet) drops no
   assert.deepEqual(list.notifications.map((n) => n.id), ["01B", "01A"]);
   assert.equal(list.cursor, "01A");
 });
+
+test("an item that arrived after everything was marked read stays unread past an older page", async () => {
+  const client = heldClient();
+  const list = await loadedList(client, [notification("01B")]);
+  const held = await reconnect(client);
+
+  client.emit("marked_read", { ids: ["01B"], unread_count: 0, all: true });
+  client.emit("notification", notification("01C"));
+  // Read by the server after both.
+  held.resolve(page([notification("01C"), notification("01B", { read: true })]));
+  await flush();
+
+  assert.deepEqual(state(list), [
+    { id: "01C", read: false },
+    { id: "01B", read: true },
+  ]);
+});
