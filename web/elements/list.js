@@ -25,6 +25,10 @@ export class NotificationList extends ClientElement {
     this.loading = false;
     this.loadedOnce = false;
     this.generation = 0;
+    this.changes = 0;
+    this.changed = new Map(); // id -> its last change { at, fields, removed }, while pages are on their way
+    this.readAllAt = 0;
+    this.reads = 0; // pages on their way
     this.view = null;
     this.render(
       `:host { display: block; }
@@ -169,6 +173,7 @@ export class NotificationList extends ClientElement {
   async #loadPage(cursor) {
     if (!this.client || this.loading) return;
     const generation = this.generation;
+    const read = this.#reading();
     this.loading = true;
     this.$(".error").hidden = true;
     this.$(".loading").hidden = false;
@@ -176,7 +181,11 @@ export class NotificationList extends ClientElement {
     try {
       const page = await this.client.list(this.#query(cursor));
       if (generation !== this.generation) return;
-      for (const item of page.items ?? []) if (!this.items.has(item.id)) this.items.set(item.id, item);
+      for (const item of page.items ?? []) {
+        if (this.items.has(item.id)) continue;
+        const current = read.current(item);
+        if (current) this.items.set(item.id, current);
+      }
       this.cursor = page.next_cursor ?? null;
       this.loadedOnce = true;
       this.view?.pageLoaded();
@@ -184,6 +193,7 @@ export class NotificationList extends ClientElement {
       if (generation === this.generation) this.$(".error").hidden = false;
       console.warn("notification-list: loading failed", error);
     } finally {
+      read.done();
       this.loading = false;
       this.$(".loading").hidden = true;
       this.listEl.removeAttribute("aria-busy");
@@ -192,13 +202,63 @@ export class NotificationList extends ClientElement {
   }
 
   async #refreshFirstPage() {
+    const generation = this.generation;
+    const read = this.#reading();
     try {
       const page = await this.client.list(this.#query(null));
-      for (const item of page.items ?? []) this.items.set(item.id, item);
+      if (generation !== this.generation) return;
+      const listed = page.items ?? [];
+      // Newest first: what the page spans (down to its last item, all without a next page)
+      // but does not list has left elsewhere, unless it arrived or changed here since. An
+      // empty page with a next one (a filter found none yet) spans nothing.
+      const covered = page.next_cursor ? listed.at(-1)?.id : "";
+      const ids = new Set(listed.map((item) => item.id));
+      for (const id of covered === undefined ? [] : [...this.items.keys()]) {
+        if (id >= covered && !ids.has(id) && !read.newer(id)) this.items.delete(id);
+      }
+      if (!page.next_cursor) this.cursor = null;
+      for (const item of listed) {
+        const current = read.current(item);
+        if (current) this.items.set(item.id, current);
+      }
       this.#render();
     } catch {
       // The next push or reload corrects the view.
+    } finally {
+      read.done();
     }
+  }
+
+  // A page shows the server as it was when read: changes made here since (the user's, or
+  // pushed from another session) are newer and stay. `current(item)`: the page's item with
+  // them, or null when it has left this list.
+  #reading() {
+    const since = this.changes;
+    const newer = (id) => this.changed.get(id)?.at > since;
+    this.reads += 1;
+    return {
+      newer,
+      current: (item) => {
+        const readAll = this.readAllAt > since && !(this.changed.get(item.id)?.at > this.readAllAt);
+        let current = readAll && !item.read ? { ...item, read: true, read_at: new Date().toISOString() } : item;
+        if (newer(item.id)) {
+          const { fields, removed } = this.changed.get(item.id);
+          if (removed) return null;
+          current = { ...current, ...fields };
+        }
+        return this.unreadOnly && current.read ? null : current;
+      },
+      done: () => {
+        if (--this.reads === 0) this.changed.clear();
+      },
+    };
+  }
+
+  /** Records a change made here to `id`: its new `fields`, or that it left this list. */
+  #change(id, fields, removed = false) {
+    this.changes += 1;
+    if (this.reads === 0) return; // no page on its way is older
+    this.changed.set(id, { at: this.changes, fields: { ...this.changed.get(id)?.fields, ...fields }, removed });
   }
 
   #matches(n) {
@@ -211,11 +271,13 @@ export class NotificationList extends ClientElement {
     if (!this.#matches(n)) return;
     if (this.items.has(n.id) && !reminder) return;
     this.items.set(n.id, { ...this.items.get(n.id), ...n });
+    this.#change(n.id, {});
     if (!reminder) announceArrival(n, this.locale);
     this.#render();
   }
 
   #update(id, fields) {
+    this.#change(id, fields);
     const item = this.items.get(id);
     if (!item) return;
     this.items.set(id, { ...item, ...fields });
@@ -225,12 +287,17 @@ export class NotificationList extends ClientElement {
   #onMarkedRead(ids, unreadCount, all = false) {
     const now = new Date().toISOString();
     // User-wide (`all`): every item listed here was read, whatever `ids` had room for.
-    const changed = unreadCount === 0 || all ? [...this.items.keys()] : (ids ?? []);
+    const everything = unreadCount === 0 || all;
+    if (everything) this.readAllAt = ++this.changes;
+    const changed = everything ? [...this.items.keys()] : (ids ?? []);
     for (const id of changed) {
       const item = this.items.get(id);
+      const fields = { read: true, read_at: item?.read_at ?? now };
+      // Also when shown read: a page read since may predate the server's change.
+      this.#change(id, fields, this.unreadOnly);
       if (!item || item.read) continue;
       if (this.unreadOnly) this.items.delete(id);
-      else this.items.set(id, { ...item, read: true, read_at: item.read_at ?? now });
+      else this.items.set(id, { ...item, ...fields });
     }
     this.#render();
   }
@@ -238,23 +305,30 @@ export class NotificationList extends ClientElement {
   #onArchived({ ids, archived, all = false, truncated = false }) {
     if (all || truncated) {
       // A user-wide change lists at most 100 ids: read the page again instead.
+      if (archived !== this.archivedView) this.#remove(ids ?? [], archived);
       this.#refreshFirstPage();
+      this.#render();
       return;
     }
     if (archived === this.archivedView) {
       // Archived while showing archived, or restored in the inbox: they belong here now.
       for (const id of ids) {
         const item = this.stash.get(id);
-        if (item) this.items.set(id, { ...item, archived, read: true });
+        if (!item) continue;
+        this.items.set(id, { ...item, archived, read: true });
+        this.#change(id, { archived, read: true });
       }
       if (ids.some((id) => !this.items.has(id))) this.#refreshFirstPage();
-    } else {
-      for (const id of ids) {
-        if (this.items.has(id)) this.stash.set(id, this.items.get(id));
-        this.items.delete(id);
-      }
-    }
+    } else this.#remove(ids, archived);
     this.#render();
+  }
+
+  #remove(ids, archived) {
+    for (const id of ids) {
+      if (this.items.has(id)) this.stash.set(id, this.items.get(id));
+      this.items.delete(id);
+      this.#change(id, { archived }, true);
+    }
   }
 
   /** Archives (or, with `archived: false`, restores) `ids`, offering an undo. */
@@ -306,6 +380,7 @@ export class NotificationList extends ClientElement {
       await this.client.markRead([n.id]);
     } catch (error) {
       this.items.set(n.id, n);
+      this.#change(n.id, n);
       this.#render();
       console.warn("notification-list: mark read failed", error);
     }
