@@ -53,6 +53,15 @@ def listings() -> Iterator[list[str]]:
         _listening.clear()
 
 
+def python_child(code: str, env: dict[str, str] | None = None) -> str:
+    """What a fresh interpreter running `code` in the project prints (it must succeed)."""
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
 @pytest.mark.parametrize("name", SERVICES)
 def test_sdk_session_makes_each_client_the_service_uses(name: str) -> None:
     client = SdkSession().client(name, region_name=REGION, endpoint_url="http://127.0.0.1:9")
@@ -118,11 +127,7 @@ def test_the_service_is_built_without_boto3() -> None:
         "DYNAMODB_ENDPOINT": "http://127.0.0.1:9",
         "JWT_SECRET": "x" * 32,
     }
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    assert python_child(code, env) == "[]"
 
 
 def test_the_service_takes_a_boto3_session_too(dynamodb: Any) -> None:
@@ -142,10 +147,7 @@ def test_a_chalicelib_module_loads_without_the_service_graph() -> None:
         "print(sorted(m for m in ('chalicelib.wiring', 'chalicelib.models', 'pydantic')"
         " if m in sys.modules))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
-    )
-    assert done.stdout.strip() == "[]"
+    assert python_child(code) == "[]"
 
 
 def test_importing_the_app_leaves_the_collector_on_with_its_objects_frozen() -> None:
@@ -163,10 +165,7 @@ def test_importing_the_app_leaves_the_collector_on_with_its_objects_frozen() -> 
         "print(json.dumps({'enabled': gc.isenabled(), 'frozen': gc.get_freeze_count(),\n"
         "                  'collected': gc.collect()}))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
-    )
-    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    figures = json.loads(python_child(code).splitlines()[-1])
     assert figures["enabled"] is True
     assert figures["frozen"] > 20_000  # botocore, chalice and the app's modules
     assert figures["collected"] >= 1  # the cycle made after the import

@@ -22,7 +22,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Response, expect, sync_playwright
+from playwright.sync_api import (
+    APIResponse,
+    Browser,
+    BrowserContext,
+    Page,
+    Response,
+    Route,
+    expect,
+    sync_playwright,
+)
 
 from devstack.stack import LocalStack
 
@@ -220,6 +229,29 @@ def open_demo(stack: LocalStack, context: BrowserContext) -> Callable[..., DemoP
         return open_page(in_context or context, stack, user, query=query, status=status)
 
     return open_demo
+
+
+class HeldPages:
+    """The list's page requests (`GET /api/notifications?...`) of a browser context: while
+    `holding`, each is read from the server at once and answered only when `release()`d, so a
+    test can make a change land between a page's read and its answer."""
+
+    def __init__(self, context: BrowserContext) -> None:
+        self.held: list[tuple[Route, APIResponse]] = []
+        self.holding = False
+        context.route("**/api/notifications?*", self._route)
+
+    def _route(self, route: Route) -> None:
+        if self.holding:
+            self.held.append((route, route.fetch()))  # read now, answered later
+        else:
+            route.continue_()
+
+    def release(self) -> int:
+        """Answers every held request with what the server said when it was read; how many."""
+        for route, response in self.held:
+            route.fulfill(response=response)
+        return len(self.held)
 
 
 def send_with_reminders(page: Page, deadline: datetime, *steps: tuple[str, str]) -> Response:

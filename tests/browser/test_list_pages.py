@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import re
 
-from playwright.sync_api import APIResponse, BrowserContext, Route, expect
+from playwright.sync_api import BrowserContext, expect
 
-from tests.browser.conftest import Api, DemoPage
+from tests.browser.conftest import Api, DemoPage, HeldPages
 from tests.waiting import eventually
 
 UNREAD = re.compile(r"\bunread\b")
@@ -34,17 +34,8 @@ def test_a_first_page_read_on_reconnect_and_answered_late_keeps_newer_changes(
     """After a reconnect the list reads its first page again. One read before the user opened
     an item and before another session archived one, but answered after both, put the opened
     item back to unread and the archived one back in the list."""
-    held: list[tuple[Route, APIResponse]] = []
-    holding = False
-
-    def hold_list_pages(route: Route) -> None:
-        if holding:
-            held.append((route, route.fetch()))  # read now, answered later
-        else:
-            route.continue_()
-
     context.add_init_script(COUNT_LIST_REPLIES)
-    context.route("**/api/notifications?*", hold_list_pages)
+    pages = HeldPages(context)
     demo: DemoPage = open_demo(user)
     api.send(user, "older one")
     api.send(user, "newer one")
@@ -55,13 +46,13 @@ def test_a_first_page_read_on_reconnect_and_answered_late_keeps_newer_changes(
     older = demo.inbox_item("older one")
 
     # GIVEN the first page read again after a reconnect, on its way
-    holding = True
+    pages.holding = True
     dropped = demo.client("connectionId")
     assert api.drop_connection(dropped) == 204
     eventually(lambda: demo.client("connectionId") not in (None, dropped), "a new connection id")
     demo.wait_for_status("open")
-    eventually(lambda: page.evaluate("0") == 0 and held, "the first page read again and held")
-    holding = False
+    eventually(lambda: page.evaluate("0") == 0 and pages.held, "the first page read again and held")
+    pages.holding = False
 
     # WHEN the user opens one, another session archives another, and only then the page arrives
     older.click()
@@ -75,9 +66,8 @@ def test_a_first_page_read_on_reconnect_and_answered_late_keeps_newer_changes(
     expect(demo.inbox_item("newer one")).to_have_count(0)
     demo.wait_for_badge(1)
     replies = page.evaluate("window.listReplies")
-    for route, response in held:
-        route.fulfill(response=response)
-    page.wait_for_function("(count) => window.listReplies >= count", arg=replies + len(held))
+    released = pages.release()
+    page.wait_for_function("(count) => window.listReplies >= count", arg=replies + released)
 
     # THEN the list keeps both changes, which are the server's
     assert page.evaluate(

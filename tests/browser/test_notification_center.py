@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import time
 
-from playwright.sync_api import APIResponse, BrowserContext, Route, expect
+from playwright.sync_api import BrowserContext, expect
 
-from tests.browser.conftest import Api, DemoPage
+from tests.browser.conftest import Api, DemoPage, HeldPages
 from tests.waiting import eventually
 
 # While blocked, a WebSocket that never opens: what a proxy or policy that blocks WebSocket
@@ -189,16 +189,7 @@ def test_a_count_read_answered_after_a_mark_read_leaves_the_badge_alone(
     an item read (the page's receipt picker refreshes 300 ms after each arrival) but answered
     after the mark's reply must not put the badge back up. On a loaded machine it was, and
     the badge then stayed one too high for good."""
-    held: list[tuple[Route, APIResponse]] = []
-    holding = False
-
-    def hold_list_pages(route: Route) -> None:
-        if holding:
-            held.append((route, route.fetch()))  # read now, answered later
-        else:
-            route.continue_()
-
-    context.route("**/api/notifications?*", hold_list_pages)
+    pages = HeldPages(context)
     demo: DemoPage = open_demo(user)
     api.send(user, "older one")
     api.send(user, "newer one")
@@ -206,15 +197,14 @@ def test_a_count_read_answered_after_a_mark_read_leaves_the_badge_alone(
     page = demo.page
 
     # GIVEN a list read of the count (2) on its way
-    holding = True
+    pages.holding = True
     page.evaluate("() => { window.heldPage = window.demo.client.list({ limit: 20 }); }")
-    eventually(lambda: page.evaluate("0") == 0 and held, "the list page read and held")
-    holding = False
+    eventually(lambda: page.evaluate("0") == 0 and pages.held, "the list page read and held")
+    pages.holding = False
     # WHEN the user marks one read, and only then the list page arrives
     demo.inbox_item("older one").click()
     demo.wait_for_badge(1)
-    for route, response in held:
-        route.fulfill(response=response)
+    pages.release()
     assert page.evaluate("() => window.heldPage.then((page) => page.unread_count)") == 2
 
     # THEN the badge keeps the count of the change, which is the server's
