@@ -137,3 +137,24 @@ def test_a_logged_exception_carries_its_traceback(log_output: io.StringIO) -> No
     assert line["exception"].startswith("Traceback (most recent call last):")
     assert "the-missing-one" in line["exception"]
     assert line["location"].startswith("test_a_logged_exception_carries_its_traceback:")
+
+
+def test_an_invocation_that_raises_still_flushes_its_metrics_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """What a failed invocation counted is written at its end, and not again by the next."""
+    from devstack.context import LambdaContext
+
+    class Event:
+        context = LambdaContext(function_name="f")
+
+    def failing(event: object) -> None:
+        telemetry.count(pushes_failed=2)
+        raise RuntimeError("the handler failed")
+
+    telemetry.metrics.flush_metrics()
+    capsys.readouterr()
+    with pytest.raises(RuntimeError):
+        telemetry.instrument(Event(), failing)
+    telemetry.instrument(Event(), lambda event: None)
+    assert emf_metrics(json_lines(capsys.readouterr().out)) == {"PushFailures": 2}
