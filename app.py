@@ -426,6 +426,7 @@ def collect_after_the_first_event(event: Any, get_response: Callable[[Any], Any]
 # the collector stays off until it is answered. Elsewhere (tests, tools) it is on at once.
 gc.freeze()
 if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
-    app.register_middleware(collect_after_the_first_event, "all")
+    # Outermost, ahead of the telemetry: the collector comes back on whatever a middleware raises.
+    app.middleware_handlers.insert(0, (collect_after_the_first_event, "all"))
 else:
     gc.enable()

@@ -312,6 +312,41 @@ def test_in_lambda_the_collector_stays_off_until_the_first_event_is_answered() -
     assert figures["collector"] == [False, True]
 
 
+FAILING_FIRST_EVENT_CHILD = """\
+import gc, json
+from moto import mock_aws
+with mock_aws():
+    from devstack.context import LambdaContext
+    from devstack.messaging import scheduled_event
+    import app
+    during_init = gc.isenabled()
+    try:
+        sweep = scheduled_event("us-east-1", "sweep")
+        app.escalation_sweep(sweep, LambdaContext(function_name="f"))
+    except Exception as exc:
+        raised = type(exc).__name__
+    else:
+        raised = None
+    print(json.dumps({"raised": raised, "collector": [during_init, gc.isenabled()],
+                      "first": app.app.middleware_handlers[0][0].__name__}))
+"""
+
+
+def test_in_lambda_a_first_event_that_raises_still_turns_the_collector_back_on() -> None:
+    """A first event that fails (here a sweep with no tables behind it) leaves no container
+    running without the collector; its middleware is the outermost, so no other one can skip
+    it."""
+    import os
+
+    printed = python_child(
+        FAILING_FIRST_EVENT_CHILD, {**os.environ, "AWS_LAMBDA_FUNCTION_NAME": "f"}
+    )
+    figures = json.loads(printed.splitlines()[-1])
+    assert figures["raised"] == "ResourceNotFoundException"
+    assert figures["collector"] == [False, True]
+    assert figures["first"] == "collect_after_the_first_event"
+
+
 # --- botocore's endpoint data, cut to the services the app calls ----------------------------
 
 

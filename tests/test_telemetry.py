@@ -80,3 +80,81 @@ def test_logs_carry_ids_and_never_tokens(
     assert disconnected["connection_id"] == client.connection_id
     assert disconnected["disconnect_status_code"] == 1006
     assert disconnected["request_id"]
+
+
+def test_a_flush_writes_one_embedded_metric_format_document_and_only_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The document CloudWatch reads: `_aws` with a millisecond Timestamp and one directive
+    (namespace, the `service` dimension, each metric's name and unit); the dimension's value
+    and every metric's values at the top level. Flushed again, nothing is written twice."""
+    metrics = telemetry.Metrics("Space", "svc")
+    capsys.readouterr()
+    metrics.add_metric("Sends", 2)
+    metrics.add_metric("Sends", 1)
+    metrics.add_metric("Reads", 5)
+    metrics.flush_metrics()
+    metrics.flush_metrics()
+    [document] = json_lines(capsys.readouterr().out)
+    aws = document.pop("_aws")
+    assert isinstance(aws["Timestamp"], int) and aws["Timestamp"] > 1_600_000_000_000
+    assert aws["CloudWatchMetrics"] == [
+        {
+            "Namespace": "Space",
+            "Dimensions": [["service"]],
+            "Metrics": [{"Name": "Sends", "Unit": "Count"}, {"Name": "Reads", "Unit": "Count"}],
+        }
+    ]
+    assert document == {"service": "svc", "Sends": [2.0, 1.0], "Reads": [5.0]}
+
+
+def test_a_hundred_values_of_one_metric_are_flushed_at_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """CloudWatch takes at most 100 values of a metric in a document: the hundredth flushes."""
+    metrics = telemetry.Metrics("Space", "svc")
+    capsys.readouterr()
+    for _ in range(telemetry.MAX_METRICS + 1):
+        metrics.add_metric("Sends", 1)
+    [full] = json_lines(capsys.readouterr().out)
+    assert len(full["Sends"]) == telemetry.MAX_METRICS
+    assert metrics.metric_set == {"Sends": [1.0]}
+
+
+def test_a_logged_exception_carries_its_traceback(log_output: io.StringIO) -> None:
+    """As Powertools wrote it: the traceback's text under `exception`, the class under
+    `exception_name`, the caller's function and line under `location`."""
+    try:
+        raise KeyError("the-missing-one")
+    except KeyError:
+        telemetry.logger.exception("lookup failed", extra={"user_id": "alice"})
+    [line] = json_lines(log_output.getvalue())
+    assert line["level"] == "ERROR"
+    assert line["message"] == "lookup failed"
+    assert line["user_id"] == "alice"
+    assert line["service"] == telemetry.SERVICE
+    assert line["exception_name"] == "KeyError"
+    assert line["exception"].startswith("Traceback (most recent call last):")
+    assert "the-missing-one" in line["exception"]
+    assert line["location"].startswith("test_a_logged_exception_carries_its_traceback:")
+
+
+def test_an_invocation_that_raises_still_flushes_its_metrics_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """What a failed invocation counted is written at its end, and not again by the next."""
+    from devstack.context import LambdaContext
+
+    class Event:
+        context = LambdaContext(function_name="f")
+
+    def failing(event: object) -> None:
+        telemetry.count(pushes_failed=2)
+        raise RuntimeError("the handler failed")
+
+    telemetry.metrics.flush_metrics()
+    capsys.readouterr()
+    with pytest.raises(RuntimeError):
+        telemetry.instrument(Event(), failing)
+    telemetry.instrument(Event(), lambda event: None)
+    assert emf_metrics(json_lines(capsys.readouterr().out)) == {"PushFailures": 2}

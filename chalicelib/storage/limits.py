@@ -121,11 +121,6 @@ class Limits:
         `refusal`."""
         Charge(self, self.window(user_id, limit), refusal).alone()
 
-    def hit_rate_limit(self, user_id: str, limit: int) -> int | None:
-        """Count one request in the current minute; the seconds to wait when over `limit`."""
-        window = self.window(user_id, limit)
-        return None if self.charge(window) else window.retry_after
-
     def bump_stats(self, **deltas: int) -> None:
         """Add to the service counters with one atomic update on a random shard."""
         deltas = {name: value for name, value in deltas.items() if value and name in STAT_NAMES}
