@@ -45,8 +45,22 @@ if TYPE_CHECKING:
         TestNotification,
     )
 
+IN_LAMBDA = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+
+
+def collect_after_the_first_event(event: Any, get_response: Callable[[Any], Any]) -> Any:
+    """The collector back on once the first event is answered (the end of a cold start)."""
+    try:
+        return get_response(event)
+    finally:
+        gc.enable()
+
+
 app = Chalice(app_name="legal-aid-notifications")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
+if IN_LAMBDA:
+    # Registered first, so outermost: the collector comes back on whatever a middleware raises.
+    app.register_middleware(collect_after_the_first_event, "all")
 app.register_middleware(instrument, "all")
 ws = WebSocketApi(get_service)
 
@@ -413,20 +427,9 @@ def events_publisher(event: DynamoDBEvent) -> dict[str, list[dict[str, str]]]:
     return batch_item_failures(failed)
 
 
-def collect_after_the_first_event(event: Any, get_response: Callable[[Any], Any]) -> Any:
-    """The collector back on once the first event is answered (the end of a cold start)."""
-    try:
-        return get_response(event)
-    finally:
-        gc.enable()
-
-
 # Everything above lives as long as the process: no collection needs to trace it again. In
 # Lambda the first event builds more that lives as long (clients, models, the service graph):
 # the collector stays off until it is answered. Elsewhere (tests, tools) it is on at once.
 gc.freeze()
-if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
-    # Outermost, ahead of the telemetry: the collector comes back on whatever a middleware raises.
-    app.middleware_handlers.insert(0, (collect_after_the_first_event, "all"))
-else:
+if not IN_LAMBDA:
     gc.enable()
