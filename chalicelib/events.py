@@ -37,11 +37,13 @@ def inserted(records: Iterable[dict[str, Any]]) -> list[tuple[str, dict[str, Any
     another kind (TTL's deletions, which the mapping's filter already leaves out) is skipped."""
     images: list[tuple[str, dict[str, Any]]] = []
     for record in records:
-        dynamodb = record.get("dynamodb") or {}
+        if not isinstance(record, dict):
+            raise PoisonRecord(f"a stream record that is no record: {record!r:.80}")
         if record.get("eventName") != "INSERT":
             continue
-        image = dynamodb.get("NewImage")
-        sequence_number = dynamodb.get("SequenceNumber")
+        dynamodb = record.get("dynamodb")
+        image = dynamodb.get("NewImage") if isinstance(dynamodb, dict) else None
+        sequence_number = dynamodb.get("SequenceNumber") if isinstance(dynamodb, dict) else None
         if not isinstance(image, dict) or not isinstance(sequence_number, str):
             raise PoisonRecord(f"a stream record without an image: {record.get('eventID')}")
         images.append((sequence_number, image))

@@ -200,16 +200,20 @@ class RestApi:
             spec = RouteSpec(
                 path, method, access, body, query, parameters, status, view.__name__, self._models
             )
-            checked: list[bool] = []
+            # The route's models, resolved and checked on its first request.
+            resolved: list[
+                tuple[type[BaseModel] | None, type[BaseModel] | None, type[PathParameters] | None]
+            ] = []
 
             def handler(**path_params: str) -> Response:
                 try:
-                    if not checked:
+                    if not resolved:
                         spec.check()
-                        checked.append(True)
-                    arguments = self._arguments(access, spec.body, spec.query, charge=not writes)
-                    if spec.parameters is not None:
-                        arguments |= _path_arguments(spec.parameters, path_params)
+                        resolved.append((spec.body, spec.query, spec.parameters))
+                    body_model, query_model, parameters_model = resolved[0]
+                    arguments = self._arguments(access, body_model, query_model, charge=not writes)
+                    if parameters_model is not None:
+                        arguments |= _path_arguments(parameters_model, path_params)
                     principal = arguments.get("principal")
                     if writes and principal is not None:
                         with get_service().sessions.charged(principal):
@@ -311,8 +315,10 @@ def export_position(cursor: str | None) -> tuple[str, str | None]:
     """Where the export page a cursor asks for starts; one the export did not give is a 422."""
     from ulid import ULID  # this route's only
 
+    from chalicelib.rights import EXPORT_START
+
     if cursor is None:
-        return EXPORT_PARTS[0], None
+        return EXPORT_START
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         decoded = json.loads(raw)

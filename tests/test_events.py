@@ -426,9 +426,25 @@ def test_put_events_calls_stay_one_per_ten_entries_and_one_header_read_per_batch
         assert len(reads) <= 1
 
 
-def test_a_record_without_an_image_is_a_poison() -> None:
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"eventName": "INSERT", "dynamodb": {"SequenceNumber": "1"}},
+        {"eventName": "INSERT", "dynamodb": {"SequenceNumber": "1", "NewImage": []}},
+        {"eventName": "INSERT", "dynamodb": {"SequenceNumber": 1, "NewImage": {}}},
+        {"eventName": "INSERT", "dynamodb": "garbled"},
+        {"eventName": "INSERT"},
+        "garbled",
+    ],
+    ids=["no image", "image a list", "number not text", "dynamodb text", "no dynamodb", "text"],
+)
+def test_a_record_without_an_image_is_a_poison(record: Any) -> None:
+    """The batch fails as a whole (the mapping bisects it down to the poison), never with
+    another exception."""
+    good = {"eventName": "INSERT", "dynamodb": {"SequenceNumber": "0", "NewImage": {}}}
+    assert inserted([good]) == [("0", {})]
     with pytest.raises(PoisonRecord):
-        inserted([{"eventName": "INSERT", "dynamodb": {"SequenceNumber": "1"}}])
+        inserted([good, record])
 
 
 # --- the local API destination ------------------------------------------------------------------

@@ -20,7 +20,13 @@ from botocore.exceptions import ClientError
 import app as lambda_app
 from chalicelib.jobs import Deadline, InlineJobs, Registry, SqsJobs, job_body
 from chalicelib.wiring import Service
-from chalicelib.worker import JobMessage, read_jobs
+from chalicelib.worker import (
+    JobMessage,
+    read_jobs,
+    register_erasure,
+    register_fanout,
+    register_user_wide,
+)
 from devstack.context import LambdaContext
 from devstack.fanout import FanoutWorker, create_fanout_queues, sqs_event
 from tests.conftest import REGION
@@ -345,3 +351,70 @@ def test_the_lambda_handler_continues_a_job_on_the_queue(
         "kind": COPY,
         "payload": {"batch": "x", "next": 5, "total": 12},
     }
+
+
+class RecordingDomain:
+    """Stands in for the notifications and the data rights: records what each job asked."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def _done(self, name: str, user_id: str) -> bool:
+        self.calls.append((name, user_id))
+        return True
+
+    def mark_read_all(self, job: Any, deadline: Deadline) -> bool:
+        return self._done("mark_read_all", job.user_id)
+
+    def archive_all(self, job: Any, deadline: Deadline) -> bool:
+        return self._done("archive_all", job.user_id)
+
+    def restore_all(self, job: Any, deadline: Deadline) -> bool:
+        return self._done("restore_all", job.user_id)
+
+    def erase_slice(self, user_id: str, requested_at: str, deadline: Deadline) -> bool:
+        return self._done("erase", user_id)
+
+    def deliver_page(self, page: Any) -> None:
+        self._done("page", page.broadcast_id)
+
+    def deliver(self, content: Any, user_ids: list[str], *, broadcast_id: str) -> None:
+        self._done("batch", broadcast_id)
+
+
+GOOD_PAYLOADS = {
+    "mark_read_all": {"user_id": "u1", "upto": "01J", "channel": "rest"},
+    "archive_all": {"user_id": "u1", "fence": "f", "at": "t", "channel": "rest"},
+    "erase_user": {"user_id": "u1", "requested_at": "t"},
+    "fanout_page": {"broadcast_id": "b1", "job_id": "j1", "content": {"message": "hi"}},
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "payload"),
+    [
+        ("mark_read_all", {"user_id": "u2", "channel": "rest"}),
+        ("archive_all", {"user_id": "u2", "fence": "f", "channel": "rest"}),
+        ("archive_all", {"user_id": "u2", "upto": "x", "archived": "maybe", "channel": "rest"}),
+        ("erase_user", {"user_id": 7, "requested_at": "t"}),
+        ("fanout_page", {"broadcast_id": "b2", "job_id": "j", "content": {"message": 1}}),
+        ("fanout_batch", {"broadcast_id": "b2", "content": {"message": "hi"}, "user_ids": []}),
+    ],
+)
+def test_a_malformed_payload_of_a_known_kind_fails_its_message_alone(
+    kind: str, payload: dict[str, Any]
+) -> None:
+    domain = RecordingDomain()
+    registry = Registry()
+    register_user_wide(registry, domain)  # type: ignore[arg-type]
+    register_fanout(registry, domain)  # type: ignore[arg-type]
+    register_erasure(registry, domain)  # type: ignore[arg-type]
+    bad = record(job_body(kind, payload))
+    goods = [record(job_body(k, p)) for k, p in GOOD_PAYLOADS.items()]
+    continued, continue_with = collector()
+    failed = registry.process(read_jobs([goods[0], bad, *goods[1:]]), Deadline(30), continue_with)
+    assert failed == [bad["messageId"]]
+    assert sorted(domain.calls) == sorted(
+        [("mark_read_all", "u1"), ("archive_all", "u1"), ("erase", "u1"), ("page", "b1")]
+    )
+    assert continued == []

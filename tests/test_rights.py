@@ -533,11 +533,18 @@ def test_export_pages_stay_within_a_megabyte_and_100_calls(http: Any, service: S
         "W10",  # a list
         "x" * 513,
         "%00",
+        "eyJwYXJ0IjoicmVjZWlwdHMiLCJhZnRlciI6NX0",  # after a number
+        "eyJwYXJ0IjpbInJlY2VpcHRzIl0sImFmdGVyIjpudWxsfQ",  # part a list
+        "eyJwYXJ0IjoicmVjZWlwdHMiLCJhZnRlciI6bnVsbCwieCI6MX0",  # an extra key
+        "eyJwYXJ0Ijoi_yJ9",  # not UTF-8
     ],
 )
 def test_an_export_cursor_it_did_not_give_is_a_422(http: Any, cursor: str) -> None:
     response = http.get(f"/api/me/export?cursor={cursor}", headers=auth("alice"))
     assert response.status_code == 422, response.body
+    assert response.json_body["Code"] == "UnprocessableEntityError"
+    again = http.get("/api/me/export", headers=auth("alice"))
+    assert again.status_code == 200 and again.json_body["next_cursor"] is None
 
 
 def test_an_export_cursor_names_the_position_it_was_made_from() -> None:
