@@ -34,7 +34,7 @@ from chalicelib.models import (
     mutable,
     stays_open,
 )
-from chalicelib.storage.inbox import ArchiveMark, Watermark, new_id
+from chalicelib.storage.inbox import ArchiveMark, View, Watermark, new_id
 from chalicelib.telemetry import Counters
 from chalicelib.telemetry import logger as log
 
@@ -460,12 +460,20 @@ class Notifications:
     def _archive_slice(
         self, user_id: str, upto: str, archived: bool, channel: str, size: int
     ) -> tuple[list[str], bool]:
-        ids = self.inbox.listed_ids(user_id, archived=not archived, upto=upto, limit=size + 1)
-        changed = self._archived(user_id, ids[:size], archived, channel)
+        # One read of the archive fences serves the listing and the change.
+        view = self.inbox.view(user_id)
+        ids = self.inbox.listed_ids(
+            user_id, archived=not archived, upto=upto, limit=size + 1, view=view
+        )
+        changed = self._archived(user_id, ids[:size], archived, channel, view)
         return changed, len(ids) <= size or not changed
 
-    def _archived(self, user_id: str, ids: list[str], archived: bool, channel: str) -> list[str]:
-        changes = self.inbox.archive(user_id, ids, archived, channel=channel) if ids else []
+    def _archived(
+        self, user_id: str, ids: list[str], archived: bool, channel: str, view: View | None = None
+    ) -> list[str]:
+        changes = (
+            self.inbox.archive(user_id, ids, archived, channel=channel, view=view) if ids else []
+        )
         self._closed_by_archive(user_id, changes)
         # One an archive all archived already changed nothing anyone sees.
         return [change.id for change in changes if not (archived and change.fenced)]

@@ -1557,14 +1557,17 @@ class Inbox:
             ids += [i for i in found if i > low]
         return sorted(ids)[:limit]
 
-    def listed_ids(self, user_id: str, *, archived: bool, upto: str, limit: int) -> list[str]:
+    def listed_ids(
+        self, user_id: str, *, archived: bool, upto: str, limit: int, view: View | None = None
+    ) -> list[str]:
         """The oldest `limit` ids of the user's notifications archived (or not) with ids up to
         `upto`, shelf after shelf; not archived, those that await a confirmation are left
-        out. Archived: those an archive all archived too (read from the `view`)."""
+        out. Archived: those an archive all archived too (by the `view`, looked up when not
+        given)."""
         if not archived:
             shelves = [(INBOX_SHELF, upto)]
         else:
-            archives = self.view(user_id).archives
+            archives = (view or self.view(user_id)).archives
             shelves = [(ARCHIVED_SHELF, upto), (INBOX_SHELF, min(upto, archives.fence))]
             shelves += [(shelf, upto) for shelf in archives.relisted_shelves()]
         ids: list[str] = []
