@@ -380,8 +380,9 @@ class Notifications:
         the `archive_all` job then records each one (`archived_at`, its `read` and `archived`
         receipt entries, its escalation steps cancelled). Restore all: the first slice at
         once, the rest by the `archive_all` job."""
+        unread: int | None = None
         if ids is None and archived:
-            changed = self._archive_everything(user_id, channel)
+            changed, unread = self._archive_everything(user_id, channel)
             done = len(changed) <= SYNC_IDS
         elif ids is None:
             upto = self.inbox.position_now()
@@ -393,25 +394,26 @@ class Notifications:
                 self.jobs.enqueue("archive_all", job)
         else:
             changed, done = self._archived(user_id, ids, archived, channel), True
-        change = StateChange(
-            changed[:SYNC_IDS], self.inbox.unread_count(user_id), not done, ids is None
-        )
+        if unread is None:
+            unread = self.inbox.unread_count(user_id)
+        change = StateChange(changed[:SYNC_IDS], unread, not done, ids is None)
         if changed:
             event = ArchivedEvent(**change.fields(), archived=archived)
             self.delivery.tell(user_id, event.to_wire(), origin=origin)
         return change
 
-    def _archive_everything(self, user_id: str, channel: str) -> list[str]:
+    def _archive_everything(self, user_id: str, channel: str) -> tuple[list[str], int]:
         """Raise the archive fence and hand the rest to the job; the ids it archived (up to
-        `SYNC_IDS` + 1). Archive alls whose jobs have not finished (one killed before it was
-        enqueued) get their job again when there is nothing new to archive."""
-        previous, mark, changed = self.inbox.archive_all(user_id, SYNC_IDS + 1)
+        `SYNC_IDS` + 1) and the unread count it left. Archive alls whose jobs have not
+        finished (one killed before it was enqueued) get their job again when there is
+        nothing new to archive."""
+        previous, mark, changed, unread = self.inbox.archive_all(user_id, SYNC_IDS + 1)
         if mark is None:
             for pending in previous.marks:
                 self.jobs.enqueue("archive_all", _archive_job(user_id, pending, channel))
-            return []
+            return [], unread
         self.jobs.enqueue("archive_all", _archive_job(user_id, mark, channel))
-        return changed
+        return changed, unread
 
     def archive_all(self, job: ArchiveAllJob, deadline: Deadline) -> bool:
         """The `archive_all` job of an archive all (read by chalicelib/worker.py): record as

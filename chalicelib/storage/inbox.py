@@ -1031,15 +1031,16 @@ class Inbox:
 
     def archive_all(
         self, user_id: str, listed: int
-    ) -> tuple[Archives, ArchiveMark | None, list[str]]:
+    ) -> tuple[Archives, ArchiveMark | None, list[str], int]:
         """Archive every notification of the user but those awaiting a confirmation, for
         every reader at once: raise the archive fence on every shard to a fence F and zero
         their `d` buckets (the held ones count in `h` buckets), in one transaction
         conditioned on no shard having changed since read (module docstring). Returns the
         archives before, the new archive all's mark (None when nothing was listed in the
-        inbox: no write) and up to `listed` ids it archived. The per-item remainder is the
-        job's (`archive_fenced`)."""
-        outcome: list[tuple[Archives, ArchiveMark | None, list[str]]] = []
+        inbox: no write), up to `listed` ids it archived and the unread count it left (the
+        shards as read, their `d` buckets zeroed: the transaction commits only if none
+        changed). The per-item remainder is the `archive_all` job's."""
+        outcome: list[tuple[Archives, ArchiveMark | None, list[str], int]] = []
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
             shards = self._shards(user_id)
@@ -1049,7 +1050,7 @@ class Inbox:
                 shelf = relisted_shelf(archives.fence)
                 ids += self._shelf_ids(user_id, shelf, limit=listed - len(ids))
             if not ids and not archives.relisted:
-                outcome.append((archives, None, []))
+                outcome.append((archives, None, [], self._count(shards)))
                 return None
             if len(archives.relisted_shelves()) >= MAX_PENDING_RELISTED:
                 raise RateLimited(5, "Archive all is still finishing: retry shortly")
@@ -1058,7 +1059,7 @@ class Inbox:
                 # A fence of its own: the shelf relisted under the one before is covered now.
                 fence = str(ULID.from_int(int(ULID.from_str(archives.fence)) + 1))
             mark = ArchiveMark(fence, self._stamp(), archives.fence if archives.relisted else "")
-            outcome.append((archives, mark, ids))
+            outcome.append((archives, mark, ids, self._count(shards, "h")))
             return [
                 self._user_wide_update(
                     key,
