@@ -450,7 +450,7 @@ class Notifications:
             fence = max(m.fence for m in marks)
             stored_held = self.inbox.stored_held_upto(user_id, fence, size + 1)
             for notification_id in stored_held[:size]:
-                self.inbox.hold(user_id, notification_id)
+                self.inbox.hold(user_id, notification_id, view)
             if len(stored_held) > size:
                 return [change.id for change in changes], False
             # One listed but left unchanged (an index behind the table) keeps the marks, so

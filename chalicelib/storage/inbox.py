@@ -1100,12 +1100,13 @@ class Inbox:
         key = shelf_pk(user_id, INBOX_SHELF)
         return self._ids_upto(LISTING_INDEX, "list_pk", key, fence, limit, f"NOT ({NOT_HELD})")
 
-    def hold(self, user_id: str, notification_id: str) -> bool:
+    def hold(self, user_id: str, notification_id: str, view: View | None = None) -> bool:
         """Move one notification awaiting a confirmation from the inbox shelf to the held one
         (listed, unread and counted apart): unread, it counts again in an `h` bucket (its
         `d` count went with the archive all that left it), unless a read watermark covers
-        it. False when it is no longer such a notification."""
-        mark = self._known(user_id)
+        it (`view`, looked up when not given). False when it is no longer such a
+        notification."""
+        mark = self._known(user_id, view)
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
             mark.learn(cancelled)
