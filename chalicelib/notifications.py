@@ -295,9 +295,10 @@ class Notifications:
             self._read(user_id, changes)
             changed = [change.id for change in changes if not change.covered]
             done = True
-        change = StateChange(
-            changed[:SYNC_IDS], self.inbox.unread_count(user_id), not done, ids is None
-        )
+        # Mark all read leaves nothing unread (its transaction zeroed every shard, or found
+        # them at zero): no count to read back.
+        unread = 0 if ids is None else self.inbox.unread_count(user_id)
+        change = StateChange(changed[:SYNC_IDS], unread, not done, ids is None)
         if changed:
             event = MarkedReadEvent(**change.fields())
             read = 0 if ids is None else len(changed)  # the job counts what it records
