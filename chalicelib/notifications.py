@@ -34,7 +34,7 @@ from chalicelib.models import (
     mutable,
     stays_open,
 )
-from chalicelib.storage.inbox import ArchiveMark, Watermark, new_id
+from chalicelib.storage.inbox import ArchiveMark, View, Watermark, new_id
 from chalicelib.telemetry import Counters
 from chalicelib.telemetry import logger as log
 
@@ -295,9 +295,10 @@ class Notifications:
             self._read(user_id, changes)
             changed = [change.id for change in changes if not change.covered]
             done = True
-        change = StateChange(
-            changed[:SYNC_IDS], self.inbox.unread_count(user_id), not done, ids is None
-        )
+        # Mark all read leaves nothing unread (its transaction zeroed every shard, or found
+        # them at zero): no count to read back.
+        unread = 0 if ids is None else self.inbox.unread_count(user_id)
+        change = StateChange(changed[:SYNC_IDS], unread, not done, ids is None)
         if changed:
             event = MarkedReadEvent(**change.fields())
             read = 0 if ids is None else len(changed)  # the job counts what it records
@@ -380,8 +381,9 @@ class Notifications:
         the `archive_all` job then records each one (`archived_at`, its `read` and `archived`
         receipt entries, its escalation steps cancelled). Restore all: the first slice at
         once, the rest by the `archive_all` job."""
+        unread: int | None = None
         if ids is None and archived:
-            changed = self._archive_everything(user_id, channel)
+            changed, unread = self._archive_everything(user_id, channel)
             done = len(changed) <= SYNC_IDS
         elif ids is None:
             upto = self.inbox.position_now()
@@ -393,25 +395,26 @@ class Notifications:
                 self.jobs.enqueue("archive_all", job)
         else:
             changed, done = self._archived(user_id, ids, archived, channel), True
-        change = StateChange(
-            changed[:SYNC_IDS], self.inbox.unread_count(user_id), not done, ids is None
-        )
+        if unread is None:
+            unread = self.inbox.unread_count(user_id)
+        change = StateChange(changed[:SYNC_IDS], unread, not done, ids is None)
         if changed:
             event = ArchivedEvent(**change.fields(), archived=archived)
             self.delivery.tell(user_id, event.to_wire(), origin=origin)
         return change
 
-    def _archive_everything(self, user_id: str, channel: str) -> list[str]:
+    def _archive_everything(self, user_id: str, channel: str) -> tuple[list[str], int]:
         """Raise the archive fence and hand the rest to the job; the ids it archived (up to
-        `SYNC_IDS` + 1). Archive alls whose jobs have not finished (one killed before it was
-        enqueued) get their job again when there is nothing new to archive."""
-        previous, mark, changed = self.inbox.archive_all(user_id, SYNC_IDS + 1)
+        `SYNC_IDS` + 1) and the unread count it left. Archive alls whose jobs have not
+        finished (one killed before it was enqueued) get their job again when there is
+        nothing new to archive."""
+        previous, mark, changed, unread = self.inbox.archive_all(user_id, SYNC_IDS + 1)
         if mark is None:
             for pending in previous.marks:
                 self.jobs.enqueue("archive_all", _archive_job(user_id, pending, channel))
-            return []
+            return [], unread
         self.jobs.enqueue("archive_all", _archive_job(user_id, mark, channel))
-        return changed
+        return changed, unread
 
     def archive_all(self, job: ArchiveAllJob, deadline: Deadline) -> bool:
         """The `archive_all` job of an archive all (read by chalicelib/worker.py): record as
@@ -448,7 +451,7 @@ class Notifications:
             fence = max(m.fence for m in marks)
             stored_held = self.inbox.stored_held_upto(user_id, fence, size + 1)
             for notification_id in stored_held[:size]:
-                self.inbox.hold(user_id, notification_id)
+                self.inbox.hold(user_id, notification_id, view)
             if len(stored_held) > size:
                 return [change.id for change in changes], False
             # One listed but left unchanged (an index behind the table) keeps the marks, so
@@ -460,12 +463,20 @@ class Notifications:
     def _archive_slice(
         self, user_id: str, upto: str, archived: bool, channel: str, size: int
     ) -> tuple[list[str], bool]:
-        ids = self.inbox.listed_ids(user_id, archived=not archived, upto=upto, limit=size + 1)
-        changed = self._archived(user_id, ids[:size], archived, channel)
+        # One read of the archive fences serves the listing and the change.
+        view = self.inbox.view(user_id)
+        ids = self.inbox.listed_ids(
+            user_id, archived=not archived, upto=upto, limit=size + 1, view=view
+        )
+        changed = self._archived(user_id, ids[:size], archived, channel, view)
         return changed, len(ids) <= size or not changed
 
-    def _archived(self, user_id: str, ids: list[str], archived: bool, channel: str) -> list[str]:
-        changes = self.inbox.archive(user_id, ids, archived, channel=channel) if ids else []
+    def _archived(
+        self, user_id: str, ids: list[str], archived: bool, channel: str, view: View | None = None
+    ) -> list[str]:
+        changes = (
+            self.inbox.archive(user_id, ids, archived, channel=channel, view=view) if ids else []
+        )
         self._closed_by_archive(user_id, changes)
         # One an archive all archived already changed nothing anyone sees.
         return [change.id for change in changes if not (archived and change.fenced)]

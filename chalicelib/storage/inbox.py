@@ -1031,15 +1031,16 @@ class Inbox:
 
     def archive_all(
         self, user_id: str, listed: int
-    ) -> tuple[Archives, ArchiveMark | None, list[str]]:
+    ) -> tuple[Archives, ArchiveMark | None, list[str], int]:
         """Archive every notification of the user but those awaiting a confirmation, for
         every reader at once: raise the archive fence on every shard to a fence F and zero
         their `d` buckets (the held ones count in `h` buckets), in one transaction
         conditioned on no shard having changed since read (module docstring). Returns the
         archives before, the new archive all's mark (None when nothing was listed in the
-        inbox: no write) and up to `listed` ids it archived. The per-item remainder is the
-        job's (`archive_fenced`)."""
-        outcome: list[tuple[Archives, ArchiveMark | None, list[str]]] = []
+        inbox: no write), up to `listed` ids it archived and the unread count it left (the
+        shards as read, their `d` buckets zeroed: the transaction commits only if none
+        changed). The per-item remainder is the `archive_all` job's."""
+        outcome: list[tuple[Archives, ArchiveMark | None, list[str], int]] = []
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
             shards = self._shards(user_id)
@@ -1049,7 +1050,7 @@ class Inbox:
                 shelf = relisted_shelf(archives.fence)
                 ids += self._shelf_ids(user_id, shelf, limit=listed - len(ids))
             if not ids and not archives.relisted:
-                outcome.append((archives, None, []))
+                outcome.append((archives, None, [], self._count(shards)))
                 return None
             if len(archives.relisted_shelves()) >= MAX_PENDING_RELISTED:
                 raise RateLimited(5, "Archive all is still finishing: retry shortly")
@@ -1058,7 +1059,7 @@ class Inbox:
                 # A fence of its own: the shelf relisted under the one before is covered now.
                 fence = str(ULID.from_int(int(ULID.from_str(archives.fence)) + 1))
             mark = ArchiveMark(fence, self._stamp(), archives.fence if archives.relisted else "")
-            outcome.append((archives, mark, ids))
+            outcome.append((archives, mark, ids, self._count(shards, "h")))
             return [
                 self._user_wide_update(
                     key,
@@ -1099,12 +1100,13 @@ class Inbox:
         key = shelf_pk(user_id, INBOX_SHELF)
         return self._ids_upto(LISTING_INDEX, "list_pk", key, fence, limit, f"NOT ({NOT_HELD})")
 
-    def hold(self, user_id: str, notification_id: str) -> bool:
+    def hold(self, user_id: str, notification_id: str, view: View | None = None) -> bool:
         """Move one notification awaiting a confirmation from the inbox shelf to the held one
         (listed, unread and counted apart): unread, it counts again in an `h` bucket (its
         `d` count went with the archive all that left it), unless a read watermark covers
-        it. False when it is no longer such a notification."""
-        mark = self._known(user_id)
+        it (`view`, looked up when not given). False when it is no longer such a
+        notification."""
+        mark = self._known(user_id, view)
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
             mark.learn(cancelled)
@@ -1557,14 +1559,17 @@ class Inbox:
             ids += [i for i in found if i > low]
         return sorted(ids)[:limit]
 
-    def listed_ids(self, user_id: str, *, archived: bool, upto: str, limit: int) -> list[str]:
+    def listed_ids(
+        self, user_id: str, *, archived: bool, upto: str, limit: int, view: View | None = None
+    ) -> list[str]:
         """The oldest `limit` ids of the user's notifications archived (or not) with ids up to
         `upto`, shelf after shelf; not archived, those that await a confirmation are left
-        out. Archived: those an archive all archived too (read from the `view`)."""
+        out. Archived: those an archive all archived too (by the `view`, looked up when not
+        given)."""
         if not archived:
             shelves = [(INBOX_SHELF, upto)]
         else:
-            archives = self.view(user_id).archives
+            archives = (view or self.view(user_id)).archives
             shelves = [(ARCHIVED_SHELF, upto), (INBOX_SHELF, min(upto, archives.fence))]
             shelves += [(shelf, upto) for shelf in archives.relisted_shelves()]
         ids: list[str] = []
