@@ -136,14 +136,12 @@ def message_connection(principal: Principal, body: DirectMessage, connection_id:
 @api.route("/api/notifications", query="PageQuery")
 def list_notifications(principal: Principal, query: PageQuery) -> Reply:
     from chalicelib.contract import NotificationsPage
-    from chalicelib.models import page_event
+    from chalicelib.models import page_cut
 
     page, unread = get_service().notifications.page(principal.user_id, query)
-    event = page_event(page.items, page.more, unread)
+    items, next_cursor = page_cut(page.items, page.more)
     return Reply(
-        NotificationsPage.model_construct(
-            items=event.items, next_cursor=event.next_cursor, unread_count=event.unread_count
-        )
+        NotificationsPage.model_construct(items=items, next_cursor=next_cursor, unread_count=unread)
     )
 
 

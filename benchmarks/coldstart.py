@@ -5,7 +5,9 @@ What runs: `make package`'s zip (infra/package.py: with its precompiled bytecode
 a task directory, as Lambda unpacks it into /var/task. Each child is a fresh interpreter
 started with `-S` (no site-packages: nothing from the dev venv leaks in) whose `sys.path` is the
 task directory, then a "runtime" directory holding only what the Lambda Python runtime ships
-(boto3, botocore and their dependencies, already compiled, as in the runtime image). Bytecode
+(boto3, botocore and their dependencies, already compiled, as in the runtime image). Its
+environment holds the variables the packaged template gives the functions (those with a
+literal value), beside the run's tables and endpoints. Bytecode
 is never written (Lambda's /var/task is read-only). The child imports `app` (Lambda's init
 phase: every function of the zip imports the whole app) and hands one function its first event:
 
@@ -215,6 +217,22 @@ def configured_memory() -> int:
     if len(sizes) != 1:
         raise RuntimeError(f"the functions' memory sizes differ ({sizes}): report each apart")
     return sizes.pop()
+
+
+def configured_environment(archive: Path) -> dict[str, str]:
+    """The environment variables the packaged template gives the functions measured here, those
+    with a literal value (a reference to a resource is resolved by CloudFormation; the run sets
+    its own tables and endpoints)."""
+    template = json.loads((archive.parent / "sam.json").read_text())
+    shared = template.get("Globals", {}).get("Function", {}).get("Environment", {})
+    found = set()
+    for name in FUNCTIONS:
+        own = template["Resources"][name]["Properties"].get("Environment", {})
+        variables = {**shared.get("Variables", {}), **own.get("Variables", {})}
+        found.add(tuple(sorted((k, v) for k, v in variables.items() if isinstance(v, str))))
+    if len(found) != 1:
+        raise RuntimeError("the functions' configured environments differ: measure each apart")
+    return dict(found.pop())
 
 
 def package_zip() -> Path:
@@ -607,6 +625,7 @@ def _variants(
     base = {k: v for k, v in os.environ.items() if k in {"PATH", "LANG", "HOME", "TMPDIR"}}
     env = {
         **base,
+        **configured_environment(archive),
         **ENVIRONMENT,
         "STAGE": "prod",
         "DYNAMODB_ENDPOINT": endpoint,

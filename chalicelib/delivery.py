@@ -8,7 +8,6 @@ from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from chalicelib.messaging import Outcome, PushReport
-from chalicelib.models import NotificationEvent
 from chalicelib.telemetry import logger as log
 
 if TYPE_CHECKING:
@@ -161,4 +160,6 @@ def _outcome(report: PushReport) -> Outcome:
 
 
 def _notification_frame(notification: Notification) -> bytes:
+    from chalicelib.protocol import NotificationEvent
+
     return NotificationEvent(notification=notification).to_wire()

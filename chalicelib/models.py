@@ -1,4 +1,6 @@
-"""Pydantic models for everything that crosses the edge: frames, bodies, events, notifications.
+"""Pydantic models of what both APIs carry: the notification, the requests both take, the
+preferences, the jobs' payloads. The WebSocket frames and events are protocol.py's, the REST
+bodies bodies.py's and its replies contract.py's.
 
 Frames and JSON bodies are validated strictly (no "5" for 5, no "true" for true) so that a client
 bug surfaces as a clear `validation_error` instead of a silent coercion.
@@ -12,7 +14,6 @@ hours end (`QuietHours.until`). They are pure: no clock, no store.
 # each model class, which costs a cold start about a third more per class than real ones.
 
 import base64
-import json
 import re
 import zoneinfo
 from datetime import UTC, date, datetime, timedelta
@@ -282,19 +283,24 @@ STATE_FIELDS = frozenset(
 )
 
 
-# --- WebSocket frames (client -> server) -------------------------------------------------
+def page_cut(
+    items: list[Notification], more: bool, *, max_bytes: int = PAGE_BYTES
+) -> tuple[list[Notification], str | None]:
+    """A page as both edges send it, and the cursor after it: cut where its JSON would pass
+    `max_bytes` (always at least one item), continuing after the last item kept when anything
+    was left out."""
+    kept, size = 0, 0
+    for notification in items:
+        size += len(notification.model_dump_json()) + 1
+        if kept and size > max_bytes:
+            break
+        kept += 1
+    more = more or kept < len(items)
+    page = items[:kept]
+    return page, page[-1].id if more and page else None
 
 
-class Frame(Strict):
-    request_id: RequestId | None = None
-
-
-class RegisterFrame(Frame):
-    action: Literal["register"]
-    token: Annotated[str, StringConstraints(min_length=1, max_length=8192)] | None = None
-    since: NotificationId | None = None
-    # The client's language (the browser's `navigator.language`), a BCP 47 tag.
-    locale: LanguageTag | None = None
+# --- Requests both APIs take (a WebSocket frame adds its action to one) -------------------
 
 
 class PageQuery(Strict):
@@ -303,10 +309,6 @@ class PageQuery(Strict):
     unread_only: bool = False
     category: Category | None = None
     archived: bool = False
-
-
-class GetNotificationsFrame(Frame, PageQuery):
-    action: Literal["get_notifications"]
 
 
 class MarkRead(Strict):
@@ -320,155 +322,12 @@ class MarkRead(Strict):
         return self
 
 
-class MarkReadFrame(Frame, MarkRead):
-    action: Literal["mark_read"]
-
-
-class AckFrame(Frame):
-    action: Literal["ack"]
-    ids: IdList
-
-
-class PingFrame(Frame):
-    action: Literal["ping"]
-
-
 class SeenRequest(Strict):
     ids: IdList
 
 
-class SeenFrame(Frame, SeenRequest):
-    action: Literal["seen"]
-
-
 class ArchiveRequest(MarkRead):
     archived: bool = True
-
-
-class ArchiveFrame(Frame, ArchiveRequest):
-    action: Literal["archive"]
-
-
-class ConfirmFrame(Frame):
-    action: Literal["confirm"]
-    # Any id a client may hold: one that is not a ULID is simply unknown (not_found).
-    id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
-
-
-# --- Events (server -> client) -----------------------------------------------------------
-
-
-class Event(BaseModel):
-    model_config = ConfigDict(defer_build=True)
-
-    request_id: str | None = None
-
-    def to_wire(self) -> bytes:
-        body = self.model_dump(mode="json")
-        for name in ("request_id", "all", "truncated"):  # present only when they say something
-            if body.get(name) is None:
-                body.pop(name, None)
-        try:
-            return compact_json(body).encode()
-        except UnicodeEncodeError:
-            # Text that is not valid Unicode (a lone surrogate) still goes out, escaped.
-            return json.dumps(body, separators=(",", ":")).encode()
-
-
-class RegisteredEvent(Event):
-    event: Literal["registered"] = "registered"
-    user_id: str
-    connection_id: str
-    unread_count: int
-    replayed: int
-    replay_truncated: bool
-    locale: str  # the user's effective locale
-
-
-class NotificationEvent(Event):
-    event: Literal["notification"] = "notification"
-    notification: Notification
-
-
-class ReminderEvent(NotificationEvent):
-    """An escalation step of channel `repush` (docs/escalation.md)."""
-
-    event: Literal["reminder"] = "reminder"  # type: ignore[assignment]
-
-
-class NotificationsEvent(Event):
-    event: Literal["notifications"] = "notifications"
-    items: list[Notification]
-    next_cursor: str | None
-    unread_count: int
-
-
-def page_event(
-    items: list[Notification], more: bool, unread_count: int, *, max_bytes: int = PAGE_BYTES
-) -> NotificationsEvent:
-    """A page as the edges send it: cut where its JSON would pass `max_bytes` (always at least
-    one item), continuing after the last item kept when anything was left out."""
-    kept, size = 0, 0
-    for notification in items:
-        size += len(notification.model_dump_json()) + 1
-        if kept and size > max_bytes:
-            break
-        kept += 1
-    more = more or kept < len(items)
-    page = items[:kept]
-    return NotificationsEvent(
-        items=page, next_cursor=page[-1].id if more and page else None, unread_count=unread_count
-    )
-
-
-class MarkedReadEvent(Event):
-    event: Literal["marked_read"] = "marked_read"
-    ids: list[str]
-    unread_count: int
-    # A user-wide change (`all: true`); `ids` then lists at most 100 (`truncated` if more).
-    all: bool | None = None
-    truncated: bool | None = None
-
-
-class AckedEvent(Event):
-    event: Literal["acked"] = "acked"
-    ids: list[str]
-
-
-class SeenEvent(Event):
-    event: Literal["seen"] = "seen"
-    ids: list[str]
-
-
-class ArchivedEvent(Event):
-    event: Literal["archived"] = "archived"
-    ids: list[str]
-    archived: bool
-    unread_count: int
-    all: bool | None = None
-    truncated: bool | None = None
-
-
-class ConfirmedEvent(Event):
-    event: Literal["confirmed"] = "confirmed"
-    id: str
-    confirmed_at: str
-    unread_count: int
-
-
-class PongEvent(Event):
-    event: Literal["pong"] = "pong"
-
-
-class MessageEvent(Event):
-    event: Literal["message"] = "message"
-    data: Any
-
-
-class ErrorEvent(Event):
-    event: Literal["error"] = "error"
-    code: str
-    message: str
 
 
 GroupName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^#\s]+$")]

@@ -21,15 +21,10 @@ from chalicelib.i18n import resolve
 from chalicelib.messaging import Outcome
 from chalicelib.models import (
     MAX_MESSAGE_BYTES,
-    ArchivedEvent,
-    ConfirmedEvent,
     FanoutJob,
     FanoutPage,
-    MarkedReadEvent,
-    MessageEvent,
     Notification,
     NotificationContent,
-    NotificationEvent,
     PageQuery,
     mutable,
     stays_open,
@@ -37,6 +32,9 @@ from chalicelib.models import (
 from chalicelib.storage.inbox import ArchiveMark, View, Watermark, new_id
 from chalicelib.telemetry import Counters
 from chalicelib.telemetry import logger as log
+
+# The events pushed (chalicelib.protocol) are imported by the methods that push them: a request
+# that pushes nothing, such as a REST listing, builds none of their models.
 
 if TYPE_CHECKING:
     from chalicelib.delivery import Delivery
@@ -118,6 +116,8 @@ class Notifications:
         `pushed` entry) is logged when it fails, never reported as a failed send that a caller
         would repeat (and the client get twice).
         """
+        from chalicelib.protocol import NotificationEvent
+
         extra = None
         if content.deadline or content.escalation:
             self.escalations.check(content)
@@ -223,6 +223,8 @@ class Notifications:
 
     def message_connection(self, connection_id: str, data: Any) -> None:
         """Send an admin's direct message to one connection."""
+        from chalicelib.protocol import MessageEvent
+
         payload = MessageEvent(data=data).to_wire()
         if len(payload) > MAX_MESSAGE_BYTES:
             raise PayloadTooLarge(f"Messages are limited to {MAX_MESSAGE_BYTES} bytes")
@@ -287,6 +289,8 @@ class Notifications:
         read at once, whatever the user holds; the `mark_read_all` job then records each one
         (`read_at`, its `read` receipt entry, its escalation steps cancelled).
         """
+        from chalicelib.protocol import MarkedReadEvent
+
         if ids is None:
             changed = self._read_all(user_id, channel)
             done = len(changed) <= SYNC_IDS
@@ -381,6 +385,8 @@ class Notifications:
         the `archive_all` job then records each one (`archived_at`, its `read` and `archived`
         receipt entries, its escalation steps cancelled). Restore all: the first slice at
         once, the rest by the `archive_all` job."""
+        from chalicelib.protocol import ArchivedEvent
+
         unread: int | None = None
         if ids is None and archived:
             changed, unread = self._archive_everything(user_id, channel)
@@ -497,6 +503,8 @@ class Notifications:
     ) -> tuple[str, int]:
         """Confirm a notification that requires it (marking it read): its first
         `confirmed_at` and the unread count. The other sessions are told when it changed."""
+        from chalicelib.protocol import ConfirmedEvent
+
         confirmed_at, change = self.inbox.confirm(user_id, notification_id, channel=channel)
         unread = self.inbox.unread_count(user_id)
         if change is not None:

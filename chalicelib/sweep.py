@@ -178,7 +178,7 @@ class EscalationSweep:
             self._receipt(step, "escalation_skipped", decision.channel, {"reason": decision.reason})
             return "skipped"
         if step.channel == "repush":
-            from chalicelib.models import ReminderEvent
+            from chalicelib.protocol import ReminderEvent
 
             payload = ReminderEvent(notification=notification).to_wire()
             report = self.delivery.tell(user_id, payload)

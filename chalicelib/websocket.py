@@ -33,7 +33,7 @@ from chalicelib.wire import MAX_DATA_DEPTH, check_json
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from chalicelib.models import (
+    from chalicelib.protocol import (
         AckFrame,
         ArchiveFrame,
         ConfirmFrame,
@@ -63,9 +63,9 @@ class WebSocketApi:
 
     @cached_property
     def _actions(self) -> dict[str, tuple[type[BaseModel], Callable[[Service, str, Any], None]]]:
-        """Each action's frame, as the contract names it (chalicelib/contract.py: the one table
+        """Each action's frame, as the contract names it (chalicelib/protocol.py: the one table
         of actions), and its handler here."""
-        from chalicelib.contract import WS_ACTIONS
+        from chalicelib.protocol import WS_ACTIONS
 
         handlers: dict[str, Callable[[Service, str, Any], None]] = {
             "register": self._register,
@@ -98,7 +98,8 @@ class WebSocketApi:
         self, connection_id: str, body: str | None, request_context: dict[str, Any]
     ) -> None:
         """Handle one client frame; every outcome, errors included, is a frame back."""
-        from chalicelib.models import MAX_FRAME_BYTES, ErrorEvent, parse
+        from chalicelib.models import MAX_FRAME_BYTES, parse
+        from chalicelib.protocol import ErrorEvent
 
         service = self._service()
         if "apiId" in request_context:
@@ -149,7 +150,7 @@ class WebSocketApi:
     # --- actions -------------------------------------------------------------------------
 
     def _register(self, service: Service, connection_id: str, frame: RegisterFrame) -> None:
-        from chalicelib.models import RegisteredEvent
+        from chalicelib.protocol import RegisteredEvent
 
         principal = service.sessions.register(connection_id, frame.token)
         locale = service.accounts.client_language(principal.user_id, frame.locale)
@@ -169,14 +170,14 @@ class WebSocketApi:
     def _get_notifications(
         self, service: Service, connection_id: str, frame: GetNotificationsFrame
     ) -> None:
-        from chalicelib.models import page_event
+        from chalicelib.protocol import page_event
 
         principal = service.sessions.admit(connection_id)
         page, unread = service.notifications.page(principal.user_id, frame)
         _reply(service, connection_id, page_event(page.items, page.more, unread), frame.request_id)
 
     def _mark_read(self, service: Service, connection_id: str, frame: MarkReadFrame) -> None:
-        from chalicelib.models import MarkedReadEvent
+        from chalicelib.protocol import MarkedReadEvent
 
         with service.sessions.acting(connection_id) as principal:
             change = service.notifications.mark_read(
@@ -186,26 +187,26 @@ class WebSocketApi:
         _reply(service, connection_id, event, frame.request_id)
 
     def _ack(self, service: Service, connection_id: str, frame: AckFrame) -> None:
-        from chalicelib.models import AckedEvent
+        from chalicelib.protocol import AckedEvent
 
         with service.sessions.acting(connection_id) as principal:
             known = service.notifications.ack(principal.user_id, frame.ids)
         _reply(service, connection_id, AckedEvent(ids=known), frame.request_id)
 
     def _ping(self, service: Service, connection_id: str, frame: PingFrame) -> None:
-        from chalicelib.models import PongEvent
+        from chalicelib.protocol import PongEvent
 
         _reply(service, connection_id, PongEvent(), frame.request_id)
 
     def _seen(self, service: Service, connection_id: str, frame: SeenFrame) -> None:
-        from chalicelib.models import SeenEvent
+        from chalicelib.protocol import SeenEvent
 
         with service.sessions.acting(connection_id) as principal:
             fresh = service.notifications.seen(principal.user_id, frame.ids, channel="websocket")
         _reply(service, connection_id, SeenEvent(ids=fresh), frame.request_id)
 
     def _archive(self, service: Service, connection_id: str, frame: ArchiveFrame) -> None:
-        from chalicelib.models import ArchivedEvent
+        from chalicelib.protocol import ArchivedEvent
 
         with service.sessions.acting(connection_id) as principal:
             change = service.notifications.archive(
@@ -219,7 +220,7 @@ class WebSocketApi:
         _reply(service, connection_id, event, frame.request_id)
 
     def _confirm(self, service: Service, connection_id: str, frame: ConfirmFrame) -> None:
-        from chalicelib.models import ConfirmedEvent
+        from chalicelib.protocol import ConfirmedEvent
 
         with service.sessions.acting(connection_id) as principal:
             confirmed_at, unread = service.notifications.confirm(

@@ -20,13 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from chalicelib.contract import (
-    ERROR_DESCRIPTIONS,
-    REPLY_EXAMPLES,
-    REQUEST_EXAMPLES,
-    RESPONSES,
-    TAGS,
-)
+from chalicelib.contract import ERROR_DESCRIPTIONS, RESPONSES, TAGS
+from chalicelib.examples import REPLY_EXAMPLES, REQUEST_EXAMPLES
 from devstack.runtime import PROJECT_ROOT
 
 DOCUMENT = PROJECT_ROOT / "openapi.json"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib import contract, models
+from chalicelib import models, protocol
 from chalicelib.errors import ServiceError
 from chalicelib.websocket import WebSocketApi
 from devstack.asyncapi import DOCUMENT, build_document, render
@@ -47,8 +47,8 @@ def test_the_asyncapi_parser_finds_no_error_and_every_action_and_event() -> None
     assert code == 0 and problems == [], lines
     [summary] = [line["summary"] for line in lines if "summary" in line]
     assert summary["version"] == "3.0.0"
-    assert set(summary["operations"]) == set(contract.WS_ACTIONS) | {
-        f"push_{event}" for event in contract.WS_PUSHES
+    assert set(summary["operations"]) == set(protocol.WS_ACTIONS) | {
+        f"push_{event}" for event in protocol.WS_PUSHES
     }
     assert "ErrorEvent" in summary["messages"] and "RegisterFrame" in summary["messages"]
 
@@ -67,7 +67,7 @@ def test_the_parser_rejects_a_broken_document(tmp_path: Path) -> None:
 def test_the_actions_are_the_websocket_edges_own() -> None:
     edge = WebSocketApi(lambda: None)  # type: ignore[arg-type, return-value]
     table = {action: model for action, (model, _) in edge._actions.items()}
-    assert {action: spec.frame for action, spec in contract.WS_ACTIONS.items()} == table
+    assert {action: spec.frame for action, spec in protocol.WS_ACTIONS.items()} == table
 
 
 def test_every_error_code_a_client_can_receive_is_listed() -> None:
@@ -84,7 +84,7 @@ def test_every_example_is_valid_for_its_model() -> None:
     messages = document["channels"]["notifications"]["messages"]
     checked = 0
     for name, message in messages.items():
-        model = getattr(models, name)
+        model = getattr(protocol, name)
         for example in message.get("examples", []):
             if name.endswith("Frame"):
                 models.parse(model, example["payload"])

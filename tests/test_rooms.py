@@ -40,6 +40,8 @@ ROOMS: dict[str, str] = {
     "chalicelib.models": EDGE,
     "chalicelib.bodies": EDGE,
     "chalicelib.contract": EDGE,
+    "chalicelib.protocol": EDGE,
+    "chalicelib.examples": EDGE,
     "chalicelib.auth": EDGE,
     # domain
     "chalicelib.notifications": DOMAIN,
@@ -87,11 +89,14 @@ ROOMS: dict[str, str] = {
 AWS_SDK = ("botocore", "boto3", "s3transfer", "mypy_boto3")
 NETWORK = ("http.client", "socket", "ssl", "urllib.request")
 WIRE_LIBRARIES = ("pydantic", "chalice")
-# What parses the wire in chalicelib.models and chalicelib.wire (the models themselves are built
-# by the edges).
-WIRE_PARSERS = frozenset({"parse", "check_json", "validation_message", "page_event"})
+# The modules of the wire's models and rules, which other rooms may use in part.
+WIRE_MODULES = ("chalicelib.models", "chalicelib.protocol", "chalicelib.wire")
+# What parses the wire in those modules (the models themselves are built by the edges).
+WIRE_PARSERS = frozenset({"parse", "check_json", "validation_message", "page_event", "page_cut"})
 # The wire modules whose parts only an edge may use.
-EDGE_MODULES = frozenset({"chalicelib.rest", "chalicelib.websocket", "chalicelib.contract"})
+EDGE_MODULES = frozenset(
+    {"chalicelib.rest", "chalicelib.websocket", "chalicelib.contract", "chalicelib.examples"}
+)
 # What the aws room may take from chalicelib.models: the values it stores (domain objects
 # that the wire also carries), never a request, frame or event.
 STORED_VALUES = frozenset(
@@ -149,11 +154,11 @@ def violations(name: str, room: str, tree: ast.AST, rooms: dict[str, str]) -> se
             broken.add(f"imports {target}")
         if room == EDGE and rooms.get(target) == AWS and (module, imported) not in EDGE_READS:
             broken.add(f"imports {target}")
-        if module in ("chalicelib.models", "chalicelib.wire") and imported is not None:
+        if module in WIRE_MODULES and imported is not None:
             if room == DOMAIN and imported in WIRE_PARSERS:
-                broken.add(f"imports chalicelib.models.{imported}")
+                broken.add(f"imports {module}.{imported}")
             if room == AWS and imported not in STORED_VALUES:
-                broken.add(f"imports chalicelib.models.{imported}")
+                broken.add(f"imports {module}.{imported}")
         if room == DOMAIN and target in ("chalicelib.storage.dynamo", "chalicelib.storage.keys"):
             broken.add(f"imports {target}")
     if room == DOMAIN:
@@ -211,6 +216,16 @@ def _room_of(text: str, room: str) -> set[str]:
         (AWS, "from pydantic import BaseModel\n", {"imports pydantic"}),
         (AWS, "from chalicelib.models import SeenFrame\n", {"imports chalicelib.models.SeenFrame"}),
         (AWS, "from chalicelib.models import Notification\n", set()),
+        (
+            AWS,
+            "from chalicelib.protocol import NotificationEvent\n",
+            {"imports chalicelib.protocol.NotificationEvent"},
+        ),
+        (
+            DOMAIN,
+            "from chalicelib.protocol import page_event\n",
+            {"imports chalicelib.protocol.page_event"},
+        ),
         (AWS, "from chalicelib.rest import Reply\n", {"imports chalicelib.rest"}),
         (DOMAIN, "import socket\n", {"imports socket"}),
         (

@@ -17,13 +17,7 @@ from botocore.stub import Stubber
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib.models import (
-    Notification,
-    NotificationContent,
-    Preferences,
-    QuietHours,
-    stays_open,
-)
+from chalicelib.models import Notification, NotificationContent, Preferences, QuietHours, stays_open
 from chalicelib.retry import is_gone, is_transient
 
 CALLS: dict[str, tuple[str, dict[str, Any]]] = {
