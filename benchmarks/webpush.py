@@ -28,7 +28,7 @@ import shutil
 import statistics
 import tempfile
 import time
-from dataclasses import replace
+from copy import replace
 from pathlib import Path
 
 from benchmarks import harness

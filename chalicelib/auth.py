@@ -27,8 +27,7 @@ import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from chalicelib.errors import Forbidden, Unauthorized
 from chalicelib.wire import is_user_id
@@ -42,8 +41,7 @@ ADMINS_GROUP = "admins"
 BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 
-@dataclass(frozen=True, slots=True)
-class Principal:
+class Principal(NamedTuple):
     user_id: str
     roles: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()

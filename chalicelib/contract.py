@@ -12,8 +12,7 @@ docs/rest.md is the guide to the REST API; docs/receipts.md explains the receipt
 # No `from __future__ import annotations`, as in models.py: real annotations make each class
 # cheaper for pydantic to create.
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -253,8 +252,7 @@ TAGS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class Success:
+class Success(NamedTuple):
     statuses: tuple[int, ...]
     model: str | None  # a name from REPLY_MODELS; None: no body
     summary: str

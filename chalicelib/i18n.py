@@ -10,7 +10,7 @@ way among the languages they are written in.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 FALLBACK = "en"
 
@@ -43,8 +43,7 @@ def resolve(texts: Mapping[str, str], preferred: str | None) -> str:
     return by_lower.get(FALLBACK, ordered[0])
 
 
-@dataclass(frozen=True, slots=True)
-class Template:
+class Template(NamedTuple):
     subject: str
     summary: str
     full: str  # the summary followed by the message itself
@@ -71,8 +70,7 @@ TEMPLATES: dict[str, Template] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Letter:
+class Letter(NamedTuple):
     """The text of one escalation: `subject` for email, `text` for both email and SMS."""
 
     locale: str

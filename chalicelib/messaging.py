@@ -40,6 +40,8 @@ class Outcome(Enum):
 
 @dataclass(slots=True)
 class PushReport:
+    """What a push to a user's sessions came to, counted as each connection answers."""
+
     delivered: int = 0
     pruned: int = 0
     failed: int = 0

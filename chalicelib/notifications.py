@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from chalicelib.errors import (
     ConnectionGone,
@@ -60,8 +60,7 @@ ARCHIVE_IN_REQUEST = 20
 POLL_INTERVAL = 0.5
 
 
-@dataclass(frozen=True, slots=True)
-class StateChange:
+class StateChange(NamedTuple):
     """What a read or archive request changed: at most `SYNC_IDS` ids (`truncated` when a
     user-wide change had more), and the unread count after it."""
 
@@ -81,8 +80,7 @@ class StateChange:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class SendResult:
+class SendResult(NamedTuple):
     notification: Notification
     created: bool
     delivered_to: int
@@ -90,6 +88,8 @@ class SendResult:
 
 @dataclass(eq=False)
 class Notifications:
+    """The notification operations (see the module docstring), over their stores and pushes."""
+
     inbox: Inbox
     connections: ConnectionStore
     directory: Directory

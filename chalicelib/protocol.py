@@ -11,8 +11,7 @@ import this module: a REST request or a `$connect` builds none of its models.
 # cheaper for pydantic to create.
 
 import json
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
@@ -188,8 +187,7 @@ class ErrorEvent(Event):
 # --- the WebSocket API (docs/protocol.md) --------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Action:
+class Action(NamedTuple):
     """A client action: the frame that asks, and the event that answers it."""
 
     frame: type[BaseModel]

@@ -25,7 +25,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as EndpointUnreachable
@@ -44,8 +44,7 @@ HEADER_CACHE_SIZE = 10_000
 PUBLISH_RETRY = Backoff(attempts=5, base=0.1, cap=2.0)
 
 
-@dataclass(frozen=True, slots=True)
-class Pending:
+class Pending(NamedTuple):
     """One record's event, ready for PutEvents."""
 
     sequence_number: str

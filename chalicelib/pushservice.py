@@ -25,11 +25,10 @@ import ssl
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, timedelta
 from email.utils import parsedate_to_datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from chalicelib.models import from_b64url
 from chalicelib.ssrf import Resolver, Target, UnsafeEndpoint, parse_endpoint, system_resolver
@@ -171,8 +170,7 @@ class Result(Enum):
     FAILED = "failed"  # refused for good (400, 403, 413, a redirect, an unsafe endpoint)
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
+class Answer(NamedTuple):
     result: Result
     status: int = 0
     retry_after: float | None = None

@@ -12,7 +12,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -118,7 +118,7 @@ def _described(header: Header) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(eq=False)
 class Receipts:
     """Receipts of notifications: the first entry for the send transaction, appends after."""
 
@@ -184,8 +184,8 @@ class Receipts:
         """The Put of the entry that follows `tail` (to ride in the transaction of the state
         change it records) and the tail after it."""
         entry = Entry(tail.seq + 1, type, self._now(), "", channel, detail)
-        entry = replace(entry, hash=chain_hash(tail.hash, entry))
-        after = replace(tail, seq=entry.seq, type=type, hash=entry.hash)
+        entry = entry._replace(hash=chain_hash(tail.hash, entry))
+        after = tail._replace(seq=entry.seq, type=type, hash=entry.hash)
         return self.store.entry_action(tail, entry), after
 
     def tail(self, notification_id: str) -> Tail | None:

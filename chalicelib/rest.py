@@ -13,12 +13,12 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from enum import Enum
 from functools import cache
 from importlib import import_module
-from typing import TYPE_CHECKING, Any, cast
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from chalice.app import Chalice, Response
 
@@ -78,8 +78,7 @@ class Access(Enum):
     LOCAL = "local"  # anyone, on local/dev stages only
 
 
-@dataclass(frozen=True, slots=True)
-class RouteSpec:
+class RouteSpec(NamedTuple):
     """A route as declared, for tools that describe the API (devstack's OpenAPI document).
     Its models are named in `models` (a module) and imported when first asked for."""
 
@@ -129,11 +128,10 @@ def _model(module: str, name: str) -> type[BaseModel]:
 
 # Views build their reply models with `model_construct`: validation is for what comes in; a
 # reply is only serialized, so a value outside a bound the contract documents is no 500.
-@dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(NamedTuple):
     body: BaseModel | str | dict[str, Any] | None = None  # a model of chalicelib/contract.py
     status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = MappingProxyType({})
 
 
 def error_response(exc: ServiceError) -> Response:

@@ -16,8 +16,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from chalicelib.errors import Unavailable
 
@@ -49,12 +48,11 @@ TRANSIENT_CODES = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Backoff:
+class Backoff(NamedTuple):
     attempts: int = 5
     base: float = 0.01
     cap: float = 0.5
-    sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+    sleep: Callable[[float], None] = time.sleep
 
     def pause(self, attempt: int) -> None:
         """Wait before the attempt after `attempt` (1 = after the first one failed)."""

@@ -80,8 +80,10 @@ class Erasable(Protocol):
     def erase(self, user_id: str) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(eq=False)
 class DataRights:
+    """A user's export and erasure, across every store that holds their data."""
+
     notifications: Notifications
     directory: Directory
     receipts: Receipts

@@ -9,9 +9,9 @@ parameter) or an identity provider (`JWT_JWKS_URL` with `JWT_ISSUER`) is configu
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
+from typing import NamedTuple
 
 from chalicelib.errors import ConfigurationError
 
@@ -23,8 +23,7 @@ MIN_SECRET_BYTES = 32
 JOB_CONCURRENCY = 10
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
+class Settings(NamedTuple):
     stage: str = "local"
     region: str = "us-east-1"
     jwt_secret: str | None = LOCAL_DEV_SECRET

@@ -21,7 +21,7 @@ import ipaddress
 import re
 import socket
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from chalicelib.errors import ValidationFailed
@@ -59,8 +59,7 @@ class UnsafeEndpoint(ValidationFailed):
     """The URL may not be called: the reason is in the message (a 422 at the edge)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
+class Target(NamedTuple):
     """A checked URL: where to connect (`addresses`, all checked) and what to ask for."""
 
     scheme: str

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from chalicelib import telemetry
 from chalicelib.i18n import escalation_letter, resolve
@@ -49,8 +49,7 @@ MAX_RETRY_DELAY = timedelta(hours=1)
 MAX_SMS_CHARACTERS = 1600
 
 
-@dataclass(frozen=True, slots=True)
-class EscalationConfig:
+class EscalationConfig(NamedTuple):
     org_name: str = "Legal Aid"
     app_url: str = "http://127.0.0.1:8000/demo/"
     full_content: bool = False
@@ -59,6 +58,8 @@ class EscalationConfig:
 
 @dataclass(slots=True)
 class SweepReport:
+    """What one sweep did: the steps due, and how many came to each outcome."""
+
     due: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
 
@@ -66,8 +67,7 @@ class SweepReport:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
 
 
-@dataclass(frozen=True, slots=True)
-class _Decision:
+class _Decision(NamedTuple):
     outcome: str  # "send", "skip", "defer", "closed"
     channel: str | None = None
     reason: str | None = None

@@ -13,8 +13,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from chalicelib.errors import Unauthorized
 from chalicelib.settings import Settings, check_secret
@@ -103,8 +102,7 @@ def fetch_url(url: str, timeout: float = 3.0) -> bytes:
     return body
 
 
-@dataclass(frozen=True, slots=True)
-class TokenKeys:
+class TokenKeys(NamedTuple):
     """The keys a verifier checks tokens with: the HS256 secret (a callable: read on first
     use) and the RS256 keys of an identity provider; either may be absent."""
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from chalicelib.errors import NotFound
 from chalicelib.i18n import escalation_letter, resolve
@@ -61,8 +61,7 @@ def subscription_id(endpoint: str) -> str:
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
-@dataclass(frozen=True, slots=True)
-class WebPushConfig:
+class WebPushConfig(NamedTuple):
     org_name: str = "Legal Aid"
     app_url: str = "http://127.0.0.1:8000/demo/"
     subject: str = "http://127.0.0.1:8000/demo/"  # VAPID `sub` (PUSH_SUBJECT, else APP_URL)
@@ -72,8 +71,7 @@ class WebPushConfig:
     per_batch: int = 200
 
 
-@dataclass(frozen=True, slots=True)
-class PushReport:
+class PushReport(NamedTuple):
     accepted: int = 0
     gone: int = 0
     retry: tuple[tuple[Subscription, float | None], ...] = ()

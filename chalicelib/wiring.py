@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     from chalicelib.webpush import WebPush
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(eq=False)
 class Clients:
     """The AWS clients the service talks through. DynamoDB is built at once; the others when
     first needed (a push endpoint may only be known from the first WebSocket event)."""
@@ -445,7 +445,7 @@ class Service:
             self.connections,
             endpoint=settings.websocket_endpoint,
             region=settings.region,
-            retry=replace(PUSH_RETRY, attempts=settings.push_max_attempts),
+            retry=PUSH_RETRY._replace(attempts=settings.push_max_attempts),
             # Per job: the SQS worker runs up to JOB_CONCURRENCY jobs at once, each pushing.
             concurrency=settings.push_concurrency * JOB_CONCURRENCY,
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from copy import replace
 from pathlib import Path
 from typing import Any
 

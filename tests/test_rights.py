@@ -8,7 +8,7 @@ import random
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
+from copy import replace
 from typing import Any
 from urllib.parse import unquote
 

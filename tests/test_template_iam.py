@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import replace
+from copy import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any

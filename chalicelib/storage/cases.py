@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from botocore.exceptions import ClientError
 
@@ -20,8 +20,7 @@ from chalicelib.storage.dynamo import Dynamo, error_code
 from chalicelib.storage.keys import Item, case_key
 
 
-@dataclass(frozen=True, slots=True)
-class CaseRecord:
+class CaseRecord(NamedTuple):
     case_id: str
     user_id: str
     status: str

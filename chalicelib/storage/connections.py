@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import KW_ONLY, dataclass
+from typing import NamedTuple
 
 from chalicelib.auth import Principal
 from chalicelib.storage.dynamo import Dynamo
@@ -23,8 +24,7 @@ AUTHORIZED = "expires_at > :now AND token_expires_at > :now"
 LOOKUP_CONCURRENCY = 16
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectionRecord:
+class ConnectionRecord(NamedTuple):
     connection_id: str
     principal: Principal | None
     expires_at: int

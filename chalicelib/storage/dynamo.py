@@ -15,8 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
 
@@ -103,8 +102,7 @@ def chunks[T](items: list[T], size: int) -> Iterator[list[T]]:
         yield items[start : start + size]
 
 
-@dataclass(frozen=True, slots=True)
-class Cancellation:
+class Cancellation(NamedTuple):
     """Why the last attempt was cancelled: one reason code per action, in order, and the
     item an action's failed condition returned (`ReturnValuesOnConditionCheckFailure`)."""
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from botocore.exceptions import ClientError
 
@@ -15,8 +14,7 @@ from chalicelib.storage.dynamo import Dynamo
 from chalicelib.storage.keys import Item, erasure_key
 
 
-@dataclass(frozen=True, slots=True)
-class Erasure:
+class Erasure(NamedTuple):
     user_id: str
     status: str  # pending | done
     requested_at: str

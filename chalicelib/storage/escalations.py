@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from botocore.exceptions import ClientError
 
@@ -37,8 +37,7 @@ from chalicelib.storage.keys import (
 from chalicelib.storage.keys import DUE_SHARDS as SHARDS  # noqa: F401 (the sweep's, from here)
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(NamedTuple):
     user_id: str
     notification_id: str
     index: int

@@ -72,9 +72,9 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pydantic import ValidationError
 from ulid import ULID, LaxMonotonicPolicy, ULIDGenerator
@@ -162,8 +162,7 @@ def new_id() -> str:
     return str(_other_ids.generate())
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
     """A notification whose state an action changed, and what else that action did to it.
     `covered`: it read as read already (a user-wide mark); the action recorded that read."""
 
@@ -196,8 +195,7 @@ def _change(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _Stamp:
+class _Stamp(NamedTuple):
     """A change written on notifications in batches (read, delivered, seen): the receipt
     entry recording it, whether a notification's state still wants it, the update (`:at`
     stands for the time) and its condition, and whether it takes one off the unread count."""
@@ -230,8 +228,7 @@ SEEN = _Stamp(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Watermark:
+class Watermark(NamedTuple):
     """Every notification with an id up to `id` reads as read since `at` (mark all read)."""
 
     id: str
@@ -246,8 +243,7 @@ class Watermark:
 NO_WATERMARK = Watermark("", "")
 
 
-@dataclass(frozen=True, slots=True)
-class ArchiveMark:
+class ArchiveMark(NamedTuple):
     """One archive all whose job has not finished: every notification on the inbox shelf with
     an id up to `fence`, and every one relisted while the fence before it stood
     (`relisted_from`, "" when none was), reads as archived since `at`."""
@@ -265,8 +261,7 @@ class ArchiveMark:
         return cls(fence, at, relisted_from)
 
 
-@dataclass(frozen=True, slots=True)
-class Archives:
+class Archives(NamedTuple):
     """The user's archive fence (the latest archive all: `fence`, `at`), the archive alls
     whose jobs are still running (`marks`), and whether anything was relisted under the
     fence (its relisted shelf may hold notifications)."""
@@ -311,8 +306,7 @@ class Archives:
 NO_ARCHIVES = Archives()
 
 
-@dataclass(frozen=True, slots=True)
-class View:
+class View(NamedTuple):
     """What the user-wide changes make every reader see: the read watermark and the archive
     fences (read together from a counter shard: each is on every shard)."""
 
@@ -395,8 +389,7 @@ class _Recipient:
     floor: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _Source:
+class _Source(NamedTuple):
     """One Query of a listing: an index's partition, above `low` or up to `high` (ids)."""
 
     index: str
@@ -406,8 +399,7 @@ class _Source:
     high: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Page:
+class Page(NamedTuple):
     """Notifications newest first, and whether more follow the last one (its id continues)."""
 
     items: list[Notification]
@@ -946,7 +938,7 @@ class Inbox:
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
             shards = self._shards(user_id)
             unread = (self._count(shards, "d"), self._count(shards, "h"))
-            before = replace(_view_of(shards), unread=unread)
+            before = _view_of(shards)._replace(unread=unread)
             previous = before.watermark
             if not sum(unread):
                 outcome.append((before, None))
@@ -1024,7 +1016,7 @@ class Inbox:
         shards = [item] if item else []
         archives = _archives_of(shards)
         if archives.fence:
-            archives = replace(archives, relisted=True)
+            archives = archives._replace(relisted=True)
         return View(_watermark_of(shards), archives)
 
     # --- archive all (module docstring) ----------------------------------------------------
@@ -1506,7 +1498,7 @@ class Inbox:
         shards = self._shards(user_id)
         unread = (self._count(shards, "d"), self._count(shards, "h"))
         held = sum(int(item.get("held_n", {}).get("N", "0")) for item in shards)
-        return sum(unread), replace(_view_of(shards), unread=unread, held=held)
+        return sum(unread), _view_of(shards)._replace(unread=unread, held=held)
 
     def _count(self, shards: list[Item], kinds: str = "dh") -> int:
         today = datetime.fromtimestamp(self._clock(), UTC).strftime("%Y%m%d")

@@ -6,7 +6,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from botocore.exceptions import ClientError
 
@@ -30,8 +30,7 @@ STAT_NAMES = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
+class Window(NamedTuple):
     """A minute of one user's requests: `action` counts one more unless the limit is
     reached; `retry_after` is the seconds until the next minute."""
 

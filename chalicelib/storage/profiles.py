@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from chalicelib.i18n import effective_locale
 from chalicelib.models import Contact, Notification, Preferences, compact_json
@@ -24,8 +24,7 @@ from chalicelib.storage.dynamo import Dynamo
 from chalicelib.storage.keys import Item, contact_key, preferences_key, user_pk
 
 
-@dataclass(frozen=True, slots=True)
-class Profile:
+class Profile(NamedTuple):
     """A user's preferences with the language their client last reported."""
 
     preferences: Preferences

@@ -19,8 +19,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from chalicelib.models import compact_json
 from chalicelib.storage.dynamo import Cancellation, Dynamo
@@ -35,8 +34,7 @@ HEADER = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """One receipt entry as the chain covers it (`hash` aside)."""
 
     seq: int
@@ -56,8 +54,7 @@ class Entry:
         return body
 
 
-@dataclass(frozen=True, slots=True)
-class Header:
+class Header(NamedTuple):
     """What a receipt says about its notification (no message text)."""
 
     notification_id: str
@@ -71,8 +68,7 @@ class Header:
     priority: str | None = None  # receipts written before it was kept have none
 
 
-@dataclass(frozen=True, slots=True)
-class Tail:
+class Tail(NamedTuple):
     """The last entry of a receipt and what the next one must carry along."""
 
     notification_id: str
@@ -84,10 +80,9 @@ class Tail:
     expires_at: int
 
 
-@dataclass(frozen=True, slots=True)
-class StoredReceipt:
+class StoredReceipt(NamedTuple):
     header: Header
-    entries: list[Entry] = field(default_factory=list)
+    entries: list[Entry]
 
 
 class ReceiptStore:
@@ -276,7 +271,7 @@ def _receipts_from(items: list[Item]) -> list[StoredReceipt]:
         notification_id = item["notification_id"]["S"]
         receipt = receipts.get(notification_id)
         if receipt is None:
-            receipt = receipts[notification_id] = StoredReceipt(header_from(item))
+            receipt = receipts[notification_id] = StoredReceipt(header_from(item), [])
         receipt.entries.append(entry_from(item))
     return list(receipts.values())
 

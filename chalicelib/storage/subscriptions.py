@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 from chalicelib.models import compact_json
 from chalicelib.storage.dynamo import Cancellation, Dynamo
 from chalicelib.storage.keys import Item, push_subscriptions_key, user_pk
 
 
-@dataclass(frozen=True, slots=True)
-class Subscription:
+class Subscription(NamedTuple):
     id: str
     endpoint: str
     p256dh: str
@@ -98,7 +97,7 @@ class PushSubscriptions:
             )  # fmt: skip
             if not wanted:
                 return [{"Delete": {"TableName": self._table, "Key": key, **condition}}]
-            document = compact_json([asdict(s) for s in wanted])
+            document = compact_json([s._asdict() for s in wanted])
             return [
                 {
                     "Put": {
