@@ -214,7 +214,7 @@ class RestApi:
                         arguments |= _path_arguments(parameters_model, path_params)
                     principal = arguments.get("principal")
                     if writes and principal is not None:
-                        with get_service().sessions.charged(principal):
+                        with get_service().rate_limit.charged(principal):
                             reply = view(**arguments)
                     else:
                         reply = view(**arguments)

@@ -2,7 +2,7 @@
 
 Connection lifecycle ($connect, register, $disconnect), the rules of docs/protocol.md about tokens
 on a connection (a register may not switch users; an expired token ends the authorization),
-and the per-user rate limit both edges apply to non-admins (docs/rest.md).
+and admission: each request counted against the per-user rate limit (ratelimit.py).
 
 Two savings on the per-request path, neither weakening a rule:
 - A container remembers the principals of the connections it registered or admitted
@@ -11,8 +11,7 @@ Two savings on the per-request path, neither weakening a rule:
   the record's expiry, if sooner); then the record is read again (the connection may have
   registered with a fresh token on another container).
 - An action that writes anyway (`acting`) counts itself against the rate limit inside its
-  first transaction: one more conditional update there, whose failure refuses the request
-  with nothing written. Other requests count it with their own update, as before.
+  first transaction (`RateLimit.charged`). Other requests count it with their own update.
 """
 
 from __future__ import annotations
@@ -24,10 +23,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import KW_ONLY, dataclass, field
 
-from chalicelib import telemetry
 from chalicelib.auth import Principal, TokenVerifier
-from chalicelib.errors import Forbidden, RateLimited, Unauthorized
-from chalicelib.storage import ConnectionStore, Directory, Limits
+from chalicelib.errors import Forbidden, Unauthorized
+from chalicelib.ratelimit import RateLimit
+from chalicelib.storage import ConnectionStore, Directory
 from chalicelib.storage.connections import ConnectionRecord
 from chalicelib.telemetry import Counters
 from chalicelib.telemetry import logger as log
@@ -75,11 +74,10 @@ class Sessions:
 
     connections: ConnectionStore
     directory: Directory
-    limits: Limits
+    rate: RateLimit
     counters: Counters
     verifier: TokenVerifier
     _: KW_ONLY
-    rate_limit_per_minute: int
     clock: Callable[[], float] = time.time
     admitted: Admitted = field(default_factory=Admitted)
 
@@ -116,7 +114,7 @@ class Sessions:
             raise Unauthorized("register needs a token when none was given at connect")
         else:
             principal = self._unexpired(connected_as)
-        self.check_rate(principal)
+        self.rate.check(principal)
         expires_at = self.connections.register(connection_id, principal)
         self.admitted.put(connection_id, principal, expires_at)
         self.directory.record_member(principal)
@@ -125,40 +123,16 @@ class Sessions:
     def admit(self, connection_id: str) -> Principal:
         """The connection's principal, checked for expiry and counted against its rate limit."""
         principal = self._principal(connection_id)
-        self.check_rate(principal)
+        self.rate.check(principal)
         return principal
 
     @contextmanager
     def acting(self, connection_id: str) -> Iterator[Principal]:
         """`admit` for an action that writes a transaction: the rate limit is counted inside
-        its first one (see `charged`)."""
+        its first one (see `RateLimit.charged`)."""
         principal = self._principal(connection_id)
-        with self.charged(principal):
+        with self.rate.charged(principal):
             yield principal
-
-    @contextmanager
-    def charged(self, principal: Principal) -> Iterator[None]:
-        """Count the request of the block against `principal`'s rate limit in its first
-        transaction: when the limit is reached that transaction is refused, nothing is
-        written and RateLimited is raised. A block that commits none is counted after it
-        with one update (RateLimited then when over the limit, as `check_rate` would)."""
-        if principal.is_admin:
-            yield
-            return
-        with self.limits.charged(principal.user_id, self.rate_limit_per_minute, self._refused):
-            yield
-
-    def check_rate(self, principal: Principal) -> None:
-        if principal.is_admin:
-            return
-        self.limits.count(principal.user_id, self.rate_limit_per_minute, self._refused)
-
-    def _refused(self, retry_after: int) -> RateLimited:
-        telemetry.count(rate_limited=1)
-        return RateLimited(
-            retry_after,
-            f"More than {self.rate_limit_per_minute} requests a minute; retry in {retry_after} s",
-        )
 
     def _principal(self, connection_id: str) -> Principal:
         """The registered principal of the connection, unexpired (from this container's

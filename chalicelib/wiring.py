@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from chalicelib.notifications import Notifications
     from chalicelib.publisher import Publisher
     from chalicelib.pushservice import PushClient
+    from chalicelib.ratelimit import RateLimit
     from chalicelib.receipts import Receipts
     from chalicelib.rights import DataRights
     from chalicelib.sessions import Sessions
@@ -332,7 +333,7 @@ class Service:
         self._lock = threading.RLock()
 
     def check_rate(self, principal: Principal) -> None:
-        self.sessions.check_rate(principal)
+        self.rate_limit.check(principal)
 
     # --- storage ----------------------------------------------------------------------------
 
@@ -428,12 +429,17 @@ class Service:
         return Sessions(
             self.connections,
             self.directory,
-            self.limits,
+            self.rate_limit,
             self.counters,
             self.verifier,
-            rate_limit_per_minute=self.settings.rate_limit_per_minute,
             clock=self.clock,
         )
+
+    @part
+    def rate_limit(self) -> RateLimit:
+        from chalicelib.ratelimit import RateLimit
+
+        return RateLimit(self.limits, self.settings.rate_limit_per_minute)
 
     @part
     def sender(self) -> Sender:

@@ -47,6 +47,7 @@ ROOMS: dict[str, str] = {
     "chalicelib.notifications": DOMAIN,
     "chalicelib.delivery": DOMAIN,
     "chalicelib.sessions": DOMAIN,
+    "chalicelib.ratelimit": DOMAIN,
     "chalicelib.accounts": DOMAIN,
     "chalicelib.receipts": DOMAIN,
     "chalicelib.rights": DOMAIN,
