@@ -1,11 +1,11 @@
 """The one retry policy: which AWS failures are worth another attempt, and how long to wait.
 
 Pushes to @connections and SES/SNS sends (messaging.py), DynamoDB writes and batches
-(storage/dynamo.py) and fan-out jobs refused by SQS (fanout.py) all retry with it, so
-contention and throttling spread out the same way everywhere: before attempt n + 1, wait a
-uniform random time in [0, min(cap, base * 2**n)] ("full jitter", AWS Architecture Blog,
-"Exponential Backoff And Jitter"). When the attempts run out the caller reports it (a failed
-push, `Unavailable`).
+(storage/dynamo.py), fan-out jobs refused by SQS (fanout.py) and the read of a secret from SSM
+(secrets.py) all retry with it, so contention and throttling spread out the same way
+everywhere: before attempt n + 1, wait a uniform random time in [0, min(cap, base * 2**n)]
+("full jitter", AWS Architecture Blog, "Exponential Backoff And Jitter"). When the attempts
+run out the caller reports it (a failed push, `Unavailable`).
 
 What a `ClientError` means is decided here once, for every service: `is_transient` (throttled,
 or the service failed: worth another attempt) and `is_gone` (the target is no more: never).
@@ -56,7 +56,33 @@ class Backoff(NamedTuple):
 
     def pause(self, attempt: int) -> None:
         """Wait before the attempt after `attempt` (1 = after the first one failed)."""
-        self.sleep(random.uniform(0, min(self.cap, self.base * 2**attempt)))
+        self.sleep(self.delay(attempt))
+
+    def delay(self, attempt: int) -> float:
+        return random.uniform(0, min(self.cap, self.base * 2**attempt))
+
+    def call[T](
+        self,
+        attempt: Callable[[], T],
+        *,
+        retryable: Callable[[Exception], bool],
+        until: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> T:
+        """`attempt()`, made again after a pause while it raises an error `retryable` accepts:
+        at most `attempts` times, and, given a time `until` (on `clock`), only while the
+        pause would end by then. Raises the last error."""
+        for count in range(1, self.attempts + 1):
+            try:
+                return attempt()
+            except Exception as exc:
+                if not retryable(exc) or count == self.attempts:
+                    raise
+                delay = self.delay(count)
+                if until is not None and clock() + delay > until:
+                    raise
+                self.sleep(delay)
+        raise AssertionError("unreachable")
 
 
 def error_code(exc: ClientError) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -12,37 +13,32 @@ from botocore.exceptions import ClientError
 
 from chalicelib.auth import TokenVerifier, build_verifier
 from chalicelib.errors import ConfigurationError, Unauthorized
-from chalicelib.secrets import SecretSource, is_permanent_client_error
+from chalicelib.secrets import SECRET_RETRY, SecretSource, is_permanent_client_error
 from chalicelib.settings import Settings
 from chalicelib.token_keys import token_keys
+from tests.test_retry import Clock
 
 SECRET = "k" * 40
 PARAMETER = "/legal-aid-notifications/jwt-secret"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def throttled() -> ClientError:
     return ClientError({"Error": {"Code": "ThrottlingException"}}, "GetParameter")
 
 
-def source(fetch: Any, clock: Clock, **options: Any) -> SecretSource:
+def always_throttled() -> str:
+    raise throttled()
+
+
+def source(
+    fetch: Any, clock: Clock, *, attempts: int = SECRET_RETRY.attempts, **options: Any
+) -> SecretSource:
+    """A source on the default backoff (but for `attempts`), pausing on the fake clock."""
     return SecretSource(
         fetch,
         describe="the secret",
+        retry=replace(SECRET_RETRY, attempts=attempts, sleep=clock.sleep),
         clock=clock,
-        sleep=clock.sleep,
         is_permanent=is_permanent_client_error,
         **options,
     )
@@ -56,17 +52,15 @@ def test_the_value_is_fetched_once() -> None:
 
 
 def test_throttling_is_retried_a_bounded_number_of_times_then_fails_clearly() -> None:
-    clock = Clock()
-
-    def fetch() -> str:
-        raise throttled()
-
-    secrets = source(fetch, clock, attempts=3)
-    with pytest.raises(ConfigurationError, match="ThrottlingException"):
-        secrets.get()
-    assert secrets.fetches == 3
-    assert len(clock.sleeps) == 2
-    assert clock.sleeps[1] > clock.sleeps[0] * 0.5
+    for _ in range(200):  # the pauses are random
+        clock = Clock()
+        secrets = source(always_throttled, clock)
+        with pytest.raises(ConfigurationError, match="ThrottlingException"):
+            secrets.get()
+        assert secrets.fetches == 3
+        # Full jitter under a doubling ceiling: a cold start waits 0.3 s at most.
+        assert len(clock.sleeps) == 2
+        assert 0 <= clock.sleeps[0] <= 0.1 and 0 <= clock.sleeps[1] <= 0.2
 
 
 def test_a_deadline_bounds_the_cold_start() -> None:
@@ -79,7 +73,7 @@ def test_a_deadline_bounds_the_cold_start() -> None:
     secrets = source(fetch, clock, attempts=10, deadline=3.0)
     with pytest.raises(ConfigurationError):
         secrets.get()
-    assert secrets.fetches <= 2
+    assert secrets.fetches == 2 and len(clock.sleeps) == 1
 
 
 def test_a_missing_parameter_is_not_retried() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from chalicelib.models import NotificationContent
-from chalicelib.storage.keys import category_pk, listing_pk
+from chalicelib.storage.keys import ARCHIVED_SHELF, shelf_category_pk, shelf_pk
 from chalicelib.wiring import Service
 from tests.conftest import on_call
 
@@ -29,8 +29,8 @@ def seed(service: Service, user_id: str, many: int) -> None:
             item.pop("unread_pk")
             item.pop("unread_category_pk")
             item["read_at"] = item["archived_at"] = {"S": "2026-01-01T00:00:00.000Z"}
-            item["list_pk"] = {"S": listing_pk(user_id, True)}
-            item["category_pk"] = {"S": category_pk(user_id, "common", True)}
+            item["list_pk"] = {"S": shelf_pk(user_id, ARCHIVED_SHELF)}
+            item["category_pk"] = {"S": shelf_category_pk(user_id, ARCHIVED_SHELF, "common")}
         requests.append({"PutRequest": {"Item": item}})
     service.inbox._db.batch_write(service.settings.notifications_table, requests)
 

@@ -18,11 +18,12 @@ from chalicelib.models import NotificationContent, PageQuery
 from chalicelib.receipts import verify
 from chalicelib.storage.inbox import MAX_PENDING_RELISTED
 from chalicelib.storage.keys import (
-    category_pk,
+    INBOX_SHELF,
     counter_bucket,
     counter_key,
-    listing_pk,
     notification_key,
+    shelf_category_pk,
+    shelf_pk,
 )
 from chalicelib.wiring import Service
 from tests.conftest import WsClient, on_call, request_body, token
@@ -504,8 +505,8 @@ def test_notices_stored_before_held_ones_had_a_shelf_are_left_out_and_held_by_th
         item = service.clients.dynamodb.get_item(
             TableName=table, Key=notification_key("alice", notification_id)
         )["Item"]
-        item["list_pk"] = {"S": listing_pk("alice", False)}
-        item["category_pk"] = {"S": category_pk("alice", "case", False)}
+        item["list_pk"] = {"S": shelf_pk("alice", INBOX_SHELF)}
+        item["category_pk"] = {"S": shelf_category_pk("alice", INBOX_SHELF, "case")}
         if "unread_pk" in item:
             item["unread_pk"] = {"S": "USER#alice"}
             item["unread_category_pk"] = {"S": "USER#alice#case"}

@@ -667,11 +667,12 @@ class Inbox:
             )
             outcome.append((stamp, change))
             # Confirmed, it is no longer held: back on the inbox, where an archive all covers it.
-            shelf = mark.archives.shelf_for(notification_id)
-            listed, values = self._shelved(user_id, current, shelf)
+            listed, values, relists = self._back_in_inbox(
+                user_id, notification_id, current, mark.archives
+            )
             guard = {
                 "fence": mark.archives.fence,
-                "relist": shelf != INBOX_SHELF,
+                "relist": relists,
                 "held": -int(shelf_of(current) == HELD_SHELF),
             }
             actions = self._chained(
@@ -1763,36 +1764,39 @@ class Inbox:
                 if state is None:
                     continue
                 fenced_at = view.archives.archived_at(i, state)
-                unread = "read_at" not in state
-                read_at = view.read_at(i, state)
                 if archived and ("archived_at" in state or _held(state)):
                     continue
                 if not archived and "archived_at" not in state and fenced_at is None:
                     continue
-                if not archived and fenced_at is None:
-                    shelf = view.archives.shelf_for(i)
-                    relisted |= shelf != INBOX_SHELF
-                    listed, values = self._shelved(user_id, state, shelf)
-                    changes.append(_change(i, state, was_unread=False))
-                    actions.append(
-                        self._update(
-                            user_id, i, f"SET {listed} REMOVE archived_at", values,
-                            also="attribute_exists(archived_at)",
-                        )
-                    )  # fmt: skip
-                    continue
-                # Archive it, or restore one an archive all archived: either way its receipt
-                # gets what the archive all's job would have written (`read`, `archived`).
-                shelf = ARCHIVED_SHELF if archived else view.archives.shelf_for(i)
-                relisted |= shelf not in (ARCHIVED_SHELF, INBOX_SHELF)
-                listed, values = self._shelved(user_id, state, shelf)
-                found, found_values = _found_on(state)
-                values.update(found_values)
-                values[":read"] = {"S": read_at or stamp}
-                clause = f"SET read_at = if_not_exists(read_at, :read), {listed}"
                 if archived:
-                    clause += ", archived_at = :archived"
-                    values[":archived"] = {"S": fenced_at or stamp}
+                    listed, values = self._shelved(user_id, state, ARCHIVED_SHELF)
+                else:
+                    listed, values, relists = self._back_in_inbox(user_id, i, state, view.archives)
+                    relisted |= relists
+                entries: list[tuple[str, dict[str, object] | None]] = []
+                if not archived and fenced_at is None:
+                    # Restoring one archived by id (read then): only its shelf and
+                    # `archived_at` change.
+                    unread, read_at = False, None
+                    clause = f"SET {listed} REMOVE archived_at"
+                    also = "attribute_exists(archived_at)"
+                else:
+                    # Archive it, or restore one an archive all archived: either way its receipt
+                    # gets what the archive all's job would have written (`read`, `archived`).
+                    unread = "read_at" not in state
+                    read_at = view.read_at(i, state)
+                    found, found_values = _found_on(state)
+                    values.update(found_values)
+                    values[":read"] = {"S": read_at or stamp}
+                    clause = f"SET read_at = if_not_exists(read_at, :read), {listed}"
+                    if archived:
+                        clause += ", archived_at = :archived"
+                        values[":archived"] = {"S": fenced_at or stamp}
+                    clause += f" REMOVE {UNREAD_KEYS}"
+                    also = f"attribute_not_exists(archived_at) AND {found} AND "
+                    also += _read_condition(unread)
+                    entries = [("read", {"read_at": read_at} if read_at else None)] * unread
+                    entries.append(("archived", {"archived_at": fenced_at} if fenced_at else None))
                 changes.append(
                     _change(
                         i,
@@ -1807,19 +1811,10 @@ class Inbox:
                     user_id,
                     i,
                     state,
-                    [("read", {"read_at": read_at} if read_at else None)] * unread
-                    + [("archived", {"archived_at": fenced_at} if fenced_at else None)],
+                    entries,
                     channel,
-                    lambda chain, i=i, clause=clause, values=values, unread=unread, found=found: (
-                        self._update(
-                            user_id,
-                            i,
-                            f"{clause} REMOVE {UNREAD_KEYS}",
-                            values,
-                            also=f"attribute_not_exists(archived_at) AND {found} AND "
-                            + _read_condition(unread),
-                            chain=chain,
-                        )
+                    lambda chain, i=i, clause=clause, values=values, also=also: self._update(
+                        user_id, i, clause, values, also=also, chain=chain
                     ),
                     actions=actions,
                 )
@@ -1857,6 +1852,16 @@ class Inbox:
             values[":category"] = {"S": shelf_category_pk(user_id, shelf, category)}
             clause += ", category_pk = :category"
         return clause, values
+
+    def _back_in_inbox(
+        self, user_id: str, notification_id: str, state: Item, archives: Archives
+    ) -> tuple[str, Item, bool]:
+        """The SET clause (and its values) that lists a notification back in the inbox
+        (restored, confirmed) on the shelf the archive fence decides, and whether that is the
+        fence's relisted shelf (for the change's counter update: see `_counter_update`)."""
+        shelf = archives.shelf_for(notification_id)
+        listed, values = self._shelved(user_id, state, shelf)
+        return listed, values, shelf != INBOX_SHELF
 
     def _stamp(self) -> str:
         return iso_timestamp(datetime.fromtimestamp(self._clock(), UTC))

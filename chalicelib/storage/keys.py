@@ -6,9 +6,13 @@ Connections table, key `connection_id`:
     registered_at | connected_at | expires_at (TTL)
 
 Notifications table, key `pk` + `sk`; each user has one partition, plus a few shared ones:
-    USER#<user>   N#<ulid>          notification: doc (JSON of the immutable fields), category,
+    USER#<user>   N#<ulid>          notification: doc (JSON of the immutable fields), category?,
                                     read_at?, delivered, unread_pk? (sparse GSI `unread`),
-                                    unacked_pk? (sparse GSI `unacked`), expires_at (TTL);
+                                    unacked_pk? (sparse GSI `unacked`), expires_at (TTL),
+                                    seen_at?, archived_at?, confirmed_at?,
+                                    needs_confirmation?, steps? (how many escalation
+                                    steps), receipt_seq?, receipt_hash?, receipt_expires?,
+                                    receipt_case? (its receipt's tail);
                                     the listings, each a GSI on `+ sk`, so a filtered page
                                     reads only what it returns: list_pk (`listing`: the
                                     shelf, `USER#<user>#I` the inbox, `#A` archived, `#H`
@@ -99,11 +103,6 @@ RELISTED_SHELF = "R@"
 HELD_PREFIX = "HELD#"
 
 
-def listing_pk(user_id: str, archived: bool) -> str:
-    """The `listing` partition of the user's notifications, archived or not."""
-    return shelf_pk(user_id, ARCHIVED_SHELF if archived else INBOX_SHELF)
-
-
 def shelf_pk(user_id: str, shelf: str) -> str:
     """The `listing` partition of one shelf: `I` (the inbox), `A` (archived), `H` (held:
     awaiting a confirmation) or `R@<fence>` (relisted while that archive fence stood)."""
@@ -118,10 +117,6 @@ def shelf_of(item: Item) -> str | None:
     """The shelf a notification item is listed on (None: an item without a listing)."""
     listed = item.get("list_pk", {}).get("S")
     return None if listed is None else listed.rpartition("#")[2]
-
-
-def category_pk(user_id: str, category: str, archived: bool) -> str:
-    return shelf_category_pk(user_id, ARCHIVED_SHELF if archived else INBOX_SHELF, category)
 
 
 def shelf_category_pk(user_id: str, shelf: str, category: str) -> str:
