@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from copy import replace
 from typing import Any
 
 import boto3
