@@ -4,7 +4,7 @@ and the table of actions that pairs them.
 Frames are validated strictly, like every request (chalicelib/models.py); events are dumped from
 their models. `python -m devstack asyncapi` renders `asyncapi.json` from `WS_ACTIONS`,
 `WS_PUSHES`, `WS_ERROR_CODES` and these models. Only the WebSocket edge and what pushes events
-import this module: a REST request or a `$connect` builds none of its models.
+import this module: a REST listing or a `$connect` builds none of its models.
 """
 
 # No `from __future__ import annotations`, as in models.py: real annotations make each class

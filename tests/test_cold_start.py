@@ -281,6 +281,63 @@ def test_an_idle_sweep_loads_nothing_that_fires_a_step() -> None:
     assert sorted(set(NOT_FOR_AN_IDLE_SWEEP) & set(figures["loaded"])) == []
 
 
+EVENTS_CHILD = FUNCTION_CHILD.replace(
+    '    handler = getattr(app, os.environ["HANDLER"])\n'
+    '    result = handler(json.loads(os.environ["EVENT"]), LambdaContext(function_name="f"))\n',
+    '    for name, event in json.loads(os.environ["EVENTS"]):\n'
+    '        result = getattr(app, name)(event, LambdaContext(function_name="f"))\n',
+)
+
+
+def first_events(*events: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    """`first_event` for a process that handles `events` (handler, event) one after another."""
+    import os
+
+    done = subprocess.run(
+        [sys.executable, "-c", EVENTS_CHILD],
+        cwd=ROOT,
+        env={**os.environ, "EVENTS": json.dumps(events)},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def test_each_api_builds_only_its_own_contract() -> None:
+    """A register builds the WebSocket API's frames and events, never the REST replies; a REST
+    page builds its reply, never a frame or an event; neither reads the published examples."""
+    from benchmarks.coldstart import rest_event
+    from devstack import events
+    from devstack.tokens import mint_token
+    from tests.conftest import SECRET
+
+    token = mint_token("user-contract", secret=SECRET, ttl_seconds=600)
+    context = events.ConnectionContext(
+        connection_id=events.new_connection_id(),
+        connected_at=events.now_ms(),
+        source_ip="127.0.0.1",
+        user_agent="tests",
+        domain_name="testapi.execute-api.us-east-1.amazonaws.com",
+        stage="test",
+    )
+    connect = events.connect_event(
+        context, header_pairs=[("Host", context.domain_name)], query_pairs=[("token", token)]
+    )
+    register = events.message_event(context, route_key="register", body='{"action":"register"}')
+    websocket = first_events(("connect", connect), ("message", register))["loaded"]
+    assert "chalicelib.protocol" in websocket
+    assert sorted({"chalicelib.contract", "chalicelib.examples"} & set(websocket)) == []
+
+    page = json.loads(rest_event("GET", "/api/notifications", token))
+    rest = first_events(("app", page))
+    assert rest["result"]["statusCode"] == 200, rest["result"]
+    assert "chalicelib.contract" in rest["loaded"]
+    unwanted = {"chalicelib.protocol", "chalicelib.examples", "chalicelib.sessions"}
+    assert sorted(unwanted & set(rest["loaded"])) == []
+
+
 COLLECTOR_CHILD = FUNCTION_CHILD.replace(
     "    import app\n", "    import app, gc\n    during_init = gc.isenabled()\n"
 ).replace('"loaded":', '"collector": [during_init, gc.isenabled()], "loaded":')
