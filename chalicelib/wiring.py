@@ -131,6 +131,16 @@ class Clients:
 # writes it into the package; where it is absent (tests, the local stack) botocore reads its own.
 ENDPOINTS = Path(__file__).with_name("endpoints.json")
 ENDPOINT_PREFIXES = frozenset({"dynamodb", "execute-api", "sqs", "email", "sns", "events", "ssm"})
+# botocore's DynamoDB model cut to the operations the app calls (tests/test_cold_start.py finds
+# every call and fails when one is missing here): every function makes a DynamoDB client first,
+# and reading and building the whole model (62 operations) costs a cold start about 5 ms of CPU.
+# infra/package.py writes it into the package in botocore's layout, a data path searched before
+# botocore's own; where it is absent (tests, the local stack) botocore reads its own model.
+SDK_DATA = Path(__file__).with_name("sdk_data")
+DYNAMODB_OPERATIONS = frozenset(
+    {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"}
+    | {"BatchGetItem", "BatchWriteItem", "TransactWriteItems"}
+)
 
 
 class SdkSession:
@@ -141,12 +151,14 @@ class SdkSession:
     boto3 Session has the same two methods, so tests and tools may hand one in instead.
     """
 
-    def __init__(self, *, endpoints: Path = ENDPOINTS) -> None:
+    def __init__(self, *, endpoints: Path = ENDPOINTS, models: Path = SDK_DATA) -> None:
         self._session = botocore.session.Session()
         paths = self._session.get_config_variable("data_path")
         extra = paths.split(os.pathsep) if paths else []
+        # The cut models only where botocore's own are in use (no data path could override them).
+        cut = [str(models)] if not extra and models.is_dir() else []
         loader = ServiceLoader(
-            extra_search_paths=[os.path.expanduser(os.path.expandvars(p)) for p in extra]
+            extra_search_paths=[*cut, *(os.path.expanduser(os.path.expandvars(p)) for p in extra)]
         )
         self._session.register_component("data_loader", loader)
         # botocore offers no public seam for a session's endpoint resolver: the cut data goes
@@ -180,6 +192,35 @@ def trimmed_endpoints(data: dict[str, Any]) -> dict[str, Any]:
             }
             for partition in data["partitions"]
         ],
+    }
+
+
+def cut_service_model(model: dict[str, Any], operations: frozenset[str]) -> dict[str, Any]:
+    """A botocore service model with only `operations` and the shapes they reach (their input,
+    output and errors, and every member of those): what a client needs to make those calls."""
+    kept: set[str] = set()
+    waiting = [
+        shape["shape"]
+        for name in operations
+        for shape in (
+            model["operations"][name].get("input"),
+            model["operations"][name].get("output"),
+            *model["operations"][name].get("errors", ()),
+        )
+        if shape is not None
+    ]
+    while waiting:
+        name = waiting.pop()
+        if name in kept:
+            continue
+        kept.add(name)
+        shape = model["shapes"][name]
+        waiting += [shape[part]["shape"] for part in ("member", "key", "value") if part in shape]
+        waiting += [member["shape"] for member in shape.get("members", {}).values()]
+    return {
+        **model,
+        "operations": {name: op for name, op in model["operations"].items() if name in operations},
+        "shapes": {name: shape for name, shape in model["shapes"].items() if name in kept},
     }
 
 

@@ -19,7 +19,8 @@ derived from what Chalice generated rather than copied by hand:
   (the Powertools Swagger UI bundle, type stubs, C headers).
 - The zip gets botocore's endpoint data cut to the services the app calls
   (`chalicelib/endpoints.json`, see chalicelib.wiring.TrimmedEndpoints): every client made on a
-  cold start reads it instead of botocore's whole 1.2 MB file.
+  cold start reads it instead of botocore's whole 1.2 MB file. Likewise botocore's DynamoDB model
+  cut to the operations the app calls (`chalicelib/sdk_data/`, see chalicelib.wiring.SDK_DATA).
 
 Usage: python infra/package.py [--stage prod] OUTDIR
 """
@@ -48,6 +49,7 @@ UNUSED_SUFFIXES = (".pyi", ".h")
 TEST_ROUTE_PREFIX = "/api/test/"
 TEST_STAGES = frozenset({"local", "dev"})
 ENDPOINTS_ENTRY = "chalicelib/endpoints.json"
+SDK_DATA_ENTRY = "chalicelib/sdk_data"
 
 
 def chalice_package(stage: str, out: Path) -> None:
@@ -142,9 +144,27 @@ def endpoints_json() -> bytes:
     return json.dumps(trimmed_endpoints(data), separators=(",", ":")).encode()
 
 
+def sdk_models() -> dict[str, bytes]:
+    """botocore's DynamoDB model (this interpreter's botocore), cut to the operations the app
+    calls, by its path in the zip (botocore's layout under SDK_DATA_ENTRY)."""
+    sys.path.insert(0, str(ROOT))
+    from botocore.loaders import create_loader
+
+    from chalicelib.wiring import DYNAMODB_OPERATIONS, cut_service_model
+
+    loader = create_loader()
+    version = loader.determine_latest_version("dynamodb", "service-2")
+    model, where = loader.load_data_with_path(f"dynamodb/{version}/service-2")
+    if not loader.is_builtin_path(where):
+        raise SystemExit(f"botocore's DynamoDB model is overridden by {where}: package without it")
+    cut = cut_service_model(model, DYNAMODB_OPERATIONS)
+    entry = f"{SDK_DATA_ENTRY}/dynamodb/{version}/service-2.json"
+    return {entry: json.dumps(cut, separators=(",", ":")).encode()}
+
+
 def finish_zip(path: Path) -> None:
     """Drop unused files, add a .pyc beside every .py (in __pycache__, as CPython looks) and
-    the endpoint data the app's clients read."""
+    the endpoint data and DynamoDB model the app's clients read."""
     with tempfile.TemporaryDirectory() as scratch:
         workdir = Path(scratch)
         finished = workdir / "finished.zip"
@@ -163,10 +183,11 @@ def finish_zip(path: Path) -> None:
                     compiled = _compile(workdir, name, data)
                     if compiled is not None:
                         target.writestr(_pyc_info(info), compiled)
-            endpoints = zipfile.ZipInfo(ENDPOINTS_ENTRY, date_time=time.localtime()[:6])
-            endpoints.external_attr = 0o644 << 16
-            endpoints.compress_type = zipfile.ZIP_DEFLATED
-            target.writestr(endpoints, endpoints_json())
+            for entry, data in {ENDPOINTS_ENTRY: endpoints_json(), **sdk_models()}.items():
+                added = zipfile.ZipInfo(entry, date_time=time.localtime()[:6])
+                added.external_attr = 0o644 << 16
+                added.compress_type = zipfile.ZIP_DEFLATED
+                target.writestr(added, data)
         finished.replace(path)
 
 

@@ -510,3 +510,110 @@ def test_the_package_carries_the_endpoint_data_cut_to_the_apps_services(
         shipped = json.loads(archive.read("chalicelib/endpoints.json"))
     assert shipped == json.loads(json.dumps(trimmed_endpoints(whole_endpoints)))
     assert {"dynamodb", "sqs", "sns"} <= set(shipped["partitions"][0]["services"])
+
+
+@pytest.fixture
+def cut_models(tmp_path: Path) -> Path:
+    """The DynamoDB model infra/package.py writes into the package, from this botocore's."""
+    import json
+
+    sys.path.insert(0, str(ROOT / "infra"))
+    try:
+        from package import SDK_DATA_ENTRY, sdk_models
+    finally:
+        sys.path.remove(str(ROOT / "infra"))
+    for entry, data in sdk_models().items():
+        path = tmp_path / entry
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        json.loads(data)
+    return tmp_path / SDK_DATA_ENTRY
+
+
+def _dynamodb_method_names() -> dict[str, str]:
+    """The DynamoDB client's methods and their operations, as botocore names them."""
+    client = botocore.session.Session().create_client("dynamodb", region_name=REGION)
+    mapping: dict[str, str] = client.meta.method_to_api_mapping
+    return mapping
+
+
+def test_the_cut_dynamodb_model_holds_every_operation_the_app_calls() -> None:
+    """Every DynamoDB call in chalicelib (a client method, or one named in a table of them) is
+    one of the cut's operations, and the cut holds no operation nothing calls."""
+    import ast
+
+    from chalicelib.wiring import DYNAMODB_OPERATIONS
+
+    methods = _dynamodb_method_names()
+    called: set[str] = set()
+    for path in (ROOT / "chalicelib").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr in methods:
+                called.add(methods[node.attr])
+            if isinstance(node, ast.Constant) and node.value in methods:
+                called.add(methods[node.value])  # getattr(client, "put_item")
+    assert called == DYNAMODB_OPERATIONS
+
+
+def test_the_cut_dynamodb_model_is_botocores_for_those_operations(cut_models: Path) -> None:
+    """Each kept operation and every shape it reaches are botocore's own, to the letter, and no
+    shape is missing: a client makes the same requests and reads the same answers."""
+    import json
+
+    from botocore.loaders import create_loader
+
+    from chalicelib.wiring import DYNAMODB_OPERATIONS
+
+    whole = create_loader().load_service_model("dynamodb", "service-2")
+    [path] = list(cut_models.glob("dynamodb/*/service-2.json"))
+    cut = json.loads(path.read_text())
+    assert set(cut["operations"]) == DYNAMODB_OPERATIONS
+    assert cut["metadata"] == whole["metadata"]
+    assert all(cut["operations"][name] == whole["operations"][name] for name in cut["operations"])
+    assert all(cut["shapes"][name] == whole["shapes"][name] for name in cut["shapes"])
+    referenced = {
+        ref["shape"]
+        for shape in cut["shapes"].values()
+        for ref in (
+            *(shape[part] for part in ("member", "key", "value") if part in shape),
+            *shape.get("members", {}).values(),
+        )
+    }
+    assert referenced <= set(cut["shapes"])
+    assert len(cut["shapes"]) < len(whole["shapes"]) / 2
+
+
+def test_a_session_with_the_cut_model_reads_it_and_talks_to_dynamodb(
+    dynamodb: Any, cut_models: Path
+) -> None:
+    """The cut is read instead of botocore's DynamoDB model, and its client works (inside
+    moto): a write and a read back."""
+    _opened.clear()
+    _listening.append(True)
+    try:
+        client = SdkSession(models=cut_models).client("dynamodb", region_name=REGION)
+    finally:
+        _listening.clear()
+    models = [path for path in _opened if "service-2.json" in path]
+    assert models and all(path.startswith(str(cut_models)) for path in models), models
+    key = {"connection_id": {"S": "cut-model"}}
+    client.put_item(TableName="connections", Item={**key, "user_id": {"S": "u"}})
+    item = client.get_item(TableName="connections", Key=key, ConsistentRead=True)["Item"]
+    assert item["user_id"] == {"S": "u"}
+    assert not hasattr(client, "scan")  # an operation outside the cut
+
+
+def test_the_package_carries_the_cut_dynamodb_model(lambda_package: Path, cut_models: Path) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(lambda_package / "deployment.zip") as archive:
+        shipped = {
+            name: archive.read(name)
+            for name in archive.namelist()
+            if name.startswith("chalicelib/sdk_data/")
+        }
+    expected = {
+        f"chalicelib/sdk_data/{path.relative_to(cut_models)}": path.read_bytes()
+        for path in cut_models.rglob("*.json")
+    }
+    assert shipped == expected
