@@ -215,8 +215,8 @@ with mock_aws():
     create_tables(dynamodb, connections_table=os.environ["CONNECTIONS_TABLE"],
                   notifications_table=os.environ["NOTIFICATIONS_TABLE"])
     import app
-    handler = getattr(app, os.environ["HANDLER"])
-    result = handler(json.loads(os.environ["EVENT"]), LambdaContext(function_name="f"))
+    for name, event in json.loads(os.environ["EVENTS"]):
+        result = getattr(app, name)(event, LambdaContext(function_name="f"))
     stored = dynamodb.scan(TableName=os.environ["CONNECTIONS_TABLE"])["Items"]
     print(json.dumps({"result": result, "connections": len(stored),
                       "loaded": sorted(m for m in sys.modules
@@ -224,17 +224,20 @@ with mock_aws():
 """
 
 
-def first_event(handler: str, event: dict[str, Any]) -> dict[str, Any]:
-    """A fresh interpreter, as a function's first: moto's tables, `import app`, one event to
-    `handler`; what it returned, the connections stored and the chalicelib modules (and
-    pydantic) loaded."""
-    import json
+def first_events(
+    *events: tuple[str, dict[str, Any]],
+    child: str = FUNCTION_CHILD,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A fresh interpreter, as a function's first: moto's tables, `import app`, then each of
+    `events` (handler, event) in turn; what the last returned, the connections stored and the
+    chalicelib modules (and pydantic) loaded."""
     import os
 
     done = subprocess.run(
-        [sys.executable, "-c", FUNCTION_CHILD],
+        [sys.executable, "-c", child],
         cwd=ROOT,
-        env={**os.environ, "HANDLER": handler, "EVENT": json.dumps(event)},
+        env={**os.environ, **(env or {}), "EVENTS": json.dumps(events)},
         capture_output=True,
         text=True,
     )
@@ -243,10 +246,8 @@ def first_event(handler: str, event: dict[str, Any]) -> dict[str, Any]:
     return figures
 
 
-def test_connect_loads_only_what_its_route_needs() -> None:
-    """WebsocketConnect: importing the app and accepting a `$connect` with a token stores the
-    connection without loading the notification, escalation, Web Push, receipt or event
-    modules."""
+def token_connect(user_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new connection's context and its `$connect` event, with a token for `user_id`."""
     from devstack import events
     from devstack.tokens import mint_token
     from tests.conftest import SECRET
@@ -259,11 +260,19 @@ def test_connect_loads_only_what_its_route_needs() -> None:
         domain_name="testapi.execute-api.us-east-1.amazonaws.com",
         stage="test",
     )
-    token = mint_token("user-connect", secret=SECRET, ttl_seconds=600)
+    token = mint_token(user_id, secret=SECRET, ttl_seconds=600)
     event = events.connect_event(
         context, header_pairs=[("Host", context.domain_name)], query_pairs=[("token", token)]
     )
-    figures = first_event("connect", event)
+    return context, event
+
+
+def test_connect_loads_only_what_its_route_needs() -> None:
+    """WebsocketConnect: importing the app and accepting a `$connect` with a token stores the
+    connection without loading the notification, escalation, Web Push, receipt or event
+    modules."""
+    _, event = token_connect("user-connect")
+    figures = first_events(("connect", event))
     assert figures["result"] == {"statusCode": 200}  # accepted
     assert figures["connections"] == 1
     assert "chalicelib.sessions" in figures["loaded"]
@@ -275,34 +284,10 @@ def test_an_idle_sweep_loads_nothing_that_fires_a_step() -> None:
     delivery, Web Push, receipts or the notifications."""
     from devstack.messaging import scheduled_event
 
-    figures = first_event("escalation_sweep", scheduled_event(REGION, "sweep"))
+    figures = first_events(("escalation_sweep", scheduled_event(REGION, "sweep")))
     assert figures["result"] == {"due": 0, "outcomes": {}}
     assert "chalicelib.sweep" in figures["loaded"]
     assert sorted(set(NOT_FOR_AN_IDLE_SWEEP) & set(figures["loaded"])) == []
-
-
-EVENTS_CHILD = FUNCTION_CHILD.replace(
-    '    handler = getattr(app, os.environ["HANDLER"])\n'
-    '    result = handler(json.loads(os.environ["EVENT"]), LambdaContext(function_name="f"))\n',
-    '    for name, event in json.loads(os.environ["EVENTS"]):\n'
-    '        result = getattr(app, name)(event, LambdaContext(function_name="f"))\n',
-)
-
-
-def first_events(*events: tuple[str, dict[str, Any]]) -> dict[str, Any]:
-    """`first_event` for a process that handles `events` (handler, event) one after another."""
-    import os
-
-    done = subprocess.run(
-        [sys.executable, "-c", EVENTS_CHILD],
-        cwd=ROOT,
-        env={**os.environ, "EVENTS": json.dumps(events)},
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr
-    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return figures
 
 
 def test_each_api_builds_only_its_own_contract() -> None:
@@ -313,23 +298,13 @@ def test_each_api_builds_only_its_own_contract() -> None:
     from devstack.tokens import mint_token
     from tests.conftest import SECRET
 
-    token = mint_token("user-contract", secret=SECRET, ttl_seconds=600)
-    context = events.ConnectionContext(
-        connection_id=events.new_connection_id(),
-        connected_at=events.now_ms(),
-        source_ip="127.0.0.1",
-        user_agent="tests",
-        domain_name="testapi.execute-api.us-east-1.amazonaws.com",
-        stage="test",
-    )
-    connect = events.connect_event(
-        context, header_pairs=[("Host", context.domain_name)], query_pairs=[("token", token)]
-    )
+    context, connect = token_connect("user-contract")
     register = events.message_event(context, route_key="register", body='{"action":"register"}')
     websocket = first_events(("connect", connect), ("message", register))["loaded"]
     assert "chalicelib.protocol" in websocket
     assert sorted({"chalicelib.contract", "chalicelib.examples"} & set(websocket)) == []
 
+    token = mint_token("user-contract", secret=SECRET, ttl_seconds=600)
     page = json.loads(rest_event("GET", "/api/notifications", token))
     rest = first_events(("app", page))
     assert rest["result"]["statusCode"] == 200, rest["result"]
@@ -346,25 +321,13 @@ COLLECTOR_CHILD = FUNCTION_CHILD.replace(
 def test_in_lambda_the_collector_stays_off_until_the_first_event_is_answered() -> None:
     """In Lambda (AWS_LAMBDA_FUNCTION_NAME set) the first event ends the cold start: the
     collector is still off after `import app` and on once that event is answered."""
-    import os
-
     from devstack.messaging import scheduled_event
 
-    event = scheduled_event(REGION, "sweep")
-    done = subprocess.run(
-        [sys.executable, "-c", COLLECTOR_CHILD],
-        cwd=ROOT,
-        env={
-            **os.environ,
-            "AWS_LAMBDA_FUNCTION_NAME": "f",
-            "HANDLER": "escalation_sweep",
-            "EVENT": json.dumps(event),
-        },
-        capture_output=True,
-        text=True,
+    figures = first_events(
+        ("escalation_sweep", scheduled_event(REGION, "sweep")),
+        child=COLLECTOR_CHILD,
+        env={"AWS_LAMBDA_FUNCTION_NAME": "f"},
     )
-    assert done.returncode == 0, done.stderr
-    figures = json.loads(done.stdout.strip().splitlines()[-1])
     assert figures["result"] == {"due": 0, "outcomes": {}}
     assert figures["collector"] == [False, True]
 
