@@ -176,56 +176,8 @@ class SdkSession:
         return self._session.get_credentials()
 
 
-def trimmed_endpoints(data: dict[str, Any]) -> dict[str, Any]:
-    """botocore's endpoint data with only the services of ENDPOINT_PREFIXES (every partition,
-    region and default kept)."""
-    return {
-        **data,
-        "partitions": [
-            {
-                **partition,
-                "services": {
-                    name: service
-                    for name, service in partition["services"].items()
-                    if name in ENDPOINT_PREFIXES
-                },
-            }
-            for partition in data["partitions"]
-        ],
-    }
-
-
-def cut_service_model(model: dict[str, Any], operations: frozenset[str]) -> dict[str, Any]:
-    """A botocore service model with only `operations` and the shapes they reach (their input,
-    output and errors, and every member of those): what a client needs to make those calls."""
-    kept: set[str] = set()
-    waiting = [
-        shape["shape"]
-        for name in operations
-        for shape in (
-            model["operations"][name].get("input"),
-            model["operations"][name].get("output"),
-            *model["operations"][name].get("errors", ()),
-        )
-        if shape is not None
-    ]
-    while waiting:
-        name = waiting.pop()
-        if name in kept:
-            continue
-        kept.add(name)
-        shape = model["shapes"][name]
-        waiting += [shape[part]["shape"] for part in ("member", "key", "value") if part in shape]
-        waiting += [member["shape"] for member in shape.get("members", {}).values()]
-    return {
-        **model,
-        "operations": {name: op for name, op in model["operations"].items() if name in operations},
-        "shapes": {name: shape for name, shape in model["shapes"].items() if name in kept},
-    }
-
-
 class TrimmedEndpoints(EndpointResolver):
-    """botocore's endpoint resolver over `trimmed_endpoints` data: each client a session makes
+    """botocore's endpoint resolver over the data infra/package.py cut: each client a session makes
     resolves its endpoint here, and parsing botocore's whole file costs a cold start about 16 ms
     of CPU. A service outside the cut is resolved from the whole file, read then."""
 

@@ -129,19 +129,67 @@ def finish_template(path: Path, stage: str = "prod") -> dict[str, Any]:
     return template
 
 
+def trimmed_endpoints(data: dict[str, Any], prefixes: frozenset[str]) -> dict[str, Any]:
+    """botocore's endpoint data with only the services of `prefixes` (every partition, region
+    and default kept)."""
+    return {
+        **data,
+        "partitions": [
+            {
+                **partition,
+                "services": {
+                    name: service
+                    for name, service in partition["services"].items()
+                    if name in prefixes
+                },
+            }
+            for partition in data["partitions"]
+        ],
+    }
+
+
+def cut_service_model(model: dict[str, Any], operations: frozenset[str]) -> dict[str, Any]:
+    """A botocore service model with only `operations` and the shapes they reach (their input,
+    output and errors, and every member of those): what a client needs to make those calls."""
+    kept: set[str] = set()
+    waiting = [
+        shape["shape"]
+        for name in operations
+        for shape in (
+            model["operations"][name].get("input"),
+            model["operations"][name].get("output"),
+            *model["operations"][name].get("errors", ()),
+        )
+        if shape is not None
+    ]
+    while waiting:
+        name = waiting.pop()
+        if name in kept:
+            continue
+        kept.add(name)
+        shape = model["shapes"][name]
+        waiting += [shape[part]["shape"] for part in ("member", "key", "value") if part in shape]
+        waiting += [member["shape"] for member in shape.get("members", {}).values()]
+    return {
+        **model,
+        "operations": {name: op for name, op in model["operations"].items() if name in operations},
+        "shapes": {name: shape for name, shape in model["shapes"].items() if name in kept},
+    }
+
+
 def endpoints_json() -> bytes:
     """botocore's endpoint data (this interpreter's botocore, as Lambda's runtime ships it), cut
     to the services the app calls."""
     sys.path.insert(0, str(ROOT))
     from botocore.loaders import create_loader
 
-    from chalicelib.wiring import trimmed_endpoints
+    from chalicelib.wiring import ENDPOINT_PREFIXES
 
     loader = create_loader()
     data, where = loader.load_data_with_path("endpoints")
     if not loader.is_builtin_path(where):
         raise SystemExit(f"botocore's endpoint data is overridden by {where}: package without it")
-    return json.dumps(trimmed_endpoints(data), separators=(",", ":")).encode()
+    return json.dumps(trimmed_endpoints(data, ENDPOINT_PREFIXES), separators=(",", ":")).encode()
 
 
 def sdk_models() -> dict[str, bytes]:
@@ -150,7 +198,7 @@ def sdk_models() -> dict[str, bytes]:
     sys.path.insert(0, str(ROOT))
     from botocore.loaders import create_loader
 
-    from chalicelib.wiring import DYNAMODB_OPERATIONS, cut_service_model
+    from chalicelib.wiring import DYNAMODB_OPERATIONS
 
     loader = create_loader()
     version = loader.determine_latest_version("dynamodb", "service-2")

@@ -384,10 +384,11 @@ def trimmed_file(tmp_path: Path, whole_endpoints: dict[str, Any]) -> Path:
     """The file infra/package.py writes into the package, from this botocore's data."""
     import json
 
-    from chalicelib.wiring import trimmed_endpoints
+    from chalicelib.wiring import ENDPOINT_PREFIXES
+    from tests.test_infra import packaging
 
     path = tmp_path / "endpoints.json"
-    path.write_text(json.dumps(trimmed_endpoints(whole_endpoints)))
+    path.write_text(json.dumps(packaging.trimmed_endpoints(whole_endpoints, ENDPOINT_PREFIXES)))
     return path
 
 
@@ -467,11 +468,13 @@ def test_the_package_carries_the_endpoint_data_cut_to_the_apps_services(
     import json
     import zipfile
 
-    from chalicelib.wiring import trimmed_endpoints
+    from chalicelib.wiring import ENDPOINT_PREFIXES
+    from tests.test_infra import packaging
 
     with zipfile.ZipFile(lambda_package / "deployment.zip") as archive:
         shipped = json.loads(archive.read("chalicelib/endpoints.json"))
-    assert shipped == json.loads(json.dumps(trimmed_endpoints(whole_endpoints)))
+    cut = packaging.trimmed_endpoints(whole_endpoints, ENDPOINT_PREFIXES)
+    assert shipped == json.loads(json.dumps(cut))
     assert {"dynamodb", "sqs", "sns"} <= set(shipped["partitions"][0]["services"])
 
 
@@ -480,17 +483,14 @@ def cut_models(tmp_path: Path) -> Path:
     """The DynamoDB model infra/package.py writes into the package, from this botocore's."""
     import json
 
-    sys.path.insert(0, str(ROOT / "infra"))
-    try:
-        from package import SDK_DATA_ENTRY, sdk_models
-    finally:
-        sys.path.remove(str(ROOT / "infra"))
-    for entry, data in sdk_models().items():
+    from tests.test_infra import packaging
+
+    for entry, data in packaging.sdk_models().items():
         path = tmp_path / entry
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         json.loads(data)
-    return tmp_path / SDK_DATA_ENTRY
+    return tmp_path / packaging.SDK_DATA_ENTRY
 
 
 def _dynamodb_method_names() -> dict[str, str]:
