@@ -1,6 +1,6 @@
 // The rows of a <notification-list>: keyed rendering, keyboard, infinite scroll and `seen`.
 // Loaded when the list is first on screen (a closed panel's list waits for the panel).
-import { formatDate, formatRelative, localizedMessage } from "./i18n.js";
+import { formatDate, formatRelative, isNear, localizedMessage } from "./i18n.js";
 import { describe } from "./live-region.js";
 import { TYPE_ICON, awaitingConfirmation, priorityOf, typeOf } from "./theme.js";
 
@@ -119,9 +119,12 @@ export class ListView {
 
   deadlineText(n) {
     const { locale } = this.list;
-    const overdue = Date.parse(n.deadline) < Date.now();
-    const time = formatRelative(n.deadline, Date.now(), locale);
-    return `${this.list.t(overdue ? "overdue" : "due", { time })} · ${formatDate(n.deadline, locale)}`;
+    const now = Date.now();
+    const key = Date.parse(n.deadline) < now ? "overdue" : "due";
+    const date = formatDate(n.deadline, locale);
+    // A far deadline's relative form is already its date: say the date once.
+    if (!isNear(n.deadline, now)) return this.list.t(key, { time: date });
+    return `${this.list.t(key, { time: formatRelative(n.deadline, now, locale) })} · ${date}`;
   }
 
   async #onClick(event) {
