@@ -291,3 +291,48 @@ def test_a_deadline_says_its_date_once(
     assert " · " not in texts[60], texts
     assert texts[3].startswith("Vence dentro de 3 d") and texts[3].count(" · ") == 1, texts
     assert demo.errors == []
+
+
+@pytest.mark.parametrize("new_user_context", [("es-ES", 1280)], indirect=True, ids=["es-ES"])
+def test_the_bell_counts_notices_to_confirm_whatever_the_panel_shows(
+    new_user_context: BrowserContext, stack: LocalStack, api: Api
+) -> None:
+    user = f"new-{uuid.uuid4().hex[:8]}"
+    demo = open_page(new_user_context, stack, user)
+    page = demo.page
+    bell = page.locator("#center button.toggle")
+    badge = page.locator("#center notification-badge")
+    first = api.send(user, "Sign the retainer agreement", requires_confirmation=True)
+    api.send(user, "Your hearing has been moved")
+    demo.wait_for_badge(2)
+    expect(badge).to_have_attribute("urgent", "1")
+    expect(bell).to_have_attribute("aria-label", "Notificaciones, 2 sin leer, 1 por confirmar")
+
+    # The Archived view lists no notice to confirm; the bell still counts the one pending,
+    # and the ones arriving or confirmed elsewhere meanwhile.
+    bell.click()
+    page.locator("#center button.view-archived").click()
+    expect(page.locator("#center notification-list .empty")).to_be_visible()
+    expect(badge).to_have_attribute("urgent", "1")
+    expect(bell).to_have_attribute("aria-label", "Notificaciones, 2 sin leer, 1 por confirmar")
+    second = api.send(user, "Bring your passport on Friday", requires_confirmation=True)
+    expect(badge).to_have_attribute("urgent", "2")
+    status, _ = api.call(
+        "POST", f"/api/notifications/{first['id']}/confirm", token=stack.token(user)
+    )
+    assert status == 200
+    expect(badge).to_have_attribute("urgent", "1")
+
+    # "Unread only" after everything was marked read: a notice read but not yet confirmed is
+    # off the list, and still to confirm.
+    page.locator("#center button.view-inbox").click()
+    status, _ = api.call("POST", "/api/notifications/read", {"all": True}, token=stack.token(user))
+    assert status == 200
+    demo.wait_for_badge(0)
+    page.locator("#center input.unread-only").check()
+    expect(page.locator("#center notification-list button.item")).to_have_count(0)
+    expect(badge).to_have_attribute("urgent", "1")
+    expect(bell).to_have_attribute("aria-label", "Notificaciones, 1 por confirmar")
+    page.locator("#center input.unread-only").uncheck()
+    expect(page.locator("#center notification-list li", has_text=second["message"])).to_be_visible()
+    assert demo.errors == []
