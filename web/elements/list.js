@@ -30,9 +30,7 @@ export class NotificationList extends ClientElement {
     this.readAllAt = 0;
     this.reads = 0; // pages on their way
     this.view = null;
-    // Ids of the notices known to await confirmation, whichever view or filter shows: the bell
-    // counts them also while the list shows the archived ones, or only the unread.
-    this.awaiting = new Set();
+    this.awaiting = new Set(); // ids to confirm, whatever the view shows (the bell counts them)
     this.render(
       `:host { display: block; }
       .note { margin: 0; padding: 1.5rem 1rem; color: var(--_muted); text-align: center; }`,
@@ -242,7 +240,6 @@ export class NotificationList extends ClientElement {
     const since = this.changes;
     const newer = (id) => this.changed.get(id)?.at > since;
     this.reads += 1;
-    // The page's item with those changes, or null when it has left the user's notifications.
     const merged = (item) => {
       const readAll = this.readAllAt > since && !(this.changed.get(item.id)?.at > this.readAllAt);
       const current = readAll && !item.read ? { ...item, read: true, read_at: new Date().toISOString() } : item;
