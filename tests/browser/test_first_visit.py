@@ -336,3 +336,50 @@ def test_the_bell_counts_notices_to_confirm_whatever_the_panel_shows(
     page.locator("#center input.unread-only").uncheck()
     expect(page.locator("#center notification-list li", has_text=second["message"])).to_be_visible()
     assert demo.errors == []
+
+
+# The lines a text of the center's list is laid out on (through the shadow roots), and
+# whether it stays inside its row.
+TEXT_LINES = """(text) => {
+  const list = document.querySelector('#center').shadowRoot.querySelector('notification-list');
+  const root = list.shadowRoot;
+  const walker = document.createTreeWalker(root.querySelector('.meta'), NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const at = node.data.indexOf(text);
+    if (at < 0) continue;
+    const range = document.createRange();
+    range.setStart(node, at);
+    range.setEnd(node, at + text.length);
+    const rects = [...range.getClientRects()].filter((r) => r.width > 0);
+    const row = root.querySelector('button.item').getBoundingClientRect();
+    return { lines: new Set(rects.map((r) => Math.round(r.top))).size,
+             inside: rects.every((r) => r.left >= row.left - 1 && r.right <= row.right + 1) };
+  }
+  return null;
+}"""
+
+
+@pytest.mark.parametrize("new_user_context", [("ar", 390)], indirect=True, ids=["ar-390"])
+def test_a_case_number_is_never_split_across_lines_in_arabic(
+    new_user_context: BrowserContext, stack: LocalStack, api: Api
+) -> None:
+    user = f"new-{uuid.uuid4().hex[:8]}"
+    demo = open_page(new_user_context, stack, user)
+    page = demo.page
+    case_id = "AB-2026-000017"
+    api.send(
+        user,
+        {"en": "More documents are needed", "ar": "مطلوب وثائق إضافية لطلب اللجوء"},
+        category="asylum-and-refugee-documents",
+        data={"case_id": case_id},
+    )
+    demo.wait_for_badge(1)
+    page.locator("#center button.toggle").click()
+    meta = page.locator("#center notification-list .meta")
+    expect(meta).to_contain_text(case_id)
+    assert " · asylum-and-refugee-documents · " in (meta.text_content() or "")
+    for text in (case_id, "asylum-and-refugee-documents"):
+        laid_out = page.evaluate(TEXT_LINES, text)
+        assert laid_out == {"lines": 1, "inside": True}, (text, laid_out)
+    audit(page, "ar, a case number in the list", overlaid="main")
+    assert demo.errors == []

@@ -28,6 +28,7 @@ li.awaiting { box-shadow: inset 0 3px 0 var(--_warning); }
 .message { display: block; line-height: 1.35; overflow-wrap: anywhere; }
 .unread .message { font-weight: 600; }
 .meta { display: block; margin-block-start: 0.25rem; color: var(--_muted); font-size: 0.8125rem; }
+.meta .detail { display: inline-block; max-width: 100%; overflow-wrap: anywhere; }
 .priority {
   display: inline-block; margin-inline-end: 0.375rem; padding: 0 0.375rem; border-radius: 4px;
   background: var(--_error); color: var(--_on); font-size: 0.6875rem; font-weight: 700;
@@ -260,8 +261,11 @@ export class ListView {
     time.title = formatDate(n.created_at, locale);
     meta.append(time);
     const caseId = n.data?.case_id;
-    const details = [n.category, caseId && list.t("case", { id: caseId })].filter(Boolean).join(" · ");
-    if (details) meta.append(` · ${details}`);
+    // Each detail whole on a line when it fits (a case number never split at its hyphens),
+    // and isolated, so a Latin category or id keeps its order in a right-to-left line.
+    for (const detail of [n.category, caseId && list.t("case", { id: caseId })]) {
+      if (detail) meta.append(" · ", el("bdi", "detail", detail));
+    }
     const dot = el("span", "dot");
     dot.setAttribute("aria-hidden", "true");
     const label = el("span");
