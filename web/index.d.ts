@@ -338,6 +338,7 @@ export interface NotificationCenterElement extends ClientElement {
 export interface NotificationListElement extends ClientElement {
   /** Pinned notices awaiting confirmation first (deadline first), then newest first. */
   readonly notifications: AppNotification[];
+  /** Notices known to await confirmation, whichever view or filter the list shows. */
   readonly awaitingCount: number;
   reload(): Promise<void>;
   loadMore(): Promise<void>;

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
@@ -211,3 +212,174 @@ def test_the_language_menu_flips_the_open_panel_to_arabic_inside_the_viewport(
         page.locator("#center button.toggle").click()
         panel_inside_viewport(page)
         assert demo.errors == []
+
+
+SAVE_IN_SIGHT = """() => {
+  const center = document.querySelector('#center').shadowRoot;
+  const scroller = center.querySelector('.prefs');
+  const save = center.querySelector('notification-preferences').shadowRoot
+    .querySelector('button.save');
+  const outer = scroller.getBoundingClientRect();
+  const inner = save.getBoundingClientRect();
+  return { inside: inner.top >= outer.top && inner.bottom <= outer.bottom
+             && inner.bottom <= window.innerHeight,
+           save: [inner.top, inner.bottom], scroller: [outer.top, outer.bottom],
+           scrolls: scroller.scrollHeight > scroller.clientHeight };
+}"""
+
+
+@pytest.mark.parametrize(
+    "new_user_context",
+    [("es-ES", 1280), ("ar", 390)],
+    indirect=True,
+    ids=["es-ES-1280", "ar-390"],
+)
+def test_the_settings_show_their_save_button_without_scrolling(
+    new_user_context: BrowserContext, stack: LocalStack
+) -> None:
+    demo = open_page(new_user_context, stack, f"new-{uuid.uuid4().hex[:8]}")
+    page = demo.page
+    page.locator("#center button.toggle").click()
+    page.locator("#center button.settings").click()
+    prefs = page.locator("#center notification-preferences")
+    expect(prefs.locator("select.tz")).to_have_value("America/New_York")
+
+    # The form is taller than the panel lets it be: it scrolls, and Save stays in sight.
+    at_top = page.evaluate(SAVE_IN_SIGHT)
+    assert at_top["scrolls"] and at_top["inside"], at_top
+    page.locator("#center .prefs").evaluate("(el) => { el.scrollTop = el.scrollHeight; }")
+    at_end = page.evaluate(SAVE_IN_SIGHT)
+    assert at_end["inside"], at_end
+    # Nothing hides under it: at the end of the scroll the last fieldset ends above Save.
+    zone = prefs.locator("select.tz").bounding_box()
+    save = prefs.locator("button.save").bounding_box()
+    assert zone is not None and save is not None
+    assert zone["y"] + zone["height"] <= save["y"], (zone, save)
+
+    prefs.locator("select.locale").select_option("fr")
+    prefs.locator("button.save").click()
+    expect(prefs.locator(".result")).to_have_text("Enregistré")
+    assert demo.errors == []
+
+
+@pytest.mark.parametrize("new_user_context", [("es-ES", 1280)], indirect=True, ids=["es-ES"])
+def test_a_deadline_says_its_date_once(
+    new_user_context: BrowserContext, stack: LocalStack, api: Api
+) -> None:
+    user = f"new-{uuid.uuid4().hex[:8]}"
+    demo = open_page(new_user_context, stack, user)
+    page = demo.page
+    now = datetime.now(UTC)
+    for days in (3, 60):  # near: "in 3 days · <date>"; far: only the date, once
+        deadline = (now + timedelta(days=days)).replace(microsecond=0)
+        api.send(
+            user,
+            f"Sign the form within {days} days",
+            requires_confirmation=True,
+            deadline=deadline.isoformat().replace("+00:00", "Z"),
+        )
+    demo.wait_for_badge(2)
+    page.locator("#center button.toggle").click()
+    items = page.locator("#center notification-list button.item")
+    expect(items).to_have_count(2)
+    texts = {}
+    for days in (3, 60):
+        row = page.locator("#center notification-list li", has_text=f"within {days} days")
+        texts[days] = row.locator("time.deadline").text_content() or ""
+    year = str((now + timedelta(days=60)).year)
+    assert texts[60].startswith("Vence ") and texts[60].count(year) == 1, texts
+    assert " · " not in texts[60], texts
+    assert texts[3].startswith("Vence dentro de 3 d") and texts[3].count(" · ") == 1, texts
+    assert demo.errors == []
+
+
+@pytest.mark.parametrize("new_user_context", [("es-ES", 1280)], indirect=True, ids=["es-ES"])
+def test_the_bell_counts_notices_to_confirm_whatever_the_panel_shows(
+    new_user_context: BrowserContext, stack: LocalStack, api: Api
+) -> None:
+    user = f"new-{uuid.uuid4().hex[:8]}"
+    demo = open_page(new_user_context, stack, user)
+    page = demo.page
+    bell = page.locator("#center button.toggle")
+    badge = page.locator("#center notification-badge")
+    first = api.send(user, "Sign the retainer agreement", requires_confirmation=True)
+    api.send(user, "Your hearing has been moved")
+    demo.wait_for_badge(2)
+    expect(badge).to_have_attribute("urgent", "1")
+    expect(bell).to_have_attribute("aria-label", "Notificaciones, 2 sin leer, 1 por confirmar")
+
+    # The Archived view lists no notice to confirm; the bell still counts the one pending,
+    # and the ones arriving or confirmed elsewhere meanwhile.
+    bell.click()
+    page.locator("#center button.view-archived").click()
+    expect(page.locator("#center notification-list .empty")).to_be_visible()
+    expect(badge).to_have_attribute("urgent", "1")
+    expect(bell).to_have_attribute("aria-label", "Notificaciones, 2 sin leer, 1 por confirmar")
+    second = api.send(user, "Bring your passport on Friday", requires_confirmation=True)
+    expect(badge).to_have_attribute("urgent", "2")
+    status, _ = api.call(
+        "POST", f"/api/notifications/{first['id']}/confirm", token=stack.token(user)
+    )
+    assert status == 200
+    expect(badge).to_have_attribute("urgent", "1")
+
+    # "Unread only" after everything was marked read: a notice read but not yet confirmed is
+    # off the list, and still to confirm.
+    page.locator("#center button.view-inbox").click()
+    status, _ = api.call("POST", "/api/notifications/read", {"all": True}, token=stack.token(user))
+    assert status == 200
+    demo.wait_for_badge(0)
+    page.locator("#center input.unread-only").check()
+    expect(page.locator("#center notification-list button.item")).to_have_count(0)
+    expect(badge).to_have_attribute("urgent", "1")
+    expect(bell).to_have_attribute("aria-label", "Notificaciones, 1 por confirmar")
+    page.locator("#center input.unread-only").uncheck()
+    expect(page.locator("#center notification-list li", has_text=second["message"])).to_be_visible()
+    assert demo.errors == []
+
+
+# The lines a text of the center's list is laid out on (through the shadow roots), and
+# whether it stays inside its row.
+TEXT_LINES = """(text) => {
+  const list = document.querySelector('#center').shadowRoot.querySelector('notification-list');
+  const root = list.shadowRoot;
+  const walker = document.createTreeWalker(root.querySelector('.meta'), NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const at = node.data.indexOf(text);
+    if (at < 0) continue;
+    const range = document.createRange();
+    range.setStart(node, at);
+    range.setEnd(node, at + text.length);
+    const rects = [...range.getClientRects()].filter((r) => r.width > 0);
+    const row = root.querySelector('button.item').getBoundingClientRect();
+    return { lines: new Set(rects.map((r) => Math.round(r.top))).size,
+             inside: rects.every((r) => r.left >= row.left - 1 && r.right <= row.right + 1) };
+  }
+  return null;
+}"""
+
+
+@pytest.mark.parametrize("new_user_context", [("ar", 390)], indirect=True, ids=["ar-390"])
+def test_a_case_number_is_never_split_across_lines_in_arabic(
+    new_user_context: BrowserContext, stack: LocalStack, api: Api
+) -> None:
+    user = f"new-{uuid.uuid4().hex[:8]}"
+    demo = open_page(new_user_context, stack, user)
+    page = demo.page
+    case_id = "AB-2026-000017"
+    api.send(
+        user,
+        {"en": "More documents are needed", "ar": "مطلوب وثائق إضافية لطلب اللجوء"},
+        category="asylum-and-refugee-documents",
+        data={"case_id": case_id},
+    )
+    demo.wait_for_badge(1)
+    page.locator("#center button.toggle").click()
+    meta = page.locator("#center notification-list .meta")
+    expect(meta).to_contain_text(case_id)
+    assert " · asylum-and-refugee-documents · " in (meta.text_content() or "")
+    for text in (case_id, "asylum-and-refugee-documents"):
+        laid_out = page.evaluate(TEXT_LINES, text)
+        assert laid_out == {"lines": 1, "inside": True}, (text, laid_out)
+    audit(page, "ar, a case number in the list", overlaid="main")
+    assert demo.errors == []

@@ -22,6 +22,11 @@ h2 { margin: 0; font-size: 1rem; flex: 1 1 auto; }
 .toolbar { justify-content: space-between; font-size: 0.875rem; }
 .toolbar label { display: inline-flex; align-items: center; gap: 0.375rem; cursor: pointer; }
 .prefs { padding: 0.75rem 1rem; max-height: var(--nc-panel-max-height, 28rem); overflow-y: auto; }
+/* The form scrolls in the panel; its Save stays in sight at the bottom. */
+.prefs notification-preferences::part(actions) {
+  position: sticky; inset-block-end: -0.75rem; margin-block-end: -0.75rem; padding-block: 0.5rem 0.75rem;
+  background: var(--_bg); border-block-start: 1px solid var(--_border);
+}
 @media (forced-colors: active) { .views button[aria-pressed="true"] { border: 2px solid Highlight; } }`;
 
 const BEFORE_LIST = `<header><h2 class="title"></h2><span class="status" part="status" data-status="offline"></span>

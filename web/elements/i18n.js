@@ -123,16 +123,28 @@ export function formatRelative(iso, now = Date.now(), locale = undefined) {
   const seconds = Math.round((then - now) / 1000);
   const code = matchLocale(locale) ?? locale;
   if (Math.abs(seconds) < 45) return translate(code, "justNow");
+  const step = relativeStep(seconds);
+  if (!step) return formatDate(iso, locale, { dateStyle: "medium" });
+  const [value, unit] = step;
+  const words = STRINGS[code]?.rel;
+  if (words && !intlSpeaks(code)) {
+    return words[value < 0 ? "ago" : "in"].replace("{n}", Math.abs(value)).replace("{u}", words[unit]);
+  }
+  return new Intl.RelativeTimeFormat(locale, { numeric: "auto", style: "short" }).format(value, unit);
+}
+
+function relativeStep(seconds) {
   for (const [size, unit, limit] of STEPS) {
     const value = Math.round(seconds / size);
-    if (Math.abs(value) >= limit) continue;
-    const words = STRINGS[code]?.rel;
-    if (words && !intlSpeaks(code)) {
-      return words[value < 0 ? "ago" : "in"].replace("{n}", Math.abs(value)).replace("{u}", words[unit]);
-    }
-    return new Intl.RelativeTimeFormat(locale, { numeric: "auto", style: "short" }).format(value, unit);
+    if (Math.abs(value) < limit) return [value, unit];
   }
-  return formatDate(iso, locale, { dateStyle: "medium" });
+  return null;
+}
+
+/** Whether `formatRelative` says `iso` relatively ("in 3 weeks"); past a month it gives a date. */
+export function isNear(iso, now = Date.now()) {
+  const then = Date.parse(iso);
+  return !Number.isNaN(then) && relativeStep(Math.round((then - now) / 1000)) !== null;
 }
 
 /** An absolute date and time; numeric where Intl lacks the language's words. */

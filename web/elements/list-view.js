@@ -1,6 +1,6 @@
 // The rows of a <notification-list>: keyed rendering, keyboard, infinite scroll and `seen`.
 // Loaded when the list is first on screen (a closed panel's list waits for the panel).
-import { formatDate, formatRelative, localizedMessage } from "./i18n.js";
+import { formatDate, formatRelative, isNear, localizedMessage } from "./i18n.js";
 import { describe } from "./live-region.js";
 import { TYPE_ICON, awaitingConfirmation, priorityOf, typeOf } from "./theme.js";
 
@@ -28,6 +28,7 @@ li.awaiting { box-shadow: inset 0 3px 0 var(--_warning); }
 .message { display: block; line-height: 1.35; overflow-wrap: anywhere; }
 .unread .message { font-weight: 600; }
 .meta { display: block; margin-block-start: 0.25rem; color: var(--_muted); font-size: 0.8125rem; }
+.meta .detail { display: inline-block; max-width: 100%; overflow-wrap: anywhere; }
 .priority {
   display: inline-block; margin-inline-end: 0.375rem; padding: 0 0.375rem; border-radius: 4px;
   background: var(--_error); color: var(--_on); font-size: 0.6875rem; font-weight: 700;
@@ -119,9 +120,12 @@ export class ListView {
 
   deadlineText(n) {
     const { locale } = this.list;
-    const overdue = Date.parse(n.deadline) < Date.now();
-    const time = formatRelative(n.deadline, Date.now(), locale);
-    return `${this.list.t(overdue ? "overdue" : "due", { time })} · ${formatDate(n.deadline, locale)}`;
+    const now = Date.now();
+    const key = Date.parse(n.deadline) < now ? "overdue" : "due";
+    const date = formatDate(n.deadline, locale);
+    // A far deadline's relative form is already its date: say the date once.
+    if (!isNear(n.deadline, now)) return this.list.t(key, { time: date });
+    return `${this.list.t(key, { time: formatRelative(n.deadline, now, locale) })} · ${date}`;
   }
 
   async #onClick(event) {
@@ -257,8 +261,11 @@ export class ListView {
     time.title = formatDate(n.created_at, locale);
     meta.append(time);
     const caseId = n.data?.case_id;
-    const details = [n.category, caseId && list.t("case", { id: caseId })].filter(Boolean).join(" · ");
-    if (details) meta.append(` · ${details}`);
+    // Each detail whole on a line when it fits (a case number never split at its hyphens),
+    // and isolated, so a Latin category or id keeps its order in a right-to-left line.
+    for (const detail of [n.category, caseId && list.t("case", { id: caseId })]) {
+      if (detail) meta.append(" · ", el("bdi", "detail", detail));
+    }
     const dot = el("span", "dot");
     dot.setAttribute("aria-hidden", "true");
     const label = el("span");

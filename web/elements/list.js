@@ -30,6 +30,7 @@ export class NotificationList extends ClientElement {
     this.readAllAt = 0;
     this.reads = 0; // pages on their way
     this.view = null;
+    this.awaiting = new Set(); // ids to confirm, whatever the view shows (the bell counts them)
     this.render(
       `:host { display: block; }
       .note { margin: 0; padding: 1.5rem 1rem; color: var(--_muted); text-align: center; }`,
@@ -73,9 +74,9 @@ export class NotificationList extends ClientElement {
     return [...this.items.values()].sort(order);
   }
 
-  /** Shown notices still awaiting confirmation. */
+  /** Notices known to await confirmation, listed here or not (archived view, unread only). */
   get awaitingCount() {
-    return this.archivedView ? 0 : [...this.items.values()].filter(awaitingConfirmation).length;
+    return this.awaiting.size;
   }
 
   connectedCallback() {
@@ -137,6 +138,7 @@ export class NotificationList extends ClientElement {
   }
 
   clientChanged() {
+    this.awaiting.clear();
     this.#reset();
     this.#render();
   }
@@ -182,6 +184,7 @@ export class NotificationList extends ClientElement {
       const page = await this.client.list(this.#query(cursor));
       if (generation !== this.generation) return;
       for (const item of page.items ?? []) {
+        this.#track(item.id, read.merged(item));
         if (this.items.has(item.id)) continue;
         const current = read.current(item);
         if (current) this.items.set(item.id, current);
@@ -218,6 +221,7 @@ export class NotificationList extends ClientElement {
       }
       if (!page.next_cursor) this.cursor = null;
       for (const item of listed) {
+        this.#track(item.id, read.merged(item));
         const current = read.current(item);
         if (current) this.items.set(item.id, current);
       }
@@ -236,17 +240,19 @@ export class NotificationList extends ClientElement {
     const since = this.changes;
     const newer = (id) => this.changed.get(id)?.at > since;
     this.reads += 1;
+    const merged = (item) => {
+      const readAll = this.readAllAt > since && !(this.changed.get(item.id)?.at > this.readAllAt);
+      const current = readAll && !item.read ? { ...item, read: true, read_at: new Date().toISOString() } : item;
+      if (!newer(item.id)) return current;
+      const { fields, removed } = this.changed.get(item.id);
+      return removed ? null : { ...current, ...fields };
+    };
     return {
       newer,
+      merged,
       current: (item) => {
-        const readAll = this.readAllAt > since && !(this.changed.get(item.id)?.at > this.readAllAt);
-        let current = readAll && !item.read ? { ...item, read: true, read_at: new Date().toISOString() } : item;
-        if (newer(item.id)) {
-          const { fields, removed } = this.changed.get(item.id);
-          if (removed) return null;
-          current = { ...current, ...fields };
-        }
-        return this.unreadOnly && current.read ? null : current;
+        const current = merged(item);
+        return current && !(this.unreadOnly && current.read) ? current : null;
       },
       done: () => {
         if (--this.reads === 0) this.changed.clear();
@@ -267,8 +273,14 @@ export class NotificationList extends ClientElement {
     return !this.category || n.category === this.category;
   }
 
+  #track(id, n) {
+    if (n && awaitingConfirmation(n)) this.awaiting.add(id);
+    else this.awaiting.delete(id);
+  }
+
   #onArrival(n, { reminder = false } = {}) {
-    if (!this.#matches(n)) return;
+    this.#track(n.id, n);
+    if (!this.#matches(n)) return this.#changed();
     if (this.items.has(n.id) && !reminder) return;
     this.items.set(n.id, { ...this.items.get(n.id), ...n });
     this.#change(n.id, {});
@@ -278,8 +290,9 @@ export class NotificationList extends ClientElement {
 
   #update(id, fields) {
     this.#change(id, fields);
+    if (fields.confirmed_at) this.awaiting.delete(id);
     const item = this.items.get(id);
-    if (!item) return;
+    if (!item) return this.#changed();
     this.items.set(id, { ...item, ...fields });
     this.#render();
   }
@@ -391,6 +404,10 @@ export class NotificationList extends ClientElement {
     this.$(".empty").hidden = !(this.loadedOnce && this.items.size === 0);
     this.$(".more").hidden = !(this.loadedOnce && this.cursor);
     this.setAttribute("count", String(this.items.size));
+    this.#changed();
+  }
+
+  #changed() {
     this.dispatchEvent(new CustomEvent("nc-change"));
   }
 }

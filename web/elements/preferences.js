@@ -58,7 +58,7 @@ export class NotificationPreferences extends ClientElement {
             <label><span class="label-tz"></span><select class="tz"></select></label>
           </div>
         </fieldset>
-        <div class="row"><button type="submit" class="primary save" part="save"></button><span class="result" role="status"></span></div>
+        <div class="row" part="actions"><button type="submit" class="primary save" part="save"></button><span class="result" role="status"></span></div>
       </form>`,
     );
     this.form = this.$("form");
