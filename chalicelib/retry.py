@@ -100,12 +100,20 @@ def is_transient(exc: ClientError) -> bool:
 
 
 def as_unavailable(exc: BaseException) -> Unavailable | None:
-    """An AWS error worth another attempt that outlasted the retries, as the `Unavailable` the
-    edges answer with; None for anything else (a bug, which they report as one)."""
-    from botocore.exceptions import ClientError  # loaded already: an AWS call raised
+    """An AWS failure worth another attempt that outlasted the retries, as the `Unavailable`
+    the edges answer with: throttling or a server error, or no answer at all (a timeout, a
+    refused or dropped connection: botocore retried those too). None for anything else (a
+    bug, which they report as one)."""
+    from botocore.exceptions import (  # loaded already: an AWS call raised
+        ClientError,
+        ConnectionError,
+        HTTPClientError,
+    )
 
     if isinstance(exc, ClientError) and is_transient(exc):
         return Unavailable("AWS is throttling: retry shortly")
+    if isinstance(exc, ConnectionError | HTTPClientError):
+        return Unavailable("AWS did not answer: retry shortly")
     return None
 
 
