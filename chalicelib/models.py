@@ -29,6 +29,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from chalicelib.errors import ValidationFailed
 from chalicelib.wire import (
@@ -191,9 +192,10 @@ class NotificationContent(Strict):
     requires_confirmation: bool = False
     deadline: Deadline | None = None
     escalation: Escalation | None = None
-    # Set by the service when it resolves a multilingual message for one recipient.
-    locale: str | None = None
-    translations: dict[str, str] | None = None
+    # Set by the service when it resolves a multilingual message for one recipient; no sender
+    # may give them, so the published request bodies leave them out.
+    locale: SkipJsonSchema[str | None] = None
+    translations: SkipJsonSchema[dict[str, str] | None] = None
 
     @model_validator(mode="before")
     @classmethod
