@@ -209,10 +209,27 @@ class UserContact(Reply):
     phone: str | None
 
 
-class Stats(BaseModel):
-    model_config = ConfigDict(extra="allow", defer_build=True)
+def _count(description: str) -> Any:
+    return Field(ge=0, description=description)
 
-    active_connections: int = Field(ge=0)
+
+class Stats(Reply):
+    """The service's counters since it was deployed."""
+
+    active_connections: int = _count("Connections open now (opened, less closed and pruned)")
+    connections_opened: int = _count("WebSocket connections accepted")
+    connections_closed: int = _count("WebSocket connections closed")
+    stale_pruned: int = _count("Connections found gone (410) and deleted")
+    notifications_sent: int = _count("Notifications stored")
+    pushes_delivered: int = _count("Notifications pushed to a live session")
+    notifications_acked: int = _count("Notifications acknowledged by a client")
+    notifications_read: int = _count("Notifications marked read")
+    pushes_failed: int = _count("Pushes to a session that failed")
+    notifications_confirmed: int = _count("Notices confirmed")
+    escalations_sent: int = _count("Escalation steps sent (email, SMS, push)")
+    webpushes_sent: int = _count("Web pushes a push service accepted")
+    webpushes_failed: int = _count("Web pushes that failed")
+    push_subscriptions_pruned: int = _count("Push subscriptions a push service said are gone")
 
 
 REPLY_MODELS: dict[str, type[BaseModel]] = {

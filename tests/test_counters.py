@@ -9,6 +9,7 @@ from chalice.local import LambdaContext
 
 import app as lambda_app
 from chalicelib import send_notification
+from chalicelib.contract import Stats
 from chalicelib.storage.keys import STATS_PK
 from chalicelib.telemetry import STATS_FLUSH_SECONDS
 from chalicelib.wiring import Service
@@ -61,6 +62,7 @@ def test_the_stats_route_is_exact_without_waiting(
     client.send({"action": "ack", "ids": [notification.id]})
     assert len(only_stats(updates)) == 1  # the clock stood still: sends and acks paid no write
     stats = http.get("/api/websocket/stats", headers=ADMIN).json_body
+    assert set(stats) == set(Stats.model_fields)  # every counter the contract documents
     assert stats["connections_opened"] == 1
     assert stats["active_connections"] == 1
     assert stats["notifications_sent"] == 1
