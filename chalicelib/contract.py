@@ -16,7 +16,7 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib.models import Contact, Notification, Preferences
+from chalicelib.models import Contact, Notification, Preferences, absent
 
 # What a receipt entry records (docs/receipts.md), and where it happened.
 EntryType = Literal[
@@ -58,22 +58,16 @@ class UnreadCount(Reply):
     unread_count: int = Field(ge=0)
 
 
-def _absent(value: object) -> bool:
-    return value is None
-
-
 class MarkedRead(Reply):
     """A read (or, as `Archived`, an archive) request's change."""
 
     ids: list[str] = Field(description="At most 100 of the ids whose state changed")
     unread_count: int = Field(ge=0)
-    all: Literal[True] | None = Field(
-        None, description="Present when user-wide", exclude_if=_absent
-    )
+    all: Literal[True] | None = Field(None, description="Present when user-wide", exclude_if=absent)
     truncated: Literal[True] | None = Field(
         None,
         description="Present when a user-wide change had more than 100 ids",
-        exclude_if=_absent,
+        exclude_if=absent,
     )
 
 
@@ -105,8 +99,8 @@ class ReceiptEntry(BaseModel):
     seq: int = Field(ge=1)
     type: EntryType
     at: str
-    channel: EntryChannel | None = Field(None, exclude_if=_absent)
-    detail: dict[str, Any] | None = Field(None, exclude_if=_absent)
+    channel: EntryChannel | None = Field(None, exclude_if=absent)
+    detail: dict[str, Any] | None = Field(None, exclude_if=absent)
     hash: str = Field(description="SHA-256 of the previous hash and this entry's canonical JSON")
 
 

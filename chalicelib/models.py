@@ -279,6 +279,11 @@ def mutable(notice: Notification | NotificationContent) -> bool:
     )
 
 
+def absent(value: object) -> bool:
+    """A field's `exclude_if`: a reply or event leaves out an optional field that says nothing."""
+    return value is None
+
+
 # What changes after a notification is stored; the rest of the object never does.
 STATE_FIELDS = frozenset(
     {"read", "read_at", "delivered", "seen_at", "archived", "archived_at", "confirmed_at"}
