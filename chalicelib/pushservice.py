@@ -243,19 +243,23 @@ class PushClient:
 
 
 def _retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds from `Retry-After` (seconds or an HTTP date), or None."""
+    """Seconds from `Retry-After` (ASCII digits or an HTTP date), or None. Any host a
+    subscriber names answers here: a wait past the push's TTL is cut to it (the push is
+    worthless later), so no answer makes a delay too large to schedule."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, moment.timestamp() - (time.time() if now is None else now))
+    if value.isascii() and value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        seconds = max(0.0, moment.timestamp() - (time.time() if now is None else now))
+    return min(seconds, float(TTL_SECONDS))
 
 
 def vapid_key_source(settings: Settings, session: Any) -> Callable[[], VapidKey]:
