@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice.local import LambdaContext
-
 import app as lambda_app
 from chalicelib import send_notification
 from chalicelib.contract import Stats
 from chalicelib.storage.keys import STATS_PK
 from chalicelib.telemetry import STATS_FLUSH_SECONDS
 from chalicelib.wiring import Service
+from devstack.context import LambdaContext
 from devstack.messaging import scheduled_event
 from tests.conftest import ADMIN, REGION, Clock, WsClient, aws_error, on_call, request_body
 
@@ -94,6 +93,6 @@ def test_a_failed_flush_keeps_its_counts_for_the_next(service: Service, clock: C
 
 def test_a_background_invocation_flushes_when_it_ends(service: Service) -> None:
     service.counters.record(escalations_sent=2)
-    context = LambdaContext("escalation_sweep", 128, max_runtime_ms=60_000)
+    context = LambdaContext(function_name="escalation_sweep", memory_mb=128)
     lambda_app.escalation_sweep(scheduled_event(REGION, "escalation_sweep"), context)
     assert service.limits.read_stats()["escalations_sent"] == 2
