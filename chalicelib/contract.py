@@ -16,7 +16,7 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib.models import Contact, Notification, Preferences, absent
+from chalicelib.models import SENT, Contact, Notification, Preferences, absent
 
 # What a receipt entry records (docs/receipts.md), and where it happened.
 EntryType = Literal[
@@ -27,7 +27,7 @@ EntryChannel = Literal["websocket", "rest", "poll", "email", "sms", "webpush", "
 
 
 class Reply(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = ConfigDict(extra="forbid", defer_build=True, **SENT)
 
 
 class Health(Reply):
@@ -94,7 +94,7 @@ class Archived(MarkedRead):
 
 
 class ReceiptEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = ConfigDict(extra="forbid", defer_build=True, **SENT)
 
     seq: int = Field(ge=1)
     type: EntryType

@@ -227,10 +227,28 @@ class NotificationContent(Strict):
         return parse(cls, known)
 
 
+def absent(value: object) -> bool:
+    """A field's `exclude_if`: a reply or event leaves out an optional field that says nothing."""
+    return value is None
+
+
+def _sent_fields(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """What the service sends carries every field, defaults too, except those it leaves out
+    when they say nothing (`absent`): its published schema requires exactly the others."""
+    optional = {name for name, field in model.model_fields.items() if field.exclude_if}
+    required = [name for name in schema.pop("required", []) if name not in optional]
+    if required:
+        schema["required"] = required
+
+
+# The configuration of a model the service only sends (a reply, an event, the notification).
+SENT = ConfigDict(json_schema_serialization_defaults_required=True, json_schema_extra=_sent_fields)
+
+
 class Notification(BaseModel):
     """The notification object of docs/protocol.md, identical in pushes, REST and the web client."""
 
-    model_config = ConfigDict(frozen=True, defer_build=True)
+    model_config = ConfigDict(frozen=True, defer_build=True, **SENT)
 
     id: str
     user_id: str
@@ -277,11 +295,6 @@ def mutable(notice: Notification | NotificationContent) -> bool:
         and notice.priority != "high"
         and not notice.requires_confirmation
     )
-
-
-def absent(value: object) -> bool:
-    """A field's `exclude_if`: a reply or event leaves out an optional field that says nothing."""
-    return value is None
 
 
 # What changes after a notification is stored; the rest of the object never does.

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from chalicelib.errors import ServiceError
 from chalicelib.models import (
     PAGE_BYTES,
+    SENT,
     ArchiveRequest,
     IdList,
     LanguageTag,
@@ -83,7 +84,7 @@ class ConfirmFrame(Frame):
 
 
 class Event(BaseModel):
-    model_config = ConfigDict(defer_build=True)
+    model_config = ConfigDict(defer_build=True, **SENT)
 
     request_id: str | None = Field(None, exclude_if=absent)
 
