@@ -209,6 +209,14 @@ class NotificationContent(Strict):
         check_escalation(self.escalation, self.deadline)
         return self
 
+    def content(self) -> "NotificationContent":
+        """The content alone, of a request that carries more (a recipient, a key, a group):
+        validated with the request already, so not again."""
+        fields = NotificationContent.model_fields
+        return NotificationContent.model_construct(
+            self.model_fields_set & fields.keys(), **{name: getattr(self, name) for name in fields}
+        )
+
     @property
     def text(self) -> str:
         """The message as stored: resolved content holds a string."""
