@@ -551,7 +551,7 @@ def test_a_refused_connection_is_retried_later(
 
 
 def test_a_broadcast_batch_sends_at_most_its_budget_of_pushes(
-    service: Service, pushes: PushService
+    service: Service, pushes: PushService, caplog: pytest.LogCaptureFixture
 ) -> None:
     from chalicelib.bodies import PushSubscriptionBody
     from chalicelib.webpush import WebPush, WebPushConfig
@@ -573,6 +573,8 @@ def test_a_broadcast_batch_sends_at_most_its_budget_of_pushes(
     notifications = [service.inbox.put(user, svc_content(), idempotency=None)[0] for user in users]
     assert bounded.notify_offline_many(notifications) == 2
     assert len(pushes.received) == 2
+    spent = [r for r in caplog.records if r.getMessage() == "broadcast push budget spent"]
+    assert [record.skipped_users for record in spent] == [2]  # type: ignore[attr-defined]
 
 
 def test_the_vapid_key_is_read_from_ssm_once_on_first_use(
