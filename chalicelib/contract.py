@@ -279,7 +279,9 @@ RESPONSES: dict[tuple[str, str], Success] = {
     ("POST", "/api/notifications"): Success(
         (201, 200),
         "SendResult",
-        "Send a notification (200: a repeated idempotency_key)",
+        "Send a notification (200: a repeated idempotency_key; 404: its first notification"
+        " is deleted)",
+        errors=(404,),
         tag="Sending",
     ),
     ("POST", "/api/notifications/broadcast"): Success(
@@ -335,6 +337,7 @@ RESPONSES: dict[tuple[str, str], Success] = {
         (200,),
         "OneNotification",
         "Confirm a notice that requires it (404 unless own; 422 when it needs no confirmation)",
+        errors=(422,),
     ),
     ("GET", "/api/notifications/{notification_id}/receipt"): Success(
         (200,),
