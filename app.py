@@ -23,6 +23,7 @@ from chalicelib.auth import Principal
 from chalicelib.rest import Access, Reply, RestApi
 from chalicelib.telemetry import instrument
 from chalicelib.websocket import WebSocketApi
+from chalicelib.wire import batch_item_failures
 from chalicelib.wiring import get_service
 
 if TYPE_CHECKING:
@@ -387,7 +388,7 @@ def fanout_worker(event: SQSEvent) -> dict[str, list[dict[str, str]]]:
         failed = get_service().jobs.process(read_jobs(event.to_dict()["Records"]), deadline)
     finally:
         get_service().counters.flush()
-    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
+    return batch_item_failures(failed)
 
 
 # --- escalation sweep (docs/escalation.md) ---------------------------------------------------
@@ -417,7 +418,7 @@ RECEIPTS_STREAM = "arn:aws:dynamodb:us-east-1:123456789012:table/receipts/stream
     name="events_publisher",
 )
 def events_publisher(event: DynamoDBEvent) -> dict[str, list[dict[str, str]]]:
-    from chalicelib.events import batch_item_failures, inserted  # this function's edge only
+    from chalicelib.events import inserted  # this function's edge only
 
     images = inserted(event.to_dict()["Records"])
     budget = event.context.get_remaining_time_in_millis() / 1000 - 5

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 ADMIN_ROLE = "admin"
 ADMINS_GROUP = "admins"
 BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
+MAX_CLAIM_TIME = 2**53
 
 
 class Principal(NamedTuple):
@@ -83,11 +84,15 @@ def _json_object(raw: bytes) -> dict[str, Any]:
 
 
 def _numeric(claims: dict[str, Any], name: str) -> float | None:
+    """A time claim: a number of seconds, finite and within JSON's exact integers (NaN passes
+    every comparison, and a store keeps no more than 38 digits)."""
     value = claims.get(name)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise Unauthorized(f"Claim {name!r} must be a number")
+    if not -MAX_CLAIM_TIME <= value <= MAX_CLAIM_TIME:  # False for NaN too
+        raise Unauthorized(f"Claim {name!r} is out of range")
     return value
 
 

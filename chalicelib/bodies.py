@@ -69,11 +69,6 @@ class CreateNotification(NotificationContent):
     user_id: UserId
     idempotency_key: IdempotencyKey | None = None
 
-    def content(self) -> NotificationContent:
-        return NotificationContent.model_validate(
-            self.model_dump(exclude={"user_id", "idempotency_key"})
-        )
-
 
 class BroadcastRequest(NotificationContent):
     group: GroupName | None = None
@@ -83,9 +78,6 @@ class BroadcastRequest(NotificationContent):
         if self.escalation is not None:
             raise ValueError("escalation is for notifications to one user")
         return self
-
-    def content(self) -> NotificationContent:
-        return NotificationContent.model_validate(self.model_dump(exclude={"group"}))
 
 
 class DirectMessage(Strict):

@@ -16,7 +16,7 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib.models import Contact, Notification, Preferences
+from chalicelib.models import SENT, Contact, Notification, Preferences, absent
 
 # What a receipt entry records (docs/receipts.md), and where it happened.
 EntryType = Literal[
@@ -27,7 +27,7 @@ EntryChannel = Literal["websocket", "rest", "poll", "email", "sms", "webpush", "
 
 
 class Reply(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = ConfigDict(extra="forbid", defer_build=True, **SENT)
 
 
 class Health(Reply):
@@ -58,22 +58,16 @@ class UnreadCount(Reply):
     unread_count: int = Field(ge=0)
 
 
-def _absent(value: object) -> bool:
-    return value is None
-
-
 class MarkedRead(Reply):
     """A read (or, as `Archived`, an archive) request's change."""
 
     ids: list[str] = Field(description="At most 100 of the ids whose state changed")
     unread_count: int = Field(ge=0)
-    all: Literal[True] | None = Field(
-        None, description="Present when user-wide", exclude_if=_absent
-    )
+    all: Literal[True] | None = Field(None, description="Present when user-wide", exclude_if=absent)
     truncated: Literal[True] | None = Field(
         None,
         description="Present when a user-wide change had more than 100 ids",
-        exclude_if=_absent,
+        exclude_if=absent,
     )
 
 
@@ -100,13 +94,13 @@ class Archived(MarkedRead):
 
 
 class ReceiptEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = ConfigDict(extra="forbid", defer_build=True, **SENT)
 
     seq: int = Field(ge=1)
     type: EntryType
     at: str
-    channel: EntryChannel | None = Field(None, exclude_if=_absent)
-    detail: dict[str, Any] | None = Field(None, exclude_if=_absent)
+    channel: EntryChannel | None = Field(None, exclude_if=absent)
+    detail: dict[str, Any] | None = Field(None, exclude_if=absent)
     hash: str = Field(description="SHA-256 of the previous hash and this entry's canonical JSON")
 
 
@@ -209,10 +203,27 @@ class UserContact(Reply):
     phone: str | None
 
 
-class Stats(BaseModel):
-    model_config = ConfigDict(extra="allow", defer_build=True)
+def _count(description: str) -> Any:
+    return Field(ge=0, description=description)
 
-    active_connections: int = Field(ge=0)
+
+class Stats(Reply):
+    """The service's counters since it was deployed."""
+
+    active_connections: int = _count("Connections open now (opened, less closed and pruned)")
+    connections_opened: int = _count("WebSocket connections accepted")
+    connections_closed: int = _count("WebSocket connections closed")
+    stale_pruned: int = _count("Connections found gone (410) and deleted")
+    notifications_sent: int = _count("Notifications stored")
+    pushes_delivered: int = _count("Notifications pushed to a live session")
+    notifications_acked: int = _count("Notifications acknowledged by a client")
+    notifications_read: int = _count("Notifications marked read")
+    pushes_failed: int = _count("Pushes to a session that failed")
+    notifications_confirmed: int = _count("Notices confirmed")
+    escalations_sent: int = _count("Escalation steps sent (email, SMS, push)")
+    webpushes_sent: int = _count("Web pushes a push service accepted")
+    webpushes_failed: int = _count("Web pushes that failed")
+    push_subscriptions_pruned: int = _count("Push subscriptions a push service said are gone")
 
 
 REPLY_MODELS: dict[str, type[BaseModel]] = {
@@ -268,7 +279,9 @@ RESPONSES: dict[tuple[str, str], Success] = {
     ("POST", "/api/notifications"): Success(
         (201, 200),
         "SendResult",
-        "Send a notification (200: a repeated idempotency_key)",
+        "Send a notification (200: a repeated idempotency_key; 404: its first notification"
+        " is deleted)",
+        errors=(404,),
         tag="Sending",
     ),
     ("POST", "/api/notifications/broadcast"): Success(
@@ -324,6 +337,7 @@ RESPONSES: dict[tuple[str, str], Success] = {
         (200,),
         "OneNotification",
         "Confirm a notice that requires it (404 unless own; 422 when it needs no confirmation)",
+        errors=(422,),
     ),
     ("GET", "/api/notifications/{notification_id}/receipt"): Success(
         (200,),

@@ -1,8 +1,8 @@
 """Events out, as the receipts stream's function reads and says them.
 
-The records a DynamoDB stream hands the function (only new entries become events), the event
-each entry becomes as the contract gives it, and the partial batch response that tells the
-event source mapping which records to hand over again:
+The records a DynamoDB stream hands the function (only new entries become events) and the event
+each entry becomes as the contract gives it (the partial batch response that tells the event
+source mapping which records to hand over again is wire.py's):
 
     source       legal-aid.notifications
     detail-type  notice.<entry type>
@@ -72,8 +72,3 @@ def event_detail(header: Header, entry: Entry) -> dict[str, Any]:
 
 def event_time(entry: Entry) -> datetime:
     return datetime.strptime(entry.at, "%Y-%m-%dT%H:%M:%S.%f%z")
-
-
-def batch_item_failures(sequence_numbers: Iterable[str]) -> dict[str, list[dict[str, str]]]:
-    """The stream handler's partial batch response."""
-    return {"batchItemFailures": [{"itemIdentifier": number} for number in sequence_numbers]}

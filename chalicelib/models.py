@@ -29,6 +29,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from chalicelib.errors import ValidationFailed
 from chalicelib.wire import (
@@ -191,9 +192,10 @@ class NotificationContent(Strict):
     requires_confirmation: bool = False
     deadline: Deadline | None = None
     escalation: Escalation | None = None
-    # Set by the service when it resolves a multilingual message for one recipient.
-    locale: str | None = None
-    translations: dict[str, str] | None = None
+    # Set by the service when it resolves a multilingual message for one recipient; no sender
+    # may give them, so the published request bodies leave them out.
+    locale: SkipJsonSchema[str | None] = None
+    translations: SkipJsonSchema[dict[str, str] | None] = None
 
     @model_validator(mode="before")
     @classmethod
@@ -206,6 +208,14 @@ class NotificationContent(Strict):
     def _steps_fit_the_deadline(self) -> Self:
         check_escalation(self.escalation, self.deadline)
         return self
+
+    def content(self) -> "NotificationContent":
+        """The content alone, of a request that carries more (a recipient, a key, a group):
+        validated with the request already, so not again."""
+        fields = NotificationContent.model_fields
+        return NotificationContent.model_construct(
+            self.model_fields_set & fields.keys(), **{name: getattr(self, name) for name in fields}
+        )
 
     @property
     def text(self) -> str:
@@ -225,10 +235,28 @@ class NotificationContent(Strict):
         return parse(cls, known)
 
 
+def absent(value: object) -> bool:
+    """A field's `exclude_if`: a reply or event leaves out an optional field that says nothing."""
+    return value is None
+
+
+def _sent_fields(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """What the service sends carries every field, defaults too, except those it leaves out
+    when they say nothing (`absent`): its published schema requires exactly the others."""
+    optional = {name for name, field in model.model_fields.items() if field.exclude_if}
+    required = [name for name in schema.pop("required", []) if name not in optional]
+    if required:
+        schema["required"] = required
+
+
+# The configuration of a model the service only sends (a reply, an event, the notification).
+SENT = ConfigDict(json_schema_serialization_defaults_required=True, json_schema_extra=_sent_fields)
+
+
 class Notification(BaseModel):
     """The notification object of docs/protocol.md, identical in pushes, REST and the web client."""
 
-    model_config = ConfigDict(frozen=True, defer_build=True)
+    model_config = ConfigDict(frozen=True, defer_build=True, **SENT)
 
     id: str
     user_id: str

@@ -13,11 +13,12 @@ import this module: a REST listing or a `$connect` builds none of its models.
 import json
 from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from chalicelib.errors import ServiceError
 from chalicelib.models import (
     PAGE_BYTES,
+    SENT,
     ArchiveRequest,
     IdList,
     LanguageTag,
@@ -28,6 +29,7 @@ from chalicelib.models import (
     RequestId,
     SeenRequest,
     Strict,
+    absent,
     page_cut,
 )
 from chalicelib.wire import compact_json
@@ -82,15 +84,12 @@ class ConfirmFrame(Frame):
 
 
 class Event(BaseModel):
-    model_config = ConfigDict(defer_build=True)
+    model_config = ConfigDict(defer_build=True, **SENT)
 
-    request_id: str | None = None
+    request_id: str | None = Field(None, exclude_if=absent)
 
     def to_wire(self) -> bytes:
         body = self.model_dump(mode="json")
-        for name in ("request_id", "all", "truncated"):  # present only when they say something
-            if body.get(name) is None:
-                body.pop(name, None)
         try:
             return compact_json(body).encode()
         except UnicodeEncodeError:
@@ -139,8 +138,8 @@ class MarkedReadEvent(Event):
     ids: list[str]
     unread_count: int
     # A user-wide change (`all: true`); `ids` then lists at most 100 (`truncated` if more).
-    all: bool | None = None
-    truncated: bool | None = None
+    all: Literal[True] | None = Field(None, exclude_if=absent)
+    truncated: Literal[True] | None = Field(None, exclude_if=absent)
 
 
 class AckedEvent(Event):
@@ -158,8 +157,8 @@ class ArchivedEvent(Event):
     ids: list[str]
     archived: bool
     unread_count: int
-    all: bool | None = None
-    truncated: bool | None = None
+    all: Literal[True] | None = Field(None, exclude_if=absent)
+    truncated: Literal[True] | None = Field(None, exclude_if=absent)
 
 
 class ConfirmedEvent(Event):

@@ -27,12 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from botocore.exceptions import ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as EndpointUnreachable
+from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.errors import ConfigurationError
 from chalicelib.events import SOURCE, PoisonRecord, detail_type, event_detail, event_time
-from chalicelib.retry import TRANSIENT_CODES, Backoff, is_transient
+from chalicelib.retry import TRANSIENT_CODES, Backoff, is_transient, is_unanswered
 from chalicelib.storage.receipts import Header, ReceiptStore, entry_from, header_from
 from chalicelib.telemetry import logger as log
 
@@ -140,8 +139,10 @@ class Publisher:
             if is_transient(exc):
                 return chunk
             raise
-        except (EndpointUnreachable, HTTPClientError):  # the network, not the request
-            return chunk
+        except BotoCoreError as exc:
+            if is_unanswered(exc):  # the network, not the request
+                return chunk
+            raise
         if not response.get("FailedEntryCount"):
             return []
         failed: list[Pending] = []

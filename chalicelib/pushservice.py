@@ -15,6 +15,7 @@ beside pywebpush). What is pushed, to whom and when is chalicelib/webpush.py's.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import http.client
@@ -23,6 +24,7 @@ import os
 import socket
 import ssl
 import struct
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, timedelta
@@ -44,6 +46,9 @@ RECORD_SIZE = 4096
 MAX_PLAINTEXT = RECORD_SIZE - 86 - 16 - 1
 VAPID_LIFETIME = timedelta(hours=12)
 CONNECT_TIMEOUT = 3.0
+# A push's whole exchange: each read waits at most CONNECT_TIMEOUT, but a push service (any
+# host a subscriber names) could answer a byte at a time, holding a worker for hours.
+PUSH_DEADLINE = 10.0
 
 
 def b64url(data: bytes) -> str:
@@ -185,13 +190,22 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
 
     def connect(self) -> None:
         sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.raw = sock  # what `_cut` shuts, also during the TLS handshake
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+
+
+def _cut(connection: http.client.HTTPConnection) -> None:
+    """Shut the push's socket: a read blocked on it returns at once (closing would not wake it)."""
+    sock = getattr(connection, "raw", None) or connection.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):  # closed already
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 class PushClient:
     """POSTs to push services. Never follows a redirect (http.client does not), waits at most
-    `timeout` seconds to connect and for each read, and connects only to an address that the
-    SSRF guard approved when the request was made."""
+    `timeout` seconds to connect and for each read and `deadline` for the whole exchange, and
+    connects only to an address that the SSRF guard approved when the request was made."""
 
     def __init__(
         self,
@@ -199,10 +213,12 @@ class PushClient:
         resolver: Resolver = system_resolver,
         allow_local_http: bool = False,
         timeout: float = CONNECT_TIMEOUT,
+        deadline: float = PUSH_DEADLINE,
     ) -> None:
         self._resolver = resolver
         self._allow_local_http = allow_local_http
         self._timeout = timeout
+        self._deadline = deadline
 
     def check(self, endpoint: str) -> Target:
         """The endpoint's form and current addresses, checked (UnsafeEndpoint otherwise)."""
@@ -223,14 +239,16 @@ class PushClient:
             connection = http.client.HTTPConnection(
                 target.addresses[0], target.port, timeout=self._timeout
             )
+        watchdog = threading.Timer(self._deadline, _cut, (connection,))
+        watchdog.start()
         try:
             connection.request("POST", target.path, body=body, headers=headers)
-            response = connection.getresponse()
-            response.read(4096)
+            response = connection.getresponse()  # the status and headers: all a push needs
         except (OSError, http.client.HTTPException) as exc:
             log.warning("push failed", extra={"error": type(exc).__name__})
             return Answer(Result.RETRY)
         finally:
+            watchdog.cancel()
             connection.close()
         status = response.status
         if 200 <= status < 300:
@@ -243,19 +261,23 @@ class PushClient:
 
 
 def _retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds from `Retry-After` (seconds or an HTTP date), or None."""
+    """Seconds from `Retry-After` (ASCII digits or an HTTP date), or None. Any host a
+    subscriber names answers here: a wait past the push's TTL is cut to it (the push is
+    worthless later), so no answer makes a delay too large to schedule."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, moment.timestamp() - (time.time() if now is None else now))
+    if value.isascii() and value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        seconds = max(0.0, moment.timestamp() - (time.time() if now is None else now))
+    return min(seconds, float(TTL_SECONDS))
 
 
 def vapid_key_source(settings: Settings, session: Any) -> Callable[[], VapidKey]:

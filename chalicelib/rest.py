@@ -267,7 +267,7 @@ class RestApi:
             if access is Access.ADMIN:
                 principal.require_admin()
             if charge:
-                service.check_rate(principal)
+                service.rate_limit.check(principal)
             arguments["principal"] = principal
         if body is not None:
             data = _json_body(request.raw_body)

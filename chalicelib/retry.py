@@ -100,13 +100,25 @@ def is_transient(exc: ClientError) -> bool:
 
 
 def as_unavailable(exc: BaseException) -> Unavailable | None:
-    """An AWS error worth another attempt that outlasted the retries, as the `Unavailable` the
-    edges answer with; None for anything else (a bug, which they report as one)."""
+    """An AWS failure worth another attempt that outlasted the retries, as the `Unavailable`
+    the edges answer with: throttling or a server error, or no answer at all (a timeout, a
+    refused or dropped connection: botocore retried those too). None for anything else (a
+    bug, which they report as one)."""
     from botocore.exceptions import ClientError  # loaded already: an AWS call raised
 
     if isinstance(exc, ClientError) and is_transient(exc):
         return Unavailable("AWS is throttling: retry shortly")
+    if is_unanswered(exc):
+        return Unavailable("AWS did not answer: retry shortly")
     return None
+
+
+def is_unanswered(exc: BaseException) -> bool:
+    """No answer came (a timeout, a refused or dropped connection): the request may or may not
+    have been carried out, and another attempt may be answered."""
+    from botocore.exceptions import ConnectionError, HTTPClientError  # loaded already
+
+    return isinstance(exc, ConnectionError | HTTPClientError)
 
 
 def is_gone(exc: ClientError) -> bool:

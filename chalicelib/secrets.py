@@ -90,7 +90,16 @@ class SecretSource:
 
     def _fail(self, error: Exception) -> None:
         self._failed_at = self.clock()
-        self._failure = f"{type(error).__name__}: {error}"
+        self._failure = _described(error)
+
+
+def _described(error: Exception) -> str:
+    """What failed, for a message whoever sent a token may read: an AWS error by its code
+    alone (AWS's text names the account, the role and the resource; the log keeps it)."""
+    code = (getattr(error, "response", None) or {}).get("Error", {}).get("Code")
+    if code:
+        return f"{type(error).__name__}: {code}"
+    return f"{type(error).__name__}: {error}"
 
 
 def ssm_parameter(client_factory: Callable[[], SSMClient], name: str) -> Callable[[], str]:

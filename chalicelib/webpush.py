@@ -190,9 +190,10 @@ class WebPush:
         profiles = self.profiles.profiles_of(subscribed)
         budget = self.config.per_batch
         accepted = 0
-        for user_id, subscriptions in subscribed.items():
+        for done, (user_id, subscriptions) in enumerate(subscribed.items()):
             if budget <= 0:
-                log.warning("broadcast push budget spent", extra={"skipped_users": len(subscribed)})
+                skipped = len(subscribed) - done
+                log.warning("broadcast push budget spent", extra={"skipped_users": skipped})
                 break
             accepted += self._offline(by_user[user_id], subscriptions[:budget], profiles[user_id])
             budget -= len(subscriptions)

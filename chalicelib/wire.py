@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -61,6 +62,12 @@ def _check_text(text: str) -> None:
         text.encode()
     except UnicodeEncodeError:
         raise ValueError("text must be valid Unicode (no lone surrogates)") from None
+
+
+def batch_item_failures(identifiers: Iterable[str]) -> dict[str, list[dict[str, str]]]:
+    """A queue's or stream's partial batch response (ReportBatchItemFailures): the messages or
+    records (SQS message ids, stream sequence numbers) to hand over again."""
+    return {"batchItemFailures": [{"itemIdentifier": identifier} for identifier in identifiers]}
 
 
 def epoch_ms(moment: datetime) -> int:

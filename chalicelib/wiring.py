@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
     from chalicelib.accounts import Accounts
-    from chalicelib.auth import Principal, TokenVerifier
+    from chalicelib.auth import TokenVerifier
     from chalicelib.delivery import Delivery
     from chalicelib.escalation import EscalationPlanner
     from chalicelib.fanout import FanoutQueue
@@ -324,9 +324,6 @@ class Service:
         self.clients = clients
         self.clock = clock
         self._lock = threading.RLock()
-
-    def check_rate(self, principal: Principal) -> None:
-        self.rate_limit.check(principal)
 
     # --- storage ----------------------------------------------------------------------------
 

@@ -63,8 +63,14 @@ def _error_statuses(spec: Any, path: str) -> set[int]:
         statuses |= {400, 413, 422}
     if spec.query is not None:
         statuses.add(422)
-    if "{" in path:
-        statuses |= {404, 422}
+    parameters = spec.parameters
+    if parameters is not None:
+        # A malformed parameter naming something the caller may hold is that thing unknown
+        # (404); another is invalid (422) when its model constrains it at all.
+        if parameters.unknown_as is not None:
+            statuses.add(404)
+        elif any(field.metadata for field in parameters.model_fields.values()):
+            statuses.add(422)
     if "/connections/" in path:
         statuses.add(410)
     return statuses

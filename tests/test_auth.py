@@ -120,6 +120,22 @@ def test_a_padded_or_tampered_signature_is_rejected() -> None:
         TokenVerifier(SECRET).verify(f"{header}.{forged_payload}.{signature}")
 
 
+@pytest.mark.parametrize(
+    "exp",
+    ["NaN", "Infinity", "1e400", "1" + "0" * 400, "9007199254740993"],
+    ids=["nan", "inf", "1e400", "10**400", "2**53+1"],
+)
+def test_a_signed_token_whose_exp_is_no_time_is_unauthorized(exp: str) -> None:
+    """Signed, so only a holder of the secret could send it: still a 401, never a 500 (NaN
+    passes every comparison; a number past 2**53 fits no store)."""
+    header = segment({"alg": "HS256", "typ": "JWT"})
+    payload = segment(f'{{"sub":"alice","exp":{exp}}}'.encode())
+    signature = hmac.new(SECRET.encode(), f"{header}.{payload}".encode(), hashlib.sha256)
+    token = f"{header}.{payload}.{segment(signature.digest())}"
+    with pytest.raises(Unauthorized):
+        TokenVerifier(SECRET).verify(token)
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=200) | st.lists(st.text(max_size=40), max_size=4).map(".".join))
 def test_hostile_tokens_only_ever_raise_unauthorized(token: str) -> None:
@@ -191,6 +207,18 @@ def test_admin_group_is_configurable_and_roles_grant_admin(issuer: Issuer) -> No
     assert verifier.verify(issuer.token(groups=["caseworkers"])).is_admin
     assert not verifier.verify(issuer.token(groups=["admins"])).is_admin
     assert verifier.verify(issuer.token(roles=["admin"])).is_admin
+
+
+@pytest.mark.parametrize(
+    "exp",
+    [float("nan"), float("inf"), 10**400, 2**53 + 1],
+    ids=["nan", "inf", "10**400", "2**53+1"],
+)
+def test_an_identity_provider_token_whose_exp_is_no_time_is_unauthorized(
+    issuer: Issuer, exp: float
+) -> None:
+    with pytest.raises(Unauthorized):
+        rs_verifier(issuer).verify(issuer.token(exp=exp))
 
 
 def test_cognito_access_token_is_checked_by_client_id(issuer: Issuer) -> None:

@@ -16,6 +16,7 @@ from chalicelib.errors import ConfigurationError, Unauthorized
 from chalicelib.secrets import SECRET_RETRY, SecretSource, is_permanent_client_error
 from chalicelib.settings import Settings
 from chalicelib.token_keys import token_keys
+from tests.conftest import aws_error
 from tests.test_retry import Clock
 
 SECRET = "k" * 40
@@ -155,3 +156,24 @@ def test_a_missing_parameter_is_a_configuration_error_not_unauthorized(aws: None
     with pytest.raises(ConfigurationError) as raised:
         verifier.verify(token)
     assert not isinstance(raised.value, Unauthorized)
+
+
+def test_ssm_refusing_names_its_code_not_the_account_or_role(aws: None) -> None:
+    """The error reaches whoever sent a token (a 500's message, an error frame): it says
+    what failed, not AWS's text naming the account, the role and the parameter's ARN."""
+    arn = "arn:aws:sts::123456789012:assumed-role/notifications-prod/api_handler"
+    session = boto3.session.Session()
+
+    def refuse(**_: Any) -> Any:
+        error = {"Code": "AccessDeniedException", "Message": f"User: {arn} is not authorized"}
+        parsed = {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}
+        return aws_error("AccessDeniedException")[0], parsed
+
+    session.events.register("before-call.ssm.GetParameter", refuse)
+    verifier = verifier_from_ssm(session)
+    token = jwt.encode({"sub": "alice", "exp": int(time.time()) + 60}, SECRET, algorithm="HS256")
+    for _ in range(2):  # the first failure, then the one remembered within the interval
+        with pytest.raises(ConfigurationError) as raised:
+            verifier.verify(token)
+        assert "AccessDeniedException" in raised.value.message
+        assert "123456789012" not in raised.value.message

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice.local import LambdaContext
-
 import app as lambda_app
 from chalicelib import send_notification
+from chalicelib.contract import Stats
 from chalicelib.storage.keys import STATS_PK
 from chalicelib.telemetry import STATS_FLUSH_SECONDS
 from chalicelib.wiring import Service
+from devstack.context import LambdaContext
 from devstack.messaging import scheduled_event
 from tests.conftest import ADMIN, REGION, Clock, WsClient, aws_error, on_call, request_body
 
@@ -61,6 +61,7 @@ def test_the_stats_route_is_exact_without_waiting(
     client.send({"action": "ack", "ids": [notification.id]})
     assert len(only_stats(updates)) == 1  # the clock stood still: sends and acks paid no write
     stats = http.get("/api/websocket/stats", headers=ADMIN).json_body
+    assert set(stats) == set(Stats.model_fields)  # every counter the contract documents
     assert stats["connections_opened"] == 1
     assert stats["active_connections"] == 1
     assert stats["notifications_sent"] == 1
@@ -92,6 +93,6 @@ def test_a_failed_flush_keeps_its_counts_for_the_next(service: Service, clock: C
 
 def test_a_background_invocation_flushes_when_it_ends(service: Service) -> None:
     service.counters.record(escalations_sent=2)
-    context = LambdaContext("escalation_sweep", 128, max_runtime_ms=60_000)
+    context = LambdaContext(function_name="escalation_sweep", memory_mb=128)
     lambda_app.escalation_sweep(scheduled_event(REGION, "escalation_sweep"), context)
     assert service.limits.read_stats()["escalations_sent"] == 2

@@ -769,14 +769,13 @@ def test_a_sweep_costs_the_same_whatever_is_pending_later(
 def test_the_scheduled_handler_runs_with_a_lambda_context(
     http: Any, svc: Service, clock: Clock
 ) -> None:
-    from chalice.local import LambdaContext
-
+    from devstack.context import LambdaContext
     from devstack.messaging import scheduled_event
 
     put(http, "/api/users/alice/contact", CONTACT)
     send(http, escalation=[{"channel": "email", "after": "PT1M"}])
     clock.advance(61)
-    context = LambdaContext("escalation_sweep", 128, max_runtime_ms=60_000)
+    context = LambdaContext(function_name="escalation_sweep", memory_mb=128)
     result = lambda_app.escalation_sweep(scheduled_event(REGION, "escalation_sweep"), context)
     assert result == {"due": 1, "outcomes": {"escalated": 1}}
     assert len(emails()) == 1

@@ -226,6 +226,43 @@ def test_reads_throttled_past_botocore_s_retries_are_503_with_retry_after(
     assert len(http.get("/api/notifications", headers=ALICE).json_body["items"]) == 1
 
 
+READ_OUTAGES = {
+    "read timeout": ReadTimeoutError(endpoint_url="https://dynamodb.invalid"),
+    "no connection": EndpointConnectionError(endpoint_url="https://dynamodb.invalid"),
+}
+
+
+@pytest.mark.parametrize("error", READ_OUTAGES.values(), ids=READ_OUTAGES.keys())
+def test_reads_dynamodb_never_answers_are_503_with_retry_after(
+    http: Any, ws: type[WsClient], service: Service, error: Exception
+) -> None:
+    """What botocore raises when its retries of a timeout or refused connection ran out is an
+    outage, not a bug: 503 with Retry-After, a busy error frame, and the inbox as it was."""
+    send(http)
+    session = live(ws)
+    faults = [True]
+
+    def unanswered(request: dict[str, Any]) -> Any:
+        if faults[0]:
+            raise error
+        return None
+
+    on_call(service.clients.dynamodb, "Query", unanswered)
+    response = http.get("/api/notifications", headers=ALICE)
+    assert response.status_code == 503, response.body
+    assert int(response.headers["Retry-After"]) >= 1
+    assert set(response.json_body) == {"Code", "Message"}
+    [reply] = session.send({"action": "get_notifications", "request_id": "g"})
+    assert reply == {
+        "event": "error",
+        "code": "internal_error",
+        "message": "The service is busy: retry shortly",
+        "request_id": "g",
+    }
+    faults[0] = False
+    assert len(http.get("/api/notifications", headers=ALICE).json_body["items"]) == 1
+
+
 def test_send_notification_keeps_its_notification_when_pushes_time_out(
     ws: type[WsClient], service: Service
 ) -> None:

@@ -108,6 +108,21 @@ def test_idempotency_key_stores_once_within_24_hours(
     assert later.json_body["notification"]["id"] != first.json_body["notification"]["id"]
 
 
+def test_a_repeated_idempotency_key_whose_notification_was_deleted_is_404(
+    http: Any, service: Service
+) -> None:
+    """As the published document says: the first notification is gone, and none is stored
+    again under the key."""
+    body = {"user_id": "alice", "message": "m", "idempotency_key": "order-8"}
+    first = post(http, "/api/notifications", body, ADMIN).json_body["notification"]
+    deleted = http.delete(f"/api/notifications/{first['id']}", headers=user("alice"))
+    assert deleted.status_code == 204
+    again = post(http, "/api/notifications", body, ADMIN)
+    assert again.status_code == 404
+    assert set(again.json_body) == {"Code", "Message"}
+    assert service.inbox.page("alice", limit=10).items == []
+
+
 def test_concurrent_identical_requests_store_one_notification(service: Service) -> None:
     # DynamoDB serializes transactions on an item; moto's in-process backend does not (a
     # cancelled transaction restores a table snapshot taken before the other one wrote): the

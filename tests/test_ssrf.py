@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
@@ -288,3 +289,35 @@ def test_a_redirect_is_not_followed_and_a_silent_server_times_out_fast() -> None
     assert answer.result is Result.RETRY
     assert datetime.now(UTC) - started < timedelta(seconds=5)
     silent.close()
+
+
+def test_a_push_service_that_answers_a_byte_at_a_time_is_cut_at_the_deadline() -> None:
+    """Each byte comes well within the read timeout, the whole answer long after the deadline:
+    the push is given up (to be retried), not waited out."""
+    header = b"HTTP/1.1 201 Created\r\nX-Slow: " + b"a" * 60 + b"\r\nContent-Length: 0\r\n\r\n"
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    done = threading.Event()
+
+    def trickle() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            for byte in header:
+                if done.wait(0.1):
+                    return
+                try:
+                    connection.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    client = PushClient(allow_local_http=True, timeout=0.5, deadline=1.0)
+    try:
+        answer = client.post(f"http://127.0.0.1:{listener.getsockname()[1]}/p", b"x", {})
+    finally:
+        done.set()
+        thread.join(5)
+        listener.close()
+    assert answer.result is Result.RETRY

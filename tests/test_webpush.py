@@ -551,7 +551,7 @@ def test_a_refused_connection_is_retried_later(
 
 
 def test_a_broadcast_batch_sends_at_most_its_budget_of_pushes(
-    service: Service, pushes: PushService
+    service: Service, pushes: PushService, caplog: pytest.LogCaptureFixture
 ) -> None:
     from chalicelib.bodies import PushSubscriptionBody
     from chalicelib.webpush import WebPush, WebPushConfig
@@ -573,6 +573,8 @@ def test_a_broadcast_batch_sends_at_most_its_budget_of_pushes(
     notifications = [service.inbox.put(user, svc_content(), idempotency=None)[0] for user in users]
     assert bounded.notify_offline_many(notifications) == 2
     assert len(pushes.received) == 2
+    spent = [r for r in caplog.records if r.getMessage() == "broadcast push budget spent"]
+    assert [record.skipped_users for record in spent] == [2]  # type: ignore[attr-defined]
 
 
 def test_the_vapid_key_is_read_from_ssm_once_on_first_use(
@@ -609,3 +611,32 @@ def test_outside_local_stages_no_key_means_a_clear_configuration_error(
         response = client.http.get("/api/push/key")
     assert response.status_code == 500
     assert "VAPID_PRIVATE_KEY_PARAMETER" in response.json_body["Message"]
+
+
+@pytest.mark.parametrize("retry_after", ["9" * 30, "Fri, 31 Dec 9999 23:59:59 GMT"])
+def test_a_retry_after_beyond_reason_still_schedules_the_retry_within_the_hour(
+    http: Any, service: Service, pushes: PushService, clock: Clock, retry_after: str
+) -> None:
+    """A push service (any host a subscriber names) may answer any Retry-After: the retry is
+    pending all the same, at most an hour away, and then delivered."""
+    notification = send_to_a_phone_answering(http, pushes, 429, retry_after=retry_after)
+    [step] = service.steps.pending("alice")
+    assert step.notification_id == notification["id"]
+    assert step.due_at <= (clock() + 3600) * 1000
+    clock.advance(3601)
+    for _ in range(3):
+        service.escalations.sweep()
+    assert [r.status for r in pushes.received] == [429, 201]
+    assert service.steps.pending("alice") == []
+
+
+@pytest.mark.parametrize("retry_after", ["\u00b2", "\u0663", "-5", "soon"])
+def test_a_retry_after_that_is_no_number_of_seconds_is_ignored(
+    http: Any, service: Service, pushes: PushService, retry_after: str
+) -> None:
+    """Not ASCII digits (a superscript two, an Arabic-Indic three) nor an HTTP date: as if
+    there were none, the push is tried again at once."""
+    notification = send_to_a_phone_answering(http, pushes, 503, retry_after=retry_after)
+    assert [r.status for r in pushes.received] == [503, 201]
+    assert pushed_entries(notification["id"]) == [("pushed", "webpush", {"subscriptions": 1})]
+    assert service.steps.pending("alice") == []

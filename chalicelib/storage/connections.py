@@ -15,6 +15,7 @@ from dataclasses import KW_ONLY, dataclass
 from typing import NamedTuple
 
 from chalicelib.auth import Principal
+from chalicelib.errors import Forbidden, Unauthorized
 from chalicelib.storage.dynamo import Dynamo
 from chalicelib.storage.keys import BY_USER_INDEX, Item, connection_key
 from chalicelib.wire import compact_json
@@ -53,26 +54,37 @@ class ConnectionStore:
         self.db.client.put_item(TableName=self.table, Item=item)
 
     def register(self, connection_id: str, principal: Principal) -> int:
-        """Bind the connection to `principal`; returns when the connection's record expires."""
+        """Bind the connection to `principal`; returns when the connection's record expires.
+
+        The connection must still exist and be unbound or bound to the same user: a register
+        racing the connection's `$disconnect` would otherwise bring it back, and two users
+        registering one connection at once would both succeed (Unauthorized, Forbidden)."""
         now = int(self.clock())
-        updated = self.db.client.update_item(
-            TableName=self.table,
-            Key=connection_key(connection_id),
-            UpdateExpression=(
-                "SET user_id = :user, principal = :principal, registered_at = :now, "
-                "token_expires_at = :token_expires, "
-                "connected_at = if_not_exists(connected_at, :now), "
-                "expires_at = if_not_exists(expires_at, :expires)"
-            ),
-            ExpressionAttributeValues={
-                ":user": {"S": principal.user_id},
-                ":principal": {"S": _principal_json(principal)},
-                ":token_expires": {"N": str(principal.expires_at)},
-                ":now": {"N": str(now)},
-                ":expires": {"N": str(now + self.ttl_seconds)},
-            },
-            ReturnValues="ALL_NEW",
-        )
+        try:
+            updated = self.db.client.update_item(
+                TableName=self.table,
+                Key=connection_key(connection_id),
+                UpdateExpression=(
+                    "SET user_id = :user, principal = :principal, registered_at = :now, "
+                    "token_expires_at = :token_expires"
+                ),
+                ConditionExpression=(
+                    "attribute_exists(connection_id) "
+                    "AND (attribute_not_exists(user_id) OR user_id = :user)"
+                ),
+                ExpressionAttributeValues={
+                    ":user": {"S": principal.user_id},
+                    ":principal": {"S": _principal_json(principal)},
+                    ":token_expires": {"N": str(principal.expires_at)},
+                    ":now": {"N": str(now)},
+                },
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except self.db.client.exceptions.ConditionalCheckFailedException as exc:
+            if "Item" not in exc.response:
+                raise Unauthorized("Unknown or expired connection: reconnect") from None
+            raise Forbidden("This connection was registered by another user") from None
         return int(updated["Attributes"]["expires_at"]["N"])
 
     def get(self, connection_id: str) -> ConnectionRecord | None:
