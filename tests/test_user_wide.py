@@ -10,6 +10,7 @@ import random
 from typing import Any
 
 import pytest
+from botocore.exceptions import ReadTimeoutError
 
 from benchmarks.volume import seed_inbox
 from chalicelib.errors import RateLimited
@@ -678,6 +679,55 @@ def test_an_archive_all_whose_job_was_never_enqueued_is_finished_by_a_later_job(
     # With nothing new, archive all enqueues no job again.
     again = service.notifications.archive("alice", None)
     assert again.ids == [] and queue.jobs == [("archive_all", job)]
+
+
+def time_out_once_after(service: Service, words: str) -> list[str]:
+    """The first write of a user-wide change (a TransactWriteItems whose update says `words`)
+    reaches DynamoDB and commits, but its answer never comes back (a read timeout)."""
+    timed_out: list[str] = []
+    sent = on_call(service.clients.dynamodb, "TransactWriteItems")
+
+    def after(model: Any, **_: Any) -> None:
+        if model.name == "TransactWriteItems" and not timed_out and transacts(sent[-1], words):
+            timed_out.append(words)
+            raise ReadTimeoutError(endpoint_url="https://dynamodb.invalid")
+
+    service.clients.dynamodb.meta.events.register("after-call.dynamodb", after)
+    return timed_out
+
+
+@pytest.mark.parametrize(
+    ("action", "words", "kind", "recorded"),
+    [
+        ("mark_read", "read_upto", "mark_read_all", ["stored", "read"]),
+        ("archive", "arch_upto", "archive_all", ["stored", "read", "archived"]),
+    ],
+)
+def test_a_user_wide_change_whose_write_timed_out_after_committing_answers_and_tells_once(
+    service: Service,
+    ws: type[WsClient],
+    action: str,
+    words: str,
+    kind: str,
+    recorded: list[str],
+) -> None:
+    ids = seed_unread(service, "alice", 30)
+    [laptop] = registered(ws, "alice", 1)
+    queue = service.notifications.jobs = Queue()
+    timed_out = time_out_once_after(service, words)
+    change = getattr(service.notifications, action)("alice", None)
+    assert timed_out == [words]
+    # The reply and the other session say what the committed attempt changed.
+    assert sorted(change.ids) == ids and change.unread_count == 0
+    [synced] = [f for f in laptop.received() if "ids" in f]
+    assert sorted(synced["ids"]) == ids and synced["all"] is True
+    [(enqueued, job)] = queue.jobs
+    assert enqueued == kind
+    assert run_job(service, kind, job, 60)
+    assert all(entries(service, i) == recorded for i in ids)
+    assert service.inbox.unread_count("alice") == 0
+    shown = every_page(service, "alice", archived=action == "archive")
+    assert sorted(n.id for n in shown) == ids and all(n.read for n in shown)
 
 
 def test_sync_events_of_a_user_wide_change_carry_at_most_100_ids(

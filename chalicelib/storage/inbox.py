@@ -938,6 +938,8 @@ class Inbox:
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
             shards = self._shards(user_id)
+            if _settled(cancelled, outcome) and _watermark_of(shards) == outcome[-1][1]:
+                return None  # the attempt whose outcome was unknown committed: its view stands
             unread = (self._count(shards, "d"), self._count(shards, "h"))
             before = _view_of(shards)._replace(unread=unread)
             previous = before.watermark
@@ -1038,6 +1040,8 @@ class Inbox:
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
             shards = self._shards(user_id)
             archives = _archives_of(shards)
+            if _settled(cancelled, outcome) and _fenced_by(archives, outcome[-1][1]):
+                return None  # the attempt whose outcome was unknown committed: its ids stand
             ids = self._shelf_ids(user_id, INBOX_SHELF, above=archives.fence, limit=listed)
             if archives.relisted and len(ids) < listed:
                 shelf = relisted_shelf(archives.fence)
@@ -2235,6 +2239,24 @@ def _archives_of(shards: list[Item]) -> Archives:
         tuple(sorted((ArchiveMark.decoded(text) for text in marks), key=lambda m: m.fence)),
         any(item.get("relisted", {}).get("S") == fence for item in shards),
     )
+
+
+def _settled(cancelled: Cancellation | None, outcome: list[Any]) -> bool:
+    """Whether a user-wide change's write was cancelled after an attempt of unknown outcome
+    that wrote a change (the last `outcome`, whose second field is what it wrote): that
+    attempt may have committed, and the shards read again say whether it did."""
+    return (
+        cancelled is not None
+        and cancelled.after_ambiguous
+        and bool(outcome)
+        and outcome[-1][1] is not None
+    )
+
+
+def _fenced_by(archives: Archives, mark: ArchiveMark) -> bool:
+    """Whether the shards hold an archive all's mark (its job may have taken it off already,
+    after a later archive all's fence)."""
+    return mark in archives.marks or (archives.fence, archives.at) == (mark.fence, mark.at)
 
 
 def _held(state: Item) -> bool:
