@@ -16,6 +16,7 @@ from benchmarks.volume import seed_inbox
 from chalicelib.errors import RateLimited
 from chalicelib.jobs import Deadline
 from chalicelib.models import NotificationContent, PageQuery
+from chalicelib.notifications import ARCHIVE_IN_REQUEST
 from chalicelib.receipts import verify
 from chalicelib.storage.inbox import MAX_PENDING_RELISTED
 from chalicelib.storage.keys import (
@@ -681,14 +682,18 @@ def test_an_archive_all_whose_job_was_never_enqueued_is_finished_by_a_later_job(
     assert again.ids == [] and queue.jobs == [("archive_all", job)]
 
 
-def time_out_once_after(service: Service, words: str) -> list[str]:
-    """The first write of a user-wide change (a TransactWriteItems whose update says `words`)
-    reaches DynamoDB and commits, but its answer never comes back (a read timeout)."""
+def time_out_once_after(service: Service, words: str = "") -> list[str]:
+    """The first write of a change (a TransactWriteItems; with `words`, one whose update says
+    them) reaches DynamoDB and commits, but its answer never comes back (a read timeout)."""
     timed_out: list[str] = []
     sent = on_call(service.clients.dynamodb, "TransactWriteItems")
 
     def after(model: Any, **_: Any) -> None:
-        if model.name == "TransactWriteItems" and not timed_out and transacts(sent[-1], words):
+        if (
+            model.name == "TransactWriteItems"
+            and not timed_out
+            and (not words or transacts(sent[-1], words))
+        ):
             timed_out.append(words)
             raise ReadTimeoutError(endpoint_url="https://dynamodb.invalid")
 
@@ -728,6 +733,65 @@ def test_a_user_wide_change_whose_write_timed_out_after_committing_answers_and_t
     assert service.inbox.unread_count("alice") == 0
     shown = every_page(service, "alice", archived=action == "archive")
     assert sorted(n.id for n in shown) == ids and all(n.read for n in shown)
+
+
+def test_a_restore_all_whose_slice_timed_out_after_committing_still_enqueues_the_rest(
+    service: Service,
+) -> None:
+    ids = seed_unread(service, "alice", 30)
+    service.notifications.archive("alice", ids)
+    queue = service.notifications.jobs = Queue()
+    timed_out = time_out_once_after(service)
+    change = service.notifications.archive("alice", None, False)
+    assert timed_out == [""]
+    assert change.ids == ids[:ARCHIVE_IN_REQUEST] and change.truncated
+    [(kind, job)] = queue.jobs
+    assert run_job(service, kind, job, 60)
+    assert sorted(n.id for n in every_page(service, "alice")) == ids
+    assert every_page(service, "alice", archived=True) == []
+    assert all(entries(service, i) == ["stored", "read", "archived"] for i in ids)
+
+
+@pytest.mark.parametrize("action", ["mark_read", "archive", "restore", "confirm", "delete"])
+def test_a_change_by_id_whose_write_timed_out_after_committing_answers_and_tells_once(
+    service: Service, ws: type[WsClient], action: str
+) -> None:
+    steps = [{"channel": "email", "after": "PT10M"}]
+    content = NotificationContent(message="notice", requires_confirmation=True, escalation=steps)
+    notice = service.notifications.send("alice", content).notification.id
+    if action in ("archive", "restore"):
+        service.notifications.confirm("alice", notice)
+    if action == "restore":
+        service.notifications.archive("alice", [notice])
+    before = entries(service, notice)
+    [laptop] = registered(ws, "alice", 1)
+    pending = len(service.steps.pending("alice"))
+    timed_out = time_out_once_after(service)
+    done = {
+        "mark_read": lambda: service.notifications.mark_read("alice", [notice]).ids,
+        "archive": lambda: service.notifications.archive("alice", [notice]).ids,
+        "restore": lambda: service.notifications.archive("alice", [notice], False).ids,
+        "confirm": lambda: [service.notifications.confirm("alice", notice)[0]],
+        "delete": lambda: service.notifications.delete("alice", notice),
+    }[action]()
+    assert timed_out == [""]
+    added = {
+        "mark_read": ["read"],
+        "archive": ["archived"],
+        "restore": [],
+        "confirm": ["read", "confirmed"],
+        "delete": ["deleted"],
+    }[action]
+    assert entries(service, notice) == before + added
+    # Confirming or deleting it closes it: its pending steps are cancelled.
+    closes = action in ("confirm", "delete")
+    assert len(service.steps.pending("alice")) == (0 if closes else pending)
+    if action == "delete":
+        assert done is None and service.inbox.get("alice", notice) is None
+        return
+    assert done and [f for f in laptop.received() if f.get("event") != "notification"]
+    one = service.notifications.get("alice", notice)
+    assert one.read and one.archived == (action == "archive")
 
 
 def test_sync_events_of_a_user_wide_change_carry_at_most_100_ids(

@@ -360,13 +360,16 @@ class _Known:
 
 @dataclass(slots=True)
 class _Chains:
-    """The receipt entries one transaction appends: which action holds whose entry, and the
+    """The receipt entries one transaction appends: which action holds whose entry, the
     notifications whose tail on the item proved behind (an entry appended outside a state
-    change), read from the receipt itself on the next attempt."""
+    change), read from the receipt itself on the next attempt, and the tail each change
+    moves its receipt to (`written`; the last attempt's in `sent`)."""
 
     entries: dict[int, str] = field(default_factory=dict)
     updates: dict[str, int] = field(default_factory=dict)
     behind: set[str] = field(default_factory=set)
+    written: dict[str, str] = field(default_factory=dict)
+    sent: dict[str, str] = field(default_factory=dict)
 
     def settle(self, cancelled: Cancellation | None) -> None:
         if cancelled is not None:
@@ -375,6 +378,18 @@ class _Chains:
                 if cancelled.failed_condition(index) and not cancelled.failed_condition(update):
                     self.behind.add(notification_id)
         self.entries, self.updates = {}, {}
+        self.sent, self.written = self.written, {}
+
+    def committed(self, cancelled: Cancellation | None, hashes: dict[str, str | None]) -> bool:
+        """Whether the attempt of unknown outcome before `cancelled` committed after all (a
+        retry of the same request then fails its own conditions): a receipt it appended to
+        ends with the hash it wrote (`hashes`: each notification's tail as read again), and a
+        transaction commits whole."""
+        return (
+            cancelled is not None
+            and cancelled.after_ambiguous
+            and any(hashes.get(i) == written for i, written in self.sent.items())
+        )
 
 
 @dataclass(slots=True)
@@ -654,6 +669,8 @@ class Inbox:
             current = self._one(user_id, notification_id, cancelled, chains, mark)
             if current is None:
                 raise NotFound(f"No notification {notification_id}")
+            if chains.committed(cancelled, _tail_hashes({notification_id: current})):
+                return None  # its outcome stands
             if "needs_confirmation" not in current:
                 raise ValidationFailed("This notification does not require confirmation")
             if "confirmed_at" in current:
@@ -723,10 +740,13 @@ class Inbox:
         """
         chains = _Chains()
         mark = self._known(user_id)
+        landed: list[bool] = []
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
             current = self._one(user_id, notification_id, cancelled, chains, mark)
             if current is None:
+                if self._deleted_by_unknown_attempt(notification_id, cancelled, chains):
+                    landed.append(True)
                 return None
             key = notification_key(user_id, notification_id)
             read = "read_at" in current
@@ -758,7 +778,17 @@ class Inbox:
                 return [*actions, self._counter_update(user_id, {}, held=held)] if held else actions
             return [*actions, self._uncount(user_id, notification_id, current, held=held)]
 
-        return self._db.transact(prepare)
+        return self._db.transact(prepare) or bool(landed)
+
+    def _deleted_by_unknown_attempt(
+        self, notification_id: str, cancelled: Cancellation | None, chains: _Chains
+    ) -> bool:
+        """Whether a notification found gone was deleted by this request's attempt of unknown
+        outcome (its receipt ends with the `deleted` entry that attempt wrote)."""
+        if cancelled is None or not cancelled.after_ambiguous or self._receipts is None:
+            return False
+        tail = self._receipts.tail(notification_id)
+        return chains.committed(cancelled, {notification_id: tail.hash if tail else None})
 
     def _known(self, user_id: str, view: View | None = None) -> _Known:
         """What the user-wide changes made every reader see, for a change that must record
@@ -1677,6 +1707,7 @@ class Inbox:
         present: list[str] = []
         changes: list[Change] = []
         chains = _Chains()
+        landed: list[bool] = []
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
             # After a cancellation another session changed some of them: read again.
@@ -1685,6 +1716,9 @@ class Inbox:
             if stamp.counted:
                 mark.learn(cancelled)
             current = known if cancelled is None else self._state(user_id, batch)
+            if chains.committed(cancelled, _tail_hashes(current)):
+                landed.append(True)
+                return None  # its changes stand
             present = [i for i in batch if i in current]
             wanted = [i for i in present if stamp.wanted(current[i])]
             if stamp.counted:
@@ -1736,7 +1770,7 @@ class Inbox:
                 actions.append(self._decrement(user_id, decrements, counted, current))
             return actions
 
-        committed = self._db.transact(prepare)
+        committed = self._db.transact(prepare) or bool(landed)
         return present, changes if committed else []
 
     def _archive_batch(
@@ -1750,6 +1784,7 @@ class Inbox:
     ) -> list[Change]:
         changes: list[Change] = []
         chains = _Chains()
+        landed: list[bool] = []
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
             # After a cancellation another session changed some of them: read again.
@@ -1757,6 +1792,11 @@ class Inbox:
             chains.settle(cancelled)
             mark.learn(cancelled)
             current = known if cancelled is None else self._state(user_id, batch)
+            if chains.committed(cancelled, _tail_hashes(current)) or (
+                not archived and _restored(cancelled, changes, current, mark.archives)
+            ):
+                landed.append(True)
+                return None  # its changes stand
             stamp = self._stamp()
             view = mark.view
             changes, actions = [], []
@@ -1835,7 +1875,7 @@ class Inbox:
                 actions.append(guard)
             return actions
 
-        return changes if self._db.transact(prepare) else []
+        return changes if self._db.transact(prepare) or landed else []
 
     def _decrement(
         self, user_id: str, decrements: dict[str, int], counted: list[str], state: dict[str, Item]
@@ -2037,6 +2077,7 @@ class Inbox:
             values[":rheld"] = {"N": held}
             condition = "receipt_seq = :rheld"
         chains.updates[notification_id] = len(actions)
+        chains.written[notification_id] = tail.hash
         actions.append(write((clause, values, condition)))
         for put in puts:
             chains.entries[len(actions)] = notification_id
@@ -2334,6 +2375,33 @@ def _delete(
     if found:
         delete["ExpressionAttributeValues"] = found
     return {"Delete": delete}
+
+
+def _restored(
+    cancelled: Cancellation | None,
+    changes: list[Change],
+    states: dict[str, Item],
+    archives: Archives,
+) -> bool:
+    """Whether the restore of unknown outcome before `cancelled` committed after all: every
+    notification it restored reads restored (one archived by id appends no receipt entry to
+    tell by; restoring one again would change nothing anyone sees)."""
+    return (
+        cancelled is not None
+        and cancelled.after_ambiguous
+        and bool(changes)
+        and all(
+            change.id in states
+            and "archived_at" not in states[change.id]
+            and archives.archived_at(change.id, states[change.id]) is None
+            for change in changes
+        )
+    )
+
+
+def _tail_hashes(states: dict[str, Item]) -> dict[str, str | None]:
+    """The receipt hash each notification item holds (its receipt's tail)."""
+    return {i: state.get("receipt_hash", {}).get("S") for i, state in states.items()}
 
 
 def _tail_item(tail: Tail) -> Item:
