@@ -232,7 +232,7 @@ def test_reads_confirms_and_deletes_of_covered_notifications_count_nothing_again
     assert archived.ids == [plain[2]] and archived.unread_count == 0
     assert entries(service, plain[2]) == ["stored", "read", "archived"]
     assert service.inbox.unread_count("alice") == 0
-    watermark = service.inbox.watermark("alice")
+    watermark = service.inbox.view("alice").watermark
     for notification_id in (plain[0], plain[2], notice):
         assert service.inbox.get("alice", notification_id).read_at == watermark.at
     assert confirmed_at >= watermark.at

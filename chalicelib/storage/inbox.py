@@ -892,38 +892,15 @@ class Inbox:
 
         self._db.transact(prepare)
 
-    def erase(self, user_id: str) -> list[str]:
-        """Delete everything in the user's partition but the counter shards (they hold the
-        tombstone): notifications, idempotency records, rate-limit windows and whatever else
-        lives there. Returns the ids of the notifications deleted. Run after `hold_sends`: a
-        consistent Query then sees every send that committed before the tombstone, and none
-        can commit after it."""
-        deleted: list[str] = []
-        requests: list[Item] = []
-        for item in self._db.query_all(
-            TableName=self._table,
-            KeyConditionExpression="pk = :pk",
-            ProjectionExpression="pk, sk",
-            ExpressionAttributeValues={":pk": {"S": user_pk(user_id)}},
-            ConsistentRead=True,
-        ):
-            if item["sk"]["S"].startswith(COUNTER_PREFIX):
-                continue
-            if item["sk"]["S"].startswith(NOTIFICATION_PREFIX):
-                deleted.append(notification_id_of(item))
-            requests.append({"DeleteRequest": {"Key": {"pk": item["pk"], "sk": item["sk"]}}})
-        self._db.batch_write(self._table, requests)
-        return deleted
-
     def erase_page(
         self, user_id: str, limit: int, *, closing: Callable[[list[str]], None] | None = None
     ) -> tuple[list[str], bool]:
-        """`erase`, one bounded page at a time: delete up to `limit` items of the partition
-        (never the counter shards: they hold the tombstone); returns the notification ids
-        deleted and whether more remain. `closing` gets the page's notification ids before
-        they are deleted (a run killed in between repeats the page). Each page starts from the
-        partition's start again: what an earlier page deleted is gone, so repeating a page is
-        harmless."""
+        """Delete everything in the user's partition but the counter shards (they hold the
+        tombstone: run after `hold_sends`, so no send commits meanwhile), one bounded page at
+        a time: up to `limit` items; returns the notification ids deleted and whether more
+        remain. `closing` gets the page's notification ids before they are deleted (a run
+        killed in between repeats the page). Each page starts from the partition's start
+        again: what an earlier page deleted is gone, so repeating a page is harmless."""
         response = self._db.client.query(
             TableName=self._table,
             KeyConditionExpression="pk = :pk",
@@ -1032,10 +1009,6 @@ class Inbox:
             condition=condition,
             names=names,
         )
-
-    def watermark(self, user_id: str) -> Watermark:
-        """The user's read watermark (one GetItem of a shard: it is on every one)."""
-        return self.view(user_id).watermark
 
     def view(self, user_id: str) -> View:
         """The user's read watermark and archive fences (one GetItem of a shard: they are on
