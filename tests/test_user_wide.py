@@ -53,8 +53,9 @@ def run_though_killed(
     service: Service, queue: Queue, kind: str, *, seed: int, operations: tuple[str, ...]
 ) -> dict[str, Any]:
     """Runs the one job of `kind` enqueued until it says it is done, the worker dying before a
-    random share of its `operations` (SQS hands the job over again each time); then once more,
-    as a redelivered message, which must find nothing left to do twice. Returns the job."""
+    random share of its `operations`, or after one has taken effect but before its answer
+    arrives (SQS hands the job over again each time); then once more, as a redelivered
+    message, which must find nothing left to do twice. Returns the job."""
     [(enqueued, job)] = queue.jobs
     assert enqueued == kind
     rng = random.Random(seed)
@@ -67,8 +68,14 @@ def run_though_killed(
             killed += 1
             raise RuntimeError("worker killed")
 
+    def dies_after_sometimes(**_: Any) -> None:
+        dies_sometimes({})
+
     for operation in operations:
         on_call(service.clients.dynamodb, operation, dies_sometimes)
+        service.clients.dynamodb.meta.events.register(
+            f"after-call.dynamodb.{operation}", dies_after_sometimes
+        )
     runs = 0
     while True:
         runs += 1
