@@ -7,18 +7,19 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from typing import Any
 
 import pytest
 from botocore.exceptions import ReadTimeoutError
 
 from benchmarks.volume import seed_inbox
-from chalicelib.errors import RateLimited
+from chalicelib.errors import RateLimited, ServiceError
 from chalicelib.jobs import Deadline
 from chalicelib.models import NotificationContent, PageQuery
 from chalicelib.notifications import ARCHIVE_IN_REQUEST
 from chalicelib.receipts import verify
-from chalicelib.storage.inbox import MAX_PENDING_RELISTED
+from chalicelib.storage.inbox import MAX_PENDING_RELISTED, USER_WIDE_ATTEMPTS
 from chalicelib.storage.keys import (
     INBOX_SHELF,
     counter_bucket,
@@ -29,6 +30,7 @@ from chalicelib.storage.keys import (
 )
 from chalicelib.wiring import Service
 from tests.conftest import WsClient, on_call, request_body, token
+from tests.test_contention import PER_SENDER, SENDERS, serialize
 
 MANY = 250
 MANY_UNREAD = 1_200
@@ -799,6 +801,60 @@ def test_a_change_by_id_whose_write_timed_out_after_committing_answers_and_tells
     assert done and [f for f in laptop.received() if f.get("event") != "notification"]
     one = service.notifications.get("alice", notice)
     assert one.read and one.archived == (action == "archive")
+
+
+@pytest.mark.parametrize("action", ["mark_read", "archive"])
+def test_a_user_wide_change_amid_32_concurrent_senders_waits_them_out_and_counts_exactly(
+    service: Service, action: str
+) -> None:
+    seed_unread(service, "alice", 20)
+    service.notifications.jobs = Queue()
+    serialize(service.clients.dynamodb, conflicts=0.15)
+    writes = on_call(service.clients.dynamodb, "TransactWriteItems")
+    sent: list[str] = []
+    failures: list[Exception] = []
+    changes: list[Any] = []
+    start = threading.Barrier(SENDERS + 1)
+    underway = threading.Event()
+
+    def sender(n: int) -> None:
+        start.wait()
+        for m in range(PER_SENDER):
+            try:
+                content = NotificationContent(message=f"{n}/{m}")
+                sent.append(service.notifications.send("alice", content).notification.id)
+            except ServiceError as exc:
+                failures.append(exc)
+            if len(sent) >= SENDERS:
+                underway.set()
+
+    def everything() -> None:
+        start.wait()
+        # Amid the burst: once a quarter of the sends committed, with the rest under way.
+        assert underway.wait(timeout=600)
+        try:
+            changes.append(getattr(service.notifications, action)("alice", None))
+        except ServiceError as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=sender, args=(n,)) for n in range(SENDERS)]
+    threads.append(threading.Thread(target=everything))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    [change] = changes
+    assert len(sent) == SENDERS * PER_SENDER and change.ids
+    words = "read_upto" if action == "mark_read" else "arch_upto"
+    rounds = sum(transacts(request, words) for request in writes)
+    assert 1 <= rounds <= USER_WIDE_ATTEMPTS
+    # Every send landed on one side of the change, and the count says which.
+    stored = service.inbox.everything("alice")
+    assert len(stored) == 20 + len(sent)
+    unread = [n.id for n in stored if not n.read]
+    assert service.inbox.unread_count("alice") == len(unread)
+    assert sorted(n.id for n in every_page(service, "alice", unread_only=True)) == unread
 
 
 def test_sync_events_of_a_user_wide_change_carry_at_most_100_ids(

@@ -146,6 +146,11 @@ NOT_HELD = "attribute_not_exists(needs_confirmation) OR attribute_exists(confirm
 # Archive alls whose relisted shelves still wait for their job: one more Query per archived
 # page each, so a further archive all waits (429) until a job has caught up.
 MAX_PENDING_RELISTED = 8
+# A user-wide change's write is conditioned on no counter shard changing since it read them, so
+# under a burst of sends to the user it loses many rounds: it waits the burst out (its
+# attempts, each a Query, a transaction and archive all's listing, stay under a request's 100
+# calls) rather than answering 503 where waiting succeeds.
+USER_WIDE_ATTEMPTS = 20
 # Reading takes a notification out of the unread listings.
 UNREAD_KEYS = "unread_pk, unread_category_pk"
 # How long an erasure holds off sends to the user if it dies before lifting its tombstone.
@@ -960,7 +965,7 @@ class Inbox:
                 for key, shard in self._every_shard(user_id, shards)
             ]
 
-        self._db.transact(prepare)
+        self._db.transact(prepare, attempts=USER_WIDE_ATTEMPTS)
         return outcome[-1]
 
     def _watermark_update(self, key: Item, shard: Item, mark: Watermark) -> Item:
@@ -1073,7 +1078,7 @@ class Inbox:
                 for key, shard in self._every_shard(user_id, shards)
             ]
 
-        self._db.transact(prepare)
+        self._db.transact(prepare, attempts=USER_WIDE_ATTEMPTS)
         return outcome[-1]
 
     def archived_upto(self, user_id: str, marks: list[ArchiveMark], limit: int) -> list[str]:
