@@ -24,6 +24,8 @@ CALL_BOUND = 100
 BYTES_BOUND = 1_000_000
 TIME_GOAL_MS = 1_000.0
 SIZES = (10, 5_000, 10_000)
+# What a notification item keeps of its receipt's tail.
+TAIL_ATTRIBUTES = ("receipt_seq", "receipt_hash", "receipt_expires", "receipt_case")
 
 
 def seed_inbox(
@@ -33,13 +35,15 @@ def seed_inbox(
     *,
     message: str = "Seeded",
     counted: bool = False,
+    tail: bool = True,
     **fields: Any,
 ) -> list[str]:
     """`count` notifications for `user_id` with their receipts, oldest first, written straight
     with BatchWriteItem (every other one in category "news"; `fields` go into each one's
     content). The unread counter: `counted`, it counts them all, on one shard, as their sends
     would have; otherwise the last one is sent for real, so the counter exists but counts one.
-    Returns their ids."""
+    `tail` False: the items hold no receipt tail, as stored before items kept it. Returns their
+    ids."""
     from chalicelib.models import NotificationContent
 
     inbox = service.inbox
@@ -57,6 +61,9 @@ def seed_inbox(
         for action in actions:
             if "Put" in action:
                 put = action["Put"]
+                if not tail:
+                    for name in TAIL_ATTRIBUTES:
+                        put["Item"].pop(name, None)
                 by_table.setdefault(put["TableName"], []).append(
                     {"PutRequest": {"Item": put["Item"]}}
                 )

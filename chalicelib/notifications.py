@@ -21,7 +21,6 @@ from chalicelib.i18n import resolve
 from chalicelib.messaging import Outcome
 from chalicelib.models import (
     MAX_MESSAGE_BYTES,
-    FanoutJob,
     FanoutPage,
     Notification,
     NotificationContent,
@@ -214,12 +213,6 @@ class Notifications:
             live, pushed=self._record_batch_push, notifications_sent=len(stored)
         )
         return len(stored)
-
-    def deliver_job(self, job: FanoutJob | FanoutPage) -> int:
-        """One SQS fan-out job: a page of a broadcast's audience, or a batch of recipients."""
-        if isinstance(job, FanoutPage):
-            return self.deliver_page(job)
-        return self.deliver(job.content, job.user_ids, broadcast_id=job.broadcast_id)
 
     def message_connection(self, connection_id: str, data: Any) -> None:
         """Send an admin's direct message to one connection."""

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
+from benchmarks.volume import seed_inbox
 from chalicelib.models import NotificationContent
 from chalicelib.receipts import verify
 from chalicelib.wiring import Service
 from tests.conftest import on_call
 from tests.serial import serialized_moto  # noqa: F401 - a fixture
 from tests.test_volume import count_calls
-from tests.test_volume import seed as seed_inbox
 
 # One state read (100 ids a call) and a transaction per 49 ids (update + entry each, and the
 # counter); then the request's own: the unread count and the user's connections for the sync
@@ -30,7 +30,7 @@ ACK_10_CALLS = 2  # the state read, one transaction
 def seed(service: Service, user_id: str, count: int, *, tail: bool = True) -> list[str]:
     """`count` unread notifications of the user with their receipts' first entries; `tail`
     False seeds them as stored before the item kept the receipt's tail."""
-    return seed_inbox(service, user_id, count, tail=tail, categories=False)
+    return seed_inbox(service, user_id, count, counted=True, tail=tail)
 
 
 def receipt_reads(service: Service) -> list[dict[str, Any]]:

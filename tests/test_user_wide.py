@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from typing import Any
 
 import pytest
+from botocore.exceptions import ReadTimeoutError
 
 from benchmarks.volume import seed_inbox
-from chalicelib.errors import RateLimited
+from chalicelib.errors import RateLimited, ServiceError
 from chalicelib.jobs import Deadline
 from chalicelib.models import NotificationContent, PageQuery
+from chalicelib.notifications import ARCHIVE_IN_REQUEST
 from chalicelib.receipts import verify
-from chalicelib.storage.inbox import MAX_PENDING_RELISTED
+from chalicelib.storage.inbox import MAX_PENDING_RELISTED, USER_WIDE_ATTEMPTS
 from chalicelib.storage.keys import (
     INBOX_SHELF,
     counter_bucket,
@@ -27,6 +30,7 @@ from chalicelib.storage.keys import (
 )
 from chalicelib.wiring import Service
 from tests.conftest import WsClient, on_call, request_body, token
+from tests.test_contention import PER_SENDER, SENDERS, serialize
 
 MANY = 250
 MANY_UNREAD = 1_200
@@ -51,8 +55,9 @@ def run_though_killed(
     service: Service, queue: Queue, kind: str, *, seed: int, operations: tuple[str, ...]
 ) -> dict[str, Any]:
     """Runs the one job of `kind` enqueued until it says it is done, the worker dying before a
-    random share of its `operations` (SQS hands the job over again each time); then once more,
-    as a redelivered message, which must find nothing left to do twice. Returns the job."""
+    random share of its `operations`, or after one has taken effect but before its answer
+    arrives (SQS hands the job over again each time); then once more, as a redelivered
+    message, which must find nothing left to do twice. Returns the job."""
     [(enqueued, job)] = queue.jobs
     assert enqueued == kind
     rng = random.Random(seed)
@@ -65,8 +70,14 @@ def run_though_killed(
             killed += 1
             raise RuntimeError("worker killed")
 
+    def dies_after_sometimes(**_: Any) -> None:
+        dies_sometimes({})
+
     for operation in operations:
         on_call(service.clients.dynamodb, operation, dies_sometimes)
+        service.clients.dynamodb.meta.events.register(
+            f"after-call.dynamodb.{operation}", dies_after_sometimes
+        )
     runs = 0
     while True:
         runs += 1
@@ -230,7 +241,7 @@ def test_reads_confirms_and_deletes_of_covered_notifications_count_nothing_again
     assert archived.ids == [plain[2]] and archived.unread_count == 0
     assert entries(service, plain[2]) == ["stored", "read", "archived"]
     assert service.inbox.unread_count("alice") == 0
-    watermark = service.inbox.watermark("alice")
+    watermark = service.inbox.view("alice").watermark
     for notification_id in (plain[0], plain[2], notice):
         assert service.inbox.get("alice", notification_id).read_at == watermark.at
     assert confirmed_at >= watermark.at
@@ -678,6 +689,172 @@ def test_an_archive_all_whose_job_was_never_enqueued_is_finished_by_a_later_job(
     # With nothing new, archive all enqueues no job again.
     again = service.notifications.archive("alice", None)
     assert again.ids == [] and queue.jobs == [("archive_all", job)]
+
+
+def time_out_once_after(service: Service, words: str = "") -> list[str]:
+    """The first write of a change (a TransactWriteItems; with `words`, one whose update says
+    them) reaches DynamoDB and commits, but its answer never comes back (a read timeout)."""
+    timed_out: list[str] = []
+    sent = on_call(service.clients.dynamodb, "TransactWriteItems")
+
+    def after(model: Any, **_: Any) -> None:
+        if (
+            model.name == "TransactWriteItems"
+            and not timed_out
+            and (not words or transacts(sent[-1], words))
+        ):
+            timed_out.append(words)
+            raise ReadTimeoutError(endpoint_url="https://dynamodb.invalid")
+
+    service.clients.dynamodb.meta.events.register("after-call.dynamodb", after)
+    return timed_out
+
+
+@pytest.mark.parametrize(
+    ("action", "words", "kind", "recorded"),
+    [
+        ("mark_read", "read_upto", "mark_read_all", ["stored", "read"]),
+        ("archive", "arch_upto", "archive_all", ["stored", "read", "archived"]),
+    ],
+)
+def test_a_user_wide_change_whose_write_timed_out_after_committing_answers_and_tells_once(
+    service: Service,
+    ws: type[WsClient],
+    action: str,
+    words: str,
+    kind: str,
+    recorded: list[str],
+) -> None:
+    ids = seed_unread(service, "alice", 30)
+    [laptop] = registered(ws, "alice", 1)
+    queue = service.notifications.jobs = Queue()
+    timed_out = time_out_once_after(service, words)
+    change = getattr(service.notifications, action)("alice", None)
+    assert timed_out == [words]
+    # The reply and the other session say what the committed attempt changed.
+    assert sorted(change.ids) == ids and change.unread_count == 0
+    [synced] = [f for f in laptop.received() if "ids" in f]
+    assert sorted(synced["ids"]) == ids and synced["all"] is True
+    [(enqueued, job)] = queue.jobs
+    assert enqueued == kind
+    assert run_job(service, kind, job, 60)
+    assert all(entries(service, i) == recorded for i in ids)
+    assert service.inbox.unread_count("alice") == 0
+    shown = every_page(service, "alice", archived=action == "archive")
+    assert sorted(n.id for n in shown) == ids and all(n.read for n in shown)
+
+
+def test_a_restore_all_whose_slice_timed_out_after_committing_still_enqueues_the_rest(
+    service: Service,
+) -> None:
+    ids = seed_unread(service, "alice", 30)
+    service.notifications.archive("alice", ids)
+    queue = service.notifications.jobs = Queue()
+    timed_out = time_out_once_after(service)
+    change = service.notifications.archive("alice", None, False)
+    assert timed_out == [""]
+    assert change.ids == ids[:ARCHIVE_IN_REQUEST] and change.truncated
+    [(kind, job)] = queue.jobs
+    assert run_job(service, kind, job, 60)
+    assert sorted(n.id for n in every_page(service, "alice")) == ids
+    assert every_page(service, "alice", archived=True) == []
+    assert all(entries(service, i) == ["stored", "read", "archived"] for i in ids)
+
+
+@pytest.mark.parametrize("action", ["mark_read", "archive", "restore", "confirm", "delete"])
+def test_a_change_by_id_whose_write_timed_out_after_committing_answers_and_tells_once(
+    service: Service, ws: type[WsClient], action: str
+) -> None:
+    steps = [{"channel": "email", "after": "PT10M"}]
+    content = NotificationContent(message="notice", requires_confirmation=True, escalation=steps)
+    notice = service.notifications.send("alice", content).notification.id
+    if action in ("archive", "restore"):
+        service.notifications.confirm("alice", notice)
+    if action == "restore":
+        service.notifications.archive("alice", [notice])
+    before = entries(service, notice)
+    [laptop] = registered(ws, "alice", 1)
+    pending = len(service.steps.pending("alice"))
+    timed_out = time_out_once_after(service)
+    done = {
+        "mark_read": lambda: service.notifications.mark_read("alice", [notice]).ids,
+        "archive": lambda: service.notifications.archive("alice", [notice]).ids,
+        "restore": lambda: service.notifications.archive("alice", [notice], False).ids,
+        "confirm": lambda: [service.notifications.confirm("alice", notice)[0]],
+        "delete": lambda: service.notifications.delete("alice", notice),
+    }[action]()
+    assert timed_out == [""]
+    added = {
+        "mark_read": ["read"],
+        "archive": ["archived"],
+        "restore": [],
+        "confirm": ["read", "confirmed"],
+        "delete": ["deleted"],
+    }[action]
+    assert entries(service, notice) == before + added
+    # Confirming or deleting it closes it: its pending steps are cancelled.
+    closes = action in ("confirm", "delete")
+    assert len(service.steps.pending("alice")) == (0 if closes else pending)
+    if action == "delete":
+        assert done is None and service.inbox.get("alice", notice) is None
+        return
+    assert done and [f for f in laptop.received() if f.get("event") != "notification"]
+    one = service.notifications.get("alice", notice)
+    assert one.read and one.archived == (action == "archive")
+
+
+@pytest.mark.parametrize("action", ["mark_read", "archive"])
+def test_a_user_wide_change_amid_32_concurrent_senders_waits_them_out_and_counts_exactly(
+    service: Service, action: str
+) -> None:
+    seed_unread(service, "alice", 20)
+    service.notifications.jobs = Queue()
+    serialize(service.clients.dynamodb, conflicts=0.15)
+    writes = on_call(service.clients.dynamodb, "TransactWriteItems")
+    sent: list[str] = []
+    failures: list[Exception] = []
+    changes: list[Any] = []
+    start = threading.Barrier(SENDERS + 1)
+    underway = threading.Event()
+
+    def sender(n: int) -> None:
+        start.wait()
+        for m in range(PER_SENDER):
+            try:
+                content = NotificationContent(message=f"{n}/{m}")
+                sent.append(service.notifications.send("alice", content).notification.id)
+            except ServiceError as exc:
+                failures.append(exc)
+            if len(sent) >= SENDERS:
+                underway.set()
+
+    def everything() -> None:
+        start.wait()
+        # Amid the burst: once a quarter of the sends committed, with the rest under way.
+        assert underway.wait(timeout=600)
+        try:
+            changes.append(getattr(service.notifications, action)("alice", None))
+        except ServiceError as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=sender, args=(n,)) for n in range(SENDERS)]
+    threads.append(threading.Thread(target=everything))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    [change] = changes
+    assert len(sent) == SENDERS * PER_SENDER and change.ids
+    words = "read_upto" if action == "mark_read" else "arch_upto"
+    rounds = sum(transacts(request, words) for request in writes)
+    assert 1 <= rounds <= USER_WIDE_ATTEMPTS
+    # Every send landed on one side of the change, and the count says which.
+    stored = service.inbox.everything("alice")
+    assert len(stored) == 20 + len(sent)
+    unread = [n.id for n in stored if not n.read]
+    assert service.inbox.unread_count("alice") == len(unread)
+    assert sorted(n.id for n in every_page(service, "alice", unread_only=True)) == unread
 
 
 def test_sync_events_of_a_user_wide_change_carry_at_most_100_ids(

@@ -148,7 +148,12 @@ class Dynamo:
         self.retry = retry or Backoff()
         self.transact_retry = transact_retry or TRANSACT_RETRY
 
-    def transact(self, prepare: Callable[[Cancellation | None], list[Item] | None]) -> bool:
+    def transact(
+        self,
+        prepare: Callable[[Cancellation | None], list[Item] | None],
+        *,
+        attempts: int | None = None,
+    ) -> bool:
         """Commit the actions `prepare` builds; True once they commit, False if it builds none.
 
         `prepare` reads what it needs and returns the actions (at most 100). After a
@@ -160,15 +165,18 @@ class Dynamo:
         as a plain conditional write (half the capacity of a transaction, same outcome).
         Within `carrying`, the first transaction also carries the request's `Rider`, so
         `prepare` builds at most `TRANSACTION_ROOM` actions to leave it room.
-        Raises `Unavailable` when the attempts run out.
+        Raises `Unavailable` when the attempts (the policy's, or `attempts`) run out.
         """
+        policy = self.transact_retry
+        if attempts is not None:
+            policy = policy._replace(attempts=attempts)
         cancelled: Cancellation | None = None
         actions: list[Item] | None = None
         sent: list[Item] = []
         rider: Rider | None = None
         token = ""
         ambiguous = False
-        for attempt in range(self.transact_retry.attempts):
+        for attempt in range(policy.attempts):
             if not ambiguous:
                 actions = prepare(cancelled)
                 if not actions:
@@ -182,7 +190,7 @@ class Dynamo:
                 token = uuid.uuid4().hex
             assert actions is not None
             if attempt:
-                self.transact_retry.pause(attempt)
+                policy.pause(attempt)
             try:
                 if len(sent) == 1:
                     [(kind, request)] = sent[0].items()

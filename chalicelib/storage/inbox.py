@@ -146,6 +146,11 @@ NOT_HELD = "attribute_not_exists(needs_confirmation) OR attribute_exists(confirm
 # Archive alls whose relisted shelves still wait for their job: one more Query per archived
 # page each, so a further archive all waits (429) until a job has caught up.
 MAX_PENDING_RELISTED = 8
+# A user-wide change's write is conditioned on no counter shard changing since it read them, so
+# under a burst of sends to the user it loses many rounds: it waits the burst out (its
+# attempts, each a Query, a transaction and archive all's listing, stay under a request's 100
+# calls) rather than answering 503 where waiting succeeds.
+USER_WIDE_ATTEMPTS = 20
 # Reading takes a notification out of the unread listings.
 UNREAD_KEYS = "unread_pk, unread_category_pk"
 # How long an erasure holds off sends to the user if it dies before lifting its tombstone.
@@ -360,13 +365,16 @@ class _Known:
 
 @dataclass(slots=True)
 class _Chains:
-    """The receipt entries one transaction appends: which action holds whose entry, and the
+    """The receipt entries one transaction appends: which action holds whose entry, the
     notifications whose tail on the item proved behind (an entry appended outside a state
-    change), read from the receipt itself on the next attempt."""
+    change), read from the receipt itself on the next attempt, and the tail each change
+    moves its receipt to (`written`; the last attempt's in `sent`)."""
 
     entries: dict[int, str] = field(default_factory=dict)
     updates: dict[str, int] = field(default_factory=dict)
     behind: set[str] = field(default_factory=set)
+    written: dict[str, str] = field(default_factory=dict)
+    sent: dict[str, str] = field(default_factory=dict)
 
     def settle(self, cancelled: Cancellation | None) -> None:
         if cancelled is not None:
@@ -375,6 +383,18 @@ class _Chains:
                 if cancelled.failed_condition(index) and not cancelled.failed_condition(update):
                     self.behind.add(notification_id)
         self.entries, self.updates = {}, {}
+        self.sent, self.written = self.written, {}
+
+    def committed(self, cancelled: Cancellation | None, hashes: dict[str, str | None]) -> bool:
+        """Whether the attempt of unknown outcome before `cancelled` committed after all (a
+        retry of the same request then fails its own conditions): a receipt it appended to
+        ends with the hash it wrote (`hashes`: each notification's tail as read again), and a
+        transaction commits whole."""
+        return (
+            cancelled is not None
+            and cancelled.after_ambiguous
+            and any(hashes.get(i) == written for i, written in self.sent.items())
+        )
 
 
 @dataclass(slots=True)
@@ -654,6 +674,8 @@ class Inbox:
             current = self._one(user_id, notification_id, cancelled, chains, mark)
             if current is None:
                 raise NotFound(f"No notification {notification_id}")
+            if chains.committed(cancelled, _tail_hashes({notification_id: current})):
+                return None  # its outcome stands
             if "needs_confirmation" not in current:
                 raise ValidationFailed("This notification does not require confirmation")
             if "confirmed_at" in current:
@@ -723,10 +745,13 @@ class Inbox:
         """
         chains = _Chains()
         mark = self._known(user_id)
+        landed: list[bool] = []
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
             current = self._one(user_id, notification_id, cancelled, chains, mark)
             if current is None:
+                if self._deleted_by_unknown_attempt(notification_id, cancelled, chains):
+                    landed.append(True)
                 return None
             key = notification_key(user_id, notification_id)
             read = "read_at" in current
@@ -758,7 +783,17 @@ class Inbox:
                 return [*actions, self._counter_update(user_id, {}, held=held)] if held else actions
             return [*actions, self._uncount(user_id, notification_id, current, held=held)]
 
-        return self._db.transact(prepare)
+        return self._db.transact(prepare) or bool(landed)
+
+    def _deleted_by_unknown_attempt(
+        self, notification_id: str, cancelled: Cancellation | None, chains: _Chains
+    ) -> bool:
+        """Whether a notification found gone was deleted by this request's attempt of unknown
+        outcome (its receipt ends with the `deleted` entry that attempt wrote)."""
+        if cancelled is None or not cancelled.after_ambiguous or self._receipts is None:
+            return False
+        tail = self._receipts.tail(notification_id)
+        return chains.committed(cancelled, {notification_id: tail.hash if tail else None})
 
     def _known(self, user_id: str, view: View | None = None) -> _Known:
         """What the user-wide changes made every reader see, for a change that must record
@@ -862,38 +897,15 @@ class Inbox:
 
         self._db.transact(prepare)
 
-    def erase(self, user_id: str) -> list[str]:
-        """Delete everything in the user's partition but the counter shards (they hold the
-        tombstone): notifications, idempotency records, rate-limit windows and whatever else
-        lives there. Returns the ids of the notifications deleted. Run after `hold_sends`: a
-        consistent Query then sees every send that committed before the tombstone, and none
-        can commit after it."""
-        deleted: list[str] = []
-        requests: list[Item] = []
-        for item in self._db.query_all(
-            TableName=self._table,
-            KeyConditionExpression="pk = :pk",
-            ProjectionExpression="pk, sk",
-            ExpressionAttributeValues={":pk": {"S": user_pk(user_id)}},
-            ConsistentRead=True,
-        ):
-            if item["sk"]["S"].startswith(COUNTER_PREFIX):
-                continue
-            if item["sk"]["S"].startswith(NOTIFICATION_PREFIX):
-                deleted.append(notification_id_of(item))
-            requests.append({"DeleteRequest": {"Key": {"pk": item["pk"], "sk": item["sk"]}}})
-        self._db.batch_write(self._table, requests)
-        return deleted
-
     def erase_page(
         self, user_id: str, limit: int, *, closing: Callable[[list[str]], None] | None = None
     ) -> tuple[list[str], bool]:
-        """`erase`, one bounded page at a time: delete up to `limit` items of the partition
-        (never the counter shards: they hold the tombstone); returns the notification ids
-        deleted and whether more remain. `closing` gets the page's notification ids before
-        they are deleted (a run killed in between repeats the page). Each page starts from the
-        partition's start again: what an earlier page deleted is gone, so repeating a page is
-        harmless."""
+        """Delete everything in the user's partition but the counter shards (they hold the
+        tombstone: run after `hold_sends`, so no send commits meanwhile), one bounded page at
+        a time: up to `limit` items; returns the notification ids deleted and whether more
+        remain. `closing` gets the page's notification ids before they are deleted (a run
+        killed in between repeats the page). Each page starts from the partition's start
+        again: what an earlier page deleted is gone, so repeating a page is harmless."""
         response = self._db.client.query(
             TableName=self._table,
             KeyConditionExpression="pk = :pk",
@@ -938,6 +950,8 @@ class Inbox:
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
             shards = self._shards(user_id)
+            if _settled(cancelled, outcome) and _watermark_of(shards) == outcome[-1][1]:
+                return None  # the attempt whose outcome was unknown committed: its view stands
             unread = (self._count(shards, "d"), self._count(shards, "h"))
             before = _view_of(shards)._replace(unread=unread)
             previous = before.watermark
@@ -951,7 +965,7 @@ class Inbox:
                 for key, shard in self._every_shard(user_id, shards)
             ]
 
-        self._db.transact(prepare)
+        self._db.transact(prepare, attempts=USER_WIDE_ATTEMPTS)
         return outcome[-1]
 
     def _watermark_update(self, key: Item, shard: Item, mark: Watermark) -> Item:
@@ -1001,10 +1015,6 @@ class Inbox:
             names=names,
         )
 
-    def watermark(self, user_id: str) -> Watermark:
-        """The user's read watermark (one GetItem of a shard: it is on every one)."""
-        return self.view(user_id).watermark
-
     def view(self, user_id: str) -> View:
         """The user's read watermark and archive fences (one GetItem of a shard: they are on
         every one). Whether anything was relisted is on one shard only: assumed."""
@@ -1038,6 +1048,8 @@ class Inbox:
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
             shards = self._shards(user_id)
             archives = _archives_of(shards)
+            if _settled(cancelled, outcome) and _fenced_by(archives, outcome[-1][1]):
+                return None  # the attempt whose outcome was unknown committed: its ids stand
             ids = self._shelf_ids(user_id, INBOX_SHELF, above=archives.fence, limit=listed)
             if archives.relisted and len(ids) < listed:
                 shelf = relisted_shelf(archives.fence)
@@ -1066,7 +1078,7 @@ class Inbox:
                 for key, shard in self._every_shard(user_id, shards)
             ]
 
-        self._db.transact(prepare)
+        self._db.transact(prepare, attempts=USER_WIDE_ATTEMPTS)
         return outcome[-1]
 
     def archived_upto(self, user_id: str, marks: list[ArchiveMark], limit: int) -> list[str]:
@@ -1673,6 +1685,7 @@ class Inbox:
         present: list[str] = []
         changes: list[Change] = []
         chains = _Chains()
+        landed: list[bool] = []
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
             # After a cancellation another session changed some of them: read again.
@@ -1681,6 +1694,9 @@ class Inbox:
             if stamp.counted:
                 mark.learn(cancelled)
             current = known if cancelled is None else self._state(user_id, batch)
+            if chains.committed(cancelled, _tail_hashes(current)):
+                landed.append(True)
+                return None  # its changes stand
             present = [i for i in batch if i in current]
             wanted = [i for i in present if stamp.wanted(current[i])]
             if stamp.counted:
@@ -1732,7 +1748,7 @@ class Inbox:
                 actions.append(self._decrement(user_id, decrements, counted, current))
             return actions
 
-        committed = self._db.transact(prepare)
+        committed = self._db.transact(prepare) or bool(landed)
         return present, changes if committed else []
 
     def _archive_batch(
@@ -1746,6 +1762,7 @@ class Inbox:
     ) -> list[Change]:
         changes: list[Change] = []
         chains = _Chains()
+        landed: list[bool] = []
 
         def prepare(cancelled: Cancellation | None) -> list[Item] | None:
             # After a cancellation another session changed some of them: read again.
@@ -1753,6 +1770,11 @@ class Inbox:
             chains.settle(cancelled)
             mark.learn(cancelled)
             current = known if cancelled is None else self._state(user_id, batch)
+            if chains.committed(cancelled, _tail_hashes(current)) or (
+                not archived and _restored(cancelled, changes, current, mark.archives)
+            ):
+                landed.append(True)
+                return None  # its changes stand
             stamp = self._stamp()
             view = mark.view
             changes, actions = [], []
@@ -1831,7 +1853,7 @@ class Inbox:
                 actions.append(guard)
             return actions
 
-        return changes if self._db.transact(prepare) else []
+        return changes if self._db.transact(prepare) or landed else []
 
     def _decrement(
         self, user_id: str, decrements: dict[str, int], counted: list[str], state: dict[str, Item]
@@ -2033,6 +2055,7 @@ class Inbox:
             values[":rheld"] = {"N": held}
             condition = "receipt_seq = :rheld"
         chains.updates[notification_id] = len(actions)
+        chains.written[notification_id] = tail.hash
         actions.append(write((clause, values, condition)))
         for put in puts:
             chains.entries[len(actions)] = notification_id
@@ -2237,6 +2260,24 @@ def _archives_of(shards: list[Item]) -> Archives:
     )
 
 
+def _settled(cancelled: Cancellation | None, outcome: list[Any]) -> bool:
+    """Whether a user-wide change's write was cancelled after an attempt of unknown outcome
+    that wrote a change (the last `outcome`, whose second field is what it wrote): that
+    attempt may have committed, and the shards read again say whether it did."""
+    return (
+        cancelled is not None
+        and cancelled.after_ambiguous
+        and bool(outcome)
+        and outcome[-1][1] is not None
+    )
+
+
+def _fenced_by(archives: Archives, mark: ArchiveMark) -> bool:
+    """Whether the shards hold an archive all's mark (its job may have taken it off already,
+    after a later archive all's fence)."""
+    return mark in archives.marks or (archives.fence, archives.at) == (mark.fence, mark.at)
+
+
 def _held(state: Item) -> bool:
     """Whether a notification awaits a confirmation (no archive all covers it)."""
     return "needs_confirmation" in state and "confirmed_at" not in state
@@ -2312,6 +2353,33 @@ def _delete(
     if found:
         delete["ExpressionAttributeValues"] = found
     return {"Delete": delete}
+
+
+def _restored(
+    cancelled: Cancellation | None,
+    changes: list[Change],
+    states: dict[str, Item],
+    archives: Archives,
+) -> bool:
+    """Whether the restore of unknown outcome before `cancelled` committed after all: every
+    notification it restored reads restored (one archived by id appends no receipt entry to
+    tell by; restoring one again would change nothing anyone sees)."""
+    return (
+        cancelled is not None
+        and cancelled.after_ambiguous
+        and bool(changes)
+        and all(
+            change.id in states
+            and "archived_at" not in states[change.id]
+            and archives.archived_at(change.id, states[change.id]) is None
+            for change in changes
+        )
+    )
+
+
+def _tail_hashes(states: dict[str, Item]) -> dict[str, str | None]:
+    """The receipt hash each notification item holds (its receipt's tail)."""
+    return {i: state.get("receipt_hash", {}).get("S") for i, state in states.items()}
 
 
 def _tail_item(tail: Tail) -> Item:
